@@ -1,0 +1,498 @@
+//! Types shared by the XDP program (`lb-ebpf`) and the controller (`lb-user`).
+//!
+//! One source of truth for every map key and value. All types are `#[repr(C)]`,
+//! have explicit padding and derive `bytemuck::Pod`, which refuses hidden padding
+//! at compile time. No enums, `bool`s or `Option`s: every bit pattern is valid.
+//!
+//! Byte order: addresses and ports are in **network order** (`[u8; N]`), every
+//! other integer is in host order. Times are `bpf_ktime_get_ns()` values
+//! (CLOCK_MONOTONIC nanoseconds).
+//!
+//! LVS words: *service* (virtual service), *dest* (a real server of one service),
+//! *conn* (connection entry), *template* (persistence template), *quiescent*
+//! (weight 0).
+#![no_std]
+
+use bytemuck::{Pod, Zeroable};
+
+/// Bumped whenever a map type below changes size or meaning. The controller
+/// refuses pinned maps of another layout (see `lb-user`'s pin check).
+pub const LAYOUT_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------
+// Map names (at most 15 characters: the kernel keeps no more) and sizes.
+// ---------------------------------------------------------------------------
+
+pub const MAP_SERVICES: &str = "SERVICES";
+pub const MAP_DESTS: &str = "DESTS";
+pub const MAP_CONNS: &str = "CONNS";
+pub const MAP_TEMPLATES: &str = "TEMPLATES";
+pub const MAP_SCHED: &str = "SCHED";
+pub const MAP_SETTINGS: &str = "SETTINGS";
+pub const MAP_STATS: &str = "STATS";
+pub const MAP_SVC_STATS: &str = "SVC_STATS";
+pub const MAP_DEST_STATS: &str = "DEST_STATS";
+/// Every map the program uses, in a fixed order (pinning, checks, listings).
+pub const MAP_NAMES: [&str; 9] = [
+    MAP_SERVICES,
+    MAP_DESTS,
+    MAP_CONNS,
+    MAP_TEMPLATES,
+    MAP_SCHED,
+    MAP_SETTINGS,
+    MAP_STATS,
+    MAP_SVC_STATS,
+    MAP_DEST_STATS,
+];
+/// Name of the XDP program in the object.
+pub const PROGRAM_NAME: &str = "lb_xdp";
+
+/// Virtual services (entries of `SERVICES`, indices of `SCHED`, `SVC_STATS`).
+pub const MAX_SERVICES: u32 = 4096;
+/// Destinations of all services together (indices of `DESTS`, `DEST_STATS`),
+/// including removed ones kept for their connections (the LVS "trash").
+pub const MAX_DESTS: u32 = 65536;
+/// Real servers of one service.
+pub const MAX_SERVICE_DESTS: usize = 64;
+/// Default size of the connection table (LRU); `lbctl attach --conns` changes it.
+pub const DEFAULT_CONNS: u32 = 1 << 20;
+/// Default size of the template table (LRU); `lbctl attach --templates` changes it.
+pub const DEFAULT_TEMPLATES: u32 = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// Protocols and address families.
+// ---------------------------------------------------------------------------
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+// ---------------------------------------------------------------------------
+// SERVICES: HashMap<ServiceKey, Service>
+// ---------------------------------------------------------------------------
+
+/// Key of `SERVICES`: one virtual service (protocol, VIP, port). Port 0 is an
+/// "all ports" service (persistent only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Pod, Zeroable)]
+pub struct ServiceKey {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<ServiceKey>() == 8);
+
+/// Service flag: persistent (`-p`).
+pub const SVC_F_PERSISTENT: u32 = 1 << 0;
+/// Service flag: a port-0 ("all ports") service; its templates use port 0.
+pub const SVC_F_PORT0: u32 = 1 << 1;
+
+/// Scheduler: round robin.
+pub const SCHED_RR: u32 = 0;
+/// Scheduler: weighted round robin.
+pub const SCHED_WRR: u32 = 1;
+
+/// One real server in a service's scheduling list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ServiceDest {
+    /// Index in `DESTS`.
+    pub dest: u32,
+    /// Current weight (0 = quiescent, never picked for a new flow).
+    pub weight: u32,
+}
+
+/// Value of `SERVICES`. Replaced whole by the controller on every change, so
+/// the datapath never sees a half-updated list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Service {
+    /// Index in `SCHED` and `SVC_STATS`.
+    pub id: u32,
+    /// `SVC_F_*`.
+    pub flags: u32,
+    /// `SCHED_*`.
+    pub sched: u32,
+    /// Persistence timeout in seconds (meaningful with `SVC_F_PERSISTENT`).
+    pub timeout: u32,
+    /// Persistence netmask, network order.
+    pub netmask: [u8; 4],
+    /// Unique per service creation: a per-CPU scheduler state of another epoch
+    /// is stale (the service id was reused).
+    pub epoch: u32,
+    /// Bumped on every change of the dest list or a weight.
+    pub generation: u32,
+    /// Number of valid entries in `dests`.
+    pub ndests: u32,
+    /// wrr: gcd of the positive weights (1 if none).
+    pub di: u32,
+    /// wrr: max weight − (di − 1).
+    pub mw: u32,
+    /// wrr: the current weight a CPU that has scheduled nothing yet starts with
+    /// (the kernel's `cw` replayed over every change since the service was made).
+    pub cw_seed: u32,
+    pub _pad: u32,
+    /// The dest list in LVS order: most recently added first.
+    pub dests: [ServiceDest; MAX_SERVICE_DESTS],
+}
+const _: () = assert!(core::mem::size_of::<Service>() == 48 + 8 * MAX_SERVICE_DESTS);
+
+// ---------------------------------------------------------------------------
+// DESTS: Array<Dest>
+// ---------------------------------------------------------------------------
+
+/// Dest flag: the slot belongs to a (service, real) pair.
+pub const DEST_F_IN_USE: u32 = 1 << 0;
+/// Dest flag: the dest is in its service (cleared by `-d`; the slot is kept, as
+/// the kernel keeps a removed dest in its trash, so that a re-add resumes flows).
+pub const DEST_F_AVAILABLE: u32 = 1 << 1;
+/// Dest flag: `mac`/`smac`/`ifindex` hold a resolved next hop.
+pub const DEST_F_RESOLVED: u32 = 1 << 2;
+
+/// Forwarding method: direct routing (`-g`, "Route").
+pub const FWD_ROUTE: u8 = 0;
+
+/// Value of `DESTS`: one real server of one service.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Dest {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    /// `FWD_*`.
+    pub fwd: u8,
+    pub _pad0: u8,
+    /// The service this dest belongs to.
+    pub svc: ServiceKey,
+    /// `DEST_F_*`.
+    pub flags: u32,
+    pub weight: u32,
+    /// Bumped when the slot is given to another real, or when the dest's flows
+    /// are flushed (`-d` with `expire_nodest_conn=1`). Conns and templates carry
+    /// the generation they were bound to; another one means "no such dest".
+    pub generation: u32,
+    /// Templates carry the epoch they were made in; bumping it invalidates all
+    /// templates of this dest at once, whatever their number.
+    pub tmpl_epoch: u32,
+    /// Egress interface; 0 = the interface the packet came in on (`XDP_TX`).
+    pub ifindex: u32,
+    pub _pad1: u32,
+    /// Next-hop MAC address of the real server.
+    pub mac: [u8; 6],
+    /// Source MAC for frames redirected out of `ifindex` (unused with `XDP_TX`).
+    pub smac: [u8; 6],
+    pub _pad2: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<Dest>() == 56);
+
+// ---------------------------------------------------------------------------
+// CONNS: LruHashMap<ConnKey, Conn>
+// ---------------------------------------------------------------------------
+
+/// Key of `CONNS`: the flow as the client sent it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct ConnKey {
+    pub caddr: [u8; 4],
+    pub vaddr: [u8; 4],
+    pub cport: [u8; 2],
+    pub vport: [u8; 2],
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
+
+/// Conn flag: created under a persistence template.
+pub const CONN_F_CONTROLLED: u8 = 1 << 0;
+
+/// Connection states, numbered as in the kernel (`IP_VS_TCP_S_*`), plus UDP.
+pub const CONN_S_NONE: u8 = 0;
+pub const CONN_S_ESTABLISHED: u8 = 1;
+pub const CONN_S_SYN_SENT: u8 = 2;
+pub const CONN_S_SYN_RECV: u8 = 3;
+pub const CONN_S_FIN_WAIT: u8 = 4;
+pub const CONN_S_TIME_WAIT: u8 = 5;
+pub const CONN_S_CLOSE: u8 = 6;
+pub const CONN_S_CLOSE_WAIT: u8 = 7;
+pub const CONN_S_LAST_ACK: u8 = 8;
+pub const CONN_S_LISTEN: u8 = 9;
+pub const CONN_S_SYNACK: u8 = 10;
+pub const CONN_S_UDP: u8 = 11;
+pub const CONN_S_COUNT: usize = 12;
+/// Names as `ipvsadm -L -c` prints them.
+pub const CONN_STATE_NAMES: [&str; CONN_S_COUNT] = [
+    "NONE",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "SYNACK",
+    "UDP",
+];
+/// IPVS default timeouts in seconds, by state (§6.1).
+pub const DEFAULT_TIMEOUTS: [u32; CONN_S_COUNT] =
+    [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300];
+
+/// Whether a state counts as an active connection (ActiveConn) or not (InActConn).
+pub const fn conn_state_is_active(state: u8) -> bool {
+    matches!(
+        state,
+        CONN_S_ESTABLISHED | CONN_S_SYN_SENT | CONN_S_SYN_RECV | CONN_S_SYNACK
+    )
+}
+
+/// Value of `CONNS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Conn {
+    /// When the last packet refreshed the entry.
+    pub last_seen: u64,
+    /// The expiry this conn last pushed into its template (0: none yet).
+    pub tmpl_pushed: u64,
+    /// Index in `DESTS`.
+    pub dest: u32,
+    /// `DESTS[dest].generation` when the conn was bound.
+    pub dest_gen: u32,
+    /// Timeout of the current state in seconds, fixed at the last refresh
+    /// (so `--set` applies from each entry's next packet, as in IPVS).
+    pub timeout: u32,
+    /// `CONN_S_*`.
+    pub state: u8,
+    /// `CONN_F_*`.
+    pub flags: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<Conn>() == 32);
+
+impl Conn {
+    /// Absolute expiry time in ns.
+    pub const fn expires(&self) -> u64 {
+        self.last_seen.wrapping_add(self.timeout as u64 * 1_000_000_000)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// TEMPLATES: LruHashMap<TemplateKey, Template>
+// ---------------------------------------------------------------------------
+
+/// Key of `TEMPLATES`: (protocol, client address & netmask, VIP, service port
+/// or 0 for a port-0 service). The client port is always 0 (§2.1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct TemplateKey {
+    pub caddr: [u8; 4],
+    pub vaddr: [u8; 4],
+    pub vport: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<TemplateKey>() == 12);
+
+/// Template state `NONE` (just made) and `ASSURED` (a controlled TCP conn
+/// reached ESTABLISHED).
+pub const TMPL_S_NONE: u8 = 0;
+pub const TMPL_S_ASSURED: u8 = 1;
+
+/// Value of `TEMPLATES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Template {
+    /// Absolute expiry in ns: the last refresh plus `timeout`, pushed later
+    /// while the conns it controls live on (§2.4).
+    pub expires: u64,
+    pub dest: u32,
+    pub dest_gen: u32,
+    /// `DESTS[dest].tmpl_epoch` when made; another value means invalidated.
+    pub epoch: u32,
+    /// The service's persistence timeout when the template was made (§2.3).
+    pub timeout: u32,
+    /// `TMPL_S_*`.
+    pub state: u8,
+    pub _pad: [u8; 7],
+}
+const _: () = assert!(core::mem::size_of::<Template>() == 32);
+
+/// A template is kept at least this long past the expiry of a conn it controls
+/// (the kernel re-checks a template with live conns every 60 s).
+pub const TEMPLATE_LINGER_NS: u64 = 60_000_000_000;
+/// A conn pushes its expiry into its template at most once per this interval
+/// (so the established path rarely touches the template map).
+pub const TEMPLATE_PUSH_SLACK_NS: u64 = 10_000_000_000;
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+// ---------------------------------------------------------------------------
+// SCHED: PerCpuArray<SchedState> indexed by service id
+// ---------------------------------------------------------------------------
+
+/// Per-CPU scheduler state of one service: each CPU runs the kernel's rr/wrr
+/// state machine on its own, so one CPU sees IPVS's exact order and all CPUs
+/// together stay weight-proportional.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SchedState {
+    /// `Service::epoch` this state belongs to.
+    pub epoch: u32,
+    /// `Service::generation` this state last saw.
+    pub generation: u32,
+    /// Position of the last pick in the dest list (`SCHED_HEAD` = list head).
+    pub cl: u32,
+    /// wrr current weight.
+    pub cw: u32,
+    /// rr: dest id of the last pick (`SCHED_HEAD` = none).
+    pub last_dest: u32,
+    pub _pad: u32,
+}
+pub const SCHED_HEAD: u32 = u32::MAX;
+
+/// The kernel's wrr adjustment of `cw` after a dest list change
+/// (`ip_vs_wrr_dest_changed`), used by both sides.
+pub const fn wrr_adjust_cw(cw: u32, di: u32, mw: u32) -> u32 {
+    if cw > mw || cw == 0 {
+        mw
+    } else if di > 1 {
+        (cw / di) * di + 1
+    } else {
+        cw
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SETTINGS: Array<Settings, 1>
+// ---------------------------------------------------------------------------
+
+/// Runtime knobs: the LVS sysctls and timeouts. One entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Settings {
+    pub expire_nodest_conn: u32,
+    pub expire_quiescent_template: u32,
+    pub conn_reuse_mode: u32,
+    /// Non-zero when some port-0 service exists (enables the second lookup).
+    pub has_port0: u32,
+    /// Timeout in seconds per `CONN_S_*`.
+    pub timeouts: [u32; CONN_S_COUNT],
+    /// Controller-only counter for `Service::epoch`.
+    pub next_epoch: u32,
+    /// `LAYOUT_VERSION` of whoever created the maps.
+    pub layout: u32,
+}
+
+impl Settings {
+    /// The kernel's defaults. `layout` is set so that an all-zero entry (maps
+    /// just created) can be told apart from an initialised one.
+    pub const DEFAULT: Settings = Settings {
+        expire_nodest_conn: 0,
+        expire_quiescent_template: 0,
+        conn_reuse_mode: 1,
+        has_port0: 0,
+        timeouts: DEFAULT_TIMEOUTS,
+        next_epoch: 1,
+        layout: LAYOUT_VERSION,
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Counters
+// ---------------------------------------------------------------------------
+
+/// Per-service and per-dest counters (`SVC_STATS`, `DEST_STATS`, per CPU).
+/// Direct routing never sees replies, so there are no outgoing counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ServiceStats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub inbytes: u64,
+}
+
+/// One outcome counter (`STATS`, per CPU, indexed by `REASON_*`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Why the program did what it did with a packet. Every outcome has one.
+pub const REASON_PASS_NOT_IPV4: u32 = 0;
+pub const REASON_PASS_VLAN: u32 = 1;
+pub const REASON_PASS_FRAGMENT: u32 = 2;
+pub const REASON_PASS_NOT_L4: u32 = 3;
+pub const REASON_PASS_NO_SERVICE: u32 = 4;
+pub const REASON_PASS_NO_CONN: u32 = 5;
+pub const REASON_FWD_CONN: u32 = 6;
+pub const REASON_FWD_NEW: u32 = 7;
+pub const REASON_FWD_TEMPLATE: u32 = 8;
+pub const REASON_TX_ICMP_UNREACH: u32 = 9;
+pub const REASON_TX_RST_NODEST: u32 = 10;
+pub const REASON_DROP_NODEST: u32 = 11;
+pub const REASON_PASS_BAD_IP: u32 = 12;
+pub const REASON_PASS_TRUNCATED: u32 = 13;
+pub const REASON_DROP_NO_NEIGH: u32 = 14;
+pub const REASON_DROP_CONN_TABLE: u32 = 15;
+pub const REASON_DROP_INTERNAL: u32 = 16;
+pub const REASON_COUNT: u32 = 17;
+/// Names for listings and logs.
+pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
+    "pass_not_ipv4",
+    "pass_vlan",
+    "pass_fragment",
+    "pass_not_tcp_udp",
+    "pass_no_service",
+    "pass_no_conn",
+    "fwd_conn",
+    "fwd_new",
+    "fwd_template",
+    "tx_icmp_unreach",
+    "tx_rst_nodest",
+    "drop_nodest",
+    "pass_bad_ip",
+    "pass_truncated",
+    "drop_no_neigh",
+    "drop_conn_table",
+    "drop_internal",
+];
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // Sound: bytemuck::Pod above proves these have no padding and accept any
+    // bit pattern.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Dest {}
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for TemplateKey {}
+    unsafe impl aya::Pod for Template {}
+    unsafe impl aya::Pod for SchedState {}
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for ServiceStats {}
+    unsafe impl aya::Pod for Counters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_names_fit_the_kernel() {
+        for n in MAP_NAMES {
+            assert!(n.len() <= 15, "{n}");
+        }
+    }
+
+    #[test]
+    fn wrr_adjust_matches_kernel_rule() {
+        assert_eq!(wrr_adjust_cw(0, 4, 1), 1);
+        assert_eq!(wrr_adjust_cw(1, 1, 4), 1);
+        assert_eq!(wrr_adjust_cw(5, 1, 4), 4);
+        assert_eq!(wrr_adjust_cw(3, 2, 5), 3);
+        assert_eq!(wrr_adjust_cw(4, 2, 5), 5);
+    }
+}

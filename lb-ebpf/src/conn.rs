@@ -1,0 +1,136 @@
+//! Connection entries: look up the flow, apply IPVS's rules for an existing
+//! entry (expiry, port reuse, removed real server), track TCP state and
+//! forward; flows without a usable entry go to `schedule`.
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use lb_common::{
+    CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
+    CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
+    REASON_DROP_NODEST, REASON_FWD_CONN, REASON_PASS_NO_CONN, Service, Settings,
+};
+use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
+
+use crate::{
+    Verdict, forward,
+    maps::{CONNS, DESTS},
+    parse::Packet,
+    reply, schedule,
+    stats::{self, settings, timeout},
+};
+
+/// The outcome for an existing entry: done with the packet, or the entry is
+/// gone (expired, or expired now) and the packet is handled as if there had
+/// been none.
+enum Existing {
+    Done(Verdict),
+    Gone,
+}
+
+#[inline(always)]
+pub fn handle(ctx: &XdpContext, pkt: &Packet, svc: &Service) -> Verdict {
+    let Some(cfg) = settings() else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = ConnKey {
+        caddr: pkt.saddr,
+        vaddr: pkt.daddr,
+        cport: pkt.sport,
+        vport: pkt.dport,
+        proto: pkt.proto,
+        _pad: [0; 3],
+    };
+    // IPVS schedules only a TCP SYN (without RST), and any UDP datagram.
+    let schedulable = !pkt.is_tcp() || pkt.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
+
+    if let Some(c) = CONNS.get_ptr_mut(&key) {
+        match existing(ctx, pkt, svc, cfg, &key, c, now, schedulable) {
+            Existing::Done(v) => return v,
+            Existing::Gone => {}
+        }
+    }
+    if !schedulable {
+        // A TCP segment of no known flow: IPVS hands it to the local stack.
+        return Verdict::Pass(REASON_PASS_NO_CONN);
+    }
+    schedule::new_flow(ctx, pkt, svc, cfg, &key, now)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn existing(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    svc: &Service,
+    cfg: &Settings,
+    key: &ConnKey,
+    c: *mut Conn,
+    now: u64,
+    schedulable: bool,
+) -> Existing {
+    let (dest_id, dest_gen, state, flags, expires) = unsafe {
+        (
+            (*c).dest,
+            (*c).dest_gen,
+            (*c).state,
+            (*c).flags,
+            (*c).expires(),
+        )
+    };
+    if now >= expires {
+        // The entry's timer has run out: in IPVS it would be gone.
+        return Existing::Gone;
+    }
+    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        return Existing::Gone;
+    };
+    let (dflags, dgen, weight) = unsafe { ((*dest).flags, (*dest).generation, (*dest).weight) };
+    // Still the same real server (not flushed, slot not reused)?
+    let bound = dgen == dest_gen && dflags & DEST_F_IN_USE != 0;
+    let available = bound && dflags & DEST_F_AVAILABLE != 0;
+
+    // A SYN on an existing entry: port reuse (LVS-SEMANTICS §4.4).
+    if pkt.is_tcp() && schedulable {
+        let quiescent_reuse = cfg.expire_nodest_conn != 0 && available && weight == 0;
+        let closing = state == CONN_S_TIME_WAIT
+            || state == CONN_S_CLOSE
+            || (cfg.conn_reuse_mode & 2 != 0 && state == CONN_S_FIN_WAIT);
+        let reuse = cfg.conn_reuse_mode != 0 && flags & CONN_F_CONTROLLED == 0 && closing;
+        if quiescent_reuse || reuse {
+            let _ = CONNS.remove(key);
+            return Existing::Gone;
+        }
+    }
+
+    if !available {
+        // The real server was removed (§4.2, §4.3). A flushed entry (another
+        // generation) is gone whatever the sysctl says now.
+        if cfg.expire_nodest_conn != 0 || !bound {
+            let _ = CONNS.remove(key);
+            if pkt.is_tcp() && !schedulable {
+                return Existing::Done(reply::tcp_reset(ctx, pkt));
+            }
+            return Existing::Gone;
+        }
+        // Dropped silently, and not refreshed: the flow resumes if the real
+        // server is added back before the entry expires.
+        return Existing::Done(Verdict::Drop(REASON_DROP_NODEST));
+    }
+
+    let new_state = if pkt.is_tcp() {
+        next_state(state, pkt.tcp_flags)
+    } else {
+        CONN_S_UDP
+    };
+    unsafe {
+        (*c).state = new_state;
+        (*c).last_seen = now;
+        (*c).timeout = timeout(cfg, new_state);
+    }
+    if flags & CONN_F_CONTROLLED != 0 {
+        let assured = new_state == CONN_S_ESTABLISHED && state != CONN_S_ESTABLISHED;
+        schedule::keep_template(pkt, svc, c, assured);
+    }
+    stats::traffic(svc.id, dest_id, pkt.tot_len as u64, false);
+    Existing::Done(forward::direct_route(ctx, dest, dest_id, REASON_FWD_CONN))
+}

@@ -1,0 +1,73 @@
+//! Direct routing (`-g`, LVS-SEMANTICS §7): the IP packet is left untouched,
+//! only the destination MAC becomes the real server's. Out of the interface
+//! the packet came in on with `XDP_TX` (source MAC = ours, i.e. the frame's
+//! old destination), or redirected to another interface.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams},
+    helpers::{bpf_fib_lookup, bpf_redirect},
+    programs::XdpContext,
+};
+use lb_common::{DEST_F_RESOLVED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH};
+
+use crate::{
+    Verdict,
+    parse::{EthHdr, ptr_at_mut},
+};
+
+const AF_INET: u8 = 2;
+
+#[inline(always)]
+pub fn direct_route(ctx: &XdpContext, dest: *mut Dest, _dest_id: u32, reason: u32) -> Verdict {
+    let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    if unsafe { (*dest).flags } & DEST_F_RESOLVED == 0 && !resolve(ctx, dest, ingress) {
+        return Verdict::Drop(REASON_DROP_NO_NEIGH);
+    }
+    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe {
+        let ifindex = (*dest).ifindex;
+        if ifindex == 0 || ifindex == ingress {
+            // Our MAC is the frame's old destination.
+            (*eth).src = (*eth).dst;
+            (*eth).dst = (*dest).mac;
+            return Verdict::Tx(reason);
+        }
+        (*eth).src = (*dest).smac;
+        (*eth).dst = (*dest).mac;
+        Verdict::Redirect(reason, bpf_redirect(ifindex, 0) as u32)
+    }
+}
+
+/// Learns the real server's next hop from the kernel (FIB + neighbour
+/// table) when the controller could not resolve it. Fails while the kernel
+/// has no neighbour entry for it.
+#[inline(never)]
+fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
+    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    p.family = AF_INET;
+    p.l4_protocol = IPPROTO_TCP;
+    p.ifindex = ingress;
+    unsafe {
+        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes((*dest).addr);
+    }
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx as *mut _,
+            &mut p,
+            core::mem::size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return false;
+    }
+    unsafe {
+        (*dest).mac = p.dmac;
+        (*dest).smac = p.smac;
+        (*dest).ifindex = if p.ifindex == ingress { 0 } else { p.ifindex };
+        (*dest).flags |= DEST_F_RESOLVED;
+    }
+    true
+}

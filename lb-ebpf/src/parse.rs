@@ -1,0 +1,197 @@
+//! Parsing: Ethernet, IPv4 (with options), TCP and UDP, every access
+//! bounds-checked right before use.
+//!
+//! Policy: the program acts only on packets it fully understands. Anything
+//! else — not IPv4, 802.1Q/802.1ad tagged, fragments, a malformed IPv4 header,
+//! a truncated or malformed L4 header, other protocols — is passed to the
+//! kernel unchanged (which validates and drops what is broken), counted under
+//! its reason.
+
+use aya_ebpf::programs::XdpContext;
+use lb_common::{
+    IPPROTO_TCP, IPPROTO_UDP, REASON_PASS_BAD_IP, REASON_PASS_TRUNCATED, REASON_PASS_FRAGMENT,
+    REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_VLAN,
+};
+
+use crate::Verdict;
+
+pub const ETH_LEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+
+/// A bounds-checked pointer to a `T` at `off` bytes into the packet.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*const T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *const T)
+}
+
+#[inline(always)]
+pub fn ptr_at_mut<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    ptr_at::<T>(ctx, off).map(|p| p as *mut T)
+}
+
+#[repr(C)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub proto: [u8; 2],
+}
+
+#[repr(C)]
+pub struct Ipv4Hdr {
+    pub vihl: u8,
+    pub tos: u8,
+    pub tot_len: [u8; 2],
+    pub id: [u8; 2],
+    pub frag_off: [u8; 2],
+    pub ttl: u8,
+    pub proto: u8,
+    pub check: [u8; 2],
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+}
+
+#[repr(C)]
+pub struct TcpHdr {
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub seq: [u8; 4],
+    pub ack_seq: [u8; 4],
+    pub doff: u8,
+    pub flags: u8,
+    pub window: [u8; 2],
+    pub check: [u8; 2],
+    pub urg_ptr: [u8; 2],
+}
+
+#[repr(C)]
+pub struct UdpHdr {
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub len: [u8; 2],
+    pub check: [u8; 2],
+}
+
+/// What the later stages need of a packet. Addresses and ports in network
+/// order.
+#[derive(Clone, Copy)]
+pub struct Packet {
+    /// IPv4 header length in bytes (20..=60).
+    pub ihl: usize,
+    /// IPv4 total length.
+    pub tot_len: u16,
+    pub proto: u8,
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+    /// TCP sequence and acknowledgement numbers (host order).
+    pub seq: u32,
+    pub ack_seq: u32,
+    /// TCP payload length (for a reset's acknowledgement number).
+    pub tcp_payload: u32,
+}
+
+impl Packet {
+    #[inline(always)]
+    pub fn is_tcp(&self) -> bool {
+        self.proto == IPPROTO_TCP
+    }
+}
+
+#[inline(always)]
+pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
+    let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Verdict::Pass(REASON_PASS_NOT_IPV4))?;
+    let ethertype = u16::from_be_bytes(unsafe { (*eth).proto });
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        return Err(Verdict::Pass(REASON_PASS_VLAN));
+    }
+    if ethertype != ETH_P_IP {
+        return Err(Verdict::Pass(REASON_PASS_NOT_IPV4));
+    }
+
+    let ip: *const Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
+    let vihl = unsafe { (*ip).vihl };
+    let ihl = ((vihl & 0x0f) as usize) * 4;
+    let tot_len = u16::from_be_bytes(unsafe { (*ip).tot_len });
+    let frame_ip_len = ctx.data_end() - ctx.data() - ETH_LEN;
+    if vihl >> 4 != 4 || ihl < 20 || (tot_len as usize) < ihl || tot_len as usize > frame_ip_len {
+        return Err(Verdict::Pass(REASON_PASS_BAD_IP));
+    }
+    let frag = u16::from_be_bytes(unsafe { (*ip).frag_off });
+    if frag & 0x3fff != 0 {
+        return Err(Verdict::Pass(REASON_PASS_FRAGMENT));
+    }
+    let proto = unsafe { (*ip).proto };
+    let saddr = unsafe { (*ip).saddr };
+    let daddr = unsafe { (*ip).daddr };
+    let l4 = ETH_LEN + ihl;
+    let l4_len = tot_len as usize - ihl;
+
+    match proto {
+        IPPROTO_TCP => {
+            let tcp: *const TcpHdr = ptr_at(ctx, l4).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
+            let doff = ((unsafe { (*tcp).doff } >> 4) as usize) * 4;
+            if doff < 20 || doff > l4_len {
+                return Err(Verdict::Pass(REASON_PASS_TRUNCATED));
+            }
+            Ok(Packet {
+                ihl,
+                tot_len,
+                proto,
+                saddr,
+                daddr,
+                sport: unsafe { (*tcp).sport },
+                dport: unsafe { (*tcp).dport },
+                tcp_flags: unsafe { (*tcp).flags },
+                seq: u32::from_be_bytes(unsafe { (*tcp).seq }),
+                ack_seq: u32::from_be_bytes(unsafe { (*tcp).ack_seq }),
+                tcp_payload: (l4_len - doff) as u32,
+            })
+        }
+        IPPROTO_UDP => {
+            let udp: *const UdpHdr = ptr_at(ctx, l4).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
+            if l4_len < 8 {
+                return Err(Verdict::Pass(REASON_PASS_TRUNCATED));
+            }
+            Ok(Packet {
+                ihl,
+                tot_len,
+                proto,
+                saddr,
+                daddr,
+                sport: unsafe { (*udp).sport },
+                dport: unsafe { (*udp).dport },
+                tcp_flags: 0,
+                seq: 0,
+                ack_seq: 0,
+                tcp_payload: 0,
+            })
+        }
+        _ => Err(Verdict::Pass(REASON_PASS_NOT_L4)),
+    }
+}
+
+/// The baseline program's work: check Ethernet + IPv4 are there, swap MACs.
+#[inline(always)]
+pub fn swap_macs_ipv4(ctx: &XdpContext) -> Option<()> {
+    let eth: *mut EthHdr = ptr_at_mut(ctx, 0)?;
+    let _ip: *const Ipv4Hdr = ptr_at(ctx, ETH_LEN)?;
+    unsafe {
+        if u16::from_be_bytes((*eth).proto) != ETH_P_IP {
+            return None;
+        }
+        let dst = (*eth).dst;
+        (*eth).dst = (*eth).src;
+        (*eth).src = dst;
+    }
+    Some(())
+}

@@ -1,0 +1,194 @@
+//! Replies built in XDP and sent back to the client with `XDP_TX`:
+//! - ICMP destination unreachable / port unreachable when no real server can
+//!   take a new flow (LVS-SEMANTICS §1.3), for TCP and UDP alike;
+//! - TCP RST for a segment of a flow whose real server was removed with
+//!   `expire_nodest_conn=1` (§4.3), as the director's own stack would answer.
+//!
+//! Both come from the VIP, as the kernel's replies would. Headers are built in
+//! local buffers (fixed size, checksummed there) and then written out; after
+//! every head/tail adjustment every packet pointer is derived again.
+
+use aya_ebpf::{
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    programs::XdpContext,
+};
+use lb_common::{REASON_DROP_INTERNAL, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST};
+use lb_ebpf::{
+    csum,
+    tcp_state::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+};
+
+use crate::{
+    Verdict,
+    parse::{ETH_LEN, EthHdr, Packet, ptr_at, ptr_at_mut},
+};
+
+const IP_LEN: usize = 20;
+const ICMP_LEN: usize = 8;
+const TCP_LEN: usize = 20;
+const IPPROTO_ICMP: u8 = 1;
+/// The most the ICMP error quotes: a 60-byte IP header and 8 bytes of L4.
+const MAX_QUOTE: usize = 60 + 8;
+
+/// A 20-byte IPv4 header from the VIP to the client, checksummed.
+#[inline(always)]
+fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
+    let l = tot_len.to_be_bytes();
+    let mut h = [
+        0x45, tos, l[0], l[1], 0, 0, 0, 0, 64, proto, 0, 0, pkt.daddr[0], pkt.daddr[1],
+        pkt.daddr[2], pkt.daddr[3], pkt.saddr[0], pkt.saddr[1], pkt.saddr[2], pkt.saddr[3],
+    ];
+    let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
+    h[10] = c[0];
+    h[11] = c[1];
+    h
+}
+
+/// Swaps the frame's MACs: the reply goes back the way the packet came.
+#[inline(always)]
+fn swap_macs(eth: *mut EthHdr) {
+    unsafe {
+        let d = (*eth).dst;
+        (*eth).dst = (*eth).src;
+        (*eth).src = d;
+    }
+}
+
+/// Shrinks the frame to `want` bytes.
+#[inline(always)]
+fn truncate(ctx: &XdpContext, want: usize) -> bool {
+    let have = ctx.data_end() - ctx.data();
+    if have < want {
+        return false;
+    }
+    if have == want {
+        return true;
+    }
+    unsafe { bpf_xdp_adjust_tail(ctx.ctx, -((have - want) as i32)) == 0 }
+}
+
+/// Turns the frame into an ICMP port unreachable to the client, quoting the
+/// original IP header and the first 8 bytes of its payload (RFC 792).
+#[inline(never)]
+pub fn port_unreachable(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    let ihl = pkt.ihl;
+    if !(20..=60).contains(&ihl) {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let quote = ihl + 8;
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    let (client_mac, our_mac) = unsafe { ((*eth).src, (*eth).dst) };
+
+    // Room for the new IP and ICMP headers in front of the original IP
+    // header, which becomes the quoted part: [eth][ip][icmp][orig ip ...].
+    let grow = (IP_LEN + ICMP_LEN) as i32;
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let icmp_off = ETH_LEN + IP_LEN;
+    let total = icmp_off + ICMP_LEN + quote;
+    if !truncate(ctx, total) {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+
+    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe {
+        (*eth).dst = client_mac;
+        (*eth).src = our_mac;
+        (*eth).proto = [0x08, 0x00];
+    }
+    let ip = ip_header(pkt, (IP_LEN + ICMP_LEN + quote) as u16, 0xc0, IPPROTO_ICMP);
+    let Some(ip_p) = ptr_at_mut::<[u8; IP_LEN]>(ctx, ETH_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *ip_p = ip };
+
+    // ICMP checksum: the header (type 3, code 3, rest zero) plus the quote,
+    // read from the packet in 16-bit words.
+    let mut sum: u32 = 0x0303;
+    let quote_off = icmp_off + ICMP_LEN;
+    for i in 0..MAX_QUOTE / 2 {
+        if 2 * i >= quote {
+            break;
+        }
+        let Some(w) = ptr_at::<[u8; 2]>(ctx, quote_off + 2 * i) else {
+            return Verdict::Drop(REASON_DROP_INTERNAL);
+        };
+        sum += u16::from_be_bytes(unsafe { *w }) as u32;
+    }
+    let c = csum::fold(sum).to_be_bytes();
+    let Some(icmp) = ptr_at_mut::<[u8; ICMP_LEN]>(ctx, icmp_off) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *icmp = [3, 3, c[0], c[1], 0, 0, 0, 0] };
+    Verdict::Tx(REASON_TX_ICMP_UNREACH)
+}
+
+/// Turns a TCP segment into the reset the client's stack accepts, as Linux's
+/// `tcp_v4_send_reset` builds it: to an ACK, `seq = its ack`; otherwise
+/// `RST|ACK` acknowledging everything the segment occupied.
+#[inline(never)]
+pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    let (seq, ack, flags) = if pkt.tcp_flags & TCP_ACK != 0 {
+        (pkt.ack_seq, 0u32, TCP_RST)
+    } else {
+        let len = pkt.tcp_payload
+            + (pkt.tcp_flags & TCP_SYN != 0) as u32
+            + (pkt.tcp_flags & TCP_FIN != 0) as u32;
+        (0u32, pkt.seq.wrapping_add(len), TCP_RST | TCP_ACK)
+    };
+    let s = seq.to_be_bytes();
+    let a = ack.to_be_bytes();
+    let mut tcp = [
+        pkt.dport[0],
+        pkt.dport[1],
+        pkt.sport[0],
+        pkt.sport[1],
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        0x50,
+        flags,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // Pseudo-header: VIP, client, zero, protocol, TCP length.
+    let mut sum = csum::add_bytes(0, &pkt.daddr);
+    sum = csum::add_bytes(sum, &pkt.saddr);
+    sum += 6 + TCP_LEN as u32;
+    sum = csum::add_bytes(sum, &tcp);
+    let c = csum::fold(sum).to_be_bytes();
+    tcp[16] = c[0];
+    tcp[17] = c[1];
+    let ip = ip_header(pkt, (IP_LEN + TCP_LEN) as u16, 0, 6);
+
+    if !truncate(ctx, ETH_LEN + IP_LEN + TCP_LEN) {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    swap_macs(eth);
+    let Some(ip_p) = ptr_at_mut::<[u8; IP_LEN]>(ctx, ETH_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *ip_p = ip };
+    let Some(tcp_p) = ptr_at_mut::<[u8; TCP_LEN]>(ctx, ETH_LEN + IP_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *tcp_p = tcp };
+    Verdict::Tx(REASON_TX_RST_NODEST)
+}

@@ -1,0 +1,73 @@
+//! Errors of the controller library. Messages are lowercase fragments; the
+//! binary prints them after `lbctl: `.
+
+use std::path::PathBuf;
+
+use crate::model::{RealId, ServiceId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "this lbctl was built without its BPF object; build it with `cargo xtask build` \
+         (target/release/lbctl)"
+    )]
+    NoObject,
+    #[error("permission denied (you must be root, with CAP_BPF and CAP_NET_ADMIN)")]
+    Privileges,
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not on a bpffs; mount one (mount -t bpf bpf DIR) or set LB_PIN_PATH", .0.display())]
+    NotBpffs(PathBuf),
+    #[error("pinned maps in {dir} cannot be used: {why}")]
+    StalePin { dir: PathBuf, why: String },
+    #[error(
+        "the pinned tables have {have_conns} connection and {have_templates} template entries, \
+         not the requested {want_conns} and {want_templates}; run `lbctl attach --reset` to \
+         recreate them (this drops every connection and template)"
+    )]
+    SizeMismatch {
+        want_conns: u32,
+        want_templates: u32,
+        have_conns: u32,
+        have_templates: u32,
+    },
+    #[error("map `{0}` is missing from the BPF object")]
+    MissingMap(&'static str),
+    #[error("map `{name}`: {op} failed")]
+    Map {
+        name: &'static str,
+        op: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("loading the BPF object failed")]
+    Load(#[source] Box<aya::EbpfError>),
+    #[error("BPF program: {what} failed")]
+    Program {
+        what: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("interface {0} not found")]
+    NoInterface(String),
+    #[error("service already exists")]
+    ServiceExists(ServiceId),
+    #[error("no such service")]
+    NoService(ServiceId),
+    #[error("destination already exists")]
+    RealExists(ServiceId, RealId),
+    #[error("no such destination")]
+    NoReal(ServiceId, RealId),
+    #[error("too many services (at most {0})")]
+    TooManyServices(u32),
+    #[error("too many real servers in one service (at most {0})")]
+    TooManyReals(usize),
+    #[error("too many real servers (at most {0}, including removed ones still in use)")]
+    TooManyDests(u32),
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,928 @@
+//! Listings in ipvsadm 1.31's formats, byte for byte (its `printf` strings are
+//! quoted next to the code that reproduces them), so that scripts parsing
+//! `ipvsadm -L`, `-L -n --stats`, `-L -c`, `-S` keep working on `lbctl`.
+//!
+//! All functions are pure and return the whole text, ending with a newline.
+//! Without `numeric`, addresses and ports are shown as names from
+//! `/etc/hosts` and `/etc/services` (falling back to numbers), like ipvsadm
+//! minus DNS; the `*_with` variants take the name tables explicitly.
+
+use std::net::Ipv4Addr;
+
+use crate::cli::Resolver;
+use crate::model::{ConnView, Proto, RealView, ServiceView, Timeouts};
+
+/// IPVS version ipvsadm reports in the header (that of every kernel since
+/// 2.6.x).
+pub const IPVS_VERSION: &str = "1.2.1";
+
+/// Output modifiers of `-L` (ipvsadm's `FMT_*` flags). When several are given,
+/// ipvsadm's precedence applies: stats, then rate, then thresholds, then
+/// persistent-conn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListFormat {
+    /// `-n`: numbers instead of host and service names.
+    pub numeric: bool,
+    /// `--stats`.
+    pub stats: bool,
+    /// `--rate`.
+    pub rate: bool,
+    /// `--thresholds` (lbctl has no thresholds: they show as 0, "unset").
+    pub thresholds: bool,
+    /// `--persistent-conn`.
+    pub persistent_conn: bool,
+    /// `--exact`: no K/M/G/T abbreviation in `--stats`/`--rate`.
+    pub exact: bool,
+    /// `--nosort`: services and reals in the order given.
+    pub nosort: bool,
+}
+
+/// Names used when a listing is numeric: none are looked up.
+static NO_NAMES: Resolver = Resolver::new();
+
+fn names_for(numeric: bool) -> &'static Resolver {
+    if numeric {
+        &NO_NAMES
+    } else {
+        Resolver::system()
+    }
+}
+
+/// `-L` without a service: the header line, the column titles, then every
+/// service with its reals. `conn_tab_size` is the connection hash size shown
+/// as `(size=N)`.
+pub fn list_services(views: &[ServiceView], opts: &ListFormat, conn_tab_size: u32) -> String {
+    list_services_with(views, opts, conn_tab_size, names_for(opts.numeric))
+}
+
+/// [`list_services`] with the given name tables.
+pub fn list_services_with(
+    views: &[ServiceView],
+    opts: &ListFormat,
+    conn_tab_size: u32,
+    names: &Resolver,
+) -> String {
+    // "IP Virtual Server version %d.%d.%d (size=%d)\n"
+    let mut out = format!("IP Virtual Server version {IPVS_VERSION} (size={conn_tab_size})\n");
+    print_title(&mut out, opts);
+    for view in sorted_services(views, opts.nosort) {
+        print_service_entry(&mut out, view, opts, names);
+    }
+    out
+}
+
+/// `-L -t|-u service`: the column titles and that service, without the
+/// `IP Virtual Server version` line (ipvsadm's `list_service`).
+pub fn list_service(view: &ServiceView, opts: &ListFormat) -> String {
+    list_service_with(view, opts, names_for(opts.numeric))
+}
+
+/// [`list_service`] with the given name tables.
+pub fn list_service_with(view: &ServiceView, opts: &ListFormat, names: &Resolver) -> String {
+    let mut out = String::new();
+    print_title(&mut out, opts);
+    print_service_entry(&mut out, view, opts, names);
+    out
+}
+
+/// `-L -c [-n]`: the connection table, rows in the given order.
+pub fn list_conns(rows: &[ConnView], numeric: bool) -> String {
+    let opts = ListFormat {
+        numeric,
+        ..ListFormat::default()
+    };
+    list_conns_with(rows, &opts, names_for(numeric))
+}
+
+/// [`list_conns`] with the given name tables; `opts.persistent_conn`
+/// (`-L -c --persistent-conn`) selects ipvsadm's wider heading. Rows never
+/// carry persistence-engine data in lbctl, so they keep the plain layout, as
+/// ipvsadm prints rows without PE data.
+pub fn list_conns_with(rows: &[ConnView], opts: &ListFormat, names: &Resolver) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if opts.persistent_conn {
+        // "pro expire %-11s %-18s %-18s %-18s %-16s %s\n"
+        out.push_str(&format!(
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}\n",
+            "state", "source", "virtual", "destination", "pe name", "pe_data"
+        ));
+    } else {
+        // "pro expire %-11s %-18s %-18s %s\n"
+        out.push_str(&format!(
+            "pro expire {:<11} {:<18} {:<18} {}\n",
+            "state", "source", "virtual", "destination"
+        ));
+    }
+    for c in rows {
+        let cname = addrport(c.caddr, c.cport, c.proto, opts.numeric, names);
+        let vname = addrport(c.vaddr, c.vport, c.proto, opts.numeric, names);
+        let dname = addrport(c.daddr, c.dport, c.proto, opts.numeric, names);
+        // sprintf(expire_str, "%02d:%02d", minutes, seconds)
+        let expire = format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
+        // "%-3s %-6s %-11s %-18s %-18s %s\n"
+        out.push_str(&format!(
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}\n",
+            c.proto.name(),
+            expire,
+            c.state,
+            cname,
+            vname,
+            dname
+        ));
+    }
+    out
+}
+
+/// `-S [-n]`: the rules in `-R` format. Services and reals are always sorted
+/// (ipvsadm's `-S` takes no `--nosort`); thresholds are not saved.
+pub fn save(views: &[ServiceView], numeric: bool) -> String {
+    save_with(views, numeric, names_for(numeric))
+}
+
+/// [`save`] with the given name tables.
+pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> String {
+    let mut out = String::new();
+    for view in sorted_services(views, false) {
+        let spec = &view.spec;
+        let proto = spec.id.proto;
+        let stype = match proto {
+            Proto::Tcp => "-t",
+            Proto::Udp => "-u",
+        };
+        let vname = addrport(spec.id.addr, spec.id.port, proto, numeric, names);
+        // "%s %s", stype, vname
+        let svc_name = format!("{stype} {vname}");
+        // "-A %s -s %s" [" -p %u" [" -M %s"]]
+        out.push_str(&format!("-A {svc_name} -s {}", spec.sched.name()));
+        if let Some(timeout) = spec.persistent {
+            out.push_str(&format!(" -p {timeout}"));
+            if spec.netmask != Ipv4Addr::BROADCAST {
+                out.push_str(&format!(" -M {}", spec.netmask));
+            }
+        }
+        out.push('\n');
+        for real in sorted_reals(&view.reals, false) {
+            let r = &real.spec;
+            let dname = addrport(r.id.addr, r.id.port, proto, numeric, names);
+            // "-a %s -r %s %s -w %d\n"
+            out.push_str(&format!(
+                "-a {svc_name} -r {dname} {} -w {}\n",
+                r.fwd.switch(),
+                r.weight
+            ));
+        }
+    }
+    out
+}
+
+/// `-L --timeout`: `Timeout (tcp tcpfin udp): 900 120 300`.
+pub fn timeouts(t: &Timeouts) -> String {
+    // "Timeout (tcp tcpfin udp): %d %d %d\n"
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcpfin, t.udp
+    )
+}
+
+/// `lbctl sysctl`: one `net.ipv4.vs.NAME = VALUE` line per knob, as
+/// `sysctl -a` prints them; names are given without the prefix.
+pub fn sysctls(list: &[(&str, u32)]) -> String {
+    list.iter()
+        .map(|(name, value)| format!("net.ipv4.vs.{name} = {value}\n"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+
+fn sorted_services(views: &[ServiceView], nosort: bool) -> Vec<&ServiceView> {
+    let mut sorted: Vec<&ServiceView> = views.iter().collect();
+    if !nosort {
+        // ipvs_cmp_services: protocol, address, port (fwmark and family first,
+        // which lbctl does not have).
+        sorted.sort_by_key(|v| v.spec.id);
+    }
+    sorted
+}
+
+fn sorted_reals(reals: &[RealView], nosort: bool) -> Vec<&RealView> {
+    let mut sorted: Vec<&RealView> = reals.iter().collect();
+    if !nosort {
+        // ipvs_cmp_dests: address, port.
+        sorted.sort_by_key(|r| r.spec.id);
+    }
+    sorted
+}
+
+/// Cuts `s` to at most `max` bytes (on a character boundary), like ipvsadm's
+/// `name[max] = '\0'`.
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// ipvsadm's `addrport_to_anyname`: `addr:port`, or `host:service` with names
+/// where known; at most 59 bytes (its 60-byte buffer).
+fn addrport(addr: Ipv4Addr, port: u16, proto: Proto, numeric: bool, names: &Resolver) -> String {
+    let mut s = if numeric {
+        format!("{addr}:{port}")
+    } else {
+        let host = names
+            .host_name(addr)
+            .map_or_else(|| addr.to_string(), str::to_owned);
+        let service = names
+            .service_name(port, proto)
+            .map_or_else(|| port.to_string(), str::to_owned);
+        format!("{host}:{service}")
+    };
+    truncate(&mut s, 59);
+    s
+}
+
+/// ipvsadm's `print_largenum`: a counter right-aligned in 9 columns; without
+/// `--exact`, values of 10^8 and more are shown in thousands (K), millions
+/// (M), billions (G) or trillions (T), truncated.
+fn largenum(out: &mut String, i: u64, exact: bool) {
+    if exact {
+        // printf("%*llu", len <= 8 ? 9 : len + 1, i)
+        let len = i.to_string().len();
+        let width = if len <= 8 { 9 } else { len + 1 };
+        out.push_str(&format!("{i:>width$}"));
+    } else if i < 100_000_000 {
+        out.push_str(&format!("{i:>9}"));
+    } else if i < 1_000_000_000 {
+        out.push_str(&format!("{:>8}K", i / 1_000));
+    } else if i < 100_000_000_000 {
+        out.push_str(&format!("{:>8}M", i / 1_000_000));
+    } else if i < 100_000_000_000_000 {
+        out.push_str(&format!("{:>8}G", i / 1_000_000_000));
+    } else {
+        out.push_str(&format!("{:>8}T", i / 1_000_000_000_000));
+    }
+}
+
+/// ipvsadm's `print_title`.
+fn print_title(out: &mut String, opts: &ListFormat) {
+    const PROT: &str = "Prot LocalAddress:Port";
+    const REMOTE: &str = "  -> RemoteAddress:Port\n";
+    if opts.stats {
+        // "%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n"
+        out.push_str(&format!(
+            "{PROT:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n{REMOTE}",
+            "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        ));
+    } else if opts.rate {
+        out.push_str(&format!(
+            "{PROT:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n{REMOTE}",
+            "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+        ));
+    } else if opts.thresholds {
+        // "%-33s %-10s %-10s %-10s %-10s\n  -> RemoteAddress:Port\n"
+        out.push_str(&format!(
+            "{PROT:<33} {:<10} {:<10} {:<10} {:<10}\n{REMOTE}",
+            "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        ));
+    } else if opts.persistent_conn {
+        // "%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n"
+        out.push_str(&format!(
+            "{PROT:<33} {:<9} {:<11} {:<10} {:<10}\n{REMOTE}",
+            "Weight", "PersistConn", "ActiveConn", "InActConn"
+        ));
+    } else {
+        out.push_str(
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        );
+    }
+}
+
+/// ipvsadm's `print_service_entry` for listings (not `-S`).
+fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, names: &Resolver) {
+    let spec = &view.spec;
+    let proto = spec.id.proto;
+    let vname = addrport(spec.id.addr, spec.id.port, proto, opts.numeric, names);
+    // snprintf(svc_name, ..., "%-4s %s", stype, vname); svc_name[33] = '\0';
+    let mut svc_name = format!("{:<4} {vname}", proto.name());
+    truncate(&mut svc_name, 33);
+
+    if opts.stats {
+        // printf("%-33s", svc_name) and five print_largenum
+        out.push_str(&format!("{svc_name:<33}"));
+        let s = &view.stats;
+        for n in [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes] {
+            largenum(out, n, opts.exact);
+        }
+    } else if opts.rate {
+        out.push_str(&format!("{svc_name:<33}"));
+        let r = &view.rates;
+        for n in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+            largenum(out, n, opts.exact);
+        }
+    } else {
+        // printf("%s %s", svc_name, sched_name) [" persistent %u" [" mask %s"]]
+        out.push_str(&format!("{svc_name} {}", spec.sched.name()));
+        if let Some(timeout) = spec.persistent {
+            out.push_str(&format!(" persistent {timeout}"));
+            if spec.netmask != Ipv4Addr::BROADCAST {
+                out.push_str(&format!(" mask {}", spec.netmask));
+            }
+        }
+    }
+    out.push('\n');
+
+    for real in sorted_reals(&view.reals, opts.nosort) {
+        let r = &real.spec;
+        let mut dname = addrport(r.id.addr, r.id.port, proto, opts.numeric, names);
+        // dname[28] = '\0'
+        truncate(&mut dname, 28);
+        if opts.stats {
+            // printf("  -> %-28s", dname) and five print_largenum
+            out.push_str(&format!("  -> {dname:<28}"));
+            let s = &real.stats;
+            for n in [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes] {
+                largenum(out, n, opts.exact);
+            }
+            out.push('\n');
+        } else if opts.rate {
+            // printf("  -> %-28s %8llu %8llu %8llu", dname, cps, inpps, outpps)
+            // then print_largenum for inbps and outbps
+            let t = &real.rates;
+            out.push_str(&format!(
+                "  -> {dname:<28} {:>8} {:>8} {:>8}",
+                t.cps, t.inpps, t.outpps
+            ));
+            largenum(out, t.inbps, opts.exact);
+            largenum(out, t.outbps, opts.exact);
+            out.push('\n');
+        } else if opts.thresholds {
+            // "  -> %-28s %-10u %-10u %-10u %-10u\n": lbctl has no thresholds (0)
+            out.push_str(&format!(
+                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}\n",
+                0, 0, real.active_conns, real.inactive_conns
+            ));
+        } else if opts.persistent_conn {
+            // "  -> %-28s %-9u %-11u %-10u %-10u\n"
+            out.push_str(&format!(
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}\n",
+                r.weight, real.persist_conns, real.active_conns, real.inactive_conns
+            ));
+        } else {
+            // "  -> %-28s %-7s %-6d %-10u %-10u\n"
+            out.push_str(&format!(
+                "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}\n",
+                r.fwd.name(),
+                r.weight,
+                real.active_conns,
+                real.inactive_conns
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected texts were produced by a C program that calls `printf` with
+    //! ipvsadm.c's own format strings and `print_largenum` on the same values.
+
+    use super::*;
+    use crate::model::{Fwd, Rates, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Stats};
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn svc(
+        proto: Proto,
+        addr: &str,
+        port: u16,
+        sched: Sched,
+        persistent: Option<u32>,
+    ) -> ServiceView {
+        ServiceView {
+            spec: ServiceSpec {
+                id: ServiceId {
+                    proto,
+                    addr: ip(addr),
+                    port,
+                },
+                sched,
+                persistent,
+                netmask: Ipv4Addr::BROADCAST,
+            },
+            stats: Stats::default(),
+            rates: Rates::default(),
+            reals: Vec::new(),
+        }
+    }
+
+    fn real(addr: &str, port: u16, weight: u32, active: u64, inactive: u64) -> RealView {
+        RealView {
+            spec: RealSpec {
+                id: RealId {
+                    addr: ip(addr),
+                    port,
+                },
+                fwd: Fwd::Route,
+                weight,
+            },
+            active_conns: active,
+            inactive_conns: inactive,
+            persist_conns: 0,
+            stats: Stats::default(),
+            rates: Rates::default(),
+        }
+    }
+
+    fn stats(v: [u64; 5]) -> Stats {
+        Stats {
+            conns: v[0],
+            inpkts: v[1],
+            outpkts: v[2],
+            inbytes: v[3],
+            outbytes: v[4],
+        }
+    }
+
+    /// Three services given out of order, reals newest first.
+    fn table() -> Vec<ServiceView> {
+        let mut web = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, Some(300));
+        web.reals = vec![
+            real("10.0.0.12", 80, 0, 1, 0),
+            real("10.0.0.11", 80, 1, 2, 5),
+        ];
+        let mut dns = svc(Proto::Udp, "10.0.0.100", 53, Sched::Rr, None);
+        dns.reals = vec![real("10.0.0.11", 53, 65535, 0, 123456)];
+        let mut tls = svc(Proto::Tcp, "10.0.0.99", 443, Sched::Rr, Some(600));
+        tls.spec.netmask = ip("255.255.255.0");
+        vec![web, dns, tls]
+    }
+
+    fn names() -> Resolver {
+        Resolver::from_text(
+            "127.0.0.1 localhost\n10.0.0.100 vip.example.com vip\n10.0.0.11 rs1\n",
+            "http 80/tcp www\ndomain 53/tcp\ndomain 53/udp\nhttps 443/tcp\n",
+        )
+    }
+
+    #[test]
+    fn list_numeric_sorted() {
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.0.0.99:443 rr persistent 600 mask 255.255.255.0\n",
+            "TCP  10.0.0.100:80 wrr persistent 300\n",
+            "  -> 10.0.0.11:80                 Route   1      2          5         \n",
+            "  -> 10.0.0.12:80                 Route   0      1          0         \n",
+            "UDP  10.0.0.100:53 rr\n",
+            "  -> 10.0.0.11:53                 Route   65535  0          123456    \n",
+        );
+        assert_eq!(
+            list_services_with(&table(), &opts, 4096, &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn list_nosort_keeps_given_order() {
+        let opts = ListFormat {
+            numeric: true,
+            nosort: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.0.0.100:80 wrr persistent 300\n",
+            "  -> 10.0.0.12:80                 Route   0      1          0         \n",
+            "  -> 10.0.0.11:80                 Route   1      2          5         \n",
+            "UDP  10.0.0.100:53 rr\n",
+            "  -> 10.0.0.11:53                 Route   65535  0          123456    \n",
+            "TCP  10.0.0.99:443 rr persistent 600 mask 255.255.255.0\n",
+        );
+        assert_eq!(
+            list_services_with(&table(), &opts, 4096, &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn list_empty_table() {
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=1048576)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        );
+        let opts = ListFormat::default();
+        assert_eq!(list_services_with(&[], &opts, 1 << 20, &names()), expected);
+    }
+
+    #[test]
+    fn list_with_names_falls_back_to_numbers() {
+        let opts = ListFormat::default();
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.0.0.99:https rr persistent 600 mask 255.255.255.0\n",
+            "TCP  vip.example.com:http wrr persistent 300\n",
+            "  -> rs1:http                     Route   1      2          5         \n",
+            "  -> 10.0.0.12:http               Route   0      1          0         \n",
+            "UDP  vip.example.com:domain rr\n",
+            "  -> rs1:domain                   Route   65535  0          123456    \n",
+        );
+        assert_eq!(
+            list_services_with(&table(), &opts, 4096, &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_like_ipvsadm() {
+        let mut v = svc(Proto::Tcp, "192.0.2.1", 443, Sched::Rr, None);
+        v.reals = vec![real("192.0.2.2", 443, 1, 0, 0)];
+        let names = Resolver::from_text(
+            "192.0.2.1 a-very-long-virtual-host-name.example.com\n\
+             192.0.2.2 a-very-long-real-server-name.example.com\n",
+            "https 443/tcp\n",
+        );
+        let expected = concat!(
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  a-very-long-virtual-host-nam rr\n",
+            "  -> a-very-long-real-server-name Route   1      0          0         \n",
+        );
+        assert_eq!(
+            list_service_with(&v, &ListFormat::default(), &names),
+            expected
+        );
+    }
+
+    #[test]
+    fn single_service_has_no_header_line() {
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let t = table();
+        let expected = concat!(
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "UDP  10.0.0.100:53 rr\n",
+            "  -> 10.0.0.11:53                 Route   65535  0          123456    \n",
+        );
+        assert_eq!(list_service_with(&t[1], &opts, &names()), expected);
+    }
+
+    fn stats_table() -> Vec<ServiceView> {
+        let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, Some(300));
+        v.stats = stats([12, 99_999_999, 100_000_000, 123_456_789, 5_000_000_000]);
+        let mut r11 = real("10.0.0.11", 80, 1, 0, 0);
+        r11.stats = stats([
+            999_999_999,
+            1_000_000_000,
+            99_999_999_999,
+            100_000_000_000,
+            99_999_999_999_999,
+        ]);
+        let mut r12 = real("10.0.0.12", 80, 1, 0, 0);
+        r12.stats = stats([100_000_000_000_000, u64::MAX, 0, 7, 123_456_789_012]);
+        v.reals = vec![r12, r11];
+        vec![v]
+    }
+
+    #[test]
+    fn stats_abbreviates_large_numbers() {
+        let opts = ListFormat {
+            numeric: true,
+            stats: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.100:80                      12 99999999  100000K  123456K    5000M\n",
+            "  -> 10.0.0.11:80                  999999K    1000M   99999M     100G   99999G\n",
+            "  -> 10.0.0.12:80                     100T18446744T        0        7     123G\n",
+        );
+        assert_eq!(
+            list_services_with(&stats_table(), &opts, 4096, &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn stats_exact_widens_columns() {
+        let opts = ListFormat {
+            numeric: true,
+            stats: true,
+            exact: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.100:80                      12 99999999 100000000 123456789 5000000000\n",
+            "  -> 10.0.0.11:80                 999999999 1000000000 99999999999 100000000000 99999999999999\n",
+            "  -> 10.0.0.12:80                 100000000000000 18446744073709551615        0        7 123456789012\n",
+        );
+        assert_eq!(
+            list_services_with(&stats_table(), &opts, 4096, &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn stats_win_over_rate_thresholds_and_persistent_conn() {
+        let all = ListFormat {
+            numeric: true,
+            stats: true,
+            rate: true,
+            thresholds: true,
+            persistent_conn: true,
+            ..ListFormat::default()
+        };
+        let only = ListFormat {
+            numeric: true,
+            stats: true,
+            ..ListFormat::default()
+        };
+        let t = stats_table();
+        assert_eq!(
+            list_services_with(&t, &all, 4096, &names()),
+            list_services_with(&t, &only, 4096, &names())
+        );
+        assert!(list_services_with(&t, &all, 4096, &names()).contains("    Conns"));
+    }
+
+    #[test]
+    fn rate_real_lines_do_not_abbreviate_the_first_three_columns() {
+        let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, None);
+        let rates = Rates {
+            cps: 3,
+            inpps: 250_000_000,
+            outpps: 0,
+            inbps: 1_500_000_000,
+            outbps: 0,
+        };
+        v.rates = rates;
+        let mut r = real("10.0.0.11", 80, 1, 0, 0);
+        r.rates = rates;
+        v.reals = vec![r];
+        let opts = ListFormat {
+            numeric: true,
+            rate: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=65536)\n",
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.100:80                       3  250000K        0    1500M        0\n",
+            "  -> 10.0.0.11:80                        3 250000000        0    1500M        0\n",
+        );
+        assert_eq!(list_services_with(&[v], &opts, 65536, &names()), expected);
+    }
+
+    #[test]
+    fn thresholds_listing() {
+        let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, Some(300));
+        v.reals = vec![real("10.0.0.11", 80, 1, 2, 5)];
+        let opts = ListFormat {
+            numeric: true,
+            thresholds: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.100:80 wrr persistent 300\n",
+            "  -> 10.0.0.11:80                 0          0          2          5         \n",
+        );
+        assert_eq!(list_service_with(&v, &opts, &names()), expected);
+    }
+
+    #[test]
+    fn persistent_conn_listing() {
+        let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, Some(300));
+        let mut r = real("10.0.0.11", 80, 1, 2, 5);
+        r.persist_conns = 3;
+        v.reals = vec![r];
+        let opts = ListFormat {
+            numeric: true,
+            persistent_conn: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.0.0.100:80 wrr persistent 300\n",
+            "  -> 10.0.0.11:80                 1         3           2          5         \n",
+        );
+        assert_eq!(list_service_with(&v, &opts, &names()), expected);
+    }
+
+    #[test]
+    fn largenum_boundaries() {
+        // (value, without --exact, with --exact)
+        let cases: [(u64, &str, &str); 9] = [
+            (0, "        0", "        0"),
+            (99_999_999, " 99999999", " 99999999"),
+            (100_000_000, "  100000K", " 100000000"),
+            (999_999_999, "  999999K", " 999999999"),
+            (1_000_000_000, "    1000M", " 1000000000"),
+            (99_999_999_999, "   99999M", " 99999999999"),
+            (100_000_000_000, "     100G", " 100000000000"),
+            (99_999_999_999_999, "   99999G", " 99999999999999"),
+            (100_000_000_000_000, "     100T", " 100000000000000"),
+        ];
+        for (n, abbreviated, exact) in cases {
+            let mut a = String::new();
+            largenum(&mut a, n, false);
+            assert_eq!(a, abbreviated, "{n}");
+            let mut e = String::new();
+            largenum(&mut e, n, true);
+            assert_eq!(e, exact, "{n} exact");
+        }
+    }
+
+    fn conn(
+        proto: Proto,
+        expire: u64,
+        state: &'static str,
+        c: (&str, u16),
+        v: (&str, u16),
+        d: (&str, u16),
+    ) -> ConnView {
+        ConnView {
+            proto,
+            expire_secs: expire,
+            state,
+            caddr: ip(c.0),
+            cport: c.1,
+            vaddr: ip(v.0),
+            vport: v.1,
+            daddr: ip(d.0),
+            dport: d.1,
+        }
+    }
+
+    fn conns() -> Vec<ConnView> {
+        vec![
+            conn(
+                Proto::Tcp,
+                898,
+                "ESTABLISHED",
+                ("192.0.2.5", 51234),
+                ("10.0.0.100", 80),
+                ("10.0.0.11", 80),
+            ),
+            conn(
+                Proto::Tcp,
+                297,
+                "ASSURED",
+                ("192.0.2.5", 0),
+                ("10.0.0.100", 80),
+                ("10.0.0.11", 80),
+            ),
+            conn(
+                Proto::Udp,
+                5,
+                "UDP",
+                ("192.0.2.9", 33000),
+                ("10.0.0.100", 53),
+                ("10.0.0.11", 53),
+            ),
+            conn(
+                Proto::Tcp,
+                6000,
+                "NONE",
+                ("198.51.100.200", 0),
+                ("10.0.0.100", 80),
+                ("10.0.0.12", 80),
+            ),
+        ]
+    }
+
+    #[test]
+    fn conn_listing_numeric() {
+        let expected = concat!(
+            "IPVS connection entries\n",
+            "pro expire state       source             virtual            destination\n",
+            "TCP 14:58  ESTABLISHED 192.0.2.5:51234    10.0.0.100:80      10.0.0.11:80\n",
+            "TCP 04:57  ASSURED     192.0.2.5:0        10.0.0.100:80      10.0.0.11:80\n",
+            "UDP 00:05  UDP         192.0.2.9:33000    10.0.0.100:53      10.0.0.11:53\n",
+            "TCP 100:00 NONE        198.51.100.200:0   10.0.0.100:80      10.0.0.12:80\n",
+        );
+        assert_eq!(list_conns(&conns(), true), expected);
+    }
+
+    #[test]
+    fn conn_listing_persistent_conn_heading() {
+        let opts = ListFormat {
+            numeric: true,
+            persistent_conn: true,
+            ..ListFormat::default()
+        };
+        let expected = concat!(
+            "IPVS connection entries\n",
+            "pro expire state       source             virtual            destination        pe name          pe_data\n",
+            "TCP 14:58  ESTABLISHED 192.0.2.5:51234    10.0.0.100:80      10.0.0.11:80\n",
+        );
+        assert_eq!(list_conns_with(&conns()[..1], &opts, &names()), expected);
+    }
+
+    #[test]
+    fn conn_listing_with_names() {
+        let expected = concat!(
+            "IPVS connection entries\n",
+            "pro expire state       source             virtual            destination\n",
+            "TCP 14:58  ESTABLISHED 192.0.2.5:51234    vip.example.com:http rs1:http\n",
+            "UDP 00:05  UDP         192.0.2.9:33000    vip.example.com:domain rs1:domain\n",
+        );
+        let rows = [conns()[0].clone(), conns()[2].clone()];
+        assert_eq!(
+            list_conns_with(&rows, &ListFormat::default(), &names()),
+            expected
+        );
+    }
+
+    #[test]
+    fn save_numeric() {
+        let expected = concat!(
+            "-A -t 10.0.0.99:443 -s rr -p 600 -M 255.255.255.0\n",
+            "-A -t 10.0.0.100:80 -s wrr -p 300\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 1\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 0\n",
+            "-A -u 10.0.0.100:53 -s rr\n",
+            "-a -u 10.0.0.100:53 -r 10.0.0.11:53 -g -w 65535\n",
+        );
+        assert_eq!(save_with(&table(), true, &names()), expected);
+    }
+
+    #[test]
+    fn save_with_names() {
+        let expected = concat!(
+            "-A -t 10.0.0.99:https -s rr -p 600 -M 255.255.255.0\n",
+            "-A -t vip.example.com:http -s wrr -p 300\n",
+            "-a -t vip.example.com:http -r rs1:http -g -w 1\n",
+            "-a -t vip.example.com:http -r 10.0.0.12:http -g -w 0\n",
+            "-A -u vip.example.com:domain -s rr\n",
+            "-a -u vip.example.com:domain -r rs1:domain -g -w 65535\n",
+        );
+        assert_eq!(save_with(&table(), false, &names()), expected);
+    }
+
+    #[test]
+    fn save_mask_only_for_persistent_services() {
+        let mut v = svc(Proto::Tcp, "10.0.0.1", 80, Sched::Rr, None);
+        v.spec.netmask = ip("255.255.0.0");
+        assert_eq!(
+            save_with(&[v.clone()], true, &names()),
+            "-A -t 10.0.0.1:80 -s rr\n"
+        );
+        let listed = list_service_with(
+            &v,
+            &ListFormat {
+                numeric: true,
+                ..ListFormat::default()
+            },
+            &names(),
+        );
+        assert!(listed.ends_with("TCP  10.0.0.1:80 rr\n"), "{listed}");
+    }
+
+    #[test]
+    fn save_of_nothing_is_empty() {
+        assert_eq!(save_with(&[], true, &names()), "");
+    }
+
+    #[test]
+    fn timeouts_line() {
+        let t = Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        };
+        assert_eq!(timeouts(&t), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    }
+
+    #[test]
+    fn sysctl_lines() {
+        assert_eq!(
+            sysctls(&[("conn_reuse_mode", 1), ("expire_nodest_conn", 0)]),
+            "net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.expire_nodest_conn = 0\n"
+        );
+        assert_eq!(sysctls(&[]), "");
+    }
+}

@@ -1,0 +1,15 @@
+//! lbctl's library: the ipvsadm-compatible command line (`cli`), listings
+//! (`format`), the LVS model (`model`), and its projection onto the pinned
+//! BPF maps (`pins`, `table`), attaching the XDP program (`attach`) and
+//! next-hop resolution (`neigh`).
+
+pub mod attach;
+pub mod error;
+pub mod model;
+pub mod neigh;
+pub mod pins;
+pub mod table;
+
+pub use error::Error;
+pub use pins::{BPF_OBJECT, Pins, Sizes, pin_dir};
+pub use table::Table;

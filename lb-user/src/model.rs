@@ -1,0 +1,177 @@
+//! The controller's model of LVS objects, in LVS words. `cli` parses ipvsadm
+//! arguments into these types, `format` prints listings from them, and `table`
+//! projects them onto the pinned maps.
+
+use std::net::Ipv4Addr;
+
+/// Transport protocol of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => lb_common::IPPROTO_TCP,
+            Proto::Udp => lb_common::IPPROTO_UDP,
+        }
+    }
+    /// As ipvsadm prints it in listings ("TCP", "UDP").
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            lb_common::IPPROTO_TCP => Some(Proto::Tcp),
+            lb_common::IPPROTO_UDP => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// Identity of a virtual service: `-t|-u addr:port`. Ordered like ipvsadm's
+/// sorted listing (protocol, address, port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId {
+    pub proto: Proto,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Scheduler (`-s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sched {
+    Rr,
+    Wrr,
+}
+
+impl Sched {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sched::Rr => "rr",
+            Sched::Wrr => "wrr",
+        }
+    }
+}
+
+/// Everything `-A`/`-E` sets on a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub id: ServiceId,
+    pub sched: Sched,
+    /// `-p [timeout]`: persistence timeout in seconds.
+    pub persistent: Option<u32>,
+    /// `-M netmask` (255.255.255.255 when not given).
+    pub netmask: Ipv4Addr,
+}
+
+/// Forwarding method (`-g` only for now).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fwd {
+    Route,
+}
+
+impl Fwd {
+    /// As the `Forward` column prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fwd::Route => "Route",
+        }
+    }
+    /// As `--save` prints it.
+    pub fn switch(self) -> &'static str {
+        match self {
+            Fwd::Route => "-g",
+        }
+    }
+}
+
+/// Identity of a real server within a service: `-r addr[:port]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RealId {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Everything `-a`/`-e` sets on a real server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealSpec {
+    pub id: RealId,
+    pub fwd: Fwd,
+    /// 0..=65535; 0 = quiescent.
+    pub weight: u32,
+}
+
+/// Traffic counters as ipvsadm shows them (`--stats`). DR sees no replies, so
+/// `outpkts`/`outbytes` stay 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Rates as ipvsadm shows them (`--rate`), per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+/// One real server as a listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealView {
+    pub spec: RealSpec,
+    pub active_conns: u64,
+    pub inactive_conns: u64,
+    /// Templates bound to this real (PersistConn).
+    pub persist_conns: u64,
+    pub stats: Stats,
+    pub rates: Rates,
+}
+
+/// One virtual service as a listing shows it; `reals` in list order (newest
+/// first, as the kernel keeps them); the formatter sorts unless `--nosort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceView {
+    pub spec: ServiceSpec,
+    pub stats: Stats,
+    pub rates: Rates,
+    pub reals: Vec<RealView>,
+}
+
+/// One row of `-L -c`: a connection entry or a persistence template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnView {
+    /// "TCP", "UDP" (templates of TCP/UDP services too).
+    pub proto: Proto,
+    /// Remaining time in seconds (shown as MM:SS).
+    pub expire_secs: u64,
+    /// "ESTABLISHED", "UDP", "NONE", "ASSURED", ...
+    pub state: &'static str,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// Flow timeouts as `--set tcp tcpfin udp` and `-L --timeout` show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}

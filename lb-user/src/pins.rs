@@ -1,0 +1,338 @@
+//! The pinned maps: the load balancer's whole state, shared by every `lbctl`
+//! invocation and the XDP program, as the kernel's tables are shared by every
+//! `ipvsadm` run.
+//!
+//! `Pins::open` creates the maps (by loading the object's map definitions)
+//! the first time, pins them under the pin directory, and afterwards opens
+//! the pins, refusing any whose layout differs from this build's. Every
+//! invocation holds an exclusive lock on the directory while it works, so two
+//! invocations at once cannot interleave their changes.
+
+use std::{
+    fs::File,
+    os::{fd::AsRawFd, unix::fs::PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray},
+};
+use lb_common::{
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAP_CONNS, MAP_DEST_STATS,
+    MAP_DESTS, MAP_NAMES, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS,
+    MAP_TEMPLATES, MAX_DESTS, MAX_SERVICES, REASON_COUNT, SchedState, Service, ServiceKey,
+    ServiceStats, Settings, Template, TemplateKey,
+};
+
+use crate::error::Error;
+
+/// Default pin directory; `$LB_PIN_PATH` overrides it.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/lb";
+/// The environment variable naming the pin directory.
+pub const PIN_PATH_ENV: &str = "LB_PIN_PATH";
+
+/// The pin directory in force.
+pub fn pin_dir() -> PathBuf {
+    std::env::var_os(PIN_PATH_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_PATH))
+}
+
+/// The BPF object embedded at build time (see build.rs).
+pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-ebpf.o"));
+
+/// The embedded object, or a clear error when this build has none.
+pub fn bpf_object() -> Result<&'static [u8], Error> {
+    if BPF_OBJECT.is_empty() {
+        return Err(Error::NoObject);
+    }
+    Ok(BPF_OBJECT)
+}
+
+/// Sizes of the LRU tables, chosen when the maps are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub conns: u32,
+    pub templates: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            conns: DEFAULT_CONNS,
+            templates: DEFAULT_TEMPLATES,
+        }
+    }
+}
+
+/// Typed handles on every pinned map.
+pub struct Pins {
+    pub dir: PathBuf,
+    pub services: HashMap<MapData, ServiceKey, Service>,
+    pub dests: Array<MapData, Dest>,
+    pub conns: HashMap<MapData, ConnKey, Conn>,
+    pub templates: HashMap<MapData, TemplateKey, Template>,
+    pub sched: PerCpuArray<MapData, SchedState>,
+    pub settings: Array<MapData, Settings>,
+    pub stats: PerCpuArray<MapData, Counters>,
+    pub svc_stats: PerCpuArray<MapData, ServiceStats>,
+    pub dest_stats: PerCpuArray<MapData, ServiceStats>,
+    pub sizes: Sizes,
+    /// Held for the lifetime of `Pins`: the exclusive lock on `dir`.
+    _lock: File,
+}
+
+/// Expected (key size, value size, max entries) of each map; `None` for the
+/// LRU sizes, which are chosen at creation.
+fn expected(name: &str) -> (usize, usize, Option<u32>) {
+    use std::mem::size_of;
+    match name {
+        MAP_SERVICES => (
+            size_of::<ServiceKey>(),
+            size_of::<Service>(),
+            Some(MAX_SERVICES),
+        ),
+        MAP_DESTS => (4, size_of::<Dest>(), Some(MAX_DESTS)),
+        MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
+        MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
+        MAP_SCHED => (4, size_of::<SchedState>(), Some(MAX_SERVICES)),
+        MAP_SETTINGS => (4, size_of::<Settings>(), Some(1)),
+        MAP_STATS => (4, size_of::<Counters>(), Some(REASON_COUNT)),
+        MAP_SVC_STATS => (4, size_of::<ServiceStats>(), Some(MAX_SERVICES)),
+        MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
+        _ => (0, 0, Some(0)),
+    }
+}
+
+/// Makes sure a bpffs is mounted where the pin directory lives (the default
+/// `/sys/fs/bpf`, as ipvsadm users expect things to just work).
+fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    if is_bpffs(parent, BPF_FS_MAGIC) || is_bpffs(dir, BPF_FS_MAGIC) {
+        return Ok(());
+    }
+    if parent == Path::new("/sys/fs/bpf") {
+        let src = c"bpf";
+        let target = c"/sys/fs/bpf";
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        return Err(Error::Io {
+            what: "mounting bpffs on /sys/fs/bpf".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Err(Error::NotBpffs(dir.to_path_buf()))
+}
+
+fn is_bpffs(path: &Path, magic: i64) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == magic
+}
+
+fn lock_dir(dir: &Path) -> Result<File, Error> {
+    let f = File::open(dir).map_err(|e| Error::Io {
+        what: format!("opening {}", dir.display()),
+        source: e,
+    })?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::Io {
+            what: format!("locking {}", dir.display()),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(f)
+}
+
+impl Pins {
+    /// Opens the pinned maps in `dir`, creating them first if there are none.
+    /// `sizes` applies only when the maps are created; `Some` sizes that
+    /// differ from existing pins are refused (`--reset` starts afresh).
+    pub fn open(dir: &Path, sizes: Option<Sizes>) -> Result<Pins, Error> {
+        require_privileges()?;
+        ensure_bpffs(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            what: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let lock = lock_dir(dir)?;
+        let present: Vec<&str> = MAP_NAMES
+            .iter()
+            .copied()
+            .filter(|n| dir.join(n).exists())
+            .collect();
+        let mut maps: Vec<(String, MapData)> = Vec::new();
+        if present.is_empty() {
+            let sizes = sizes.unwrap_or_default();
+            let mut ebpf = load_maps(dir, sizes)?;
+            for name in MAP_NAMES {
+                let map = ebpf.take_map(name).ok_or(Error::MissingMap(name))?;
+                maps.push((name.to_string(), map_data(map)));
+            }
+        } else if present.len() != MAP_NAMES.len() {
+            return Err(Error::StalePin {
+                dir: dir.to_path_buf(),
+                why: format!(
+                    "only some maps are pinned ({}); remove the directory or run `lbctl attach --reset`",
+                    present.join(", ")
+                ),
+            });
+        } else {
+            for name in MAP_NAMES {
+                let md = MapData::from_pin(dir.join(name)).map_err(|e| Error::Map {
+                    name,
+                    op: "open pin",
+                    source: e,
+                })?;
+                maps.push((name.to_string(), md));
+            }
+        }
+        // Layout check: aya does not compare a reused pin with the program's
+        // definition, so do it here.
+        let mut found = Sizes::default();
+        for (name, md) in &maps {
+            let info = md.info().map_err(|e| Error::Map {
+                name: static_name(name),
+                op: "info",
+                source: e,
+            })?;
+            let (k, v, max) = expected(name);
+            let ok = info.key_size() as usize == k
+                && info.value_size() as usize == v
+                && max.is_none_or(|m| m == info.max_entries());
+            if !ok {
+                return Err(Error::StalePin {
+                    dir: dir.to_path_buf(),
+                    why: format!(
+                        "map `{name}` has key/value/max {}/{}/{}, this build expects {k}/{v}/{}; \
+                         it was made by another version: run `lbctl attach --reset` to start afresh",
+                        info.key_size(),
+                        info.value_size(),
+                        info.max_entries(),
+                        max.map_or("any".to_string(), |m| m.to_string())
+                    ),
+                });
+            }
+            match name.as_str() {
+                MAP_CONNS => found.conns = info.max_entries(),
+                MAP_TEMPLATES => found.templates = info.max_entries(),
+                _ => {}
+            }
+        }
+        if let Some(want) = sizes {
+            if want != found {
+                return Err(Error::SizeMismatch {
+                    want_conns: want.conns,
+                    want_templates: want.templates,
+                    have_conns: found.conns,
+                    have_templates: found.templates,
+                });
+            }
+        }
+        let mut take = |n: &str| -> Map {
+            let i = maps.iter().position(|(name, _)| name == n).unwrap_or(0);
+            Map::from_map_data(maps.remove(i).1).expect("map type known to aya")
+        };
+        let services = HashMap::try_from(take(MAP_SERVICES)).map_err(map_err(MAP_SERVICES))?;
+        let dests = Array::try_from(take(MAP_DESTS)).map_err(map_err(MAP_DESTS))?;
+        let conns = HashMap::try_from(take(MAP_CONNS)).map_err(map_err(MAP_CONNS))?;
+        let templates = HashMap::try_from(take(MAP_TEMPLATES)).map_err(map_err(MAP_TEMPLATES))?;
+        let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
+        let settings = Array::try_from(take(MAP_SETTINGS)).map_err(map_err(MAP_SETTINGS))?;
+        let stats = PerCpuArray::try_from(take(MAP_STATS)).map_err(map_err(MAP_STATS))?;
+        let svc_stats = PerCpuArray::try_from(take(MAP_SVC_STATS)).map_err(map_err(MAP_SVC_STATS))?;
+        let dest_stats =
+            PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
+        let mut pins = Pins {
+            dir: dir.to_path_buf(),
+            services,
+            dests,
+            conns,
+            templates,
+            sched,
+            settings,
+            stats,
+            svc_stats,
+            dest_stats,
+            sizes: found,
+            _lock: lock,
+        };
+        // A fresh SETTINGS entry is all zeros: give it the kernel's defaults.
+        if pins.settings()?.layout == 0 {
+            pins.set_settings(&Settings::DEFAULT)?;
+        }
+        Ok(pins)
+    }
+
+    pub fn settings(&self) -> Result<Settings, Error> {
+        self.settings.get(&0, 0).map_err(map_err(MAP_SETTINGS))
+    }
+
+    pub fn set_settings(&mut self, s: &Settings) -> Result<(), Error> {
+        self.settings.set(0, s, 0).map_err(map_err(MAP_SETTINGS))
+    }
+}
+
+/// Loads the object's maps (not its programs) with every map pinned by name
+/// under `dir`. Used to create the maps, and by `attach` to load the program
+/// against the existing pins.
+pub fn load_maps(dir: &Path, sizes: Sizes) -> Result<Ebpf, Error> {
+    let obj = bpf_object()?;
+    let mut loader = EbpfLoader::new();
+    for name in MAP_NAMES {
+        loader.map_pin_path(name, dir.join(name));
+    }
+    loader
+        .map_max_entries(MAP_CONNS, sizes.conns)
+        .map_max_entries(MAP_TEMPLATES, sizes.templates);
+    loader.load(obj).map_err(|e| Error::Load(Box::new(e)))
+}
+
+fn map_data(map: Map) -> MapData {
+    match map {
+        Map::HashMap(m)
+        | Map::LruHashMap(m)
+        | Map::Array(m)
+        | Map::PerCpuArray(m)
+        | Map::PerCpuHashMap(m) => m,
+        other => panic!("unexpected map kind {other:?}"),
+    }
+}
+
+fn static_name(name: &str) -> &'static str {
+    MAP_NAMES.iter().copied().find(|n| *n == name).unwrap_or("?")
+}
+
+pub fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
+    move |source| Error::Map {
+        name,
+        op: "access",
+        source,
+    }
+}
+
+/// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF. Say so up front
+/// instead of failing halfway with EPERM.
+pub fn require_privileges() -> Result<(), Error> {
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    Err(Error::Privileges)
+}

@@ -1,0 +1,801 @@
+//! The LVS control plane over the pinned maps: what `ipvsadm -A/-E/-D/-C/-a/
+//! -e/-d/-Z/--set` do to the kernel's tables, done to ours, and the views
+//! the listings print.
+//!
+//! Rules kept from IPVS (LVS-SEMANTICS §3, §4, §5):
+//! - a service's dest list is kept newest-first and written whole, with the
+//!   wrr bookkeeping (`di`, `mw`, `cw_seed`) recomputed as the kernel does;
+//! - a removed dest keeps its slot in `DESTS` (the kernel's trash): its
+//!   flows are dropped (`expire_nodest_conn=0`) and resume if the same real
+//!   server is added back; with `expire_nodest_conn=1` its generation is
+//!   bumped, which expires its flows and templates at once, whatever their
+//!   number;
+//! - setting a weight to 0 with `expire_quiescent_template=1` bumps the
+//!   dest's template epoch: all its templates become invalid in O(1).
+//!
+//! Every operation validates first; on `Err` nothing has changed.
+
+use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+
+use aya::maps::PerCpuValues;
+use lb_common::{
+    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
+    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
+    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
+    ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active, wrr_adjust_cw,
+};
+
+use crate::{
+    error::Error,
+    model::{
+        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
+        ServiceView, Stats, Timeouts,
+    },
+    neigh,
+    pins::{Pins, map_err},
+};
+
+/// How long `-a` waits for the kernel to resolve a real server's MAC.
+const RESOLVE_WAIT: Duration = Duration::from_millis(500);
+
+pub fn service_key(id: &ServiceId) -> ServiceKey {
+    ServiceKey {
+        addr: id.addr.octets(),
+        port: id.port.to_be_bytes(),
+        proto: id.proto.number(),
+        _pad: 0,
+    }
+}
+
+fn service_id(k: &ServiceKey) -> Option<ServiceId> {
+    Some(ServiceId {
+        proto: Proto::from_number(k.proto)?,
+        addr: Ipv4Addr::from(k.addr),
+        port: u16::from_be_bytes(k.port),
+    })
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Recomputes the wrr bookkeeping after a change of the dest list or of a
+/// weight (`ip_vs_wrr_dest_changed`) and bumps the generation.
+fn dests_changed(svc: &mut Service) {
+    let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
+    let ws = svc.dests[..n].iter().map(|d| d.weight);
+    let g = ws.clone().filter(|w| *w > 0).fold(0, gcd);
+    svc.di = if g == 0 { 1 } else { g };
+    svc.mw = ws.max().unwrap_or(0).saturating_sub(svc.di - 1);
+    svc.cw_seed = wrr_adjust_cw(svc.cw_seed, svc.di, svc.mw);
+    svc.generation = svc.generation.wrapping_add(1);
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
+    values.iter().fold(ServiceStats::default(), |a, v| ServiceStats {
+        conns: a.conns + v.conns,
+        inpkts: a.inpkts + v.inpkts,
+        inbytes: a.inbytes + v.inbytes,
+    })
+}
+
+fn to_stats(s: ServiceStats) -> Stats {
+    Stats {
+        conns: s.conns,
+        inpkts: s.inpkts,
+        inbytes: s.inbytes,
+        outpkts: 0,
+        outbytes: 0,
+    }
+}
+
+/// The control plane: LVS operations on the pinned maps.
+pub struct Table {
+    pub pins: Pins,
+}
+
+impl Table {
+    pub fn new(pins: Pins) -> Table {
+        Table { pins }
+    }
+
+    fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
+        let mut out = BTreeMap::new();
+        for item in self.pins.services.iter() {
+            let (k, v) = item.map_err(map_err("SERVICES"))?;
+            if let Some(id) = service_id(&k) {
+                out.insert(id, (k, v));
+            }
+        }
+        Ok(out)
+    }
+
+    fn service(&self, id: &ServiceId) -> Result<Service, Error> {
+        match self.pins.services.get(&service_key(id), 0) {
+            Ok(s) => Ok(s),
+            Err(aya::maps::MapError::KeyNotFound) => Err(Error::NoService(*id)),
+            Err(e) => Err(map_err("SERVICES")(e)),
+        }
+    }
+
+    fn write_service(&mut self, id: &ServiceId, svc: &Service) -> Result<(), Error> {
+        self.pins
+            .services
+            .insert(service_key(id), svc, 0)
+            .map_err(map_err("SERVICES"))
+    }
+
+    fn dest(&self, i: u32) -> Result<Dest, Error> {
+        self.pins.dests.get(&i, 0).map_err(map_err("DESTS"))
+    }
+
+    fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
+        self.pins.dests.set(i, d, 0).map_err(map_err("DESTS"))
+    }
+
+    fn zero_stats(&mut self, svc_id: Option<u32>, dest: Option<u32>) -> Result<(), Error> {
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io {
+            what: "counting CPUs".into(),
+            source: e,
+        })?;
+        let zeros = || PerCpuValues::try_from(vec![ServiceStats::default(); n]);
+        if let Some(i) = svc_id {
+            let z = zeros().map_err(|e| Error::Io {
+                what: "per-CPU values".into(),
+                source: e,
+            })?;
+            self.pins
+                .svc_stats
+                .set(i, z, 0)
+                .map_err(map_err("SVC_STATS"))?;
+        }
+        if let Some(i) = dest {
+            let z = zeros().map_err(|e| Error::Io {
+                what: "per-CPU values".into(),
+                source: e,
+            })?;
+            self.pins
+                .dest_stats
+                .set(i, z, 0)
+                .map_err(map_err("DEST_STATS"))?;
+        }
+        Ok(())
+    }
+
+    fn update_port0_flag(&mut self) -> Result<(), Error> {
+        let any = self.services()?.keys().any(|id| id.port == 0);
+        let mut s = self.pins.settings()?;
+        let v = any as u32;
+        if s.has_port0 != v {
+            s.has_port0 = v;
+            self.pins.set_settings(&s)?;
+        }
+        Ok(())
+    }
+
+    // ---- services --------------------------------------------------------
+
+    /// `-A`.
+    pub fn add_service(&mut self, spec: &ServiceSpec) -> Result<(), Error> {
+        validate_service(spec)?;
+        let all = self.services()?;
+        if all.contains_key(&spec.id) {
+            return Err(Error::ServiceExists(spec.id));
+        }
+        let used: Vec<u32> = all.values().map(|(_, s)| s.id).collect();
+        let id = (0..MAX_SERVICES)
+            .find(|i| !used.contains(i))
+            .ok_or(Error::TooManyServices(MAX_SERVICES))?;
+        let mut settings = self.pins.settings()?;
+        let epoch = settings.next_epoch.max(1);
+        settings.next_epoch = epoch.wrapping_add(1).max(1);
+        let mut svc: Service = bytemuck::Zeroable::zeroed();
+        svc.id = id;
+        svc.epoch = epoch;
+        svc.generation = 1;
+        svc.di = 1;
+        apply_spec(&mut svc, spec);
+        self.pins.set_settings(&settings)?;
+        self.zero_stats(Some(id), None)?;
+        self.write_service(&spec.id, &svc)?;
+        self.update_port0_flag()
+    }
+
+    /// `-E`: all of the service's settings are replaced (ipvsadm re-sends
+    /// every field). Templates keep the timeout they were made with.
+    pub fn edit_service(&mut self, spec: &ServiceSpec) -> Result<(), Error> {
+        validate_service(spec)?;
+        let mut svc = self.service(&spec.id)?;
+        let old_sched = svc.sched;
+        apply_spec(&mut svc, spec);
+        if svc.sched != old_sched {
+            // A new scheduler starts from scratch, as in the kernel.
+            let mut settings = self.pins.settings()?;
+            svc.epoch = settings.next_epoch.max(1);
+            settings.next_epoch = svc.epoch.wrapping_add(1).max(1);
+            self.pins.set_settings(&settings)?;
+            svc.cw_seed = svc.mw;
+        }
+        self.write_service(&spec.id, &svc)
+    }
+
+    /// `-D`.
+    pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), Error> {
+        let svc = self.service(id)?;
+        let settings = self.pins.settings()?;
+        self.pins
+            .services
+            .remove(&service_key(id))
+            .map_err(map_err("SERVICES"))?;
+        for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            self.retire_dest(sd.dest, &settings)?;
+        }
+        self.update_port0_flag()
+    }
+
+    /// `-C`.
+    pub fn clear(&mut self) -> Result<(), Error> {
+        for id in self.services()?.keys() {
+            self.delete_service(id)?;
+        }
+        Ok(())
+    }
+
+    /// A dest leaves its service: its slot stays (trash) so that its flows
+    /// can resume if it comes back; `expire_nodest_conn=1` expires them now.
+    fn retire_dest(&mut self, i: u32, settings: &Settings) -> Result<(), Error> {
+        let mut d = self.dest(i)?;
+        d.flags &= !DEST_F_AVAILABLE;
+        if settings.expire_nodest_conn != 0 {
+            d.generation = d.generation.wrapping_add(1);
+        }
+        self.write_dest(i, &d)
+    }
+
+    // ---- real servers ----------------------------------------------------
+
+    /// `-a`.
+    pub fn add_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
+        validate_real(real)?;
+        let mut svc = self.service(sid)?;
+        let key = service_key(sid);
+        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
+        for sd in &svc.dests[..n] {
+            let d = self.dest(sd.dest)?;
+            if d.addr == real.id.addr.octets() && d.port == real.id.port.to_be_bytes() {
+                return Err(Error::RealExists(*sid, real.id));
+            }
+        }
+        if n >= MAX_SERVICE_DESTS {
+            return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
+        }
+        let (slot, mut d, fresh) = self.find_slot(&key, &real.id)?;
+        d.addr = real.id.addr.octets();
+        d.port = real.id.port.to_be_bytes();
+        d.fwd = FWD_ROUTE;
+        d.svc = key;
+        d.weight = real.weight;
+        d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
+        if let Some(hop) = neigh::resolve(real.id.addr, RESOLVE_WAIT) {
+            d.mac = hop.mac;
+            d.smac = hop.smac;
+            d.ifindex = hop.ifindex;
+            d.flags |= DEST_F_RESOLVED;
+        }
+        if fresh {
+            self.zero_stats(None, Some(slot))?;
+        }
+        self.write_dest(slot, &d)?;
+        // Newest first, as the kernel's list.
+        svc.dests.copy_within(0..n, 1);
+        svc.dests[0] = ServiceDest {
+            dest: slot,
+            weight: real.weight,
+        };
+        svc.ndests = n as u32 + 1;
+        dests_changed(&mut svc);
+        self.write_service(sid, &svc)
+    }
+
+    /// A slot for (service, real): the same real server's old slot if it is
+    /// in the trash (its flows resume), else a free one, else the oldest
+    /// trashed slot of another real (its generation is bumped, so nothing
+    /// bound to the old real can use it).
+    fn find_slot(&self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
+        let mut free = None;
+        let mut trashed = None;
+        for (i, d) in self.pins.dests.iter().enumerate() {
+            let d = d.map_err(map_err("DESTS"))?;
+            let i = i as u32;
+            if d.flags & DEST_F_IN_USE == 0 {
+                if free.is_none() {
+                    free = Some((i, d));
+                }
+                continue;
+            }
+            if d.flags & DEST_F_AVAILABLE == 0 {
+                if d.svc == *key && d.addr == real.addr.octets() && d.port == real.port.to_be_bytes()
+                {
+                    return Ok((i, d, false));
+                }
+                if trashed.is_none() {
+                    trashed = Some((i, d));
+                }
+            }
+        }
+        if let Some((i, mut d)) = free.or(trashed) {
+            d.generation = d.generation.wrapping_add(1);
+            d.flags = 0;
+            return Ok((i, d, true));
+        }
+        Err(Error::TooManyDests(MAX_DESTS))
+    }
+
+    fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
+        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
+        for (pos, sd) in svc.dests[..n].iter().enumerate() {
+            let d = self.dest(sd.dest)?;
+            if d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
+                return Ok(Some(pos));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `-e`.
+    pub fn edit_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
+        validate_real(real)?;
+        let mut svc = self.service(sid)?;
+        let pos = self
+            .real_pos(&svc, &real.id)?
+            .ok_or(Error::NoReal(*sid, real.id))?;
+        let slot = svc.dests[pos].dest;
+        let settings = self.pins.settings()?;
+        let mut d = self.dest(slot)?;
+        let was = d.weight;
+        d.weight = real.weight;
+        if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
+            // Flush this real server's templates, in O(1) whatever their number.
+            d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
+        }
+        if d.flags & DEST_F_RESOLVED == 0 {
+            if let Some(hop) = neigh::resolve(real.id.addr, RESOLVE_WAIT) {
+                d.mac = hop.mac;
+                d.smac = hop.smac;
+                d.ifindex = hop.ifindex;
+                d.flags |= DEST_F_RESOLVED;
+            }
+        }
+        self.write_dest(slot, &d)?;
+        svc.dests[pos].weight = real.weight;
+        dests_changed(&mut svc);
+        self.write_service(sid, &svc)
+    }
+
+    /// `-d`.
+    pub fn delete_real(&mut self, sid: &ServiceId, real: &RealId) -> Result<(), Error> {
+        let mut svc = self.service(sid)?;
+        let pos = self.real_pos(&svc, real)?.ok_or(Error::NoReal(*sid, *real))?;
+        let slot = svc.dests[pos].dest;
+        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
+        svc.dests.copy_within(pos + 1..n, pos);
+        svc.dests[n - 1] = ServiceDest::default();
+        svc.ndests = n as u32 - 1;
+        dests_changed(&mut svc);
+        // First no new flows, then the dest goes to the trash.
+        self.write_service(sid, &svc)?;
+        let settings = self.pins.settings()?;
+        self.retire_dest(slot, &settings)
+    }
+
+    /// `-Z [service]`: packet, byte and connection counters (not the
+    /// ActiveConn/InActConn gauges).
+    pub fn zero(&mut self, sid: Option<&ServiceId>) -> Result<(), Error> {
+        let all = self.services()?;
+        for (id, (_, svc)) in &all {
+            if sid.is_some_and(|s| s != id) {
+                continue;
+            }
+            self.zero_stats(Some(svc.id), None)?;
+            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+                self.zero_stats(None, Some(sd.dest))?;
+            }
+        }
+        if let Some(s) = sid {
+            if !all.contains_key(s) {
+                return Err(Error::NoService(*s));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- settings --------------------------------------------------------
+
+    /// `--set tcp tcpfin udp` (0 leaves a value unchanged).
+    pub fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), Error> {
+        let mut s = self.pins.settings()?;
+        if t.tcp != 0 {
+            s.timeouts[CONN_S_ESTABLISHED as usize] = t.tcp;
+        }
+        if t.tcpfin != 0 {
+            s.timeouts[CONN_S_FIN_WAIT as usize] = t.tcpfin;
+        }
+        if t.udp != 0 {
+            s.timeouts[CONN_S_UDP as usize] = t.udp;
+        }
+        self.pins.set_settings(&s)
+    }
+
+    pub fn timeouts(&self) -> Result<Timeouts, Error> {
+        let s = self.pins.settings()?;
+        Ok(Timeouts {
+            tcp: s.timeouts[CONN_S_ESTABLISHED as usize],
+            tcpfin: s.timeouts[CONN_S_FIN_WAIT as usize],
+            udp: s.timeouts[CONN_S_UDP as usize],
+        })
+    }
+
+    /// The LVS sysctls, as (name, value).
+    pub fn sysctls(&self) -> Result<Vec<(&'static str, u32)>, Error> {
+        let s = self.pins.settings()?;
+        Ok(vec![
+            ("conn_reuse_mode", s.conn_reuse_mode),
+            ("expire_nodest_conn", s.expire_nodest_conn),
+            ("expire_quiescent_template", s.expire_quiescent_template),
+        ])
+    }
+
+    /// Sets one sysctl (name without the `net.ipv4.vs.` prefix; value
+    /// already validated by the parser, checked again here).
+    pub fn set_sysctl(&mut self, name: &str, value: u32) -> Result<(), Error> {
+        let mut s = self.pins.settings()?;
+        match name {
+            "expire_nodest_conn" if value <= 1 => s.expire_nodest_conn = value,
+            "expire_quiescent_template" if value <= 1 => s.expire_quiescent_template = value,
+            "conn_reuse_mode" if value <= 3 => s.conn_reuse_mode = value,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid sysctl setting {name}={value}"
+                )));
+            }
+        }
+        self.pins.set_settings(&s)
+    }
+
+    // ---- views -----------------------------------------------------------
+
+    /// Services and their reals as the listings show them; `rates` are
+    /// measured over `rate_window` when given.
+    pub fn views(&self, rate_window: Option<Duration>) -> Result<Vec<ServiceView>, Error> {
+        let first = self.snapshot()?;
+        let Some(window) = rate_window else {
+            return Ok(first);
+        };
+        std::thread::sleep(window);
+        let mut second = self.snapshot()?;
+        let secs = window.as_secs_f64().max(1e-3);
+        let rate = |a: &Stats, b: &Stats| Rates {
+            cps: ((b.conns.saturating_sub(a.conns)) as f64 / secs).round() as u64,
+            inpps: ((b.inpkts.saturating_sub(a.inpkts)) as f64 / secs).round() as u64,
+            outpps: 0,
+            inbps: ((b.inbytes.saturating_sub(a.inbytes)) as f64 / secs).round() as u64,
+            outbps: 0,
+        };
+        for s2 in &mut second {
+            if let Some(s1) = first.iter().find(|s| s.spec.id == s2.spec.id) {
+                s2.rates = rate(&s1.stats, &s2.stats);
+                for r2 in &mut s2.reals {
+                    if let Some(r1) = s1.reals.iter().find(|r| r.spec.id == r2.spec.id) {
+                        r2.rates = rate(&r1.stats, &r2.stats);
+                    }
+                }
+            }
+        }
+        Ok(second)
+    }
+
+    fn snapshot(&self) -> Result<Vec<ServiceView>, Error> {
+        let now = monotonic_ns();
+        let settings = self.pins.settings()?;
+        // Gauges from the tables: (active, inactive, persist) per dest slot.
+        let mut gauges: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+        let dests: Vec<Dest> = self
+            .pins
+            .dests
+            .iter()
+            .map(|d| d.map_err(map_err("DESTS")))
+            .collect::<Result<_, _>>()?;
+        for item in self.pins.conns.iter() {
+            let Ok((_, c)) = item else { continue };
+            if now >= c.expires() {
+                continue;
+            }
+            let Some(d) = dests.get(c.dest as usize) else {
+                continue;
+            };
+            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
+                continue;
+            }
+            let g = gauges.entry(c.dest).or_default();
+            if conn_state_is_active(c.state) {
+                g.0 += 1;
+            } else {
+                g.1 += 1;
+            }
+        }
+        for item in self.pins.templates.iter() {
+            let Ok((_, t)) = item else { continue };
+            if now >= t.expires {
+                continue;
+            }
+            let Some(d) = dests.get(t.dest as usize) else {
+                continue;
+            };
+            if d.generation == t.dest_gen && d.flags & DEST_F_IN_USE != 0 {
+                gauges.entry(t.dest).or_default().2 += 1;
+            }
+        }
+        let _ = settings;
+        let mut out = Vec::new();
+        for (id, (_, svc)) in self.services()? {
+            let stats = sum(&self
+                .pins
+                .svc_stats
+                .get(&svc.id, 0)
+                .map_err(map_err("SVC_STATS"))?);
+            let mut reals = Vec::new();
+            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+                let Some(d) = dests.get(sd.dest as usize) else {
+                    continue;
+                };
+                let ds = sum(&self
+                    .pins
+                    .dest_stats
+                    .get(&sd.dest, 0)
+                    .map_err(map_err("DEST_STATS"))?);
+                let g = gauges.get(&sd.dest).copied().unwrap_or_default();
+                reals.push(RealView {
+                    spec: RealSpec {
+                        id: RealId {
+                            addr: Ipv4Addr::from(d.addr),
+                            port: u16::from_be_bytes(d.port),
+                        },
+                        fwd: Fwd::Route,
+                        weight: sd.weight,
+                    },
+                    active_conns: g.0,
+                    inactive_conns: g.1,
+                    persist_conns: g.2,
+                    stats: to_stats(ds),
+                    rates: Rates::default(),
+                });
+            }
+            out.push(ServiceView {
+                spec: spec_of(&id, &svc),
+                stats: to_stats(stats),
+                rates: Rates::default(),
+                reals,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rows of `-L -c`: live connection entries and templates.
+    pub fn conn_rows(&self) -> Result<Vec<ConnView>, Error> {
+        let now = monotonic_ns();
+        let settings = self.pins.settings()?;
+        let dests: Vec<Dest> = self
+            .pins
+            .dests
+            .iter()
+            .map(|d| d.map_err(map_err("DESTS")))
+            .collect::<Result<_, _>>()?;
+        let secs = |exp: u64| exp.saturating_sub(now) / 1_000_000_000;
+        let mut rows = Vec::new();
+        for item in self.pins.conns.iter() {
+            let Ok((k, c)) = item else { continue };
+            if now >= c.expires() {
+                continue;
+            }
+            let Some(d) = dests.get(c.dest as usize) else {
+                continue;
+            };
+            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
+                continue; // flushed
+            }
+            if d.flags & DEST_F_AVAILABLE == 0 && settings.expire_nodest_conn != 0 {
+                continue; // expires on its next packet
+            }
+            let Some(proto) = Proto::from_number(k.proto) else {
+                continue;
+            };
+            rows.push(ConnView {
+                proto,
+                expire_secs: secs(c.expires()),
+                state: CONN_STATE_NAMES
+                    .get(c.state as usize)
+                    .copied()
+                    .unwrap_or("NONE"),
+                caddr: Ipv4Addr::from(k.caddr),
+                cport: u16::from_be_bytes(k.cport),
+                vaddr: Ipv4Addr::from(k.vaddr),
+                vport: u16::from_be_bytes(k.vport),
+                daddr: Ipv4Addr::from(d.addr),
+                dport: u16::from_be_bytes(d.port),
+            });
+        }
+        for item in self.pins.templates.iter() {
+            let Ok((k, t)) = item else { continue };
+            if now >= t.expires {
+                continue;
+            }
+            let Some(d) = dests.get(t.dest as usize) else {
+                continue;
+            };
+            if d.generation != t.dest_gen || d.flags & DEST_F_IN_USE == 0 {
+                continue;
+            }
+            let Some(proto) = Proto::from_number(k.proto) else {
+                continue;
+            };
+            // An invalidated template is shown as the kernel shows it after
+            // rehashing it out of the way: ports 65535 (§3.2).
+            let valid = d.flags & DEST_F_AVAILABLE != 0
+                && d.tmpl_epoch == t.epoch
+                && !(settings.expire_quiescent_template != 0 && d.weight == 0);
+            let vport = if valid { u16::from_be_bytes(k.vport) } else { 65535 };
+            let dport = if valid {
+                if k.vport == [0, 0] { 0 } else { u16::from_be_bytes(d.port) }
+            } else {
+                65535
+            };
+            rows.push(ConnView {
+                proto,
+                expire_secs: secs(t.expires),
+                state: if t.state == TMPL_S_ASSURED { "ASSURED" } else { "NONE" },
+                caddr: Ipv4Addr::from(k.caddr),
+                cport: 0,
+                vaddr: Ipv4Addr::from(k.vaddr),
+                vport,
+                daddr: Ipv4Addr::from(d.addr),
+                dport,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Re-resolves the next hop of every real server that has none yet.
+    pub fn resolve_unresolved(&mut self) -> Result<(), Error> {
+        let todo: Vec<(u32, Dest)> = self
+            .pins
+            .dests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
+            .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
+            .collect();
+        for (i, mut d) in todo {
+            if let Some(hop) = neigh::resolve(Ipv4Addr::from(d.addr), RESOLVE_WAIT) {
+                d.mac = hop.mac;
+                d.smac = hop.smac;
+                d.ifindex = hop.ifindex;
+                d.flags |= DEST_F_RESOLVED;
+                self.write_dest(i, &d)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
+    svc.sched = match spec.sched {
+        Sched::Rr => SCHED_RR,
+        Sched::Wrr => SCHED_WRR,
+    };
+    svc.flags = 0;
+    svc.timeout = 0;
+    if let Some(t) = spec.persistent {
+        svc.flags |= SVC_F_PERSISTENT;
+        svc.timeout = t;
+    }
+    if spec.id.port == 0 {
+        svc.flags |= SVC_F_PORT0;
+    }
+    svc.netmask = spec.netmask.octets();
+}
+
+fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
+    ServiceSpec {
+        id: *id,
+        sched: if svc.sched == SCHED_RR {
+            Sched::Rr
+        } else {
+            Sched::Wrr
+        },
+        persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
+        netmask: Ipv4Addr::from(svc.netmask),
+    }
+}
+
+fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
+    if spec.id.port == 0 && spec.persistent.is_none() {
+        return Err(Error::Invalid(
+            "Zero port specified for non-persistent service".into(),
+        ));
+    }
+    if let Some(t) = spec.persistent {
+        if !(1..=2_678_400).contains(&t) {
+            return Err(Error::Invalid("Illegal timeout specified".into()));
+        }
+    }
+    let m = u32::from(spec.netmask);
+    if m.leading_ones() + m.trailing_zeros() != 32 {
+        return Err(Error::Invalid("Illegal netmask specified".into()));
+    }
+    Ok(())
+}
+
+fn validate_real(real: &RealSpec) -> Result<(), Error> {
+    if real.weight > 65535 {
+        return Err(Error::Invalid("Illegal weight specified".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrr_bookkeeping_follows_the_kernel() {
+        let mut svc: Service = bytemuck::Zeroable::zeroed();
+        svc.di = 1;
+        // R1=4 alone: di=4, mw=1, cw (from 0) = 1.
+        svc.dests[0] = ServiceDest { dest: 1, weight: 4 };
+        svc.ndests = 1;
+        dests_changed(&mut svc);
+        assert_eq!((svc.di, svc.mw, svc.cw_seed), (4, 1, 1));
+        // + R2=3, R3=2: di=1, mw=4, cw stays 1.
+        svc.dests.copy_within(0..1, 2);
+        svc.dests[1] = ServiceDest { dest: 2, weight: 3 };
+        svc.dests[0] = ServiceDest { dest: 3, weight: 2 };
+        svc.ndests = 3;
+        dests_changed(&mut svc);
+        assert_eq!((svc.di, svc.mw, svc.cw_seed), (1, 4, 1));
+        // All quiescent: mw = 0.
+        for d in svc.dests.iter_mut() {
+            d.weight = 0;
+        }
+        dests_changed(&mut svc);
+        assert_eq!(svc.mw, 0);
+    }
+
+    #[test]
+    fn service_validation() {
+        let id = ServiceId {
+            proto: Proto::Tcp,
+            addr: "203.0.113.10".parse().unwrap(),
+            port: 0,
+        };
+        let mut spec = ServiceSpec {
+            id,
+            sched: Sched::Wrr,
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        };
+        assert!(validate_service(&spec).is_err());
+        spec.persistent = Some(300);
+        assert!(validate_service(&spec).is_ok());
+        spec.netmask = "255.0.255.0".parse().unwrap();
+        assert!(validate_service(&spec).is_err());
+        spec.netmask = "255.255.255.0".parse().unwrap();
+        spec.persistent = Some(0);
+        assert!(validate_service(&spec).is_err());
+    }
+}

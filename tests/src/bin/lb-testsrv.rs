@@ -1,0 +1,350 @@
+//! `lb-testsrv`: the real-server side of the end-to-end tests.
+//!
+//! ```text
+//! lb-testsrv --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...] [--udp]
+//! ```
+//!
+//! - TCP (default), one thread per connection:
+//!   - a request whose first line is `HOLD` switches to hold mode: the server answers
+//!     `NAME\n` to that line and to every further line until EOF, so a test can keep a
+//!     connection open and check that it still reaches the same real server;
+//!   - anything else is taken as an HTTP-ish request: the server reads lines until a blank
+//!     line, EOF or 2 s, then writes
+//!     `HTTP/1.0 200 OK\r\nContent-Length: N\r\nConnection: close\r\n\r\nNAME\n` and closes.
+//! - UDP (`--udp`): every datagram is answered with `NAME\n`, sent from the address the
+//!   datagram was addressed to (`IP_PKTINFO`), so a wildcard bind answers from the VIP.
+//!
+//! Binding `0.0.0.0` covers the VIP held on `lo`. The process runs until killed (SIGTERM's
+//! default action ends it). Errors go to stderr.
+
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an HTTP-ish request may take to arrive.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest request line or header line read.
+const MAX_LINE: usize = 8192;
+
+const USAGE: &str =
+    "usage: lb-testsrv --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...] [--udp]";
+
+struct Args {
+    name: String,
+    listen: Vec<SocketAddr>,
+    udp: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut name = None;
+    let mut listen = Vec::new();
+    let mut udp = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--name" => name = Some(args.next().ok_or("--name needs a value")?),
+            "--listen" => {
+                let v = args.next().ok_or("--listen needs ADDR:PORT")?;
+                listen.push(v.parse().map_err(|e| format!("--listen {v}: {e}"))?);
+            }
+            "--udp" => udp = true,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unexpected argument {other:?}\n{USAGE}")),
+        }
+    }
+    let name = name.ok_or_else(|| format!("--name is required\n{USAGE}"))?;
+    if name.contains(['\n', '\r']) {
+        return Err("--name must be one line".to_owned());
+    }
+    if listen.is_empty() {
+        return Err(format!("--listen is required\n{USAGE}"));
+    }
+    Ok(Args { name, listen, udp })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lb-testsrv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name: Arc<str> = Arc::from(args.name.as_str());
+    // Bind everything first so bind errors are reported before anything serves.
+    let mut threads = Vec::new();
+    for addr in &args.listen {
+        let name = Arc::clone(&name);
+        let spawned = if args.udp {
+            UdpSocket::bind(addr).map(|sock| std::thread::spawn(move || serve_udp(&sock, &name)))
+        } else {
+            TcpListener::bind(addr).map(|l| std::thread::spawn(move || serve_tcp(&l, &name)))
+        };
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                eprintln!("lb-testsrv {}: cannot bind {addr}: {e}", args.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for t in threads {
+        // The serve loops only return on fatal errors (already logged).
+        let _ = t.join();
+    }
+    ExitCode::FAILURE
+}
+
+fn serve_tcp(listener: &TcpListener, name: &Arc<str>) {
+    for conn in listener.incoming() {
+        match conn {
+            Ok(stream) => {
+                let name = Arc::clone(name);
+                std::thread::spawn(move || {
+                    let peer = stream.peer_addr().ok();
+                    if let Err(e) = handle_tcp(stream, &name) {
+                        eprintln!("lb-testsrv {name}: connection from {peer:?}: {e}");
+                    }
+                });
+            }
+            Err(e) => eprintln!("lb-testsrv {name}: accept: {e}"),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads one line (without a bound on its content, but at most [`MAX_LINE`] bytes).
+/// Returns `Ok(None)` on EOF.
+fn read_line(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let n = (&mut *reader)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut line)?;
+    Ok((n > 0).then_some(line))
+}
+
+fn handle_tcp(stream: TcpStream, name: &str) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut reader = BufReader::new(stream);
+
+    let first = match read_line(&mut reader) {
+        Ok(line) => line,
+        Err(e) if is_timeout(&e) => None,
+        Err(e) => return Err(e),
+    };
+    if first.as_deref().map(trim_eol) == Some(b"HOLD".as_slice()) {
+        return hold(reader, writer, name);
+    }
+    // Rest of the headers: until a blank line, EOF or the deadline.
+    let mut blank_seen = first.as_deref().is_some_and(|l| trim_eol(l).is_empty());
+    while first.is_some() && !blank_seen {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        reader.get_ref().set_read_timeout(Some(left))?;
+        match read_line(&mut reader) {
+            Ok(Some(line)) => blank_seen = trim_eol(&line).is_empty(),
+            Ok(None) => break,
+            Err(e) if is_timeout(&e) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let body = format!("{name}\n");
+    let response = format!(
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    writer.write_all(response.as_bytes())?;
+    writer.flush()?;
+    writer.shutdown(Shutdown::Write)
+}
+
+/// Hold mode: answer `NAME\n` to the `HOLD` line and to every further line, until EOF.
+fn hold(mut reader: BufReader<TcpStream>, mut writer: TcpStream, name: &str) -> io::Result<()> {
+    reader.get_ref().set_read_timeout(None)?;
+    let answer = format!("{name}\n");
+    writer.write_all(answer.as_bytes())?;
+    while read_line(&mut reader)?.is_some() {
+        writer.write_all(answer.as_bytes())?;
+    }
+    writer.shutdown(Shutdown::Write)
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn serve_udp(sock: &UdpSocket, name: &str) {
+    if let Err(e) = enable_pktinfo(sock) {
+        eprintln!("lb-testsrv {name}: IP_PKTINFO: {e}");
+        return;
+    }
+    let answer = format!("{name}\n");
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match recv_with_dst(sock, &mut buf) {
+            Ok((peer, dst)) => {
+                if let Err(e) = send_from(sock, answer.as_bytes(), peer, dst) {
+                    eprintln!("lb-testsrv {name}: reply to {peer}: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                eprintln!("lb-testsrv {name}: recvmsg: {e}");
+                return;
+            }
+        }
+    }
+}
+
+fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: valid socket fd, option value points to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Control buffer, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct Cmsg([u8; 64]);
+
+/// Receives a datagram; returns the sender and the local address it was sent to.
+fn recv_with_dst(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(SocketAddrV4, libc::in_addr)> {
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut peer: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut control = Cmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut peer).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len();
+    // SAFETY: every pointer in `msg` refers to live, correctly sized buffers.
+    if unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut dst = None;
+    // SAFETY: the kernel filled `msg_control`/`msg_controllen`; the CMSG_* macros walk it
+    // within those bounds, and IP_PKTINFO data is an `in_pktinfo`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                dst = Some(info.ipi_addr);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let dst = dst.ok_or_else(|| io::Error::other("no IP_PKTINFO on the datagram"))?;
+    let peer = SocketAddrV4::new(
+        u32::from_be(peer.sin_addr.s_addr).into(),
+        u16::from_be(peer.sin_port),
+    );
+    Ok((peer, dst))
+}
+
+/// Sends `data` to `peer` with source address `src`.
+fn send_from(
+    sock: &UdpSocket,
+    data: &[u8],
+    peer: SocketAddrV4,
+    src: libc::in_addr,
+) -> io::Result<()> {
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    to.sin_family = libc::AF_INET as libc::sa_family_t;
+    to.sin_port = peer.port().to_be();
+    to.sin_addr.s_addr = u32::from(*peer.ip()).to_be();
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = Cmsg([0; 64]);
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut to).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure computations; the control buffer (64 bytes) is
+    // larger than CMSG_SPACE(in_pktinfo) (32 bytes), so the header and data fit.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::IPPROTO_IP;
+        (*cmsg).cmsg_type = libc::IP_PKTINFO;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+        let info = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: src,
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
+    }
+    // SAFETY: every pointer in `msg` refers to live, correctly sized buffers.
+    if unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let a = args(&["--name", "rs1", "--listen", "0.0.0.0:80", "--udp"]).unwrap();
+        assert_eq!(a.name, "rs1");
+        assert_eq!(a.listen, vec!["0.0.0.0:80".parse::<SocketAddr>().unwrap()]);
+        assert!(a.udp);
+        assert!(args(&["--name", "rs1"]).is_err());
+        assert!(args(&["--listen", "0.0.0.0:80"]).is_err());
+        assert!(args(&["--name", "rs1", "--listen", "nope"]).is_err());
+        assert!(args(&["--name", "rs1", "--listen", "0.0.0.0:80", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn trims_line_endings() {
+        assert_eq!(trim_eol(b"HOLD\r\n"), b"HOLD");
+        assert_eq!(trim_eol(b"HOLD\n"), b"HOLD");
+        assert_eq!(trim_eol(b"HOLD"), b"HOLD");
+        assert_eq!(trim_eol(b"\r\n"), b"");
+    }
+}

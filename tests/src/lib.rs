@@ -1,0 +1,22 @@
+//! Test infrastructure for the XDP load balancer.
+//!
+//! - [`netns`]: network-namespace and bpffs pin-directory guards (unique names, cleanup in
+//!   `Drop`, per-thread `setns`), and [`netns::require_root`] for loud privilege skips.
+//! - [`topo`]: a direct-routing (LVS `-g`) topology on a bridge: client, director (LB) and
+//!   real servers, each in its own namespace, all addresses from documentation ranges.
+//! - [`client`]: TCP/UDP helpers that run inside the client namespace.
+//! - [`frame`]: an Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frame builder for
+//!   `BPF_PROG_TEST_RUN` fixtures, and a strict, independent parser to check output frames.
+//!
+//! The `lb-testsrv` binary (in `src/bin`) is the real-server side: an HTTP-ish TCP server
+//! that answers with its name, a "hold" echo mode, and a UDP responder.
+//!
+//! Nothing here touches the caller's network namespace: every interface, address and route
+//! is created inside namespaces owned by guards.
+
+pub mod client;
+pub mod frame;
+pub mod netns;
+pub mod topo;
+
+pub use netns::{BpfPinDir, Netns, require_root};

@@ -1,0 +1,284 @@
+//! build, test, demo, clippy: the steps behind each subcommand.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use xtask::{
+    BPF_BIN_NAME, BPF_HOST_TARGET_DIR, BPF_LIB_SOURCE, BPF_LOCKFILE, BPF_MANIFEST, BPF_OBJECT,
+    BPF_OBJECT_ENV, BPF_RUSTFLAGS, BPF_TARGET, BPF_TARGET_DIR, DEBIAN_RUSTC, DEMO_BIN_NAME,
+    HOST_LOCKFILE, LBCTL_BIN_NAME, LBCTL_ENV, TESTS_PACKAGE, USER_PACKAGE, artifact, elf, lockfile,
+};
+
+use crate::cmd::{self, step};
+use crate::setup;
+
+/// The host triple xtask itself was built for (set by build.rs): the target of
+/// lb-ebpf's host unit tests and host clippy.
+const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
+
+/// The workspace root (xtask lives in `<root>/xtask`).
+pub fn root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// What `build` produced, both as absolute paths.
+pub struct Built {
+    pub object: PathBuf,
+    pub lbctl: PathBuf,
+}
+
+impl Built {
+    /// Sets the env vars through which builds and tests find the object and lbctl.
+    fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env(BPF_OBJECT_ENV, &self.object)
+            .env(LBCTL_ENV, &self.lbctl)
+    }
+}
+
+/// Setup (if anything is missing), BPF object, then lbctl with the object embedded.
+pub fn build(root: &Path, debug_bpf: bool) -> Result<Built> {
+    setup::ensure(false)?;
+    let object = build_bpf(root, debug_bpf)?;
+
+    step(format!(
+        "building lbctl ({USER_PACKAGE}, release) with the BPF object embedded"
+    ));
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(root)
+        .args(["build", "--release", "--package", USER_PACKAGE])
+        .arg("--message-format=json-render-diagnostics")
+        .env(BPF_OBJECT_ENV, &object);
+    let messages = cmd::stdout(&mut cargo)?;
+    let lbctl = artifact::find(&messages, LBCTL_BIN_NAME, "bin")?;
+    step(format!("lbctl is {}", lbctl.display()));
+    Ok(Built { object, lbctl })
+}
+
+/// Builds lb-ebpf with Debian's rustc for bpfel-unknown-none, checks the object,
+/// and copies it to [`BPF_OBJECT`]; returns that path (absolute).
+fn build_bpf(root: &Path, debug: bool) -> Result<PathBuf> {
+    let manifest = root.join(BPF_MANIFEST);
+    if !manifest.exists() {
+        bail!(
+            "{} does not exist: nothing to build the BPF object from",
+            manifest.display()
+        );
+    }
+    let profile = if debug { "dev profile" } else { "release" };
+    step(format!(
+        "building BPF object ({BPF_BIN_NAME}, {BPF_TARGET}, {profile})"
+    ));
+
+    let mut cargo = Command::new("cargo");
+    cargo.current_dir(root).arg("build");
+    if !debug {
+        cargo.arg("--release");
+    }
+    if root.join(BPF_LOCKFILE).exists() {
+        cargo.arg("--locked"); // the lockfile carries the aya pins (Pattern 1)
+    }
+    cargo
+        .args([
+            "--target",
+            BPF_TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(root.join(BPF_TARGET_DIR));
+    cmd::clean_cargo_env(&mut cargo)
+        .env("RUSTC", DEBIAN_RUSTC)
+        // aya-ebpf uses asm_experimental_arch; Debian's stable rustc needs this for it.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", BPF_RUSTFLAGS);
+    let messages = cmd::stdout(&mut cargo)?;
+    let built = artifact::find(&messages, BPF_BIN_NAME, "bin")?;
+
+    let bytes = fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    elf::check_bpf_object(&bytes)
+        .with_context(|| format!("{} is not a usable BPF object", built.display()))?;
+
+    let dest = root.join(BPF_OBJECT);
+    // Rewrite only on change: build.rs reruns on the file's mtime, and an unchanged
+    // program should not relink lbctl.
+    if fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
+        let tmp = dest.with_extension("o.tmp");
+        fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &dest).with_context(|| format!("renaming to {}", dest.display()))?;
+    }
+    step(format!(
+        "BPF object is {} ({} bytes)",
+        dest.display(),
+        bytes.len()
+    ));
+    Ok(dest)
+}
+
+/// Both lockfiles must carry the pinned aya-family pairs (Pattern 1, §8.1). A
+/// lockfile that does not exist yet is skipped.
+pub fn check_lockfiles(root: &Path) -> Result<()> {
+    step("checking the aya-family pins in both lockfiles");
+    let read = |rel: &str| -> Result<Option<lockfile::Locked>> {
+        let path = root.join(rel);
+        if !path.exists() {
+            eprintln!("    {rel} does not exist yet; not checked");
+            return Ok(None);
+        }
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        lockfile::parse(&text)
+            .map(Some)
+            .with_context(|| format!("parsing {}", path.display()))
+    };
+    let host = read(HOST_LOCKFILE)?;
+    let bpf = read(BPF_LOCKFILE)?;
+    let mut problems = Vec::new();
+    if let Some(host) = &host {
+        problems.extend(lockfile::check_pins(
+            HOST_LOCKFILE,
+            host,
+            lockfile::HOST_PINS,
+        ));
+    }
+    if let Some(bpf) = &bpf {
+        problems.extend(lockfile::check_pins(BPF_LOCKFILE, bpf, lockfile::BPF_PINS));
+    }
+    if let (Some(host), Some(bpf)) = (&host, &bpf) {
+        problems.extend(lockfile::check_shared(host, bpf, lockfile::SHARED));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the aya-family versions in the lockfiles do not match the pinned pairs \
+             (STYLE.md Pattern 1):\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
+fn warn_if_not_root() {
+    if cmd::is_root() {
+        return;
+    }
+    let ci = if std::env::var_os("CI").is_some() {
+        "CI is set, so those tests will FAIL instead of skipping."
+    } else {
+        "Under CI (CI set) they fail instead."
+    };
+    eprintln!(
+        "\n!!! ====================================================================\n\
+         !!! WARNING: not running as root.\n\
+         !!! Tests that need network namespaces or BPF (CAP_BPF, CAP_NET_ADMIN)\n\
+         !!! will be SKIPPED. {ci}\n\
+         !!! Run `cargo xtask test` as root for the full suite.\n\
+         !!! ====================================================================\n"
+    );
+}
+
+/// `cargo xtask test`: build, pins, lb-ebpf host unit tests, workspace tests.
+pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
+    let built = build(root, false)?;
+    check_lockfiles(root)?;
+    warn_if_not_root();
+
+    if root.join(BPF_LIB_SOURCE).exists() {
+        step(format!(
+            "host unit tests of lb-ebpf's pure logic ({HOST_TARGET})"
+        ));
+        let mut cargo = bpf_crate_on_host(root, "test");
+        cargo.arg("--lib");
+        cmd::run(&mut cargo)?;
+    } else {
+        step(format!(
+            "no {BPF_LIB_SOURCE} yet: skipping lb-ebpf host unit tests"
+        ));
+    }
+
+    step("workspace tests (release, with the BPF object and lbctl from the build)");
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(root)
+        .args(["test", "--workspace", "--release"])
+        .args(extra);
+    cmd::run(built.apply(&mut cargo))?;
+
+    // TODO(bench): run `cargo xtask bench --quick` here once bench is implemented,
+    // so CI exercises the bench cases too.
+
+    step("all tests passed");
+    Ok(())
+}
+
+/// `cargo <subcommand>` on lb-ebpf for the host target with rustup's toolchain
+/// (not Debian's rustc), in its own target dir.
+fn bpf_crate_on_host(root: &Path, subcommand: &str) -> Command {
+    let mut cargo = Command::new("cargo");
+    cargo.current_dir(root).arg(subcommand);
+    if root.join(BPF_LOCKFILE).exists() {
+        cargo.arg("--locked");
+    }
+    cargo
+        .arg("--manifest-path")
+        .arg(root.join(BPF_MANIFEST))
+        .args(["--target", HOST_TARGET])
+        .arg("--target-dir")
+        .arg(root.join(BPF_HOST_TARGET_DIR));
+    cmd::clean_cargo_env(&mut cargo);
+    cargo
+}
+
+/// `cargo xtask demo`: build, then the demo binary with the object and lbctl.
+pub fn demo(root: &Path, extra: &[OsString]) -> Result<()> {
+    let built = build(root, false)?;
+    step(format!(
+        "running the demo ({TESTS_PACKAGE}/{DEMO_BIN_NAME})"
+    ));
+    let mut cargo = Command::new("cargo");
+    cargo.current_dir(root).args([
+        "run",
+        "--release",
+        "--package",
+        TESTS_PACKAGE,
+        "--bin",
+        DEMO_BIN_NAME,
+    ]);
+    if !extra.is_empty() {
+        cargo.arg("--").args(extra);
+    }
+    cmd::run(built.apply(&mut cargo))
+}
+
+/// `cargo xtask clippy`: the host workspace, then lb-ebpf's lib on the host
+/// target. Never together: `lb-common/user` would unify into the BPF crate (§8.1).
+pub fn clippy(root: &Path) -> Result<()> {
+    step("clippy: host workspace");
+    cmd::run(Command::new("cargo").current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    if root.join(BPF_LIB_SOURCE).exists() {
+        // Only --lib: the bin is no_std/no_main and is not meant to build for the host.
+        step(format!(
+            "clippy: lb-ebpf lib on the host target ({HOST_TARGET})"
+        ));
+        let mut cargo = bpf_crate_on_host(root, "clippy");
+        cargo.args(["--lib", "--", "-D", "warnings"]);
+        cmd::run(&mut cargo)?;
+    } else {
+        step(format!(
+            "no {BPF_LIB_SOURCE} yet: skipping clippy of lb-ebpf"
+        ));
+    }
+    step("clippy clean");
+    Ok(())
+}
