@@ -102,8 +102,16 @@ pub struct ServiceDest {
     pub weight: u32,
 }
 
+/// "No position" in the scheduling tables.
+pub const SCHED_NONE: u8 = u8::MAX;
+
 /// Value of `SERVICES`. Replaced whole by the controller on every change, so
 /// the datapath never sees a half-updated list.
+///
+/// The scheduling tables (`levels`, `next`, slots) are precomputed by
+/// [`Service::rebuild_sched`] so that a pick costs a few array reads, with
+/// no loop over the reals on the packet path (as Katran precomputes its
+/// ring in userspace).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Service {
@@ -117,8 +125,8 @@ pub struct Service {
     pub timeout: u32,
     /// Persistence netmask, network order.
     pub netmask: [u8; 4],
-    /// Unique per service creation: a per-CPU scheduler state of another epoch
-    /// is stale (the service id was reused).
+    /// Unique per service creation (and scheduler change): a per-CPU
+    /// scheduler state of another epoch starts afresh.
     pub epoch: u32,
     /// Bumped on every change of the dest list or a weight.
     pub generation: u32,
@@ -126,16 +134,145 @@ pub struct Service {
     pub ndests: u32,
     /// wrr: gcd of the positive weights (1 if none).
     pub di: u32,
-    /// wrr: max weight − (di − 1).
+    /// wrr: max weight − (di − 1); 0 when no dest may be picked.
     pub mw: u32,
-    /// wrr: the current weight a CPU that has scheduled nothing yet starts with
-    /// (the kernel's `cw` replayed over every change since the service was made).
+    /// wrr: the `cw` a CPU that has scheduled nothing yet starts with (the
+    /// kernel's `cw` replayed over every change since the service was made).
     pub cw_seed: u32,
-    pub _pad: u32,
+    /// Number of valid entries in `levels`.
+    pub nlevels: u32,
     /// The dest list in LVS order: most recently added first.
     pub dests: [ServiceDest; MAX_SERVICE_DESTS],
+    /// Distinct positive weights in units of `di`, ascending. A wrr pass with
+    /// current weight `cw` may pick exactly the dests whose weight in units
+    /// is at least `ceil(cw / di)`, i.e. those of the first level `>=` it.
+    pub levels: [u32; MAX_SERVICE_DESTS],
+    /// `next[l][p]`: the first position `>= p` whose weight is at least
+    /// `levels[l]` units, or `SCHED_NONE`. Level 0 = "weight > 0" (rr).
+    pub next: [[u8; MAX_SERVICE_DESTS]; MAX_SERVICE_DESTS],
+    /// Stable per-service slot of the dest at each position (rr keeps its
+    /// cursor as a slot, so it stays on the same dest when the list moves).
+    pub slot_of_pos: [u8; MAX_SERVICE_DESTS],
+    /// Position of each slot, `SCHED_NONE` if the slot is free.
+    pub pos_of_slot: [u8; MAX_SERVICE_DESTS],
 }
-const _: () = assert!(core::mem::size_of::<Service>() == 48 + 8 * MAX_SERVICE_DESTS);
+const _: () = assert!(
+    core::mem::size_of::<Service>()
+        == 48 + 8 * MAX_SERVICE_DESTS + 4 * MAX_SERVICE_DESTS
+            + MAX_SERVICE_DESTS * MAX_SERVICE_DESTS
+            + 2 * MAX_SERVICE_DESTS
+);
+
+const fn gcd(a: u32, b: u32) -> u32 {
+    let (mut a, mut b) = (a, b);
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+impl Service {
+    /// Recomputes everything the schedulers derive from the dest list and
+    /// weights, as the kernel's `ip_vs_wrr_dest_changed` does, and bumps the
+    /// generation. `slot_of_pos` must already describe the list; call after
+    /// every change of `dests`/`ndests` or a weight.
+    pub fn rebuild_sched(&mut self) {
+        let n = if (self.ndests as usize) < MAX_SERVICE_DESTS {
+            self.ndests as usize
+        } else {
+            MAX_SERVICE_DESTS
+        };
+        let mut g = 0;
+        let mut max = 0;
+        let mut i = 0;
+        while i < n {
+            let w = self.dests[i].weight;
+            if w > 0 {
+                g = if g == 0 { w } else { gcd(w, g) };
+            }
+            if w > max {
+                max = w;
+            }
+            i += 1;
+        }
+        self.di = if g == 0 { 1 } else { g };
+        self.mw = max.saturating_sub(self.di - 1);
+        self.cw_seed = wrr_adjust_cw(self.cw_seed, self.di, self.mw);
+
+        // Distinct positive weights in units of di, ascending.
+        self.levels = [0; MAX_SERVICE_DESTS];
+        self.nlevels = 0;
+        let mut i = 0;
+        while i < n {
+            let u = self.dests[i].weight / self.di;
+            if u > 0 {
+                // Insertion into the sorted, duplicate-free prefix.
+                let m = self.nlevels as usize;
+                let mut j = 0;
+                while j < m && self.levels[j] < u {
+                    j += 1;
+                }
+                if j == m || self.levels[j] != u {
+                    let mut k = m;
+                    while k > j {
+                        self.levels[k] = self.levels[k - 1];
+                        k -= 1;
+                    }
+                    self.levels[j] = u;
+                    self.nlevels += 1;
+                }
+            }
+            i += 1;
+        }
+        self.next = [[SCHED_NONE; MAX_SERVICE_DESTS]; MAX_SERVICE_DESTS];
+        let mut l = 0;
+        while l < self.nlevels as usize {
+            let mut nxt = SCHED_NONE;
+            let mut p = n;
+            while p > 0 {
+                p -= 1;
+                if self.dests[p].weight / self.di >= self.levels[l] {
+                    nxt = p as u8;
+                }
+                self.next[l][p] = nxt;
+            }
+            l += 1;
+        }
+        self.pos_of_slot = [SCHED_NONE; MAX_SERVICE_DESTS];
+        let mut p = 0;
+        while p < n {
+            let s = self.slot_of_pos[p] as usize;
+            if s < MAX_SERVICE_DESTS {
+                self.pos_of_slot[s] = p as u8;
+            }
+            p += 1;
+        }
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// A free per-service slot for a new dest.
+    pub fn free_slot(&self) -> Option<u8> {
+        let n = self.ndests as usize;
+        let mut s = 0;
+        while s < MAX_SERVICE_DESTS {
+            let mut used = false;
+            let mut p = 0;
+            while p < n && p < MAX_SERVICE_DESTS {
+                if self.slot_of_pos[p] as usize == s {
+                    used = true;
+                }
+                p += 1;
+            }
+            if !used {
+                return Some(s as u8);
+            }
+            s += 1;
+        }
+        None
+    }
+}
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>
@@ -339,13 +476,14 @@ pub struct SchedState {
     pub epoch: u32,
     /// `Service::generation` this state last saw.
     pub generation: u32,
-    /// Position of the last pick in the dest list (`SCHED_HEAD` = list head).
+    /// wrr: position of the last pick in the dest list (`SCHED_HEAD` = list head).
     pub cl: u32,
-    /// wrr current weight.
+    /// wrr: current weight, as the kernel's `cw`.
     pub cw: u32,
-    /// rr: dest id of the last pick (`SCHED_HEAD` = none).
-    pub last_dest: u32,
-    pub _pad: u32,
+    /// wrr: index in `Service::levels` of the first level `>= ceil(cw/di)`.
+    pub level: u32,
+    /// rr: slot of the last pick (`SCHED_HEAD` = none yet).
+    pub rr_slot: u32,
 }
 pub const SCHED_HEAD: u32 = u32::MAX;
 

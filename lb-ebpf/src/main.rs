@@ -19,32 +19,34 @@ mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-/// What happens to a packet, and why (`lb_common::REASON_*`).
+/// What happens to a packet (an XDP action), and why (`lb_common::REASON_*`).
+/// A plain struct rather than an enum with data, so that no field is ever
+/// left undefined for the verifier.
 #[derive(Clone, Copy)]
-pub enum Verdict {
-    Pass(u32),
-    Drop(u32),
-    /// Transmitted back out of the interface it came in on.
-    Tx(u32),
-    /// `bpf_redirect` returned this action.
-    Redirect(u32, u32),
+pub struct Verdict {
+    action: u32,
+    reason: u32,
 }
 
+#[allow(non_snake_case)]
 impl Verdict {
     #[inline(always)]
-    fn reason(self) -> u32 {
-        match self {
-            Verdict::Pass(r) | Verdict::Drop(r) | Verdict::Tx(r) | Verdict::Redirect(r, _) => r,
-        }
+    pub const fn Pass(reason: u32) -> Verdict {
+        Verdict { action: xdp_action::XDP_PASS, reason }
     }
     #[inline(always)]
-    fn action(self) -> u32 {
-        match self {
-            Verdict::Pass(_) => xdp_action::XDP_PASS,
-            Verdict::Drop(_) => xdp_action::XDP_DROP,
-            Verdict::Tx(_) => xdp_action::XDP_TX,
-            Verdict::Redirect(_, a) => a,
-        }
+    pub const fn Drop(reason: u32) -> Verdict {
+        Verdict { action: xdp_action::XDP_DROP, reason }
+    }
+    /// Transmitted back out of the interface it came in on.
+    #[inline(always)]
+    pub const fn Tx(reason: u32) -> Verdict {
+        Verdict { action: xdp_action::XDP_TX, reason }
+    }
+    /// Redirected: `action` is what `bpf_redirect` returned.
+    #[inline(always)]
+    pub const fn Redirect(reason: u32, action: u32) -> Verdict {
+        Verdict { action, reason }
     }
 }
 
@@ -59,8 +61,8 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
             Some(svc) => conn::handle(&ctx, &pkt, svc),
         },
     };
-    stats::count(verdict.reason(), len as u64);
-    verdict.action()
+    stats::count(verdict.reason, len as u64);
+    verdict.action
 }
 
 /// Passes everything. Attached to a veth's peer so that the frames the load

@@ -37,7 +37,7 @@ pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// `IPVS_SVC_PERSISTENT_TIMEOUT`, which is `(6*60)`: a real `ipvsadm -A -t
 /// ... -p` lists `persistent 360`. We follow the code (keepalived's default is
 /// also 360).
-pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 6 * 60;
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
 
 /// Scheduler used when `-A`/`-E` has no `-s`.
 ///

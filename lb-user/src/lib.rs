@@ -4,7 +4,9 @@
 //! next-hop resolution (`neigh`).
 
 pub mod attach;
+pub mod cli;
 pub mod error;
+pub mod format;
 pub mod model;
 pub mod neigh;
 pub mod pins;

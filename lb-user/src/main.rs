@@ -1,10 +1,153 @@
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = lb_user::pin_dir();
-    let pins = lb_user::Pins::open(&dir, None)?;
-    drop(pins);
-    if args.get(1).map(String::as_str) == Some("attach") {
-        lb_user::attach::attach(&dir, Default::default(), &args[2], lb_user::attach::Mode::Native, "lb_xdp")?;
+//! `lbctl`: ipvsadm's command line for the XDP load balancer.
+//!
+//! Like ipvsadm, it talks straight to the dataplane's tables (the pinned
+//! maps) and exits; no daemon is needed.
+
+use std::{
+    io::{BufRead, Write},
+    process::ExitCode,
+    time::Duration,
+};
+
+use lb_user::{
+    Pins, Table,
+    attach::{self, Mode},
+    cli::{self, Command, ListTarget, SysctlCmd, XdpMode},
+    format,
+    pins::pin_dir,
+};
+
+/// `--rate` measures over this window (ipvsadm reads the kernel's 2 s
+/// estimator; we sample the counters twice).
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lbctl: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match run(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("lbctl: {e}");
+            let mut src = std::error::Error::source(&*e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open() -> Result<Table, lb_user::Error> {
+    Ok(Table::new(Pins::open(&pin_dir(), None)?))
+}
+
+fn out(text: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
+
+fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        Command::Help => out(&cli::usage())?,
+        Command::Version => out(&cli::version_text())?,
+        Command::Attach { iface, mode } => {
+            let dir = pin_dir();
+            let pins = Pins::open(&dir, None)?;
+            let sizes = pins.sizes;
+            let mut table = Table::new(pins);
+            table.resolve_unresolved()?;
+            let mode = match mode {
+                XdpMode::Native => Mode::Native,
+                XdpMode::Generic => Mode::Generic,
+            };
+            attach::attach(&dir, sizes, &iface, mode, lb_common::PROGRAM_NAME)?;
+        }
+        Command::Detach { iface } => {
+            let dir = pin_dir();
+            let _pins = Pins::open(&dir, None)?; // for the lock and the privilege check
+            attach::detach(&dir, &iface)?;
+        }
+        Command::Restore => {
+            // Parse everything first: a bad line changes nothing.
+            let mut cmds = Vec::new();
+            for (n, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line?;
+                match cli::parse_restore_line(&line) {
+                    Ok(Some(c)) => cmds.push(c),
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("line {}: {e}", n + 1).into()),
+                }
+            }
+            let mut table = open()?;
+            for c in cmds {
+                apply(&mut table, c)?;
+            }
+        }
+        other => {
+            let mut table = open()?;
+            apply(&mut table, other)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        Command::AddService(spec) => t.add_service(&spec)?,
+        Command::EditService(spec) => t.edit_service(&spec)?,
+        Command::DeleteService(id) => t.delete_service(&id)?,
+        Command::Clear => t.clear()?,
+        Command::AddReal { service, real } => t.add_real(&service, &real)?,
+        Command::EditReal { service, real } => t.edit_real(&service, &real)?,
+        Command::DeleteReal { service, real } => t.delete_real(&service, &real)?,
+        Command::Zero(svc) => t.zero(svc.as_ref())?,
+        Command::SetTimeouts(tm) => t.set_timeouts(&tm)?,
+        Command::Save { numeric } => out(&format::save(&t.views(None)?, numeric))?,
+        Command::List { target, format: f } => {
+            let window = f.rate.then_some(RATE_WINDOW);
+            match target {
+                ListTarget::All => {
+                    let views = t.views(window)?;
+                    out(&format::list_services(&views, &f, t.pins.sizes.conns))?;
+                }
+                ListTarget::Service(id) => {
+                    let views = t.views(window)?;
+                    let Some(v) = views.iter().find(|v| v.spec.id == id) else {
+                        return Err(lb_user::Error::NoService(id).into());
+                    };
+                    out(&format::list_service(v, &f))?;
+                }
+                ListTarget::Conns => {
+                    let rows = t.conn_rows()?;
+                    out(&format::list_conns_with(&rows, &f, cli::Resolver::system()))?;
+                }
+                ListTarget::Timeouts => out(&format::timeouts(&t.timeouts()?))?,
+            }
+        }
+        Command::Sysctl(SysctlCmd::List) => out(&format::sysctls(&t.sysctls()?))?,
+        Command::Sysctl(SysctlCmd::Show(s)) => {
+            let all = t.sysctls()?;
+            let v: Vec<(&str, u32)> = all.into_iter().filter(|(n, _)| *n == s.name()).collect();
+            out(&format::sysctls(&v))?;
+        }
+        Command::Sysctl(SysctlCmd::Set(s, v)) => t.set_sysctl(s.name(), v)?,
+        Command::Help
+        | Command::Version
+        | Command::Restore
+        | Command::Attach { .. }
+        | Command::Detach { .. } => {
+            return Err(format!("{cmd:?} is not allowed here").into());
+        }
     }
     Ok(())
 }
