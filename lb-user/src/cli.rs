@@ -33,10 +33,9 @@ pub const MAX_TIMEOUT: u32 = 86400 * 31;
 
 /// Timeout that `-p` without a value gives, in seconds.
 ///
-/// ipvsadm's man page says 300, but the code uses libipvs.h's
-/// `IPVS_SVC_PERSISTENT_TIMEOUT`, which is `(6*60)`: a real `ipvsadm -A -t
-/// ... -p` lists `persistent 360`. We follow the code (keepalived's default is
-/// also 360).
+/// 300, as ipvsadm's man page and our specification say. Note: ipvsadm's code
+/// uses libipvs.h's `IPVS_SVC_PERSISTENT_TIMEOUT`, which is `(6*60)`, so a
+/// real `ipvsadm -A -t ... -p` lists `persistent 360`; the README says so.
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
 
 /// Scheduler used when `-A`/`-E` has no `-s`.
@@ -94,8 +93,16 @@ pub enum Command {
     Help,
     /// `-v`, `--version`, `lbctl version`: print [`version_text`].
     Version,
-    /// `lbctl attach IFACE [--mode native|generic]` (default native).
-    Attach { iface: String, mode: XdpMode },
+    /// `lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]
+    /// [--reset]` (default native; table sizes apply when the tables are made,
+    /// `--reset` remakes them, dropping every connection and template).
+    Attach {
+        iface: String,
+        mode: XdpMode,
+        conns: Option<u32>,
+        templates: Option<u32>,
+        reset: bool,
+    },
     /// `lbctl detach IFACE`.
     Detach { iface: String },
     /// `lbctl sysctl [NAME[=VALUE]]`.
@@ -542,7 +549,7 @@ pub fn usage() -> String {
          \x20 lbctl -Z [virtual-service]\n\
          \x20 lbctl --set tcp tcpfin udp\n\
          \x20 lbctl -h\n\
-         \x20 lbctl attach IFACE [--mode native|generic]\n\
+         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
          \x20 lbctl detach IFACE\n\
          \x20 lbctl sysctl [NAME[=VALUE]]\n\
          \x20 lbctl version\n\
@@ -565,7 +572,7 @@ pub fn usage() -> String {
          \x20 --version         -v        display the version\n\
          \n\
          lbctl commands:\n\
-         \x20 attach IFACE [--mode native|generic]\n\
+         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
          \x20                             attach the load balancer to IFACE (default: native)\n\
          \x20 detach IFACE                detach the load balancer from IFACE\n\
          \x20 sysctl                      list the net.ipv4.vs.* settings\n\
@@ -580,7 +587,7 @@ pub fn usage() -> String {
          Options:\n\
          \x20 --scheduler    -s scheduler         one of rr|wrr,\n\
          \x20                                     the default scheduler is wrr.\n\
-         \x20 --persistent   -p [timeout]         persistent service (default timeout 360)\n\
+         \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
          \x20 --netmask      -M netmask           persistent granularity mask\n\
          \x20 --real-server  -r server-address    server-address is host (and port)\n\
          \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
@@ -603,7 +610,7 @@ pub fn usage() -> String {
 // lbctl words
 // ---------------------------------------------------------------------------
 
-const ATTACH_USAGE: &str = "attach IFACE [--mode native|generic]";
+const ATTACH_USAGE: &str = "attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]";
 const DETACH_USAGE: &str = "detach IFACE";
 const SYSCTL_USAGE: &str = "sysctl [NAME[=VALUE]]";
 
@@ -637,39 +644,81 @@ fn parse_attach(rest: &[String]) -> Result<Command, CliError> {
     let mut iface = None;
     let mut mode = None;
     let mut words = rest.iter();
+    let mut conns = None;
+    let mut templates = None;
+    let mut reset = false;
     while let Some(w) = words.next() {
-        let value = if w == "--mode" {
-            Some(
-                words
-                    .next()
-                    .ok_or_else(|| CliError::MissingArgument(w.clone()))?
-                    .as_str(),
-            )
-        } else {
-            w.strip_prefix("--mode=")
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (w.as_str(), None),
         };
-        if let Some(value) = value {
-            if mode.is_some() {
-                return Err(CliError::MultipleOptions("mode"));
+        let value = |words: &mut std::slice::Iter<'_, String>| -> Result<String, CliError> {
+            match inline {
+                Some(v) => Ok(v.to_owned()),
+                None => words
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| CliError::MissingArgument(w.clone())),
             }
-            mode = Some(match value {
-                "native" => XdpMode::Native,
-                "generic" => XdpMode::Generic,
-                _ => return Err(CliError::InvalidXdpMode(value.to_owned())),
-            });
-        } else if w.starts_with('-') {
-            return Err(CliError::UnknownOption(w.clone()));
-        } else if iface.is_some() {
-            return Err(CliError::UnexpectedArgument(w.clone()));
-        } else {
-            iface = Some(check_iface(w)?);
+        };
+        match name {
+            "--mode" => {
+                if mode.is_some() {
+                    return Err(CliError::MultipleOptions("mode"));
+                }
+                let v = value(&mut words)?;
+                mode = Some(match v.as_str() {
+                    "native" => XdpMode::Native,
+                    "generic" => XdpMode::Generic,
+                    _ => return Err(CliError::InvalidXdpMode(v)),
+                });
+            }
+            "--conns" | "--templates" => {
+                let v = value(&mut words)?;
+                let n = parse_table_size(&v).ok_or(CliError::IllegalValue {
+                    what: if name == "--conns" {
+                        "connection table size (1024..=134217728)"
+                    } else {
+                        "template table size (1024..=134217728)"
+                    },
+                })?;
+                let slot = if name == "--conns" {
+                    &mut conns
+                } else {
+                    &mut templates
+                };
+                if slot.is_some() {
+                    return Err(CliError::MultipleOptions(if name == "--conns" {
+                        "conns"
+                    } else {
+                        "templates"
+                    }));
+                }
+                *slot = Some(n);
+            }
+            "--reset" if inline.is_none() => reset = true,
+            _ if w.starts_with('-') => return Err(CliError::UnknownOption(w.clone())),
+            _ if iface.is_some() => return Err(CliError::UnexpectedArgument(w.clone())),
+            _ => iface = Some(check_iface(w)?),
         }
     }
     let iface = iface.ok_or(CliError::Usage(ATTACH_USAGE))?;
     Ok(Command::Attach {
         iface,
         mode: mode.unwrap_or(XdpMode::Native),
+        conns,
+        templates,
+        reset,
     })
+}
+
+/// A table size for `--conns`/`--templates`.
+fn parse_table_size(v: &str) -> Option<u32> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = v.parse().ok()?;
+    (1024..=134_217_728).contains(&n).then_some(n)
 }
 
 /// The kernel's `dev_valid_name`: 1..=15 bytes, not `.`/`..`, no `/`, `:` or
@@ -1961,14 +2010,14 @@ mod tests {
             )))
         };
         // No value: ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT, (6*60).
-        assert_eq!(p("-A -t 10.0.0.100:80 -p"), add(Some(360)));
+        assert_eq!(p("-A -t 10.0.0.100:80 -p"), add(Some(300)));
         // The next word is taken only if it does not start with '-'.
         assert_eq!(
             p("-A -t 10.0.0.100:80 -p -s rr"),
             Ok(Command::AddService(spec(
                 tcp("10.0.0.100", 80),
                 Sched::Rr,
-                Some(360),
+                Some(300),
                 ALL
             )))
         );
@@ -2002,7 +2051,7 @@ mod tests {
             Ok(Command::AddService(spec(
                 tcp("10.0.0.100", 0),
                 Sched::Wrr,
-                Some(360),
+                Some(300),
                 ALL
             )))
         );
@@ -2077,7 +2126,7 @@ mod tests {
             Ok(Command::AddService(spec(
                 tcp("10.0.0.100", 80),
                 Sched::Wrr,
-                Some(360),
+                Some(300),
                 "0.0.0.0"
             )))
         );
@@ -2777,7 +2826,7 @@ mod tests {
             Ok(Some(Command::EditService(spec(
                 tcp("10.0.0.100", 80),
                 Sched::Wrr,
-                Some(360),
+                Some(300),
                 ALL
             ))))
         );
@@ -2858,22 +2907,48 @@ mod tests {
             p("attach eth0"),
             Ok(Command::Attach {
                 iface: "eth0".into(),
-                mode: XdpMode::Native
+                mode: XdpMode::Native,
+                conns: None,
+                templates: None,
+                reset: false,
             })
         );
         assert_eq!(
             p("attach eth0 --mode native"),
             Ok(Command::Attach {
                 iface: "eth0".into(),
-                mode: XdpMode::Native
+                mode: XdpMode::Native,
+                conns: None,
+                templates: None,
+                reset: false,
             })
         );
         assert_eq!(
             p("attach --mode=generic veth-lb0"),
             Ok(Command::Attach {
                 iface: "veth-lb0".into(),
-                mode: XdpMode::Generic
+                mode: XdpMode::Generic,
+                conns: None,
+                templates: None,
+                reset: false,
             })
+        );
+        assert_eq!(
+            p("attach eth0 --conns 65536 --templates=4096 --reset"),
+            Ok(Command::Attach {
+                iface: "eth0".into(),
+                mode: XdpMode::Native,
+                conns: Some(65536),
+                templates: Some(4096),
+                reset: true,
+            })
+        );
+        assert!(p("attach eth0 --conns 12").is_err());
+        assert!(p("attach eth0 --conns 1e6").is_err());
+        assert!(p("attach eth0 --templates").is_err());
+        assert_eq!(
+            p("attach eth0 --conns 4096 --conns 4096"),
+            Err(CliError::MultipleOptions("conns"))
         );
         assert_eq!(p("attach"), Err(CliError::Usage(ATTACH_USAGE)));
         assert_eq!(
@@ -3079,7 +3154,7 @@ mod tests {
             "--weight       -w",
             "--set tcp tcpfin udp",
             "--persistent-conn",
-            "attach IFACE [--mode native|generic]",
+            "attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]",
             "detach IFACE",
             "sysctl NAME[=VALUE]",
             "conn_reuse_mode (0-3)",

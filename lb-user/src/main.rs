@@ -10,7 +10,7 @@ use std::{
 };
 
 use lb_user::{
-    Pins, Table,
+    Pins, Sizes, Table,
     attach::{self, Mode},
     cli::{self, Command, ListTarget, SysctlCmd, XdpMode},
     format,
@@ -60,9 +60,22 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         Command::Help => out(&cli::usage())?,
         Command::Version => out(&cli::version_text())?,
-        Command::Attach { iface, mode } => {
+        Command::Attach {
+            iface,
+            mode,
+            conns,
+            templates,
+            reset,
+        } => {
             let dir = pin_dir();
-            let pins = Pins::open(&dir, None)?;
+            let wanted = (conns.is_some() || templates.is_some()).then(|| Sizes {
+                conns: conns.unwrap_or(lb_common::DEFAULT_CONNS),
+                templates: templates.unwrap_or(lb_common::DEFAULT_TEMPLATES),
+            });
+            if reset {
+                lb_user::pins::reset(&dir)?;
+            }
+            let pins = Pins::open(&dir, wanted)?;
             let sizes = pins.sizes;
             let mut table = Table::new(pins);
             table.resolve_unresolved()?;

@@ -290,6 +290,28 @@ impl Pins {
     }
 }
 
+/// `attach --reset`: removes the pinned tables (not the links), so that the
+/// next open makes them afresh. Every connection, template, service and
+/// counter is gone; an attached program keeps running on the old maps until
+/// it is attached again.
+pub fn reset(dir: &Path) -> Result<(), Error> {
+    require_privileges()?;
+    if !dir.exists() {
+        return Ok(());
+    }
+    let _lock = lock_dir(dir)?;
+    for name in MAP_NAMES {
+        let p = dir.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::Io {
+                what: format!("removing {}", p.display()),
+                source: e,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Loads the object's maps (not its programs) with every map pinned by name
 /// under `dir`. Used to create the maps, and by `attach` to load the program
 /// against the existing pins.

@@ -20,9 +20,9 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 use aya::maps::PerCpuValues;
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
+    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, SCHED_NONE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
     SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active, wrr_adjust_cw,
+    ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active,
 };
 
 use crate::{
@@ -55,20 +55,10 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
     })
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// Recomputes the wrr bookkeeping after a change of the dest list or of a
-/// weight (`ip_vs_wrr_dest_changed`) and bumps the generation.
+/// After a change of the dest list or a weight: the scheduling tables and
+/// wrr bookkeeping, recomputed as the kernel does (`Service::rebuild_sched`).
 fn dests_changed(svc: &mut Service) {
-    let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-    let ws = svc.dests[..n].iter().map(|d| d.weight);
-    let g = ws.clone().filter(|w| *w > 0).fold(0, gcd);
-    svc.di = if g == 0 { 1 } else { g };
-    svc.mw = ws.max().unwrap_or(0).saturating_sub(svc.di - 1);
-    svc.cw_seed = wrr_adjust_cw(svc.cw_seed, svc.di, svc.mw);
-    svc.generation = svc.generation.wrapping_add(1);
+    svc.rebuild_sched();
 }
 
 fn monotonic_ns() -> u64 {
@@ -200,7 +190,9 @@ impl Table {
         svc.epoch = epoch;
         svc.generation = 1;
         svc.di = 1;
+        svc.slot_of_pos = [SCHED_NONE; MAX_SERVICE_DESTS];
         apply_spec(&mut svc, spec);
+        dests_changed(&mut svc);
         self.pins.set_settings(&settings)?;
         self.zero_stats(Some(id), None)?;
         self.write_service(&spec.id, &svc)?;
@@ -292,12 +284,15 @@ impl Table {
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
+        let local = svc.free_slot().ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
         // Newest first, as the kernel's list.
         svc.dests.copy_within(0..n, 1);
+        svc.slot_of_pos.copy_within(0..n, 1);
         svc.dests[0] = ServiceDest {
             dest: slot,
             weight: real.weight,
         };
+        svc.slot_of_pos[0] = local;
         svc.ndests = n as u32 + 1;
         dests_changed(&mut svc);
         self.write_service(sid, &svc)
@@ -385,7 +380,9 @@ impl Table {
         let slot = svc.dests[pos].dest;
         let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
         svc.dests.copy_within(pos + 1..n, pos);
+        svc.slot_of_pos.copy_within(pos + 1..n, pos);
         svc.dests[n - 1] = ServiceDest::default();
+        svc.slot_of_pos[n - 1] = SCHED_NONE;
         svc.ndests = n as u32 - 1;
         dests_changed(&mut svc);
         // First no new flows, then the dest goes to the trash.
@@ -756,6 +753,7 @@ mod tests {
     fn wrr_bookkeeping_follows_the_kernel() {
         let mut svc: Service = bytemuck::Zeroable::zeroed();
         svc.di = 1;
+        svc.slot_of_pos = [0, 1, 2, SCHED_NONE].into_iter().chain([SCHED_NONE; 60]).collect::<Vec<_>>().try_into().unwrap();
         // R1=4 alone: di=4, mw=1, cw (from 0) = 1.
         svc.dests[0] = ServiceDest { dest: 1, weight: 4 };
         svc.ndests = 1;
@@ -768,6 +766,12 @@ mod tests {
         svc.ndests = 3;
         dests_changed(&mut svc);
         assert_eq!((svc.di, svc.mw, svc.cw_seed), (1, 4, 1));
+        assert_eq!(&svc.levels[..svc.nlevels as usize], &[2, 3, 4]);
+        // Level 0 (weight > 0) from position 0 is position 0; level 2
+        // (weight >= 4) is only R1, at position 2.
+        assert_eq!(svc.next[0][0], 0);
+        assert_eq!(svc.next[2][0], 2);
+        assert_eq!(svc.next[1][2], 2);
         // All quiescent: mw = 0.
         for d in svc.dests.iter_mut() {
             d.weight = 0;

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod lb;
 pub mod netns;
 pub mod topo;
 

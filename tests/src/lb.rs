@@ -1,0 +1,227 @@
+//! The load balancer under test: `lbctl` for the command line as users run
+//! it, and the real XDP program through `BPF_PROG_TEST_RUN` for dataplane
+//! fixtures, both on a private pin directory per test.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use anyhow::{Context, Result, bail};
+use aya::{
+    Ebpf, TestRun, TestRunOptions,
+    maps::PerCpuArray,
+    programs::Xdp,
+};
+use lb_common::{Counters, MAP_STATS, PROGRAM_NAME, REASON_COUNT};
+use lb_user::{Pins, Sizes, Table, pins::load_maps};
+
+use crate::{netns::BpfPinDir, topo::DrTopology};
+
+/// Small tables for tests: fast to create, many tests in parallel.
+pub const TEST_SIZES: Sizes = Sizes {
+    conns: 16384,
+    templates: 16384,
+};
+
+/// The lbctl binary built by `cargo xtask build` (`$LBCTL`, else
+/// target/release/lbctl next to this workspace).
+pub fn lbctl_path() -> Result<PathBuf> {
+    let p = match std::env::var_os("LBCTL") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/lbctl"),
+    };
+    if !p.exists() {
+        bail!(
+            "{} not found: build it with `cargo xtask build` (or run the tests with `cargo xtask test`)",
+            p.display()
+        );
+    }
+    if lb_user::BPF_OBJECT.is_empty() {
+        bail!("the tests were built without the BPF object: run them with `cargo xtask test`");
+    }
+    Ok(p)
+}
+
+/// Pins the calling thread to one CPU, so that per-CPU maps (scheduler state,
+/// counters) are the same slot on every `test_run`.
+pub fn pin_to_cpu(cpu: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The XDP program loaded (not attached) on a private pin directory, with
+/// the control plane (`Table`) over the same maps.
+pub struct Dataplane {
+    pub table: Table,
+    ebpf: Ebpf,
+    pub pins: BpfPinDir,
+}
+
+/// What one `test_run` gave.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub action: u32,
+    pub frame: Vec<u8>,
+}
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+
+impl Dataplane {
+    pub fn new() -> Result<Dataplane> {
+        Self::with_program(PROGRAM_NAME)
+    }
+
+    /// Loads `program` of the object (`lb_xdp`, `lb_baseline`, `lb_pass`).
+    pub fn with_program(program: &str) -> Result<Dataplane> {
+        if lb_user::BPF_OBJECT.is_empty() {
+            bail!("the tests were built without the BPF object: run them with `cargo xtask test`");
+        }
+        let pins = BpfPinDir::new()?;
+        let table = Table::new(Pins::open(pins.path(), Some(TEST_SIZES))?);
+        let mut ebpf = load_maps(pins.path(), TEST_SIZES)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(program)
+            .context("program missing from the object")?
+            .try_into()?;
+        prog.load().with_context(|| format!("loading {program}"))?;
+        Ok(Dataplane { table, ebpf, pins })
+    }
+
+    fn prog(&self, name: &str) -> &Xdp {
+        self.ebpf
+            .program(name)
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .expect("loaded program")
+    }
+
+    /// Runs the program once on `frame`.
+    pub fn run(&self, frame: &[u8]) -> Result<RunResult> {
+        self.run_prog(PROGRAM_NAME, frame)
+    }
+
+    pub fn run_prog(&self, name: &str, frame: &[u8]) -> Result<RunResult> {
+        let mut out = vec![0u8; frame.len() + 512];
+        let r = self.prog(name).test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(RunResult {
+            action: r.return_value,
+            frame: out,
+        })
+    }
+
+    /// Runs `repeat` times in one syscall; returns the kernel's mean ns.
+    pub fn time(&self, name: &str, frame: &[u8], repeat: u32) -> Result<(RunResult, f64)> {
+        let mut out = vec![0u8; frame.len() + 512];
+        let r = self.prog(name).test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((
+            RunResult {
+                action: r.return_value,
+                frame: out,
+            },
+            r.duration.as_nanos() as f64,
+        ))
+    }
+
+    /// Packets counted under each `REASON_*`, summed over CPUs.
+    pub fn reasons(&self) -> Result<Vec<u64>> {
+        let stats: PerCpuArray<_, Counters> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context("STATS")?)?;
+        let mut out = vec![0; REASON_COUNT as usize];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = stats.get(&(i as u32), 0)?.iter().map(|c| c.packets).sum();
+        }
+        Ok(out)
+    }
+}
+
+/// A direct-routing topology with the load balancer attached on the LB's
+/// interface, driven with lbctl as a user would.
+pub struct LbTopology {
+    pub topo: DrTopology,
+    pub pins: BpfPinDir,
+    lbctl: PathBuf,
+}
+
+impl LbTopology {
+    /// Builds the topology with `backends` real servers, attaches the load
+    /// balancer to the LB's interface and a pass-through program to its peer
+    /// on the bridge (veth drops `XDP_TX` frames unless the peer runs XDP).
+    pub fn new(backends: usize) -> Result<LbTopology> {
+        let lbctl = lbctl_path()?;
+        let topo = DrTopology::new(backends)?;
+        let pins = BpfPinDir::new()?;
+        let lb = LbTopology { topo, pins, lbctl };
+        lb.lbctl_ok(&["attach", "eth0", "--conns", "65536", "--templates", "65536"])?;
+        let dir = lb.pins.path().to_path_buf();
+        let peer = lb.topo.lb_peer().to_string();
+        lb.topo.switch.run_in(move || {
+            lb_user::attach::attach(
+                &dir,
+                Sizes {
+                    conns: 65536,
+                    templates: 65536,
+                },
+                &peer,
+                lb_user::attach::Mode::Native,
+                "lb_pass",
+            )
+        })??;
+        Ok(lb)
+    }
+
+    /// Runs `lbctl ARGS` in the LB's namespace (network only, so the pins
+    /// stay visible) on this topology's pin directory.
+    pub fn lbctl(&self, args: &[&str]) -> Result<Output> {
+        self.lbctl_stdin(args, None)
+    }
+
+    pub fn lbctl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        use std::io::Write;
+        let mut cmd = self.topo.lb.ns.nsenter_cmd(&self.lbctl);
+        cmd.args(args).env("LB_PIN_PATH", self.pins.path());
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().context("spawning lbctl")?;
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(input.as_bytes())?;
+        }
+        drop(child.stdin.take());
+        Ok(child.wait_with_output()?)
+    }
+
+    /// `lbctl ARGS`, which must succeed; returns stdout.
+    pub fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
+        let o = self.lbctl(args)?;
+        if !o.status.success() {
+            bail!(
+                "lbctl {} failed ({}): {}",
+                args.join(" "),
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+}
