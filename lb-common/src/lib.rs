@@ -158,7 +158,9 @@ pub struct Service {
 }
 const _: () = assert!(
     core::mem::size_of::<Service>()
-        == 48 + 8 * MAX_SERVICE_DESTS + 4 * MAX_SERVICE_DESTS
+        == 48
+            + 8 * MAX_SERVICE_DESTS
+            + 4 * MAX_SERVICE_DESTS
             + MAX_SERVICE_DESTS * MAX_SERVICE_DESTS
             + 2 * MAX_SERVICE_DESTS
 );
@@ -408,7 +410,8 @@ const _: () = assert!(core::mem::size_of::<Conn>() == 32);
 impl Conn {
     /// Absolute expiry time in ns.
     pub const fn expires(&self) -> u64 {
-        self.last_seen.wrapping_add(self.timeout as u64 * 1_000_000_000)
+        self.last_seen
+            .wrapping_add(self.timeout as u64 * 1_000_000_000)
     }
 }
 

@@ -32,16 +32,25 @@ pub struct Verdict {
 impl Verdict {
     #[inline(always)]
     pub const fn Pass(reason: u32) -> Verdict {
-        Verdict { action: xdp_action::XDP_PASS, reason }
+        Verdict {
+            action: xdp_action::XDP_PASS,
+            reason,
+        }
     }
     #[inline(always)]
     pub const fn Drop(reason: u32) -> Verdict {
-        Verdict { action: xdp_action::XDP_DROP, reason }
+        Verdict {
+            action: xdp_action::XDP_DROP,
+            reason,
+        }
     }
     /// Transmitted back out of the interface it came in on.
     #[inline(always)]
     pub const fn Tx(reason: u32) -> Verdict {
-        Verdict { action: xdp_action::XDP_TX, reason }
+        Verdict {
+            action: xdp_action::XDP_TX,
+            reason,
+        }
     }
     /// Redirected: `action` is what `bpf_redirect` returned.
     #[inline(always)]

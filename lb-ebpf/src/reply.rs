@@ -35,8 +35,26 @@ const MAX_QUOTE: usize = 60 + 8;
 fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
     let l = tot_len.to_be_bytes();
     let mut h = [
-        0x45, tos, l[0], l[1], 0, 0, 0, 0, 64, proto, 0, 0, pkt.daddr[0], pkt.daddr[1],
-        pkt.daddr[2], pkt.daddr[3], pkt.saddr[0], pkt.saddr[1], pkt.saddr[2], pkt.saddr[3],
+        0x45,
+        tos,
+        l[0],
+        l[1],
+        0,
+        0,
+        0,
+        0,
+        64,
+        proto,
+        0,
+        0,
+        pkt.daddr[0],
+        pkt.daddr[1],
+        pkt.daddr[2],
+        pkt.daddr[3],
+        pkt.saddr[0],
+        pkt.saddr[1],
+        pkt.saddr[2],
+        pkt.saddr[3],
     ];
     let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
     h[10] = c[0];

@@ -51,7 +51,9 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 fn lookup(addr: Ipv4Addr) -> Option<NextHop> {
-    let text = std::fs::read_to_string("/proc/net/arp").ok()?;
+    // thread-self: the neighbour table of this thread's network namespace
+    // (a thread may have entered another one with setns).
+    let text = std::fs::read_to_string("/proc/thread-self/net/arp").ok()?;
     let (mac, dev) = parse_proc_arp(&text, addr)?;
     let ifindex = ifindex(&dev)?;
     Some(NextHop {

@@ -8,11 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use aya::{
-    Ebpf, TestRun, TestRunOptions,
-    maps::PerCpuArray,
-    programs::Xdp,
-};
+use aya::{Ebpf, TestRun, TestRunOptions, maps::PerCpuArray, programs::Xdp};
 use lb_common::{Counters, MAP_STATS, PROGRAM_NAME, REASON_COUNT};
 use lb_user::{Pins, Sizes, Table, pins::load_maps};
 
@@ -57,6 +53,9 @@ pub fn pin_to_cpu(cpu: usize) {
 /// the control plane (`Table`) over the same maps.
 pub struct Dataplane {
     pub table: Table,
+    /// `ingress_ifindex` the frames arrive on (0: the kernel's default,
+    /// loopback).
+    pub ingress: u32,
     ebpf: Ebpf,
     pub pins: BpfPinDir,
 }
@@ -91,7 +90,12 @@ impl Dataplane {
             .context("program missing from the object")?
             .try_into()?;
         prog.load().with_context(|| format!("loading {program}"))?;
-        Ok(Dataplane { table, ebpf, pins })
+        Ok(Dataplane {
+            table,
+            ingress: 0,
+            ebpf,
+            pins,
+        })
     }
 
     fn prog(&self, name: &str) -> &Xdp {
@@ -106,11 +110,26 @@ impl Dataplane {
         self.run_prog(PROGRAM_NAME, frame)
     }
 
+    /// Frames arrive on this interface (of the calling thread's namespace).
+    pub fn set_ingress(&mut self, iface: &str) -> Result<()> {
+        self.ingress = lb_user::neigh::ifindex(iface).with_context(|| format!("no {iface}"))?;
+        Ok(())
+    }
+
+    fn xdp_md(&self, len: usize) -> [u8; 24] {
+        let mut md = [0u8; 24];
+        md[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+        md[12..16].copy_from_slice(&self.ingress.to_ne_bytes());
+        md
+    }
+
     pub fn run_prog(&self, name: &str, frame: &[u8]) -> Result<RunResult> {
         let mut out = vec![0u8; frame.len() + 512];
+        let md = self.xdp_md(frame.len());
         let r = self.prog(name).test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: (self.ingress != 0).then_some(&md[..]),
             ..TestRunOptions::default()
         })?;
         out.truncate(r.data_size_out as usize);
@@ -224,4 +243,31 @@ impl LbTopology {
         }
         Ok(String::from_utf8_lossy(&o.stdout).into_owned())
     }
+}
+
+/// A private network namespace for `Dataplane` fixtures: a veth interface
+/// on 198.51.100.0/24 with permanent neighbour entries for the real servers
+/// 198.51.100.11..=.30 (MAC 02:00:c6:33:64:NN), so the controller resolves
+/// their MACs at once and nothing is ever sent anywhere.
+pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    let ns = crate::Netns::new("dp")?;
+    let mut batch = String::from(
+        "link add lab0 type veth peer name lab1\naddr add 198.51.100.2/24 dev lab0\nlink set lab1 up\nlink set lab0 up\n",
+    );
+    for i in 11..=30u8 {
+        batch.push_str(&format!(
+            "neigh replace 198.51.100.{i} lladdr {} dev lab0 nud permanent\n",
+            crate::netns::format_mac(&real_mac(i))
+        ));
+    }
+    ns.ip_batch(&batch)?;
+    ns.run_in(move || {
+        pin_to_cpu(0);
+        f()
+    })?
+}
+
+/// The MAC the lab gives real server 198.51.100.`i`.
+pub fn real_mac(i: u8) -> [u8; 6] {
+    [0x02, 0x00, 0xc6, 0x33, 0x64, i]
 }

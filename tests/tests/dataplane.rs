@@ -1,0 +1,658 @@
+//! The real XDP program, fed crafted frames through BPF_PROG_TEST_RUN: every
+//! branch of the packet path, with the verdict, the whole output frame and
+//! the outcome counters checked. Provisioned through the same `Table` that
+//! lbctl uses.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Result;
+use lb_common::*;
+use lb_tests::{
+    frame::{self, Frame, mutate},
+    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, in_lab, real_mac},
+    require_root,
+};
+use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+/// MAC of the load balancer's interface, as the client's frames carry it.
+const LB_MAC: [u8; 6] = frame::DOC_DST_MAC;
+const CLIENT_MAC: [u8; 6] = frame::DOC_SRC_MAC;
+
+fn rs(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 51, 100, i)
+}
+
+fn sid(proto: Proto, port: u16) -> ServiceId {
+    ServiceId {
+        proto,
+        addr: VIP,
+        port,
+    }
+}
+
+fn add_service(
+    dp: &mut Dataplane,
+    id: ServiceId,
+    sched: Sched,
+    persistent: Option<u32>,
+) -> Result<()> {
+    dp.table.add_service(&ServiceSpec {
+        id,
+        sched,
+        persistent,
+        netmask: Ipv4Addr::BROADCAST,
+    })?;
+    Ok(())
+}
+
+fn real(i: u8, port: u16, weight: u32) -> RealSpec {
+    RealSpec {
+        id: RealId { addr: rs(i), port },
+        fwd: Fwd::Route,
+        weight,
+    }
+}
+
+fn tcp(sport: u16) -> Frame {
+    Frame::tcp(CLIENT, VIP)
+        .src_mac(CLIENT_MAC)
+        .dst_mac(LB_MAC)
+        .ports(sport, 80)
+}
+
+/// The frame direct routing must produce: the same bytes with the real's
+/// MAC as destination and ours as source.
+fn routed(input: &[u8], i: u8) -> Vec<u8> {
+    let mut out = input.to_vec();
+    out[0..6].copy_from_slice(&real_mac(i));
+    out[6..12].copy_from_slice(&LB_MAC);
+    out
+}
+
+/// Which real (last address byte) a forwarded frame went to.
+fn real_of(r: &RunResult) -> Option<u8> {
+    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
+}
+
+/// Runs the case and returns how each outcome counter moved.
+fn run_counted(dp: &Dataplane, f: &[u8]) -> Result<(RunResult, Vec<u64>)> {
+    let before = dp.reasons()?;
+    let r = dp.run(f)?;
+    let after = dp.reasons()?;
+    Ok((r, after.iter().zip(&before).map(|(a, b)| a - b).collect()))
+}
+
+fn only(reason: u32) -> Vec<u64> {
+    let mut v = vec![0; REASON_COUNT as usize];
+    v[reason as usize] = 1;
+    v
+}
+
+macro_rules! lab_test {
+    ($name:ident, |$dp:ident| $body:block) => {
+        #[test]
+        fn $name() -> Result<()> {
+            if !require_root(stringify!($name)) {
+                return Ok(());
+            }
+            in_lab(|| {
+                let mut $dp = Dataplane::new()?;
+                // One-armed direct routing: frames come in where the reals are.
+                $dp.set_ingress("lab0")?;
+                #[allow(unused_mut)]
+                let mut run = || -> Result<()> { $body };
+                run()
+            })
+        }
+    };
+}
+
+lab_test!(traffic_to_no_service_passes_untouched, |dp| {
+    add_service(&mut dp, sid(Proto::Tcp, 80), Sched::Wrr, None)?;
+    dp.table.add_real(&sid(Proto::Tcp, 80), &real(11, 80, 1))?;
+    let cases = [
+        tcp(40000).dport(443).syn().build(), // other port
+        Frame::tcp(CLIENT, rs(11)).ports(1, 80).syn().build(), // other address
+        Frame::udp(CLIENT, VIP).ports(5000, 80).build(), // other protocol
+    ];
+    for f in cases {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!(r.action, XDP_PASS);
+        assert_eq!(r.frame, f);
+        assert_eq!(moved, only(REASON_PASS_NO_SERVICE));
+    }
+    Ok(())
+});
+
+lab_test!(new_flow_is_routed_and_later_packets_follow_it, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    let syn = tcp(40000).syn().seq(1000).build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    let first = real_of(&r).expect("routed");
+    assert_eq!(r.frame, routed(&syn, first), "only the MACs change");
+    assert_eq!(moved, only(REASON_FWD_NEW));
+    // rr would pick the other real for a new flow; this flow's packets stay.
+    for f in [
+        tcp(40000).ack().seq(1001).ack_seq(1).build(),
+        tcp(40000)
+            .ack()
+            .psh()
+            .payload(b"GET / HTTP/1.0\r\n\r\n")
+            .build(),
+        tcp(40000).fin().ack().build(),
+    ] {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!(r.frame, routed(&f, first));
+        assert_eq!(moved, only(REASON_FWD_CONN));
+    }
+    let other = real_of(&dp.run(&tcp(40001).syn().build())?).expect("routed");
+    assert_ne!(other, first, "rr moves on for a new flow");
+    // The entry is in FIN_WAIT, as a direct-routing director sees it.
+    let rows = dp.table.conn_rows()?;
+    let row = rows.iter().find(|c| c.cport == 40000).expect("entry");
+    assert_eq!(row.state, "FIN_WAIT");
+    assert_eq!(row.daddr, rs(first));
+    Ok(())
+});
+
+lab_test!(udp_flows_are_balanced_and_sticky, |dp| {
+    let s = sid(Proto::Udp, 53);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 53, 1))?;
+    dp.table.add_real(&s, &real(12, 53, 1))?;
+    let q = |sport| {
+        Frame::udp(CLIENT, VIP)
+            .src_mac(CLIENT_MAC)
+            .dst_mac(LB_MAC)
+            .ports(sport, 53)
+            .payload(b"q")
+            .build()
+    };
+    let a = real_of(&dp.run(&q(5000))?).expect("routed");
+    let b = real_of(&dp.run(&q(5001))?).expect("routed");
+    assert_ne!(a, b);
+    let (r, moved) = run_counted(&dp, &q(5000))?;
+    assert_eq!(r.frame, routed(&q(5000), a));
+    assert_eq!(moved, only(REASON_FWD_CONN));
+    let rows = dp.table.conn_rows()?;
+    assert!(rows.iter().any(|c| c.cport == 5000 && c.state == "UDP"));
+    Ok(())
+});
+
+/// The ICMP port unreachable the kernel would send (§1.3), checked field by
+/// field with the independent parser.
+fn assert_port_unreachable(r: &RunResult, input: &[u8]) {
+    assert_eq!(r.action, XDP_TX);
+    let p = frame::parse(&r.frame).expect("valid lengths and checksums");
+    assert_eq!(p.dst_mac, CLIENT_MAC);
+    assert_eq!(p.src_mac, LB_MAC);
+    let ip = p.ipv4().expect("ipv4");
+    assert_eq!((ip.src, ip.dst, ip.protocol), (VIP, CLIENT, 1));
+    assert!(ip.ttl > 0);
+    let icmp = p.icmp().expect("icmp");
+    assert_eq!((icmp.ty, icmp.code), (3, 3));
+    let q = icmp.quoted_ipv4().expect("quoted header");
+    assert_eq!((q.src, q.dst), (CLIENT, VIP));
+    let l3 = mutate::l3_offset(input).unwrap();
+    let ihl = ((input[l3] & 0x0f) as usize) * 4;
+    assert_eq!(
+        icmp.payload,
+        input[l3..l3 + ihl + 8].to_vec(),
+        "original header + 8 bytes"
+    );
+}
+
+lab_test!(no_real_available_answers_icmp_port_unreachable, |dp| {
+    let t = sid(Proto::Tcp, 80);
+    add_service(&mut dp, t, Sched::Wrr, None)?;
+    // No real at all.
+    let syn = tcp(40000).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_port_unreachable(&r, &syn);
+    assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+    // All quiescent, for TCP and UDP, and with IP options quoted whole.
+    dp.table.add_real(&t, &real(11, 80, 0))?;
+    let syn = tcp(40001).syn().ip_options(&[1, 1, 1, 0]).build();
+    assert_port_unreachable(&dp.run(&syn)?, &syn);
+    let u = sid(Proto::Udp, 53);
+    add_service(&mut dp, u, Sched::Rr, None)?;
+    dp.table.add_real(&u, &real(11, 53, 0))?;
+    let dgram = Frame::udp(CLIENT, VIP)
+        .src_mac(CLIENT_MAC)
+        .dst_mac(LB_MAC)
+        .ports(5000, 53)
+        .payload(b"query")
+        .build();
+    assert_port_unreachable(&dp.run(&dgram)?, &dgram);
+    assert!(dp.table.conn_rows()?.is_empty(), "no entry is created");
+    Ok(())
+});
+
+lab_test!(tcp_segment_without_entry_goes_to_the_stack, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    for f in [
+        tcp(40000).ack().build(),
+        tcp(40000).syn().rst().build(),
+        tcp(40000).fin().build(),
+    ] {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!((r.action, &r.frame), (XDP_PASS, &f));
+        assert_eq!(moved, only(REASON_PASS_NO_CONN));
+    }
+    assert!(dp.table.conn_rows()?.is_empty());
+    Ok(())
+});
+
+lab_test!(malformed_frames_are_never_forwarded, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    let good = tcp(40000).syn().build();
+    let l3 = 14;
+    let mut cases: Vec<(&str, Vec<u8>, u32)> = Vec::new();
+    let mut f = good.clone();
+    mutate::truncate(&mut f, 14);
+    cases.push(("ethernet only", f, REASON_PASS_TRUNCATED));
+    let mut f = good.clone();
+    mutate::truncate(&mut f, l3 + 19);
+    cases.push(("truncated ip header", f, REASON_PASS_TRUNCATED));
+    let mut f = good.clone();
+    mutate::set_ihl(&mut f, 4);
+    cases.push(("ihl below 5", f, REASON_PASS_BAD_IP));
+    let mut f = good.clone();
+    mutate::set_version(&mut f, 6);
+    cases.push(("version 6 in an ipv4 frame", f, REASON_PASS_BAD_IP));
+    let mut f = good.clone();
+    mutate::set_total_len(&mut f, (good.len() - l3 + 1) as u16);
+    cases.push(("total length beyond the frame", f, REASON_PASS_BAD_IP));
+    let mut f = good.clone();
+    mutate::set_total_len(&mut f, 19);
+    cases.push(("total length below the header", f, REASON_PASS_BAD_IP));
+    let mut f = good.clone();
+    mutate::truncate(&mut f, l3 + 20 + 19);
+    mutate::set_total_len(&mut f, 39);
+    cases.push(("truncated tcp header", f, REASON_PASS_TRUNCATED));
+    let mut f = good.clone();
+    f[l3 + 20 + 12] = 0x40; // doff 4
+    cases.push(("tcp data offset below 5", f, REASON_PASS_TRUNCATED));
+    cases.push((
+        "first fragment",
+        tcp(40000).syn().frag(0, true).build(),
+        REASON_PASS_FRAGMENT,
+    ));
+    cases.push((
+        "later fragment",
+        tcp(40000).syn().frag(64, false).build(),
+        REASON_PASS_FRAGMENT,
+    ));
+    cases.push((
+        "802.1Q tagged",
+        tcp(40000).syn().vlan(7).build(),
+        REASON_PASS_VLAN,
+    ));
+    cases.push((
+        "ipv6",
+        Frame::ipv6_tcp("2001:db8::1".parse()?, "2001:db8::2".parse()?)
+            .syn()
+            .build(),
+        REASON_PASS_NOT_IPV4,
+    ));
+    cases.push(("arp", Frame::arp(CLIENT, VIP).build(), REASON_PASS_NOT_IPV4));
+    cases.push((
+        "icmp to the vip",
+        Frame::icmp(CLIENT, VIP, 8, 0).build(),
+        REASON_PASS_NOT_L4,
+    ));
+    for (what, f, reason) in cases {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!(r.action, XDP_PASS, "{what}");
+        assert_eq!(r.frame, f, "{what}: unchanged");
+        assert_eq!(moved, only(reason), "{what}");
+    }
+    // IP options are fine: routed with the options intact.
+    let f = tcp(40001)
+        .syn()
+        .ip_options(&[1, 1, 1, 1, 1, 1, 1, 0])
+        .build();
+    assert_eq!(dp.run(&f)?.frame, routed(&f, 11));
+    assert!(dp.table.conn_rows()?.iter().all(|c| c.cport == 40001));
+    Ok(())
+});
+
+lab_test!(wrr_picks_in_the_kernels_exact_order_on_one_cpu, |dp| {
+    // LVS-SEMANTICS §5.2: R1=4, R2=3, R3=2 added in that order → R3, R2, R1,
+    // then the cycle R1, R2, R1, R3, R2, R1, R3, R2, R1.
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 4))?;
+    dp.table.add_real(&s, &real(12, 80, 3))?;
+    dp.table.add_real(&s, &real(13, 80, 2))?;
+    let mut got = Vec::new();
+    for p in 0..21u16 {
+        got.push(real_of(&dp.run(&tcp(41000 + p).syn().build())?).expect("routed"));
+    }
+    let cycle = [11, 12, 11, 13, 12, 11, 13, 12, 11];
+    let mut want = vec![13, 12, 11];
+    want.extend(cycle);
+    want.extend(cycle);
+    assert_eq!(got, want);
+    Ok(())
+});
+
+lab_test!(quiescent_real_keeps_its_flows_but_gets_no_new_ones, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    let syn = tcp(40000).syn().build();
+    let first = real_of(&dp.run(&syn)?).expect("routed");
+    dp.table.edit_real(&s, &real(first, 80, 0))?;
+    let ack = tcp(40000).ack().build();
+    assert_eq!(
+        dp.run(&ack)?.frame,
+        routed(&ack, first),
+        "existing flow goes on"
+    );
+    for p in 1..10 {
+        let other = real_of(&dp.run(&tcp(40000 + p).syn().build())?);
+        assert_ne!(other, Some(first), "no new flow to the quiescent real");
+    }
+    Ok(())
+});
+
+fn persistent(dp: &mut Dataplane, mask: Ipv4Addr) -> Result<ServiceId> {
+    let s = sid(Proto::Tcp, 80);
+    dp.table.add_service(&ServiceSpec {
+        id: s,
+        sched: Sched::Rr,
+        persistent: Some(300),
+        netmask: mask,
+    })?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    Ok(s)
+}
+
+lab_test!(persistence_template_sends_a_client_to_its_real, |dp| {
+    persistent(&mut dp, "255.255.255.0".parse()?)?;
+    let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+    for p in 1..6 {
+        let (r, moved) = run_counted(&dp, &tcp(40000 + p).syn().build())?;
+        assert_eq!(real_of(&r), Some(first));
+        assert_eq!(moved, only(REASON_FWD_TEMPLATE));
+    }
+    // Another client of the same /24 shares the template (-M).
+    let neighbour = Frame::tcp(Ipv4Addr::new(198, 51, 100, 99), VIP)
+        .ports(1234, 80)
+        .syn()
+        .build();
+    assert_eq!(real_of(&dp.run(&neighbour)?), Some(first));
+    let rows = dp.table.conn_rows()?;
+    let t = rows.iter().find(|c| c.cport == 0).expect("template row");
+    assert_eq!(
+        (t.caddr, t.vport, t.daddr, t.state),
+        ("198.51.100.0".parse()?, 80, rs(first), "NONE")
+    );
+    // The template turns ASSURED when a flow it controls is established.
+    dp.run(&tcp(40000).ack().build())?;
+    let rows = dp.table.conn_rows()?;
+    assert_eq!(rows.iter().find(|c| c.cport == 0).unwrap().state, "ASSURED");
+    Ok(())
+});
+
+lab_test!(
+    quiescent_template_is_followed_unless_expire_quiescent_template,
+    |dp| {
+        let s = persistent(&mut dp, Ipv4Addr::BROADCAST)?;
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        dp.table.edit_real(&s, &real(first, 80, 0))?;
+        // expire_quiescent_template=0: the client's new flows still go there.
+        let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        assert_eq!(
+            (real_of(&r), moved),
+            (Some(first), only(REASON_FWD_TEMPLATE))
+        );
+        // A new client is scheduled among the others only.
+        let other = Frame::tcp(Ipv4Addr::new(198, 51, 100, 77), VIP)
+            .ports(1, 80)
+            .syn()
+            .build();
+        assert_ne!(real_of(&dp.run(&other)?), Some(first));
+        // expire_quiescent_template=1: the template is expired when used, the
+        // flow rescheduled, a new template made.
+        dp.table.set_sysctl("expire_quiescent_template", 1)?;
+        let (r, moved) = run_counted(&dp, &tcp(40002).syn().build())?;
+        let second = real_of(&r).expect("routed");
+        assert_ne!(second, first);
+        assert_eq!(moved, only(REASON_FWD_NEW));
+        let (r, moved) = run_counted(&dp, &tcp(40003).syn().build())?;
+        assert_eq!(
+            (real_of(&r), moved),
+            (Some(second), only(REASON_FWD_TEMPLATE))
+        );
+        // The old flow to the quiescent real goes on.
+        let ack = tcp(40000).ack().build();
+        assert_eq!(dp.run(&ack)?.frame, routed(&ack, first));
+        Ok(())
+    }
+);
+
+lab_test!(
+    quiescing_with_the_sysctl_on_flushes_templates_at_once,
+    |dp| {
+        let s = persistent(&mut dp, Ipv4Addr::BROADCAST)?;
+        dp.table.set_sysctl("expire_quiescent_template", 1)?;
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        dp.table.edit_real(&s, &real(first, 80, 0))?;
+        // Even with weight restored, the flushed template is gone.
+        dp.table.set_sysctl("expire_quiescent_template", 0)?;
+        dp.table.edit_real(&s, &real(first, 80, 1))?;
+        let rows = dp.table.conn_rows()?;
+        let t = rows.iter().find(|c| c.cport == 0).expect("template row");
+        assert_eq!(
+            (t.vport, t.dport),
+            (65535, 65535),
+            "shown invalidated, as the kernel does"
+        );
+        let (_, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        assert_eq!(
+            moved,
+            only(REASON_FWD_NEW),
+            "rescheduled, not sent by the old template"
+        );
+        Ok(())
+    }
+);
+
+/// The RST the client's stack accepts (§4.3), every field checked.
+fn assert_reset(r: &RunResult, sport: u16, seq: u32, ack: Option<u32>) {
+    assert_eq!(r.action, XDP_TX);
+    let p = frame::parse(&r.frame).expect("valid lengths and checksums");
+    assert_eq!((p.dst_mac, p.src_mac), (CLIENT_MAC, LB_MAC));
+    let ip = p.ipv4().expect("ipv4");
+    assert_eq!(
+        (ip.src, ip.dst, ip.protocol, ip.total_len),
+        (VIP, CLIENT, 6, 40)
+    );
+    let t = p.tcp().expect("tcp");
+    assert_eq!((t.sport, t.dport), (80, sport));
+    assert!(t.is_rst());
+    assert_eq!(t.seq, seq);
+    match ack {
+        Some(a) => assert!(t.is_ack() && t.ack == a),
+        None => assert!(!t.is_ack()),
+    }
+    assert!(t.payload.is_empty() && t.options.is_empty());
+}
+
+lab_test!(
+    removed_real_drops_silently_and_resumes_when_re_added,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Rr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        dp.table.add_real(&s, &real(12, 80, 1))?;
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        dp.table.delete_real(
+            &s,
+            &RealId {
+                addr: rs(first),
+                port: 80,
+            },
+        )?;
+        let ack = tcp(40000).ack().build();
+        let (r, moved) = run_counted(&dp, &ack)?;
+        assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_NODEST)));
+        assert!(
+            dp.table.conn_rows()?.iter().any(|c| c.cport == 40000),
+            "entry kept"
+        );
+        dp.table.add_real(&s, &real(first, 80, 1))?;
+        let (r, moved) = run_counted(&dp, &ack)?;
+        assert_eq!(
+            (r.frame, moved),
+            (routed(&ack, first), only(REASON_FWD_CONN))
+        );
+        Ok(())
+    }
+);
+
+lab_test!(
+    removed_real_with_expire_nodest_conn_resets_the_client,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Rr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        dp.table.add_real(&s, &real(12, 80, 1))?;
+        dp.table.set_sysctl("expire_nodest_conn", 1)?;
+        let first = real_of(&dp.run(&tcp(40000).syn().seq(7).build())?).expect("routed");
+        let second = real_of(&dp.run(&tcp(40001).syn().build())?).expect("routed");
+        dp.table.delete_real(
+            &s,
+            &RealId {
+                addr: rs(first),
+                port: 80,
+            },
+        )?;
+        assert!(
+            dp.table.conn_rows()?.iter().all(|c| c.cport != 40000),
+            "expired at once"
+        );
+        // An ACK: RST with seq = its ack.
+        let (r, moved) = run_counted(
+            &dp,
+            &tcp(40000).ack().seq(8).ack_seq(555).payload(b"x").build(),
+        )?;
+        assert_reset(&r, 40000, 555, None);
+        assert_eq!(moved, only(REASON_TX_RST_NODEST));
+        // The entry is gone now: the next segment goes to the host stack.
+        assert_eq!(dp.run(&tcp(40000).ack().build())?.action, XDP_PASS);
+        // A segment without ACK on another such flow: RST|ACK acknowledging it.
+        dp.table.add_real(&s, &real(first, 80, 1))?;
+        let third = real_of(&dp.run(&tcp(40002).syn().seq(100).build())?).expect("routed");
+        dp.table.delete_real(
+            &s,
+            &RealId {
+                addr: rs(third),
+                port: 80,
+            },
+        )?;
+        let r = dp.run(
+            &tcp(40002)
+                .flags(frame::tcp_flags::FIN)
+                .seq(101)
+                .payload(b"abc")
+                .build(),
+        )?;
+        assert_reset(&r, 40002, 0, Some(101 + 3 + 1));
+        // A SYN of a flushed flow is scheduled afresh.
+        let (r, moved) = run_counted(&dp, &tcp(40000).syn().build())?;
+        assert!(real_of(&r).is_some());
+        assert_eq!(moved, only(REASON_FWD_NEW));
+        let _ = second;
+        Ok(())
+    }
+);
+
+lab_test!(syn_reusing_a_port_follows_conn_reuse_mode, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    // conn_reuse_mode=1 (default): a SYN on a CLOSE entry is a new flow.
+    let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+    dp.run(&tcp(40000).ack().build())?; // → ESTABLISHED
+    dp.run(&tcp(40000).rst().build())?; // → CLOSE (RST in SYN_RECV would stay SYN_RECV)
+    let (r, moved) = run_counted(&dp, &tcp(40000).syn().build())?;
+    assert_eq!(moved, only(REASON_FWD_NEW));
+    let again = real_of(&r).expect("routed");
+    assert_ne!(again, first, "rr moved on");
+    // conn_reuse_mode=0: the SYN reuses the entry.
+    dp.table.set_sysctl("conn_reuse_mode", 0)?;
+    dp.run(&tcp(40000).ack().build())?;
+    dp.run(&tcp(40000).rst().build())?;
+    let (r, moved) = run_counted(&dp, &tcp(40000).syn().build())?;
+    assert_eq!((real_of(&r), moved), (Some(again), only(REASON_FWD_CONN)));
+    // Weight 0 + expire_nodest_conn=1: a SYN on the live entry reschedules.
+    dp.table.set_sysctl("expire_nodest_conn", 1)?;
+    dp.table.edit_real(&s, &real(again, 80, 0))?;
+    let (r, moved) = run_counted(&dp, &tcp(40000).syn().build())?;
+    assert_eq!(moved, only(REASON_FWD_NEW));
+    assert_ne!(real_of(&r), Some(again));
+    Ok(())
+});
+
+lab_test!(
+    port_zero_service_forwards_every_port_with_one_template,
+    |dp| {
+        let s = sid(Proto::Tcp, 0);
+        add_service(&mut dp, s, Sched::Rr, Some(300))?;
+        dp.table.add_real(&s, &real(11, 0, 1))?;
+        dp.table.add_real(&s, &real(12, 0, 1))?;
+        let a = tcp(40000).dport(443).syn().build();
+        let r = dp.run(&a)?;
+        let first = real_of(&r).expect("routed");
+        assert_eq!(r.frame, routed(&a, first), "port kept: direct routing");
+        let (r, moved) = run_counted(&dp, &tcp(40001).dport(8080).syn().build())?;
+        assert_eq!(
+            (real_of(&r), moved),
+            (Some(first), only(REASON_FWD_TEMPLATE))
+        );
+        Ok(())
+    }
+);
+
+lab_test!(entries_expire_by_their_state_timeout, |dp| {
+    let s = sid(Proto::Udp, 53);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 53, 1))?;
+    dp.table.add_real(&s, &real(12, 53, 1))?;
+    dp.table.set_timeouts(&Timeouts {
+        tcp: 0,
+        tcpfin: 0,
+        udp: 1,
+    })?;
+    let q = Frame::udp(CLIENT, VIP).ports(5000, 53).build();
+    dp.run(&q)?;
+    let (_, moved) = run_counted(&dp, &q)?;
+    assert_eq!(moved, only(REASON_FWD_CONN));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, moved) = run_counted(&dp, &q)?;
+    assert_eq!(moved, only(REASON_FWD_NEW), "expired after the udp timeout");
+    assert_eq!(
+        dp.table.timeouts()?,
+        Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 1
+        }
+    );
+    Ok(())
+});
