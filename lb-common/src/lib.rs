@@ -32,8 +32,9 @@ pub const MAP_SETTINGS: &str = "SETTINGS";
 pub const MAP_STATS: &str = "STATS";
 pub const MAP_SVC_STATS: &str = "SVC_STATS";
 pub const MAP_DEST_STATS: &str = "DEST_STATS";
+pub const MAP_REPLY_RATE: &str = "REPLY_RATE";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 9] = [
+pub const MAP_NAMES: [&str; 10] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_CONNS,
@@ -43,6 +44,7 @@ pub const MAP_NAMES: [&str; 9] = [
     MAP_STATS,
     MAP_SVC_STATS,
     MAP_DEST_STATS,
+    MAP_REPLY_RATE,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -577,7 +579,9 @@ pub const REASON_PASS_TRUNCATED: u32 = 13;
 pub const REASON_DROP_NO_NEIGH: u32 = 14;
 pub const REASON_DROP_CONN_TABLE: u32 = 15;
 pub const REASON_DROP_INTERNAL: u32 = 16;
-pub const REASON_COUNT: u32 = 17;
+/// An ICMP error that the rate limit held back (as the kernel's `icmp_send`).
+pub const REASON_DROP_REPLY_RATE: u32 = 17;
+pub const REASON_COUNT: u32 = 18;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ipv4",
@@ -597,7 +601,23 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_no_neigh",
     "drop_conn_table",
     "drop_internal",
+    "drop_reply_rate",
 ];
+
+/// ICMP errors sent per second and CPU at most (the kernel's
+/// `net.ipv4.icmp_msgs_per_sec` default), with a burst of `REPLY_BURST`.
+pub const REPLY_RATE_PER_SEC: u64 = 1000;
+pub const REPLY_BURST: u64 = 50;
+
+/// Per-CPU token bucket for the ICMP errors the program builds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ReplyRate {
+    /// Tokens, in units of 1/`REPLY_RATE_PER_SEC` s (i.e. replies).
+    pub tokens: u64,
+    /// When the bucket was last refilled.
+    pub last: u64,
+}
 
 #[cfg(feature = "user")]
 mod user {
@@ -615,6 +635,7 @@ mod user {
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for ServiceStats {}
     unsafe impl aya::Pod for Counters {}
+    unsafe impl aya::Pod for ReplyRate {}
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
-    REASON_COUNT, SchedState, Service, ServiceKey, ServiceStats, Settings, Template, TemplateKey,
+    REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings, Template, TemplateKey,
 };
 
 #[btf_map]
@@ -38,3 +38,6 @@ pub static SVC_STATS: PerCpuArray<ServiceStats, { MAX_SERVICES as usize }> = Per
 
 #[btf_map]
 pub static DEST_STATS: PerCpuArray<ServiceStats, { MAX_DESTS as usize }> = PerCpuArray::new();
+
+#[btf_map]
+pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();

@@ -12,7 +12,11 @@ use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use lb_common::{REASON_DROP_INTERNAL, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use lb_common::{
+    NS_PER_SEC, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_TX_ICMP_UNREACH,
+    REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC,
+};
 use lb_ebpf::{
     csum,
     tcp_state::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
@@ -20,6 +24,7 @@ use lb_ebpf::{
 
 use crate::{
     Verdict,
+    maps::REPLY_RATE,
     parse::{ETH_LEN, EthHdr, Packet, ptr_at, ptr_at_mut},
 };
 
@@ -85,10 +90,38 @@ fn truncate(ctx: &XdpContext, want: usize) -> bool {
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, -((have - want) as i32)) == 0 }
 }
 
+/// Token bucket: may this CPU send another ICMP error now? Like the
+/// kernel's `icmp_global_allow`, so a flood to a service without reals
+/// cannot turn the load balancer into a reflector.
+#[inline(always)]
+fn reply_allowed() -> bool {
+    let Some(b) = REPLY_RATE.get_ptr_mut(0) else {
+        return false;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    unsafe {
+        let elapsed = now.saturating_sub((*b).last);
+        let refill = elapsed / (NS_PER_SEC / REPLY_RATE_PER_SEC);
+        if refill > 0 {
+            let t = (*b).tokens + refill;
+            (*b).tokens = if t > REPLY_BURST { REPLY_BURST } else { t };
+            (*b).last = now;
+        }
+        if (*b).tokens == 0 {
+            return false;
+        }
+        (*b).tokens -= 1;
+    }
+    true
+}
+
 /// Turns the frame into an ICMP port unreachable to the client, quoting the
 /// original IP header and the first 8 bytes of its payload (RFC 792).
 #[inline(never)]
 pub fn port_unreachable(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    if !reply_allowed() {
+        return Verdict::Drop(REASON_DROP_REPLY_RATE);
+    }
     let ihl = pkt.ihl;
     if !(20..=60).contains(&ihl) {
         return Verdict::Drop(REASON_DROP_INTERNAL);

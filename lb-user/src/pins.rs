@@ -21,7 +21,7 @@ use aya::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAP_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_NAMES, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS,
-    MAP_TEMPLATES, MAX_DESTS, MAX_SERVICES, REASON_COUNT, SchedState, Service, ServiceKey,
+    MAP_REPLY_RATE, MAP_TEMPLATES, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
     ServiceStats, Settings, Template, TemplateKey,
 };
 
@@ -101,6 +101,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_STATS => (4, size_of::<Counters>(), Some(REASON_COUNT)),
         MAP_SVC_STATS => (4, size_of::<ServiceStats>(), Some(MAX_SERVICES)),
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
+        MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         _ => (0, 0, Some(0)),
     }
 }
@@ -257,7 +258,8 @@ impl Pins {
         let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
         let settings = Array::try_from(take(MAP_SETTINGS)).map_err(map_err(MAP_SETTINGS))?;
         let stats = PerCpuArray::try_from(take(MAP_STATS)).map_err(map_err(MAP_STATS))?;
-        let svc_stats = PerCpuArray::try_from(take(MAP_SVC_STATS)).map_err(map_err(MAP_SVC_STATS))?;
+        let svc_stats =
+            PerCpuArray::try_from(take(MAP_SVC_STATS)).map_err(map_err(MAP_SVC_STATS))?;
         let dest_stats =
             PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
         let mut pins = Pins {
@@ -339,7 +341,11 @@ fn map_data(map: Map) -> MapData {
 }
 
 fn static_name(name: &str) -> &'static str {
-    MAP_NAMES.iter().copied().find(|n| *n == name).unwrap_or("?")
+    MAP_NAMES
+        .iter()
+        .copied()
+        .find(|n| *n == name)
+        .unwrap_or("?")
 }
 
 pub fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {

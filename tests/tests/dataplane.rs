@@ -656,3 +656,23 @@ lab_test!(entries_expire_by_their_state_timeout, |dp| {
     );
     Ok(())
 });
+
+lab_test!(icmp_errors_are_rate_limited_like_the_kernels, |dp| {
+    let t = sid(Proto::Tcp, 80);
+    add_service(&mut dp, t, Sched::Wrr, None)?;
+    let mut sent = 0;
+    let mut held = 0;
+    for p in 0..200u16 {
+        let r = dp.run(&tcp(30000 + p).syn().build())?;
+        match r.action {
+            XDP_TX => sent += 1,
+            XDP_DROP => held += 1,
+            a => panic!("unexpected action {a}"),
+        }
+    }
+    // A burst of 50 (plus what refills while the loop runs, 1 per ms).
+    assert!((50..150).contains(&sent), "{sent} sent");
+    assert_eq!(sent + held, 200);
+    assert_eq!(dp.reasons()?[REASON_DROP_REPLY_RATE as usize], held);
+    Ok(())
+});
