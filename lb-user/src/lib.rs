@@ -4,6 +4,7 @@
 //! next-hop resolution (`neigh`).
 
 pub mod attach;
+pub mod batch;
 pub mod cli;
 pub mod error;
 pub mod format;

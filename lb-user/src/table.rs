@@ -19,10 +19,11 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use aya::maps::PerCpuValues;
 use lb_common::{
+    Conn, ConnKey, Template, TemplateKey,
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, SCHED_NONE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
-    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active,
+    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
+    SCHED_NONE, SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    ServiceKey, ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active,
 };
 
 use crate::{
@@ -31,7 +32,7 @@ use crate::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
         ServiceView, Stats, Timeouts,
     },
-    neigh,
+    batch, neigh,
     pins::{Pins, map_err},
 };
 
@@ -68,11 +69,13 @@ fn monotonic_ns() -> u64 {
 }
 
 fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
-    values.iter().fold(ServiceStats::default(), |a, v| ServiceStats {
-        conns: a.conns + v.conns,
-        inpkts: a.inpkts + v.inpkts,
-        inbytes: a.inbytes + v.inbytes,
-    })
+    values
+        .iter()
+        .fold(ServiceStats::default(), |a, v| ServiceStats {
+            conns: a.conns + v.conns,
+            inpkts: a.inpkts + v.inpkts,
+            inbytes: a.inbytes + v.inbytes,
+        })
 }
 
 fn to_stats(s: ServiceStats) -> Stats {
@@ -104,6 +107,19 @@ impl Table {
             }
         }
         Ok(out)
+    }
+
+    /// Every connection entry (read in batches: the table may be large).
+    pub fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
+        let m = &self.pins.conns;
+        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err("CONNS"))
+    }
+
+    /// Every template (read in batches).
+    pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
+        let m = &self.pins.templates;
+        batch::entries(m, || m.iter().filter_map(Result::ok).collect())
+            .map_err(map_err("TEMPLATES"))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
@@ -284,7 +300,9 @@ impl Table {
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
-        let local = svc.free_slot().ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
+        let local = svc
+            .free_slot()
+            .ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
         // Newest first, as the kernel's list.
         svc.dests.copy_within(0..n, 1);
         svc.slot_of_pos.copy_within(0..n, 1);
@@ -315,7 +333,9 @@ impl Table {
                 continue;
             }
             if d.flags & DEST_F_AVAILABLE == 0 {
-                if d.svc == *key && d.addr == real.addr.octets() && d.port == real.port.to_be_bytes()
+                if d.svc == *key
+                    && d.addr == real.addr.octets()
+                    && d.port == real.port.to_be_bytes()
                 {
                     return Ok((i, d, false));
                 }
@@ -376,7 +396,9 @@ impl Table {
     /// `-d`.
     pub fn delete_real(&mut self, sid: &ServiceId, real: &RealId) -> Result<(), Error> {
         let mut svc = self.service(sid)?;
-        let pos = self.real_pos(&svc, real)?.ok_or(Error::NoReal(*sid, *real))?;
+        let pos = self
+            .real_pos(&svc, real)?
+            .ok_or(Error::NoReal(*sid, *real))?;
         let slot = svc.dests[pos].dest;
         let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
         svc.dests.copy_within(pos + 1..n, pos);
@@ -508,8 +530,7 @@ impl Table {
             .iter()
             .map(|d| d.map_err(map_err("DESTS")))
             .collect::<Result<_, _>>()?;
-        for item in self.pins.conns.iter() {
-            let Ok((_, c)) = item else { continue };
+        for (_, c) in self.conn_entries()? {
             if now >= c.expires() {
                 continue;
             }
@@ -526,8 +547,7 @@ impl Table {
                 g.1 += 1;
             }
         }
-        for item in self.pins.templates.iter() {
-            let Ok((_, t)) = item else { continue };
+        for (_, t) in self.template_entries()? {
             if now >= t.expires {
                 continue;
             }
@@ -595,8 +615,7 @@ impl Table {
             .collect::<Result<_, _>>()?;
         let secs = |exp: u64| exp.saturating_sub(now) / 1_000_000_000;
         let mut rows = Vec::new();
-        for item in self.pins.conns.iter() {
-            let Ok((k, c)) = item else { continue };
+        for (k, c) in self.conn_entries()? {
             if now >= c.expires() {
                 continue;
             }
@@ -627,8 +646,7 @@ impl Table {
                 dport: u16::from_be_bytes(d.port),
             });
         }
-        for item in self.pins.templates.iter() {
-            let Ok((k, t)) = item else { continue };
+        for (k, t) in self.template_entries()? {
             if now >= t.expires {
                 continue;
             }
@@ -646,16 +664,28 @@ impl Table {
             let valid = d.flags & DEST_F_AVAILABLE != 0
                 && d.tmpl_epoch == t.epoch
                 && !(settings.expire_quiescent_template != 0 && d.weight == 0);
-            let vport = if valid { u16::from_be_bytes(k.vport) } else { 65535 };
+            let vport = if valid {
+                u16::from_be_bytes(k.vport)
+            } else {
+                65535
+            };
             let dport = if valid {
-                if k.vport == [0, 0] { 0 } else { u16::from_be_bytes(d.port) }
+                if k.vport == [0, 0] {
+                    0
+                } else {
+                    u16::from_be_bytes(d.port)
+                }
             } else {
                 65535
             };
             rows.push(ConnView {
                 proto,
                 expire_secs: secs(t.expires),
-                state: if t.state == TMPL_S_ASSURED { "ASSURED" } else { "NONE" },
+                state: if t.state == TMPL_S_ASSURED {
+                    "ASSURED"
+                } else {
+                    "NONE"
+                },
                 caddr: Ipv4Addr::from(k.caddr),
                 cport: 0,
                 vaddr: Ipv4Addr::from(k.vaddr),
@@ -753,7 +783,12 @@ mod tests {
     fn wrr_bookkeeping_follows_the_kernel() {
         let mut svc: Service = bytemuck::Zeroable::zeroed();
         svc.di = 1;
-        svc.slot_of_pos = [0, 1, 2, SCHED_NONE].into_iter().chain([SCHED_NONE; 60]).collect::<Vec<_>>().try_into().unwrap();
+        svc.slot_of_pos = [0, 1, 2, SCHED_NONE]
+            .into_iter()
+            .chain([SCHED_NONE; 60])
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
         // R1=4 alone: di=4, mw=1, cw (from 0) = 1.
         svc.dests[0] = ServiceDest { dest: 1, weight: 4 };
         svc.ndests = 1;

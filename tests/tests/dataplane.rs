@@ -676,3 +676,45 @@ lab_test!(icmp_errors_are_rate_limited_like_the_kernels, |dp| {
     assert_eq!(dp.reasons()?[REASON_DROP_REPLY_RATE as usize], held);
     Ok(())
 });
+
+lab_test!(reals_behind_another_interface_are_reached_by_redirect, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    // Frames arriving on lo, reals behind lab0: redirect out of lab0 with
+    // lab0's MAC as source.
+    dp.set_ingress("lo")?;
+    let syn = tcp(40000).syn().build();
+    let r = dp.run(&syn)?;
+    assert_eq!(r.action, lb_tests::lb::XDP_REDIRECT);
+    let lab0 = lb_user::neigh::if_mac("lab0").expect("lab0 mac");
+    let mut want = syn.clone();
+    want[0..6].copy_from_slice(&real_mac(11));
+    want[6..12].copy_from_slice(&lab0);
+    assert_eq!(r.frame, want);
+    Ok(())
+});
+
+lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, Some(300))?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    // 10,000 flows (more than one batch of the kernel walk), from 100
+    // clients (100 templates).
+    for c in 0..100u16 {
+        for p in 0..100u16 {
+            let src = Ipv4Addr::new(198, 51, 100, 100 + (c % 100) as u8);
+            let f = Frame::tcp(src, VIP).ports(10000 + c * 100 + p, 80).syn().build();
+            assert_eq!(dp.run(&f)?.action, XDP_TX);
+        }
+    }
+    assert_eq!(dp.table.conn_entries()?.len(), 10_000);
+    assert_eq!(dp.table.template_entries()?.len(), 100);
+    let views = dp.table.views(None)?;
+    let active: u64 = views[0].reals.iter().map(|r| r.active_conns).sum();
+    let persist: u64 = views[0].reals.iter().map(|r| r.persist_conns).sum();
+    assert_eq!((active, persist), (10_000, 100), "SYN_RECV counts as active");
+    assert_eq!(dp.table.conn_rows()?.len(), 10_100);
+    Ok(())
+});
