@@ -344,6 +344,9 @@ const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
 
 /// Conn flag: created under a persistence template.
 pub const CONN_F_CONTROLLED: u8 = 1 << 0;
+/// Conn flag: a controlled TCP conn counted in its template's `open` (until
+/// it reaches a closing state).
+pub const CONN_F_OPEN: u8 = 1 << 1;
 
 /// Connection states, numbered as in the kernel (`IP_VS_TCP_S_*`), plus UDP.
 pub const CONN_S_NONE: u8 = 0;
@@ -377,6 +380,15 @@ pub const CONN_STATE_NAMES: [&str; CONN_S_COUNT] = [
 /// IPVS default timeouts in seconds, by state (§6.1).
 pub const DEFAULT_TIMEOUTS: [u32; CONN_S_COUNT] =
     [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300];
+
+/// Whether a TCP state is one of the closing states (the connection is on its
+/// way out: FIN or RST seen).
+pub const fn conn_state_is_closing(state: u8) -> bool {
+    matches!(
+        state,
+        CONN_S_FIN_WAIT | CONN_S_TIME_WAIT | CONN_S_CLOSE | CONN_S_CLOSE_WAIT | CONN_S_LAST_ACK
+    )
+}
 
 /// Whether a state counts as an active connection (ActiveConn) or not (InActConn).
 pub const fn conn_state_is_active(state: u8) -> bool {
@@ -440,32 +452,53 @@ pub const TMPL_S_NONE: u8 = 0;
 pub const TMPL_S_ASSURED: u8 = 1;
 
 /// Value of `TEMPLATES`.
+///
+/// Lifetime (LVS-SEMANTICS §2.4): the kernel expires a template at its
+/// `deadline` (last refresh + timeout) unless connections it controls are
+/// still alive, and then checks again every 60 s. Here every controlled conn
+/// pushes `expires` to the first such check after its own expiry, and the
+/// last open TCP conn to close sets it back to what its closing state needs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Template {
-    /// Absolute expiry in ns: the last refresh plus `timeout`, pushed later
-    /// while the conns it controls live on (§2.4).
+    /// Absolute expiry in ns (deadline, postponed for live conns).
     pub expires: u64,
+    /// Last refresh by a new conn + `timeout`.
+    pub deadline: u64,
     pub dest: u32,
     pub dest_gen: u32,
     /// `DESTS[dest].tmpl_epoch` when made; another value means invalidated.
     pub epoch: u32,
     /// The service's persistence timeout when the template was made (§2.3).
     pub timeout: u32,
+    /// Controlled TCP conns not yet in a closing state (`CONN_F_OPEN`).
+    pub open: u32,
     /// `TMPL_S_*`.
     pub state: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<Template>() == 32);
+const _: () = assert!(core::mem::size_of::<Template>() == 40);
 
-/// A template is kept at least this long past the expiry of a conn it controls
-/// (the kernel re-checks a template with live conns every 60 s).
+/// The kernel re-checks an expired template that still controls conns every
+/// this often.
 pub const TEMPLATE_LINGER_NS: u64 = 60_000_000_000;
 /// A conn pushes its expiry into its template at most once per this interval
 /// (so the established path rarely touches the template map).
 pub const TEMPLATE_PUSH_SLACK_NS: u64 = 10_000_000_000;
 /// Nanoseconds per second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// When the kernel would remove a template with this `deadline` whose last
+/// controlled conn expires at `conn_expires`: at the deadline if the conn is
+/// gone by then, else at the first 60 s re-check after the conn's expiry.
+pub const fn template_expiry(deadline: u64, conn_expires: u64) -> u64 {
+    if conn_expires <= deadline {
+        return deadline;
+    }
+    let late = conn_expires - deadline;
+    let checks = late.div_ceil(TEMPLATE_LINGER_NS);
+    deadline + checks * TEMPLATE_LINGER_NS
+}
 
 // ---------------------------------------------------------------------------
 // SCHED: PerCpuArray<SchedState> indexed by service id
@@ -647,6 +680,17 @@ mod tests {
         for n in MAP_NAMES {
             assert!(n.len() <= 15, "{n}");
         }
+    }
+
+    #[test]
+    fn template_expiry_follows_the_kernels_60s_rechecks() {
+        let s = NS_PER_SEC;
+        // Conn gone before the deadline: the deadline.
+        assert_eq!(template_expiry(100 * s, 50 * s), 100 * s);
+        // Conn alive at the deadline: the first re-check after it ends.
+        assert_eq!(template_expiry(100 * s, 101 * s), 160 * s);
+        assert_eq!(template_expiry(100 * s, 160 * s), 160 * s);
+        assert_eq!(template_expiry(100 * s, 161 * s), 220 * s);
     }
 
     #[test]

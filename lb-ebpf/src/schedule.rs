@@ -4,10 +4,10 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE,
-    Dest, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, Settings, TEMPLATE_LINGER_NS,
-    TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
+    DEST_F_IN_USE, Dest, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
+    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, Settings, TEMPLATE_PUSH_SLACK_NS,
+    TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey, conn_state_is_closing, template_expiry,
 };
 use lb_ebpf::{sched, tcp_state::next_state};
 
@@ -84,7 +84,8 @@ pub fn new_flow(
     };
     let conn_timeout = timeout(cfg, state);
     let conn_expires = now + conn_timeout as u64 * NS_PER_SEC;
-    let hold = conn_expires + TEMPLATE_LINGER_NS;
+    // TCP conns count as open in their template until they close.
+    let open = pkt.is_tcp() && !conn_state_is_closing(state);
 
     let mut reason = REASON_FWD_NEW;
     let mut chosen: Option<(u32, *mut Dest)> = None;
@@ -94,13 +95,15 @@ pub fn new_flow(
             if let Some(dest) = template_dest(t, cfg, now) {
                 // Refresh: a new flow re-arms the template (§2.4).
                 unsafe {
-                    let mut exp = now + (*t).timeout as u64 * NS_PER_SEC;
-                    if hold > exp {
-                        exp = hold;
+                    let deadline = now + (*t).timeout as u64 * NS_PER_SEC;
+                    if deadline > (*t).deadline {
+                        (*t).deadline = deadline;
                     }
+                    let exp = template_expiry((*t).deadline, conn_expires);
                     if exp > (*t).expires {
                         (*t).expires = exp;
                     }
+                    (*t).open += open as u32;
                     chosen = Some(((*t).dest, dest));
                 }
                 reason = REASON_FWD_TEMPLATE;
@@ -124,18 +127,17 @@ pub fn new_flow(
                 return Verdict::Drop(REASON_DROP_INTERNAL);
             };
             if persistent {
-                let mut exp = now + svc.timeout as u64 * NS_PER_SEC;
-                if hold > exp {
-                    exp = hold;
-                }
+                let deadline = now + svc.timeout as u64 * NS_PER_SEC;
                 let t = Template {
-                    expires: exp,
+                    expires: template_expiry(deadline, conn_expires),
+                    deadline,
                     dest: dest_id,
                     dest_gen: unsafe { (*dest).generation },
                     epoch: unsafe { (*dest).tmpl_epoch },
                     timeout: svc.timeout,
+                    open: open as u32,
                     state: TMPL_S_NONE,
-                    _pad: [0; 7],
+                    _pad: [0; 3],
                 };
                 // A full LRU evicts an old template; failure only loses
                 // persistence for this client, the flow still goes on.
@@ -145,10 +147,17 @@ pub fn new_flow(
         }
     };
 
+    let mut flags = 0;
+    if persistent {
+        flags |= CONN_F_CONTROLLED;
+        if open {
+            flags |= CONN_F_OPEN;
+        }
+    }
     let conn = Conn {
         last_seen: now,
         tmpl_pushed: if persistent {
-            hold + TEMPLATE_PUSH_SLACK_NS
+            conn_expires + TEMPLATE_PUSH_SLACK_NS
         } else {
             0
         },
@@ -156,7 +165,7 @@ pub fn new_flow(
         dest_gen: unsafe { (*dest).generation },
         timeout: conn_timeout,
         state,
-        flags: if persistent { CONN_F_CONTROLLED } else { 0 },
+        flags,
         _pad: [0; 2],
     };
     if CONNS.insert(key, &conn, 0).is_err() {
@@ -166,25 +175,43 @@ pub fn new_flow(
     forward::direct_route(ctx, dest, dest_id, reason)
 }
 
-/// Keeps the template of a controlled conn alive while the conn lives
-/// (§2.4: the kernel postpones a template's expiry while it controls conns),
-/// and marks it ASSURED when the conn reaches ESTABLISHED (§2.5). Touches the
-/// template map at most once per `TEMPLATE_PUSH_SLACK_NS` per conn.
+/// Keeps the template of a controlled conn alive while the conn lives, as
+/// the kernel postpones a template's expiry while it controls conns (§2.4),
+/// and marks it ASSURED when the conn reaches ESTABLISHED (§2.5). When the
+/// last open TCP conn of the template closes, the template's expiry is set
+/// back to what the closing conn needs, so a template does not outlive its
+/// connections' real lifetimes by the ESTABLISHED timeout. Touches the
+/// template map on state changes and at most once per
+/// `TEMPLATE_PUSH_SLACK_NS` otherwise.
 #[inline(always)]
 pub fn keep_template(pkt: &Packet, svc: &Service, c: *mut Conn, assured: bool) {
-    let (hold, pushed, dest, dest_gen) = unsafe {
+    let (expires, pushed, dest, dest_gen, flags, state) = unsafe {
         (
-            (*c).expires() + TEMPLATE_LINGER_NS,
+            (*c).expires(),
             (*c).tmpl_pushed,
             (*c).dest,
             (*c).dest_gen,
+            (*c).flags,
+            (*c).state,
         )
     };
-    if hold <= pushed && !assured {
+    let closes = flags & CONN_F_OPEN != 0 && conn_state_is_closing(state);
+    if expires <= pushed && !assured && !closes {
         return;
     }
-    let target = hold + TEMPLATE_PUSH_SLACK_NS;
-    unsafe { (*c).tmpl_pushed = target };
+    // A closing conn pushes its exact expiry (and then on each packet, of
+    // which it has few); an open one a little more, to push less often.
+    let target = if closes {
+        expires
+    } else {
+        expires + TEMPLATE_PUSH_SLACK_NS
+    };
+    unsafe {
+        (*c).tmpl_pushed = target;
+        if closes {
+            (*c).flags = flags & !CONN_F_OPEN;
+        }
+    }
     let tkey = template_key(pkt, svc);
     if let Some(t) = TEMPLATES.get_ptr_mut(&tkey) {
         unsafe {
@@ -193,8 +220,19 @@ pub fn keep_template(pkt: &Packet, svc: &Service, c: *mut Conn, assured: bool) {
             if (*t).dest != dest || (*t).dest_gen != dest_gen {
                 return;
             }
-            if target > (*t).expires {
-                (*t).expires = target;
+            let exp = template_expiry((*t).deadline, target);
+            if closes {
+                let open = (*t).open;
+                (*t).open = open.saturating_sub(1);
+                if open <= 1 {
+                    // The last open conn: the template now lives as long
+                    // as this closing conn needs (and its deadline).
+                    (*t).expires = exp;
+                } else if exp > (*t).expires {
+                    (*t).expires = exp;
+                }
+            } else if exp > (*t).expires {
+                (*t).expires = exp;
             }
             if assured {
                 (*t).state = TMPL_S_ASSURED;

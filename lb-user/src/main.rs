@@ -72,6 +72,10 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 conns: conns.unwrap_or(lb_common::DEFAULT_CONNS),
                 templates: templates.unwrap_or(lb_common::DEFAULT_TEMPLATES),
             });
+            // Check the interface first: a bad name must change nothing.
+            if lb_user::neigh::ifindex(&iface).is_none() {
+                return Err(lb_user::Error::NoInterface(iface).into());
+            }
             if reset {
                 lb_user::pins::reset(&dir)?;
             }
@@ -89,6 +93,25 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             let dir = pin_dir();
             let _pins = Pins::open(&dir, None)?; // for the lock and the privilege check
             attach::detach(&dir, &iface)?;
+        }
+        Command::Daemon {
+            foreground,
+            config,
+            metrics,
+            metrics_public,
+        } => lb_user::daemon::run(lb_user::daemon::Options {
+            config,
+            foreground,
+            metrics,
+            metrics_public,
+        })?,
+        Command::DaemonStatus { config } => {
+            // ldirectord's status exit codes: 0 running, 1 stale, 3 stopped.
+            let (text, code) = lb_user::daemon::status_report(config.as_deref());
+            out(&text)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
         Command::Restore => {
             // Parse everything first: a bad line changes nothing.
@@ -158,7 +181,9 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         | Command::Version
         | Command::Restore
         | Command::Attach { .. }
-        | Command::Detach { .. } => {
+        | Command::Detach { .. }
+        | Command::Daemon { .. }
+        | Command::DaemonStatus { .. } => {
             return Err(format!("{cmd:?} is not allowed here").into());
         }
     }

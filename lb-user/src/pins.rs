@@ -237,15 +237,15 @@ impl Pins {
                 _ => {}
             }
         }
-        if let Some(want) = sizes {
-            if want != found {
-                return Err(Error::SizeMismatch {
-                    want_conns: want.conns,
-                    want_templates: want.templates,
-                    have_conns: found.conns,
-                    have_templates: found.templates,
-                });
-            }
+        if let Some(want) = sizes
+            && want != found
+        {
+            return Err(Error::SizeMismatch {
+                want_conns: want.conns,
+                want_templates: want.templates,
+                have_conns: found.conns,
+                have_templates: found.templates,
+            });
         }
         let mut take = |n: &str| -> Map {
             let i = maps.iter().position(|(name, _)| name == n).unwrap_or(0);

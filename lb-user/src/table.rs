@@ -290,12 +290,7 @@ impl Table {
         d.svc = key;
         d.weight = real.weight;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        if let Some(hop) = neigh::resolve(real.id.addr, RESOLVE_WAIT) {
-            d.mac = hop.mac;
-            d.smac = hop.smac;
-            d.ifindex = hop.ifindex;
-            d.flags |= DEST_F_RESOLVED;
-        }
+        resolve_next_hop(&mut d);
         if fresh {
             self.zero_stats(None, Some(slot))?;
         }
@@ -380,12 +375,7 @@ impl Table {
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
         }
         if d.flags & DEST_F_RESOLVED == 0 {
-            if let Some(hop) = neigh::resolve(real.id.addr, RESOLVE_WAIT) {
-                d.mac = hop.mac;
-                d.smac = hop.smac;
-                d.ifindex = hop.ifindex;
-                d.flags |= DEST_F_RESOLVED;
-            }
+            resolve_next_hop(&mut d);
         }
         self.write_dest(slot, &d)?;
         svc.dests[pos].weight = real.weight;
@@ -708,16 +698,26 @@ impl Table {
             .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
             .collect();
         for (i, mut d) in todo {
-            if let Some(hop) = neigh::resolve(Ipv4Addr::from(d.addr), RESOLVE_WAIT) {
-                d.mac = hop.mac;
-                d.smac = hop.smac;
-                d.ifindex = hop.ifindex;
-                d.flags |= DEST_F_RESOLVED;
+            if resolve_next_hop(&mut d) {
                 self.write_dest(i, &d)?;
             }
         }
         Ok(())
     }
+}
+
+/// Fills in the dest's next hop from the kernel's neighbour table; false
+/// when it is not known (the XDP program asks the kernel again on the
+/// real's next new flow).
+fn resolve_next_hop(d: &mut Dest) -> bool {
+    let Some(hop) = neigh::resolve(Ipv4Addr::from(d.addr), RESOLVE_WAIT) else {
+        return false;
+    };
+    d.mac = hop.mac;
+    d.smac = hop.smac;
+    d.ifindex = hop.ifindex;
+    d.flags |= DEST_F_RESOLVED;
+    true
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {

@@ -718,3 +718,28 @@ lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
     assert_eq!(dp.table.conn_rows()?.len(), 10_100);
     Ok(())
 });
+
+lab_test!(template_lives_while_its_connections_do_and_no_longer, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, Some(2))?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    dp.table.set_timeouts(&Timeouts { tcp: 0, tcpfin: 1, udp: 0 })?;
+    let template_secs = |dp: &Dataplane| -> Result<Option<u64>> {
+        Ok(dp.table.conn_rows()?.iter().find(|c| c.cport == 0).map(|c| c.expire_secs))
+    };
+    let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+    dp.run(&tcp(40000).ack().build())?;
+    // An established conn (900 s) holds its template far past -p 2.
+    assert!(template_secs(&dp)?.expect("template") > 800);
+    // The last open conn closes (FIN_WAIT, 1 s): the template is back to
+    // its own deadline, as the kernel would remove it then.
+    dp.run(&tcp(40000).fin().ack().build())?;
+    assert!(template_secs(&dp)?.expect("template") <= 2);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(template_secs(&dp)?, None, "expired");
+    let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+    assert_eq!(moved, only(REASON_FWD_NEW), "scheduled afresh");
+    assert_ne!(real_of(&r), Some(first), "rr moved on");
+    Ok(())
+});
