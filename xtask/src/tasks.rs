@@ -7,9 +7,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use xtask::{
-    BPF_BIN_NAME, BPF_HOST_TARGET_DIR, BPF_LIB_SOURCE, BPF_LOCKFILE, BPF_MANIFEST, BPF_OBJECT,
-    BPF_OBJECT_ENV, BPF_RUSTFLAGS, BPF_TARGET, BPF_TARGET_DIR, DEBIAN_RUSTC, DEMO_BIN_NAME,
-    HOST_LOCKFILE, LBCTL_BIN_NAME, LBCTL_ENV, TESTS_PACKAGE, USER_PACKAGE, artifact, elf, lockfile,
+    BENCH_BIN_NAME, BPF_BIN_NAME, BPF_HOST_TARGET_DIR, BPF_LIB_SOURCE, BPF_LOCKFILE, BPF_MANIFEST,
+    BPF_OBJECT, BPF_OBJECT_ENV, BPF_RUSTFLAGS, BPF_TARGET, BPF_TARGET_DIR, DEBIAN_RUSTC,
+    DEMO_BIN_NAME, HOST_LOCKFILE, LBCTL_BIN_NAME, LBCTL_ENV, TESTS_PACKAGE, USER_PACKAGE, artifact,
+    elf, lockfile,
 };
 
 use crate::cmd::{self, step};
@@ -208,8 +209,13 @@ pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
         .args(extra);
     cmd::run(built.apply(&mut cargo))?;
 
-    // TODO(bench): run `cargo xtask bench --quick` here once bench is implemented,
-    // so CI exercises the bench cases too.
+    // The benchmark's reduced form, so that it cannot rot: every case runs and
+    // takes its path; no timing is asserted.
+    if cmd::is_root() {
+        run_bench(root, &built, true)?;
+    } else {
+        step("not root: skipping `cargo xtask bench --quick`");
+    }
 
     step("all tests passed");
     Ok(())
@@ -236,6 +242,26 @@ fn bpf_crate_on_host(root: &Path, subcommand: &str) -> Command {
 /// `cargo xtask demo`: build, then the demo binary with the object and lbctl.
 pub fn demo(root: &Path, extra: &[OsString]) -> Result<()> {
     let built = build(root, false)?;
+    // Every binary of the package: the demo runs lb-testsrv from next to itself.
+    step(format!(
+        "building the demo and its test server ({TESTS_PACKAGE})"
+    ));
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(root)
+        .args(["build", "--release", "--package", TESTS_PACKAGE, "--bins"]);
+    cmd::run(built.apply(&mut cargo))?;
+    // On Ctrl-C the demo cleans up (namespaces, pins) before it exits: wait for
+    // it instead of dying first. A caught signal is reset to the default in
+    // the children at exec, so cargo and the demo still see Ctrl-C.
+    extern "C" fn wait_for_child(_sig: libc::c_int) {}
+    // SAFETY: installs a handler that does nothing (async-signal-safe).
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            wait_for_child as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
     step(format!(
         "running the demo ({TESTS_PACKAGE}/{DEMO_BIN_NAME})"
     ));
@@ -281,4 +307,32 @@ pub fn clippy(root: &Path) -> Result<()> {
     }
     step("clippy clean");
     Ok(())
+}
+
+/// `cargo xtask bench [--quick]`: build, then lb-tests' lb-bench binary with
+/// the object and lbctl. Results go to target/bench/ (`latest.*`, or
+/// `quick.*` for the reduced form).
+pub fn bench(root: &Path, quick: bool) -> Result<()> {
+    let built = build(root, false)?;
+    run_bench(root, &built, quick)
+}
+
+fn run_bench(root: &Path, built: &Built, quick: bool) -> Result<()> {
+    step(format!(
+        "benchmarks{} ({TESTS_PACKAGE}/{BENCH_BIN_NAME})",
+        if quick { ", quick form" } else { "" }
+    ));
+    let mut cargo = Command::new("cargo");
+    cargo.current_dir(root).args([
+        "run",
+        "--release",
+        "--package",
+        TESTS_PACKAGE,
+        "--bin",
+        BENCH_BIN_NAME,
+    ]);
+    if quick {
+        cargo.args(["--", "--quick"]);
+    }
+    cmd::run(built.apply(&mut cargo))
 }
