@@ -107,6 +107,19 @@ pub enum Command {
     Detach { iface: String },
     /// `lbctl sysctl [NAME[=VALUE]]`.
     Sysctl(SysctlCmd),
+    /// `lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]]
+    /// CONFIG`: the ldirectord-compatible health-checking daemon
+    /// (`-d`/`--debug` and a trailing `start`, as ldirectord takes them, are
+    /// accepted too).
+    Daemon {
+        foreground: bool,
+        config: std::path::PathBuf,
+        metrics: Option<std::net::SocketAddr>,
+        metrics_public: bool,
+    },
+    /// `lbctl daemon-status [CONFIG]`, `lbctl daemon status`, `lbctl daemon
+    /// CONFIG status`: the health the running daemon(s) last saw.
+    DaemonStatus { config: Option<std::path::PathBuf> },
 }
 
 /// What `-L` lists.
@@ -318,6 +331,14 @@ pub enum CliError {
         value: String,
         expected: &'static str,
     },
+    #[error("invalid metrics address `{0}' (expected ADDR:PORT, e.g. 127.0.0.1:9469)")]
+    InvalidMetricsAddress(String),
+    /// ldirectord's `stop`, `reload`, ... words: lbctl daemon never detaches.
+    #[error(
+        "`lbctl daemon CONFIG {0}' is not supported: the daemon stays in the foreground; \
+         stop it with SIGTERM and reload it with SIGHUP (`lbctl daemon-status' shows its pid)"
+    )]
+    DaemonAction(String),
 }
 
 impl CliError {
@@ -552,6 +573,8 @@ pub fn usage() -> String {
          \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
          \x20 lbctl detach IFACE\n\
          \x20 lbctl sysctl [NAME[=VALUE]]\n\
+         \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
+         \x20 lbctl daemon-status [CONFIG]\n\
          \x20 lbctl version\n\
          \n\
          Commands:\n\
@@ -578,6 +601,9 @@ pub fn usage() -> String {
          \x20 sysctl                      list the net.ipv4.vs.* settings\n\
          \x20 sysctl NAME[=VALUE]         show or set one of them: expire_nodest_conn (0|1),\n\
          \x20                             expire_quiescent_template (0|1), conn_reuse_mode (0-3)\n\
+         \x20 daemon CONFIG               check real servers as ldirectord does with CONFIG (an\n\
+         \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
+         \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\
          \x20 version                     display the version\n\
          \n\
          virtual-service:\n\
@@ -610,9 +636,11 @@ pub fn usage() -> String {
 // lbctl words
 // ---------------------------------------------------------------------------
 
-const ATTACH_USAGE: &str = "attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]";
+const ATTACH_USAGE: &str =
+    "attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]";
 const DETACH_USAGE: &str = "detach IFACE";
 const SYSCTL_USAGE: &str = "sysctl [NAME[=VALUE]]";
+const DAEMON_USAGE: &str = "daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG | daemon-status [CONFIG]";
 
 fn parse_word(word: &str, rest: &[String]) -> Result<Command, CliError> {
     match word {
@@ -627,6 +655,15 @@ fn parse_word(word: &str, rest: &[String]) -> Result<Command, CliError> {
             _ => Err(CliError::Usage(DETACH_USAGE)),
         },
         "sysctl" => parse_sysctl(rest),
+        "daemon" => parse_daemon(rest),
+        "daemon-status" => match rest {
+            [] => Ok(Command::DaemonStatus { config: None }),
+            [c, ..] if c.starts_with('-') => Err(CliError::UnknownOption(c.clone())),
+            [c] => Ok(Command::DaemonStatus {
+                config: Some(c.into()),
+            }),
+            [_, extra, ..] => Err(CliError::UnexpectedArgument(extra.clone())),
+        },
         "version" => no_more(rest).map(|()| Command::Version),
         "help" => no_more(rest).map(|()| Command::Help),
         _ => Err(CliError::UnknownCommand(word.to_owned())),
@@ -735,6 +772,81 @@ fn check_iface(name: &str) -> Result<String, CliError> {
         Ok(name.to_owned())
     } else {
         Err(CliError::InvalidInterface(name.to_owned()))
+    }
+}
+
+/// `lbctl daemon ...`: options anywhere, then `CONFIG`, `status`, `CONFIG
+/// status` or `CONFIG start` (ldirectord's words).
+fn parse_daemon(rest: &[String]) -> Result<Command, CliError> {
+    let mut foreground = false;
+    let mut metrics = None;
+    let mut metrics_public = false;
+    let mut words = Vec::new();
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (w.as_str(), None),
+        };
+        match name {
+            "--foreground" | "-f" | "--debug" | "-d" if inline.is_none() => foreground = true,
+            "--metrics-public" if inline.is_none() => metrics_public = true,
+            "--metrics" => {
+                if metrics.is_some() {
+                    return Err(CliError::MultipleOptions("metrics"));
+                }
+                let v = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| CliError::MissingArgument(w.clone()))?,
+                };
+                metrics = Some(
+                    v.parse::<std::net::SocketAddr>()
+                        .map_err(|_| CliError::InvalidMetricsAddress(v.clone()))?,
+                );
+            }
+            "--" => words.extend(it.by_ref().cloned()),
+            _ if w.starts_with('-') && w.len() > 1 => {
+                return Err(CliError::UnknownOption(w.clone()));
+            }
+            _ => words.push(w.clone()),
+        }
+    }
+    let status_only = |extra: bool| -> Result<(), CliError> {
+        if extra || metrics.is_some() || metrics_public {
+            return Err(CliError::Usage(DAEMON_USAGE));
+        }
+        Ok(())
+    };
+    let daemon = |c: &String| {
+        if metrics_public && metrics.is_none() {
+            return Err(CliError::Usage(DAEMON_USAGE));
+        }
+        Ok(Command::Daemon {
+            foreground,
+            config: c.into(),
+            metrics,
+            metrics_public,
+        })
+    };
+    match words.as_slice() {
+        [s] if s == "status" => {
+            status_only(false)?;
+            Ok(Command::DaemonStatus { config: None })
+        }
+        [c, s] if s == "status" => {
+            status_only(false)?;
+            Ok(Command::DaemonStatus {
+                config: Some(c.into()),
+            })
+        }
+        [c] => daemon(c),
+        [c, s] if s == "start" => daemon(c),
+        [_, action] => Err(CliError::DaemonAction(action.clone())),
+        [_, _, extra, ..] => Err(CliError::UnexpectedArgument(extra.clone())),
+        [] => Err(CliError::Usage(DAEMON_USAGE)),
     }
 }
 
@@ -3190,5 +3302,89 @@ mod tests {
         }
         assert_eq!(Cmd::List.row()[Opt::Connection as usize], b'1');
         assert_eq!(OPT_NAMES[Opt::TunRemCsum as usize], "tun-remcsum");
+    }
+    #[test]
+    fn daemon_words() {
+        let d = |s: &str| parse_with(&words(s), &Resolver::new());
+        assert_eq!(
+            d("daemon /etc/ha.d/ldirectord.cf"),
+            Ok(Command::Daemon {
+                foreground: false,
+                config: "/etc/ha.d/ldirectord.cf".into(),
+                metrics: None,
+                metrics_public: false,
+            })
+        );
+        assert_eq!(
+            d("daemon --foreground --metrics 127.0.0.1:9469 lb.cf"),
+            Ok(Command::Daemon {
+                foreground: true,
+                config: "lb.cf".into(),
+                metrics: Some("127.0.0.1:9469".parse().unwrap()),
+                metrics_public: false,
+            })
+        );
+        assert_eq!(
+            d("daemon lb.cf --metrics=[::1]:9469 --metrics-public -d start"),
+            Ok(Command::Daemon {
+                foreground: true,
+                config: "lb.cf".into(),
+                metrics: Some("[::1]:9469".parse().unwrap()),
+                metrics_public: true,
+            })
+        );
+        assert_eq!(
+            d("daemon-status"),
+            Ok(Command::DaemonStatus { config: None })
+        );
+        assert_eq!(
+            d("daemon status"),
+            Ok(Command::DaemonStatus { config: None })
+        );
+        assert_eq!(
+            d("daemon lb.cf status"),
+            Ok(Command::DaemonStatus {
+                config: Some("lb.cf".into())
+            })
+        );
+        assert_eq!(
+            d("daemon-status lb.cf"),
+            Ok(Command::DaemonStatus {
+                config: Some("lb.cf".into())
+            })
+        );
+        assert_eq!(d("daemon"), Err(CliError::Usage(DAEMON_USAGE)));
+        assert_eq!(
+            d("daemon --metrics localhost:9469 lb.cf"),
+            Err(CliError::InvalidMetricsAddress("localhost:9469".into()))
+        );
+        assert_eq!(
+            d("daemon --metrics"),
+            Err(CliError::MissingArgument("--metrics".into()))
+        );
+        assert_eq!(
+            d("daemon --metrics-public lb.cf"),
+            Err(CliError::Usage(DAEMON_USAGE))
+        );
+        assert_eq!(
+            d("daemon --bogus lb.cf"),
+            Err(CliError::UnknownOption("--bogus".into()))
+        );
+        assert_eq!(
+            d("daemon lb.cf reload"),
+            Err(CliError::DaemonAction("reload".into()))
+        );
+        assert_eq!(
+            d("daemon lb.cf status x"),
+            Err(CliError::UnexpectedArgument("x".into()))
+        );
+        assert_eq!(
+            d("daemon-status a b"),
+            Err(CliError::UnexpectedArgument("b".into()))
+        );
+        assert_eq!(
+            d("daemon --metrics 127.0.0.1:1 status"),
+            Err(CliError::Usage(DAEMON_USAGE))
+        );
     }
 }

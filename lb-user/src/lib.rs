@@ -1,11 +1,13 @@
 //! lbctl's library: the ipvsadm-compatible command line (`cli`), listings
 //! (`format`), the LVS model (`model`), and its projection onto the pinned
 //! BPF maps (`pins`, `table`), attaching the XDP program (`attach`) and
-//! next-hop resolution (`neigh`).
+//! next-hop resolution (`neigh`), and the ldirectord-compatible health-checking
+//! daemon (`daemon`).
 
 pub mod attach;
 pub mod batch;
 pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod format;
 pub mod model;

@@ -1,0 +1,499 @@
+//! The checks of real servers, as ldirectord does them (`check_connect`,
+//! `check_http`, `check_simpletcp`, `check_none`, the combined `checktype=N`
+//! and `maintenancedir`), each bounded by its timeout so that a hung server
+//! never holds anything else up.
+//!
+//! Differences from ldirectord: HTTP checks speak HTTP/1.0 with
+//! `Connection: close` and do not follow redirects (LWP follows them), so a
+//! 3xx answer is a failure; `receive` is a Rust `regex` (Perl look-arounds
+//! and back-references are refused when the configuration is read).
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use super::{
+    config::{Check, CheckService, CheckType, Real, Receive},
+    health::Outcome,
+};
+use crate::cli::Resolver;
+
+/// Most bytes of an answer that a check reads.
+const MAX_ANSWER: u64 = 1 << 20;
+/// `checktype=N`: the connect counter that forces a negotiate check
+/// (ldirectord's 999999).
+pub const NEGOTIATE_NEXT: u32 = u32::MAX;
+
+/// Everything needed to check one real server.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub check: Check,
+    pub real: Real,
+    pub maintenancedir: Option<PathBuf>,
+}
+
+impl Job {
+    /// One check. `connects` is the combined check's counter (start with
+    /// [`NEGOTIATE_NEXT`]).
+    pub async fn run(&self, connects: &mut u32) -> Outcome {
+        if let Some(dir) = &self.maintenancedir
+            && let Some(file) = maintenance_file(dir, &self.real, Resolver::system())
+        {
+            return Outcome {
+                force: true,
+                ..Outcome::failed(format!("Server in maintenance ({})", file.display()))
+            };
+        }
+        match self.check.kind {
+            CheckType::On => Outcome::ok("checktype=on"),
+            CheckType::Off => Outcome::ok("checktype=off"),
+            CheckType::Connect => self.connect().await,
+            CheckType::Negotiate => self.negotiate().await,
+            CheckType::Combined(n) => {
+                if *connects >= n {
+                    let o = self.negotiate().await;
+                    if o.ok {
+                        *connects = 0;
+                    }
+                    o
+                } else {
+                    let o = self.connect().await;
+                    if o.ok {
+                        *connects += 1;
+                    } else {
+                        *connects = NEGOTIATE_NEXT;
+                    }
+                    o
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Outcome {
+        connect_check(self.real.check_addr(), self.check.checktimeout).await
+    }
+
+    async fn negotiate(&self) -> Outcome {
+        let t = self.check.negotiatetimeout;
+        let request = self.real.request.as_deref().unwrap_or(&self.check.request);
+        let receive = if self.real.request.is_some() {
+            self.real.receive.as_ref()
+        } else {
+            self.check.receive.as_ref()
+        };
+        match self.check.service {
+            CheckService::None => Outcome::ok("service=none"),
+            CheckService::Http => {
+                let (target, host, path) =
+                    match http_target(request, &self.real, Resolver::system()) {
+                        Ok(t) => t,
+                        Err(e) => return Outcome::failed(e),
+                    };
+                let host = self.check.virtualhost.clone().unwrap_or(host);
+                bounded(
+                    t,
+                    http_check(target, &host, &self.check.httpmethod, &path, receive),
+                )
+                .await
+            }
+            CheckService::SimpleTcp => {
+                bounded(t, simpletcp_check(self.real.check_addr(), request, receive)).await
+            }
+        }
+    }
+}
+
+async fn bounded(t: Duration, f: impl Future<Output = Outcome>) -> Outcome {
+    match tokio::time::timeout(t, f).await {
+        Ok(o) => o,
+        Err(_) => Outcome::failed(format!("no answer within {}s", t.as_secs())),
+    }
+}
+
+/// A TCP connection to `addr` within `t`.
+pub async fn connect_check(addr: SocketAddrV4, t: Duration) -> Outcome {
+    match tokio::time::timeout(t, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Outcome::ok(format!("connected to {addr}")),
+        Ok(Err(e)) => Outcome::failed(format!("connect to {addr}: {e}")),
+        Err(_) => Outcome::failed(format!(
+            "connect to {addr}: no answer within {}s",
+            t.as_secs()
+        )),
+    }
+}
+
+/// Where an HTTP check goes: `request` as a path on the real server's check
+/// port, or an absolute `http://host[:port]/path` (ldirectord's per-real
+/// override). Returns (address, default Host header, path).
+pub fn http_target(
+    request: &str,
+    real: &Real,
+    names: &Resolver,
+) -> Result<(SocketAddrV4, String, String), String> {
+    let Some(rest) = request.strip_prefix("http://") else {
+        return Ok((
+            real.check_addr(),
+            real.id.addr.to_string(),
+            request.to_string(),
+        ));
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port in {request}"))?,
+        ),
+        None => (hostport, 80),
+    };
+    let addr = host
+        .parse::<Ipv4Addr>()
+        .ok()
+        .or_else(|| names.host_addr(host))
+        .ok_or_else(|| format!("cannot resolve {host} (from {request}) in /etc/hosts"))?;
+    Ok((SocketAddrV4::new(addr, port), host.to_string(), path))
+}
+
+/// The first line of an answer, for messages.
+fn first_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Judges an HTTP answer: a 2xx status and, when `receive` is given, a body
+/// matching it.
+pub fn judge_http(answer: &[u8], receive: Option<&Receive>) -> Outcome {
+    if answer.is_empty() {
+        return Outcome::failed("connection closed without an answer");
+    }
+    let status = first_line(answer);
+    let mut words = status.split_whitespace();
+    let proto_ok = words.next().is_some_and(|p| p.starts_with("HTTP/"));
+    let code = words.next().and_then(|c| c.parse::<u16>().ok());
+    let (Some(code), true) = (code, proto_ok) else {
+        return Outcome::failed(format!("not an HTTP answer: {status:?}"));
+    };
+    if !(200..300).contains(&code) {
+        return Outcome::failed(status);
+    }
+    let body = find_body(answer);
+    match receive {
+        Some(r) if !perl_match(&r.regex, &String::from_utf8_lossy(body)) => {
+            Outcome::failed(format!(
+                "{status}, but the body does not match receive \"{}\"",
+                r.source
+            ))
+        }
+        _ => Outcome::ok(status),
+    }
+}
+
+/// Perl's `/re/` without flags: `$` also matches before a final newline,
+/// which Rust's `$` does not, so "^yes$" must match "yes\n" as it does for
+/// ldirectord.
+fn perl_match(re: &regex::Regex, text: &str) -> bool {
+    re.is_match(text) || text.strip_suffix('\n').is_some_and(|t| re.is_match(t))
+}
+
+fn find_body(answer: &[u8]) -> &[u8] {
+    for (sep, len) in [(&b"\r\n\r\n"[..], 4), (&b"\n\n"[..], 2)] {
+        if let Some(i) = answer.windows(len).position(|w| w == sep) {
+            return &answer[i + len..];
+        }
+    }
+    &[]
+}
+
+async fn http_check(
+    addr: SocketAddrV4,
+    host: &str,
+    method: &str,
+    path: &str,
+    receive: Option<&Receive>,
+) -> Outcome {
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(format!("connect to {addr}: {e}")),
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lbctl-daemon\r\nConnection: close\r\n\r\n"
+    );
+    if let Err(e) = s.write_all(request.as_bytes()).await {
+        return Outcome::failed(format!("sending the request to {addr}: {e}"));
+    }
+    let mut answer = Vec::new();
+    if let Err(e) = (&mut s).take(MAX_ANSWER).read_to_end(&mut answer).await
+        && answer.is_empty()
+    {
+        return Outcome::failed(format!("reading the answer of {addr}: {e}"));
+    }
+    judge_http(&answer, receive)
+}
+
+/// ldirectord's simpletcp: the request (its leading `/` dropped, `\n`
+/// turned into newlines) is sent, the sending side shut, and a line of the
+/// answer must match `receive`.
+async fn simpletcp_check(addr: SocketAddrV4, request: &str, receive: Option<&Receive>) -> Outcome {
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(format!("connect to {addr}: {e}")),
+    };
+    let text = request
+        .strip_prefix('/')
+        .unwrap_or(request)
+        .replace("\\n", "\n");
+    if let Err(e) = s.write_all(text.as_bytes()).await {
+        return Outcome::failed(format!("sending the request to {addr}: {e}"));
+    }
+    let _ = s.shutdown().await;
+    let mut answer = Vec::new();
+    let _ = (&mut s).take(MAX_ANSWER).read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    let matched = match receive {
+        Some(r) => text.split_inclusive('\n').any(|l| perl_match(&r.regex, l)),
+        None => !text.is_empty(),
+    };
+    if matched {
+        Outcome::ok(first_line(&answer))
+    } else if answer.is_empty() {
+        Outcome::failed("connection closed without an answer")
+    } else {
+        Outcome::failed(format!(
+            "no line of the answer matches receive ({:?})",
+            first_line(&answer)
+        ))
+    }
+}
+
+/// ldirectord's `_check_real_for_maintenance`: the first of `IP:PORT`, `IP`,
+/// `NAME:PORT`, `NAME`, `SHORT:PORT`, `SHORT` present in `dir` (NAME from
+/// `/etc/hosts`, SHORT its first label; PORT as the `real=` line gave it).
+pub fn maintenance_file(dir: &Path, real: &Real, names: &Resolver) -> Option<PathBuf> {
+    let ip = real.id.addr.to_string();
+    let port = real.port_given;
+    let mut candidates = vec![format!("{ip}:{port}"), ip.clone()];
+    if let Some(name) = names.host_name(real.id.addr) {
+        candidates.push(format!("{name}:{port}"));
+        candidates.push(name.to_string());
+        if let Some((short, _)) = name.split_once('.') {
+            candidates.push(format!("{short}:{port}"));
+            candidates.push(short.to_string());
+        }
+    }
+    candidates
+        .into_iter()
+        .map(|c| dir.join(c))
+        .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RealId;
+    use regex::Regex;
+
+    fn receive(s: &str) -> Receive {
+        Receive {
+            source: s.into(),
+            regex: Regex::new(s).unwrap(),
+        }
+    }
+
+    fn real(addr: &str, port_given: u16, check_port: u16) -> Real {
+        Real {
+            line: 1,
+            id: RealId {
+                addr: addr.parse().unwrap(),
+                port: 80,
+            },
+            port_given,
+            weight: 1,
+            check_port,
+            request: None,
+            receive: None,
+        }
+    }
+
+    #[test]
+    fn http_answers_are_judged_as_ldirectord_does() {
+        let ok = b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nrs1\n";
+        assert!(judge_http(ok, None).ok);
+        assert_eq!(judge_http(ok, None).detail, "HTTP/1.0 200 OK");
+        assert!(judge_http(ok, Some(&receive("^rs[0-9]"))).ok);
+        // Perl's `$` matches before the final newline.
+        assert!(judge_http(ok, Some(&receive("^rs1$"))).ok);
+        assert!(!judge_http(ok, Some(&receive("^rs$"))).ok);
+        let miss = judge_http(ok, Some(&receive("Test Page")));
+        assert!(!miss.ok);
+        assert!(
+            miss.detail.contains("does not match receive \"Test Page\""),
+            "{}",
+            miss.detail
+        );
+        // The status line is not the body.
+        assert!(!judge_http(ok, Some(&receive("200 OK"))).ok);
+        assert!(!judge_http(b"HTTP/1.1 503 Service Unavailable\r\n\r\nrs1", None).ok);
+        assert!(!judge_http(b"HTTP/1.1 301 Moved\r\nLocation: /x\r\n\r\n", None).ok);
+        assert!(!judge_http(b"SSH-2.0-OpenSSH\r\n", None).ok);
+        assert!(!judge_http(b"", None).ok);
+        assert!(judge_http(b"HTTP/1.1 204 No Content\n\n", None).ok);
+    }
+
+    #[test]
+    fn http_targets() {
+        let names = Resolver::from_text("198.51.100.50 web1.example.org web1\n", "");
+        let r = real("198.51.100.11", 0, 8080);
+        let (a, host, path) = http_target("/index.html", &r, &names).unwrap();
+        assert_eq!(a, "198.51.100.11:8080".parse().unwrap());
+        assert_eq!(
+            (host.as_str(), path.as_str()),
+            ("198.51.100.11", "/index.html")
+        );
+        let (a, host, path) = http_target("http://web1:81/health", &r, &names).unwrap();
+        assert_eq!(a, "198.51.100.50:81".parse().unwrap());
+        assert_eq!((host.as_str(), path.as_str()), ("web1", "/health"));
+        let (a, _, path) = http_target("http://198.51.100.60", &r, &names).unwrap();
+        assert_eq!(
+            (a, path.as_str()),
+            ("198.51.100.60:80".parse().unwrap(), "/")
+        );
+        assert!(http_target("http://nowhere/x", &r, &names).is_err());
+    }
+
+    #[test]
+    fn maintenance_files_are_found_by_address_and_name() {
+        let dir = std::env::temp_dir().join(format!("lbctl-maint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = Resolver::from_text("198.51.100.11 rs1.example.org\n", "");
+        let r = real("198.51.100.11", 80, 80);
+        assert_eq!(maintenance_file(&dir, &r, &names), None);
+        for f in ["rs1", "rs1.example.org:80", "198.51.100.11"] {
+            std::fs::write(dir.join(f), "").unwrap();
+            assert_eq!(maintenance_file(&dir, &r, &names), Some(dir.join(f)), "{f}");
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        // Another port is another service.
+        std::fs::write(dir.join("198.51.100.11:443"), "").unwrap();
+        assert_eq!(maintenance_file(&dir, &r, &names), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn job(kind: CheckType, port: u16) -> Job {
+        Job {
+            check: Check {
+                kind,
+                service: CheckService::Http,
+                httpmethod: "GET".into(),
+                request: "/".into(),
+                receive: Some(receive("^ok$")),
+                virtualhost: Some("www.example.org".into()),
+                checktimeout: Duration::from_secs(2),
+                negotiatetimeout: Duration::from_secs(2),
+            },
+            real: real("127.0.0.1", 0, port),
+            maintenancedir: None,
+        }
+    }
+
+    /// A one-shot HTTP server on loopback answering `answer`; returns the
+    /// port and the request it saw.
+    async fn serve_once(answer: &'static str) -> (u16, tokio::task::JoinHandle<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        (port, h)
+    }
+
+    #[tokio::test]
+    async fn negotiate_sends_the_request_with_the_virtualhost() {
+        let (port, seen) = serve_once("HTTP/1.0 200 OK\r\n\r\nok\n").await;
+        let mut c = NEGOTIATE_NEXT;
+        let o = job(CheckType::Negotiate, port).run(&mut c).await;
+        assert!(o.ok, "{o:?}");
+        let req = seen.await.unwrap();
+        assert!(req.starts_with("GET / HTTP/1.0\r\n"), "{req}");
+        assert!(req.contains("\r\nHost: www.example.org\r\n"), "{req}");
+    }
+
+    #[tokio::test]
+    async fn a_hung_server_fails_within_the_timeout() {
+        // Accepts (the kernel does) but never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut j = job(CheckType::Negotiate, port);
+        j.check.negotiatetimeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let o = j.run(&mut 0).await;
+        assert!(!o.ok);
+        assert!(o.detail.contains("no answer within"), "{o:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(l);
+    }
+
+    #[tokio::test]
+    async fn connect_and_combined_checks() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(job(CheckType::Connect, port).run(&mut 0).await.ok);
+        drop(l);
+        let o = job(CheckType::Connect, port).run(&mut 0).await;
+        assert!(!o.ok && o.detail.contains("refused"), "{o:?}");
+
+        // checktype=2: negotiate first, then two connects, then negotiate.
+        let (port, _seen) = serve_once("HTTP/1.0 200 OK\r\n\r\nok\n").await;
+        let j = job(CheckType::Combined(2), port);
+        let mut c = NEGOTIATE_NEXT;
+        assert!(j.run(&mut c).await.ok);
+        assert_eq!(c, 0);
+        // The one-shot server is gone: a connect fails and forces the next
+        // check to negotiate.
+        let o = j.run(&mut c).await;
+        assert!(!o.ok, "{o:?}");
+        assert_eq!(c, NEGOTIATE_NEXT);
+    }
+
+    #[tokio::test]
+    async fn simpletcp_matches_a_line() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let srv = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(b"+OK hello\r\nstatus: green\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let mut j = job(CheckType::Negotiate, port);
+        j.check.service = CheckService::SimpleTcp;
+        j.check.request = "/PING\\n".into();
+        j.check.receive = Some(receive("^status: green"));
+        let o = j.run(&mut 0).await;
+        assert!(o.ok, "{o:?}");
+        assert_eq!(srv.await.unwrap(), "PING\n");
+    }
+}

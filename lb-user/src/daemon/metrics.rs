@@ -1,0 +1,354 @@
+//! The Prometheus endpoint of `lbctl daemon --metrics ADDR:PORT`: per
+//! virtual service and real server, the counters of `ipvsadm -L --stats`
+//! (connections, packets, bytes; direct routing sees no replies, so only
+//! incoming ones), the ActiveConn/InActConn gauges, the weight and the
+//! daemon's health verdict, in the text exposition format (version 0.0.4).
+//!
+//! Off by default; a non-loopback address is refused unless
+//! `--metrics-public` says it is wanted (the endpoint has no
+//! authentication).
+
+use std::{fmt::Write as _, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+use super::status::Status;
+use crate::{Pins, Table, model::ServiceView};
+
+/// How long a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Refuses a non-loopback `addr` unless `public`.
+pub fn check_addr(addr: &SocketAddr, public: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || public {
+        Ok(())
+    } else {
+        Err(format!(
+            "--metrics {addr} is not a loopback address: the endpoint has no authentication; \
+             add --metrics-public to serve it there anyway"
+        ))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family<'a> {
+    name: &'a str,
+    kind: &'a str,
+    help: &'a str,
+    samples: Vec<(String, u64)>,
+}
+
+/// The exposition text from the table's `views` and the daemon's status
+/// (only the daemon's services are shown).
+pub fn render(views: &[ServiceView], status: &Status) -> String {
+    let fam = |name, kind, help| Family {
+        name,
+        kind,
+        help,
+        samples: Vec::new(),
+    };
+    let mut svc_conns = fam(
+        "lbctl_service_connections_total",
+        "counter",
+        "Connections scheduled to the virtual service.",
+    );
+    let mut svc_pkts = fam(
+        "lbctl_service_packets_total",
+        "counter",
+        "Packets from clients forwarded for the virtual service.",
+    );
+    let mut svc_bytes = fam(
+        "lbctl_service_bytes_total",
+        "counter",
+        "Bytes from clients forwarded for the virtual service.",
+    );
+    let mut conns = fam(
+        "lbctl_real_connections_total",
+        "counter",
+        "Connections scheduled to the real server.",
+    );
+    let mut pkts = fam(
+        "lbctl_real_packets_total",
+        "counter",
+        "Packets from clients forwarded to the real server.",
+    );
+    let mut bytes = fam(
+        "lbctl_real_bytes_total",
+        "counter",
+        "Bytes from clients forwarded to the real server.",
+    );
+    let mut active = fam(
+        "lbctl_real_active_connections",
+        "gauge",
+        "Connections in an active state (ActiveConn).",
+    );
+    let mut inactive = fam(
+        "lbctl_real_inactive_connections",
+        "gauge",
+        "Connections in another state (InActConn).",
+    );
+    let mut weight = fam(
+        "lbctl_real_weight",
+        "gauge",
+        "Weight of the real server in the table (0: quiescent).",
+    );
+    let mut up = fam(
+        "lbctl_real_up",
+        "gauge",
+        "1 when the daemon's checks find the real server up, else 0.",
+    );
+    let mut fails = fam(
+        "lbctl_real_check_failures",
+        "gauge",
+        "Consecutive failed checks of the real server.",
+    );
+    let mut fallback = fam(
+        "lbctl_fallback_active",
+        "gauge",
+        "1 while the fallback server is in the service.",
+    );
+    for s in &status.services {
+        let svc = format!("{} {}:{}", s.proto, s.addr, s.port);
+        let sl = format!("service=\"{}\"", escape(&svc));
+        let view = views.iter().find(|v| {
+            v.spec.id.proto.name() == s.proto
+                && v.spec.id.addr == s.addr
+                && v.spec.id.port == s.port
+        });
+        if let Some(v) = view {
+            svc_conns.samples.push((format!("{{{sl}}}"), v.stats.conns));
+            svc_pkts.samples.push((format!("{{{sl}}}"), v.stats.inpkts));
+            svc_bytes
+                .samples
+                .push((format!("{{{sl}}}"), v.stats.inbytes));
+        }
+        for r in &s.reals {
+            let labels = format!("{{{sl},real=\"{}:{}\"}}", r.addr, r.port);
+            up.samples.push((labels.clone(), r.up as u64));
+            fails.samples.push((labels.clone(), r.failures.into()));
+            let rv = view.and_then(|v| {
+                v.reals
+                    .iter()
+                    .find(|x| x.spec.id.addr == r.addr && x.spec.id.port == r.port)
+            });
+            if let Some(rv) = rv {
+                conns.samples.push((labels.clone(), rv.stats.conns));
+                pkts.samples.push((labels.clone(), rv.stats.inpkts));
+                bytes.samples.push((labels.clone(), rv.stats.inbytes));
+                active.samples.push((labels.clone(), rv.active_conns));
+                inactive.samples.push((labels.clone(), rv.inactive_conns));
+                weight.samples.push((labels, rv.spec.weight.into()));
+            }
+        }
+        if let Some(f) = &s.fallback {
+            let labels = format!("{{{sl},real=\"{}:{}\"}}", f.addr, f.port);
+            fallback.samples.push((labels, f.weight.is_some() as u64));
+        }
+    }
+    let mut out = String::new();
+    for f in [
+        svc_conns, svc_pkts, svc_bytes, conns, pkts, bytes, active, inactive, weight, up, fails,
+        fallback,
+    ] {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (labels, v) in f.samples {
+            let _ = writeln!(out, "{}{labels} {v}", f.name);
+        }
+    }
+    out
+}
+
+/// Serves the endpoint on `listener` until the task is dropped; `status`
+/// carries the daemon's latest status.
+pub async fn serve(listener: TcpListener, status: watch::Receiver<Arc<Status>>, pin_dir: PathBuf) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let status = status.borrow().clone();
+        let pin_dir = pin_dir.clone();
+        tokio::spawn(async move {
+            let _ = answer(stream, status, pin_dir).await;
+        });
+    }
+}
+
+async fn answer(mut s: TcpStream, status: Arc<Status>, pin_dir: PathBuf) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    if tokio::time::timeout(REQUEST_TIMEOUT, read).await.is_err() {
+        return Ok(());
+    }
+    let line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (code, body) = if method != "GET" && method != "HEAD" {
+        ("405 Method Not Allowed", "only GET\n".to_string())
+    } else if path != "/metrics" && path != "/" {
+        ("404 Not Found", "try /metrics\n".to_string())
+    } else {
+        // The table is read on a blocking thread (it takes the pin lock).
+        let views = tokio::task::spawn_blocking(move || {
+            Pins::open(&pin_dir, None).and_then(|p| Table::new(p).views(None))
+        })
+        .await;
+        match views {
+            Ok(Ok(v)) => ("200 OK", render(&v, &status)),
+            Ok(Err(e)) => (
+                "503 Service Unavailable",
+                format!("reading the table: {e}\n"),
+            ),
+            Err(e) => ("500 Internal Server Error", format!("{e}\n")),
+        }
+    };
+    let mut resp = format!(
+        "HTTP/1.0 {code}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if method != "HEAD" {
+        resp.push_str(&body);
+    }
+    s.write_all(resp.as_bytes()).await?;
+    s.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::status::{FallbackStatus, RealStatus, ServiceStatus};
+    use crate::model::{
+        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, Stats,
+    };
+
+    #[test]
+    fn loopback_only_unless_public() {
+        assert!(check_addr(&"127.0.0.1:9469".parse().unwrap(), false).is_ok());
+        assert!(check_addr(&"[::1]:9469".parse().unwrap(), false).is_ok());
+        let e = check_addr(&"0.0.0.0:9469".parse().unwrap(), false).unwrap_err();
+        assert!(e.contains("--metrics-public"), "{e}");
+        assert!(check_addr(&"198.51.100.2:9469".parse().unwrap(), true).is_ok());
+    }
+
+    #[test]
+    fn exposition_text() {
+        let id = ServiceId {
+            proto: Proto::Tcp,
+            addr: "203.0.113.10".parse().unwrap(),
+            port: 80,
+        };
+        let stats = |c, p, b| Stats {
+            conns: c,
+            inpkts: p,
+            inbytes: b,
+            outpkts: 0,
+            outbytes: 0,
+        };
+        let views = vec![ServiceView {
+            spec: ServiceSpec {
+                id,
+                sched: Sched::Wrr,
+                persistent: None,
+                netmask: "255.255.255.255".parse().unwrap(),
+            },
+            stats: stats(7, 70, 7000),
+            rates: Rates::default(),
+            reals: vec![RealView {
+                spec: RealSpec {
+                    id: RealId {
+                        addr: "198.51.100.11".parse().unwrap(),
+                        port: 80,
+                    },
+                    fwd: Fwd::Route,
+                    weight: 0,
+                },
+                active_conns: 1,
+                inactive_conns: 2,
+                persist_conns: 0,
+                stats: stats(7, 70, 7000),
+                rates: Rates::default(),
+            }],
+        }];
+        let status = Status {
+            pid: 1,
+            config: "/x.cf".into(),
+            pin_dir: "/sys/fs/bpf/lb".into(),
+            started: 0,
+            updated: 0,
+            services: vec![ServiceStatus {
+                proto: "TCP".into(),
+                addr: id.addr,
+                port: 80,
+                scheduler: "wrr".into(),
+                persistent: None,
+                checktype: "connect".into(),
+                service: "none".into(),
+                present: true,
+                quiescent: true,
+                reals: vec![RealStatus {
+                    addr: "198.51.100.11".parse().unwrap(),
+                    port: 80,
+                    check_port: 80,
+                    configured_weight: 1,
+                    weight: Some(0),
+                    up: false,
+                    failures: 2,
+                    failurecount: 2,
+                    last_check: None,
+                }],
+                fallback: Some(FallbackStatus {
+                    addr: "198.51.100.20".parse().unwrap(),
+                    port: 80,
+                    weight: Some(1),
+                }),
+            }],
+        };
+        let text = render(&views, &status);
+        for line in [
+            "# TYPE lbctl_service_connections_total counter",
+            "lbctl_service_connections_total{service=\"TCP 203.0.113.10:80\"} 7",
+            "lbctl_service_bytes_total{service=\"TCP 203.0.113.10:80\"} 7000",
+            "lbctl_real_packets_total{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 70",
+            "lbctl_real_active_connections{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 1",
+            "lbctl_real_inactive_connections{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 2",
+            "lbctl_real_weight{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 0",
+            "lbctl_real_up{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 0",
+            "lbctl_real_check_failures{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.11:80\"} 2",
+            "lbctl_fallback_active{service=\"TCP 203.0.113.10:80\",real=\"198.51.100.20:80\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        // Every sample line belongs to a declared family.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(text.contains(&format!("# TYPE {name} ")), "{l}");
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! `lbctl daemon CONFIG`: ldirectord for the XDP load balancer.
+//!
+//! It reads an unchanged `ldirectord.cf` ([`config`]), checks every real
+//! server concurrently, each check bounded by its timeout ([`check`]),
+//! tracks their health as ldirectord does ([`health`]) and keeps the
+//! dataplane's tables in step through [`Table`], applying only what differs
+//! ([`reconcile`]): a real server that fails `failurecount` checks in a row
+//! is quiesced (weight 0) or removed, one that passes again gets its weight
+//! back, and the fallback server stands in while no real server is up.
+//!
+//! - SIGHUP, and a changed file with `autoreload=yes` (looked at every
+//!   `checkinterval`), reload the configuration: the new file is parsed in
+//!   full first; if it is bad the old configuration stays in force.
+//! - SIGTERM/SIGINT stop the daemon; services with `cleanstop=yes` are
+//!   removed, the others keep forwarding as they are.
+//! - One log line per change (real server up/down, quiesced, restored,
+//!   deleted, fallback in/out, reload), to standard error or `logfile=`.
+//! - `lbctl daemon-status` reads the status file written after every change
+//!   ([`status`]); `--metrics ADDR:PORT` serves Prometheus text
+//!   ([`metrics`]).
+//!
+//! The daemon never holds the pin directory's lock between changes (every
+//! `lbctl` command takes it): each change opens the pinned maps, applies its
+//! operations and closes them. It runs on a current-thread tokio runtime
+//! (its namespace is the process's; nothing here calls `setns`), table work
+//! on tokio's blocking threads so that a slow next-hop resolution never
+//! delays a check. It always stays in the foreground (it is meant for
+//! systemd or another supervisor, like ldirectord's `supervised=yes`).
+//!
+//! Not done: the XDP program has no aya-log statements, so there are no
+//! program messages to forward to the log.
+
+pub mod check;
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+
+use std::{
+    collections::BTreeMap,
+    io::Write as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::MissedTickBehavior,
+};
+
+use self::{
+    check::{Job, NEGOTIATE_NEXT},
+    config::{CheckType, Config, ConfigError},
+    health::{Health, Outcome, Transition},
+    reconcile::{
+        Actual, HealthMap, Mode, any_up, apply, plan, plan_stop, read_actual, service_label,
+    },
+    status::{InstanceLock, Status},
+};
+use crate::{
+    Pins, Table,
+    error::Error,
+    model::{RealId, ServiceId},
+    pins::pin_dir,
+};
+
+/// How `lbctl daemon` was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub config: PathBuf,
+    /// `--foreground` (the daemon never detaches; without the flag it says
+    /// so once).
+    pub foreground: bool,
+    /// `--metrics ADDR:PORT`.
+    pub metrics: Option<SocketAddr>,
+    /// `--metrics-public`: allow a non-loopback metrics address.
+    pub metrics_public: bool,
+}
+
+/// Why the daemon could not start (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{what}")]
+    Table {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------
+
+/// Where log lines go: `logfile=` (opened for each line, as ldirectord
+/// does, so log rotation needs no signal) or standard error.
+#[derive(Clone, Debug)]
+pub struct Logger {
+    file: Option<PathBuf>,
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of `t`.
+pub fn timestamp(t: SystemTime) -> String {
+    let secs = status::unix(t) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Logger {
+    pub fn new(file: Option<PathBuf>) -> Logger {
+        Logger { file }
+    }
+
+    /// One line, with the time.
+    pub fn log(&self, msg: &str) {
+        let line = format!("[{}] {msg}\n", timestamp(SystemTime::now()));
+        if let Some(p) = &self.file {
+            let ok = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .is_ok();
+            if ok {
+                return;
+            }
+        }
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The daemon
+// ---------------------------------------------------------------------------
+
+/// A check result, tagged with the configuration generation it was made for.
+struct CheckResult {
+    generation: u64,
+    svc: ServiceId,
+    real: RealId,
+    outcome: Outcome,
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    pin_dir: PathBuf,
+    cfg: Arc<Config>,
+    /// The file's text as last read, and its mtime (for `autoreload`).
+    text: String,
+    mtime: Option<SystemTime>,
+    log: Logger,
+    health: HealthMap,
+    /// The table as last read (after the last change).
+    actual: Actual,
+    /// The last change failed: try again at the next tick.
+    dirty: bool,
+    tasks: Vec<JoinHandle<()>>,
+    generation: u64,
+    tx: mpsc::UnboundedSender<CheckResult>,
+    rx: mpsc::UnboundedReceiver<CheckResult>,
+    status_path: PathBuf,
+    status_tx: watch::Sender<Arc<Status>>,
+    started: SystemTime,
+    /// The last `fallbackcommand` argument run per service.
+    fallback_cmd: BTreeMap<ServiceId, &'static str>,
+    /// Fallback commands to run, one after the other.
+    fallback_runner: mpsc::UnboundedSender<String>,
+    _lock: InstanceLock,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Setup(format!("starting the runtime: {e}")))?;
+    rt.block_on(async {
+        let mut d = Daemon::start(&opts).await?;
+        d.main_loop().await
+    })
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl Daemon {
+    async fn start(opts: &Options) -> Result<Daemon, DaemonError> {
+        let config_path = std::path::absolute(&opts.config)
+            .map_err(|e| DaemonError::Setup(format!("{}: {e}", opts.config.display())))?;
+        let text = std::fs::read_to_string(&config_path).map_err(|e| ConfigError {
+            path: config_path.clone(),
+            line: 0,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        let cfg = config::parse(&config_path, &text, crate::cli::Resolver::system())?;
+        if let Some(addr) = &opts.metrics {
+            metrics::check_addr(addr, opts.metrics_public).map_err(DaemonError::Setup)?;
+        }
+        let pin_dir = std::path::absolute(pin_dir())
+            .map_err(|e| DaemonError::Setup(format!("pin directory: {e}")))?;
+        let status_path = status::status_path(&status::run_dir(), &pin_dir, &config_path);
+        let lock = InstanceLock::take(&status_path).map_err(DaemonError::Setup)?;
+        let log = Logger::new(cfg.logfile.clone());
+        if !opts.foreground {
+            log.log(
+                "lbctl daemon stays in the foreground (run it under systemd or another supervisor)",
+            );
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fallback_runner = spawn_command_runner(log.clone());
+        let (status_tx, status_rx) = watch::channel(Arc::new(Status {
+            pid: std::process::id(),
+            config: config_path.clone(),
+            pin_dir: pin_dir.clone(),
+            started: 0,
+            updated: 0,
+            services: Vec::new(),
+        }));
+        let mut d = Daemon {
+            mtime: mtime(&config_path),
+            config_path,
+            pin_dir,
+            cfg: Arc::new(cfg),
+            text,
+            log,
+            health: HealthMap::new(),
+            actual: Actual::new(),
+            dirty: false,
+            tasks: Vec::new(),
+            generation: 0,
+            tx,
+            rx,
+            status_path,
+            status_tx,
+            started: SystemTime::now(),
+            fallback_cmd: BTreeMap::new(),
+            fallback_runner,
+            _lock: lock,
+        };
+        d.log.log(&format!(
+            "Starting lbctl daemon v{} with pid {} for {} (pin directory {})",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            d.config_path.display(),
+            d.pin_dir.display()
+        ));
+        d.log_warnings();
+        if let Some(addr) = opts.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Setup(format!("--metrics {addr}: {e}")))?;
+            d.log
+                .log(&format!("Serving metrics on http://{addr}/metrics"));
+            tokio::spawn(metrics::serve(listener, status_rx, d.pin_dir.clone()));
+        }
+        // ldirectord's ld_start: a real server already in the table with a
+        // weight is taken as up, any other as down until a check passes.
+        d.actual = d.read_table().await.map_err(|e| DaemonError::Table {
+            what: "reading the table".into(),
+            source: Box::new(e),
+        })?;
+        d.init_health();
+        if let Err(e) = d
+            .reconcile(Mode::Full {
+                removed: Vec::new(),
+                tag: "start",
+            })
+            .await
+        {
+            let _ = std::fs::remove_file(&d.status_path);
+            return Err(DaemonError::Table {
+                what: "setting up the configured services".into(),
+                source: Box::new(e),
+            });
+        }
+        d.spawn_checks();
+        Ok(d)
+    }
+
+    fn log_warnings(&self) {
+        for w in &self.cfg.warnings {
+            self.log.log(&format!(
+                "Warning: {}:{}: {}",
+                self.config_path.display(),
+                w.line,
+                w.message
+            ));
+        }
+    }
+
+    /// Health of the configured real servers, keeping what is known.
+    fn init_health(&mut self) {
+        let mut next = HealthMap::new();
+        for v in &self.cfg.virtuals {
+            for r in &v.reals {
+                let key = (v.id(), r.id);
+                let h = match self.health.get(&key) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let in_table = self
+                            .actual
+                            .get(&v.id())
+                            .and_then(|s| s.reals.get(&r.id))
+                            .is_some_and(|w| *w > 0);
+                        Health::new(v.check.kind == CheckType::On || in_table)
+                    }
+                };
+                next.insert(key, h);
+            }
+        }
+        self.health = next;
+    }
+
+    async fn read_table(&self) -> Result<Actual, Error> {
+        let dir = self.pin_dir.clone();
+        tokio::task::spawn_blocking(move || read_actual(&Table::new(Pins::open(&dir, None)?)))
+            .await
+            .unwrap_or_else(|e| Err(Error::Invalid(format!("table task failed: {e}"))))
+    }
+
+    /// Plans and applies the changes `mode` calls for, logs each, and
+    /// writes the status.
+    async fn reconcile(&mut self, mode: Mode) -> Result<(), Error> {
+        let cfg = self.cfg.clone();
+        let health = self.health.clone();
+        let dir = self.pin_dir.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let mut t = Table::new(Pins::open(&dir, None)?);
+            let before = read_actual(&t)?;
+            let steps = plan(&cfg, &health, &before, &mode);
+            let (done, err) = apply(&mut t, &steps);
+            let after = read_actual(&t).unwrap_or(before);
+            Ok((done, err, after))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::Invalid(format!("table task failed: {e}"))));
+        let outcome = match result {
+            Ok((done, err, after)) => {
+                for l in done {
+                    self.log.log(&l);
+                }
+                self.actual = after;
+                match err {
+                    Some((what, e)) => {
+                        self.log.log(&format!("Error: {what}: {}", chain(&e)));
+                        Err(e)
+                    }
+                    None => Ok(()),
+                }
+            }
+            Err(e) => {
+                self.log
+                    .log(&format!("Error: opening the table: {}", chain(&e)));
+                Err(e)
+            }
+        };
+        self.dirty = outcome.is_err();
+        self.fallback_commands();
+        self.write_status();
+        outcome
+    }
+
+    /// (Re)starts one check task per real server of every checked service.
+    fn spawn_checks(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.generation += 1;
+        for v in &self.cfg.virtuals {
+            if v.check.kind == CheckType::Off {
+                continue;
+            }
+            for r in &v.reals {
+                let job = Job {
+                    check: v.check.clone(),
+                    real: r.clone(),
+                    maintenancedir: self.cfg.maintenancedir.clone(),
+                };
+                let tx = self.tx.clone();
+                let (generation, svc, real, interval) =
+                    (self.generation, v.id(), r.id, v.checkinterval);
+                self.tasks.push(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    let mut connects = NEGOTIATE_NEXT;
+                    loop {
+                        tick.tick().await;
+                        let outcome = job.run(&mut connects).await;
+                        let r = CheckResult {
+                            generation,
+                            svc,
+                            real,
+                            outcome,
+                        };
+                        if tx.send(r).is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+        }
+    }
+
+    async fn main_loop(&mut self) -> Result<(), DaemonError> {
+        let sig = |k| signal(k).map_err(|e| DaemonError::Setup(format!("signal handler: {e}")));
+        let mut hup = sig(SignalKind::hangup())?;
+        let mut term = sig(SignalKind::terminate())?;
+        let mut int = sig(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval(self.cfg.checkinterval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let signal_name = loop {
+            tokio::select! {
+                Some(r) = self.rx.recv() => {
+                    let mut batch = vec![r];
+                    while let Ok(r) = self.rx.try_recv() {
+                        batch.push(r);
+                    }
+                    self.on_results(batch).await;
+                }
+                _ = hup.recv() => {
+                    self.log.log("Reloading lbctl daemon config on signal");
+                    self.reload().await;
+                    tick = tokio::time::interval(self.cfg.checkinterval);
+                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
+                _ = term.recv() => break "TERM",
+                _ = int.recv() => break "INT",
+                _ = tick.tick() => {
+                    if self.cfg.autoreload && self.file_changed() {
+                        self.log.log(&format!(
+                            "Configuration file '{}' has changed on disk - reread new configuration",
+                            self.config_path.display()
+                        ));
+                        self.reload().await;
+                        tick = tokio::time::interval(self.cfg.checkinterval);
+                        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    } else if self.dirty {
+                        let _ = self.reconcile(Mode::Health).await;
+                    }
+                }
+            }
+        };
+        self.stop(signal_name).await;
+        Ok(())
+    }
+
+    async fn on_results(&mut self, batch: Vec<CheckResult>) {
+        let mut changed = false;
+        for r in batch {
+            if r.generation != self.generation {
+                continue;
+            }
+            let Some(v) = self.cfg.virtual_by_id(&r.svc) else {
+                continue;
+            };
+            let failurecount = v.failurecount;
+            let Some(h) = self.health.get_mut(&(r.svc, r.real)) else {
+                continue;
+            };
+            let detail = r.outcome.detail.clone();
+            let rl = format!(
+                "{}:{} ({})",
+                r.real.addr,
+                r.real.port,
+                service_label(&r.svc)
+            );
+            match h.record(r.outcome, failurecount, SystemTime::now()) {
+                Transition::None => {}
+                Transition::SoftFailure { n, of } => self.log.log(&format!(
+                    "Soft failure real server: {rl} failure {n}/{of}: {detail}"
+                )),
+                Transition::ResetSoftFailures => {
+                    self.log.log(&format!("Resetting soft failure count: {rl}"))
+                }
+                Transition::Down => {
+                    self.log.log(&format!("Real server down: {rl}: {detail}"));
+                    changed = true;
+                }
+                Transition::Up => {
+                    self.log.log(&format!("Real server up: {rl}: {detail}"));
+                    changed = true;
+                }
+            }
+        }
+        if changed || self.dirty {
+            let _ = self.reconcile(Mode::Health).await;
+        } else {
+            self.write_status();
+        }
+    }
+
+    /// Whether the file's content differs from what was last read (looked
+    /// at only when its mtime or size changed).
+    fn file_changed(&mut self) -> bool {
+        let m = mtime(&self.config_path);
+        if m == self.mtime {
+            return false;
+        }
+        self.mtime = m;
+        matches!(std::fs::read_to_string(&self.config_path), Ok(t) if t != self.text)
+    }
+
+    async fn reload(&mut self) {
+        self.mtime = mtime(&self.config_path);
+        let text = match std::fs::read_to_string(&self.config_path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.log.log(&format!(
+                    "Error: reading {}: {e}; keeping the old configuration",
+                    self.config_path.display()
+                ));
+                return;
+            }
+        };
+        // A bad file is reported once; autoreload waits for the next edit.
+        self.text = text.clone();
+        let new = match config::parse(&self.config_path, &text, crate::cli::Resolver::system()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log
+                    .log(&format!("Error: {e}; keeping the old configuration"));
+                return;
+            }
+        };
+        let removed: Vec<ServiceId> = self
+            .cfg
+            .virtuals
+            .iter()
+            .map(|v| v.id())
+            .filter(|id| new.virtual_by_id(id).is_none())
+            .collect();
+        self.cfg = Arc::new(new);
+        self.log = Logger::new(self.cfg.logfile.clone());
+        self.log_warnings();
+        match self.read_table().await {
+            Ok(a) => self.actual = a,
+            Err(e) => self
+                .log
+                .log(&format!("Error: reading the table: {}", chain(&e))),
+        }
+        self.init_health();
+        self.fallback_cmd
+            .retain(|id, _| removed.iter().all(|r| r != id));
+        let _ = self
+            .reconcile(Mode::Full {
+                removed,
+                tag: "reload",
+            })
+            .await;
+        self.spawn_checks();
+        self.log.log(&format!(
+            "Reloaded configuration {} ({} virtual services)",
+            self.config_path.display(),
+            self.cfg.virtuals.len()
+        ));
+    }
+
+    async fn stop(&mut self, signal_name: &str) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let cfg = self.cfg.clone();
+        let dir = self.pin_dir.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let mut t = Table::new(Pins::open(&dir, None)?);
+            let steps = plan_stop(&cfg, &read_actual(&t)?);
+            Ok(apply(&mut t, &steps))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::Invalid(format!("table task failed: {e}"))));
+        match result {
+            Ok((done, err)) => {
+                for l in done {
+                    self.log.log(&l);
+                }
+                if let Some((what, e)) = err {
+                    self.log.log(&format!("Error: {what}: {}", chain(&e)));
+                }
+            }
+            Err(e) => self
+                .log
+                .log(&format!("Error: opening the table: {}", chain(&e))),
+        }
+        let _ = std::fs::remove_file(&self.status_path);
+        self.log
+            .log(&format!("lbctl daemon terminated on signal: {signal_name}"));
+    }
+
+    /// ldirectord's `do_fallback_command`: `start` when a service has no real
+    /// server up, `stop` when it has one again (each once per change).
+    fn fallback_commands(&mut self) {
+        for v in &self.cfg.virtuals {
+            let Some(cmd) = &v.fallbackcommand else {
+                continue;
+            };
+            let arg = if any_up(&self.cfg, &v.id(), &self.health) {
+                "stop"
+            } else {
+                "start"
+            };
+            if self.fallback_cmd.get(&v.id()) == Some(&arg) {
+                continue;
+            }
+            self.fallback_cmd.insert(v.id(), arg);
+            let line = format!("{cmd} {arg}");
+            self.log.log(&format!("Running fallback command: {line}"));
+            let _ = self.fallback_runner.send(line);
+        }
+    }
+
+    fn build_status(&self) -> Status {
+        let mut services = Vec::new();
+        for v in &self.cfg.virtuals {
+            let id = v.id();
+            let have = self.actual.get(&id);
+            let reals = v
+                .reals
+                .iter()
+                .map(|r| {
+                    let h = self.health.get(&(id, r.id));
+                    status::RealStatus {
+                        addr: r.id.addr,
+                        port: r.id.port,
+                        check_port: r.check_port,
+                        configured_weight: r.weight,
+                        weight: have.and_then(|s| s.reals.get(&r.id).copied()),
+                        up: h.is_some_and(|h| h.up),
+                        failures: h.map_or(0, |h| h.failures),
+                        failurecount: v.failurecount,
+                        last_check: h
+                            .and_then(|h| h.last.as_ref())
+                            .map(|l| status::CheckStatus {
+                                at: status::unix(l.at),
+                                ok: l.outcome.ok,
+                                detail: l.outcome.detail.clone(),
+                            }),
+                    }
+                })
+                .collect();
+            services.push(status::ServiceStatus {
+                proto: id.proto.name().into(),
+                addr: id.addr,
+                port: id.port,
+                scheduler: v.spec.sched.name().into(),
+                persistent: v.spec.persistent,
+                checktype: v.check.kind.name(),
+                service: v.check.service.name().into(),
+                present: have.is_some(),
+                quiescent: v.quiescent,
+                reals,
+                fallback: v.fallback.map(|f| status::FallbackStatus {
+                    addr: f.addr,
+                    port: f.port,
+                    weight: have.and_then(|s| s.reals.get(&f).copied()),
+                }),
+            });
+        }
+        Status {
+            pid: std::process::id(),
+            config: self.config_path.clone(),
+            pin_dir: self.pin_dir.clone(),
+            started: status::unix(self.started),
+            updated: status::unix(SystemTime::now()),
+            services,
+        }
+    }
+
+    fn write_status(&mut self) {
+        let s = self.build_status();
+        if let Err(e) = status::write(&self.status_path, &s) {
+            self.log.log(&format!(
+                "Error: writing {}: {e}",
+                self.status_path.display()
+            ));
+        }
+        self.status_tx.send_replace(Arc::new(s));
+    }
+}
+
+/// Runs shell command lines (`fallbackcommand`) one after the other, in
+/// the order given, on a blocking thread, logging failures.
+fn spawn_command_runner(log: Logger) -> mpsc::UnboundedSender<String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let log = log.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                match std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&line)
+                    .stdin(std::process::Stdio::null())
+                    .status()
+                {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => log.log(&format!("Error: fallback command `{line}' exited with {s}")),
+                    Err(e) => log.log(&format!("Error: fallback command `{line}': {e}")),
+                }
+            })
+            .await;
+        }
+    });
+    tx
+}
+
+/// An error with its causes, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+/// `lbctl daemon-status [CONFIG]`: the text to print and the exit status
+/// (ldirectord's: 0 running, 1 only stale status files, 3 stopped).
+pub fn status_report(config: Option<&Path>) -> (String, i32) {
+    let pin = std::path::absolute(pin_dir()).unwrap_or_else(|_| pin_dir());
+    let dir = status::run_dir();
+    let mut files = status::status_files(&dir, &pin);
+    if let Some(c) = config {
+        let c = std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf());
+        let want = status::status_path(&dir, &pin, &c);
+        files.retain(|f| *f == want);
+    }
+    if files.is_empty() {
+        let what = config.map_or(String::new(), |c| format!(" for {}", c.display()));
+        return (
+            format!(
+                "lbctl daemon is stopped{what} (no status in {} for pin directory {})\n",
+                dir.display(),
+                pin.display()
+            ),
+            3,
+        );
+    }
+    let now = status::unix(SystemTime::now());
+    let mut out = String::new();
+    let mut running = false;
+    for f in files {
+        match status::read(&f) {
+            Ok(s) => {
+                let alive = status::alive(s.pid);
+                running |= alive;
+                out.push_str(&status::format(&s, alive, now));
+            }
+            Err(e) => out.push_str(&format!("{e}\n")),
+        }
+    }
+    (out, if running { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let t = |s: u64| timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(t(0), "1970-01-01 00:00:00");
+        assert_eq!(t(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(t(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(t(4_107_542_399), "2100-02-28 23:59:59");
+    }
+}

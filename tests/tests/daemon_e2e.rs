@@ -1,0 +1,764 @@
+//! End to end: `lbctl daemon CONFIG` (the ldirectord-compatible health
+//! checker) in the director's namespace, with real HTTP backends, driving
+//! the XDP load balancer as ldirectord drives IPVS (LVS-SEMANTICS §9.1).
+//!
+//! Every test writes an ldirectord.cf with short timings (`checkinterval=1`,
+//! `checktimeout=1`), runs the real `lbctl daemon --foreground` and reads
+//! the table with `lbctl -L -n`, the daemon's log and `lbctl daemon-status`.
+//! The daemon is always stopped by a guard, even when a test fails.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use lb_tests::{
+    Netns,
+    client::{self, HoldConn, Outcome},
+    lb::{LbTopology, lbctl_path},
+    netns::{BpfPinDir, next_id},
+    require_root,
+};
+
+const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
+/// What a test waits for on top of the bound it checks (process start,
+/// scheduling on a busy 2-CPU machine).
+const SLACK: Duration = Duration::from_secs(4);
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`.
+fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check()? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("{what}: not within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scratch directory for one test (configuration, log, status files),
+/// removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch> {
+        let p =
+            std::env::temp_dir().join(format!("lbt-daemon-{}-{}", std::process::id(), next_id()));
+        std::fs::create_dir_all(p.join("run"))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `lbctl daemon --foreground CONF` in the director's namespace.
+/// Dropping it kills the daemon if a test did not stop it.
+struct Daemon {
+    child: Child,
+    scratch: Scratch,
+    pins: PathBuf,
+}
+
+impl Daemon {
+    fn conf(&self) -> PathBuf {
+        self.scratch.0.join("ldirectord.cf")
+    }
+    fn log_path(&self) -> PathBuf {
+        self.scratch.0.join("daemon.log")
+    }
+
+    /// Writes `conf` (with `@LOG@` replaced by the log file) and starts the
+    /// daemon on the topology's pin directory.
+    fn start(ns: &Netns, pins: &Path, conf: &str, args: &[&str]) -> Result<Daemon> {
+        let scratch = Scratch::new()?;
+        let log = scratch.0.join("daemon.log");
+        let conf_path = scratch.0.join("ldirectord.cf");
+        std::fs::write(
+            &conf_path,
+            conf.replace("@LOG@", &log.display().to_string()),
+        )?;
+        let stderr = std::fs::File::create(scratch.0.join("stderr"))?;
+        let mut cmd = ns.nsenter_cmd(lbctl_path()?);
+        cmd.arg("daemon")
+            .arg("--foreground")
+            .args(args)
+            .arg(&conf_path)
+            .env("LB_PIN_PATH", pins)
+            .env("LB_RUN_DIR", scratch.0.join("run"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().context("spawning lbctl daemon")?;
+        Ok(Daemon {
+            child,
+            scratch,
+            pins: pins.to_path_buf(),
+        })
+    }
+
+    fn log(&self) -> String {
+        let mut s = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        s.push_str(&std::fs::read_to_string(self.scratch.0.join("stderr")).unwrap_or_default());
+        s
+    }
+
+    /// Waits until the log has a line containing `needle` (and the daemon
+    /// still runs).
+    fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
+        poll(&format!("log line {needle:?}"), limit, || {
+            if let Some(st) = self.child.try_wait()? {
+                bail!("the daemon exited ({st}); log:\n{}", self.log());
+            }
+            Ok(self.log().contains(needle).then_some(()))
+        })
+        .with_context(|| format!("log:\n{}", self.log()))
+    }
+
+    fn signal(&self, sig: i32) -> Result<()> {
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
+        Ok(())
+    }
+
+    /// Rewrites the configuration (same `@LOG@` substitution).
+    fn rewrite(&self, conf: &str) -> Result<()> {
+        let tmp = self.scratch.0.join("new.cf");
+        std::fs::write(
+            &tmp,
+            conf.replace("@LOG@", &self.log_path().display().to_string()),
+        )?;
+        std::fs::rename(&tmp, self.conf())?;
+        Ok(())
+    }
+
+    /// `lbctl daemon-status` for this daemon: (exit code, text).
+    fn status(&self) -> Result<(i32, String)> {
+        let o = Command::new(lbctl_path()?)
+            .arg("daemon-status")
+            .env("LB_PIN_PATH", &self.pins)
+            .env("LB_RUN_DIR", self.scratch.0.join("run"))
+            .output()?;
+        Ok((
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        ))
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(&mut self) -> Result<ExitStatus> {
+        self.signal(libc::SIGTERM)?;
+        poll("daemon exit after SIGTERM", Duration::from_secs(15), || {
+            Ok(self.child.try_wait()?)
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Real servers and weights of the services in `lbctl -L -n`.
+fn weights(lb: &LbTopology) -> Result<BTreeMap<String, u32>> {
+    let text = lb.lbctl_ok(&["-L", "-n"])?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("  ->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.get(1)?.to_string(), f.get(3)?.parse().ok()?))
+        })
+        .collect())
+}
+
+fn want(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(a, w)| (format!("{a}:80"), *w)).collect()
+}
+
+/// Waits until the table holds exactly `pairs`.
+fn wait_weights(lb: &LbTopology, d: &Daemon, pairs: &[(&str, u32)], limit: Duration) -> Result<()> {
+    let wanted = want(pairs);
+    let mut last = BTreeMap::new();
+    poll(&format!("weights {wanted:?}"), limit, || {
+        last = weights(lb)?;
+        Ok((last == wanted).then_some(()))
+    })
+    .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
+}
+
+/// `n` GETs from the client; answers per real server name.
+fn gets(lb: &LbTopology, n: usize) -> Result<BTreeMap<String, usize>> {
+    Ok(client::http_get_many(
+        &lb.topo.client.ns,
+        lb.topo.vip_sock(80),
+        n,
+        client::DEFAULT_TIMEOUT,
+    )?
+    .into_iter()
+    .collect())
+}
+
+fn addr(lb: &LbTopology, i: usize) -> String {
+    lb.topo.backends[i].addr.to_string()
+}
+
+/// GET /metrics from inside the director's namespace.
+fn scrape(lb: &LbTopology, port: u16) -> Result<String> {
+    lb.topo.lb.ns.run_in(move || -> Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })?
+}
+
+/// The status line of real server `a` in `daemon-status`, split in words.
+fn status_words(text: &str, a: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| l.contains(&format!("-> {a}:80")))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn failed_real_is_quiesced_then_restored_with_status_and_metrics() -> Result<()> {
+    if !require_root("failed_real_is_quiesced_then_restored_with_status_and_metrics") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(3)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let (rs1, rs2, rs3) = (addr(&lb, 0), addr(&lb, 1), addr(&lb, 2));
+    let vip = lb.topo.vip;
+    // failurecount=2: down after two failed checks; HTTP negotiate checks.
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nnegotiatetimeout=1\nfailurecount=2\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={rs2}:80 gate\n\treal={rs3}:80 gate\n\
+         \tservice=http\n\tchecktype=negotiate\n\trequest=\"/\"\n\treceive=\"^rs[0-9]+$\"\n\tscheduler=rr\n"
+    );
+    let mut d = Daemon::start(
+        &lb.topo.lb.ns,
+        lb.pins.path(),
+        &conf,
+        &["--metrics", "127.0.0.1:9469"],
+    )?;
+    // Start: the service is made, the reals are added quiesced, and the
+    // first checks bring them up.
+    wait_weights(
+        &lb,
+        &d,
+        &[(&rs1, 1), (&rs2, 1), (&rs3, 1)],
+        Duration::from_secs(2) + SLACK,
+    )?;
+    let log = d.log();
+    for line in [
+        format!("Added virtual server: {vip}:80"),
+        format!("Added quiescent real server: {rs2}:80 ({vip}:80)"),
+        format!("Real server up: {rs2}:80 ({vip}:80): HTTP/1.0 200 OK"),
+        format!("Restored real server: {rs2}:80 ({vip}:80) (Weight set to 1)"),
+    ] {
+        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+    }
+    // One daemon per configuration and pin directory.
+    let second = lb
+        .topo
+        .lb
+        .ns
+        .nsenter_cmd(lbctl_path()?)
+        .args(["daemon", "--foreground"])
+        .arg(d.conf())
+        .env("LB_PIN_PATH", lb.pins.path())
+        .env("LB_RUN_DIR", d.scratch.0.join("run"))
+        .output()?;
+    ensure!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    ensure!(err.contains("is already running"), "{err}");
+
+    // rs2's server stops: quiesced within checkinterval × failurecount +
+    // checktimeout (+ slack), and new clients avoid it.
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(
+        &lb,
+        &d,
+        &[(&rs1, 1), (&rs2, 0), (&rs3, 1)],
+        Duration::from_secs(2 + 1) + SLACK,
+    )?;
+    let log = d.log();
+    for line in [
+        format!("Soft failure real server: {rs2}:80 ({vip}:80) failure 1/2"),
+        format!("Real server down: {rs2}:80 ({vip}:80)"),
+        format!("Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"),
+    ] {
+        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+    }
+    let counts = gets(&lb, 30)?;
+    ensure!(
+        !counts.contains_key("rs2"),
+        "rs2 still gets new clients: {counts:?}"
+    );
+    ensure!(counts.values().sum::<usize>() == 30, "{counts:?}");
+
+    let (code, text) = d.status()?;
+    ensure!(code == 0, "daemon-status exit {code}: {text}");
+    ensure!(text.contains("is running with pid"), "{text}");
+    let w = status_words(&text, &rs2);
+    ensure!(
+        w.get(2).map(String::as_str) == Some("down")
+            && w.get(3).map(String::as_str) == Some("weight"),
+        "{text}"
+    );
+    ensure!(
+        w.contains(&"0/1".to_string()) && w.contains(&"failed".to_string()),
+        "{text}"
+    );
+    let w = status_words(&text, &rs1);
+    ensure!(
+        w.get(2).map(String::as_str) == Some("up") && w.contains(&"1/1".to_string()),
+        "{text}"
+    );
+
+    let m = scrape(&lb, 9469)?;
+    let svc = format!("service=\"TCP {vip}:80\"");
+    for line in [
+        format!("lbctl_real_up{{{svc},real=\"{rs2}:80\"}} 0"),
+        format!("lbctl_real_up{{{svc},real=\"{rs1}:80\"}} 1"),
+        format!("lbctl_real_weight{{{svc},real=\"{rs2}:80\"}} 0"),
+    ] {
+        ensure!(
+            m.lines().any(|l| l == line),
+            "{line:?} missing from the metrics:\n{m}"
+        );
+    }
+    let conns: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("lbctl_service_connections_total{{{svc}}} ")))
+        .context("no service connection counter")?
+        .parse()?;
+    ensure!(conns >= 30, "{conns} connections counted:\n{m}");
+
+    // rs2 comes back: its weight is restored and it gets clients again.
+    lb.topo.backends[1].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(
+        &lb,
+        &d,
+        &[(&rs1, 1), (&rs2, 1), (&rs3, 1)],
+        Duration::from_secs(1 + 1) + SLACK,
+    )?;
+    ensure!(
+        d.log()
+            .contains(&format!("Real server up: {rs2}:80 ({vip}:80)"))
+    );
+    let counts = gets(&lb, 30)?;
+    ensure!(
+        counts.get("rs2").copied().unwrap_or(0) > 0,
+        "rs2 gets no clients: {counts:?}"
+    );
+
+    // SIGTERM with cleanstop=yes (the default): the service goes away.
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
+    let log = d.log();
+    ensure!(
+        log.contains(&format!("Purged virtual server (stop): {vip}:80")),
+        "{log}"
+    );
+    ensure!(
+        log.contains("lbctl daemon terminated on signal: TERM"),
+        "{log}"
+    );
+    ensure!(weights(&lb)?.is_empty());
+    ensure!(!lb.lbctl_ok(&["-L", "-n"])?.contains(&format!("{vip}:80")));
+    let (code, text) = d.status()?;
+    ensure!(
+        code == 3 && text.contains("lbctl daemon is stopped"),
+        "{code}: {text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
+    if !require_root("quiescent_no_removes_reals_and_the_fallback_stands_in") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(3)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let (rs1, rs2, rs3) = (addr(&lb, 0), addr(&lb, 1), addr(&lb, 2));
+    let vip = lb.topo.vip;
+    let scratch = Scratch::new()?;
+    let fb_log = scratch.0.join("fallback.log");
+    // rs3 is the fallback (the sorry server), not a real server.
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=no\ncleanstop=no\nlogfile=\"@LOG@\"\n\
+         fallbackcommand=\"echo >>{} \"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={rs2}:80 gate\n\tfallback={rs3}:80 gate\n\
+         \tchecktype=connect\n",
+        fb_log.display()
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+
+    // quiescent=no: a failed real server is deleted.
+    lb.topo.backends[0].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs2, 1)], limit)?;
+    ensure!(
+        d.log()
+            .contains(&format!("Deleted real server: {rs1}:80 ({vip}:80)"))
+    );
+    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs2".to_string(), 10)]));
+
+    // All down: the fallback comes in with weight 1 and takes the clients.
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs3, 1)], limit)?;
+    ensure!(d.log().contains(&format!(
+        "Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"
+    )));
+    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+    let (_, text) = d.status()?;
+    ensure!(
+        text.contains(&format!("-> {rs3}:80")) && text.contains("fallback in use (weight 1)"),
+        "{text}"
+    );
+
+    // One real server back: it is added again and the fallback leaves.
+    lb.topo.backends[0].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 1)], limit)?;
+    let log = d.log();
+    ensure!(
+        log.contains(&format!(
+            "Added real server: {rs1}:80 ({vip}:80) (Weight set to 1)"
+        )),
+        "{log}"
+    );
+    ensure!(
+        log.contains(&format!("Deleted fallback server: {rs3}:80 ({vip}:80)")),
+        "{log}"
+    );
+    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+
+    // fallbackcommand ran with start/stop at each change, in order (at
+    // start every real is down until its first check).
+    let runs = poll("fallback command runs", limit, || {
+        let t = std::fs::read_to_string(&fb_log).unwrap_or_default();
+        Ok((t.lines().count() >= 4).then_some(t))
+    })?;
+    ensure!(
+        runs.lines().collect::<Vec<_>>() == ["start", "stop", "start", "stop"],
+        "{runs}"
+    );
+
+    // cleanstop=no: the dataplane keeps forwarding after the daemon exits.
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}");
+    ensure!(!d.log().contains("Purged virtual server"));
+    ensure!(weights(&lb)? == want(&[(&rs1, 1)]));
+    ensure!(gets(&lb, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
+    Ok(())
+}
+
+/// §9.1: with quiescent=yes, a client whose persistence template points to
+/// a failed (quiesced) real server keeps going there while
+/// `expire_quiescent_template=0`, and is rescheduled with `=1`.
+fn persistent_client_follows_template(expire_quiescent_template: u32) -> Result<()> {
+    let mut lb = LbTopology::new(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    // The health checks go to a separate port, so that the service itself
+    // keeps answering after its check fails.
+    let health: Vec<_> = lb
+        .topo
+        .backends
+        .iter_mut()
+        .map(|b| b.start_server(Path::new(SRV), 8080, false))
+        .collect::<Result<_>>()?;
+    lb.lbctl_ok(&[
+        "sysctl",
+        &format!("expire_quiescent_template={expire_quiescent_template}"),
+    ])?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={rs2}:80 gate\n\
+         \tchecktype=connect\n\tcheckport=8080\n\tpersistent=300\n\tscheduler=rr\n"
+    );
+    let d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+
+    // The client gets a template to one real server and sticks to it.
+    let first = client::http_get(
+        &lb.topo.client.ns,
+        lb.topo.vip_sock(80),
+        client::DEFAULT_TIMEOUT,
+    )?;
+    ensure!(gets(&lb, 5)? == BTreeMap::from([(first.clone(), 5)]));
+    let (i, other) = if first == "rs1" {
+        (0, "rs2")
+    } else {
+        (1, "rs1")
+    };
+    let failed = addr(&lb, i);
+
+    // Its check fails: the daemon quiesces it.
+    health[i].kill()?;
+    let remaining = addr(&lb, 1 - i);
+    wait_weights(&lb, &d, &[(&failed, 0), (&remaining, 1)], limit)?;
+
+    let next = client::http_get(
+        &lb.topo.client.ns,
+        lb.topo.vip_sock(80),
+        client::DEFAULT_TIMEOUT,
+    )?;
+    let rows = lb.lbctl_ok(&["-L", "-c", "-n"])?;
+    if expire_quiescent_template == 0 {
+        ensure!(
+            next == first,
+            "template ignored: {next} instead of {first}\n{rows}"
+        );
+    } else {
+        ensure!(
+            next == other,
+            "template kept: {next} instead of {other}\n{rows}"
+        );
+        // A new template now points to the real server that is up.
+        ensure!(
+            rows.lines().any(|l| l.contains(&format!("{vip}:80"))
+                && l.contains(":0 ")
+                && l.ends_with(&format!("{remaining}:80"))),
+            "no template to {remaining}:\n{rows}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn persistent_client_keeps_a_quiesced_real_with_expire_quiescent_template_0() -> Result<()> {
+    if !require_root("persistent_client_keeps_a_quiesced_real_with_expire_quiescent_template_0") {
+        return Ok(());
+    }
+    persistent_client_follows_template(0)
+}
+
+#[test]
+fn persistent_client_is_rescheduled_with_expire_quiescent_template_1() -> Result<()> {
+    if !require_root("persistent_client_is_rescheduled_with_expire_quiescent_template_1") {
+        return Ok(());
+    }
+    persistent_client_follows_template(1)
+}
+
+#[test]
+fn reload_applies_only_the_difference() -> Result<()> {
+    if !require_root("reload_applies_only_the_difference") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(3)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let (rs1, rs2, rs3) = (addr(&lb, 0), addr(&lb, 1), addr(&lb, 2));
+    let vip = lb.topo.vip;
+    let conf = |w3: Option<u32>, autoreload: &str| {
+        let mut c = format!(
+            "checkinterval=1\nchecktimeout=1\nautoreload={autoreload}\nlogfile=\"@LOG@\"\n\
+             virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={rs2}:80 gate\n"
+        );
+        if let Some(w) = w3 {
+            c.push_str(&format!("\treal={rs3}:80 gate {w}\n"));
+        }
+        c.push_str("\tchecktype=connect\n\tscheduler=wrr\n");
+        c
+    };
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf(Some(1), "no"), &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1), (&rs3, 1)], limit)?;
+
+    // Held connections on every real server.
+    let mut held: Vec<HoldConn> = Vec::new();
+    for _ in 0..40 {
+        held.push(HoldConn::open(
+            &lb.topo.client.ns,
+            lb.topo.vip_sock(80),
+            client::DEFAULT_TIMEOUT,
+        )?);
+        let on = |n: &str| held.iter().any(|h| h.backend() == n);
+        if on("rs1") && on("rs2") && on("rs3") {
+            break;
+        }
+    }
+    let names: Vec<String> = held.iter().map(|h| h.backend().to_string()).collect();
+    ensure!(
+        ["rs1", "rs2", "rs3"]
+            .iter()
+            .all(|n| names.iter().any(|x| x == n)),
+        "{names:?}"
+    );
+    let still_answered = |held: &mut Vec<HoldConn>, skip: &str| -> Result<()> {
+        for h in held.iter_mut().filter(|h| h.backend() != skip) {
+            let name = h.backend().to_string();
+            let o = h.ask(client::DEFAULT_TIMEOUT);
+            ensure!(
+                o == Outcome::Answered(name.clone()),
+                "held connection to {name}: {o}"
+            );
+        }
+        Ok(())
+    };
+
+    // SIGHUP after changing one real server's weight: only that changes.
+    let before = d.log();
+    d.rewrite(&conf(Some(3), "no"))?;
+    d.signal(libc::SIGHUP)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1), (&rs3, 3)], limit)?;
+    d.wait_log("Reloaded configuration", limit)?;
+    let log = d.log();
+    let new = &log[before.len().min(log.len())..];
+    ensure!(
+        new.contains("Reloading lbctl daemon config on signal"),
+        "{new}"
+    );
+    ensure!(
+        new.contains(&format!(
+            "Restored real server: {rs3}:80 ({vip}:80) (Weight set to 3)"
+        )),
+        "{new}"
+    );
+    for absent in [
+        "Changed virtual server",
+        "Purged",
+        "Deleted",
+        "Added",
+        "Quiescent",
+    ] {
+        ensure!(
+            !new.contains(absent),
+            "{absent:?} after a one-real reload:\n{new}"
+        );
+    }
+    still_answered(&mut held, "")?;
+
+    // A bad file is refused with its line; the old configuration stays.
+    d.rewrite(&format!("{}\treal={rs3}:80 masq\n", conf(Some(3), "no")))?;
+    d.signal(libc::SIGHUP)?;
+    let bad_line = conf(Some(3), "no").lines().count() + 1;
+    d.wait_log(
+        &format!(
+            "{}:{bad_line}: forwarding method masq is not supported",
+            d.conf().display()
+        ),
+        limit,
+    )?;
+    ensure!(d.log().contains("keeping the old configuration"));
+    ensure!(weights(&lb)? == want(&[(&rs1, 1), (&rs2, 1), (&rs3, 3)]));
+    still_answered(&mut held, "")?;
+
+    // autoreload=yes (loaded with SIGHUP), then a change on disk without a
+    // signal: rs3 leaves the configuration and is purged; the other held
+    // connections keep working.
+    d.rewrite(&conf(Some(3), "yes"))?;
+    d.signal(libc::SIGHUP)?;
+    poll("second successful reload", limit, || {
+        Ok((d.log().matches("Reloaded configuration").count() >= 2).then_some(()))
+    })?;
+    d.rewrite(&conf(None, "yes"))?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    let log = d.log();
+    ensure!(
+        log.contains("has changed on disk - reread new configuration"),
+        "{log}"
+    );
+    ensure!(
+        log.contains(&format!("Purged real server (reload): {rs3}:80 ({vip}:80)")),
+        "{log}"
+    );
+    still_answered(&mut held, "rs3")?;
+    Ok(())
+}
+
+#[test]
+fn a_bad_configuration_changes_nothing() -> Result<()> {
+    if !require_root("a_bad_configuration_changes_nothing") {
+        return Ok(());
+    }
+    let ns = Netns::new("dcfg")?;
+    let pins = BpfPinDir::new()?;
+    let scratch = Scratch::new()?;
+    let lbctl = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(ns
+            .nsenter_cmd(lbctl_path()?)
+            .args(args)
+            .env("LB_PIN_PATH", pins.path())
+            .env("LB_RUN_DIR", scratch.0.join("run"))
+            .stdin(Stdio::null())
+            .output()?)
+    };
+    let o = lbctl(&["-A", "-t", "203.0.113.10:80", "-s", "rr"])?;
+    ensure!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let saved = lbctl(&["-S", "-n"])?.stdout;
+    let conf = scratch.0.join("bad.cf");
+    let cases = [
+        (
+            "virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treal=198.51.100.12 masq\n",
+            3,
+            "forwarding method masq is not supported",
+        ),
+        (
+            "checkinterval=1\nemail=x\n",
+            2,
+            "Unknown command \"email=x\"",
+        ),
+        (
+            "virtual=203.0.113.20:80\n\treal=198.51.100.11 gate\n\tscheduler=wlc\n",
+            3,
+            "scheduler wlc is not supported yet",
+        ),
+    ];
+    for (text, line, msg) in cases {
+        std::fs::write(&conf, text)?;
+        let o = lbctl(&["daemon", "--foreground", conf.to_str().context("path")?])?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        ensure!(!o.status.success(), "{text}: accepted");
+        ensure!(
+            err.contains(&format!("{}:{line}: {msg}", conf.display())),
+            "{text}: {err}"
+        );
+        ensure!(
+            lbctl(&["-S", "-n"])?.stdout == saved,
+            "{text}: the table changed"
+        );
+    }
+    // A public metrics address is refused before anything is done.
+    std::fs::write(
+        &conf,
+        "virtual=203.0.113.20:80\n\treal=198.51.100.11 gate\n",
+    )?;
+    let o = lbctl(&[
+        "daemon",
+        "--metrics",
+        "0.0.0.0:9469",
+        conf.to_str().context("path")?,
+    ])?;
+    ensure!(!o.status.success());
+    ensure!(String::from_utf8_lossy(&o.stderr).contains("--metrics-public"));
+    ensure!(lbctl(&["-S", "-n"])?.stdout == saved);
+    // Nothing runs: daemon-status says so (ldirectord's exit status 3).
+    let o = lbctl(&["daemon-status"])?;
+    ensure!(o.status.code() == Some(3), "{o:?}");
+    Ok(())
+}
