@@ -2,7 +2,7 @@
 //! entry (expiry, port reuse, removed real server), track TCP state and
 //! forward; flows without a usable entry go to `schedule`.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
     CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
@@ -31,7 +31,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, svc: &Service) -> Verdict {
     let Some(cfg) = settings() else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let key = ConnKey {
         caddr: pkt.saddr,
         vaddr: pkt.daddr,

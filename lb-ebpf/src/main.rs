@@ -91,6 +91,34 @@ pub fn lb_baseline(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The traffic benchmark's baseline (`cargo xtask bench`): forwards every
+/// IPv4 frame to the real server in `DESTS` slot 0 by direct routing
+/// (destination MAC = the real's, source = ours, `XDP_TX`), with no service,
+/// connection or scheduling work. What any forwarding program must at least
+/// do: bounds checks, one next-hop lookup, a MAC rewrite.
+#[xdp]
+pub fn lb_fwd_baseline(ctx: XdpContext) -> u32 {
+    let Some(eth) = parse::ptr_at_mut::<parse::EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    if parse::ptr_at::<parse::Ipv4Hdr>(&ctx, parse::ETH_LEN).is_none()
+        || unsafe { (*eth).proto } != 0x0800u16.to_be_bytes()
+    {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(dest) = maps::DESTS.get_ptr(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    unsafe {
+        if (*dest).flags & lb_common::DEST_F_RESOLVED == 0 {
+            return xdp_action::XDP_PASS;
+        }
+        (*eth).src = (*eth).dst;
+        (*eth).dst = (*dest).mac;
+    }
+    xdp_action::XDP_TX
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -12,7 +12,7 @@ use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
     NS_PER_SEC, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_TX_ICMP_UNREACH,
     REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC,
@@ -98,7 +98,7 @@ fn reply_allowed() -> bool {
     let Some(b) = REPLY_RATE.get_ptr_mut(0) else {
         return false;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     unsafe {
         let elapsed = now.saturating_sub((*b).last);
         let refill = elapsed / (NS_PER_SEC / REPLY_RATE_PER_SEC);

@@ -201,7 +201,7 @@ pub fn keep_template(pkt: &Packet, svc: &Service, c: *mut Conn, assured: bool) {
     }
     // A closing conn pushes its exact expiry (and then on each packet, of
     // which it has few); an open one a little more, to push less often.
-    let target = if closes {
+    let target = if conn_state_is_closing(state) {
         expires
     } else {
         expires + TEMPLATE_PUSH_SLACK_NS

@@ -103,12 +103,77 @@ fn connect(addr: SocketAddrV4, timeout: Duration) -> std::result::Result<TcpStre
     Ok(stream)
 }
 
+/// Connects to `addr` from the fixed local address `local` (port 0: any port). The socket
+/// has `SO_REUSEADDR`, so a client port can be used again right after its previous
+/// connection closed (as long as this host keeps no `TIME_WAIT` for the same four-tuple).
+/// A connection that is not answered within `timeout` is [`Outcome::TimedOut`].
+fn connect_from(
+    local: SocketAddrV4,
+    addr: SocketAddrV4,
+    timeout: Duration,
+) -> std::result::Result<TcpStream, Outcome> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    let sockaddr = |a: SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let os_err = || Outcome::from_io(&io::Error::last_os_error());
+    // SAFETY: plain socket(2) call; the fd is owned by the TcpStream right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(os_err());
+    }
+    // SAFETY: `fd` is a fresh, valid socket that nothing else owns.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    let (l, a) = (sockaddr(local), sockaddr(addr));
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: valid fd; the option and address pointers refer to live values of the given
+    // sizes.
+    unsafe {
+        if libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        ) != 0
+            || libc::bind(fd, (&raw const l).cast(), len) != 0
+        {
+            return Err(os_err());
+        }
+    }
+    // connect(2) honours SO_SNDTIMEO and reports EINPROGRESS when it runs out.
+    stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| stream.set_read_timeout(Some(timeout)))
+        .map_err(|e| Outcome::from_io(&e))?;
+    // SAFETY: valid fd and address.
+    if unsafe { libc::connect(stream.as_raw_fd(), (&raw const a).cast(), len) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EINPROGRESS) {
+            Outcome::TimedOut
+        } else {
+            Outcome::from_io(&e)
+        });
+    }
+    Ok(stream)
+}
+
 /// One HTTP/1.0 GET on a new connection; the body is the real server's name.
 fn http_once(addr: SocketAddrV4, timeout: Duration) -> Outcome {
-    let mut stream = match connect(addr, timeout) {
-        Ok(s) => s,
-        Err(outcome) => return outcome,
-    };
+    match connect(addr, timeout) {
+        Ok(s) => http_over(s, addr),
+        Err(outcome) => outcome,
+    }
+}
+
+/// One HTTP/1.0 GET on the connected `stream`.
+fn http_over(mut stream: TcpStream, addr: SocketAddrV4) -> Outcome {
     let request = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
     if let Err(e) = stream.write_all(request.as_bytes()) {
         return Outcome::from_io(&e);
@@ -148,6 +213,20 @@ fn parse_http_response(response: &[u8]) -> Outcome {
 /// GET `http://addr/` from inside `ns` and report what happened.
 pub fn http_try(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<Outcome> {
     ns.run_in(|| http_once(addr, timeout))
+}
+
+/// GET `http://addr/` from inside `ns` on a connection from the local address `local` (e.g. a
+/// second client address, or a fixed client port to reuse) and report what happened.
+pub fn http_try_from(
+    ns: &Netns,
+    local: SocketAddrV4,
+    addr: SocketAddrV4,
+    timeout: Duration,
+) -> Result<Outcome> {
+    ns.run_in(|| match connect_from(local, addr, timeout) {
+        Ok(s) => http_over(s, addr),
+        Err(outcome) => outcome,
+    })
 }
 
 /// GET `http://addr/` from inside `ns`; returns the body, i.e. the real server's name.
@@ -216,11 +295,24 @@ impl HoldConn {
         ns.run_in(|| Self::connect_in_current_ns(addr, timeout))
     }
 
+    /// Like [`HoldConn::try_open`], from the local address `local` (see [`http_try_from`]).
+    pub fn try_open_from(
+        ns: &Netns,
+        local: SocketAddrV4,
+        addr: SocketAddrV4,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Self, Outcome>> {
+        ns.run_in(|| Self::hold_over(connect_from(local, addr, timeout)?, timeout))
+    }
+
     fn connect_in_current_ns(
         addr: SocketAddrV4,
         timeout: Duration,
     ) -> std::result::Result<Self, Outcome> {
-        let writer = connect(addr, timeout)?;
+        Self::hold_over(connect(addr, timeout)?, timeout)
+    }
+
+    fn hold_over(writer: TcpStream, timeout: Duration) -> std::result::Result<Self, Outcome> {
         let reader = BufReader::new(writer.try_clone().map_err(|e| Outcome::from_io(&e))?);
         let mut conn = HoldConn {
             writer,
@@ -322,9 +414,16 @@ pub fn udp_ask_many(
 }
 
 fn udp_once(addr: SocketAddrV4, payload: &[u8], timeout: Duration) -> Outcome {
+    let sock = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(addr).map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => return Outcome::from_io(&e),
+    };
+    udp_exchange(&sock, payload, timeout)
+}
+
+/// Sends `payload` on the connected `sock` and waits up to `timeout` for one answer.
+fn udp_exchange(sock: &UdpSocket, payload: &[u8], timeout: Duration) -> Outcome {
     let attempt = || -> io::Result<Outcome> {
-        let sock = UdpSocket::bind("0.0.0.0:0")?;
-        sock.connect(addr)?;
         sock.set_read_timeout(Some(timeout))?;
         sock.send(payload)?;
         let mut buf = [0u8; 2048];
@@ -336,6 +435,37 @@ fn udp_once(addr: SocketAddrV4, payload: &[u8], timeout: Duration) -> Outcome {
         })
     };
     attempt().unwrap_or_else(|e| Outcome::from_io(&e))
+}
+
+/// A UDP "flow": one socket, so one client port, connected to `addr`, created inside a
+/// namespace and then used from any thread. Every datagram it sends belongs to the same
+/// connection entry on the load balancer (same client address and port).
+#[derive(Debug)]
+pub struct UdpFlow {
+    sock: UdpSocket,
+}
+
+impl UdpFlow {
+    /// Binds an ephemeral port inside `ns` and connects to `addr`.
+    pub fn open(ns: &Netns, addr: SocketAddrV4) -> Result<Self> {
+        let sock = ns.run_in(|| -> io::Result<UdpSocket> {
+            let sock = UdpSocket::bind("0.0.0.0:0")?;
+            sock.connect(addr)?;
+            Ok(sock)
+        })??;
+        Ok(UdpFlow { sock })
+    }
+
+    /// The flow's local (client) address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Sends one datagram and waits up to `timeout` for the answer (the real server's name);
+    /// an ICMP port unreachable shows as [`Outcome::Refused`].
+    pub fn ask(&self, timeout: Duration) -> Outcome {
+        udp_exchange(&self.sock, b"ask\n", timeout)
+    }
 }
 
 #[cfg(test)]

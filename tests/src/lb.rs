@@ -3,8 +3,10 @@
 //! fixtures, both on a private pin directory per test.
 
 use std::{
+    net::SocketAddrV4,
     path::{Path, PathBuf},
     process::Output,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
@@ -142,9 +144,11 @@ impl Dataplane {
     /// Runs `repeat` times in one syscall; returns the kernel's mean ns.
     pub fn time(&self, name: &str, frame: &[u8], repeat: u32) -> Result<(RunResult, f64)> {
         let mut out = vec![0u8; frame.len() + 512];
+        let md = self.xdp_md(frame.len());
         let r = self.prog(name).test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: (self.ingress != 0).then_some(&md[..]),
             repeat,
             ..TestRunOptions::default()
         })?;
@@ -230,6 +234,27 @@ impl LbTopology {
         Ok(child.wait_with_output()?)
     }
 
+    /// The rows of `lbctl -L -c -n`: connection entries and persistence templates.
+    pub fn conn_rows(&self) -> Result<Vec<ConnRow>> {
+        parse_conn_listing(&self.lbctl_ok(&["-L", "-c", "-n"])?)
+    }
+
+    /// Packets counted under each `REASON_*` (the pinned `STATS` map), summed over CPUs:
+    /// what the XDP program did with every packet, for assertions and diagnostics.
+    pub fn reasons(&self) -> Result<Vec<u64>> {
+        let pins = Pins::open(self.pins.path(), None)?;
+        let mut out = vec![0; REASON_COUNT as usize];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = pins
+                .stats
+                .get(&(i as u32), 0)?
+                .iter()
+                .map(|c| c.packets)
+                .sum();
+        }
+        Ok(out)
+    }
+
     /// `lbctl ARGS`, which must succeed; returns stdout.
     pub fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
         let o = self.lbctl(args)?;
@@ -270,4 +295,79 @@ pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
 /// The MAC the lab gives real server 198.51.100.`i`.
 pub fn real_mac(i: u8) -> [u8; 6] {
     [0x02, 0x00, 0xc6, 0x33, 0x64, i]
+}
+
+/// One row of `ipvsadm -L -c -n` (`lbctl -L -c -n`): a connection entry, or a persistence
+/// template (client port 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnRow {
+    /// `TCP` or `UDP`.
+    pub proto: String,
+    /// The `expire` column (`MM:SS`) in seconds.
+    pub expire_secs: u64,
+    /// `ESTABLISHED`, `FIN_WAIT`, `UDP`, ... for entries; `NONE` or `ASSURED` for templates.
+    pub state: String,
+    pub source: SocketAddrV4,
+    pub virt: SocketAddrV4,
+    pub dest: SocketAddrV4,
+}
+
+impl ConnRow {
+    /// Whether the row is a persistence template (source port 0).
+    pub fn is_template(&self) -> bool {
+        self.source.port() == 0
+    }
+}
+
+/// Parses `-L -c -n` output strictly: the two heading lines of ipvsadm, then one row of six
+/// columns per entry.
+pub fn parse_conn_listing(text: &str) -> Result<Vec<ConnRow>> {
+    let mut lines = text.lines();
+    if lines.next() != Some("IPVS connection entries")
+        || lines.next()
+            != Some("pro expire state       source             virtual            destination")
+    {
+        bail!("not a -L -c -n listing:\n{text}");
+    }
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let row = (|| {
+                let [proto, expire, state, source, virt, dest] = f[..] else {
+                    return None;
+                };
+                let (m, s) = expire.split_once(':')?;
+                let (m, s): (u64, u64) = (m.parse().ok()?, s.parse().ok()?);
+                (s < 60).then_some(())?;
+                Some(ConnRow {
+                    proto: proto.to_owned(),
+                    expire_secs: m * 60 + s,
+                    state: state.to_owned(),
+                    source: source.parse().ok()?,
+                    virt: virt.parse().ok()?,
+                    dest: dest.parse().ok()?,
+                })
+            })();
+            row.with_context(|| format!("bad -L -c -n row {line:?} in:\n{text}"))
+        })
+        .collect()
+}
+
+/// Polls `check` (every 100 ms) until it gives `Some`, for at most `limit`; the error says
+/// what was awaited. For things that must happen (an entry expiring), never for timing.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check()? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("{what}: not within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

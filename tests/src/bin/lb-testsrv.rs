@@ -104,8 +104,11 @@ fn serve_tcp(listener: &TcpListener, name: &Arc<str>) {
                 let name = Arc::clone(name);
                 std::thread::spawn(move || {
                     let peer = stream.peer_addr().ok();
-                    if let Err(e) = handle_tcp(stream, &name) {
-                        eprintln!("lb-testsrv {name}: connection from {peer:?}: {e}");
+                    match handle_tcp(stream, &name) {
+                        // A health check that connects and closes at once.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {}
+                        Err(e) => eprintln!("lb-testsrv {name}: connection from {peer:?}: {e}"),
+                        Ok(()) => {}
                     }
                 });
             }
