@@ -407,6 +407,11 @@ impl Table {
     /// ActiveConn/InActConn gauges).
     pub fn zero(&mut self, sid: Option<&ServiceId>) -> Result<(), Error> {
         let all = self.services()?;
+        if let Some(s) = sid
+            && !all.contains_key(s)
+        {
+            return Err(Error::NoService(*s));
+        }
         for (id, (_, svc)) in &all {
             if sid.is_some_and(|s| s != id) {
                 continue;
@@ -414,11 +419,6 @@ impl Table {
             self.zero_stats(Some(svc.id), None)?;
             for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
                 self.zero_stats(None, Some(sd.dest))?;
-            }
-        }
-        if let Some(s) = sid {
-            if !all.contains_key(s) {
-                return Err(Error::NoService(*s));
             }
         }
         Ok(())
@@ -756,10 +756,10 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
             "Zero port specified for non-persistent service".into(),
         ));
     }
-    if let Some(t) = spec.persistent {
-        if !(1..=2_678_400).contains(&t) {
-            return Err(Error::Invalid("Illegal timeout specified".into()));
-        }
+    if let Some(t) = spec.persistent
+        && !(1..=2_678_400).contains(&t)
+    {
+        return Err(Error::Invalid("Illegal timeout specified".into()));
     }
     let m = u32::from(spec.netmask);
     if m.leading_ones() + m.trailing_zeros() != 32 {
