@@ -277,8 +277,20 @@ impl Pins {
             _lock: lock,
         };
         // A fresh SETTINGS entry is all zeros: give it the kernel's defaults.
-        if pins.settings()?.layout == 0 {
+        // Tables made by a build of another layout version are refused even
+        // when every size matches (the meaning of a field may have changed).
+        let layout = pins.settings()?.layout;
+        if layout == 0 {
             pins.set_settings(&Settings::DEFAULT)?;
+        } else if layout != lb_common::LAYOUT_VERSION {
+            return Err(Error::StalePin {
+                dir: dir.to_path_buf(),
+                why: format!(
+                    "the tables have layout version {layout}, this build uses {}; \
+                     they were made by another version: run `lbctl attach --reset` to start afresh",
+                    lb_common::LAYOUT_VERSION
+                ),
+            });
         }
         Ok(pins)
     }

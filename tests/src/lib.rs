@@ -7,6 +7,8 @@
 //! - [`client`]: TCP/UDP helpers that run inside the client namespace.
 //! - [`frame`]: an Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frame builder for
 //!   `BPF_PROG_TEST_RUN` fixtures, and a strict, independent parser to check output frames.
+//! - [`fuzz`]: a frame fuzzer for the XDP program (generator, LVS model, invariant checker),
+//!   run by `cargo xtask fuzz` (the `lb-fuzz` binary) and, briefly, by the robustness tests.
 //!
 //! The `lb-testsrv` binary (in `src/bin`) is the real-server side: an HTTP-ish TCP server
 //! that answers with its name, a "hold" echo mode, and a UDP responder.
@@ -16,6 +18,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod fuzz;
 pub mod lb;
 pub mod netns;
 pub mod topo;

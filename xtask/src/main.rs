@@ -1,4 +1,4 @@
-//! `cargo xtask`: setup, build, run, test, demo, clippy, bench.
+//! `cargo xtask`: setup, build, run, test, demo, clippy, bench, fuzz.
 //!
 //! Every step prints a `==> ` progress line and the command it runs; a failure
 //! exits non-zero and names the failing command.
@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -59,11 +59,28 @@ enum Cmd {
     },
     /// Clippy (-D warnings) on the host workspace and, separately, on lb-ebpf's lib.
     Clippy,
-    /// Benchmarks through BPF_PROG_TEST_RUN (not implemented yet).
+    /// Build, then run the benchmarks (needs root): per-packet cost through
+    /// BPF_PROG_TEST_RUN against a trivial XDP_TX program, control-plane costs,
+    /// real TCP through the LB. Writes target/bench/latest.{json,png}.
     Bench {
-        /// A short run, for CI.
+        /// A few seconds, every case checked, no timing asserted (run by `test`).
         #[arg(long)]
         quick: bool,
+    },
+    /// Build, then fuzz the XDP program through BPF_PROG_TEST_RUN (needs root):
+    /// generated and mutated frames, every result checked against a model of LVS
+    /// (lb-tests' lb-fuzz binary). `test` runs a quick 10,000-frame run.
+    Fuzz {
+        /// Frames to run.
+        #[arg(long, default_value_t = 1_000_000)]
+        frames: u64,
+        /// Seed of the frame generator (default: from the clock, printed); a seed
+        /// reproduces a run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// More lb-fuzz options: `-- --check-every 1`, `-- --flood --conns 1048576`.
+        #[arg(last = true)]
+        args: Vec<OsString>,
     },
 }
 
@@ -95,8 +112,29 @@ fn real_main() -> Result<()> {
         Cmd::Test { args } => tasks::test(&root, &args),
         Cmd::Demo { args } => tasks::demo(&root, &args),
         Cmd::Clippy => tasks::clippy(&root),
-        Cmd::Bench { quick: _ } => bail!("bench: not implemented yet"),
+        Cmd::Bench { quick } => tasks::bench(&root, quick),
+        Cmd::Fuzz { frames, seed, args } => fuzz(&root, frames, seed, &args),
     }
+}
+
+/// `cargo xtask fuzz`: build, then lb-fuzz with the object and lbctl.
+fn fuzz(root: &std::path::Path, frames: u64, seed: Option<u64>, extra: &[OsString]) -> Result<()> {
+    let built = tasks::build(root, false)?;
+    cmd::step(format!("fuzzing ({}/lb-fuzz)", xtask::TESTS_PACKAGE));
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(root)
+        .args(["run", "--release", "--package", xtask::TESTS_PACKAGE])
+        .args(["--bin", "lb-fuzz", "--", "--frames"])
+        .arg(frames.to_string());
+    if let Some(seed) = seed {
+        cargo.arg("--seed").arg(seed.to_string());
+    }
+    cargo
+        .args(extra)
+        .env(xtask::BPF_OBJECT_ENV, &built.object)
+        .env(xtask::LBCTL_ENV, &built.lbctl);
+    cmd::run(&mut cargo)
 }
 
 #[cfg(test)]
@@ -123,5 +161,31 @@ mod tests {
         };
         assert!(build.debug_bpf);
         assert_eq!(args, ["list", "-n"]);
+    }
+
+    #[test]
+    fn fuzz_defaults_to_a_million_frames() {
+        let cli = Cli::try_parse_from(["xtask", "fuzz"]).unwrap();
+        let Cmd::Fuzz { frames, seed, args } = cli.command else {
+            panic!("not fuzz")
+        };
+        assert_eq!((frames, seed, args.len()), (1_000_000, None, 0));
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "fuzz",
+            "--frames",
+            "10",
+            "--seed",
+            "7",
+            "--",
+            "--check-every",
+            "1",
+        ])
+        .unwrap();
+        let Cmd::Fuzz { frames, seed, args } = cli.command else {
+            panic!("not fuzz")
+        };
+        assert_eq!((frames, seed), (10, Some(7)));
+        assert_eq!(args, ["--check-every", "1"]);
     }
 }
