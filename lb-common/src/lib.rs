@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -33,8 +33,9 @@ pub const MAP_STATS: &str = "STATS";
 pub const MAP_SVC_STATS: &str = "SVC_STATS";
 pub const MAP_DEST_STATS: &str = "DEST_STATS";
 pub const MAP_REPLY_RATE: &str = "REPLY_RATE";
+pub const MAP_IFACES: &str = "IFACES";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 10] = [
+pub const MAP_NAMES: [&str; 11] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_CONNS,
@@ -45,6 +46,7 @@ pub const MAP_NAMES: [&str; 10] = [
     MAP_SVC_STATS,
     MAP_DEST_STATS,
     MAP_REPLY_RATE,
+    MAP_IFACES,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -614,7 +616,10 @@ pub const REASON_DROP_CONN_TABLE: u32 = 15;
 pub const REASON_DROP_INTERNAL: u32 = 16;
 /// An ICMP error that the rate limit held back (as the kernel's `icmp_send`).
 pub const REASON_DROP_REPLY_RATE: u32 = 17;
-pub const REASON_COUNT: u32 = 18;
+/// A frame not addressed to the director (group address, or another
+/// host's MAC seen in promiscuous mode): IPVS only handles PACKET_HOST.
+pub const REASON_PASS_NOT_FOR_US: u32 = 18;
+pub const REASON_COUNT: u32 = 19;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ipv4",
@@ -635,7 +640,22 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_conn_table",
     "drop_internal",
     "drop_reply_rate",
+    "pass_not_for_us",
 ];
+
+/// Slots of `IFACES`, indexed by `ifindex % MAX_IFACES`.
+pub const MAX_IFACES: u32 = 256;
+
+/// Value of `IFACES`: the MAC address of an interface the program is
+/// attached to, so frames addressed to another host are left alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Iface {
+    /// 0: slot unused.
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
 
 /// ICMP errors sent per second and CPU at most (the kernel's
 /// `net.ipv4.icmp_msgs_per_sec` default), with a burst of `REPLY_BURST`.
@@ -669,6 +689,7 @@ mod user {
     unsafe impl aya::Pod for ServiceStats {}
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for ReplyRate {}
+    unsafe impl aya::Pod for Iface {}
 }
 
 #[cfg(test)]

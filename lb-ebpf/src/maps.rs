@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
+    Conn, ConnKey, Counters, Iface, MAX_IFACES, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
     REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings, Template, TemplateKey,
 };
 
@@ -41,3 +41,6 @@ pub static DEST_STATS: PerCpuArray<ServiceStats, { MAX_DESTS as usize }> = PerCp
 
 #[btf_map]
 pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();
+
+#[btf_map]
+pub static IFACES: Array<Iface, { MAX_IFACES as usize }> = Array::new();

@@ -9,11 +9,12 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    IPPROTO_TCP, IPPROTO_UDP, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT, REASON_PASS_NOT_IPV4,
-    REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN,
+    IPPROTO_TCP, IPPROTO_UDP, MAX_IFACES, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
+    REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED,
+    REASON_PASS_VLAN,
 };
 
-use crate::Verdict;
+use crate::{Verdict, maps::IFACES};
 
 pub const ETH_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -117,6 +118,9 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
     if ethertype != ETH_P_IP {
         return Err(Verdict::Pass(REASON_PASS_NOT_IPV4));
     }
+    if !for_us(ctx, unsafe { &(*eth).dst }) {
+        return Err(Verdict::Pass(REASON_PASS_NOT_FOR_US));
+    }
 
     let ip: *const Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
     let vihl = unsafe { (*ip).vihl };
@@ -132,6 +136,11 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
     }
     let proto = unsafe { (*ip).proto };
     let saddr = unsafe { (*ip).saddr };
+    // Martian sources (0/8, 127/8, multicast, reserved, broadcast): the
+    // kernel drops them before IPVS would see them.
+    if saddr[0] == 0 || saddr[0] == 127 || saddr[0] >= 224 {
+        return Err(Verdict::Pass(REASON_PASS_BAD_IP));
+    }
     let daddr = unsafe { (*ip).daddr };
     let l4 = ETH_LEN + ihl;
     let l4_len = tot_len as usize - ihl;
@@ -177,6 +186,21 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
             })
         }
         _ => Err(Verdict::Pass(REASON_PASS_NOT_L4)),
+    }
+}
+
+/// Whether the frame is addressed to this host (PACKET_HOST): not to a
+/// group address, and, when the controller recorded the MAC of the
+/// interface at attach time, to that MAC.
+#[inline(always)]
+fn for_us(ctx: &XdpContext, dst: &[u8; 6]) -> bool {
+    if dst[0] & 1 != 0 {
+        return false;
+    }
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    match IFACES.get(ifindex % MAX_IFACES) {
+        Some(i) if i.ifindex == ifindex && ifindex != 0 => i.mac == *dst,
+        _ => true,
     }
 }
 

@@ -79,8 +79,14 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             if reset {
                 lb_user::pins::reset(&dir)?;
             }
-            let pins = Pins::open(&dir, wanted)?;
+            let mut pins = Pins::open(&dir, wanted)?;
             let sizes = pins.sizes;
+            if let (Some(ifindex), Some(mac)) = (
+                lb_user::neigh::ifindex(&iface),
+                lb_user::neigh::if_mac(&iface),
+            ) {
+                pins.set_iface(ifindex, mac)?;
+            }
             let mut table = Table::new(pins);
             table.resolve_unresolved()?;
             let mode = match mode {
@@ -91,8 +97,11 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Detach { iface } => {
             let dir = pin_dir();
-            let _pins = Pins::open(&dir, None)?; // for the lock and the privilege check
+            let mut pins = Pins::open(&dir, None)?; // the lock and the privilege check
             attach::detach(&dir, &iface)?;
+            if let Some(ifindex) = lb_user::neigh::ifindex(&iface) {
+                pins.clear_iface(ifindex)?;
+            }
         }
         Command::Daemon {
             foreground,

@@ -21,7 +21,7 @@ use aya::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAP_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_NAMES, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS,
-    MAP_REPLY_RATE, MAP_TEMPLATES, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
+    MAP_IFACES, MAP_REPLY_RATE, MAP_TEMPLATES, MAX_IFACES, Iface, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
     ServiceStats, Settings, Template, TemplateKey,
 };
 
@@ -78,6 +78,7 @@ pub struct Pins {
     pub stats: PerCpuArray<MapData, Counters>,
     pub svc_stats: PerCpuArray<MapData, ServiceStats>,
     pub dest_stats: PerCpuArray<MapData, ServiceStats>,
+    pub ifaces: Array<MapData, Iface>,
     pub sizes: Sizes,
     /// Held for the lifetime of `Pins`: the exclusive lock on `dir`.
     _lock: File,
@@ -102,6 +103,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_SVC_STATS => (4, size_of::<ServiceStats>(), Some(MAX_SERVICES)),
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
+        MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         _ => (0, 0, Some(0)),
     }
 }
@@ -115,6 +117,18 @@ fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
         return Ok(());
     }
     if parent == Path::new("/sys/fs/bpf") {
+        // A mount made in a private mount namespace (`ip netns exec`) would
+        // vanish with this process, and the tables and links with it.
+        let mine = std::fs::read_link("/proc/self/ns/mnt").ok();
+        let init = std::fs::read_link("/proc/1/ns/mnt").ok();
+        if mine.is_some() && init.is_some() && mine != init {
+            return Err(Error::Invalid(
+                "/sys/fs/bpf is not a bpffs in this mount namespace (`ip netns exec` remounts \
+                 /sys): a bpffs mounted here would vanish when lbctl exits. Run lbctl with \
+                 `nsenter --net=/run/netns/NAME` instead, or set LB_PIN_PATH to a bpffs"
+                    .into(),
+            ));
+        }
         let src = c"bpf";
         let target = c"/sys/fs/bpf";
         let rc = unsafe {
@@ -262,6 +276,7 @@ impl Pins {
             PerCpuArray::try_from(take(MAP_SVC_STATS)).map_err(map_err(MAP_SVC_STATS))?;
         let dest_stats =
             PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
+        let ifaces = Array::try_from(take(MAP_IFACES)).map_err(map_err(MAP_IFACES))?;
         let mut pins = Pins {
             dir: dir.to_path_buf(),
             services,
@@ -273,6 +288,7 @@ impl Pins {
             stats,
             svc_stats,
             dest_stats,
+            ifaces,
             sizes: found,
             _lock: lock,
         };
@@ -301,6 +317,31 @@ impl Pins {
 
     pub fn set_settings(&mut self, s: &Settings) -> Result<(), Error> {
         self.settings.set(0, s, 0).map_err(map_err(MAP_SETTINGS))
+    }
+
+    /// Records the MAC of an interface the program runs on, so that frames
+    /// addressed to another host are left to the kernel.
+    pub fn set_iface(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), Error> {
+        let v = Iface {
+            ifindex,
+            mac,
+            _pad: [0; 2],
+        };
+        self.ifaces
+            .set(ifindex % MAX_IFACES, v, 0)
+            .map_err(map_err(MAP_IFACES))
+    }
+
+    /// Forgets an interface recorded by `set_iface`.
+    pub fn clear_iface(&mut self, ifindex: u32) -> Result<(), Error> {
+        let slot = ifindex % MAX_IFACES;
+        let cur = self.ifaces.get(&slot, 0).map_err(map_err(MAP_IFACES))?;
+        if cur.ifindex == ifindex {
+            self.ifaces
+                .set(slot, Iface::default(), 0)
+                .map_err(map_err(MAP_IFACES))?;
+        }
+        Ok(())
     }
 }
 

@@ -50,6 +50,7 @@ use lb_common::{
     CONN_S_TIME_WAIT, CONN_S_UDP, ConnKey, REASON_COUNT, REASON_DROP_NODEST,
     REASON_DROP_REPLY_RATE, REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES,
     REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE,
+    REASON_PASS_NOT_FOR_US,
     REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN,
     REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST, TemplateKey,
 };
@@ -330,6 +331,11 @@ fn classify(f: &[u8]) -> Result<Pkt, u32> {
     if ethertype != 0x0800 {
         return Err(REASON_PASS_NOT_IPV4);
     }
+    // Group-addressed frames are not for the director (PACKET_HOST only).
+    // (The lab registers no interface MAC, so any unicast MAC is ours.)
+    if f[0] & 1 != 0 {
+        return Err(REASON_PASS_NOT_FOR_US);
+    }
     let ip = &f[14..];
     if ip.len() < 20 {
         return Err(REASON_PASS_TRUNCATED);
@@ -345,6 +351,10 @@ fn classify(f: &[u8]) -> Result<Pkt, u32> {
     }
     let proto = ip[9];
     let saddr = [ip[12], ip[13], ip[14], ip[15]];
+    // Martian sources: 0/8, 127/8, and everything from 224/4 up.
+    if saddr[0] == 0 || saddr[0] == 127 || saddr[0] >= 224 {
+        return Err(REASON_PASS_BAD_IP);
+    }
     let daddr = [ip[16], ip[17], ip[18], ip[19]];
     let l4_len = tot_len - ihl;
     let l4 = &ip[ihl..];

@@ -743,3 +743,48 @@ lab_test!(template_lives_while_its_connections_do_and_no_longer, |dp| {
     assert_ne!(real_of(&r), Some(first), "rr moved on");
     Ok(())
 });
+
+lab_test!(frames_for_other_hosts_and_martians_are_left_to_the_kernel, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    // As lbctl attach does: record the interface's MAC.
+    let ifindex = lb_user::neigh::ifindex("lab0").expect("lab0");
+    dp.table.pins.set_iface(ifindex, LB_MAC)?;
+    let other_host = [0x02, 0, 0, 0, 0, 0x99];
+    let cases = [
+        ("broadcast", tcp(40000).syn().dst_mac([0xff; 6]).build(), REASON_PASS_NOT_FOR_US),
+        ("multicast", tcp(40000).syn().dst_mac([1, 0, 0x5e, 0, 0, 1]).build(), REASON_PASS_NOT_FOR_US),
+        ("another host", tcp(40000).syn().dst_mac(other_host).build(), REASON_PASS_NOT_FOR_US),
+        (
+            "from 0.0.0.0",
+            Frame::tcp(Ipv4Addr::UNSPECIFIED, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
+            REASON_PASS_BAD_IP,
+        ),
+        (
+            "from loopback",
+            Frame::tcp(Ipv4Addr::LOCALHOST, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
+            REASON_PASS_BAD_IP,
+        ),
+        (
+            "from multicast",
+            Frame::tcp(Ipv4Addr::new(224, 0, 0, 1), VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
+            REASON_PASS_BAD_IP,
+        ),
+        (
+            "from broadcast",
+            Frame::tcp(Ipv4Addr::BROADCAST, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
+            REASON_PASS_BAD_IP,
+        ),
+    ];
+    for (what, f, reason) in cases {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!((r.action, &r.frame), (XDP_PASS, &f), "{what}");
+        assert_eq!(moved, only(reason), "{what}");
+    }
+    // Addressed to us: balanced.
+    let f = tcp(40000).syn().build();
+    assert_eq!(dp.run(&f)?.frame, routed(&f, 11));
+    dp.table.pins.clear_iface(ifindex)?;
+    Ok(())
+});

@@ -90,7 +90,6 @@ fn fuzz_quick_run_keeps_every_invariant() -> Result<()> {
 /// forwards them too, with the frame's destination MAC — broadcast,
 /// multicast, or another host's — as source MAC.
 #[test]
-#[ignore = "open product bug: frames not addressed to the director's MAC are balanced (see docs/operating.md)"]
 fn frames_not_addressed_to_the_director_are_left_to_the_stack() -> Result<()> {
     if !require_root("frames_not_addressed_to_the_director_are_left_to_the_stack") {
         return Ok(());
