@@ -16,8 +16,7 @@ fn main() {
         Some(path) => {
             let path = PathBuf::from(path);
             println!("cargo::rerun-if-changed={}", path.display());
-            fs::copy(&path, &out)
-                .unwrap_or_else(|e| panic!("copying {}: {e}", path.display()));
+            fs::copy(&path, &out).unwrap_or_else(|e| panic!("copying {}: {e}", path.display()));
         }
         None => fs::write(&out, b"").expect("writing the stub object"),
     }

@@ -39,7 +39,13 @@ fn prog_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError)
 
 /// Loads `program` against the pinned maps in `dir` and attaches it to
 /// `iface`, or swaps it into the existing link.
-pub fn attach(dir: &Path, sizes: Sizes, iface: &str, mode: Mode, program: &str) -> Result<(), Error> {
+pub fn attach(
+    dir: &Path,
+    sizes: Sizes,
+    iface: &str,
+    mode: Mode,
+    program: &str,
+) -> Result<(), Error> {
     if neigh::ifindex(iface).is_none() {
         return Err(Error::NoInterface(iface.to_string()));
     }
@@ -49,7 +55,8 @@ pub fn attach(dir: &Path, sizes: Sizes, iface: &str, mode: Mode, program: &str) 
         .ok_or(Error::MissingMap("program"))?
         .try_into()
         .map_err(prog_err(format!("loading {program}")))?;
-    prog.load().map_err(prog_err(format!("verifying {program}")))?;
+    prog.load()
+        .map_err(prog_err(format!("verifying {program}")))?;
     let pin = link_pin(dir, iface);
     if pin.exists() {
         // Atomic replacement: the interface never runs without a program.

@@ -107,6 +107,9 @@ pub enum Command {
     Detach { iface: String },
     /// `lbctl sysctl [NAME[=VALUE]]`.
     Sysctl(SysctlCmd),
+    /// `lbctl counters`: what the XDP program did with every packet, by
+    /// reason (forwarded, passed to the kernel and why, dropped and why).
+    Counters,
     /// `lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]]
     /// CONFIG`: the ldirectord-compatible health-checking daemon
     /// (`-d`/`--debug` and a trailing `start`, as ldirectord takes them, are
@@ -573,6 +576,7 @@ pub fn usage() -> String {
          \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
          \x20 lbctl detach IFACE\n\
          \x20 lbctl sysctl [NAME[=VALUE]]\n\
+         \x20 lbctl counters\n\
          \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
          \x20 lbctl daemon-status [CONFIG]\n\
          \x20 lbctl version\n\
@@ -665,6 +669,7 @@ fn parse_word(word: &str, rest: &[String]) -> Result<Command, CliError> {
             [_, extra, ..] => Err(CliError::UnexpectedArgument(extra.clone())),
         },
         "version" => no_more(rest).map(|()| Command::Version),
+        "counters" => no_more(rest).map(|()| Command::Counters),
         "help" => no_more(rest).map(|()| Command::Help),
         _ => Err(CliError::UnknownCommand(word.to_owned())),
     }

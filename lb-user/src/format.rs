@@ -926,3 +926,26 @@ mod tests {
         assert_eq!(sysctls(&[]), "");
     }
 }
+
+/// `lbctl counters`: one line per outcome of the XDP program.
+pub fn counters(rows: &[(&str, u64, u64)]) -> String {
+    let mut out = format!("{:<18} {:>14} {:>16}\n", "Outcome", "Packets", "Bytes");
+    for (name, p, b) in rows {
+        out.push_str(&format!("{name:<18} {p:>14} {b:>16}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod counters_tests {
+    #[test]
+    fn one_aligned_line_per_outcome() {
+        let text = super::counters(&[("fwd_conn", 12, 3456), ("pass_no_service", 0, 0)]);
+        assert_eq!(
+            text,
+            "Outcome                   Packets            Bytes\n\
+             fwd_conn                       12             3456\n\
+             pass_no_service                 0                0\n"
+        );
+    }
+}

@@ -186,6 +186,7 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
             out(&format::sysctls(&v))?;
         }
         Command::Sysctl(SysctlCmd::Set(s, v)) => t.set_sysctl(s.name(), v)?,
+        Command::Counters => out(&format::counters(&t.counters()?))?,
         Command::Help
         | Command::Version
         | Command::Restore

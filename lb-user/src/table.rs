@@ -19,6 +19,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use aya::maps::PerCpuValues;
 use lb_common::{
+    REASON_NAMES,
     Conn, ConnKey, Template, TemplateKey,
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
     DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
@@ -475,6 +476,24 @@ impl Table {
             }
         }
         self.pins.set_settings(&s)
+    }
+
+    /// The XDP program's outcome counters (`STATS`), summed over CPUs, as
+    /// (reason name, packets, bytes).
+    pub fn counters(&self) -> Result<Vec<(&'static str, u64, u64)>, Error> {
+        let mut out = Vec::new();
+        for (i, name) in REASON_NAMES.iter().enumerate() {
+            let v = self
+                .pins
+                .stats
+                .get(&(i as u32), 0)
+                .map_err(map_err("STATS"))?;
+            let (p, b) = v
+                .iter()
+                .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
+            out.push((*name, p, b));
+        }
+        Ok(out)
     }
 
     // ---- views -----------------------------------------------------------

@@ -49,7 +49,11 @@ fn weights_give_proportional_shares_and_stats_count_them() -> Result<()> {
         client::DEFAULT_TIMEOUT,
     )?;
     let share = |n: &str| counts.get(n).copied().unwrap_or(0) as i64;
-    assert_eq!(share("rs1") + share("rs2") + share("rs3"), 300, "{counts:?}");
+    assert_eq!(
+        share("rs1") + share("rs2") + share("rs3"),
+        300,
+        "{counts:?}"
+    );
     // Each CPU runs the kernel's wrr on its own: exact per CPU, so within a
     // couple of picks of 1:2:3 overall.
     assert!((share("rs1") - 50).abs() <= 4, "{counts:?}");
@@ -67,5 +71,16 @@ fn weights_give_proportional_shares_and_stats_count_them() -> Result<()> {
         assert_eq!(r.1 as i64, share(name), "{listing}");
         assert!(r.2 >= 3 * r.1, "at least SYN, ACK, FIN per conn: {listing}");
     }
+
+    // `lbctl counters`: every new connection was scheduled by the program.
+    let counters = lb.lbctl_ok(&["counters"])?;
+    let count = |name: &str| -> Option<u64> {
+        counters
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    };
+    assert_eq!(count("fwd_new"), Some(300), "{counters}");
+    assert!(count("fwd_conn").unwrap_or(0) >= 600, "{counters}");
     Ok(())
 }
