@@ -1337,7 +1337,7 @@ mod tests {
             ServiceSpec {
                 id: ServiceId {
                     proto: Proto::Tcp,
-                    addr: ip("192.168.6.240"),
+                    addr: ip("203.0.113.240"),
                     port: 80
                 },
                 sched: Sched::Rr,
@@ -1353,9 +1353,9 @@ mod tests {
         assert_eq!(
             reals,
             [
-                (ip("192.168.6.2"), 80, 1, 80),
-                (ip("192.168.6.3"), 80, 1, 80),
-                (ip("192.168.6.6"), 80, 1, 80)
+                (ip("198.51.100.2"), 80, 1, 80),
+                (ip("198.51.100.3"), 80, 1, 80),
+                (ip("198.51.100.6"), 80, 1, 80)
             ]
         );
         assert!(!v.quiescent);
