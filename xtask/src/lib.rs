@@ -56,6 +56,8 @@ pub const LBCTL: &str = "target/release/lbctl";
 /// The tests package and its demo binary (`cargo xtask demo`).
 pub const TESTS_PACKAGE: &str = "lb-tests";
 pub const DEMO_BIN_NAME: &str = "lb-demo";
+/// The benchmark binary of the tests package (`cargo xtask bench`).
+pub const BENCH_BIN_NAME: &str = "lb-bench";
 
 /// Debian's rustc (package rustc-web): it ships a prebuilt `core` for
 /// bpfel-unknown-none, which rustup's toolchain here lacks (no rust-src, no build-std).

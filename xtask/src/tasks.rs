@@ -210,12 +210,9 @@ pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     cmd::run(built.apply(&mut cargo))?;
 
     // The benchmark's reduced form, so that it cannot rot: every case runs and
-    // takes its path; no timing is asserted.
-    if cmd::is_root() {
-        run_bench(root, &built, true)?;
-    } else {
-        step("not root: skipping `cargo xtask bench --quick`");
-    }
+    // takes its path; no timing is asserted. (Without root it skips loudly, and
+    // fails under CI, like the tests.)
+    run_bench(root, &built, true)?;
 
     step("all tests passed");
     Ok(())

@@ -178,7 +178,7 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 _pad: [0; 2],
             });
         }
-        batch::update(plane.conns_fd()?, &keys, &values).context("filling CONNS")?;
+        from_every_cpu(plane.conns_fd()?, &keys, &values).context("filling CONNS")?;
     }
     if templates > 0 {
         let binds = dest_bindings(plane, &persist())?;
@@ -201,9 +201,39 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 _pad: [0; 3],
             });
         }
-        batch::update(plane.templates_fd()?, &keys, &values).context("filling TEMPLATES")?;
+        from_every_cpu(plane.templates_fd()?, &keys, &values).context("filling TEMPLATES")?;
     }
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// Batch-inserts an equal share of the entries from each CPU: an LRU map
+/// made with `BPF_F_NO_COMMON_LRU` gives each CPU only its share of the
+/// capacity, so one CPU alone could not fill it.
+fn from_every_cpu<K: bytemuck::Pod + Sync, V: bytemuck::Pod + Sync>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = keys.len().div_ceil(cpus).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = keys
+            .chunks(per)
+            .zip(values.chunks(per))
+            .enumerate()
+            .map(|(cpu, (k, v))| {
+                scope.spawn(move || {
+                    lb_tests::lb::pin_to_cpu(cpu);
+                    batch::update(fd, k, v)
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("filling thread panicked"))??;
+        }
+        Ok(())
+    })
 }
 
 pub fn template_key(caddr: Ipv4Addr, vport: u16) -> TemplateKey {
@@ -309,7 +339,11 @@ fn check_output(e: &Expect, i: usize, input: &[u8], out: &[u8], hist: &mut [u64]
         }
     };
     if !ok {
-        bail!("frame {i}: unexpected output {:02x?} for input {:02x?}", out, input);
+        bail!(
+            "frame {i}: unexpected output {:02x?} for input {:02x?}",
+            out,
+            input
+        );
     }
     Ok(())
 }
@@ -368,15 +402,26 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
     // The established flow: SYN (scheduled), then its ACK.
     let syn = tcp(CLIENT, 40000, VIP, WEB_PORT).syn().build();
     let (a, _) = lb.run(&syn)?;
-    ensure!(a == XDP_TX, "SYN of the established flow not forwarded ({a})");
+    ensure!(
+        a == XDP_TX,
+        "SYN of the established flow not forwarded ({a})"
+    );
     let (a, _) = lb.run(&data_segment(CLIENT, 40000, WEB_PORT))?;
-    ensure!(a == XDP_TX, "ACK of the established flow not forwarded ({a})");
+    ensure!(
+        a == XDP_TX,
+        "ACK of the established flow not forwarded ({a})"
+    );
     // One template per template client.
     let mut bound = Vec::new();
     for k in 0..TEMPLATE_CLIENTS {
-        let f = tcp(template_client(k), 1000, VIP, PERSIST_PORT).syn().build();
+        let f = tcp(template_client(k), 1000, VIP, PERSIST_PORT)
+            .syn()
+            .build();
         let (a, _) = lb.run(&f)?;
-        ensure!(a == XDP_TX, "first SYN of template client {k} not forwarded");
+        ensure!(
+            a == XDP_TX,
+            "first SYN of template client {k} not forwarded"
+        );
         bound.push(real_of(lb.output()).context("template client's real")?);
     }
     Ok(bound)
@@ -389,6 +434,8 @@ fn template_client(k: usize) -> Ipv4Addr {
 pub struct PacketOpts {
     pub frames: usize,
     pub rounds: usize,
+    /// Sizes of the plane of every case but `full` (nearly empty).
+    pub sizes: Sizes,
     /// Sizes of the plane of the `full` case (filled to 90%).
     pub full_sizes: Sizes,
     pub cpu: usize,
@@ -397,8 +444,7 @@ pub struct PacketOpts {
 /// The per-packet benchmark. Call inside the lab, on the pinned thread.
 pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
     let n = opts.frames;
-    // The production default sizes, nearly empty.
-    let mut a = Plane::new(Sizes::default())?;
+    let mut a = Plane::new(opts.sizes)?;
     let bound = prepare(&mut a)?;
     let mut b = Plane::new(opts.full_sizes)?;
     prepare(&mut b)?;
@@ -430,6 +476,10 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         "the LRU tables did not keep 90% of their capacity: {full_fill:?}"
     );
 
+    ensure!(
+        n / TEMPLATE_CLIENTS + 1024 < 65536 && n / 256 + 1024 < 65536,
+        "too many frames for the port space"
+    );
     let est = data_segment(CLIENT, 40000, WEB_PORT);
     let mut template_frames = Vec::with_capacity(n);
     let mut template_keys = Vec::with_capacity(n);
@@ -438,7 +488,10 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
     let mut new_keys = Vec::with_capacity(n);
     for i in 0..n {
         // Same clients, a new source port each frame.
-        let (c, port) = (template_client(i % TEMPLATE_CLIENTS), 1024 + (i / TEMPLATE_CLIENTS) as u16);
+        let (c, port) = (
+            template_client(i % TEMPLATE_CLIENTS),
+            1024 + (i / TEMPLATE_CLIENTS) as u16,
+        );
         template_frames.push(tcp(c, port, VIP, PERSIST_PORT).syn().build());
         template_keys.push(conn_key(c, port, PERSIST_PORT));
         template_reals.push(bound[i % TEMPLATE_CLIENTS]);
@@ -450,9 +503,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         new_frames.push(tcp(c, port, VIP, WEB_PORT).syn().build());
         new_keys.push(conn_key(c, port, WEB_PORT));
     }
-    ensure!(n / TEMPLATE_CLIENTS + 1024 < 65536 && n / 256 + 1024 < 65536, "too many frames");
 
-    let cases = vec![
+    let cases = [
         Case {
             name: "baseline",
             plane: 0,

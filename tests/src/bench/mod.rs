@@ -1,0 +1,11 @@
+//! `cargo xtask bench` (issue 6): per-packet cost against a trivial XDP_TX
+//! program, control-plane cost at a million entries, real TCP throughput.
+//! Used by the `lb-bench` binary only.
+
+pub mod batch;
+pub mod control;
+pub mod packet;
+pub mod plane;
+pub mod report;
+pub mod stats;
+pub mod traffic;
