@@ -116,6 +116,20 @@ impl Table {
         batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err("CONNS"))
     }
 
+    /// Every `DESTS` slot, by index (read in batches: 65,536 slots).
+    pub fn dest_table(&self) -> Result<Vec<Dest>, Error> {
+        let m = &self.pins.dests;
+        let mut all = batch::entries(m, || {
+            m.iter()
+                .enumerate()
+                .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
+                .collect()
+        })
+        .map_err(map_err("DESTS"))?;
+        all.sort_unstable_by_key(|(i, _)| *i);
+        Ok(all.into_iter().map(|(_, d)| d).collect())
+    }
+
     /// Every template (read in batches).
     pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
         let m = &self.pins.templates;
@@ -319,8 +333,7 @@ impl Table {
     fn find_slot(&self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
         let mut free = None;
         let mut trashed = None;
-        for (i, d) in self.pins.dests.iter().enumerate() {
-            let d = d.map_err(map_err("DESTS"))?;
+        for (i, d) in self.dest_table()?.into_iter().enumerate() {
             let i = i as u32;
             if d.flags & DEST_F_IN_USE == 0 {
                 if free.is_none() {
@@ -533,12 +546,7 @@ impl Table {
         let settings = self.pins.settings()?;
         // Gauges from the tables: (active, inactive, persist) per dest slot.
         let mut gauges: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
-        let dests: Vec<Dest> = self
-            .pins
-            .dests
-            .iter()
-            .map(|d| d.map_err(map_err("DESTS")))
-            .collect::<Result<_, _>>()?;
+        let dests = self.dest_table()?;
         for (_, c) in self.conn_entries()? {
             if now >= c.expires() {
                 continue;
@@ -616,12 +624,7 @@ impl Table {
     pub fn conn_rows(&self) -> Result<Vec<ConnView>, Error> {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
-        let dests: Vec<Dest> = self
-            .pins
-            .dests
-            .iter()
-            .map(|d| d.map_err(map_err("DESTS")))
-            .collect::<Result<_, _>>()?;
+        let dests = self.dest_table()?;
         let secs = |exp: u64| exp.saturating_sub(now) / 1_000_000_000;
         let mut rows = Vec::new();
         for (k, c) in self.conn_entries()? {
@@ -709,11 +712,10 @@ impl Table {
     /// Re-resolves the next hop of every real server that has none yet.
     pub fn resolve_unresolved(&mut self) -> Result<(), Error> {
         let todo: Vec<(u32, Dest)> = self
-            .pins
-            .dests
-            .iter()
+            .dest_table()?
+            .into_iter()
             .enumerate()
-            .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
+            .map(|(i, d)| (i as u32, d))
             .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
             .collect();
         for (i, mut d) in todo {
