@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -34,8 +34,9 @@ pub const MAP_SVC_STATS: &str = "SVC_STATS";
 pub const MAP_DEST_STATS: &str = "DEST_STATS";
 pub const MAP_REPLY_RATE: &str = "REPLY_RATE";
 pub const MAP_IFACES: &str = "IFACES";
+pub const MAP_VIPS: &str = "VIPS";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 11] = [
+pub const MAP_NAMES: [&str; 12] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_CONNS,
@@ -47,6 +48,7 @@ pub const MAP_NAMES: [&str; 11] = [
     MAP_DEST_STATS,
     MAP_REPLY_RATE,
     MAP_IFACES,
+    MAP_VIPS,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -349,6 +351,8 @@ pub const CONN_F_CONTROLLED: u8 = 1 << 0;
 /// Conn flag: a controlled TCP conn counted in its template's `open` (until
 /// it reaches a closing state).
 pub const CONN_F_OPEN: u8 = 1 << 1;
+/// Conn flag: made for a port-0 service (its template key has port 0).
+pub const CONN_F_PORT0: u8 = 1 << 2;
 
 /// Connection states, numbered as in the kernel (`IP_VS_TCP_S_*`), plus UDP.
 pub const CONN_S_NONE: u8 = 0;
@@ -415,13 +419,15 @@ pub struct Conn {
     /// Timeout of the current state in seconds, fixed at the last refresh
     /// (so `--set` applies from each entry's next packet, as in IPVS).
     pub timeout: u32,
+    /// `Service::id` of the service the conn was scheduled for (counters).
+    pub svc: u32,
     /// `CONN_S_*`.
     pub state: u8,
     /// `CONN_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    pub _pad: [u8; 6],
 }
-const _: () = assert!(core::mem::size_of::<Conn>() == 32);
+const _: () = assert!(core::mem::size_of::<Conn>() == 40);
 
 impl Conn {
     /// Absolute expiry time in ns.
@@ -642,6 +648,16 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_reply_rate",
     "pass_not_for_us",
 ];
+
+/// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.
+pub const VIP_FILTER_WORDS: u32 = 1024;
+
+/// The `VIPS` bit of an address (Fibonacci hashing to 16 bits). A clear bit
+/// means "no service has this address": such packets are passed with one
+/// array read. A set bit may be a collision; the full lookups decide.
+pub const fn vip_bit(addr: [u8; 4]) -> u32 {
+    u32::from_be_bytes(addr).wrapping_mul(0x9e37_79b1) >> 16
+}
 
 /// Slots of `IFACES`, indexed by `ifindex % MAX_IFACES`.
 pub const MAX_IFACES: u32 = 256;

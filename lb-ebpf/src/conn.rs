@@ -6,12 +6,12 @@ use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
     CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
-    REASON_DROP_NODEST, REASON_FWD_CONN, REASON_PASS_NO_CONN, Service, Settings,
+    REASON_DROP_NODEST, REASON_FWD_CONN, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, Settings,
 };
 use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
 
 use crate::{
-    Verdict, forward,
+    Verdict, forward, lookup,
     maps::{CONNS, DESTS},
     parse::Packet,
     reply, schedule,
@@ -27,7 +27,7 @@ enum Existing {
 }
 
 #[inline(always)]
-pub fn handle(ctx: &XdpContext, pkt: &Packet, svc: &Service) -> Verdict {
+pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(cfg) = settings() else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
@@ -43,12 +43,17 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, svc: &Service) -> Verdict {
     // IPVS schedules only a TCP SYN (without RST), and any UDP datagram.
     let schedulable = !pkt.is_tcp() || pkt.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
 
+    // Like IPVS, the connection table first: an existing flow needs no
+    // service lookup.
     if let Some(c) = CONNS.get_ptr_mut(&key) {
-        match existing(ctx, pkt, svc, cfg, &key, c, now, schedulable) {
+        match existing(ctx, pkt, cfg, &key, c, now, schedulable) {
             Existing::Done(v) => return v,
             Existing::Gone => {}
         }
     }
+    let Some(svc) = lookup::service(pkt) else {
+        return Verdict::Pass(REASON_PASS_NO_SERVICE);
+    };
     if !schedulable {
         // A TCP segment of no known flow: IPVS hands it to the local stack.
         return Verdict::Pass(REASON_PASS_NO_CONN);
@@ -61,20 +66,20 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet, svc: &Service) -> Verdict {
 fn existing(
     ctx: &XdpContext,
     pkt: &Packet,
-    svc: &Service,
     cfg: &Settings,
     key: &ConnKey,
     c: *mut Conn,
     now: u64,
     schedulable: bool,
 ) -> Existing {
-    let (dest_id, dest_gen, state, flags, expires) = unsafe {
+    let (dest_id, dest_gen, state, flags, expires, svc_id) = unsafe {
         (
             (*c).dest,
             (*c).dest_gen,
             (*c).state,
             (*c).flags,
             (*c).expires(),
+            (*c).svc,
         )
     };
     if now >= expires {
@@ -129,8 +134,8 @@ fn existing(
     }
     if flags & CONN_F_CONTROLLED != 0 {
         let assured = new_state == CONN_S_ESTABLISHED && state != CONN_S_ESTABLISHED;
-        schedule::keep_template(pkt, svc, c, assured);
+        schedule::keep_template(pkt, c, assured);
     }
-    stats::traffic(svc.id, dest_id, pkt.tot_len as u64, false);
+    stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
     Existing::Done(forward::direct_route(ctx, dest, dest_id, REASON_FWD_CONN))
 }

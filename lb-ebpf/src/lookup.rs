@@ -1,9 +1,27 @@
 //! Virtual service lookup: exact (protocol, VIP, port), then the VIP's port-0
-//! ("all ports") service when one exists (LVS-SEMANTICS §0).
+//! ("all ports") service when one exists (LVS-SEMANTICS §0). A bit filter of
+//! the VIPs lets traffic to other addresses pass at the cost of one array
+//! read.
 
 use lb_common::{Service, ServiceKey};
 
-use crate::{maps::SERVICES, parse::Packet, stats::settings};
+use lb_common::{VIP_FILTER_WORDS, vip_bit};
+
+use crate::{
+    maps::{SERVICES, VIPS},
+    parse::Packet,
+    stats::settings,
+};
+
+/// Could the destination be a VIP? One array read; `false` is certain.
+#[inline(always)]
+pub fn maybe_vip(pkt: &Packet) -> bool {
+    let bit = vip_bit(pkt.daddr);
+    match VIPS.get((bit / 64) % VIP_FILTER_WORDS) {
+        Some(w) => *w & (1u64 << (bit % 64)) != 0,
+        None => true,
+    }
+}
 
 #[inline(always)]
 pub fn service(pkt: &Packet) -> Option<&'static Service> {

@@ -1,10 +1,11 @@
 //! lb-ebpf: an XDP layer-4 load balancer with Linux LVS (IPVS) semantics.
 //!
 //! The packet path reads top to bottom, one module per stage:
-//! `parse` → `lookup` (service) → `conn` (existing flow, or `schedule` a new
-//! one through a persistence template or the scheduler) → `forward` (direct
-//! routing) or `reply` (ICMP port unreachable, TCP RST); `stats` counts every
-//! outcome under a reason.
+//! `parse` → `lookup` (VIP filter) → `conn` (an existing flow is forwarded
+//! without a service lookup, as in IPVS; otherwise `lookup` the service and
+//! `schedule` a new flow through a persistence template or the scheduler) →
+//! `forward` (direct routing) or `reply` (ICMP port unreachable, TCP RST);
+//! `stats` counts every outcome under a reason.
 #![no_std]
 #![no_main]
 
@@ -65,10 +66,10 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let len = ctx.data_end() - ctx.data();
     let verdict = match parse::packet(&ctx) {
         Err(v) => v,
-        Ok(pkt) => match lookup::service(&pkt) {
-            None => Verdict::Pass(lb_common::REASON_PASS_NO_SERVICE),
-            Some(svc) => conn::handle(&ctx, &pkt, svc),
-        },
+        Ok(pkt) if !lookup::maybe_vip(&pkt) => {
+            Verdict::Pass(lb_common::REASON_PASS_NO_SERVICE)
+        }
+        Ok(pkt) => conn::handle(&ctx, &pkt),
     };
     stats::count(verdict.reason, len as u64);
     verdict.action

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    Conn, ConnKey, Counters, Iface, MAX_IFACES, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
+    Conn, ConnKey, Counters, Iface, MAX_IFACES, VIP_FILTER_WORDS, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
     REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings, Template, TemplateKey,
 };
 
@@ -44,3 +44,6 @@ pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();
 
 #[btf_map]
 pub static IFACES: Array<Iface, { MAX_IFACES as usize }> = Array::new();
+
+#[btf_map]
+pub static VIPS: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();

@@ -4,16 +4,16 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
     DEST_F_IN_USE, Dest, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, Settings, TEMPLATE_PUSH_SLACK_NS,
+    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceKey, Settings, TEMPLATE_PUSH_SLACK_NS,
     TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey, conn_state_is_closing, template_expiry,
 };
 use lb_ebpf::{sched, tcp_state::next_state};
 
 use crate::{
     Verdict, forward,
-    maps::{CONNS, DESTS, SCHED, TEMPLATES},
+    maps::{CONNS, DESTS, SCHED, SERVICES, TEMPLATES},
     parse::Packet,
     reply,
     stats::{self, timeout},
@@ -22,19 +22,15 @@ use crate::{
 /// The template key of a packet (§2.1): masked client address, VIP, service
 /// port (0 for a port-0 service), protocol.
 #[inline(always)]
-fn template_key(pkt: &Packet, svc: &Service) -> TemplateKey {
+fn template_key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
     let mut caddr = pkt.saddr;
-    for (b, m) in caddr.iter_mut().zip(svc.netmask.iter()) {
+    for (b, m) in caddr.iter_mut().zip(netmask.iter()) {
         *b &= *m;
     }
     TemplateKey {
         caddr,
         vaddr: pkt.daddr,
-        vport: if svc.flags & SVC_F_PORT0 != 0 {
-            [0, 0]
-        } else {
-            pkt.dport
-        },
+        vport: if port0 { [0, 0] } else { pkt.dport },
         proto: pkt.proto,
         _pad: 0,
     }
@@ -89,7 +85,8 @@ pub fn new_flow(
 
     let mut reason = REASON_FWD_NEW;
     let mut chosen: Option<(u32, *mut Dest)> = None;
-    let tkey = template_key(pkt, svc);
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
+    let tkey = template_key(pkt, &svc.netmask, port0);
     if persistent {
         if let Some(t) = TEMPLATES.get_ptr_mut(&tkey) {
             if let Some(dest) = template_dest(t, cfg, now) {
@@ -148,6 +145,9 @@ pub fn new_flow(
     };
 
     let mut flags = 0;
+    if port0 {
+        flags |= CONN_F_PORT0;
+    }
     if persistent {
         flags |= CONN_F_CONTROLLED;
         if open {
@@ -164,9 +164,10 @@ pub fn new_flow(
         dest: dest_id,
         dest_gen: unsafe { (*dest).generation },
         timeout: conn_timeout,
+        svc: svc.id,
         state,
         flags,
-        _pad: [0; 2],
+        _pad: [0; 6],
     };
     if CONNS.insert(key, &conn, 0).is_err() {
         return Verdict::Drop(REASON_DROP_CONN_TABLE);
@@ -184,7 +185,7 @@ pub fn new_flow(
 /// template map on state changes and at most once per
 /// `TEMPLATE_PUSH_SLACK_NS` otherwise.
 #[inline(always)]
-pub fn keep_template(pkt: &Packet, svc: &Service, c: *mut Conn, assured: bool) {
+pub fn keep_template(pkt: &Packet, c: *mut Conn, assured: bool) {
     let (expires, pushed, dest, dest_gen, flags, state) = unsafe {
         (
             (*c).expires(),
@@ -212,7 +213,19 @@ pub fn keep_template(pkt: &Packet, svc: &Service, c: *mut Conn, assured: bool) {
             (*c).flags = flags & !CONN_F_OPEN;
         }
     }
-    let tkey = template_key(pkt, svc);
+    // The service's netmask gives the template key; a service deleted since
+    // has no templates to keep.
+    let port0 = flags & CONN_F_PORT0 != 0;
+    let skey = ServiceKey {
+        addr: pkt.daddr,
+        port: if port0 { [0, 0] } else { pkt.dport },
+        proto: pkt.proto,
+        _pad: 0,
+    };
+    let Some(svc) = SERVICES.get_ptr(&skey) else {
+        return;
+    };
+    let tkey = template_key(pkt, unsafe { &(*svc).netmask }, port0);
     if let Some(t) = TEMPLATES.get_ptr_mut(&tkey) {
         unsafe {
             // Only the conn's own template: a new template made after this

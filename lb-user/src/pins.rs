@@ -21,7 +21,7 @@ use aya::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAP_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_NAMES, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS,
-    MAP_IFACES, MAP_REPLY_RATE, MAP_TEMPLATES, MAX_IFACES, Iface, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
+    MAP_IFACES, MAP_REPLY_RATE, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, Iface, VIP_FILTER_WORDS, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
     ServiceStats, Settings, Template, TemplateKey,
 };
 
@@ -79,6 +79,7 @@ pub struct Pins {
     pub svc_stats: PerCpuArray<MapData, ServiceStats>,
     pub dest_stats: PerCpuArray<MapData, ServiceStats>,
     pub ifaces: Array<MapData, Iface>,
+    pub vips: Array<MapData, u64>,
     pub sizes: Sizes,
     /// Held for the lifetime of `Pins`: the exclusive lock on `dir`.
     _lock: File,
@@ -104,6 +105,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
+        MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
         _ => (0, 0, Some(0)),
     }
 }
@@ -277,6 +279,7 @@ impl Pins {
         let dest_stats =
             PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
         let ifaces = Array::try_from(take(MAP_IFACES)).map_err(map_err(MAP_IFACES))?;
+        let vips = Array::try_from(take(MAP_VIPS)).map_err(map_err(MAP_VIPS))?;
         let mut pins = Pins {
             dir: dir.to_path_buf(),
             services,
@@ -289,6 +292,7 @@ impl Pins {
             svc_stats,
             dest_stats,
             ifaces,
+            vips,
             sizes: found,
             _lock: lock,
         };

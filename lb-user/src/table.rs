@@ -19,6 +19,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use aya::maps::PerCpuValues;
 use lb_common::{
+    VIP_FILTER_WORDS, vip_bit,
     REASON_NAMES,
     Conn, ConnKey, Template, TemplateKey,
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
@@ -189,7 +190,37 @@ impl Table {
         Ok(())
     }
 
+    /// Rewrites the VIP filter (`VIPS`) for the current services: the words
+    /// that change only. Called after a service is added or deleted, and
+    /// when the tables are opened (the filter is derived state).
+    pub fn sync_vip_filter(&mut self) -> Result<(), Error> {
+        let mut want = vec![0u64; VIP_FILTER_WORDS as usize];
+        for id in self.services()?.keys() {
+            let bit = vip_bit(id.addr.octets());
+            want[(bit / 64) as usize] |= 1u64 << (bit % 64);
+        }
+        let m = &self.pins.vips;
+        let mut have = batch::entries(m, || {
+            m.iter()
+                .enumerate()
+                .filter_map(|(i, w)| w.ok().map(|w| (i as u32, w)))
+                .collect()
+        })
+        .map_err(map_err("VIPS"))?;
+        have.sort_unstable_by_key(|(i, _)| *i);
+        for (i, w) in have {
+            let Some(&new) = want.get(i as usize) else {
+                continue;
+            };
+            if new != w {
+                self.pins.vips.set(i, new, 0).map_err(map_err("VIPS"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn update_port0_flag(&mut self) -> Result<(), Error> {
+        self.sync_vip_filter()?;
         let any = self.services()?.keys().any(|id| id.port == 0);
         let mut s = self.pins.settings()?;
         let v = any as u32;

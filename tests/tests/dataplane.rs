@@ -788,3 +788,33 @@ lab_test!(frames_for_other_hosts_and_martians_are_left_to_the_kernel, |dp| {
     dp.table.pins.clear_iface(ifindex)?;
     Ok(())
 });
+
+lab_test!(flows_of_a_deleted_service_are_held_like_a_removed_reals, |dp| {
+    // IPVS looks up the connection before the service: deleting a service
+    // (or -C) moves its reals to the trash, and their flows are treated as
+    // flows of removed reals (§4.1) — while IPVS still sees packets for the
+    // address: here another service on the VIP keeps it.
+    add_service(&mut dp, sid(Proto::Tcp, 443), Sched::Wrr, None)?;
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.run(&tcp(40000).syn().build())?;
+    dp.table.delete_service(&s)?;
+    let ack = tcp(40000).ack().build();
+    let (r, moved) = run_counted(&dp, &ack)?;
+    assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_NODEST)));
+    // New connections find no service.
+    let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+    assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
+    // Restored (e.g. lbctl -R after -C): the flow resumes.
+    add_service(&mut dp, s, Sched::Wrr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    let (r, moved) = run_counted(&dp, &ack)?;
+    assert_eq!((r.frame, moved), (routed(&ack, 11), only(REASON_FWD_CONN)));
+    // With no service left on the address, nothing is taken: as the kernel
+    // unhooks IPVS when the last service goes, the packets are the stack's.
+    dp.table.clear()?;
+    let (r, moved) = run_counted(&dp, &ack)?;
+    assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
+    Ok(())
+});

@@ -173,9 +173,10 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 dest,
                 dest_gen,
                 timeout: 3600,
+                svc: 0,
                 state: CONN_S_ESTABLISHED,
                 flags: 0,
-                _pad: [0; 2],
+                _pad: [0; 6],
             });
         }
         from_every_cpu(plane.conns_fd()?, &keys, &values).context("filling CONNS")?;
