@@ -49,7 +49,7 @@ fn units(cw: u32, di: u32) -> u32 {
     if di == 0 {
         return cw;
     }
-    cw / di + (cw % di != 0) as u32
+    cw.div_ceil(di)
 }
 
 /// The first level holding at least `units(cw)`; `nlevels` if none.
