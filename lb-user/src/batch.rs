@@ -1,10 +1,14 @@
-//! Reading a whole hash map in batches (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6+):
-//! the kernel walks the table and copies thousands of entries per system
-//! call, instead of two calls per entry with aya's iterator (aya 0.14 has no
+//! Batch map operations (`BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_UPDATE_BATCH`,
+//! `BPF_MAP_DELETE_BATCH`, Linux 5.6+) on a map's file descriptor: the
+//! kernel walks or fills the table thousands of entries per system call,
+//! instead of one or two calls per entry with aya's API (aya 0.14 has no
 //! batch operations). `-L` counts ActiveConn/InActConn from the connection
-//! table, which may hold millions of entries.
+//! table, which may hold millions of entries; the benchmarks fill it.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::{
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+};
 
 use aya::{
     Pod,
@@ -12,6 +16,8 @@ use aya::{
 };
 
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 /// Entries asked for per call.
 const CHUNK: usize = 8192;
 
@@ -34,7 +40,7 @@ pub fn entries<K: Pod, V: Pod, M: IterableMap<K, V>>(
     map: &M,
     iter: impl FnOnce() -> Vec<(K, V)>,
 ) -> Result<Vec<(K, V)>, MapError> {
-    match lookup_batch::<K, V>(map.map().fd().as_fd().as_raw_fd()) {
+    match lookup_fd::<K, V>(map.map().fd().as_fd()) {
         Ok(v) => Ok(v),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524) /* ENOTSUPP */) => {
             Ok(iter())
@@ -46,7 +52,79 @@ pub fn entries<K: Pod, V: Pod, M: IterableMap<K, V>>(
     }
 }
 
-fn lookup_batch<K: Pod, V: Pod>(fd: i32) -> std::io::Result<Vec<(K, V)>> {
+fn bpf(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Inserts or replaces every `(keys[i], values[i])`.
+pub fn update<K: Pod, V: Pod>(fd: BorrowedFd<'_>, keys: &[K], values: &[V]) -> io::Result<()> {
+    if keys.len() != values.len() {
+        return Err(io::Error::other("one value per key"));
+    }
+    for (k, v) in keys.chunks(CHUNK).zip(values.chunks(CHUNK)) {
+        let mut attr = BatchAttr {
+            keys: k.as_ptr() as u64,
+            values: v.as_ptr() as u64,
+            count: k.len() as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        bpf(BPF_MAP_UPDATE_BATCH, &mut attr)?;
+        if attr.count as usize != k.len() {
+            return Err(io::Error::other(format!(
+                "batch update stopped after {} of {} entries",
+                attr.count,
+                k.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every key of `keys` that is in the map; returns how many were.
+pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> {
+    let mut deleted = 0;
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let n = rest.len().min(CHUNK);
+        let mut attr = BatchAttr {
+            keys: rest.as_ptr() as u64,
+            count: n as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        match bpf(BPF_MAP_DELETE_BATCH, &mut attr) {
+            Ok(()) => {
+                deleted += n;
+                rest = &rest[n..];
+            }
+            // The key at `count` is not in the map (e.g. evicted by the
+            // LRU): skip it and go on.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let done = attr.count as usize;
+                deleted += done;
+                rest = &rest[(done + 1).min(rest.len())..];
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}
+
+/// Every entry of the map behind `fd` (hash maps and arrays).
+pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
+    let fd = fd.as_raw_fd();
     let mut out = Vec::new();
     let mut chunk = CHUNK;
     let mut token_in = [0u8; 8];
@@ -64,15 +142,7 @@ fn lookup_batch<K: Pod, V: Pod>(fd: i32) -> std::io::Result<Vec<(K, V)>> {
             map_fd: fd as u32,
             ..Default::default()
         };
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>() as u32,
-            )
-        };
-        let err = (rc < 0).then(std::io::Error::last_os_error);
+        let err = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr).err();
         match err.as_ref().and_then(|e| e.raw_os_error()) {
             // A bucket holds more entries than fit: ask for more at once.
             Some(libc::ENOSPC) if chunk < 1 << 20 => {
@@ -80,7 +150,7 @@ fn lookup_batch<K: Pod, V: Pod>(fd: i32) -> std::io::Result<Vec<(K, V)>> {
                 continue;
             }
             None | Some(libc::ENOENT) => {}
-            _ => return Err(err.unwrap_or_else(|| std::io::Error::other("batch"))),
+            _ => return Err(err.unwrap_or_else(|| io::Error::other("batch"))),
         }
         let n = attr.count as usize;
         for i in 0..n {

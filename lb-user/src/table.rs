@@ -117,6 +117,28 @@ impl Table {
         batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err("CONNS"))
     }
 
+    /// The services and their real servers' weights, in list order: what
+    /// `-S` saves. Reads only the service and dest maps (no scan of the
+    /// connection table, unlike `views`).
+    pub fn configured(&self) -> Result<Vec<(ServiceSpec, Vec<(RealId, u32)>)>, Error> {
+        let mut out = Vec::new();
+        for (id, (_, svc)) in self.services()? {
+            let mut reals = Vec::new();
+            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+                let d = self.dest(sd.dest)?;
+                reals.push((
+                    RealId {
+                        addr: Ipv4Addr::from(d.addr),
+                        port: u16::from_be_bytes(d.port),
+                    },
+                    sd.weight,
+                ));
+            }
+            out.push((spec_of(&id, &svc), reals));
+        }
+        Ok(out)
+    }
+
     /// Every `DESTS` slot, by index (read in batches: 65,536 slots).
     pub fn dest_table(&self) -> Result<Vec<Dest>, Error> {
         let m = &self.pins.dests;

@@ -22,15 +22,11 @@
 //! changes one real server leaves everything else as it was.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-
-use lb_common::{MAX_SERVICE_DESTS, SCHED_RR, SVC_F_PERSISTENT};
 
 use super::{config::Config, health::Health};
 use crate::{
     error::Error,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec},
-    pins::map_err,
+    model::{Fwd, Proto, RealId, RealSpec, ServiceId, ServiceSpec},
     table::Table,
 };
 
@@ -48,41 +44,18 @@ pub type Actual = BTreeMap<ServiceId, ActualService>;
 /// Reads the services and their real servers' weights from the table (the
 /// service and dest maps only: no scan of the connection table).
 pub fn read_actual(t: &Table) -> Result<Actual, Error> {
-    let mut out = Actual::new();
-    for item in t.pins.services.iter() {
-        let (k, svc) = item.map_err(map_err("SERVICES"))?;
-        let Some(proto) = Proto::from_number(k.proto) else {
-            continue;
-        };
-        let id = ServiceId {
-            proto,
-            addr: Ipv4Addr::from(k.addr),
-            port: u16::from_be_bytes(k.port),
-        };
-        let spec = ServiceSpec {
-            id,
-            sched: if svc.sched == SCHED_RR {
-                Sched::Rr
-            } else {
-                Sched::Wrr
-            },
-            persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
-            netmask: Ipv4Addr::from(svc.netmask),
-        };
-        let mut reals = BTreeMap::new();
-        for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
-            let d = t.pins.dests.get(&sd.dest, 0).map_err(map_err("DESTS"))?;
-            reals.insert(
-                RealId {
-                    addr: Ipv4Addr::from(d.addr),
-                    port: u16::from_be_bytes(d.port),
+    Ok(t.configured()?
+        .into_iter()
+        .map(|(spec, reals)| {
+            (
+                spec.id,
+                ActualService {
+                    spec,
+                    reals: reals.into_iter().collect(),
                 },
-                sd.weight,
-            );
-        }
-        out.insert(id, ActualService { spec, reals });
-    }
-    Ok(out)
+            )
+        })
+        .collect())
 }
 
 /// One table operation.

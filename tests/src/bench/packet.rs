@@ -210,7 +210,7 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
 /// Batch-inserts an equal share of the entries from each CPU: an LRU map
 /// made with `BPF_F_NO_COMMON_LRU` gives each CPU only its share of the
 /// capacity, so one CPU alone could not fill it.
-fn from_every_cpu<K: bytemuck::Pod + Sync, V: bytemuck::Pod + Sync>(
+fn from_every_cpu<K: aya::Pod + Sync, V: aya::Pod + Sync>(
     fd: std::os::fd::BorrowedFd<'_>,
     keys: &[K],
     values: &[V],
