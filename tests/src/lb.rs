@@ -126,19 +126,7 @@ impl Dataplane {
     }
 
     pub fn run_prog(&self, name: &str, frame: &[u8]) -> Result<RunResult> {
-        let mut out = vec![0u8; frame.len() + 512];
-        let md = self.xdp_md(frame.len());
-        let r = self.prog(name).test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: (self.ingress != 0).then_some(&md[..]),
-            ..TestRunOptions::default()
-        })?;
-        out.truncate(r.data_size_out as usize);
-        Ok(RunResult {
-            action: r.return_value,
-            frame: out,
-        })
+        Ok(self.time(name, frame, 1)?.0)
     }
 
     /// Runs `repeat` times in one syscall; returns the kernel's mean ns.

@@ -13,7 +13,7 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -30,19 +30,7 @@ const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 /// scheduling on a busy 2-CPU machine).
 const SLACK: Duration = Duration::from_secs(4);
 
-/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`.
-fn poll<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check()? {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            bail!("{what}: not within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use lb_tests::lb::wait_for as poll;
 
 /// A scratch directory for one test (configuration, log, status files),
 /// removed on drop.
