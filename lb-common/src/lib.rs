@@ -293,6 +293,8 @@ pub const DEST_F_IN_USE: u32 = 1 << 0;
 pub const DEST_F_AVAILABLE: u32 = 1 << 1;
 /// Dest flag: `mac`/`smac`/`ifindex` hold a resolved next hop.
 pub const DEST_F_RESOLVED: u32 = 1 << 2;
+/// Dest flag (set by the program): it logged that the next hop is unknown.
+pub const DEST_F_WARNED: u32 = 1 << 3;
 
 /// Forwarding method: direct routing (`-g`, "Route").
 pub const FWD_ROUTE: u8 = 0;

@@ -8,7 +8,7 @@ use aya_ebpf::{
     helpers::{bpf_fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
-use lb_common::{DEST_F_RESOLVED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH};
+use lb_common::{DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH};
 
 use crate::{
     Verdict,
@@ -61,6 +61,18 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         )
     };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        // Once per real server until it resolves (the flag is ours: the
+        // controller rewrites the flags when it writes the dest).
+        unsafe {
+            if (*dest).flags & DEST_F_WARNED == 0 {
+                (*dest).flags |= DEST_F_WARNED;
+                aya_log_ebpf::warn!(
+                    ctx,
+                    "real server {:i}: no neighbour entry, its packets are dropped until the kernel resolves it",
+                    u32::from_be_bytes((*dest).addr)
+                );
+            }
+        }
         return false;
     }
     unsafe {
@@ -68,6 +80,11 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         (*dest).smac = p.smac;
         (*dest).ifindex = if p.ifindex == ingress { 0 } else { p.ifindex };
         (*dest).flags |= DEST_F_RESOLVED;
+        aya_log_ebpf::info!(
+            ctx,
+            "real server {:i}: next hop learned from the kernel's neighbour table",
+            u32::from_be_bytes((*dest).addr)
+        );
     }
     true
 }

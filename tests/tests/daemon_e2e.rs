@@ -750,3 +750,51 @@ fn a_bad_configuration_changes_nothing() -> Result<()> {
     ensure!(o.status.code() == Some(3), "{o:?}");
     Ok(())
 }
+
+/// The XDP program's own messages (aya-log) reach the daemon's log: a real
+/// server whose MAC nobody knows is reported once by the program, when it
+/// first has to forward to it.
+#[test]
+fn messages_of_the_xdp_program_reach_the_daemon_log() -> Result<()> {
+    if !require_root("messages_of_the_xdp_program_reach_the_daemon_log") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(1)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let rs1 = addr(&lb, 0);
+    let vip = lb.topo.vip;
+    // 198.51.100.99 is on the segment but no host answers ARP for it.
+    let ghost = "198.51.100.99";
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\ncleanstop=yes\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={ghost}:80 gate\n\tchecktype=on\n\
+         \tscheduler=rr\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(3) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (ghost, 1)], limit)?;
+    // rr sends every other new connection to the ghost: the program tries
+    // the kernel's neighbour table, finds nothing and drops (and says so).
+    for _ in 0..4 {
+        let _ = client::http_try(
+            &lb.topo.client.ns,
+            lb.topo.vip_sock(80),
+            Duration::from_millis(300),
+        )?;
+    }
+    d.wait_log(
+        &format!("xdp warn: real server {ghost}: no neighbour entry"),
+        limit,
+    )?;
+    let counters = lb.lbctl_ok(&["counters"])?;
+    ensure!(
+        counters
+            .lines()
+            .any(|l| l.starts_with("drop_no_neigh") && !l.contains(" 0 ")),
+        "{counters}"
+    );
+    // Once per real server, not once per packet.
+    let lines = d.log().matches("no neighbour entry").count();
+    ensure!(lines == 1, "logged {lines} times:\n{}", d.log());
+    Ok(())
+}

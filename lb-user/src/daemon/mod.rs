@@ -36,6 +36,7 @@ pub mod health;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
+pub mod xdp_log;
 
 use std::{
     collections::BTreeMap,
@@ -189,6 +190,8 @@ struct Daemon {
     fallback_cmd: BTreeMap<ServiceId, &'static str>,
     /// Fallback commands to run, one after the other.
     fallback_runner: mpsc::UnboundedSender<String>,
+    /// aya-log readers of the attached programs.
+    xdp_logs: xdp_log::ProgramLogs,
     _lock: InstanceLock,
 }
 
@@ -226,6 +229,8 @@ impl Daemon {
         let status_path = status::status_path(&status::run_dir(), &pin_dir, &config_path);
         let lock = InstanceLock::take(&status_path).map_err(DaemonError::Setup)?;
         let log = Logger::new(cfg.logfile.clone());
+        let mut xdp_logs = xdp_log::ProgramLogs::new(log.clone());
+        xdp_logs.refresh(&pin_dir);
         if !opts.foreground {
             log.log(
                 "lbctl daemon stays in the foreground (run it under systemd or another supervisor)",
@@ -260,6 +265,7 @@ impl Daemon {
             started: SystemTime::now(),
             fallback_cmd: BTreeMap::new(),
             fallback_runner,
+            xdp_logs,
             _lock: lock,
         };
         d.log.log(&format!(
@@ -451,6 +457,8 @@ impl Daemon {
                 _ = term.recv() => break "TERM",
                 _ = int.recv() => break "INT",
                 _ = tick.tick() => {
+                    self.xdp_logs.refresh(&self.pin_dir);
+                    self.xdp_logs.drain();
                     if self.cfg.autoreload && self.file_changed() {
                         self.log.log(&format!(
                             "Configuration file '{}' has changed on disk - reread new configuration",

@@ -1,0 +1,78 @@
+//! Messages of the XDP program (aya-log) into the daemon's log.
+//!
+//! The program logs rare events only (a real server's next hop learned from
+//! the kernel, or not known; per-packet outcomes are counters, see `lbctl
+//! counters`). The daemon finds the programs through the pinned links of
+//! the pin directory, attaches an aya-log reader to each (again after an
+//! upgrade replaced a program), and drains them on every tick.
+
+use std::{collections::BTreeMap, path::Path};
+
+use aya::programs::links::{FdLink, PinnedLink};
+use aya_log::EbpfLogger;
+
+use super::Logger;
+use crate::attach;
+
+/// Forwards aya-log records to the daemon's log, one line each.
+struct Forward(Logger);
+
+impl log::Log for Forward {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .log(&format!("xdp {}: {}", record.level().as_str().to_lowercase(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// The aya-log readers of the programs attached under a pin directory.
+pub struct ProgramLogs {
+    log: Logger,
+    /// By program id.
+    readers: BTreeMap<u32, EbpfLogger<Forward>>,
+}
+
+impl ProgramLogs {
+    pub fn new(log: Logger) -> ProgramLogs {
+        ProgramLogs {
+            log,
+            readers: BTreeMap::new(),
+        }
+    }
+
+    /// The ids of the programs held by the pinned links in `dir`.
+    fn attached_programs(dir: &Path) -> Vec<u32> {
+        attach::attached(dir)
+            .iter()
+            .filter_map(|iface| PinnedLink::from_pin(attach::link_pin(dir, iface)).ok())
+            .filter_map(|pinned| FdLink::from(pinned).info().ok())
+            .map(|info| info.program_id())
+            .collect()
+    }
+
+    /// Follows the programs attached now: readers for new ones, none for
+    /// replaced ones. Programs without log support (the pass-through
+    /// program) are skipped.
+    pub fn refresh(&mut self, dir: &Path) {
+        let ids = Self::attached_programs(dir);
+        self.readers.retain(|id, _| ids.contains(id));
+        for id in ids {
+            if self.readers.contains_key(&id) {
+                continue;
+            }
+            if let Ok(r) = EbpfLogger::init_from_id_with_logger(id, Forward(self.log.clone())) {
+                self.readers.insert(id, r);
+            }
+        }
+    }
+
+    /// Writes every pending message to the log.
+    pub fn drain(&mut self) {
+        for r in self.readers.values_mut() {
+            r.flush();
+        }
+    }
+}
