@@ -90,6 +90,9 @@ fn to_stats(s: ServiceStats) -> Stats {
     }
 }
 
+/// A service and its real servers with their weights, in list order.
+pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
+
 /// The control plane: LVS operations on the pinned maps.
 pub struct Table {
     pub pins: Pins,
@@ -120,7 +123,7 @@ impl Table {
     /// The services and their real servers' weights, in list order: what
     /// `-S` saves. Reads only the service and dest maps (no scan of the
     /// connection table, unlike `views`).
-    pub fn configured(&self) -> Result<Vec<(ServiceSpec, Vec<(RealId, u32)>)>, Error> {
+    pub fn configured(&self) -> Result<Vec<Configured>, Error> {
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
             let mut reals = Vec::new();

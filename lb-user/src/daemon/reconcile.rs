@@ -277,6 +277,7 @@ mod tests {
     use super::*;
     use crate::cli::Resolver;
     use crate::daemon::{config, health::Outcome};
+    use std::net::Ipv4Addr;
     use std::path::Path;
     use std::time::SystemTime;
 
