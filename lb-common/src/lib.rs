@@ -627,7 +627,11 @@ pub const REASON_DROP_REPLY_RATE: u32 = 17;
 /// A frame not addressed to the director (group address, or another
 /// host's MAC seen in promiscuous mode): IPVS only handles PACKET_HOST.
 pub const REASON_PASS_NOT_FOR_US: u32 = 18;
-pub const REASON_COUNT: u32 = 19;
+/// An ICMP error about a balanced flow (e.g. "fragmentation needed" for the
+/// real server's replies), forwarded to the flow's real server as IPVS's
+/// `ip_vs_in_icmp` does, so path MTU discovery works through the director.
+pub const REASON_FWD_ICMP: u32 = 19;
+pub const REASON_COUNT: u32 = 20;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ipv4",
@@ -649,6 +653,7 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_internal",
     "drop_reply_rate",
     "pass_not_for_us",
+    "fwd_icmp",
 ];
 
 /// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.

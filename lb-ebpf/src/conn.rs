@@ -6,7 +6,8 @@ use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
     CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
-    REASON_DROP_NODEST, REASON_FWD_CONN, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, Settings,
+    REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_ICMP, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE,
+    REASON_PASS_NOT_L4, Settings,
 };
 use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
 
@@ -59,6 +60,45 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Pass(REASON_PASS_NO_CONN);
     }
     schedule::new_flow(ctx, pkt, svc, cfg, &key, now)
+}
+
+/// An ICMP error about a flow in the table goes to the flow's real server,
+/// unchanged but for the MACs (IPVS `ip_vs_in_icmp`): a "fragmentation
+/// needed" about the real server's replies must reach it, or path MTU
+/// discovery breaks. It changes nothing in the entry. Any other ICMP error
+/// is the kernel's.
+#[inline(never)]
+pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    let other = Verdict::Pass(REASON_PASS_NOT_L4);
+    if !lookup::maybe_vip(pkt) {
+        return other;
+    }
+    let key = ConnKey {
+        caddr: pkt.saddr,
+        vaddr: pkt.daddr,
+        cport: pkt.sport,
+        vport: pkt.dport,
+        proto: pkt.proto,
+        _pad: [0; 3],
+    };
+    let Some(c) = CONNS.get_ptr(&key) else {
+        return other;
+    };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let (dest_id, dest_gen, expires, svc_id) =
+        unsafe { ((*c).dest, (*c).dest_gen, (*c).expires(), (*c).svc) };
+    if now >= expires {
+        return other;
+    }
+    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        return other;
+    };
+    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
+    if unsafe { (*dest).generation } != dest_gen || unsafe { (*dest).flags } & usable != usable {
+        return other;
+    }
+    stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
+    forward::direct_route(ctx, dest, dest_id, REASON_FWD_ICMP)
 }
 
 #[inline(always)]

@@ -99,6 +99,10 @@ pub struct Packet {
     pub ack_seq: u32,
     /// TCP payload length (for a reset's acknowledgement number).
     pub tcp_payload: u32,
+    /// An ICMP error quoting a packet from VIP:vport to a client: the
+    /// addresses and ports above are the quoted flow's, seen from the
+    /// client (`saddr` = the client), so they make its conn key.
+    pub icmp_error: bool,
 }
 
 impl Packet {
@@ -164,6 +168,7 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
                 seq: u32::from_be_bytes(unsafe { (*tcp).seq }),
                 ack_seq: u32::from_be_bytes(unsafe { (*tcp).ack_seq }),
                 tcp_payload: (l4_len - doff) as u32,
+                icmp_error: false,
             })
         }
         IPPROTO_UDP => {
@@ -183,10 +188,53 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
                 seq: 0,
                 ack_seq: 0,
                 tcp_payload: 0,
+                icmp_error: false,
             })
         }
+        IPPROTO_ICMP => icmp_error(ctx, l4, tot_len),
         _ => Err(Verdict::Pass(REASON_PASS_NOT_L4)),
     }
+}
+
+const IPPROTO_ICMP: u8 = 1;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_PARAMETERPROB: u8 = 12;
+
+/// An ICMP error (destination unreachable, time exceeded, parameter
+/// problem) quoting a TCP or UDP packet: the quoted flow, turned around.
+/// Anything else ICMP goes to the kernel as before (`pass_not_tcp_udp`).
+#[inline(always)]
+fn icmp_error(ctx: &XdpContext, l4: usize, tot_len: u16) -> Result<Packet, Verdict> {
+    let other = Verdict::Pass(REASON_PASS_NOT_L4);
+    let icmp: *const [u8; 8] = ptr_at(ctx, l4).ok_or(other)?;
+    let ty = unsafe { (*icmp)[0] };
+    if ty != ICMP_DEST_UNREACH && ty != ICMP_TIME_EXCEEDED && ty != ICMP_PARAMETERPROB {
+        return Err(other);
+    }
+    let inner: *const Ipv4Hdr = ptr_at(ctx, l4 + 8).ok_or(other)?;
+    let vihl = unsafe { (*inner).vihl };
+    let ihl = ((vihl & 0x0f) as usize) * 4;
+    let proto = unsafe { (*inner).proto };
+    if vihl >> 4 != 4 || ihl < 20 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+        return Err(other);
+    }
+    let ports: *const [u8; 4] = ptr_at(ctx, l4 + 8 + ihl).ok_or(other)?;
+    let p = unsafe { *ports };
+    Ok(Packet {
+        ihl,
+        tot_len,
+        proto,
+        saddr: unsafe { (*inner).daddr },
+        daddr: unsafe { (*inner).saddr },
+        sport: [p[2], p[3]],
+        dport: [p[0], p[1]],
+        tcp_flags: 0,
+        seq: 0,
+        ack_seq: 0,
+        tcp_payload: 0,
+        icmp_error: true,
+    })
 }
 
 /// Whether the frame is addressed to this host (PACKET_HOST): not to a

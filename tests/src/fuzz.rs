@@ -50,7 +50,7 @@ use lb_common::{
     CONN_S_TIME_WAIT, CONN_S_UDP, ConnKey, REASON_COUNT, REASON_DROP_NODEST,
     REASON_DROP_REPLY_RATE, REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES,
     REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE,
-    REASON_PASS_NOT_FOR_US,
+    REASON_PASS_NOT_FOR_US, REASON_FWD_ICMP,
     REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN,
     REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST, TemplateKey,
 };
@@ -292,6 +292,9 @@ struct Pkt {
     ack: u32,
     /// TCP payload length (per the IP total length).
     payload: u32,
+    /// An ICMP error quoting a TCP/UDP packet: the fields above are the
+    /// quoted flow turned around (from the client's side).
+    icmp: bool,
 }
 
 impl Pkt {
@@ -378,6 +381,7 @@ fn classify(f: &[u8]) -> Result<Pkt, u32> {
                 seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
                 ack: u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]),
                 payload: (l4_len - doff) as u32,
+                icmp: false,
             })
         }
         17 => {
@@ -395,10 +399,45 @@ fn classify(f: &[u8]) -> Result<Pkt, u32> {
                 seq: 0,
                 ack: 0,
                 payload: 0,
+                icmp: false,
             })
         }
+        1 => icmp_error(ip, ihl).ok_or(REASON_PASS_NOT_L4),
         _ => Err(REASON_PASS_NOT_L4),
     }
+}
+
+/// An ICMP error (types 3, 11, 12) quoting a TCP or UDP packet, as the
+/// flow it is about, seen from the client. Bounds are the frame's (the
+/// quote may be cut short by the ICMP sender).
+fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
+    let icmp = ip.get(ihl..)?;
+    if icmp.len() < 8 || ![3, 11, 12].contains(&icmp[0]) {
+        return None;
+    }
+    let inner = &icmp[8..];
+    if inner.len() < 20 {
+        return None;
+    }
+    let iihl = usize::from(inner[0] & 0x0f) * 4;
+    let proto = inner[9];
+    if inner[0] >> 4 != 4 || iihl < 20 || (proto != 6 && proto != 17) {
+        return None;
+    }
+    let ports = inner.get(iihl..iihl + 4)?;
+    Some(Pkt {
+        ihl,
+        proto,
+        saddr: [inner[16], inner[17], inner[18], inner[19]],
+        daddr: [inner[12], inner[13], inner[14], inner[15]],
+        sport: u16::from_be_bytes([ports[2], ports[3]]),
+        dport: u16::from_be_bytes([ports[0], ports[1]]),
+        flags: 0,
+        seq: 0,
+        ack: 0,
+        payload: 0,
+        icmp: true,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -596,6 +635,31 @@ impl Model {
             && r.tmpl_epoch == t.epoch
             && !(self.expire_quiescent_template && r.weight == 0);
         ok.then_some(t.real)
+    }
+
+    /// An ICMP error goes to the real server of the flow it is about, if
+    /// that flow has a live entry whose real may take packets; else to the
+    /// kernel. It changes nothing.
+    fn icmp_plan(&self, p: &Pkt) -> Plan {
+        let expect = match self.flows.get(&p.key()) {
+            Some(f) => {
+                let r = &self.svcs[f.svc].reals[f.real];
+                if r.incarnation == f.incarnation && r.available {
+                    Expect::Forward {
+                        svc: f.svc,
+                        reason: REASON_FWD_ICMP,
+                        reals: vec![f.real],
+                    }
+                } else {
+                    Expect::Pass(REASON_PASS_NOT_L4)
+                }
+            }
+            None => Expect::Pass(REASON_PASS_NOT_L4),
+        };
+        Plan {
+            expect,
+            remove: false,
+        }
     }
 
     fn plan(&self, svc: usize, p: &Pkt) -> Plan {
@@ -1755,6 +1819,7 @@ pub fn run(dp: &mut Dataplane, cfg: &FuzzConfig) -> Result<Report> {
         let g = generator.next();
         let cls = classify(&g.frame);
         let (svc, pkt) = match &cls {
+            Ok(p) if p.icmp => (None, Some(*p)),
             Ok(p) => (model.lookup(p), Some(*p)),
             Err(_) => (None, None),
         };
@@ -1763,6 +1828,7 @@ pub fn run(dp: &mut Dataplane, cfg: &FuzzConfig) -> Result<Report> {
                 expect: Expect::Pass(*reason),
                 remove: false,
             },
+            (Ok(p), ..) if p.icmp => model.icmp_plan(p),
             (Ok(_), None, _) => Plan {
                 expect: Expect::Pass(REASON_PASS_NO_SERVICE),
                 remove: false,
@@ -1882,6 +1948,7 @@ pub fn check_one(input: &[u8]) -> Result<()> {
         let mut model = Model::new();
         let cls = classify(&input);
         let (svc, pkt) = match &cls {
+            Ok(p) if p.icmp => (None, Some(*p)),
             Ok(p) => (model.lookup(p), Some(*p)),
             Err(_) => (None, None),
         };
@@ -1890,6 +1957,7 @@ pub fn check_one(input: &[u8]) -> Result<()> {
                 expect: Expect::Pass(*reason),
                 remove: false,
             },
+            (Ok(p), ..) if p.icmp => model.icmp_plan(p),
             (Ok(_), Some(s), Some(p)) => model.plan(s, p),
             _ => Plan {
                 expect: Expect::Pass(REASON_PASS_NO_SERVICE),

@@ -823,3 +823,40 @@ lab_test!(flows_of_a_deleted_service_are_held_like_a_removed_reals, |dp| {
     assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
     Ok(())
 });
+
+lab_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp| {
+    // A router on the way to the client cannot forward the real server's
+    // large reply (from VIP:80): its "fragmentation needed" comes to the
+    // VIP, i.e. to the director, which must hand it to that real server.
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 1))?;
+    let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+    let router = Ipv4Addr::new(198, 51, 100, 254);
+    let reply = Frame::tcp(VIP, CLIENT).ports(80, 40000).ack().payload(&[0u8; 64]).build();
+    let quote = &reply[14..14 + 20 + 8];
+    let icmp = |q: &[u8], ty: u8| {
+        Frame::icmp(router, VIP, ty, 4)
+            .src_mac(CLIENT_MAC)
+            .dst_mac(LB_MAC)
+            .icmp_rest([0, 0, 0x05, 0xdc])
+            .payload(q)
+            .build()
+    };
+    let f = icmp(quote, 3);
+    let (r, moved) = run_counted(&dp, &f)?;
+    assert_eq!(r.frame, routed(&f, first), "only the MACs change");
+    assert_eq!(moved, only(REASON_FWD_ICMP));
+    // Time exceeded too; the entry is unchanged by them.
+    let (r, _) = run_counted(&dp, &icmp(quote, 11))?;
+    assert_eq!(real_of(&r), Some(first));
+    // About no known flow, or not an error: the kernel's.
+    let other = Frame::tcp(VIP, CLIENT).ports(80, 40999).ack().build();
+    for f in [icmp(&other[14..14 + 28], 3), Frame::icmp(router, VIP, 8, 0).dst_mac(LB_MAC).build()] {
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!((r.action, &r.frame), (XDP_PASS, &f));
+        assert_eq!(moved, only(REASON_PASS_NOT_L4));
+    }
+    Ok(())
+});
