@@ -2,7 +2,7 @@
 //! entry (expiry, port reuse, removed real server), track TCP state and
 //! forward; flows without a usable entry go to `schedule`.
 
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
     CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
@@ -32,7 +32,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(cfg) = settings() else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = stats::now(cfg);
     let key = ConnKey {
         caddr: pkt.saddr,
         vaddr: pkt.daddr,
@@ -84,7 +84,10 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(c) = CONNS.get_ptr(&key) else {
         return other;
     };
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Some(cfg) = settings() else {
+        return other;
+    };
+    let now = stats::now(cfg);
     let (dest_id, dest_gen, expires, svc_id) =
         unsafe { ((*c).dest, (*c).dest_gen, (*c).expires(), (*c).svc) };
     if now >= expires {

@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod batch;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod error;
 pub mod format;

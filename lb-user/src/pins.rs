@@ -301,7 +301,12 @@ impl Pins {
         // when every size matches (the meaning of a field may have changed).
         let layout = pins.settings()?.layout;
         if layout == 0 {
-            pins.set_settings(&Settings::DEFAULT)?;
+            let mut fresh = Settings::DEFAULT;
+            if let Some((tick, offset)) = crate::clock::calibrate() {
+                fresh.clock_ns_per_jiffy = tick;
+                fresh.clock_offset = offset;
+            }
+            pins.set_settings(&fresh)?;
         } else if layout != lb_common::LAYOUT_VERSION {
             return Err(Error::StalePin {
                 dir: dir.to_path_buf(),
