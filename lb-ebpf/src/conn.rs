@@ -33,14 +33,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
     let now = stats::now(cfg);
-    let key = ConnKey {
-        caddr: pkt.saddr,
-        vaddr: pkt.daddr,
-        cport: pkt.sport,
-        vport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    let key = pkt.conn_key();
     // IPVS schedules only a TCP SYN (without RST), and any UDP datagram.
     let schedulable = !pkt.is_tcp() || pkt.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
 
@@ -73,14 +66,7 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     if !lookup::maybe_vip(pkt) {
         return other;
     }
-    let key = ConnKey {
-        caddr: pkt.saddr,
-        vaddr: pkt.daddr,
-        cport: pkt.sport,
-        vport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    let key = pkt.conn_key();
     let Some(c) = CONNS.get_ptr(&key) else {
         return other;
     };

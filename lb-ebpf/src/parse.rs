@@ -9,7 +9,7 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    IPPROTO_TCP, IPPROTO_UDP, MAX_IFACES, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
+    ConnKey, IPPROTO_TCP, IPPROTO_UDP, MAX_IFACES, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
     REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED,
     REASON_PASS_VLAN,
 };
@@ -109,6 +109,19 @@ impl Packet {
     #[inline(always)]
     pub fn is_tcp(&self) -> bool {
         self.proto == IPPROTO_TCP
+    }
+
+    /// The key of the packet's flow in `CONNS` (as the client sent it).
+    #[inline(always)]
+    pub fn conn_key(&self) -> ConnKey {
+        ConnKey {
+            caddr: self.saddr,
+            vaddr: self.daddr,
+            cport: self.sport,
+            vport: self.dport,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
     }
 }
 

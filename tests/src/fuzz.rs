@@ -637,6 +637,24 @@ impl Model {
         ok.then_some(t.real)
     }
 
+    /// What the program must do with a frame: the service it is for (none
+    /// for frames it leaves alone and for ICMP errors), the packet as
+    /// classified, and the plan.
+    fn expect_for(&self, frame: &[u8]) -> (Option<usize>, Option<Pkt>, Plan) {
+        let pass = |reason| Plan {
+            expect: Expect::Pass(reason),
+            remove: false,
+        };
+        match classify(frame) {
+            Err(reason) => (None, None, pass(reason)),
+            Ok(p) if p.icmp => (None, Some(p), self.icmp_plan(&p)),
+            Ok(p) => match self.lookup(&p) {
+                Some(s) => (Some(s), Some(p), self.plan(s, &p)),
+                None => (None, Some(p), pass(REASON_PASS_NO_SERVICE)),
+            },
+        }
+    }
+
     /// An ICMP error goes to the real server of the flow it is about, if
     /// that flow has a live entry whose real may take packets; else to the
     /// kernel. It changes nothing.
@@ -1817,25 +1835,7 @@ pub fn run(dp: &mut Dataplane, cfg: &FuzzConfig) -> Result<Report> {
             report.flushes += 1;
         }
         let g = generator.next();
-        let cls = classify(&g.frame);
-        let (svc, pkt) = match &cls {
-            Ok(p) if p.icmp => (None, Some(*p)),
-            Ok(p) => (model.lookup(p), Some(*p)),
-            Err(_) => (None, None),
-        };
-        let plan = match (&cls, svc, &pkt) {
-            (Err(reason), ..) => Plan {
-                expect: Expect::Pass(*reason),
-                remove: false,
-            },
-            (Ok(p), ..) if p.icmp => model.icmp_plan(p),
-            (Ok(_), None, _) => Plan {
-                expect: Expect::Pass(REASON_PASS_NO_SERVICE),
-                remove: false,
-            },
-            (Ok(_), Some(s), Some(p)) => model.plan(s, p),
-            (Ok(_), Some(_), None) => unreachable!("a classified frame has a packet"),
-        };
+        let (svc, pkt, plan) = model.expect_for(&g.frame);
         let t0 = Instant::now();
         let r = dp.run(&g.frame)?;
         report.in_test_run += t0.elapsed();
@@ -1946,24 +1946,7 @@ pub fn check_one(input: &[u8]) -> Result<()> {
         dp.set_ingress("lab0")?;
         configure(&mut dp)?;
         let mut model = Model::new();
-        let cls = classify(&input);
-        let (svc, pkt) = match &cls {
-            Ok(p) if p.icmp => (None, Some(*p)),
-            Ok(p) => (model.lookup(p), Some(*p)),
-            Err(_) => (None, None),
-        };
-        let plan = match (&cls, svc, &pkt) {
-            (Err(reason), ..) => Plan {
-                expect: Expect::Pass(*reason),
-                remove: false,
-            },
-            (Ok(p), ..) if p.icmp => model.icmp_plan(p),
-            (Ok(_), Some(s), Some(p)) => model.plan(s, p),
-            _ => Plan {
-                expect: Expect::Pass(REASON_PASS_NO_SERVICE),
-                remove: false,
-            },
-        };
+        let (svc, pkt, plan) = model.expect_for(&input);
         let before = read_counters(&dp)?;
         let r = dp.run(&input)?;
         let after = read_counters(&dp)?;
