@@ -60,6 +60,12 @@ pub const MAX_SERVICES: u32 = 4096;
 pub const MAX_DESTS: u32 = 65536;
 /// Real servers of one service.
 pub const MAX_SERVICE_DESTS: usize = 64;
+/// Largest weight of a real server (IPVS keeps weights in an `int`; ipvsadm
+/// accepts 0..=65535 for `-w`). 0 makes the real quiescent.
+pub const MAX_WEIGHT: u32 = 65535;
+/// ipvsadm's `MAX_TIMEOUT`: 31 days in seconds, the upper bound of a
+/// persistence timeout (`-p`, ldirectord's `persistent`) and of `--set`.
+pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// Default size of the connection table (LRU); `lbctl attach --conns` changes it.
 pub const DEFAULT_CONNS: u32 = 1 << 20;
 /// Default size of the template table (LRU); `lbctl attach --templates` changes it.

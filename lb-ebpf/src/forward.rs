@@ -8,7 +8,9 @@ use aya_ebpf::{
     helpers::{bpf_fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
-use lb_common::{DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH};
+use lb_common::{
+    DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH,
+};
 
 use crate::{
     Verdict,

@@ -67,9 +67,7 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let verdict = match parse::packet(&ctx) {
         Err(v) => v,
         Ok(pkt) if pkt.icmp_error => conn::icmp_error(&ctx, &pkt),
-        Ok(pkt) if !lookup::maybe_vip(&pkt) => {
-            Verdict::Pass(lb_common::REASON_PASS_NO_SERVICE)
-        }
+        Ok(pkt) if !lookup::maybe_vip(&pkt) => Verdict::Pass(lb_common::REASON_PASS_NO_SERVICE),
         Ok(pkt) => conn::handle(&ctx, &pkt),
     };
     stats::count(verdict.reason, len as u64);

@@ -7,8 +7,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    Conn, ConnKey, Counters, Iface, MAX_IFACES, VIP_FILTER_WORDS, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAX_DESTS, MAX_SERVICES,
-    REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings, Template, TemplateKey,
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, Iface, MAX_DESTS, MAX_IFACES,
+    MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings,
+    Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]

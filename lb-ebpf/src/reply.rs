@@ -8,11 +8,11 @@
 //! local buffers (fixed size, checksummed there) and then written out; after
 //! every head/tail adjustment every packet pointer is derived again.
 
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
     NS_PER_SEC, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_TX_ICMP_UNREACH,
     REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC,

@@ -4,10 +4,11 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, Dest, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceKey, Settings, TEMPLATE_PUSH_SLACK_NS,
-    TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey, conn_state_is_closing, template_expiry,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
+    DEST_F_AVAILABLE, DEST_F_IN_USE, Dest, NS_PER_SEC, REASON_DROP_CONN_TABLE,
+    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0,
+    Service, ServiceKey, Settings, TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template,
+    TemplateKey, conn_state_is_closing, template_expiry,
 };
 use lb_ebpf::{sched, tcp_state::next_state};
 

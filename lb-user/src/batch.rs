@@ -42,7 +42,12 @@ pub fn entries<K: Pod, V: Pod, M: IterableMap<K, V>>(
 ) -> Result<Vec<(K, V)>, MapError> {
     match lookup_fd::<K, V>(map.map().fd().as_fd()) {
         Ok(v) => Ok(v),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524) /* ENOTSUPP */) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL) | Some(524) /* ENOTSUPP */
+            ) =>
+        {
             Ok(iter())
         }
         Err(io_error) => Err(MapError::SyscallError(aya::sys::SyscallError {
@@ -134,7 +139,11 @@ pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> 
         let mut keys = vec![0u8; chunk * size_of::<K>()];
         let mut values = vec![0u8; chunk * size_of::<V>()];
         let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { token_in.as_mut_ptr() as u64 },
+            in_batch: if first {
+                0
+            } else {
+                token_in.as_mut_ptr() as u64
+            },
             out_batch: token_out.as_mut_ptr() as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
@@ -154,8 +163,10 @@ pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> 
         }
         let n = attr.count as usize;
         for i in 0..n {
-            let k: K = unsafe { std::ptr::read_unaligned(keys.as_ptr().add(i * size_of::<K>()).cast()) };
-            let v: V = unsafe { std::ptr::read_unaligned(values.as_ptr().add(i * size_of::<V>()).cast()) };
+            let k: K =
+                unsafe { std::ptr::read_unaligned(keys.as_ptr().add(i * size_of::<K>()).cast()) };
+            let v: V =
+                unsafe { std::ptr::read_unaligned(values.as_ptr().add(i * size_of::<V>()).cast()) };
             out.push((k, v));
         }
         if err.is_some() {

@@ -23,13 +23,14 @@
 //! (never DNS), through a [`Resolver`] that tests build from text.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::OnceLock;
 
 use crate::format::ListFormat;
+use crate::model::UNSUPPORTED_SCHEDULERS;
 use crate::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use crate::resolve::{Resolver, uncomment};
 
-/// ipvsadm's `MAX_TIMEOUT`: 31 days, the upper bound of `-p` and `--set`.
-pub const MAX_TIMEOUT: u32 = 86400 * 31;
+pub use lb_common::MAX_TIMEOUT;
+use lb_common::MAX_WEIGHT;
 
 /// Timeout that `-p` without a value gives, in seconds.
 ///
@@ -49,11 +50,6 @@ pub const DEFAULT_SCHED: Sched = Sched::Wrr;
 
 /// Weight of `-a`/`-e` without `-w` (ipvsadm re-sends it on `-e` too).
 pub const DEFAULT_WEIGHT: u32 = 1;
-
-/// The IPVS schedulers that lbctl knows of but does not implement yet.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 12] = [
-    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
 
 /// One parsed `lbctl` invocation (or one line of `-R` input).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -361,137 +357,6 @@ impl CliError {
             _ => 2,
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// Names: /etc/hosts and /etc/services
-// ---------------------------------------------------------------------------
-
-/// Host and service names, from `/etc/hosts` and `/etc/services` only (lbctl
-/// never asks DNS). Lookups follow glibc's files backend: host names match
-/// case-insensitively on the canonical name or an alias, service names
-/// case-sensitively; the first matching line wins; reverse lookups give the
-/// line's canonical (first) name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Resolver {
-    /// (address, names) per IPv4 line of the hosts file, in file order.
-    hosts: Vec<(Ipv4Addr, Vec<String>)>,
-    /// One entry per line of the services file, in file order.
-    services: Vec<ServiceEntry>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ServiceEntry {
-    port: u16,
-    proto: String,
-    names: Vec<String>,
-}
-
-impl Resolver {
-    /// A resolver that knows no names: only numbers parse, listings stay
-    /// numeric.
-    pub const fn new() -> Resolver {
-        Resolver {
-            hosts: Vec::new(),
-            services: Vec::new(),
-        }
-    }
-
-    /// Builds a resolver from the text of a hosts file and a services file.
-    pub fn from_text(hosts: &str, services: &str) -> Resolver {
-        Resolver {
-            hosts: parse_hosts(hosts),
-            services: parse_services(services),
-        }
-    }
-
-    /// The machine's `/etc/hosts` and `/etc/services`, read once per process
-    /// (a missing or unreadable file counts as empty).
-    pub fn system() -> &'static Resolver {
-        static SYSTEM: OnceLock<Resolver> = OnceLock::new();
-        SYSTEM.get_or_init(|| {
-            let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-            let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
-            Resolver::from_text(&hosts, &services)
-        })
-    }
-
-    /// `gethostbyname` restricted to the hosts file (IPv4 entries only).
-    pub fn host_addr(&self, name: &str) -> Option<Ipv4Addr> {
-        self.hosts
-            .iter()
-            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-            .map(|(addr, _)| *addr)
-    }
-
-    /// `gethostbyaddr` restricted to the hosts file.
-    pub fn host_name(&self, addr: Ipv4Addr) -> Option<&str> {
-        self.hosts
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .and_then(|(_, names)| names.first())
-            .map(String::as_str)
-    }
-
-    /// `getservbyname(name, "tcp"|"udp")`.
-    pub fn service_port(&self, name: &str, proto: Proto) -> Option<u16> {
-        let proto = proto_file_name(proto);
-        self.services
-            .iter()
-            .find(|e| e.proto == proto && e.names.iter().any(|n| n == name))
-            .map(|e| e.port)
-    }
-
-    /// `getservbyport(port, "tcp"|"udp")`.
-    pub fn service_name(&self, port: u16, proto: Proto) -> Option<&str> {
-        let proto = proto_file_name(proto);
-        self.services
-            .iter()
-            .find(|e| e.proto == proto && e.port == port)
-            .and_then(|e| e.names.first())
-            .map(String::as_str)
-    }
-}
-
-fn proto_file_name(proto: Proto) -> &'static str {
-    match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    }
-}
-
-/// The part of a configuration line before its `#` comment.
-fn uncomment(line: &str) -> &str {
-    line.split('#').next().unwrap_or("")
-}
-
-fn parse_hosts(text: &str) -> Vec<(Ipv4Addr, Vec<String>)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = uncomment(line).split_whitespace();
-            let addr = fields.next()?.parse::<Ipv4Addr>().ok()?;
-            let names: Vec<String> = fields.map(str::to_owned).collect();
-            (!names.is_empty()).then_some((addr, names))
-        })
-        .collect()
-}
-
-fn parse_services(text: &str) -> Vec<ServiceEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = uncomment(line).split_whitespace();
-            let name = fields.next()?;
-            let (port, proto) = fields.next()?.split_once('/')?;
-            let port = port.parse::<u16>().ok()?;
-            let mut names = vec![name.to_owned()];
-            names.extend(fields.map(str::to_owned));
-            Some(ServiceEntry {
-                port,
-                proto: proto.to_owned(),
-                names,
-            })
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1744,7 +1609,8 @@ fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Result<(), Cl
         }
         Tag::Weight => {
             st.set(Opt::Weight)?;
-            let w = string_to_number(&arg, 0, 65535).ok_or(CliError::IllegalWeight)?;
+            let w =
+                string_to_number(&arg, 0, i64::from(MAX_WEIGHT)).ok_or(CliError::IllegalWeight)?;
             st.weight = u32::try_from(w).ok();
         }
         Tag::UThreshold | Tag::LThreshold => {

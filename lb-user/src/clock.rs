@@ -20,9 +20,12 @@ fn sample() -> Option<(u64, u64)> {
 
 /// Parses `now at N nsecs` and the first `jiffies: J` line.
 pub fn parse_timer_list(text: &str) -> Option<(u64, u64)> {
-    let now = text
-        .lines()
-        .find_map(|l| l.strip_prefix("now at ")?.strip_suffix(" nsecs")?.parse().ok())?;
+    let now = text.lines().find_map(|l| {
+        l.strip_prefix("now at ")?
+            .strip_suffix(" nsecs")?
+            .parse()
+            .ok()
+    })?;
     let jiffies = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("jiffies: ")?.trim().parse().ok())?;
@@ -65,7 +68,10 @@ mod tests {
     fn reads_the_timer_list() {
         let text = "Timer List Version: v0.10\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 7868013153978 nsecs\n\
                     \ncpu: 0\n  .last_jiffies   : 4296783567\njiffies: 4296859238\n";
-        assert_eq!(parse_timer_list(text), Some((7_868_013_153_978, 4_296_859_238)));
+        assert_eq!(
+            parse_timer_list(text),
+            Some((7_868_013_153_978, 4_296_859_238))
+        );
         assert_eq!(parse_timer_list("now at 5 nsecs\n"), None);
     }
 

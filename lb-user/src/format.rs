@@ -9,8 +9,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::cli::Resolver;
 use crate::model::{ConnView, Proto, RealView, ServiceView, Timeouts};
+use crate::resolve::Resolver;
 
 /// IPVS version ipvsadm reports in the header (that of every kernel since
 /// 2.6.x).

@@ -14,6 +14,7 @@ pub mod format;
 pub mod model;
 pub mod neigh;
 pub mod pins;
+pub mod resolve;
 pub mod table;
 
 pub use error::Error;

@@ -174,7 +174,11 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
                 }
                 ListTarget::Conns => {
                     let rows = t.conn_rows()?;
-                    out(&format::list_conns_with(&rows, &f, cli::Resolver::system()))?;
+                    out(&format::list_conns_with(
+                        &rows,
+                        &f,
+                        lb_user::resolve::Resolver::system(),
+                    ))?;
                 }
                 ListTarget::Timeouts => out(&format::timeouts(&t.timeouts()?))?,
             }

@@ -44,6 +44,11 @@ pub struct ServiceId {
     pub port: u16,
 }
 
+/// The IPVS schedulers that lbctl knows of but does not implement yet.
+pub const UNSUPPORTED_SCHEDULERS: [&str; 12] = [
+    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
 /// Scheduler (`-s`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sched {
@@ -104,7 +109,7 @@ pub struct RealId {
 pub struct RealSpec {
     pub id: RealId,
     pub fwd: Fwd,
-    /// 0..=65535; 0 = quiescent.
+    /// 0..=[`lb_common::MAX_WEIGHT`]; 0 = quiescent.
     pub weight: u32,
 }
 

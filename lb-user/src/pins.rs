@@ -19,10 +19,11 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_NAMES, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS,
-    MAP_IFACES, MAP_REPLY_RATE, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, Iface, VIP_FILTER_WORDS, MAX_DESTS, MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey,
-    ServiceStats, Settings, Template, TemplateKey,
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, Iface, MAP_CONNS,
+    MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES,
+    MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS, MAX_IFACES,
+    MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings,
+    Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use crate::error::Error;

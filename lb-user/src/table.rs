@@ -19,22 +19,21 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use aya::maps::PerCpuValues;
 use lb_common::{
-    VIP_FILTER_WORDS, vip_bit,
-    REASON_NAMES,
-    Conn, ConnKey, Template, TemplateKey,
-    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS, MAX_SERVICE_DESTS, MAX_SERVICES,
-    SCHED_NONE, SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
-    ServiceKey, ServiceStats, Settings, TMPL_S_ASSURED, conn_state_is_active,
+    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
+    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS,
+    MAX_SERVICE_DESTS, MAX_SERVICES, REASON_NAMES, SCHED_NONE, SCHED_RR, SCHED_WRR,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
 };
 
 use crate::{
+    batch,
     error::Error,
     model::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
         ServiceView, Stats, Timeouts,
     },
-    batch, neigh,
+    neigh,
     pins::{Pins, map_err},
 };
 
@@ -846,7 +845,7 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
 }
 
 fn validate_real(real: &RealSpec) -> Result<(), Error> {
-    if real.weight > 65535 {
+    if real.weight > lb_common::MAX_WEIGHT {
         return Err(Error::Invalid("Illegal weight specified".into()));
     }
     Ok(())

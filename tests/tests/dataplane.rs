@@ -674,7 +674,10 @@ lab_test!(icmp_errors_are_rate_limited_like_the_kernels, |dp| {
     // A burst of 50, plus what refills while the loop runs (1 per ms, on a
     // clock that moves in ticks of up to 4 ms: HZ >= 250).
     let refill = start.elapsed().as_millis() as u64 + 5;
-    assert!(sent >= 50 && sent <= 50 + refill, "{sent} sent in {refill} ms");
+    assert!(
+        sent >= 50 && sent <= 50 + refill,
+        "{sent} sent in {refill} ms"
+    );
     if refill < 150 {
         assert!(held > 0, "the limit held some back");
     }
@@ -683,23 +686,26 @@ lab_test!(icmp_errors_are_rate_limited_like_the_kernels, |dp| {
     Ok(())
 });
 
-lab_test!(reals_behind_another_interface_are_reached_by_redirect, |dp| {
-    let s = sid(Proto::Tcp, 80);
-    add_service(&mut dp, s, Sched::Wrr, None)?;
-    dp.table.add_real(&s, &real(11, 80, 1))?;
-    // Frames arriving on lo, reals behind lab0: redirect out of lab0 with
-    // lab0's MAC as source.
-    dp.set_ingress("lo")?;
-    let syn = tcp(40000).syn().build();
-    let r = dp.run(&syn)?;
-    assert_eq!(r.action, lb_tests::lb::XDP_REDIRECT);
-    let lab0 = lb_user::neigh::if_mac("lab0").expect("lab0 mac");
-    let mut want = syn.clone();
-    want[0..6].copy_from_slice(&real_mac(11));
-    want[6..12].copy_from_slice(&lab0);
-    assert_eq!(r.frame, want);
-    Ok(())
-});
+lab_test!(
+    reals_behind_another_interface_are_reached_by_redirect,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Wrr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        // Frames arriving on lo, reals behind lab0: redirect out of lab0 with
+        // lab0's MAC as source.
+        dp.set_ingress("lo")?;
+        let syn = tcp(40000).syn().build();
+        let r = dp.run(&syn)?;
+        assert_eq!(r.action, lb_tests::lb::XDP_REDIRECT);
+        let lab0 = lb_user::neigh::if_mac("lab0").expect("lab0 mac");
+        let mut want = syn.clone();
+        want[0..6].copy_from_slice(&real_mac(11));
+        want[6..12].copy_from_slice(&lab0);
+        assert_eq!(r.frame, want);
+        Ok(())
+    }
+);
 
 lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
     let s = sid(Proto::Tcp, 80);
@@ -711,7 +717,10 @@ lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
     for c in 0..100u16 {
         for p in 0..100u16 {
             let src = Ipv4Addr::new(198, 51, 100, 100 + (c % 100) as u8);
-            let f = Frame::tcp(src, VIP).ports(10000 + c * 100 + p, 80).syn().build();
+            let f = Frame::tcp(src, VIP)
+                .ports(10000 + c * 100 + p, 80)
+                .syn()
+                .build();
             assert_eq!(dp.run(&f)?.action, XDP_TX);
         }
     }
@@ -720,110 +729,160 @@ lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
     let views = dp.table.views(None)?;
     let active: u64 = views[0].reals.iter().map(|r| r.active_conns).sum();
     let persist: u64 = views[0].reals.iter().map(|r| r.persist_conns).sum();
-    assert_eq!((active, persist), (10_000, 100), "SYN_RECV counts as active");
+    assert_eq!(
+        (active, persist),
+        (10_000, 100),
+        "SYN_RECV counts as active"
+    );
     assert_eq!(dp.table.conn_rows()?.len(), 10_100);
     Ok(())
 });
 
-lab_test!(template_lives_while_its_connections_do_and_no_longer, |dp| {
-    let s = sid(Proto::Tcp, 80);
-    add_service(&mut dp, s, Sched::Rr, Some(2))?;
-    dp.table.add_real(&s, &real(11, 80, 1))?;
-    dp.table.add_real(&s, &real(12, 80, 1))?;
-    dp.table.set_timeouts(&Timeouts { tcp: 0, tcpfin: 1, udp: 0 })?;
-    let template_secs = |dp: &Dataplane| -> Result<Option<u64>> {
-        Ok(dp.table.conn_rows()?.iter().find(|c| c.cport == 0).map(|c| c.expire_secs))
-    };
-    let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
-    dp.run(&tcp(40000).ack().build())?;
-    // An established conn (900 s) holds its template far past -p 2.
-    assert!(template_secs(&dp)?.expect("template") > 800);
-    // The last open conn closes (FIN_WAIT, 1 s): the template is back to
-    // its own deadline, as the kernel would remove it then.
-    dp.run(&tcp(40000).fin().ack().build())?;
-    assert!(template_secs(&dp)?.expect("template") <= 2);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_eq!(template_secs(&dp)?, None, "expired");
-    let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
-    assert_eq!(moved, only(REASON_FWD_NEW), "scheduled afresh");
-    assert_ne!(real_of(&r), Some(first), "rr moved on");
-    Ok(())
-});
-
-lab_test!(frames_for_other_hosts_and_martians_are_left_to_the_kernel, |dp| {
-    let s = sid(Proto::Tcp, 80);
-    add_service(&mut dp, s, Sched::Wrr, None)?;
-    dp.table.add_real(&s, &real(11, 80, 1))?;
-    // As lbctl attach does: record the interface's MAC.
-    let ifindex = lb_user::neigh::ifindex("lab0").expect("lab0");
-    dp.table.pins.set_iface(ifindex, LB_MAC)?;
-    let other_host = [0x02, 0, 0, 0, 0, 0x99];
-    let cases = [
-        ("broadcast", tcp(40000).syn().dst_mac([0xff; 6]).build(), REASON_PASS_NOT_FOR_US),
-        ("multicast", tcp(40000).syn().dst_mac([1, 0, 0x5e, 0, 0, 1]).build(), REASON_PASS_NOT_FOR_US),
-        ("another host", tcp(40000).syn().dst_mac(other_host).build(), REASON_PASS_NOT_FOR_US),
-        (
-            "from 0.0.0.0",
-            Frame::tcp(Ipv4Addr::UNSPECIFIED, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
-            REASON_PASS_BAD_IP,
-        ),
-        (
-            "from loopback",
-            Frame::tcp(Ipv4Addr::LOCALHOST, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
-            REASON_PASS_BAD_IP,
-        ),
-        (
-            "from multicast",
-            Frame::tcp(Ipv4Addr::new(224, 0, 0, 1), VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
-            REASON_PASS_BAD_IP,
-        ),
-        (
-            "from broadcast",
-            Frame::tcp(Ipv4Addr::BROADCAST, VIP).dst_mac(LB_MAC).ports(1, 80).syn().build(),
-            REASON_PASS_BAD_IP,
-        ),
-    ];
-    for (what, f, reason) in cases {
-        let (r, moved) = run_counted(&dp, &f)?;
-        assert_eq!((r.action, &r.frame), (XDP_PASS, &f), "{what}");
-        assert_eq!(moved, only(reason), "{what}");
+lab_test!(
+    template_lives_while_its_connections_do_and_no_longer,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Rr, Some(2))?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        dp.table.add_real(&s, &real(12, 80, 1))?;
+        dp.table.set_timeouts(&Timeouts {
+            tcp: 0,
+            tcpfin: 1,
+            udp: 0,
+        })?;
+        let template_secs = |dp: &Dataplane| -> Result<Option<u64>> {
+            Ok(dp
+                .table
+                .conn_rows()?
+                .iter()
+                .find(|c| c.cport == 0)
+                .map(|c| c.expire_secs))
+        };
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        dp.run(&tcp(40000).ack().build())?;
+        // An established conn (900 s) holds its template far past -p 2.
+        assert!(template_secs(&dp)?.expect("template") > 800);
+        // The last open conn closes (FIN_WAIT, 1 s): the template is back to
+        // its own deadline, as the kernel would remove it then.
+        dp.run(&tcp(40000).fin().ack().build())?;
+        assert!(template_secs(&dp)?.expect("template") <= 2);
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(template_secs(&dp)?, None, "expired");
+        let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        assert_eq!(moved, only(REASON_FWD_NEW), "scheduled afresh");
+        assert_ne!(real_of(&r), Some(first), "rr moved on");
+        Ok(())
     }
-    // Addressed to us: balanced.
-    let f = tcp(40000).syn().build();
-    assert_eq!(dp.run(&f)?.frame, routed(&f, 11));
-    dp.table.pins.clear_iface(ifindex)?;
-    Ok(())
-});
+);
 
-lab_test!(flows_of_a_deleted_service_are_held_like_a_removed_reals, |dp| {
-    // IPVS looks up the connection before the service: deleting a service
-    // (or -C) moves its reals to the trash, and their flows are treated as
-    // flows of removed reals (§4.1) — while IPVS still sees packets for the
-    // address: here another service on the VIP keeps it.
-    add_service(&mut dp, sid(Proto::Tcp, 443), Sched::Wrr, None)?;
-    let s = sid(Proto::Tcp, 80);
-    add_service(&mut dp, s, Sched::Wrr, None)?;
-    dp.table.add_real(&s, &real(11, 80, 1))?;
-    dp.run(&tcp(40000).syn().build())?;
-    dp.table.delete_service(&s)?;
-    let ack = tcp(40000).ack().build();
-    let (r, moved) = run_counted(&dp, &ack)?;
-    assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_NODEST)));
-    // New connections find no service.
-    let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
-    assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
-    // Restored (e.g. lbctl -R after -C): the flow resumes.
-    add_service(&mut dp, s, Sched::Wrr, None)?;
-    dp.table.add_real(&s, &real(11, 80, 1))?;
-    let (r, moved) = run_counted(&dp, &ack)?;
-    assert_eq!((r.frame, moved), (routed(&ack, 11), only(REASON_FWD_CONN)));
-    // With no service left on the address, nothing is taken: as the kernel
-    // unhooks IPVS when the last service goes, the packets are the stack's.
-    dp.table.clear()?;
-    let (r, moved) = run_counted(&dp, &ack)?;
-    assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
-    Ok(())
-});
+lab_test!(
+    frames_for_other_hosts_and_martians_are_left_to_the_kernel,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Wrr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        // As lbctl attach does: record the interface's MAC.
+        let ifindex = lb_user::neigh::ifindex("lab0").expect("lab0");
+        dp.table.pins.set_iface(ifindex, LB_MAC)?;
+        let other_host = [0x02, 0, 0, 0, 0, 0x99];
+        let cases = [
+            (
+                "broadcast",
+                tcp(40000).syn().dst_mac([0xff; 6]).build(),
+                REASON_PASS_NOT_FOR_US,
+            ),
+            (
+                "multicast",
+                tcp(40000).syn().dst_mac([1, 0, 0x5e, 0, 0, 1]).build(),
+                REASON_PASS_NOT_FOR_US,
+            ),
+            (
+                "another host",
+                tcp(40000).syn().dst_mac(other_host).build(),
+                REASON_PASS_NOT_FOR_US,
+            ),
+            (
+                "from 0.0.0.0",
+                Frame::tcp(Ipv4Addr::UNSPECIFIED, VIP)
+                    .dst_mac(LB_MAC)
+                    .ports(1, 80)
+                    .syn()
+                    .build(),
+                REASON_PASS_BAD_IP,
+            ),
+            (
+                "from loopback",
+                Frame::tcp(Ipv4Addr::LOCALHOST, VIP)
+                    .dst_mac(LB_MAC)
+                    .ports(1, 80)
+                    .syn()
+                    .build(),
+                REASON_PASS_BAD_IP,
+            ),
+            (
+                "from multicast",
+                Frame::tcp(Ipv4Addr::new(224, 0, 0, 1), VIP)
+                    .dst_mac(LB_MAC)
+                    .ports(1, 80)
+                    .syn()
+                    .build(),
+                REASON_PASS_BAD_IP,
+            ),
+            (
+                "from broadcast",
+                Frame::tcp(Ipv4Addr::BROADCAST, VIP)
+                    .dst_mac(LB_MAC)
+                    .ports(1, 80)
+                    .syn()
+                    .build(),
+                REASON_PASS_BAD_IP,
+            ),
+        ];
+        for (what, f, reason) in cases {
+            let (r, moved) = run_counted(&dp, &f)?;
+            assert_eq!((r.action, &r.frame), (XDP_PASS, &f), "{what}");
+            assert_eq!(moved, only(reason), "{what}");
+        }
+        // Addressed to us: balanced.
+        let f = tcp(40000).syn().build();
+        assert_eq!(dp.run(&f)?.frame, routed(&f, 11));
+        dp.table.pins.clear_iface(ifindex)?;
+        Ok(())
+    }
+);
+
+lab_test!(
+    flows_of_a_deleted_service_are_held_like_a_removed_reals,
+    |dp| {
+        // IPVS looks up the connection before the service: deleting a service
+        // (or -C) moves its reals to the trash, and their flows are treated as
+        // flows of removed reals (§4.1) — while IPVS still sees packets for the
+        // address: here another service on the VIP keeps it.
+        add_service(&mut dp, sid(Proto::Tcp, 443), Sched::Wrr, None)?;
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Wrr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        dp.run(&tcp(40000).syn().build())?;
+        dp.table.delete_service(&s)?;
+        let ack = tcp(40000).ack().build();
+        let (r, moved) = run_counted(&dp, &ack)?;
+        assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_NODEST)));
+        // New connections find no service.
+        let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
+        // Restored (e.g. lbctl -R after -C): the flow resumes.
+        add_service(&mut dp, s, Sched::Wrr, None)?;
+        dp.table.add_real(&s, &real(11, 80, 1))?;
+        let (r, moved) = run_counted(&dp, &ack)?;
+        assert_eq!((r.frame, moved), (routed(&ack, 11), only(REASON_FWD_CONN)));
+        // With no service left on the address, nothing is taken: as the kernel
+        // unhooks IPVS when the last service goes, the packets are the stack's.
+        dp.table.clear()?;
+        let (r, moved) = run_counted(&dp, &ack)?;
+        assert_eq!((r.action, moved), (XDP_PASS, only(REASON_PASS_NO_SERVICE)));
+        Ok(())
+    }
+);
 
 lab_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp| {
     // A router on the way to the client cannot forward the real server's
@@ -835,7 +894,11 @@ lab_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp| {
     dp.table.add_real(&s, &real(12, 80, 1))?;
     let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
     let router = Ipv4Addr::new(198, 51, 100, 254);
-    let reply = Frame::tcp(VIP, CLIENT).ports(80, 40000).ack().payload(&[0u8; 64]).build();
+    let reply = Frame::tcp(VIP, CLIENT)
+        .ports(80, 40000)
+        .ack()
+        .payload(&[0u8; 64])
+        .build();
     let quote = &reply[14..14 + 20 + 8];
     let icmp = |q: &[u8], ty: u8| {
         Frame::icmp(router, VIP, ty, 4)
@@ -854,7 +917,10 @@ lab_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp| {
     assert_eq!(real_of(&r), Some(first));
     // About no known flow, or not an error: the kernel's.
     let other = Frame::tcp(VIP, CLIENT).ports(80, 40999).ack().build();
-    for f in [icmp(&other[14..14 + 28], 3), Frame::icmp(router, VIP, 8, 0).dst_mac(LB_MAC).build()] {
+    for f in [
+        icmp(&other[14..14 + 28], 3),
+        Frame::icmp(router, VIP, 8, 0).dst_mac(LB_MAC).build(),
+    ] {
         let (r, moved) = run_counted(&dp, &f)?;
         assert_eq!((r.action, &r.frame), (XDP_PASS, &f));
         assert_eq!(moved, only(REASON_PASS_NOT_L4));

@@ -23,7 +23,7 @@ use super::{
     config::{Check, CheckService, CheckType, Real, Receive},
     health::Outcome,
 };
-use crate::cli::Resolver;
+use crate::resolve::Resolver;
 
 /// Most bytes of an answer that a check reads.
 const MAX_ANSWER: u64 = 1 << 20;

@@ -37,12 +37,12 @@ use std::{
     time::Duration,
 };
 
-use lb_common::MAX_SERVICE_DESTS;
+use lb_common::{MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT};
 use regex::Regex;
 
 use crate::{
-    cli::{Resolver, UNSUPPORTED_SCHEDULERS},
-    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
+    model::{Proto, RealId, Sched, ServiceId, ServiceSpec, UNSUPPORTED_SCHEDULERS},
+    resolve::Resolver,
 };
 
 /// ldirectord's `$CHECKINTERVAL` default.
@@ -51,8 +51,6 @@ pub const DEFAULT_CHECKINTERVAL: u32 = 10;
 pub const DEFAULT_CHECKTIMEOUT: u32 = 5;
 /// ldirectord's `$DEFAULT_NEGOTIATETIMEOUT`.
 pub const DEFAULT_NEGOTIATETIMEOUT: u32 = 30;
-/// ipvsadm's largest persistence timeout (31 days).
-const MAX_PERSISTENT: u32 = 2_678_400;
 /// The check services `lbctl daemon` can negotiate.
 const SUPPORTED_SERVICES: &str = "http, simpletcp, none";
 
@@ -798,13 +796,13 @@ impl Parser<'_> {
                 }
                 "scheduler" => v.scheduler = Some(self.scheduler(l, value)?),
                 "persistent" => match value.parse::<u32>() {
-                    Ok(t @ 1..=MAX_PERSISTENT) if value.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(t @ 1..=MAX_TIMEOUT) if value.bytes().all(|b| b.is_ascii_digit()) => {
                         v.persistent = Some(t)
                     }
                     _ => {
                         return self.err(
                             l,
-                            format!("invalid persistent timeout `{value}' (1 to {MAX_PERSISTENT} seconds)"),
+                            format!("invalid persistent timeout `{value}' (1 to {MAX_TIMEOUT} seconds)"),
                         );
                     }
                 },
@@ -1000,11 +998,11 @@ impl Parser<'_> {
                 .find(|c: char| !c.is_ascii_digit())
                 .unwrap_or(rest.len());
             weight = match rest[..end].parse::<u32>() {
-                Ok(w) if w <= 65535 => w,
+                Ok(w) if w <= MAX_WEIGHT => w,
                 _ => {
                     return self.err(
                         line,
-                        format!("invalid weight {} (0 to 65535)", &rest[..end]),
+                        format!("invalid weight {} (0 to {MAX_WEIGHT})", &rest[..end]),
                     );
                 }
             };

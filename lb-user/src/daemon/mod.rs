@@ -220,7 +220,7 @@ impl Daemon {
             line: 0,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        let cfg = config::parse(&config_path, &text, crate::cli::Resolver::system())?;
+        let cfg = config::parse(&config_path, &text, crate::resolve::Resolver::system())?;
         if let Some(addr) = &opts.metrics {
             metrics::check_addr(addr, opts.metrics_public).map_err(DaemonError::Setup)?;
         }
@@ -547,7 +547,8 @@ impl Daemon {
         };
         // A bad file is reported once; autoreload waits for the next edit.
         self.text = text.clone();
-        let new = match config::parse(&self.config_path, &text, crate::cli::Resolver::system()) {
+        let new = match config::parse(&self.config_path, &text, crate::resolve::Resolver::system())
+        {
             Ok(c) => c,
             Err(e) => {
                 self.log

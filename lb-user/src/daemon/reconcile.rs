@@ -275,8 +275,8 @@ pub fn apply(t: &mut Table, steps: &[Step]) -> (Vec<String>, Option<(String, Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Resolver;
     use crate::daemon::{config, health::Outcome};
+    use crate::resolve::Resolver;
     use std::net::Ipv4Addr;
     use std::path::Path;
     use std::time::SystemTime;

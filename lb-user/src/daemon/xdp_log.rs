@@ -22,8 +22,11 @@ impl log::Log for Forward {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0
-            .log(&format!("xdp {}: {}", record.level().as_str().to_lowercase(), record.args()));
+        self.0.log(&format!(
+            "xdp {}: {}",
+            record.level().as_str().to_lowercase(),
+            record.args()
+        ));
     }
     fn flush(&self) {}
 }
