@@ -1,6 +1,8 @@
 //! `CliError`: ipvsadm's messages and exit codes, and lbctl's own.
 
 use std::net::Ipv4Addr;
+
+use clap::error::ErrorKind;
 /// Why a command line (or a `-R` line) was refused. `Display` gives the text to
 /// print after `lbctl: `; ipvsadm's own wording is kept where ipvsadm has the
 /// same error.
@@ -103,16 +105,13 @@ pub enum CliError {
     /// A command other than -A -E -D -a -e -d -C in `-R` input.
     #[error("`{0}' is not allowed in restore input (only -A, -E, -D, -a, -e, -d and -C are)")]
     NotAllowedInRestore(String),
-    /// A first word that is neither an option nor an lbctl word.
-    #[error("unknown command `{0}'; try `lbctl -h' for more information")]
-    UnknownCommand(String),
-    /// Wrong use of an lbctl word; the text is its synopsis.
-    #[error("usage: lbctl {0}")]
-    Usage(&'static str),
+    /// Wrong use of an lbctl word (or a mistyped one), as clap reports it:
+    /// the message, the word's usage and clap's tips (a similar word or
+    /// option), without clap's leading `error: `.
+    #[error("{message}")]
+    Word { kind: ErrorKind, message: String },
     #[error("invalid interface name `{0}'")]
     InvalidInterface(String),
-    #[error("invalid XDP mode `{0}' (expected native or generic)")]
-    InvalidXdpMode(String),
     #[error(
         "unknown sysctl `{0}' (known: expire_nodest_conn, expire_quiescent_template, \
          conn_reuse_mode)"
@@ -136,8 +135,8 @@ pub enum CliError {
 
 impl CliError {
     /// Exit status ipvsadm uses for this kind of error: 255 for option-syntax
-    /// errors (popt errors and "try -h"), 2 for everything ipvsadm reports
-    /// through `fail()`.
+    /// errors (popt errors and "try -h", and clap's errors about lbctl's
+    /// words), 2 for everything ipvsadm reports through `fail()`.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::UnknownOption(_)
@@ -146,9 +145,17 @@ impl CliError {
             | CliError::NoCommand
             | CliError::NotACommand(_)
             | CliError::NotAllowedInRestore(_)
-            | CliError::UnknownCommand(_)
-            | CliError::Usage(_) => 255,
+            | CliError::Word { .. } => 255,
             _ => 2,
+        }
+    }
+
+    /// A [`CliError::Word`] from clap's rendered error text.
+    pub(super) fn word(kind: ErrorKind, rendered: &str) -> CliError {
+        let message = rendered.strip_prefix("error: ").unwrap_or(rendered);
+        CliError::Word {
+            kind,
+            message: message.trim_end().to_owned(),
         }
     }
 }

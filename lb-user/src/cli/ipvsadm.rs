@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use lb_common::MAX_WEIGHT;
 
-use super::options::{Cmd, OPT_NAMES, Opt, Tag, generic_opt_check};
+use super::options::{Cmd, OPT_NAMES, Opt, Tag, command_of, generic_opt_check};
 use super::popt::{Found, Popt};
 use super::values::{
     Addr, parse_addr, parse_netmask, parse_sched, parse_timeout, string_to_number,
@@ -86,26 +86,6 @@ impl State {
             }),
         }
     }
-}
-
-pub(super) fn command_of(tag: Tag) -> Option<Cmd> {
-    Some(match tag {
-        Tag::AddService => Cmd::Add,
-        Tag::EditService => Cmd::Edit,
-        Tag::DeleteService => Cmd::Del,
-        Tag::Clear => Cmd::Flush,
-        Tag::List => Cmd::List,
-        Tag::Zero => Cmd::Zero,
-        Tag::AddServer => Cmd::AddDest,
-        Tag::EditServer => Cmd::EditDest,
-        Tag::DeleteServer => Cmd::DelDest,
-        Tag::Set => Cmd::Timeout,
-        Tag::Restore => Cmd::Restore,
-        Tag::Save => Cmd::Save,
-        Tag::StartDaemon => Cmd::StartDaemon,
-        Tag::StopDaemon => Cmd::StopDaemon,
-        _ => return None,
-    })
 }
 
 pub(super) const SYNC_DAEMON: &str = "the connection sync daemon (--start-daemon/--stop-daemon)";

@@ -1,5 +1,7 @@
-//! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus a
-//! few lbctl-only words (`attach`, `detach`, `sysctl`, `version`, `help`).
+//! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus
+//! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
+//! `daemon-status`, `version`, `help`, `completions`), which clap reads: a
+//! first argument that starts with `-` is ipvsadm's, any other is a word.
 //!
 //! The ipvsadm part follows `ipvsadm.c` closely:
 //!
@@ -26,12 +28,14 @@
 //! `popt` reads options as popt does, over ipvsadm's option table in
 //! `options` (with its command/option check); `ipvsadm` is ipvsadm's
 //! `process_options`, using the value parsers of `values`; `errors` has
-//! [`CliError`] with ipvsadm's messages and exit codes; `words` parses lbctl's
-//! own words. Names are looked up through `crate::resolve`, a leaf: nothing
-//! here is used by `format` or `resolve`.
+//! [`CliError`] with ipvsadm's messages and exit codes; `words` reads lbctl's
+//! own words with clap; `manual` makes the completion scripts and the man
+//! page from the words and the option table. Names are looked up through
+//! `crate::resolve`, a leaf: nothing here is used by `format` or `resolve`.
 
 mod errors;
 mod ipvsadm;
+mod manual;
 mod options;
 mod popt;
 mod values;
@@ -45,6 +49,7 @@ use crate::model::{RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
 use crate::resolve::{Resolver, uncomment};
 pub use errors::CliError;
 use ipvsadm::parse_ipvsadm;
+pub use manual::{completions, manpage};
 use words::parse_word;
 
 pub use lb_common::MAX_TIMEOUT;
@@ -136,6 +141,13 @@ pub enum Command {
     /// `lbctl daemon-status [CONFIG]`, `lbctl daemon status`, `lbctl daemon
     /// CONFIG status`: the health the running daemon(s) last saw.
     DaemonStatus { config: Option<std::path::PathBuf> },
+    /// `lbctl WORD --help`, `lbctl help WORD`: text to print on stdout as it
+    /// is (exit 0).
+    Print(String),
+    /// `lbctl completions bash|zsh|fish`: print [`completions`]'s script.
+    Completions(Shell),
+    /// `lbctl manpage` (hidden): print [`manpage`]'s lbctl(8).
+    Manpage,
 }
 
 /// What `-L` lists.
@@ -154,12 +166,20 @@ pub enum ListTarget {
 }
 
 /// XDP attach mode of `lbctl attach --mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum XdpMode {
     /// Driver (native) XDP.
     Native,
     /// Generic (skb) XDP, works on any interface.
     Generic,
+}
+
+/// The shells of `lbctl completions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// The `net.ipv4.vs.*` knobs that lbctl implements.
@@ -242,7 +262,8 @@ pub fn parse_with(args: &[String], names: &Resolver) -> Result<Command, CliError
             target: ListTarget::All,
             format: ListFormat::default(),
         }),
-        Some(word) if !word.starts_with('-') => parse_word(word, &args[1..]),
+        // A word (or a mistyped one) goes to clap; options to ipvsadm's popt.
+        Some(word) if !word.starts_with('-') => parse_word(args),
         Some(_) => parse_ipvsadm(args, names, false),
     }
 }
@@ -310,6 +331,7 @@ pub fn usage() -> String {
          \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
          \x20 lbctl daemon-status [CONFIG]\n\
          \x20 lbctl version\n\
+         \x20 lbctl completions bash|zsh|fish\n\
          \n\
          Commands:\n\
          Either long or short options are allowed.\n\
@@ -339,6 +361,8 @@ pub fn usage() -> String {
          \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
          \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\
          \x20 version                     display the version\n\
+         \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
+         \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
          \n\
          virtual-service:\n\
          \x20 --tcp-service|-t  service-address   service-address is host[:port]\n\

@@ -1,7 +1,10 @@
 //! ipvsadm 1.31's option table (popt's `options[]`), its commands and the
 //! `commands_v_options` check.
 
+use clap::{Arg, ArgAction};
+
 use super::CliError;
+
 /// ipvsadm's option tags (popt `val`s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Tag {
@@ -76,92 +79,497 @@ pub(super) struct Spec {
     pub(super) short: Option<char>,
     pub(super) arg: ArgKind,
     pub(super) tag: Tag,
+    /// The argument's name in help texts (empty when it takes none).
+    pub(super) value: &'static str,
+    /// One line for `lbctl`'s completions and man page.
+    pub(super) help: &'static str,
 }
 
-pub(super) const fn spec(long: &'static str, short: Option<char>, arg: ArgKind, tag: Tag) -> Spec {
+const fn spec(
+    long: &'static str,
+    short: Option<char>,
+    arg: ArgKind,
+    tag: Tag,
+    value: &'static str,
+    help: &'static str,
+) -> Spec {
     Spec {
         long,
         short,
         arg,
         tag,
+        value,
+        help,
     }
 }
 
-/// ipvsadm 1.31's popt option table, in its order (`--list` is `-L`).
+/// ipvsadm 1.31's popt option table, in its order (`--list` is `-L`), with
+/// the help texts of lbctl's completions and man page.
 pub(super) const SPECS: &[Spec] = &[
-    spec("add-service", Some('A'), ArgKind::None, Tag::AddService),
-    spec("edit-service", Some('E'), ArgKind::None, Tag::EditService),
+    spec(
+        "add-service",
+        Some('A'),
+        ArgKind::None,
+        Tag::AddService,
+        "",
+        "add a virtual service with options",
+    ),
+    spec(
+        "edit-service",
+        Some('E'),
+        ArgKind::None,
+        Tag::EditService,
+        "",
+        "edit a virtual service with options",
+    ),
     spec(
         "delete-service",
         Some('D'),
         ArgKind::None,
         Tag::DeleteService,
+        "",
+        "delete a virtual service, with its real servers",
     ),
-    spec("clear", Some('C'), ArgKind::None, Tag::Clear),
-    spec("list", Some('L'), ArgKind::None, Tag::List),
-    spec("list", Some('l'), ArgKind::None, Tag::List),
-    spec("zero", Some('Z'), ArgKind::None, Tag::Zero),
-    spec("add-server", Some('a'), ArgKind::None, Tag::AddServer),
-    spec("edit-server", Some('e'), ArgKind::None, Tag::EditServer),
-    spec("delete-server", Some('d'), ArgKind::None, Tag::DeleteServer),
-    spec("set", None, ArgKind::None, Tag::Set),
-    spec("help", Some('h'), ArgKind::None, Tag::Help),
-    spec("version", Some('v'), ArgKind::None, Tag::Version),
-    spec("restore", Some('R'), ArgKind::None, Tag::Restore),
-    spec("save", Some('S'), ArgKind::None, Tag::Save),
-    spec("start-daemon", None, ArgKind::Required, Tag::StartDaemon),
-    spec("stop-daemon", None, ArgKind::Required, Tag::StopDaemon),
-    spec("tcp-service", Some('t'), ArgKind::Required, Tag::TcpService),
-    spec("udp-service", Some('u'), ArgKind::Required, Tag::UdpService),
-    spec("sctp-service", None, ArgKind::Required, Tag::SctpService),
+    spec(
+        "clear",
+        Some('C'),
+        ArgKind::None,
+        Tag::Clear,
+        "",
+        "clear the whole table",
+    ),
+    spec(
+        "list",
+        Some('L'),
+        ArgKind::None,
+        Tag::List,
+        "",
+        "list the table",
+    ),
+    spec(
+        "list",
+        Some('l'),
+        ArgKind::None,
+        Tag::List,
+        "",
+        "list the table",
+    ),
+    spec(
+        "zero",
+        Some('Z'),
+        ArgKind::None,
+        Tag::Zero,
+        "",
+        "zero the counters of a service or of all services",
+    ),
+    spec(
+        "add-server",
+        Some('a'),
+        ArgKind::None,
+        Tag::AddServer,
+        "",
+        "add a real server to a virtual service",
+    ),
+    spec(
+        "edit-server",
+        Some('e'),
+        ArgKind::None,
+        Tag::EditServer,
+        "",
+        "edit a real server of a virtual service",
+    ),
+    spec(
+        "delete-server",
+        Some('d'),
+        ArgKind::None,
+        Tag::DeleteServer,
+        "",
+        "delete a real server from a virtual service",
+    ),
+    spec(
+        "set",
+        None,
+        ArgKind::None,
+        Tag::Set,
+        "",
+        "set the connection timeouts: --set tcp tcpfin udp (0 leaves one unchanged)",
+    ),
+    spec(
+        "help",
+        Some('h'),
+        ArgKind::None,
+        Tag::Help,
+        "",
+        "display the help message",
+    ),
+    spec(
+        "version",
+        Some('v'),
+        ArgKind::None,
+        Tag::Version,
+        "",
+        "display the version",
+    ),
+    spec(
+        "restore",
+        Some('R'),
+        ArgKind::None,
+        Tag::Restore,
+        "",
+        "restore rules from stdin (-A, -E, -D, -a, -e, -d and -C lines)",
+    ),
+    spec(
+        "save",
+        Some('S'),
+        ArgKind::None,
+        Tag::Save,
+        "",
+        "save the rules to stdout in -R format",
+    ),
+    spec(
+        "start-daemon",
+        None,
+        ArgKind::Required,
+        Tag::StartDaemon,
+        "state",
+        "start the connection sync daemon (master|backup) (not supported by lbctl yet)",
+    ),
+    spec(
+        "stop-daemon",
+        None,
+        ArgKind::Required,
+        Tag::StopDaemon,
+        "state",
+        "stop the connection sync daemon (master|backup) (not supported by lbctl yet)",
+    ),
+    spec(
+        "tcp-service",
+        Some('t'),
+        ArgKind::Required,
+        Tag::TcpService,
+        "service-address",
+        "a TCP virtual service: host[:port]",
+    ),
+    spec(
+        "udp-service",
+        Some('u'),
+        ArgKind::Required,
+        Tag::UdpService,
+        "service-address",
+        "a UDP virtual service: host[:port]",
+    ),
+    spec(
+        "sctp-service",
+        None,
+        ArgKind::Required,
+        Tag::SctpService,
+        "service-address",
+        "an SCTP virtual service (not supported by lbctl yet)",
+    ),
     spec(
         "fwmark-service",
         Some('f'),
         ArgKind::Required,
         Tag::FwmarkService,
+        "fwmark",
+        "a firewall-mark virtual service (not supported by lbctl yet)",
     ),
-    spec("scheduler", Some('s'), ArgKind::Required, Tag::Scheduler),
-    spec("persistent", Some('p'), ArgKind::Optional, Tag::Persistent),
-    spec("netmask", Some('M'), ArgKind::Required, Tag::Netmask),
-    spec("real-server", Some('r'), ArgKind::Required, Tag::RealServer),
-    spec("masquerading", Some('m'), ArgKind::None, Tag::Masquerading),
-    spec("ipip", Some('i'), ArgKind::None, Tag::Ipip),
-    spec("gatewaying", Some('g'), ArgKind::None, Tag::Gatewaying),
-    spec("weight", Some('w'), ArgKind::Required, Tag::Weight),
-    spec("u-threshold", Some('x'), ArgKind::Required, Tag::UThreshold),
-    spec("l-threshold", Some('y'), ArgKind::Required, Tag::LThreshold),
-    spec("numeric", Some('n'), ArgKind::None, Tag::Numeric),
-    spec("connection", Some('c'), ArgKind::None, Tag::Connection),
+    spec(
+        "scheduler",
+        Some('s'),
+        ArgKind::Required,
+        Tag::Scheduler,
+        "scheduler",
+        "scheduling method: rr or wrr (the default is wrr)",
+    ),
+    spec(
+        "persistent",
+        Some('p'),
+        ArgKind::Optional,
+        Tag::Persistent,
+        "timeout",
+        "persistent service, with an optional timeout in seconds (default 300)",
+    ),
+    spec(
+        "netmask",
+        Some('M'),
+        ArgKind::Required,
+        Tag::Netmask,
+        "netmask",
+        "granularity of persistence: a contiguous IPv4 mask",
+    ),
+    spec(
+        "real-server",
+        Some('r'),
+        ArgKind::Required,
+        Tag::RealServer,
+        "server-address",
+        "a real server: host[:port]",
+    ),
+    spec(
+        "masquerading",
+        Some('m'),
+        ArgKind::None,
+        Tag::Masquerading,
+        "",
+        "masquerading (NAT) (not supported by lbctl yet)",
+    ),
+    spec(
+        "ipip",
+        Some('i'),
+        ArgKind::None,
+        Tag::Ipip,
+        "",
+        "IP-in-IP tunnelling (not supported by lbctl yet)",
+    ),
+    spec(
+        "gatewaying",
+        Some('g'),
+        ArgKind::None,
+        Tag::Gatewaying,
+        "",
+        "gatewaying (direct routing), the default",
+    ),
+    spec(
+        "weight",
+        Some('w'),
+        ArgKind::Required,
+        Tag::Weight,
+        "weight",
+        "capacity of a real server, 0 to 65535 (default 1)",
+    ),
+    spec(
+        "u-threshold",
+        Some('x'),
+        ArgKind::Required,
+        Tag::UThreshold,
+        "uthreshold",
+        "upper connection threshold of a real server (not supported by lbctl yet)",
+    ),
+    spec(
+        "l-threshold",
+        Some('y'),
+        ArgKind::Required,
+        Tag::LThreshold,
+        "lthreshold",
+        "lower connection threshold of a real server (not supported by lbctl yet)",
+    ),
+    spec(
+        "numeric",
+        Some('n'),
+        ArgKind::None,
+        Tag::Numeric,
+        "",
+        "numeric output of addresses and ports",
+    ),
+    spec(
+        "connection",
+        Some('c'),
+        ArgKind::None,
+        Tag::Connection,
+        "",
+        "list the current connections",
+    ),
     spec(
         "mcast-interface",
         None,
         ArgKind::Required,
         Tag::McastInterface,
+        "interface",
+        "multicast interface of the sync daemon (not supported by lbctl yet)",
     ),
-    spec("syncid", None, ArgKind::Required, Tag::SyncId),
-    spec("timeout", None, ArgKind::None, Tag::Timeout),
-    spec("daemon", None, ArgKind::None, Tag::Daemon),
-    spec("stats", None, ArgKind::None, Tag::Stats),
-    spec("rate", None, ArgKind::None, Tag::Rate),
-    spec("thresholds", None, ArgKind::None, Tag::Thresholds),
-    spec("persistent-conn", None, ArgKind::None, Tag::PersistentConn),
-    spec("nosort", None, ArgKind::None, Tag::NoSort),
-    spec("sort", None, ArgKind::None, Tag::Sort),
-    spec("exact", Some('X'), ArgKind::None, Tag::Exact),
-    spec("ipv6", Some('6'), ArgKind::None, Tag::Ipv6),
-    spec("ops", Some('o'), ArgKind::None, Tag::Ops),
-    spec("pe", None, ArgKind::Required, Tag::Pe),
-    spec("sched-flags", Some('b'), ArgKind::Required, Tag::SchedFlags),
-    spec("mcast-group", None, ArgKind::Required, Tag::McastGroup),
-    spec("mcast-port", None, ArgKind::Required, Tag::McastPort),
-    spec("mcast-ttl", None, ArgKind::Required, Tag::McastTtl),
-    spec("sync-maxlen", None, ArgKind::Required, Tag::SyncMaxlen),
-    spec("tun-info", None, ArgKind::None, Tag::TunInfo),
-    spec("tun-type", None, ArgKind::Required, Tag::TunType),
-    spec("tun-port", None, ArgKind::Required, Tag::TunPort),
-    spec("tun-nocsum", None, ArgKind::None, Tag::TunNoCsum),
-    spec("tun-csum", None, ArgKind::None, Tag::TunCsum),
-    spec("tun-remcsum", None, ArgKind::None, Tag::TunRemCsum),
+    spec(
+        "syncid",
+        None,
+        ArgKind::Required,
+        Tag::SyncId,
+        "syncid",
+        "sync daemon id (not supported by lbctl yet)",
+    ),
+    spec(
+        "timeout",
+        None,
+        ArgKind::None,
+        Tag::Timeout,
+        "",
+        "list the timeouts (tcp tcpfin udp)",
+    ),
+    spec(
+        "daemon",
+        None,
+        ArgKind::None,
+        Tag::Daemon,
+        "",
+        "list the sync daemon status (not supported by lbctl yet)",
+    ),
+    spec(
+        "stats",
+        None,
+        ArgKind::None,
+        Tag::Stats,
+        "",
+        "list with statistics",
+    ),
+    spec(
+        "rate",
+        None,
+        ArgKind::None,
+        Tag::Rate,
+        "",
+        "list with rates",
+    ),
+    spec(
+        "thresholds",
+        None,
+        ArgKind::None,
+        Tag::Thresholds,
+        "",
+        "list with thresholds",
+    ),
+    spec(
+        "persistent-conn",
+        None,
+        ArgKind::None,
+        Tag::PersistentConn,
+        "",
+        "list with persistent connection details",
+    ),
+    spec(
+        "nosort",
+        None,
+        ArgKind::None,
+        Tag::NoSort,
+        "",
+        "do not sort the services and servers in listings",
+    ),
+    spec(
+        "sort",
+        None,
+        ArgKind::None,
+        Tag::Sort,
+        "",
+        "does nothing, for backwards compatibility",
+    ),
+    spec(
+        "exact",
+        Some('X'),
+        ArgKind::None,
+        Tag::Exact,
+        "",
+        "expand numbers (display exact values)",
+    ),
+    spec(
+        "ipv6",
+        Some('6'),
+        ArgKind::None,
+        Tag::Ipv6,
+        "",
+        "an IPv6 firewall-mark service (not supported by lbctl yet)",
+    ),
+    spec(
+        "ops",
+        Some('o'),
+        ArgKind::None,
+        Tag::Ops,
+        "",
+        "one-packet scheduling (not supported by lbctl yet)",
+    ),
+    spec(
+        "pe",
+        None,
+        ArgKind::Required,
+        Tag::Pe,
+        "engine",
+        "persistence engine (not supported by lbctl yet)",
+    ),
+    spec(
+        "sched-flags",
+        Some('b'),
+        ArgKind::Required,
+        Tag::SchedFlags,
+        "flags",
+        "scheduler flags (not supported by lbctl yet)",
+    ),
+    spec(
+        "mcast-group",
+        None,
+        ArgKind::Required,
+        Tag::McastGroup,
+        "address",
+        "multicast group of the sync daemon (not supported by lbctl yet)",
+    ),
+    spec(
+        "mcast-port",
+        None,
+        ArgKind::Required,
+        Tag::McastPort,
+        "port",
+        "multicast port of the sync daemon (not supported by lbctl yet)",
+    ),
+    spec(
+        "mcast-ttl",
+        None,
+        ArgKind::Required,
+        Tag::McastTtl,
+        "ttl",
+        "multicast TTL of the sync daemon (not supported by lbctl yet)",
+    ),
+    spec(
+        "sync-maxlen",
+        None,
+        ArgKind::Required,
+        Tag::SyncMaxlen,
+        "length",
+        "maximum sync message length (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-info",
+        None,
+        ArgKind::None,
+        Tag::TunInfo,
+        "",
+        "list tunnel information (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-type",
+        None,
+        ArgKind::Required,
+        Tag::TunType,
+        "type",
+        "tunnel type, ipip or gue (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-port",
+        None,
+        ArgKind::Required,
+        Tag::TunPort,
+        "port",
+        "tunnel destination port (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-nocsum",
+        None,
+        ArgKind::None,
+        Tag::TunNoCsum,
+        "",
+        "tunnel without checksums (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-csum",
+        None,
+        ArgKind::None,
+        Tag::TunCsum,
+        "",
+        "tunnel with checksums (not supported by lbctl yet)",
+    ),
+    spec(
+        "tun-remcsum",
+        None,
+        ArgKind::None,
+        Tag::TunRemCsum,
+        "",
+        "tunnel with remote checksum offload (not supported by lbctl yet)",
+    ),
 ];
 
 /// ipvsadm's commands, in `commands_v_options` row order.
@@ -340,4 +748,53 @@ pub(super) fn generic_opt_check(cmd: Cmd, options: u64) -> Result<(), CliError> 
         }
     }
     Ok(())
+}
+
+/// The command of a tag that is one (`-A`, `-L`, `--set`, ...).
+pub(super) fn command_of(tag: Tag) -> Option<Cmd> {
+    Some(match tag {
+        Tag::AddService => Cmd::Add,
+        Tag::EditService => Cmd::Edit,
+        Tag::DeleteService => Cmd::Del,
+        Tag::Clear => Cmd::Flush,
+        Tag::List => Cmd::List,
+        Tag::Zero => Cmd::Zero,
+        Tag::AddServer => Cmd::AddDest,
+        Tag::EditServer => Cmd::EditDest,
+        Tag::DeleteServer => Cmd::DelDest,
+        Tag::Set => Cmd::Timeout,
+        Tag::Restore => Cmd::Restore,
+        Tag::Save => Cmd::Save,
+        Tag::StartDaemon => Cmd::StartDaemon,
+        Tag::StopDaemon => Cmd::StopDaemon,
+        _ => return None,
+    })
+}
+
+/// The table as clap arguments, for lbctl's completions and man page only
+/// (parsing stays with `popt`): `-L` and `-l` make one `--list`; the
+/// commands (and `--help`, `--version`) go under the "Commands" heading, the
+/// other options under "Options", as in ipvsadm(8).
+pub(super) fn clap_args() -> Vec<Arg> {
+    let mut args: Vec<Arg> = Vec::new();
+    for s in SPECS {
+        if let Some(a) = args.iter_mut().find(|a| a.get_id() == s.long) {
+            if let Some(c) = s.short {
+                *a = a.clone().visible_short_alias(c);
+            }
+            continue;
+        }
+        let mut a = Arg::new(s.long).long(s.long).help(s.help);
+        if let Some(c) = s.short {
+            a = a.short(c);
+        }
+        a = match s.arg {
+            ArgKind::None => a.action(ArgAction::SetTrue),
+            ArgKind::Required => a.action(ArgAction::Set).num_args(1).value_name(s.value),
+            ArgKind::Optional => a.action(ArgAction::Set).num_args(0..=1).value_name(s.value),
+        };
+        let command = command_of(s.tag).is_some() || matches!(s.tag, Tag::Help | Tag::Version);
+        args.push(a.help_heading(if command { "Commands" } else { "Options" }));
+    }
+    args
 }

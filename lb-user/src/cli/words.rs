@@ -1,133 +1,262 @@
-//! lbctl's own words: `attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `version`, `help`.
+//! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
+//! `daemon-status`, `version`, `help`, `completions`), on clap: each has
+//! `--help`, and a mistyped word or option gets clap's "similar ... exists"
+//! tip. Values are checked by lbctl's own parsers, so a bad interface name,
+//! table size, sysctl or metrics address gets the same [`CliError`] as ever.
+//!
+//! The ipvsadm half does not come here: its popt-compatible reader keeps
+//! ipvsadm's messages and exit codes (see `ipvsadm`).
 
-use super::{CliError, Command, Sysctl, SysctlCmd, XdpMode};
-pub(super) const ATTACH_USAGE: &str =
-    "attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]";
-pub(super) const DETACH_USAGE: &str = "detach IFACE";
-pub(super) const SYSCTL_USAGE: &str = "sysctl [NAME[=VALUE]]";
-pub(super) const DAEMON_USAGE: &str = "daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG | daemon-status [CONFIG]";
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-pub(super) fn parse_word(word: &str, rest: &[String]) -> Result<Command, CliError> {
-    match word {
-        "attach" => parse_attach(rest),
-        "detach" => match rest {
-            [iface] if !iface.starts_with('-') => Ok(Command::Detach {
-                iface: check_iface(iface)?,
-            }),
-            [_, extra, ..] if !rest[0].starts_with('-') => {
-                Err(CliError::UnexpectedArgument(extra.clone()))
-            }
-            _ => Err(CliError::Usage(DETACH_USAGE)),
-        },
-        "sysctl" => parse_sysctl(rest),
-        "daemon" => parse_daemon(rest),
-        "daemon-status" => match rest {
-            [] => Ok(Command::DaemonStatus { config: None }),
-            [c, ..] if c.starts_with('-') => Err(CliError::UnknownOption(c.clone())),
-            [c] => Ok(Command::DaemonStatus {
-                config: Some(c.into()),
-            }),
-            [_, extra, ..] => Err(CliError::UnexpectedArgument(extra.clone())),
-        },
-        "version" => no_more(rest).map(|()| Command::Version),
-        "counters" => no_more(rest).map(|()| Command::Counters),
-        "help" => no_more(rest).map(|()| Command::Help),
-        _ => Err(CliError::UnknownCommand(word.to_owned())),
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use super::{CliError, Command, Shell, Sysctl, SysctlCmd, XdpMode};
+
+/// Smallest and largest `--conns`/`--templates` (the tables' sizes).
+const TABLE_SIZES: std::ops::RangeInclusive<u32> = 1024..=134_217_728;
+
+/// lbctl's words, as clap reads them.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lbctl",
+    bin_name = "lbctl",
+    about = "ipvsadm's command line for the XDP load balancer",
+    long_about = "lbctl manages the XDP layer-4 load balancer as ipvsadm manages Linux\n\
+                  Virtual Server (IPVS): the same options, messages and listings, straight\n\
+                  on the dataplane's pinned tables. Its own words attach the XDP program,\n\
+                  show the packet counters, set the net.ipv4.vs.* settings and run the\n\
+                  ldirectord-compatible health-checking daemon.",
+    version = env!("CARGO_PKG_VERSION"),
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_required = true
+)]
+pub(super) struct Words {
+    #[command(subcommand)]
+    word: Word,
+}
+
+#[derive(Subcommand, Debug)]
+enum Word {
+    /// Attach the load balancer to IFACE
+    #[command(
+        long_about = "Attach the load balancer's XDP program to IFACE, making the pinned\n\
+                      tables first if there are none. --conns and --templates size the tables\n\
+                      when they are made; --reset remakes them, dropping every connection and\n\
+                      template."
+    )]
+    Attach(AttachArgs),
+    /// Detach the load balancer from IFACE
+    Detach {
+        /// The network interface
+        #[arg(value_name = "IFACE", value_parser = parse_iface)]
+        iface: String,
+    },
+    /// List, show or set the net.ipv4.vs.* settings
+    #[command(
+        long_about = "Without NAME, list the net.ipv4.vs.* settings that lbctl implements;\n\
+                      with NAME, show one; with NAME=VALUE, set it. NAME may carry the\n\
+                      net.ipv4.vs. (or net/ipv4/vs/) prefix."
+    )]
+    Sysctl {
+        /// expire_nodest_conn (0|1), expire_quiescent_template (0|1) or conn_reuse_mode (0-3)
+        #[arg(value_name = "NAME[=VALUE]", value_parser = parse_setting)]
+        setting: Option<SysctlCmd>,
+    },
+    /// What the XDP program did with every packet, by reason
+    Counters,
+    /// Check the real servers as ldirectord does and keep the table in step
+    #[command(
+        long_about = "Check the real servers as ldirectord does with CONFIG (an ldirectord.cf)\n\
+                      and keep the table in step. The daemon stays in the foreground: SIGHUP\n\
+                      reloads CONFIG, SIGTERM stops it. `lbctl daemon status` and `lbctl\n\
+                      daemon CONFIG status` are `lbctl daemon-status`."
+    )]
+    Daemon(DaemonArgs),
+    /// Health of each real server as the daemon last saw it
+    #[command(
+        long_about = "Health of each real server as the daemon last saw it. Exits 0 when the\n\
+                      daemon runs, 1 when its pid file is stale, 3 when none runs (as\n\
+                      ldirectord's status does)."
+    )]
+    DaemonStatus {
+        /// The daemon's ldirectord.cf (default: every running daemon)
+        #[arg(value_name = "CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Display the version
+    Version,
+    /// Display the help message, or a word's
+    Help {
+        /// An lbctl word
+        #[arg(value_name = "WORD")]
+        word: Option<String>,
+    },
+    /// Print a completion script for the shell
+    #[command(
+        long_about = "Print a completion script covering lbctl's words and ipvsadm's options,\n\
+                      e.g. `lbctl completions bash > /etc/bash_completion.d/lbctl`."
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_name = "SHELL", value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The hidden word that prints lbctl(8); outside clap, so that no `--help`,
+/// completion or suggestion shows it.
+const MANPAGE: &str = "manpage";
+
+#[derive(Args, Debug)]
+struct AttachArgs {
+    /// The network interface
+    #[arg(value_name = "IFACE", value_parser = parse_iface)]
+    iface: String,
+    /// XDP attach mode
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = XdpMode::Native)]
+    mode: XdpMode,
+    /// Size of the connection table when it is made (1024 to 134217728)
+    #[arg(long, value_name = "N", value_parser = parse_conns)]
+    conns: Option<u32>,
+    /// Size of the persistence template table when it is made (1024 to 134217728)
+    #[arg(long, value_name = "N", value_parser = parse_templates)]
+    templates: Option<u32>,
+    /// Remake the tables, dropping every connection and template
+    #[arg(long)]
+    reset: bool,
+}
+
+#[derive(Args, Debug)]
+struct DaemonArgs {
+    /// Stay in the foreground (it always does; ldirectord's -d/--debug is taken too)
+    #[arg(short = 'f', long, short_alias = 'd', alias = "debug")]
+    foreground: bool,
+    /// Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9469)
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics)]
+    metrics: Option<SocketAddr>,
+    /// Allow --metrics on an address that is not a loopback one
+    #[arg(long, requires = "metrics")]
+    metrics_public: bool,
+    /// The ldirectord.cf to run (or `status`)
+    #[arg(value_name = "CONFIG")]
+    config: String,
+    /// `start` (the default) or `status`, as ldirectord takes them
+    #[arg(value_name = "ACTION")]
+    action: Option<String>,
+}
+
+/// Parses a command line whose first word is not an option (`args` without
+/// the program name): an lbctl word, or a mistyped one.
+pub(super) fn parse_word(args: &[String]) -> Result<Command, CliError> {
+    match args {
+        [w] if w == MANPAGE => return Ok(Command::Manpage),
+        [w, extra, ..] if w == MANPAGE => {
+            return Err(word_error(
+                None,
+                ErrorKind::UnknownArgument,
+                &format!("unexpected argument '{extra}' found: `lbctl {MANPAGE}' takes none"),
+            ));
+        }
+        _ => {}
+    }
+    let argv = std::iter::once("lbctl".to_owned()).chain(args.iter().cloned());
+    match Words::try_parse_from(argv) {
+        Ok(w) => w.word.into_command(),
+        Err(e) => outcome(e),
     }
 }
 
-pub(super) fn no_more(rest: &[String]) -> Result<(), CliError> {
-    match rest.first() {
-        None => Ok(()),
-        Some(w) => Err(CliError::UnexpectedArgument(w.clone())),
-    }
-}
-
-pub(super) fn parse_attach(rest: &[String]) -> Result<Command, CliError> {
-    let mut iface = None;
-    let mut mode = None;
-    let mut words = rest.iter();
-    let mut conns = None;
-    let mut templates = None;
-    let mut reset = false;
-    while let Some(w) = words.next() {
-        let (name, inline) = match w.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (w.as_str(), None),
-        };
-        let value = |words: &mut std::slice::Iter<'_, String>| -> Result<String, CliError> {
-            match inline {
-                Some(v) => Ok(v.to_owned()),
-                None => words
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| CliError::MissingArgument(w.clone())),
+/// What a clap error means for lbctl: `--help` is text to print; a value
+/// refused by one of lbctl's parsers is that parser's error; anything else
+/// is clap's message, usage and tips.
+fn outcome(e: clap::Error) -> Result<Command, CliError> {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            Ok(Command::Print(e.render().to_string()))
+        }
+        kind => {
+            if kind == ErrorKind::ValueValidation
+                && let Some(inner) =
+                    std::error::Error::source(&e).and_then(|s| s.downcast_ref::<CliError>())
+            {
+                return Err(inner.clone());
             }
-        };
-        match name {
-            "--mode" => {
-                if mode.is_some() {
-                    return Err(CliError::MultipleOptions("mode"));
-                }
-                let v = value(&mut words)?;
-                mode = Some(match v.as_str() {
-                    "native" => XdpMode::Native,
-                    "generic" => XdpMode::Generic,
-                    _ => return Err(CliError::InvalidXdpMode(v)),
-                });
-            }
-            "--conns" | "--templates" => {
-                let v = value(&mut words)?;
-                let n = parse_table_size(&v).ok_or(CliError::IllegalValue {
-                    what: if name == "--conns" {
-                        "connection table size (1024..=134217728)"
-                    } else {
-                        "template table size (1024..=134217728)"
-                    },
-                })?;
-                let slot = if name == "--conns" {
-                    &mut conns
-                } else {
-                    &mut templates
-                };
-                if slot.is_some() {
-                    return Err(CliError::MultipleOptions(if name == "--conns" {
-                        "conns"
-                    } else {
-                        "templates"
-                    }));
-                }
-                *slot = Some(n);
-            }
-            "--reset" if inline.is_none() => reset = true,
-            _ if w.starts_with('-') => return Err(CliError::UnknownOption(w.clone())),
-            _ if iface.is_some() => return Err(CliError::UnexpectedArgument(w.clone())),
-            _ => iface = Some(check_iface(w)?),
+            Err(CliError::word(kind, &e.render().to_string()))
         }
     }
-    let iface = iface.ok_or(CliError::Usage(ATTACH_USAGE))?;
-    Ok(Command::Attach {
-        iface,
-        mode: mode.unwrap_or(XdpMode::Native),
-        conns,
-        templates,
-        reset,
-    })
 }
 
-/// A table size for `--conns`/`--templates`.
-pub(super) fn parse_table_size(v: &str) -> Option<u32> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// An error about `word`'s arguments (or lbctl's, for `None`) found outside
+/// clap's parse, rendered as clap renders its own (with the usage).
+fn word_error(word: Option<&str>, kind: ErrorKind, message: &str) -> CliError {
+    let mut cmd = Words::command();
+    cmd.build();
+    let e = match word.and_then(|w| cmd.find_subcommand_mut(w)) {
+        Some(sub) => sub.error(kind, message),
+        None => cmd.error(kind, message),
+    };
+    CliError::word(kind, &e.render().to_string())
+}
+
+impl Word {
+    fn into_command(self) -> Result<Command, CliError> {
+        Ok(match self {
+            Word::Attach(a) => Command::Attach {
+                iface: a.iface,
+                mode: a.mode,
+                conns: a.conns,
+                templates: a.templates,
+                reset: a.reset,
+            },
+            Word::Detach { iface } => Command::Detach { iface },
+            Word::Sysctl { setting } => Command::Sysctl(setting.unwrap_or(SysctlCmd::List)),
+            Word::Counters => Command::Counters,
+            Word::Daemon(d) => d.into_command()?,
+            Word::DaemonStatus { config } => Command::DaemonStatus { config },
+            Word::Version => Command::Version,
+            Word::Help { word: None } => Command::Help,
+            Word::Help { word: Some(w) } => {
+                return parse_word(&[w, "--help".to_owned()]);
+            }
+            Word::Completions { shell } => Command::Completions(shell),
+        })
     }
-    let n: u32 = v.parse().ok()?;
-    (1024..=134_217_728).contains(&n).then_some(n)
+}
+
+impl DaemonArgs {
+    /// ldirectord's `CONFIG [start|status]` and `status`.
+    fn into_command(self) -> Result<Command, CliError> {
+        let status = |config: Option<PathBuf>| {
+            if self.metrics.is_some() || self.metrics_public {
+                return Err(word_error(
+                    Some("daemon"),
+                    ErrorKind::ArgumentConflict,
+                    "--metrics and --metrics-public do not go with `status'",
+                ));
+            }
+            Ok(Command::DaemonStatus { config })
+        };
+        match (self.config.as_str(), self.action.as_deref()) {
+            ("status", None) => status(None),
+            (c, Some("status")) => status(Some(c.into())),
+            (c, None | Some("start")) => Ok(Command::Daemon {
+                foreground: self.foreground,
+                config: c.into(),
+                metrics: self.metrics,
+                metrics_public: self.metrics_public,
+            }),
+            (_, Some(action)) => Err(CliError::DaemonAction(action.to_owned())),
+        }
+    }
 }
 
 /// The kernel's `dev_valid_name`: 1..=15 bytes, not `.`/`..`, no `/`, `:` or
 /// whitespace.
-pub(super) fn check_iface(name: &str) -> Result<String, CliError> {
+fn parse_iface(name: &str) -> Result<String, CliError> {
     let ok = !name.is_empty()
         && name.len() < 16
         && name != "."
@@ -142,104 +271,48 @@ pub(super) fn check_iface(name: &str) -> Result<String, CliError> {
     }
 }
 
-/// `lbctl daemon ...`: options anywhere, then `CONFIG`, `status`, `CONFIG
-/// status` or `CONFIG start` (ldirectord's words).
-pub(super) fn parse_daemon(rest: &[String]) -> Result<Command, CliError> {
-    let mut foreground = false;
-    let mut metrics = None;
-    let mut metrics_public = false;
-    let mut words = Vec::new();
-    let mut it = rest.iter();
-    while let Some(w) = it.next() {
-        let (name, inline) = match w.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
-            _ => (w.as_str(), None),
-        };
-        match name {
-            "--foreground" | "-f" | "--debug" | "-d" if inline.is_none() => foreground = true,
-            "--metrics-public" if inline.is_none() => metrics_public = true,
-            "--metrics" => {
-                if metrics.is_some() {
-                    return Err(CliError::MultipleOptions("metrics"));
-                }
-                let v = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| CliError::MissingArgument(w.clone()))?,
-                };
-                metrics = Some(
-                    v.parse::<std::net::SocketAddr>()
-                        .map_err(|_| CliError::InvalidMetricsAddress(v.clone()))?,
-                );
-            }
-            "--" => words.extend(it.by_ref().cloned()),
-            _ if w.starts_with('-') && w.len() > 1 => {
-                return Err(CliError::UnknownOption(w.clone()));
-            }
-            _ => words.push(w.clone()),
-        }
+/// A table size: decimal digits only, within [`TABLE_SIZES`].
+fn table_size(v: &str) -> Option<u32> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    let status_only = |extra: bool| -> Result<(), CliError> {
-        if extra || metrics.is_some() || metrics_public {
-            return Err(CliError::Usage(DAEMON_USAGE));
-        }
-        Ok(())
-    };
-    let daemon = |c: &String| {
-        if metrics_public && metrics.is_none() {
-            return Err(CliError::Usage(DAEMON_USAGE));
-        }
-        Ok(Command::Daemon {
-            foreground,
-            config: c.into(),
-            metrics,
-            metrics_public,
-        })
-    };
-    match words.as_slice() {
-        [s] if s == "status" => {
-            status_only(false)?;
-            Ok(Command::DaemonStatus { config: None })
-        }
-        [c, s] if s == "status" => {
-            status_only(false)?;
-            Ok(Command::DaemonStatus {
-                config: Some(c.into()),
-            })
-        }
-        [c] => daemon(c),
-        [c, s] if s == "start" => daemon(c),
-        [_, action] => Err(CliError::DaemonAction(action.clone())),
-        [_, _, extra, ..] => Err(CliError::UnexpectedArgument(extra.clone())),
-        [] => Err(CliError::Usage(DAEMON_USAGE)),
-    }
+    let n: u32 = v.parse().ok()?;
+    TABLE_SIZES.contains(&n).then_some(n)
 }
 
-pub(super) fn parse_sysctl(rest: &[String]) -> Result<Command, CliError> {
-    let arg = match rest {
-        [] => return Ok(Command::Sysctl(SysctlCmd::List)),
-        [arg] => arg,
-        [_, extra, ..] => return Err(CliError::UnexpectedArgument(extra.clone())),
-    };
-    if arg.starts_with('-') {
-        return Err(CliError::Usage(SYSCTL_USAGE));
-    }
+fn parse_conns(v: &str) -> Result<u32, CliError> {
+    table_size(v).ok_or(CliError::IllegalValue {
+        what: "connection table size (1024..=134217728)",
+    })
+}
+
+fn parse_templates(v: &str) -> Result<u32, CliError> {
+    table_size(v).ok_or(CliError::IllegalValue {
+        what: "template table size (1024..=134217728)",
+    })
+}
+
+fn parse_metrics(v: &str) -> Result<SocketAddr, CliError> {
+    v.parse()
+        .map_err(|_| CliError::InvalidMetricsAddress(v.to_owned()))
+}
+
+/// `NAME` or `NAME=VALUE` of `lbctl sysctl`.
+fn parse_setting(arg: &str) -> Result<SysctlCmd, CliError> {
     let (name, value) = match arg.split_once('=') {
         Some((n, v)) => (n.trim(), Some(v.trim())),
         None => (arg.trim(), None),
     };
     let knob = Sysctl::from_name(name).ok_or_else(|| CliError::UnknownSysctl(name.to_owned()))?;
     let Some(value) = value else {
-        return Ok(Command::Sysctl(SysctlCmd::Show(knob)));
+        return Ok(SysctlCmd::Show(knob));
     };
     let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
         .then(|| value.parse::<u32>().ok())
         .flatten()
         .filter(|v| *v <= knob.max());
     match parsed {
-        Some(v) => Ok(Command::Sysctl(SysctlCmd::Set(knob, v))),
+        Some(v) => Ok(SysctlCmd::Set(knob, v)),
         None => Err(CliError::InvalidSysctlValue {
             name: knob.name(),
             value: value.to_owned(),

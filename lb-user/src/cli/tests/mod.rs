@@ -2,9 +2,10 @@
 
 use std::net::Ipv4Addr;
 
+use clap::error::ErrorKind;
+
 use super::ipvsadm::SYNC_DAEMON;
 use super::options::{Cmd, OPT_NAMES, Opt};
-use super::words::{ATTACH_USAGE, DAEMON_USAGE, DETACH_USAGE, SYSCTL_USAGE};
 use super::*;
 use crate::format::ListFormat;
 use crate::model::{
@@ -77,14 +78,25 @@ fn real(addr: &str, port: u16, weight: u32) -> RealSpec {
     }
 }
 
+/// The kind of clap error that an lbctl word's command line got (`None`
+/// when it parsed, or failed with one of lbctl's own errors).
+fn kind(r: Result<Command, CliError>) -> Option<ErrorKind> {
+    match r {
+        Err(CliError::Word { kind, .. }) => Some(kind),
+        _ => None,
+    }
+}
+
 fn list(target: ListTarget, format: ListFormat) -> Command {
     Command::List { target, format }
 }
 
 const ALL: &str = "255.255.255.255";
 
+mod clap_words;
 mod errors;
 mod listing;
+mod manual;
 mod services;
 mod values;
 mod words;
