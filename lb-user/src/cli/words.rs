@@ -132,7 +132,8 @@ struct AttachArgs {
 
 #[derive(Args, Debug)]
 struct DaemonArgs {
-    /// Stay in the foreground (it always does; ldirectord's -d/--debug is taken too)
+    /// Stay in the foreground quietly (it never detaches; without this flag it
+    /// says so once); ldirectord's -d/--debug is taken too
     #[arg(short = 'f', long, short_alias = 'd', alias = "debug")]
     foreground: bool,
     /// Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9469)
