@@ -60,6 +60,9 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         Command::Help => out(&cli::usage())?,
         Command::Version => out(&cli::version_text())?,
+        Command::Print(text) => out(&text)?,
+        Command::Completions(shell) => out(&cli::completions(shell))?,
+        Command::Manpage => out(&cli::manpage())?,
         Command::Attach {
             iface,
             mode,
@@ -193,6 +196,9 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         Command::Counters => out(&format::counters(&t.counters()?))?,
         Command::Help
         | Command::Version
+        | Command::Print(_)
+        | Command::Completions(_)
+        | Command::Manpage
         | Command::Restore
         | Command::Attach { .. }
         | Command::Detach { .. }

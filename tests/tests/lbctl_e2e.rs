@@ -588,3 +588,122 @@ fn sysctl_and_timeouts_use_the_kernel_names_and_values() -> Result<()> {
     );
     Ok(())
 }
+
+/// lbctl's own words as a user meets them: `WORD --help` prints the word's
+/// usage on stdout and exits 0, a mistyped word or option is refused with
+/// clap's suggestion on stderr, `completions` prints scripts that really
+/// complete (bash is run), and `manpage` prints lbctl(8). None of them needs
+/// the tables: the pin directory they are pointed at is never made.
+#[test]
+fn words_help_suggestions_completions_and_man_page() -> Result<()> {
+    let lbctl = lb_tests::lb::lbctl_path()?;
+    let pins = std::env::temp_dir().join(format!("lbctl-e2e-no-pins-{}", std::process::id()));
+    let run = |args: &[&str]| -> Result<(Option<i32>, String, String)> {
+        let o = std::process::Command::new(&lbctl)
+            .args(args)
+            .env("LB_PIN_PATH", &pins)
+            .output()
+            .context("running lbctl")?;
+        Ok((
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ))
+    };
+
+    for word in [
+        "attach",
+        "detach",
+        "sysctl",
+        "counters",
+        "daemon",
+        "daemon-status",
+    ] {
+        let (code, out, err) = run(&[word, "--help"])?;
+        ensure!(
+            code == Some(0),
+            "lbctl {word} --help exited {code:?}: {err}"
+        );
+        ensure!(
+            out.contains(&format!("Usage: lbctl {word}")),
+            "lbctl {word} --help: {out}"
+        );
+        ensure!(err.is_empty(), "lbctl {word} --help wrote to stderr: {err}");
+    }
+    let (code, out, _) = run(&["help", "attach"])?;
+    ensure!(
+        code == Some(0) && out.contains("--mode <MODE>"),
+        "lbctl help attach: {out}"
+    );
+    // ipvsadm's -h is still the whole usage.
+    let (code, out, _) = run(&["-h"])?;
+    ensure!(code == Some(0) && out.starts_with("lbctl v") && out.contains("-A|E virtual-service"));
+
+    for (args, tip) in [
+        (&["atach", "eth0"][..], "'attach'"),
+        (&["attach", "eth0", "--mdoe", "generic"][..], "'--mode'"),
+        (&["daemon-stauts"][..], "'daemon-status'"),
+    ] {
+        let (code, out, err) = run(args)?;
+        let line = args.join(" ");
+        ensure!(code == Some(255), "lbctl {line} exited {code:?}");
+        ensure!(out.is_empty(), "lbctl {line} wrote to stdout: {out}");
+        ensure!(
+            err.starts_with("lbctl: ") && err.contains("similar") && err.contains(tip),
+            "lbctl {line}: no suggestion of {tip}: {err}"
+        );
+    }
+    // A bad value keeps lbctl's message.
+    let (code, _, err) = run(&["attach", "a/b"])?;
+    ensure!(
+        code == Some(2) && err == "lbctl: invalid interface name `a/b'\n",
+        "{code:?} {err}"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", shell])?;
+        ensure!(
+            code == Some(0),
+            "lbctl completions {shell} exited {code:?}: {err}"
+        );
+        ensure!(out.contains("lbctl") && out.contains("add-service") && out.contains("attach"));
+    }
+    let (_, script, _) = run(&["completions", "bash"])?;
+    let script_path = std::env::temp_dir().join(format!("lbctl-e2e-{}.bash", std::process::id()));
+    std::fs::write(&script_path, &script)?;
+    let complete = |words: &str, cword: usize| -> Result<String> {
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 _lbctl lbctl \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+                 echo \"${{COMPREPLY[*]}}\"",
+                script_path.display()
+            ))
+            .output()?;
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let words = complete("lbctl att", 1);
+    let options = complete("lbctl --add-s", 1);
+    let mode = complete("lbctl attach eth0 --mo", 3);
+    std::fs::remove_file(&script_path)?;
+    ensure!(words? == "attach", "bash completion of `lbctl att`");
+    ensure!(
+        options? == "--add-service --add-server",
+        "bash completion of `lbctl --add-s`"
+    );
+    ensure!(
+        mode? == "--mode",
+        "bash completion of `lbctl attach eth0 --mo`"
+    );
+
+    let (code, out, err) = run(&["manpage"])?;
+    ensure!(code == Some(0), "lbctl manpage exited {code:?}: {err}");
+    ensure!(
+        out.contains(".TH lbctl 8 ") && out.contains(".SH \"LBCTL WORDS\""),
+        "{out}"
+    );
+
+    ensure!(!pins.exists(), "{} was made", pins.display());
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `CliError`: ipvsadm's messages and exit codes, and lbctl's own.
+
+use std::net::Ipv4Addr;
+
+use clap::error::ErrorKind;
+/// Why a command line (or a `-R` line) was refused. `Display` gives the text to
+/// print after `lbctl: `; ipvsadm's own wording is kept where ipvsadm has the
+/// same error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// popt: an option that does not exist (the word as typed).
+    #[error("{0}: unknown option")]
+    UnknownOption(String),
+    /// popt: an option whose argument is missing.
+    #[error("{0}: missing argument")]
+    MissingArgument(String),
+    /// popt: `--numeric=1` and the like.
+    #[error("{0}: option does not take an argument")]
+    UnwantedArgument(String),
+    /// Only non-option words and no command.
+    #[error("no command specified; try `lbctl -h' or 'lbctl --help' for more information")]
+    NoCommand,
+    /// The first option is not a command (ipvsadm needs the command first).
+    #[error(
+        "`{0}' is not a command: the command (-A, -E, -D, -C, -R, -S, -a, -e, -d, -L, -Z, --set) \
+         must come first; try `lbctl -h' for more information"
+    )]
+    NotACommand(String),
+    /// A second command after the first (ipvsadm's wording).
+    #[error("invalid option `{0}'")]
+    InvalidOption(String),
+    /// A word that no option takes.
+    #[error("unexpected argument {0}")]
+    UnexpectedArgument(String),
+    /// The same option twice (ipvsadm's option names, e.g. `weight`).
+    #[error("multiple '{0}' options specified")]
+    MultipleOptions(&'static str),
+    /// An option that the command does not take (ipvsadm's names, e.g.
+    /// `Illegal 'weight' option with the 'add-service' command`).
+    #[error("Illegal '{option}' option with the '{command}' command")]
+    IllegalOption {
+        option: &'static str,
+        command: &'static str,
+    },
+    /// An option that the command requires.
+    #[error("You need to supply the '{option}' option for the '{command}' command")]
+    MissingOption {
+        option: &'static str,
+        command: &'static str,
+    },
+    /// Two mutually exclusive options of `-L` (`-c`, a service, `--timeout`).
+    #[error("The option '{option}' conflicts with the '{other}' option in the '{command}' command")]
+    ConflictingOptions {
+        option: &'static str,
+        other: &'static str,
+        command: &'static str,
+    },
+    /// `-L -c --stats` and the like.
+    #[error("options conflicts in the list command")]
+    ListConflict,
+    #[error("illegal virtual server address[:port] specified")]
+    IllegalServiceAddress,
+    #[error("illegal real server address[:port] specified")]
+    IllegalRealAddress,
+    #[error("illegal virtual server persistent mask specified")]
+    IllegalNetmask,
+    /// lbctl only: ipvsadm passes such masks on; they make no sense.
+    #[error("persistent mask {0} is not contiguous")]
+    NonContiguousNetmask(Ipv4Addr),
+    #[error("illegal weight specified")]
+    IllegalWeight,
+    /// Other `illegal <what> specified` errors of ipvsadm (`u_threshold`,
+    /// `syncid`, `tunnel port`, ...), for options lbctl does not support.
+    #[error("illegal {what} specified")]
+    IllegalValue { what: &'static str },
+    /// `-p` or `--set` value out of range or not a number.
+    #[error("invalid timeout value `{0}' specified")]
+    InvalidTimeout(String),
+    #[error("invalid fwmark value `{0}' specified")]
+    InvalidFwmark(String),
+    #[error("--set option requires 3 timeout values")]
+    SetNeedsThreeValues,
+    /// `-A`/`-E` without a port (or with port 0) and without `-p`.
+    #[error("Zero port specified for non-persistent service")]
+    ZeroPort,
+    #[error("Tunnel options conflict with forward method")]
+    TunnelOptionsConflict,
+    #[error("-6 used before -f")]
+    Ipv6BeforeFwmark,
+    #[error("IPv6 is not supported yet")]
+    Ipv6Unsupported,
+    /// A known IPVS scheduler that lbctl does not implement yet.
+    #[error("scheduler {0} is not supported yet (supported: rr, wrr)")]
+    SchedulerUnsupported(String),
+    /// A scheduler name IPVS does not know (ipvsadm's wording; the kernel's
+    /// ENOENT).
+    #[error("Scheduler or persistence engine not found")]
+    SchedulerNotFound(String),
+    /// `-i` or `-m`.
+    #[error("forwarding method {0} is not supported yet; only direct routing (-g)")]
+    ForwardingUnsupported(&'static str),
+    /// Any other ipvsadm feature that lbctl does not implement yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    /// A command other than -A -E -D -a -e -d -C in `-R` input.
+    #[error("`{0}' is not allowed in restore input (only -A, -E, -D, -a, -e, -d and -C are)")]
+    NotAllowedInRestore(String),
+    /// Wrong use of an lbctl word (or a mistyped one), as clap reports it:
+    /// the message, the word's usage and clap's tips (a similar word or
+    /// option), without clap's leading `error: `.
+    #[error("{message}")]
+    Word { kind: ErrorKind, message: String },
+    #[error("invalid interface name `{0}'")]
+    InvalidInterface(String),
+    #[error(
+        "unknown sysctl `{0}' (known: expire_nodest_conn, expire_quiescent_template, \
+         conn_reuse_mode)"
+    )]
+    UnknownSysctl(String),
+    #[error("invalid value `{value}' for {name} (expected {expected})")]
+    InvalidSysctlValue {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid metrics address `{0}' (expected ADDR:PORT, e.g. 127.0.0.1:9469)")]
+    InvalidMetricsAddress(String),
+    /// ldirectord's `stop`, `reload`, ... words: lbctl daemon never detaches.
+    #[error(
+        "`lbctl daemon CONFIG {0}' is not supported: the daemon stays in the foreground; \
+         stop it with SIGTERM and reload it with SIGHUP (`lbctl daemon-status' shows its pid)"
+    )]
+    DaemonAction(String),
+}
+
+impl CliError {
+    /// Exit status ipvsadm uses for this kind of error: 255 for option-syntax
+    /// errors (popt errors and "try -h", and clap's errors about lbctl's
+    /// words), 2 for everything ipvsadm reports through `fail()`.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::UnknownOption(_)
+            | CliError::MissingArgument(_)
+            | CliError::UnwantedArgument(_)
+            | CliError::NoCommand
+            | CliError::NotACommand(_)
+            | CliError::NotAllowedInRestore(_)
+            | CliError::Word { .. } => 255,
+            _ => 2,
+        }
+    }
+
+    /// A [`CliError::Word`] from clap's rendered error text.
+    pub(super) fn word(kind: ErrorKind, rendered: &str) -> CliError {
+        let message = rendered.strip_prefix("error: ").unwrap_or(rendered);
+        CliError::Word {
+            kind,
+            message: message.trim_end().to_owned(),
+        }
+    }
+}

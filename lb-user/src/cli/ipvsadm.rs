@@ -1,0 +1,504 @@
+//! ipvsadm's `process_options`: the first option is the command, the others
+//! fill a `State`, then the checks run in ipvsadm's order and `build` makes
+//! the [`Command`](super::Command).
+
+use std::net::Ipv4Addr;
+
+use lb_common::MAX_WEIGHT;
+
+use super::options::{Cmd, OPT_NAMES, Opt, Tag, command_of, generic_opt_check};
+use super::popt::{Found, Popt};
+use super::values::{
+    Addr, parse_addr, parse_netmask, parse_sched, parse_timeout, string_to_number,
+};
+use super::{
+    CliError, Command, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHED, DEFAULT_WEIGHT, ListTarget,
+};
+use crate::format::ListFormat;
+use crate::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use crate::resolve::Resolver;
+/// A service or real address that lbctl can use, or the error that explains
+/// why not (already recorded as the deferred error).
+#[derive(Clone)]
+pub(super) enum Usable<T> {
+    Yes(T),
+    No(CliError),
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    options: u64,
+    /// Protocol for port names (`-f` sets TCP, as ipvsadm does).
+    svc_proto: Option<Proto>,
+    svc_port: u16,
+    fwmark: bool,
+    svc: Option<Usable<ServiceId>>,
+    /// `-r`: address and port (port as ipvsadm computes it before forcing).
+    real: Option<Usable<(Ipv4Addr, u16)>>,
+    sched: Option<Sched>,
+    persistent: Option<u32>,
+    netmask: Option<Ipv4Addr>,
+    weight: Option<u32>,
+    tunnel_opts: bool,
+    format: ListFormat,
+    /// The first "not supported yet" error, reported after the table check.
+    deferred: Option<CliError>,
+}
+
+impl State {
+    fn set(&mut self, opt: Opt) -> Result<(), CliError> {
+        if self.options & opt.bit() != 0 {
+            return Err(CliError::MultipleOptions(OPT_NAMES[opt as usize]));
+        }
+        self.options |= opt.bit();
+        Ok(())
+    }
+
+    fn has(&self, opt: Opt) -> bool {
+        self.options & opt.bit() != 0
+    }
+
+    fn defer(&mut self, e: CliError) -> CliError {
+        if self.deferred.is_none() {
+            self.deferred = Some(e.clone());
+        }
+        e
+    }
+
+    fn service(&self, cmd: Cmd) -> Result<ServiceId, CliError> {
+        match &self.svc {
+            Some(Usable::Yes(id)) => Ok(*id),
+            Some(Usable::No(e)) => Err(e.clone()),
+            None => Err(CliError::MissingOption {
+                option: OPT_NAMES[Opt::Service as usize],
+                command: cmd.name(),
+            }),
+        }
+    }
+
+    fn real(&self, cmd: Cmd) -> Result<(Ipv4Addr, u16), CliError> {
+        match &self.real {
+            Some(Usable::Yes(r)) => Ok(*r),
+            Some(Usable::No(e)) => Err(e.clone()),
+            None => Err(CliError::MissingOption {
+                option: OPT_NAMES[Opt::Server as usize],
+                command: cmd.name(),
+            }),
+        }
+    }
+}
+
+pub(super) const SYNC_DAEMON: &str = "the connection sync daemon (--start-daemon/--stop-daemon)";
+
+pub(super) fn parse_ipvsadm(
+    args: &[String],
+    names: &Resolver,
+    restore: bool,
+) -> Result<Command, CliError> {
+    let mut popt = Popt::new(args);
+    let Some(first) = popt.next_opt()? else {
+        return Err(CliError::NoCommand);
+    };
+    let cmd = match first.tag {
+        Tag::Help if !restore => return Ok(Command::Help),
+        Tag::Version if !restore => return Ok(Command::Version),
+        tag => match command_of(tag) {
+            Some(cmd) => cmd,
+            None if restore && matches!(tag, Tag::Help | Tag::Version) => {
+                return Err(CliError::NotAllowedInRestore(first.word));
+            }
+            None => return Err(CliError::NotACommand(first.word)),
+        },
+    };
+    if restore
+        && !matches!(
+            cmd,
+            Cmd::Add
+                | Cmd::Edit
+                | Cmd::Del
+                | Cmd::Flush
+                | Cmd::AddDest
+                | Cmd::EditDest
+                | Cmd::DelDest
+        )
+    {
+        return Err(CliError::NotAllowedInRestore(first.word));
+    }
+
+    let mut st = State::default();
+    match (cmd, first.arg.as_deref()) {
+        (Cmd::StartDaemon, Some(state)) => {
+            if state != "master" && state != "backup" {
+                return Err(CliError::IllegalValue {
+                    what: "start-daemon parameter",
+                });
+            }
+            st.defer(CliError::Unsupported(SYNC_DAEMON));
+        }
+        (Cmd::StopDaemon, Some(state)) => {
+            if state != "master" && state != "backup" {
+                // sic: ipvsadm's message for --stop-daemon.
+                return Err(CliError::IllegalValue {
+                    what: "start_daemon",
+                });
+            }
+            st.defer(CliError::Unsupported(SYNC_DAEMON));
+        }
+        _ => {}
+    }
+
+    while let Some(found) = popt.next_opt()? {
+        apply_option(&mut st, found, names)?;
+    }
+
+    // Leftover words: --set's three values, anything else is unexpected.
+    let mut leftovers = popt.leftovers.into_iter();
+    let mut timeouts = None;
+    if cmd == Cmd::Timeout {
+        match (leftovers.next(), leftovers.next(), leftovers.next()) {
+            (Some(tcp), Some(tcpfin), Some(udp)) => {
+                timeouts = Some(Timeouts {
+                    tcp: parse_timeout(&tcp, 0)?,
+                    tcpfin: parse_timeout(&tcpfin, 0)?,
+                    udp: parse_timeout(&udp, 0)?,
+                });
+            }
+            _ => return Err(CliError::SetNeedsThreeValues),
+        }
+    }
+    if let Some(extra) = leftovers.next() {
+        return Err(CliError::UnexpectedArgument(extra));
+    }
+
+    generic_opt_check(cmd, st.options)?;
+    if let Some(e) = st.deferred.take() {
+        return Err(e);
+    }
+
+    // ipvsadm's checks after the table.
+    if matches!(cmd, Cmd::Add | Cmd::Edit)
+        && !st.fwmark
+        && st.svc_port == 0
+        && st.persistent.is_none()
+    {
+        return Err(CliError::ZeroPort);
+    }
+    if matches!(cmd, Cmd::AddDest | Cmd::EditDest) && st.tunnel_opts {
+        // Only -g gets here (-i and -m were refused as unsupported).
+        return Err(CliError::TunnelOptionsConflict);
+    }
+    if cmd == Cmd::List {
+        let f = &st.format;
+        let conn_like = st.has(Opt::Connection) || st.has(Opt::Timeout) || st.has(Opt::Daemon);
+        let timeout_like = st.has(Opt::Timeout) || st.has(Opt::Daemon);
+        if (conn_like && (f.stats || f.rate || f.thresholds)) || (timeout_like && f.persistent_conn)
+        {
+            return Err(CliError::ListConflict);
+        }
+    }
+
+    build(cmd, &st, timeouts)
+}
+
+pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Result<(), CliError> {
+    let Found {
+        tag,
+        arg: optarg,
+        word,
+    } = found;
+    let arg = optarg.clone().unwrap_or_default();
+    match tag {
+        Tag::TcpService | Tag::UdpService | Tag::SctpService => {
+            st.set(Opt::Service)?;
+            let proto = match tag {
+                Tag::TcpService => Some(Proto::Tcp),
+                Tag::UdpService => Some(Proto::Udp),
+                _ => None,
+            };
+            st.svc_proto = proto;
+            let parsed = parse_addr(&arg, proto, names).ok_or(CliError::IllegalServiceAddress)?;
+            st.svc = Some(match (proto, parsed) {
+                (None, Addr::V4 { port, .. } | Addr::V6 { port }) => {
+                    st.svc_port = port.unwrap_or(0);
+                    Usable::No(st.defer(CliError::Unsupported("SCTP services (--sctp-service)")))
+                }
+                (Some(_), Addr::V6 { port }) => {
+                    st.svc_port = port.unwrap_or(0);
+                    Usable::No(st.defer(CliError::Ipv6Unsupported))
+                }
+                (Some(proto), Addr::V4 { addr, port }) => {
+                    st.svc_port = port.unwrap_or(0);
+                    Usable::Yes(ServiceId {
+                        proto,
+                        addr,
+                        port: st.svc_port,
+                    })
+                }
+            });
+        }
+        Tag::FwmarkService => {
+            st.set(Opt::Service)?;
+            string_to_number(&arg, 1, i64::from(u32::MAX))
+                .ok_or_else(|| CliError::InvalidFwmark(arg.clone()))?;
+            st.fwmark = true;
+            st.svc_proto = Some(Proto::Tcp);
+            st.svc = Some(Usable::No(
+                st.defer(CliError::Unsupported("fwmark services (-f)")),
+            ));
+        }
+        Tag::Scheduler => {
+            st.set(Opt::Scheduler)?;
+            match parse_sched(&arg) {
+                Ok(s) => st.sched = Some(s),
+                Err(e) => {
+                    st.defer(e);
+                }
+            }
+        }
+        Tag::Persistent => {
+            st.set(Opt::Persistent)?;
+            // popt gives no argument when none is attached and the next word
+            // starts with `-` (or there is none): then the default applies.
+            st.persistent = Some(match &optarg {
+                None => DEFAULT_PERSISTENT_TIMEOUT,
+                Some(t) => parse_timeout(t, 1)?,
+            });
+        }
+        Tag::Netmask => {
+            st.set(Opt::Netmask)?;
+            st.netmask = Some(parse_netmask(&arg)?);
+        }
+        Tag::RealServer => {
+            st.set(Opt::Server)?;
+            let parsed =
+                parse_addr(&arg, st.svc_proto, names).ok_or(CliError::IllegalRealAddress)?;
+            st.real = Some(match parsed {
+                Addr::V6 { .. } => Usable::No(st.defer(CliError::Ipv6Unsupported)),
+                Addr::V4 { addr, port } => Usable::Yes((addr, port.unwrap_or(st.svc_port))),
+            });
+        }
+        Tag::Gatewaying => st.set(Opt::Forward)?,
+        Tag::Ipip => {
+            st.set(Opt::Forward)?;
+            st.defer(CliError::ForwardingUnsupported("ipip (-i)"));
+        }
+        Tag::Masquerading => {
+            st.set(Opt::Forward)?;
+            st.defer(CliError::ForwardingUnsupported("masquerading (-m)"));
+        }
+        Tag::Weight => {
+            st.set(Opt::Weight)?;
+            let w =
+                string_to_number(&arg, 0, i64::from(MAX_WEIGHT)).ok_or(CliError::IllegalWeight)?;
+            st.weight = u32::try_from(w).ok();
+        }
+        Tag::UThreshold | Tag::LThreshold => {
+            let (opt, what) = if tag == Tag::UThreshold {
+                (Opt::UThreshold, "u_threshold")
+            } else {
+                (Opt::LThreshold, "l_threshold")
+            };
+            st.set(opt)?;
+            string_to_number(&arg, 0, i64::from(i32::MAX))
+                .ok_or(CliError::IllegalValue { what })?;
+            st.defer(CliError::Unsupported("thresholds (-x/-y)"));
+        }
+        Tag::Connection => st.set(Opt::Connection)?,
+        Tag::Numeric => {
+            st.set(Opt::Numeric)?;
+            st.format.numeric = true;
+        }
+        Tag::McastInterface => st.set(Opt::Mcast)?,
+        Tag::SyncId => {
+            st.set(Opt::SyncId)?;
+            string_to_number(&arg, 0, 255).ok_or(CliError::IllegalValue { what: "syncid" })?;
+        }
+        Tag::Timeout => st.set(Opt::Timeout)?,
+        Tag::Daemon => {
+            st.set(Opt::Daemon)?;
+            st.defer(CliError::Unsupported("--daemon (sync daemon status)"));
+        }
+        Tag::Stats => {
+            st.set(Opt::Stats)?;
+            st.format.stats = true;
+        }
+        Tag::Rate => {
+            st.set(Opt::Rate)?;
+            st.format.rate = true;
+        }
+        Tag::Thresholds => {
+            st.set(Opt::Thresholds)?;
+            st.format.thresholds = true;
+        }
+        Tag::PersistentConn => {
+            st.set(Opt::PersistentConn)?;
+            st.format.persistent_conn = true;
+        }
+        Tag::NoSort => {
+            st.set(Opt::NoSort)?;
+            st.format.nosort = true;
+        }
+        // Sort is the default; ipvsadm accepts --sort anywhere as a no-op.
+        Tag::Sort => {}
+        Tag::Exact => {
+            st.set(Opt::Exact)?;
+            st.format.exact = true;
+        }
+        Tag::Ipv6 => {
+            if !st.fwmark {
+                return Err(CliError::Ipv6BeforeFwmark);
+            }
+            st.defer(CliError::Ipv6Unsupported);
+        }
+        Tag::Ops => {
+            st.set(Opt::OnePacket)?;
+            st.defer(CliError::Unsupported("one-packet scheduling (-o)"));
+        }
+        Tag::Pe => {
+            st.set(Opt::Pe)?;
+            st.defer(CliError::Unsupported("persistence engines (--pe)"));
+        }
+        Tag::SchedFlags => {
+            st.set(Opt::SchedFlags)?;
+            st.defer(CliError::Unsupported("scheduler flags (-b)"));
+        }
+        Tag::McastGroup => st.set(Opt::McastGroup)?,
+        Tag::McastPort => {
+            st.set(Opt::McastPort)?;
+            string_to_number(&arg, 1, 65535)
+                .ok_or(CliError::IllegalValue { what: "mcast-port" })?;
+        }
+        Tag::McastTtl => {
+            st.set(Opt::McastTtl)?;
+            string_to_number(&arg, 1, 255).ok_or(CliError::IllegalValue { what: "mcast-ttl" })?;
+        }
+        Tag::SyncMaxlen => {
+            st.set(Opt::SyncMaxlen)?;
+            string_to_number(&arg, 1, 65535 - 20 - 8).ok_or(CliError::IllegalValue {
+                what: "sync-maxlen",
+            })?;
+        }
+        Tag::TunInfo => {
+            st.set(Opt::TunInfo)?;
+            st.defer(CliError::Unsupported("--tun-info"));
+        }
+        Tag::TunType => {
+            st.set(Opt::TunType)?;
+            if arg != "ipip" && arg != "gue" {
+                return Err(CliError::IllegalValue {
+                    what: "tunnel type",
+                });
+            }
+            st.tunnel_opts = true;
+        }
+        Tag::TunPort => {
+            st.set(Opt::TunPort)?;
+            string_to_number(&arg, 1, 65535).ok_or(CliError::IllegalValue {
+                what: "tunnel port",
+            })?;
+            st.tunnel_opts = true;
+        }
+        Tag::TunNoCsum | Tag::TunCsum | Tag::TunRemCsum => {
+            st.set(match tag {
+                Tag::TunNoCsum => Opt::TunNoCsum,
+                Tag::TunCsum => Opt::TunCsum,
+                _ => Opt::TunRemCsum,
+            })?;
+            st.tunnel_opts = true;
+        }
+        // A command after the first one: ipvsadm's second switch has no case
+        // for it.
+        Tag::AddService
+        | Tag::EditService
+        | Tag::DeleteService
+        | Tag::Clear
+        | Tag::List
+        | Tag::Zero
+        | Tag::AddServer
+        | Tag::EditServer
+        | Tag::DeleteServer
+        | Tag::Set
+        | Tag::Help
+        | Tag::Version
+        | Tag::Restore
+        | Tag::Save
+        | Tag::StartDaemon
+        | Tag::StopDaemon => return Err(CliError::InvalidOption(word)),
+    }
+    Ok(())
+}
+
+pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<Command, CliError> {
+    let service_spec = || -> Result<ServiceSpec, CliError> {
+        Ok(ServiceSpec {
+            id: st.service(cmd)?,
+            sched: st.sched.unwrap_or(DEFAULT_SCHED),
+            persistent: st.persistent,
+            netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST),
+        })
+    };
+    let real_spec = || -> Result<(ServiceId, RealSpec), CliError> {
+        let service = st.service(cmd)?;
+        let (addr, _given_port) = st.real(cmd)?;
+        // Direct routing cannot change the port: ipvsadm forces the service's
+        // port for -g (and -i) on non-fwmark services.
+        Ok((
+            service,
+            RealSpec {
+                id: RealId {
+                    addr,
+                    port: service.port,
+                },
+                fwd: Fwd::Route,
+                weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
+            },
+        ))
+    };
+    Ok(match cmd {
+        Cmd::Add => Command::AddService(service_spec()?),
+        Cmd::Edit => Command::EditService(service_spec()?),
+        Cmd::Del => Command::DeleteService(st.service(cmd)?),
+        Cmd::Flush => Command::Clear,
+        Cmd::Restore => Command::Restore,
+        Cmd::Save => Command::Save {
+            numeric: st.format.numeric,
+        },
+        Cmd::AddDest => {
+            let (service, real) = real_spec()?;
+            Command::AddReal { service, real }
+        }
+        Cmd::EditDest => {
+            let (service, real) = real_spec()?;
+            Command::EditReal { service, real }
+        }
+        Cmd::DelDest => {
+            let service = st.service(cmd)?;
+            let (addr, port) = st.real(cmd)?;
+            Command::DeleteReal {
+                service,
+                real: RealId { addr, port },
+            }
+        }
+        Cmd::List => {
+            let target = if st.has(Opt::Connection) {
+                ListTarget::Conns
+            } else if st.svc.is_some() {
+                ListTarget::Service(st.service(cmd)?)
+            } else if st.has(Opt::Timeout) {
+                ListTarget::Timeouts
+            } else {
+                ListTarget::All
+            };
+            Command::List {
+                target,
+                format: st.format,
+            }
+        }
+        Cmd::Zero => Command::Zero(match st.svc {
+            Some(_) => Some(st.service(cmd)?),
+            None => None,
+        }),
+        Cmd::Timeout => Command::SetTimeouts(timeouts.ok_or(CliError::SetNeedsThreeValues)?),
+        Cmd::StartDaemon | Cmd::StopDaemon => return Err(CliError::Unsupported(SYNC_DAEMON)),
+    })
+}

@@ -1,0 +1,391 @@
+//! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus
+//! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
+//! `daemon-status`, `version`, `help`, `completions`), which clap reads: a
+//! first argument that starts with `-` is ipvsadm's, any other is a word.
+//!
+//! The ipvsadm part follows `ipvsadm.c` closely:
+//!
+//! * options are read the way popt reads them: short options may be clustered
+//!   (`-Ln`, `-At 10.0.0.1:80`), an argument may be attached (`-w3`, `-p300`,
+//!   `--weight=3`), `-p`'s argument is optional and is taken from the next word
+//!   only when that word does not start with `-`, non-option words are collected
+//!   and may appear anywhere, `--` ends the options, long names must be spelt
+//!   out in full;
+//! * the first option must be the command (`ipvsadm -n -L` is refused too);
+//! * value errors are reported in argument order, then leftover words, then the
+//!   command/option table (`commands_v_options`), then the post-checks (zero
+//!   port, list conflicts), with ipvsadm's own messages;
+//! * features that ipvsadm has and lbctl does not yet (IPv6, fwmark and SCTP
+//!   services, NAT and tunnelling, thresholds, other schedulers, ...) are
+//!   accepted by the parser as ipvsadm accepts them and then refused with a
+//!   clear "not supported yet" error, after the command/option table check, so
+//!   that misplaced options still get ipvsadm's "Illegal ..." message.
+//!
+//! Host and port names are looked up in `/etc/hosts` and `/etc/services` only
+//! (never DNS), through a [`Resolver`] that tests build from text.
+//!
+//! The rooms: this file has the [`Command`] types and the entry points;
+//! `popt` reads options as popt does, over ipvsadm's option table in
+//! `options` (with its command/option check); `ipvsadm` is ipvsadm's
+//! `process_options`, using the value parsers of `values`; `errors` has
+//! [`CliError`] with ipvsadm's messages and exit codes; `words` reads lbctl's
+//! own words with clap; `manual` makes the completion scripts and the man
+//! page from the words and the option table. Names are looked up through
+//! `crate::resolve`, a leaf: nothing here is used by `format` or `resolve`.
+
+mod errors;
+mod ipvsadm;
+mod manual;
+mod options;
+mod popt;
+mod values;
+mod words;
+
+#[cfg(test)]
+mod tests;
+
+use crate::format::ListFormat;
+use crate::model::{RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use crate::resolve::{Resolver, uncomment};
+pub use errors::CliError;
+use ipvsadm::parse_ipvsadm;
+pub use manual::{completions, manpage};
+use words::parse_word;
+
+pub use lb_common::MAX_TIMEOUT;
+
+/// Timeout that `-p` without a value gives, in seconds.
+///
+/// 300, as ipvsadm's man page and our specification say. Note: ipvsadm's code
+/// uses libipvs.h's `IPVS_SVC_PERSISTENT_TIMEOUT`, which is `(6*60)`, so a
+/// real `ipvsadm -A -t ... -p` lists `persistent 360`; the README says so.
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
+
+/// Scheduler used when `-A`/`-E` has no `-s`.
+///
+/// ipvsadm's default is `wlc` (`DEF_SCHED`), which lbctl does not implement
+/// yet. Rather than refusing every `-A` without `-s`, lbctl deliberately falls
+/// back to `wrr`, which with equal weights and no connection counts behaves
+/// closest to `wlc`. Like ipvsadm, `-E` without `-s` also resets the scheduler
+/// to this default.
+pub const DEFAULT_SCHED: Sched = Sched::Wrr;
+
+/// Weight of `-a`/`-e` without `-w` (ipvsadm re-sends it on `-e` too).
+pub const DEFAULT_WEIGHT: u32 = 1;
+
+/// One parsed `lbctl` invocation (or one line of `-R` input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `-A`: add a virtual service.
+    AddService(ServiceSpec),
+    /// `-E`: edit a virtual service. Like ipvsadm, every field is re-sent:
+    /// omitted `-p` makes the service non-persistent, omitted `-M` resets the
+    /// mask to /32, omitted `-s` resets the scheduler to [`DEFAULT_SCHED`].
+    EditService(ServiceSpec),
+    /// `-D`: delete a virtual service and its real servers.
+    DeleteService(ServiceId),
+    /// `-C`: delete all virtual services.
+    Clear,
+    /// `-R`: read commands from stdin, one per line (see [`parse_restore_line`]).
+    Restore,
+    /// `-S [-n]`: print the rules in `-R` format.
+    Save { numeric: bool },
+    /// `-a`: add a real server. The real's port is the service's port (direct
+    /// routing cannot change ports; ipvsadm forces it the same way).
+    AddReal { service: ServiceId, real: RealSpec },
+    /// `-e`: edit a real server; omitted `-w` resets the weight to 1.
+    EditReal { service: ServiceId, real: RealSpec },
+    /// `-d`: delete a real server. The port is the one given with `-r`, or the
+    /// service's port when none is given (ipvsadm does not force it here).
+    DeleteReal { service: ServiceId, real: RealId },
+    /// `-L`/`-l` (and `lbctl` without arguments).
+    List {
+        target: ListTarget,
+        format: ListFormat,
+    },
+    /// `-Z [service]`: zero the counters of one service or of all.
+    Zero(Option<ServiceId>),
+    /// `--set tcp tcpfin udp`; a value of 0 leaves that timeout unchanged.
+    SetTimeouts(Timeouts),
+    /// `-h`, `--help`, `lbctl help`: print [`usage`].
+    Help,
+    /// `-v`, `--version`, `lbctl version`: print [`version_text`].
+    Version,
+    /// `lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]
+    /// [--reset]` (default native; table sizes apply when the tables are made,
+    /// `--reset` remakes them, dropping every connection and template).
+    Attach {
+        iface: String,
+        mode: XdpMode,
+        conns: Option<u32>,
+        templates: Option<u32>,
+        reset: bool,
+    },
+    /// `lbctl detach IFACE`.
+    Detach { iface: String },
+    /// `lbctl sysctl [NAME[=VALUE]]`.
+    Sysctl(SysctlCmd),
+    /// `lbctl counters`: what the XDP program did with every packet, by
+    /// reason (forwarded, passed to the kernel and why, dropped and why).
+    Counters,
+    /// `lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]]
+    /// CONFIG`: the ldirectord-compatible health-checking daemon
+    /// (`-d`/`--debug` and a trailing `start`, as ldirectord takes them, are
+    /// accepted too).
+    Daemon {
+        foreground: bool,
+        config: std::path::PathBuf,
+        metrics: Option<std::net::SocketAddr>,
+        metrics_public: bool,
+    },
+    /// `lbctl daemon-status [CONFIG]`, `lbctl daemon status`, `lbctl daemon
+    /// CONFIG status`: the health the running daemon(s) last saw.
+    DaemonStatus { config: Option<std::path::PathBuf> },
+    /// `lbctl WORD --help`, `lbctl help WORD`: text to print on stdout as it
+    /// is (exit 0).
+    Print(String),
+    /// `lbctl completions bash|zsh|fish`: print [`completions`]'s script.
+    Completions(Shell),
+    /// `lbctl manpage` (hidden): print [`manpage`]'s lbctl(8).
+    Manpage,
+}
+
+/// What `-L` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListTarget {
+    /// The whole table, with the `IP Virtual Server version` header.
+    All,
+    /// `-L -t|-u service`: that service only, without the header line; ipvsadm
+    /// prints "No such service" and exits 1 when it does not exist.
+    Service(ServiceId),
+    /// `-L -c`: the connection table (`format.numeric` and
+    /// `format.persistent_conn` apply).
+    Conns,
+    /// `-L --timeout`.
+    Timeouts,
+}
+
+/// XDP attach mode of `lbctl attach --mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpMode {
+    /// Driver (native) XDP.
+    Native,
+    /// Generic (skb) XDP, works on any interface.
+    Generic,
+}
+
+/// The shells of `lbctl completions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The `net.ipv4.vs.*` knobs that lbctl implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sysctl {
+    ExpireNodestConn,
+    ExpireQuiescentTemplate,
+    ConnReuseMode,
+}
+
+impl Sysctl {
+    /// All knobs, in listing order.
+    pub const ALL: [Sysctl; 3] = [
+        Sysctl::ConnReuseMode,
+        Sysctl::ExpireNodestConn,
+        Sysctl::ExpireQuiescentTemplate,
+    ];
+
+    /// The name without the `net.ipv4.vs.` prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sysctl::ExpireNodestConn => "expire_nodest_conn",
+            Sysctl::ExpireQuiescentTemplate => "expire_quiescent_template",
+            Sysctl::ConnReuseMode => "conn_reuse_mode",
+        }
+    }
+
+    /// Largest accepted value (the smallest is 0).
+    pub fn max(self) -> u32 {
+        match self {
+            Sysctl::ExpireNodestConn | Sysctl::ExpireQuiescentTemplate => 1,
+            Sysctl::ConnReuseMode => 3,
+        }
+    }
+
+    /// Looks a knob up by name, with or without the `net.ipv4.vs.` prefix
+    /// (also written `net/ipv4/vs/`, as sysctl(8) accepts).
+    pub fn from_name(name: &str) -> Option<Sysctl> {
+        let bare = name
+            .strip_prefix("net.ipv4.vs.")
+            .or_else(|| name.strip_prefix("net/ipv4/vs/"))
+            .unwrap_or(name);
+        Sysctl::ALL.into_iter().find(|s| s.name() == bare)
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Sysctl::ExpireNodestConn | Sysctl::ExpireQuiescentTemplate => "0 or 1",
+            Sysctl::ConnReuseMode => "0, 1, 2 or 3",
+        }
+    }
+}
+
+/// `lbctl sysctl ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysctlCmd {
+    /// `lbctl sysctl`: list all knobs.
+    List,
+    /// `lbctl sysctl NAME`: show one knob.
+    Show(Sysctl),
+    /// `lbctl sysctl NAME=VALUE`: set one knob (value already range-checked).
+    Set(Sysctl, u32),
+}
+
+// ---------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------
+
+/// Parses `lbctl`'s arguments (without the program name), looking names up in
+/// the system's `/etc/hosts` and `/etc/services`.
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    parse_with(args, Resolver::system())
+}
+
+/// [`parse`] with the given name tables.
+pub fn parse_with(args: &[String], names: &Resolver) -> Result<Command, CliError> {
+    match args.first() {
+        // `ipvsadm` alone lists the table.
+        None => Ok(Command::List {
+            target: ListTarget::All,
+            format: ListFormat::default(),
+        }),
+        // A word (or a mistyped one) goes to clap; options to ipvsadm's popt.
+        Some(word) if !word.starts_with('-') => parse_word(args),
+        Some(_) => parse_ipvsadm(args, names, false),
+    }
+}
+
+/// Parses one line of `-R` input: blank lines and `#` comments give `None`; an
+/// optional leading `ipvsadm` (or `lbctl`) word is dropped; the rest is split
+/// on whitespace and parsed as an ipvsadm command line, which must be one of
+/// `-A -E -D -a -e -d -C`.
+///
+/// Differences from ipvsadm 1.31's reader: its `#` handling never triggers (a
+/// comment line is parsed as arguments and aborts the restore), and it drops
+/// the word `ipvsadm` wherever it appears, not only in front; it also accepts
+/// any command, even `-L`.
+pub fn parse_restore_line(line: &str) -> Result<Option<Command>, CliError> {
+    parse_restore_line_with(line, Resolver::system())
+}
+
+/// [`parse_restore_line`] with the given name tables.
+pub fn parse_restore_line_with(line: &str, names: &Resolver) -> Result<Option<Command>, CliError> {
+    let mut words: Vec<String> = uncomment(line)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if words
+        .first()
+        .is_some_and(|w| w == "ipvsadm" || w == "lbctl")
+    {
+        words.remove(0);
+    }
+    if words.is_empty() {
+        return Ok(None);
+    }
+    parse_ipvsadm(&words, names, true).map(Some)
+}
+
+/// `lbctl -v` / `lbctl version` text (one line, with newline).
+pub fn version_text() -> String {
+    format!(
+        "lbctl v{} (ipvsadm v1.31 command line and listings, IPVS v1.2.1)\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `lbctl -h` text, modelled on ipvsadm's usage and limited to what lbctl
+/// supports.
+pub fn usage() -> String {
+    let mut s = version_text();
+    s.push_str(
+        "Usage:\n\
+         \x20 lbctl -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask]\n\
+         \x20 lbctl -D virtual-service\n\
+         \x20 lbctl -C\n\
+         \x20 lbctl -R\n\
+         \x20 lbctl -S [-n]\n\
+         \x20 lbctl -a|e virtual-service -r server-address [options]\n\
+         \x20 lbctl -d virtual-service -r server-address\n\
+         \x20 lbctl -L|l [virtual-service] [options]\n\
+         \x20 lbctl -Z [virtual-service]\n\
+         \x20 lbctl --set tcp tcpfin udp\n\
+         \x20 lbctl -h\n\
+         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20 lbctl detach IFACE\n\
+         \x20 lbctl sysctl [NAME[=VALUE]]\n\
+         \x20 lbctl counters\n\
+         \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
+         \x20 lbctl daemon-status [CONFIG]\n\
+         \x20 lbctl version\n\
+         \x20 lbctl completions bash|zsh|fish\n\
+         \n\
+         Commands:\n\
+         Either long or short options are allowed.\n\
+         \x20 --add-service     -A        add virtual service with options\n\
+         \x20 --edit-service    -E        edit virtual service with options\n\
+         \x20 --delete-service  -D        delete virtual service\n\
+         \x20 --clear           -C        clear the whole table\n\
+         \x20 --restore         -R        restore rules from stdin\n\
+         \x20 --save            -S        save rules to stdout\n\
+         \x20 --add-server      -a        add real server with options\n\
+         \x20 --edit-server     -e        edit real server with options\n\
+         \x20 --delete-server   -d        delete real server\n\
+         \x20 --list            -L|-l     list the table\n\
+         \x20 --zero            -Z        zero counters in a service or all services\n\
+         \x20 --set tcp tcpfin udp        set connection timeout values\n\
+         \x20 --help            -h        display this help message\n\
+         \x20 --version         -v        display the version\n\
+         \n\
+         lbctl commands:\n\
+         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20                             attach the load balancer to IFACE (default: native)\n\
+         \x20 detach IFACE                detach the load balancer from IFACE\n\
+         \x20 sysctl                      list the net.ipv4.vs.* settings\n\
+         \x20 sysctl NAME[=VALUE]         show or set one of them: expire_nodest_conn (0|1),\n\
+         \x20                             expire_quiescent_template (0|1), conn_reuse_mode (0-3)\n\
+         \x20 daemon CONFIG               check real servers as ldirectord does with CONFIG (an\n\
+         \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
+         \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\
+         \x20 version                     display the version\n\
+         \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
+         \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
+         \n\
+         virtual-service:\n\
+         \x20 --tcp-service|-t  service-address   service-address is host[:port]\n\
+         \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
+         \n\
+         Options:\n\
+         \x20 --scheduler    -s scheduler         one of rr|wrr,\n\
+         \x20                                     the default scheduler is wrr.\n\
+         \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
+         \x20 --netmask      -M netmask           persistent granularity mask\n\
+         \x20 --real-server  -r server-address    server-address is host (and port)\n\
+         \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
+         \x20 --weight       -w weight            capacity of real server\n\
+         \x20 --connection   -c                   output of current IPVS connections\n\
+         \x20 --timeout                           output of timeout (tcp tcpfin udp)\n\
+         \x20 --stats                             output of statistics information\n\
+         \x20 --rate                              output of rate information\n\
+         \x20 --exact        -X                   expand numbers (display exact values)\n\
+         \x20 --thresholds                        output of thresholds information\n\
+         \x20 --persistent-conn                   output of persistent connection info\n\
+         \x20 --nosort                            disable sorting output of service/server entries\n\
+         \x20 --sort                              does nothing, for backwards compatibility\n\
+         \x20 --numeric      -n                   numeric output of addresses and ports\n",
+    );
+    s
+}

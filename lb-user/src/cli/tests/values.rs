@@ -1,0 +1,227 @@
+use super::*;
+
+// --- addresses and names -----------------------------------------------
+
+#[test]
+fn host_and_port_names() {
+    assert_eq!(
+        p("-A -t vip:http"),
+        Ok(Command::AddService(spec(
+            tcp("10.0.0.100", 80),
+            Sched::Wrr,
+            None,
+            ALL
+        )))
+    );
+    assert_eq!(
+        p("-A -t VIP.example.COM:www"),
+        Ok(Command::AddService(spec(
+            tcp("10.0.0.100", 80),
+            Sched::Wrr,
+            None,
+            ALL
+        )))
+    );
+    assert_eq!(
+        p("-A -u vip:domain"),
+        Ok(Command::AddService(spec(
+            udp("10.0.0.100", 53),
+            Sched::Wrr,
+            None,
+            ALL
+        )))
+    );
+    // The first line naming a host wins.
+    assert_eq!(
+        p("-a -t vip:80 -r rs1"),
+        Ok(Command::AddReal {
+            service: tcp("10.0.0.100", 80),
+            real: real("10.0.0.11", 80, 1)
+        })
+    );
+    // http is TCP only in the services file; ntp UDP only.
+    assert_eq!(p("-A -u vip:http"), Err(CliError::IllegalServiceAddress));
+    assert_eq!(p("-A -t vip:ntp"), Err(CliError::IllegalServiceAddress));
+}
+
+#[test]
+fn bad_service_addresses() {
+    for bad in [
+        "10.0.0.300:80",
+        "nosuchhost:80",
+        "80",
+        "10.0.0.100:65536",
+        "10.0.0.100:-1",
+        "10.0.0.100:nosuchport",
+        "10.0.0.100:",
+        ":80",
+        "010.0.0.100:80",
+        "10.1:80",
+        "v6host:80",
+        "[10.0.0.100]:80",
+        "[2001:db8::1",
+    ] {
+        assert_eq!(
+            p(&format!("-A -t {bad}")),
+            Err(CliError::IllegalServiceAddress),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn ipv6_is_not_supported() {
+    assert_eq!(p("-A -t [2001:db8::1]:80"), Err(CliError::Ipv6Unsupported));
+    assert_eq!(p("-A -u 2001:db8::1"), Err(CliError::Ipv6Unsupported));
+    assert_eq!(p("-L -t [::1]:80"), Err(CliError::Ipv6Unsupported));
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r [2001:db8::2]:80"),
+        Err(CliError::Ipv6Unsupported)
+    );
+    // The command/option table is checked first, as in ipvsadm.
+    assert_eq!(
+        p("-L -t [::1]:80 -s rr"),
+        Err(CliError::IllegalOption {
+            option: "scheduler",
+            command: "list"
+        })
+    );
+    assert_eq!(p("-A -t 10.0.0.100:80 -6"), Err(CliError::Ipv6BeforeFwmark));
+}
+
+// --- schedulers and forwarding ------------------------------------------
+
+#[test]
+fn schedulers() {
+    for name in UNSUPPORTED_SCHEDULERS {
+        assert_eq!(
+            p(&format!("-A -t 10.0.0.100:80 -s {name}")),
+            Err(CliError::SchedulerUnsupported(name.to_owned())),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        p("-A -t 10.0.0.100:80 -s fancy"),
+        Err(CliError::SchedulerNotFound("fancy".into()))
+    );
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 10.0.0.11 -s rr"),
+        Err(CliError::IllegalOption {
+            option: "scheduler",
+            command: "add-server"
+        })
+    );
+}
+
+#[test]
+fn forwarding_methods() {
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 10.0.0.11 -m"),
+        Err(CliError::ForwardingUnsupported("masquerading (-m)"))
+    );
+    assert_eq!(
+        p("-e -t 10.0.0.100:80 -r 10.0.0.11 --ipip"),
+        Err(CliError::ForwardingUnsupported("ipip (-i)"))
+    );
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 10.0.0.11 -g -m"),
+        Err(CliError::MultipleOptions("forwarding-method"))
+    );
+    assert_eq!(
+        p("-L -m"),
+        Err(CliError::IllegalOption {
+            option: "forwarding-method",
+            command: "list"
+        })
+    );
+}
+
+#[test]
+fn unsupported_features() {
+    let real = "-a -t 10.0.0.100:80 -r 10.0.0.11";
+    assert_eq!(
+        p(&format!("{real} -x 10")),
+        Err(CliError::Unsupported("thresholds (-x/-y)"))
+    );
+    assert_eq!(
+        p(&format!("{real} --l-threshold 5")),
+        Err(CliError::Unsupported("thresholds (-x/-y)"))
+    );
+    assert_eq!(
+        p(&format!("{real} -x -1")),
+        Err(CliError::IllegalValue {
+            what: "u_threshold"
+        })
+    );
+    assert_eq!(
+        p("-A -u 10.0.0.100:53 -o"),
+        Err(CliError::Unsupported("one-packet scheduling (-o)"))
+    );
+    assert_eq!(
+        p("-A -u 10.0.0.100:5060 -p --pe sip"),
+        Err(CliError::Unsupported("persistence engines (--pe)"))
+    );
+    assert_eq!(
+        p("-A -t 10.0.0.100:80 -b sh-port"),
+        Err(CliError::Unsupported("scheduler flags (-b)"))
+    );
+    assert_eq!(
+        p("-A -f 1"),
+        Err(CliError::Unsupported("fwmark services (-f)"))
+    );
+    assert_eq!(
+        p("-A -f 1 -6"),
+        Err(CliError::Unsupported("fwmark services (-f)"))
+    );
+    assert_eq!(p("-A -f 0"), Err(CliError::InvalidFwmark("0".into())));
+    assert_eq!(
+        p("-A --sctp-service 10.0.0.100:80"),
+        Err(CliError::Unsupported("SCTP services (--sctp-service)"))
+    );
+    assert_eq!(p("-L --tun-info"), Err(CliError::Unsupported("--tun-info")));
+    assert_eq!(
+        p("-L --daemon"),
+        Err(CliError::Unsupported("--daemon (sync daemon status)"))
+    );
+    assert_eq!(
+        p(&format!("{real} --tun-type gue")),
+        Err(CliError::TunnelOptionsConflict)
+    );
+    assert_eq!(
+        p(&format!("{real} --tun-type foo")),
+        Err(CliError::IllegalValue {
+            what: "tunnel type"
+        })
+    );
+    assert_eq!(
+        p("--start-daemon master"),
+        Err(CliError::Unsupported(SYNC_DAEMON))
+    );
+    assert_eq!(
+        p("--stop-daemon backup"),
+        Err(CliError::Unsupported(SYNC_DAEMON))
+    );
+    assert_eq!(
+        p("--start-daemon master --syncid 300"),
+        Err(CliError::IllegalValue { what: "syncid" })
+    );
+    assert_eq!(
+        p("--start-daemon slave"),
+        Err(CliError::IllegalValue {
+            what: "start-daemon parameter"
+        })
+    );
+    assert_eq!(
+        p("--stop-daemon slave"),
+        Err(CliError::IllegalValue {
+            what: "start_daemon"
+        })
+    );
+    assert_eq!(
+        p("--start-daemon master -n"),
+        Err(CliError::IllegalOption {
+            option: "numeric",
+            command: "start-daemon"
+        })
+    );
+}

@@ -1,0 +1,323 @@
+//! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
+//! `daemon-status`, `version`, `help`, `completions`), on clap: each has
+//! `--help`, and a mistyped word or option gets clap's "similar ... exists"
+//! tip. Values are checked by lbctl's own parsers, so a bad interface name,
+//! table size, sysctl or metrics address gets the same [`CliError`] as ever.
+//!
+//! The ipvsadm half does not come here: its popt-compatible reader keeps
+//! ipvsadm's messages and exit codes (see `ipvsadm`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use super::{CliError, Command, Shell, Sysctl, SysctlCmd, XdpMode};
+
+/// Smallest and largest `--conns`/`--templates` (the tables' sizes).
+const TABLE_SIZES: std::ops::RangeInclusive<u32> = 1024..=134_217_728;
+
+/// lbctl's words, as clap reads them.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lbctl",
+    bin_name = "lbctl",
+    about = "ipvsadm's command line for the XDP load balancer",
+    long_about = "lbctl manages the XDP layer-4 load balancer as ipvsadm manages Linux\n\
+                  Virtual Server (IPVS): the same options, messages and listings, straight\n\
+                  on the dataplane's pinned tables. Its own words attach the XDP program,\n\
+                  show the packet counters, set the net.ipv4.vs.* settings and run the\n\
+                  ldirectord-compatible health-checking daemon.",
+    version = env!("CARGO_PKG_VERSION"),
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_required = true
+)]
+pub(super) struct Words {
+    #[command(subcommand)]
+    word: Word,
+}
+
+#[derive(Subcommand, Debug)]
+enum Word {
+    /// Attach the load balancer to IFACE
+    #[command(
+        long_about = "Attach the load balancer's XDP program to IFACE, making the pinned\n\
+                      tables first if there are none. --conns and --templates size the tables\n\
+                      when they are made; --reset remakes them, dropping every connection and\n\
+                      template."
+    )]
+    Attach(AttachArgs),
+    /// Detach the load balancer from IFACE
+    Detach {
+        /// The network interface
+        #[arg(value_name = "IFACE", value_parser = parse_iface)]
+        iface: String,
+    },
+    /// List, show or set the net.ipv4.vs.* settings
+    #[command(
+        long_about = "Without NAME, list the net.ipv4.vs.* settings that lbctl implements;\n\
+                      with NAME, show one; with NAME=VALUE, set it. NAME may carry the\n\
+                      net.ipv4.vs. (or net/ipv4/vs/) prefix."
+    )]
+    Sysctl {
+        /// expire_nodest_conn (0|1), expire_quiescent_template (0|1) or conn_reuse_mode (0-3)
+        #[arg(value_name = "NAME[=VALUE]", value_parser = parse_setting)]
+        setting: Option<SysctlCmd>,
+    },
+    /// What the XDP program did with every packet, by reason
+    Counters,
+    /// Check the real servers as ldirectord does and keep the table in step
+    #[command(
+        long_about = "Check the real servers as ldirectord does with CONFIG (an ldirectord.cf)\n\
+                      and keep the table in step. The daemon stays in the foreground: SIGHUP\n\
+                      reloads CONFIG, SIGTERM stops it. `lbctl daemon status` and `lbctl\n\
+                      daemon CONFIG status` are `lbctl daemon-status`."
+    )]
+    Daemon(DaemonArgs),
+    /// Health of each real server as the daemon last saw it
+    #[command(
+        long_about = "Health of each real server as the daemon last saw it. Exits 0 when the\n\
+                      daemon runs, 1 when its pid file is stale, 3 when none runs (as\n\
+                      ldirectord's status does)."
+    )]
+    DaemonStatus {
+        /// The daemon's ldirectord.cf (default: every running daemon)
+        #[arg(value_name = "CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Display the version
+    Version,
+    /// Display the help message, or a word's
+    Help {
+        /// An lbctl word
+        #[arg(value_name = "WORD")]
+        word: Option<String>,
+    },
+    /// Print a completion script for the shell
+    #[command(
+        long_about = "Print a completion script covering lbctl's words and ipvsadm's options,\n\
+                      e.g. `lbctl completions bash > /etc/bash_completion.d/lbctl`."
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_name = "SHELL", value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The hidden word that prints lbctl(8); outside clap, so that no `--help`,
+/// completion or suggestion shows it.
+const MANPAGE: &str = "manpage";
+
+#[derive(Args, Debug)]
+struct AttachArgs {
+    /// The network interface
+    #[arg(value_name = "IFACE", value_parser = parse_iface)]
+    iface: String,
+    /// XDP attach mode
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = XdpMode::Native)]
+    mode: XdpMode,
+    /// Size of the connection table when it is made (1024 to 134217728)
+    #[arg(long, value_name = "N", value_parser = parse_conns)]
+    conns: Option<u32>,
+    /// Size of the persistence template table when it is made (1024 to 134217728)
+    #[arg(long, value_name = "N", value_parser = parse_templates)]
+    templates: Option<u32>,
+    /// Remake the tables, dropping every connection and template
+    #[arg(long)]
+    reset: bool,
+}
+
+#[derive(Args, Debug)]
+struct DaemonArgs {
+    /// Stay in the foreground quietly (it never detaches; without this flag it
+    /// says so once); ldirectord's -d/--debug is taken too
+    #[arg(short = 'f', long, short_alias = 'd', alias = "debug")]
+    foreground: bool,
+    /// Serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9469)
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics)]
+    metrics: Option<SocketAddr>,
+    /// Allow --metrics on an address that is not a loopback one
+    #[arg(long, requires = "metrics")]
+    metrics_public: bool,
+    /// The ldirectord.cf to run (or `status`)
+    #[arg(value_name = "CONFIG")]
+    config: String,
+    /// `start` (the default) or `status`, as ldirectord takes them
+    #[arg(value_name = "ACTION")]
+    action: Option<String>,
+}
+
+/// Parses a command line whose first word is not an option (`args` without
+/// the program name): an lbctl word, or a mistyped one.
+pub(super) fn parse_word(args: &[String]) -> Result<Command, CliError> {
+    match args {
+        [w] if w == MANPAGE => return Ok(Command::Manpage),
+        [w, extra, ..] if w == MANPAGE => {
+            return Err(word_error(
+                None,
+                ErrorKind::UnknownArgument,
+                &format!("unexpected argument '{extra}' found: `lbctl {MANPAGE}' takes none"),
+            ));
+        }
+        _ => {}
+    }
+    let argv = std::iter::once("lbctl".to_owned()).chain(args.iter().cloned());
+    match Words::try_parse_from(argv) {
+        Ok(w) => w.word.into_command(),
+        Err(e) => outcome(e),
+    }
+}
+
+/// What a clap error means for lbctl: `--help` is text to print; a value
+/// refused by one of lbctl's parsers is that parser's error; anything else
+/// is clap's message, usage and tips.
+fn outcome(e: clap::Error) -> Result<Command, CliError> {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            Ok(Command::Print(e.render().to_string()))
+        }
+        kind => {
+            if kind == ErrorKind::ValueValidation
+                && let Some(inner) =
+                    std::error::Error::source(&e).and_then(|s| s.downcast_ref::<CliError>())
+            {
+                return Err(inner.clone());
+            }
+            Err(CliError::word(kind, &e.render().to_string()))
+        }
+    }
+}
+
+/// An error about `word`'s arguments (or lbctl's, for `None`) found outside
+/// clap's parse, rendered as clap renders its own (with the usage).
+fn word_error(word: Option<&str>, kind: ErrorKind, message: &str) -> CliError {
+    let mut cmd = Words::command();
+    cmd.build();
+    let e = match word.and_then(|w| cmd.find_subcommand_mut(w)) {
+        Some(sub) => sub.error(kind, message),
+        None => cmd.error(kind, message),
+    };
+    CliError::word(kind, &e.render().to_string())
+}
+
+impl Word {
+    fn into_command(self) -> Result<Command, CliError> {
+        Ok(match self {
+            Word::Attach(a) => Command::Attach {
+                iface: a.iface,
+                mode: a.mode,
+                conns: a.conns,
+                templates: a.templates,
+                reset: a.reset,
+            },
+            Word::Detach { iface } => Command::Detach { iface },
+            Word::Sysctl { setting } => Command::Sysctl(setting.unwrap_or(SysctlCmd::List)),
+            Word::Counters => Command::Counters,
+            Word::Daemon(d) => d.into_command()?,
+            Word::DaemonStatus { config } => Command::DaemonStatus { config },
+            Word::Version => Command::Version,
+            Word::Help { word: None } => Command::Help,
+            Word::Help { word: Some(w) } => {
+                return parse_word(&[w, "--help".to_owned()]);
+            }
+            Word::Completions { shell } => Command::Completions(shell),
+        })
+    }
+}
+
+impl DaemonArgs {
+    /// ldirectord's `CONFIG [start|status]` and `status`.
+    fn into_command(self) -> Result<Command, CliError> {
+        let status = |config: Option<PathBuf>| {
+            if self.metrics.is_some() || self.metrics_public {
+                return Err(word_error(
+                    Some("daemon"),
+                    ErrorKind::ArgumentConflict,
+                    "--metrics and --metrics-public do not go with `status'",
+                ));
+            }
+            Ok(Command::DaemonStatus { config })
+        };
+        match (self.config.as_str(), self.action.as_deref()) {
+            ("status", None) => status(None),
+            (c, Some("status")) => status(Some(c.into())),
+            (c, None | Some("start")) => Ok(Command::Daemon {
+                foreground: self.foreground,
+                config: c.into(),
+                metrics: self.metrics,
+                metrics_public: self.metrics_public,
+            }),
+            (_, Some(action)) => Err(CliError::DaemonAction(action.to_owned())),
+        }
+    }
+}
+
+/// The kernel's `dev_valid_name`: 1..=15 bytes, not `.`/`..`, no `/`, `:` or
+/// whitespace.
+fn parse_iface(name: &str) -> Result<String, CliError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(CliError::InvalidInterface(name.to_owned()))
+    }
+}
+
+/// A table size: decimal digits only, within [`TABLE_SIZES`].
+fn table_size(v: &str) -> Option<u32> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = v.parse().ok()?;
+    TABLE_SIZES.contains(&n).then_some(n)
+}
+
+fn parse_conns(v: &str) -> Result<u32, CliError> {
+    table_size(v).ok_or(CliError::IllegalValue {
+        what: "connection table size (1024..=134217728)",
+    })
+}
+
+fn parse_templates(v: &str) -> Result<u32, CliError> {
+    table_size(v).ok_or(CliError::IllegalValue {
+        what: "template table size (1024..=134217728)",
+    })
+}
+
+fn parse_metrics(v: &str) -> Result<SocketAddr, CliError> {
+    v.parse()
+        .map_err(|_| CliError::InvalidMetricsAddress(v.to_owned()))
+}
+
+/// `NAME` or `NAME=VALUE` of `lbctl sysctl`.
+fn parse_setting(arg: &str) -> Result<SysctlCmd, CliError> {
+    let (name, value) = match arg.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim())),
+        None => (arg.trim(), None),
+    };
+    let knob = Sysctl::from_name(name).ok_or_else(|| CliError::UnknownSysctl(name.to_owned()))?;
+    let Some(value) = value else {
+        return Ok(SysctlCmd::Show(knob));
+    };
+    let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse::<u32>().ok())
+        .flatten()
+        .filter(|v| *v <= knob.max());
+    match parsed {
+        Some(v) => Ok(SysctlCmd::Set(knob, v)),
+        None => Err(CliError::InvalidSysctlValue {
+            name: knob.name(),
+            value: value.to_owned(),
+            expected: knob.expected(),
+        }),
+    }
+}
