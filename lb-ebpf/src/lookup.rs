@@ -10,7 +10,7 @@ use lb_common::{VIP_FILTER_WORDS, vip_bit};
 use crate::{
     maps::{SERVICES, VIPS},
     parse::Packet,
-    stats::settings,
+    settings::settings,
 };
 
 /// Could the destination be a VIP? One array read; `false` is certain.

@@ -26,7 +26,7 @@ const ETH_P_8021AD: u16 = 0x88a8;
 pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*const T> {
     let start = ctx.data();
     let end = ctx.data_end();
-    if start + off + core::mem::size_of::<T>() > end {
+    if start + off + size_of::<T>() > end {
         return None;
     }
     Some((start + off) as *const T)
