@@ -190,7 +190,7 @@ impl Plane {
     /// Packets counted under each `REASON_*`, summed over CPUs.
     pub fn reasons(&self) -> Result<Vec<u64>> {
         let stats: PerCpuArray<_, Counters> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context("STATS")?)?;
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context(MAP_STATS)?)?;
         let mut out = vec![0; REASON_COUNT as usize];
         for (i, o) in out.iter_mut().enumerate() {
             *o = stats.get(&(i as u32), 0)?.iter().map(|c| c.packets).sum();
