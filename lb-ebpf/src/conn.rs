@@ -41,7 +41,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
 
     // Like IPVS, the connection table first: an existing flow needs no
     // service lookup.
-    if let Some(c) = CONNS.get_ptr_mut(&key) {
+    if let Some(c) = CONNS.get_ptr_mut(key) {
         match existing(ctx, pkt, cfg, &key, c, now, schedulable) {
             Existing::Done(v) => return v,
             Existing::Gone => {}
@@ -69,7 +69,7 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return other;
     }
     let key = pkt.conn_key();
-    let Some(c) = CONNS.get_ptr(&key) else {
+    let Some(c) = CONNS.get_ptr(key) else {
         return other;
     };
     let Some(cfg) = settings() else {

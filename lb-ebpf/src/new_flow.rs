@@ -100,7 +100,7 @@ pub fn schedule(
         flags,
         _pad: [0; 6],
     };
-    if CONNS.insert(key, &conn, 0).is_err() {
+    if CONNS.insert(key, conn, 0).is_err() {
         return Verdict::Drop(REASON_DROP_CONN_TABLE);
     }
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);

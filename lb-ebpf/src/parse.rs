@@ -274,9 +274,7 @@ pub fn swap_macs_ipv4(ctx: &XdpContext) -> Option<()> {
         if u16::from_be_bytes((*eth).proto) != ETH_P_IP {
             return None;
         }
-        let dst = (*eth).dst;
-        (*eth).dst = (*eth).src;
-        (*eth).src = dst;
+        core::mem::swap(&mut (*eth).dst, &mut (*eth).src);
     }
     Some(())
 }

@@ -111,7 +111,7 @@ pub fn create(
     };
     // A full LRU evicts an old template; failure only loses persistence for
     // this client, the flow still goes on.
-    let _ = TEMPLATES.insert(tkey, &t, 0);
+    let _ = TEMPLATES.insert(tkey, t, 0);
 }
 
 /// Keeps the template of a controlled conn alive while the conn lives, as
@@ -160,11 +160,11 @@ pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
         proto: pkt.proto,
         _pad: 0,
     };
-    let Some(svc) = SERVICES.get_ptr(&skey) else {
+    let Some(svc) = SERVICES.get_ptr(skey) else {
         return;
     };
     let tkey = key(pkt, unsafe { &(*svc).netmask }, port0);
-    if let Some(t) = TEMPLATES.get_ptr_mut(&tkey) {
+    if let Some(t) = TEMPLATES.get_ptr_mut(tkey) {
         unsafe {
             // Only the conn's own template: a new template made after this
             // one was invalidated belongs to other conns.
