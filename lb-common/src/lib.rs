@@ -338,7 +338,7 @@ impl Conn {
     /// for the packet path and the listings alike.
     pub const fn expires(&self) -> u64 {
         self.last_seen
-            .wrapping_add(self.timeout as u64 * 1_000_000_000)
+            .wrapping_add(self.timeout as u64 * NS_PER_SEC)
     }
 }
 

@@ -22,14 +22,15 @@ use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
     DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS,
-    MAX_SERVICE_DESTS, MAX_SERVICES, MAX_TIMEOUT, MAX_WEIGHT, REASON_NAMES, SCHED_NONE, SCHED_RR,
-    SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats,
-    Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active,
-    vip_bit,
+    MAX_SERVICE_DESTS, MAX_SERVICES, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_NONE,
+    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
+    ServiceStats, Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS,
+    conn_state_is_active, vip_bit,
 };
 
 use crate::{
     batch,
+    clock::monotonic_ns,
     error::Error,
     model::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
@@ -76,12 +77,6 @@ fn set_weight(svc: &mut Service, pos: usize, d: &mut Dest, weight: u32) {
     if let Some(sd) = svc.dests.get_mut(pos) {
         sd.weight = weight;
     }
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
@@ -686,7 +681,7 @@ impl Table {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
         let dests = self.dest_table()?;
-        let secs = |exp: u64| exp.saturating_sub(now) / 1_000_000_000;
+        let secs = |exp: u64| exp.saturating_sub(now) / NS_PER_SEC;
         let mut rows = Vec::new();
         for (k, c) in self.conn_entries()? {
             if now >= c.expires() {

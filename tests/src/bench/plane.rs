@@ -244,10 +244,6 @@ fn load_other(dir: &Path, sizes: Sizes, object: &Path) -> Result<Ebpf> {
         .with_context(|| format!("loading {}", object.display()))
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns()`, for entries
-/// written from userspace.
-pub fn monotonic_ns() -> u64 {
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// CLOCK_MONOTONIC in ns, the time base of the maps (lbctl's own clock),
+/// for entries written from userspace.
+pub use lb_user::clock::monotonic_ns;
