@@ -5,8 +5,14 @@
 //! at compile time. No enums, `bool`s or `Option`s: every bit pattern is valid.
 //!
 //! Byte order: addresses and ports are in **network order** (`[u8; N]`), every
-//! other integer is in host order. Times are `bpf_ktime_get_ns()` values
-//! (CLOCK_MONOTONIC nanoseconds).
+//! other integer is in host order. Times are CLOCK_MONOTONIC nanoseconds: the
+//! packet path reads them from jiffies with the controller's calibration
+//! (`Settings::clock_ns_per_jiffy`), so they are exact to within one tick.
+//!
+//! Types and constants only: the few `const fn`s here are computations both
+//! sides must do identically (each says so); the scheduler tables are built by
+//! the controller (lb-user's `sched_table`) and read by the packet path
+//! (lb-ebpf's `schedulers`).
 //!
 //! LVS words: *service* (virtual service), *dest* (a real server of one service),
 //! *conn* (connection entry), *template* (persistence template), *quiescent*
@@ -92,7 +98,7 @@ pub struct ServiceKey {
     pub proto: u8,
     pub _pad: u8,
 }
-const _: () = assert!(core::mem::size_of::<ServiceKey>() == 8);
+const _: () = assert!(size_of::<ServiceKey>() == 8);
 
 /// Service flag: persistent (`-p`).
 pub const SVC_F_PERSISTENT: u32 = 1 << 0;
@@ -120,10 +126,10 @@ pub const SCHED_NONE: u8 = u8::MAX;
 /// Value of `SERVICES`. Replaced whole by the controller on every change, so
 /// the datapath never sees a half-updated list.
 ///
-/// The scheduling tables (`levels`, `next`, slots) are precomputed by
-/// [`Service::rebuild_sched`] so that a pick costs a few array reads, with
-/// no loop over the reals on the packet path (as Katran precomputes its
-/// ring in userspace).
+/// The scheduling tables (`levels`, `next`, slots) are precomputed by the
+/// controller (lb-user's `sched_table::rebuild`) so that a pick costs a few
+/// array reads, with no loop over the reals on the packet path (as Katran
+/// precomputes its ring in userspace).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Service {
@@ -169,124 +175,13 @@ pub struct Service {
     pub pos_of_slot: [u8; MAX_SERVICE_DESTS],
 }
 const _: () = assert!(
-    core::mem::size_of::<Service>()
+    size_of::<Service>()
         == 48
             + 8 * MAX_SERVICE_DESTS
             + 4 * MAX_SERVICE_DESTS
             + MAX_SERVICE_DESTS * MAX_SERVICE_DESTS
             + 2 * MAX_SERVICE_DESTS
 );
-
-const fn gcd(a: u32, b: u32) -> u32 {
-    let (mut a, mut b) = (a, b);
-    while b != 0 {
-        let t = a % b;
-        a = b;
-        b = t;
-    }
-    a
-}
-
-impl Service {
-    /// Recomputes everything the schedulers derive from the dest list and
-    /// weights, as the kernel's `ip_vs_wrr_dest_changed` does, and bumps the
-    /// generation. `slot_of_pos` must already describe the list; call after
-    /// every change of `dests`/`ndests` or a weight.
-    pub fn rebuild_sched(&mut self) {
-        let n = if (self.ndests as usize) < MAX_SERVICE_DESTS {
-            self.ndests as usize
-        } else {
-            MAX_SERVICE_DESTS
-        };
-        let mut g = 0;
-        let mut max = 0;
-        let mut i = 0;
-        while i < n {
-            let w = self.dests[i].weight;
-            if w > 0 {
-                g = if g == 0 { w } else { gcd(w, g) };
-            }
-            if w > max {
-                max = w;
-            }
-            i += 1;
-        }
-        self.di = if g == 0 { 1 } else { g };
-        self.mw = max.saturating_sub(self.di - 1);
-        self.cw_seed = wrr_adjust_cw(self.cw_seed, self.di, self.mw);
-
-        // Distinct positive weights in units of di, ascending.
-        self.levels = [0; MAX_SERVICE_DESTS];
-        self.nlevels = 0;
-        let mut i = 0;
-        while i < n {
-            let u = self.dests[i].weight / self.di;
-            if u > 0 {
-                // Insertion into the sorted, duplicate-free prefix.
-                let m = self.nlevels as usize;
-                let mut j = 0;
-                while j < m && self.levels[j] < u {
-                    j += 1;
-                }
-                if j == m || self.levels[j] != u {
-                    let mut k = m;
-                    while k > j {
-                        self.levels[k] = self.levels[k - 1];
-                        k -= 1;
-                    }
-                    self.levels[j] = u;
-                    self.nlevels += 1;
-                }
-            }
-            i += 1;
-        }
-        self.next = [[SCHED_NONE; MAX_SERVICE_DESTS]; MAX_SERVICE_DESTS];
-        let mut l = 0;
-        while l < self.nlevels as usize {
-            let mut nxt = SCHED_NONE;
-            let mut p = n;
-            while p > 0 {
-                p -= 1;
-                if self.dests[p].weight / self.di >= self.levels[l] {
-                    nxt = p as u8;
-                }
-                self.next[l][p] = nxt;
-            }
-            l += 1;
-        }
-        self.pos_of_slot = [SCHED_NONE; MAX_SERVICE_DESTS];
-        let mut p = 0;
-        while p < n {
-            let s = self.slot_of_pos[p] as usize;
-            if s < MAX_SERVICE_DESTS {
-                self.pos_of_slot[s] = p as u8;
-            }
-            p += 1;
-        }
-        self.generation = self.generation.wrapping_add(1);
-    }
-
-    /// A free per-service slot for a new dest.
-    pub fn free_slot(&self) -> Option<u8> {
-        let n = self.ndests as usize;
-        let mut s = 0;
-        while s < MAX_SERVICE_DESTS {
-            let mut used = false;
-            let mut p = 0;
-            while p < n && p < MAX_SERVICE_DESTS {
-                if self.slot_of_pos[p] as usize == s {
-                    used = true;
-                }
-                p += 1;
-            }
-            if !used {
-                return Some(s as u8);
-            }
-            s += 1;
-        }
-        None
-    }
-}
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>
@@ -335,7 +230,7 @@ pub struct Dest {
     pub smac: [u8; 6],
     pub _pad2: [u8; 4],
 }
-const _: () = assert!(core::mem::size_of::<Dest>() == 56);
+const _: () = assert!(size_of::<Dest>() == 56);
 
 // ---------------------------------------------------------------------------
 // CONNS: LruHashMap<ConnKey, Conn>
@@ -352,7 +247,7 @@ pub struct ConnKey {
     pub proto: u8,
     pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
+const _: () = assert!(size_of::<ConnKey>() == 16);
 
 /// Conn flag: created under a persistence template.
 pub const CONN_F_CONTROLLED: u8 = 1 << 0;
@@ -396,7 +291,7 @@ pub const DEFAULT_TIMEOUTS: [u32; CONN_S_COUNT] =
     [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 300];
 
 /// Whether a TCP state is one of the closing states (the connection is on its
-/// way out: FIN or RST seen).
+/// way out: FIN or RST seen). Part of the meaning of `CONN_S_*`.
 pub const fn conn_state_is_closing(state: u8) -> bool {
     matches!(
         state,
@@ -404,7 +299,8 @@ pub const fn conn_state_is_closing(state: u8) -> bool {
     )
 }
 
-/// Whether a state counts as an active connection (ActiveConn) or not (InActConn).
+/// Whether a state counts as an active connection (ActiveConn) or not
+/// (InActConn). Part of the meaning of `CONN_S_*`.
 pub const fn conn_state_is_active(state: u8) -> bool {
     matches!(
         state,
@@ -435,13 +331,14 @@ pub struct Conn {
     pub flags: u8,
     pub _pad: [u8; 6],
 }
-const _: () = assert!(core::mem::size_of::<Conn>() == 40);
+const _: () = assert!(size_of::<Conn>() == 40);
 
 impl Conn {
-    /// Absolute expiry time in ns.
+    /// Absolute expiry time in ns: the meaning of `last_seen` + `timeout`,
+    /// for the packet path and the listings alike.
     pub const fn expires(&self) -> u64 {
         self.last_seen
-            .wrapping_add(self.timeout as u64 * 1_000_000_000)
+            .wrapping_add(self.timeout as u64 * NS_PER_SEC)
     }
 }
 
@@ -460,7 +357,7 @@ pub struct TemplateKey {
     pub proto: u8,
     pub _pad: u8,
 }
-const _: () = assert!(core::mem::size_of::<TemplateKey>() == 12);
+const _: () = assert!(size_of::<TemplateKey>() == 12);
 
 /// Template state `NONE` (just made) and `ASSURED` (a controlled TCP conn
 /// reached ESTABLISHED).
@@ -469,7 +366,7 @@ pub const TMPL_S_ASSURED: u8 = 1;
 
 /// Value of `TEMPLATES`.
 ///
-/// Lifetime (LVS-SEMANTICS §2.4): the kernel expires a template at its
+/// Lifetime (docs/SEMANTICS.md §2.4): the kernel expires a template at its
 /// `deadline` (last refresh + timeout) unless connections it controls are
 /// still alive, and then checks again every 60 s. Here every controlled conn
 /// pushes `expires` to the first such check after its own expiry, and the
@@ -493,7 +390,7 @@ pub struct Template {
     pub state: u8,
     pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<Template>() == 40);
+const _: () = assert!(size_of::<Template>() == 40);
 
 /// The kernel re-checks an expired template that still controls conns every
 /// this often.
@@ -507,6 +404,7 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// When the kernel would remove a template with this `deadline` whose last
 /// controlled conn expires at `conn_expires`: at the deadline if the conn is
 /// gone by then, else at the first 60 s re-check after the conn's expiry.
+/// The meaning of `Template::expires` (written by the packet path).
 pub const fn template_expiry(deadline: u64, conn_expires: u64) -> u64 {
     if conn_expires <= deadline {
         return deadline;
@@ -542,7 +440,8 @@ pub struct SchedState {
 pub const SCHED_HEAD: u32 = u32::MAX;
 
 /// The kernel's wrr adjustment of `cw` after a dest list change
-/// (`ip_vs_wrr_dest_changed`), used by both sides.
+/// (`ip_vs_wrr_dest_changed`). Both sides must compute it identically: the
+/// controller for `Service::cw_seed`, the packet path for a CPU's state.
 pub const fn wrr_adjust_cw(cw: u32, di: u32, mw: u32) -> u32 {
     if cw > mw || cw == 0 {
         mw
@@ -676,7 +575,9 @@ pub const VIP_FILTER_WORDS: u32 = 1024;
 
 /// The `VIPS` bit of an address (Fibonacci hashing to 16 bits). A clear bit
 /// means "no service has this address": such packets are passed with one
-/// array read. A set bit may be a collision; the full lookups decide.
+/// array read. A set bit may be a collision; the full lookups decide. Both
+/// sides must compute it identically: the controller sets the bits, the
+/// packet path tests them.
 pub const fn vip_bit(addr: [u8; 4]) -> u32 {
     u32::from_be_bytes(addr).wrapping_mul(0x9e37_79b1) >> 16
 }

@@ -1,6 +1,6 @@
 //! Connection entries: look up the flow, apply IPVS's rules for an existing
 //! entry (expiry, port reuse, removed real server), track TCP state and
-//! forward; flows without a usable entry go to `schedule`.
+//! forward; flows without a usable entry go to `new_flow`.
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
@@ -12,11 +12,13 @@ use lb_common::{
 use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
 
 use crate::{
-    Verdict, forward, lookup,
+    Verdict, clock, forward, lookup,
     maps::{CONNS, DESTS},
+    new_flow,
     parse::Packet,
-    reply, schedule,
-    stats::{self, settings, timeout},
+    reply,
+    settings::{settings, timeout},
+    stats, template,
 };
 
 /// The outcome for an existing entry: done with the packet, or the entry is
@@ -32,14 +34,14 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(cfg) = settings() else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    let now = stats::now(cfg);
+    let now = clock::now(cfg);
     let key = pkt.conn_key();
     // IPVS schedules only a TCP SYN (without RST), and any UDP datagram.
     let schedulable = !pkt.is_tcp() || pkt.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
 
     // Like IPVS, the connection table first: an existing flow needs no
     // service lookup.
-    if let Some(c) = CONNS.get_ptr_mut(&key) {
+    if let Some(c) = CONNS.get_ptr_mut(key) {
         match existing(ctx, pkt, cfg, &key, c, now, schedulable) {
             Existing::Done(v) => return v,
             Existing::Gone => {}
@@ -52,7 +54,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         // A TCP segment of no known flow: IPVS hands it to the local stack.
         return Verdict::Pass(REASON_PASS_NO_CONN);
     }
-    schedule::new_flow(ctx, pkt, svc, cfg, &key, now)
+    new_flow::schedule(ctx, pkt, svc, cfg, &key, now)
 }
 
 /// An ICMP error about a flow in the table goes to the flow's real server,
@@ -67,13 +69,13 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return other;
     }
     let key = pkt.conn_key();
-    let Some(c) = CONNS.get_ptr(&key) else {
+    let Some(c) = CONNS.get_ptr(key) else {
         return other;
     };
     let Some(cfg) = settings() else {
         return other;
     };
-    let now = stats::now(cfg);
+    let now = clock::now(cfg);
     let (dest_id, dest_gen, expires, svc_id) =
         unsafe { ((*c).dest, (*c).dest_gen, (*c).expires(), (*c).svc) };
     if now >= expires {
@@ -91,7 +93,6 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn existing(
     ctx: &XdpContext,
     pkt: &Packet,
@@ -163,7 +164,7 @@ fn existing(
     }
     if flags & CONN_F_CONTROLLED != 0 {
         let assured = new_state == CONN_S_ESTABLISHED && state != CONN_S_ESTABLISHED;
-        schedule::keep_template(pkt, c, assured);
+        template::keep(pkt, c, assured);
     }
     stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
     Existing::Done(forward::direct_route(ctx, dest, dest_id, REASON_FWD_CONN))

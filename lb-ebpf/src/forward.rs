@@ -54,14 +54,7 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
     unsafe {
         p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes((*dest).addr);
     }
-    let rc = unsafe {
-        bpf_fib_lookup(
-            ctx.ctx as *mut _,
-            &mut p,
-            core::mem::size_of::<FibParams>() as i32,
-            0,
-        )
-    };
+    let rc = unsafe { bpf_fib_lookup(ctx.ctx as *mut _, &mut p, size_of::<FibParams>() as i32, 0) };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         // Once per real server until it resolves (the flag is ours: the
         // controller rewrites the flags when it writes the dest).

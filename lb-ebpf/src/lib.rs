@@ -1,9 +1,10 @@
 //! Pure logic of the XDP program: no packet or map access, so it is unit-tested
 //! on the host (`cargo test --manifest-path lb-ebpf/Cargo.toml --lib`) and used
-//! unchanged by the BPF binary (`main.rs`).
+//! unchanged by the BPF binary (`main.rs`): the schedulers, the TCP state
+//! table, checksum arithmetic.
 #![cfg_attr(not(test), no_std)]
 
-pub mod sched;
+pub mod schedulers;
 pub mod tcp_state;
 
 /// Internet checksum arithmetic (RFC 1071), shared by the reply builders.

@@ -10,7 +10,7 @@ use lb_common::{VIP_FILTER_WORDS, vip_bit};
 use crate::{
     maps::{SERVICES, VIPS},
     parse::Packet,
-    stats::settings,
+    settings::settings,
 };
 
 /// Could the destination be a VIP? One array read; `false` is certain.
@@ -31,7 +31,7 @@ pub fn service(pkt: &Packet) -> Option<&'static Service> {
         proto: pkt.proto,
         _pad: 0,
     };
-    if let Some(svc) = SERVICES.get_ptr(&key) {
+    if let Some(svc) = SERVICES.get_ptr(key) {
         // SAFETY: SERVICES entries are replaced whole, never modified in place;
         // the pointer stays valid for this program run (RCU).
         return Some(unsafe { &*svc });
@@ -40,5 +40,5 @@ pub fn service(pkt: &Packet) -> Option<&'static Service> {
         return None;
     }
     key.port = [0, 0];
-    SERVICES.get_ptr(&key).map(|svc| unsafe { &*svc })
+    SERVICES.get_ptr(key).map(|svc| unsafe { &*svc })
 }

@@ -1,22 +1,39 @@
 //! lb-ebpf: an XDP layer-4 load balancer with Linux LVS (IPVS) semantics.
 //!
-//! The packet path reads top to bottom, one module per stage:
-//! `parse` → `lookup` (VIP filter) → `conn` (an existing flow is forwarded
-//! without a service lookup, as in IPVS; otherwise `lookup` the service and
-//! `schedule` a new flow through a persistence template or the scheduler) →
-//! `forward` (direct routing) or `reply` (ICMP port unreachable, TCP RST);
-//! `stats` counts every outcome under a reason.
+//! The packet path, top to bottom, one file per stage (docs/ARCHITECTURE.md):
+//!
+//! 1. `parse.rs`: Ethernet, IPv4, TCP/UDP (or an ICMP error about a flow)
+//!    into a `Packet`; anything else passes to the kernel.
+//! 2. `lookup.rs`: the VIP filter (`maybe_vip`), later the service lookup.
+//! 3. `conn.rs`: an existing flow is forwarded without a service lookup, as in
+//!    IPVS (expiry, port reuse, removed real server, TCP state from
+//!    `tcp_state.rs`); an ICMP error about a flow goes to its real server.
+//! 4. `new_flow.rs`: a new connection (`ip_vs_schedule`): the client's
+//!    persistence template (`template.rs`) or the service's scheduler
+//!    (`schedulers/`: `rr.rs`, `wrr.rs`), then a new conn entry.
+//! 5. `forward.rs` (direct routing) or `reply.rs` (ICMP port unreachable,
+//!    TCP RST).
+//! 6. `stats.rs`: every outcome counted under a reason, and the ipvsadm
+//!    counters.
+//!
+//! Beside the stages: `maps.rs` (the maps), `settings.rs` (sysctls and
+//! timeouts), `clock.rs` (the time, from jiffies). The pure logic
+//! (`schedulers/`, `tcp_state.rs`, checksums) is the `lb_ebpf` lib
+//! (`lib.rs`), unit-tested on the host.
 #![no_std]
 #![no_main]
 
+mod clock;
 mod conn;
 mod forward;
 mod lookup;
 mod maps;
+mod new_flow;
 mod parse;
 mod reply;
-mod schedule;
+mod settings;
 mod stats;
+mod template;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
@@ -29,7 +46,10 @@ pub struct Verdict {
     reason: u32,
 }
 
-#[allow(non_snake_case)]
+#[expect(
+    non_snake_case,
+    reason = "the constructors read as the XDP actions they stand for"
+)]
 impl Verdict {
     #[inline(always)]
     pub const fn Pass(reason: u32) -> Verdict {

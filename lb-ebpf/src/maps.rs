@@ -1,6 +1,10 @@
 //! The maps, named in LVS words. Pinned by the controller under
 //! `$LB_PIN_PATH/<NAME>`; their key and value types are defined once, in
 //! lb-common. Sizes of `CONNS` and `TEMPLATES` are overridden at load time.
+//!
+//! A static's name is its map's name in the object, and must be lb-common's
+//! `MAP_*` for it (`#[btf_map]` takes no constant): the controller takes
+//! every map from the object by those names, so a mismatch fails every load.
 
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},

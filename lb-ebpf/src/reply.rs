@@ -71,9 +71,7 @@ fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
 #[inline(always)]
 fn swap_macs(eth: *mut EthHdr) {
     unsafe {
-        let d = (*eth).dst;
-        (*eth).dst = (*eth).src;
-        (*eth).src = d;
+        core::mem::swap(&mut (*eth).dst, &mut (*eth).src);
     }
 }
 

@@ -10,6 +10,21 @@
 
 use std::time::Duration;
 
+use lb_common::NS_PER_SEC;
+
+/// Now in CLOCK_MONOTONIC ns: the time base of every time in the maps (the
+/// packet path's calibrated jiffies, see above), for comparing entries'
+/// expiry with now and for entries written from userspace.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
+}
+
 /// The kernel's possible HZ values.
 const HZ: [u64; 4] = [100, 250, 300, 1000];
 
@@ -56,7 +71,7 @@ pub fn calibrate() -> Option<(u64, u64)> {
     std::thread::sleep(Duration::from_millis(100));
     let (t2, j2) = sample()?;
     let hz = nearest_hz(j2.checked_sub(j1)?, t2.checked_sub(t1)?)?;
-    let tick = 1_000_000_000 / hz;
+    let tick = NS_PER_SEC / hz;
     Some((tick, t2.wrapping_sub(j2.wrapping_mul(tick))))
 }
 

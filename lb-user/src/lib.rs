@@ -15,6 +15,7 @@ pub mod model;
 pub mod neigh;
 pub mod pins;
 pub mod resolve;
+pub mod sched_table;
 pub mod table;
 
 pub use error::Error;

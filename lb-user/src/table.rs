@@ -20,14 +20,17 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 use aya::maps::PerCpuValues;
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
-    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAX_DESTS,
-    MAX_SERVICE_DESTS, MAX_SERVICES, REASON_NAMES, SCHED_NONE, SCHED_RR, SCHED_WRR,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
+    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
+    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS,
+    MAX_SERVICE_DESTS, MAX_SERVICES, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_NONE,
+    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
+    ServiceStats, Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS,
+    conn_state_is_active, vip_bit,
 };
 
 use crate::{
     batch,
+    clock::monotonic_ns,
     error::Error,
     model::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
@@ -35,6 +38,7 @@ use crate::{
     },
     neigh,
     pins::{Pins, map_err},
+    sched_table,
 };
 
 /// How long `-a` waits for the kernel to resolve a real server's MAC.
@@ -58,15 +62,21 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
 }
 
 /// After a change of the dest list or a weight: the scheduling tables and
-/// wrr bookkeeping, recomputed as the kernel does (`Service::rebuild_sched`).
+/// wrr bookkeeping, recomputed as the kernel does (`sched_table::rebuild`).
 fn dests_changed(svc: &mut Service) {
-    svc.rebuild_sched();
+    sched_table::rebuild(svc);
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+/// Sets the weight of the real server at `pos` of `svc`'s list, whose `Dest`
+/// is `d`, in both places the packet path reads it: the service's dest list
+/// (the schedulers) and the `Dest` (template checks with
+/// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
+/// only place a weight is set; the caller writes both maps.
+fn set_weight(svc: &mut Service, pos: usize, d: &mut Dest, weight: u32) {
+    d.weight = weight;
+    if let Some(sd) = svc.dests.get_mut(pos) {
+        sd.weight = weight;
+    }
 }
 
 fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
@@ -105,7 +115,7 @@ impl Table {
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
         let mut out = BTreeMap::new();
         for item in self.pins.services.iter() {
-            let (k, v) = item.map_err(map_err("SERVICES"))?;
+            let (k, v) = item.map_err(map_err(MAP_SERVICES))?;
             if let Some(id) = service_id(&k) {
                 out.insert(id, (k, v));
             }
@@ -116,7 +126,7 @@ impl Table {
     /// Every connection entry (read in batches: the table may be large).
     pub fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
         let m = &self.pins.conns;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err("CONNS"))
+        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err(MAP_CONNS))
     }
 
     /// The services and their real servers' weights, in list order: what
@@ -150,7 +160,7 @@ impl Table {
                 .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
                 .collect()
         })
-        .map_err(map_err("DESTS"))?;
+        .map_err(map_err(MAP_DESTS))?;
         all.sort_unstable_by_key(|(i, _)| *i);
         Ok(all.into_iter().map(|(_, d)| d).collect())
     }
@@ -159,14 +169,14 @@ impl Table {
     pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
         let m = &self.pins.templates;
         batch::entries(m, || m.iter().filter_map(Result::ok).collect())
-            .map_err(map_err("TEMPLATES"))
+            .map_err(map_err(MAP_TEMPLATES))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
         match self.pins.services.get(&service_key(id), 0) {
             Ok(s) => Ok(s),
             Err(aya::maps::MapError::KeyNotFound) => Err(Error::NoService(*id)),
-            Err(e) => Err(map_err("SERVICES")(e)),
+            Err(e) => Err(map_err(MAP_SERVICES)(e)),
         }
     }
 
@@ -174,15 +184,15 @@ impl Table {
         self.pins
             .services
             .insert(service_key(id), svc, 0)
-            .map_err(map_err("SERVICES"))
+            .map_err(map_err(MAP_SERVICES))
     }
 
     fn dest(&self, i: u32) -> Result<Dest, Error> {
-        self.pins.dests.get(&i, 0).map_err(map_err("DESTS"))
+        self.pins.dests.get(&i, 0).map_err(map_err(MAP_DESTS))
     }
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
-        self.pins.dests.set(i, d, 0).map_err(map_err("DESTS"))
+        self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))
     }
 
     fn zero_stats(&mut self, svc_id: Option<u32>, dest: Option<u32>) -> Result<(), Error> {
@@ -199,7 +209,7 @@ impl Table {
             self.pins
                 .svc_stats
                 .set(i, z, 0)
-                .map_err(map_err("SVC_STATS"))?;
+                .map_err(map_err(MAP_SVC_STATS))?;
         }
         if let Some(i) = dest {
             let z = zeros().map_err(|e| Error::Io {
@@ -209,7 +219,7 @@ impl Table {
             self.pins
                 .dest_stats
                 .set(i, z, 0)
-                .map_err(map_err("DEST_STATS"))?;
+                .map_err(map_err(MAP_DEST_STATS))?;
         }
         Ok(())
     }
@@ -230,14 +240,14 @@ impl Table {
                 .filter_map(|(i, w)| w.ok().map(|w| (i as u32, w)))
                 .collect()
         })
-        .map_err(map_err("VIPS"))?;
+        .map_err(map_err(MAP_VIPS))?;
         have.sort_unstable_by_key(|(i, _)| *i);
         for (i, w) in have {
             let Some(&new) = want.get(i as usize) else {
                 continue;
             };
             if new != w {
-                self.pins.vips.set(i, new, 0).map_err(map_err("VIPS"))?;
+                self.pins.vips.set(i, new, 0).map_err(map_err(MAP_VIPS))?;
             }
         }
         Ok(())
@@ -310,7 +320,7 @@ impl Table {
         self.pins
             .services
             .remove(&service_key(id))
-            .map_err(map_err("SERVICES"))?;
+            .map_err(map_err(MAP_SERVICES))?;
         for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
             self.retire_dest(sd.dest, &settings)?;
         }
@@ -358,25 +368,22 @@ impl Table {
         d.port = real.id.port.to_be_bytes();
         d.fwd = FWD_ROUTE;
         d.svc = key;
-        d.weight = real.weight;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
         resolve_next_hop(&mut d);
+        // Newest first, as the kernel's list.
+        sched_table::push_front(
+            &mut svc,
+            ServiceDest {
+                dest: slot,
+                weight: 0,
+            },
+        )
+        .ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
+        set_weight(&mut svc, 0, &mut d, real.weight);
         if fresh {
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
-        let local = svc
-            .free_slot()
-            .ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
-        // Newest first, as the kernel's list.
-        svc.dests.copy_within(0..n, 1);
-        svc.slot_of_pos.copy_within(0..n, 1);
-        svc.dests[0] = ServiceDest {
-            dest: slot,
-            weight: real.weight,
-        };
-        svc.slot_of_pos[0] = local;
-        svc.ndests = n as u32 + 1;
         dests_changed(&mut svc);
         self.write_service(sid, &svc)
     }
@@ -438,7 +445,7 @@ impl Table {
         let settings = self.pins.settings()?;
         let mut d = self.dest(slot)?;
         let was = d.weight;
-        d.weight = real.weight;
+        set_weight(&mut svc, pos, &mut d, real.weight);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -447,7 +454,6 @@ impl Table {
             resolve_next_hop(&mut d);
         }
         self.write_dest(slot, &d)?;
-        svc.dests[pos].weight = real.weight;
         dests_changed(&mut svc);
         self.write_service(sid, &svc)
     }
@@ -459,12 +465,7 @@ impl Table {
             .real_pos(&svc, real)?
             .ok_or(Error::NoReal(*sid, *real))?;
         let slot = svc.dests[pos].dest;
-        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-        svc.dests.copy_within(pos + 1..n, pos);
-        svc.slot_of_pos.copy_within(pos + 1..n, pos);
-        svc.dests[n - 1] = ServiceDest::default();
-        svc.slot_of_pos[n - 1] = SCHED_NONE;
-        svc.ndests = n as u32 - 1;
+        sched_table::remove(&mut svc, pos);
         dests_changed(&mut svc);
         // First no new flows, then the dest goes to the trash.
         self.write_service(sid, &svc)?;
@@ -555,7 +556,7 @@ impl Table {
                 .pins
                 .stats
                 .get(&(i as u32), 0)
-                .map_err(map_err("STATS"))?;
+                .map_err(map_err(MAP_STATS))?;
             let (p, b) = v
                 .iter()
                 .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
@@ -637,7 +638,7 @@ impl Table {
                 .pins
                 .svc_stats
                 .get(&svc.id, 0)
-                .map_err(map_err("SVC_STATS"))?);
+                .map_err(map_err(MAP_SVC_STATS))?);
             let mut reals = Vec::new();
             for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
                 let Some(d) = dests.get(sd.dest as usize) else {
@@ -647,7 +648,7 @@ impl Table {
                     .pins
                     .dest_stats
                     .get(&sd.dest, 0)
-                    .map_err(map_err("DEST_STATS"))?);
+                    .map_err(map_err(MAP_DEST_STATS))?);
                 let g = gauges.get(&sd.dest).copied().unwrap_or_default();
                 reals.push(RealView {
                     spec: RealSpec {
@@ -680,7 +681,7 @@ impl Table {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
         let dests = self.dest_table()?;
-        let secs = |exp: u64| exp.saturating_sub(now) / 1_000_000_000;
+        let secs = |exp: u64| exp.saturating_sub(now) / NS_PER_SEC;
         let mut rows = Vec::new();
         for (k, c) in self.conn_entries()? {
             if now >= c.expires() {
@@ -833,7 +834,7 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
         ));
     }
     if let Some(t) = spec.persistent
-        && !(1..=2_678_400).contains(&t)
+        && !(1..=MAX_TIMEOUT).contains(&t)
     {
         return Err(Error::Invalid("Illegal timeout specified".into()));
     }
@@ -845,7 +846,7 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
 }
 
 fn validate_real(real: &RealSpec) -> Result<(), Error> {
-    if real.weight > lb_common::MAX_WEIGHT {
+    if real.weight > MAX_WEIGHT {
         return Err(Error::Invalid("Illegal weight specified".into()));
     }
     Ok(())
@@ -854,42 +855,6 @@ fn validate_real(real: &RealSpec) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wrr_bookkeeping_follows_the_kernel() {
-        let mut svc: Service = bytemuck::Zeroable::zeroed();
-        svc.di = 1;
-        svc.slot_of_pos = [0, 1, 2, SCHED_NONE]
-            .into_iter()
-            .chain([SCHED_NONE; 60])
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap();
-        // R1=4 alone: di=4, mw=1, cw (from 0) = 1.
-        svc.dests[0] = ServiceDest { dest: 1, weight: 4 };
-        svc.ndests = 1;
-        dests_changed(&mut svc);
-        assert_eq!((svc.di, svc.mw, svc.cw_seed), (4, 1, 1));
-        // + R2=3, R3=2: di=1, mw=4, cw stays 1.
-        svc.dests.copy_within(0..1, 2);
-        svc.dests[1] = ServiceDest { dest: 2, weight: 3 };
-        svc.dests[0] = ServiceDest { dest: 3, weight: 2 };
-        svc.ndests = 3;
-        dests_changed(&mut svc);
-        assert_eq!((svc.di, svc.mw, svc.cw_seed), (1, 4, 1));
-        assert_eq!(&svc.levels[..svc.nlevels as usize], &[2, 3, 4]);
-        // Level 0 (weight > 0) from position 0 is position 0; level 2
-        // (weight >= 4) is only R1, at position 2.
-        assert_eq!(svc.next[0][0], 0);
-        assert_eq!(svc.next[2][0], 2);
-        assert_eq!(svc.next[1][2], 2);
-        // All quiescent: mw = 0.
-        for d in svc.dests.iter_mut() {
-            d.weight = 0;
-        }
-        dests_changed(&mut svc);
-        assert_eq!(svc.mw, 0);
-    }
 
     #[test]
     fn service_validation() {

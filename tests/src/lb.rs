@@ -47,7 +47,7 @@ pub fn pin_to_cpu(cpu: usize) {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
@@ -153,7 +153,7 @@ impl Dataplane {
     /// Packets counted under each `REASON_*`, summed over CPUs.
     pub fn reasons(&self) -> Result<Vec<u64>> {
         let stats: PerCpuArray<_, Counters> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context("STATS")?)?;
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context(MAP_STATS)?)?;
         let mut out = vec![0; REASON_COUNT as usize];
         for (i, o) in out.iter_mut().enumerate() {
             *o = stats.get(&(i as u32), 0)?.iter().map(|c| c.packets).sum();

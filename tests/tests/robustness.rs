@@ -17,10 +17,11 @@ use std::{
 
 use anyhow::{Context, Result, ensure};
 use lb_common::{
-    REASON_COUNT, REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    REASON_NAMES, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN,
-    REASON_PASS_NO_SERVICE, REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED,
-    REASON_PASS_VLAN, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
+    MAP_CONNS, MAP_SERVICES, MAP_SETTINGS, MAP_TEMPLATES, REASON_COUNT, REASON_DROP_NODEST,
+    REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES, REASON_PASS_BAD_IP,
+    REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_IPV4,
+    REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, REASON_TX_ICMP_UNREACH,
+    REASON_TX_RST_NODEST,
 };
 use lb_tests::{
     BpfPinDir, Netns,
@@ -644,8 +645,8 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
     ctl.ok(&["attach", "eth0", "--conns", "4096", "--templates", "2048"])?;
     ctl.ok(&["-A", "-t", "203.0.113.10:80", "-s", "rr"])?;
     // Sizes as asked.
-    let conns = map_show(&ctl.pins.join("CONNS"))?;
-    let templates = map_show(&ctl.pins.join("TEMPLATES"))?;
+    let conns = map_show(&ctl.pins.join(MAP_CONNS))?;
+    let templates = map_show(&ctl.pins.join(MAP_TEMPLATES))?;
     assert_eq!(json_number(&conns, "max_entries"), Some(4096), "{conns}");
     assert_eq!(
         json_number(&templates, "max_entries"),
@@ -661,7 +662,7 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
     assert!(err.contains("--reset") && err.contains("4096"), "{err}");
 
     // SERVICES replaced by a map with another value size.
-    let services = ctl.pins.join("SERVICES");
+    let services = ctl.pins.join(MAP_SERVICES);
     std::fs::remove_file(&services)?;
     bpftool(&[
         "map",
@@ -676,7 +677,7 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
         "entries",
         "4096",
         "name",
-        "SERVICES",
+        MAP_SERVICES,
     ])?;
     let stale_id = json_number(&map_show(&services)?, "id");
     for args in [
@@ -688,7 +689,7 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
         let err = stderr_of(&o);
         assert!(!o.status.success(), "lbctl {args:?} accepted a stale pin");
         assert!(
-            err.contains("SERVICES") && err.contains("--reset"),
+            err.contains(MAP_SERVICES) && err.contains("--reset"),
             "lbctl {args:?}: {err}"
         );
     }
@@ -725,7 +726,7 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
     // Same sizes, but made by a build of another layout version.
     {
         use aya::maps::{Array, Map, MapData};
-        let md = MapData::from_pin(ctl.pins.join("SETTINGS"))?;
+        let md = MapData::from_pin(ctl.pins.join(MAP_SETTINGS))?;
         let mut settings: Array<MapData, lb_common::Settings> =
             Array::try_from(Map::from_map_data(md)?)?;
         let mut s = settings.get(&0, 0)?;

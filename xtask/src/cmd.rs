@@ -120,8 +120,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Env vars that would leak compiler choice, flags, wrappers, target dir or

@@ -1,6 +1,6 @@
 //! A sanity check of the built BPF object: a 64-bit little-endian ELF for
 //! EM_BPF that carries a `.BTF` section. A build without BTF "succeeds" but the
-//! object's BTF maps cannot be loaded (STYLE.md §8.1), so catch it here, with a
+//! object's BTF maps cannot be loaded (docs/DEVELOPING.md), so catch it here, with a
 //! message, rather than in a test's loader error.
 
 use anyhow::{Context, Result, bail, ensure};

@@ -1,6 +1,6 @@
 //! Shared names and the pure logic of `cargo xtask`.
 //!
-//! xtask is the single source of build logic (aya's approach, STYLE.md Pattern 14):
+//! xtask is the single source of build logic (aya's approach; docs/DEVELOPING.md):
 //! it builds the BPF object with Debian's rustc and hands its path to `lb-user`'s
 //! build script through [`BPF_OBJECT_ENV`].
 //!
@@ -19,6 +19,7 @@
 //! All relative paths below are relative to the workspace root.
 
 pub mod artifact;
+pub mod diag;
 pub mod elf;
 pub mod lockfile;
 
@@ -43,6 +44,8 @@ pub const BPF_TARGET: &str = "bpfel-unknown-none";
 pub const BPF_TARGET_DIR: &str = "target/bpf";
 /// Target dir for lb-ebpf's host unit tests and host clippy (rustup's rustc).
 pub const BPF_HOST_TARGET_DIR: &str = "target/bpf-host";
+/// Target dir for clippy on the BPF binary (Debian's rustc and clippy-driver).
+pub const BPF_CLIPPY_TARGET_DIR: &str = "target/bpf-clippy";
 /// Where xtask copies the finished BPF object; `LB_BPF_OBJECT` points here.
 pub const BPF_OBJECT: &str = "target/bpf/lb-ebpf.o";
 
@@ -62,7 +65,10 @@ pub const BENCH_BIN_NAME: &str = "lb-bench";
 /// Debian's rustc (package rustc-web): it ships a prebuilt `core` for
 /// bpfel-unknown-none, which rustup's toolchain here lacks (no rust-src, no build-std).
 pub const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
-/// Both flags are needed for BTF (STYLE.md §8.1), separated by 0x1f as
+/// Debian's clippy-driver (package rust-web-clippy), of the same release as
+/// [`DEBIAN_RUSTC`]: it lints the BPF binary for bpfel-unknown-none.
+pub const DEBIAN_CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
+/// Both flags are needed for BTF (docs/DEVELOPING.md), separated by 0x1f as
 /// CARGO_ENCODED_RUSTFLAGS requires.
 pub const BPF_RUSTFLAGS: &str = "-Cdebuginfo=2\x1f-Clink-arg=--btf";
 /// bpf-linker's LLVM must match rustc's LLVM major (§8.1).
@@ -111,6 +117,13 @@ mod tests {
         assert!(LLVM_PREFIX.ends_with(&format!("-{LLVM_MAJOR}")));
         assert_eq!(BPF_LINKER_FEATURE, format!("llvm-{LLVM_MAJOR}"));
         assert!(BPF_OBJECT.starts_with(BPF_TARGET_DIR));
+        for dir in [BPF_HOST_TARGET_DIR, BPF_CLIPPY_TARGET_DIR] {
+            assert!(dir.starts_with("target/") && dir != BPF_TARGET_DIR);
+        }
+        assert_eq!(
+            std::path::Path::new(DEBIAN_CLIPPY_DRIVER).parent(),
+            std::path::Path::new(DEBIAN_RUSTC).parent()
+        );
         assert!(BPF_MANIFEST.starts_with(BPF_CRATE_DIR));
         assert!(BPF_LOCKFILE.starts_with(BPF_CRATE_DIR));
         assert!(LBCTL.ends_with(LBCTL_BIN_NAME));

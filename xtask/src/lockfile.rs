@@ -1,4 +1,4 @@
-//! The aya-family pin check (STYLE.md Pattern 1, §8.1 "Two lockfiles drift").
+//! The aya-family pin check (docs/DEVELOPING.md: the two lockfiles must not drift).
 //!
 //! The host workspace and lb-ebpf resolve their dependencies separately, so nothing
 //! but this check keeps the two halves of aya and aya-log from drifting apart. The

@@ -4,6 +4,7 @@
 //! exits non-zero and names the failing command.
 
 mod cmd;
+mod lint;
 mod setup;
 mod tasks;
 
@@ -46,8 +47,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
-    /// Build, check the aya pins, run lb-ebpf's host unit tests and the workspace
-    /// tests; extra ARGS go to `cargo test`: `cargo xtask test -- FILTER -- --nocapture`.
+    /// Build, check the aya pins, rustfmt and clippy (as `clippy`), run lb-ebpf's
+    /// host unit tests and the workspace tests; extra ARGS go to `cargo test`:
+    /// `cargo xtask test -- FILTER -- --nocapture`.
     Test {
         #[arg(last = true)]
         args: Vec<OsString>,
@@ -57,7 +59,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
-    /// Clippy (-D warnings) on the host workspace and, separately, on lb-ebpf's lib.
+    /// rustfmt --check on both workspaces, and clippy (-D warnings) on the host
+    /// workspace, lb-ebpf's lib on the host and lb-ebpf's BPF binary (Debian's
+    /// clippy); names every check and crate that failed. `test` runs it too.
     Clippy,
     /// Build, then run the benchmarks (needs root): per-packet cost through
     /// BPF_PROG_TEST_RUN against a trivial XDP_TX program, control-plane costs,

@@ -2,15 +2,15 @@
 //!
 //! rustup's toolchain here has no rust-src, so `-Z build-std` is out. Debian's
 //! rustc-web ships a prebuilt `core` for bpfel-unknown-none instead, and bpf-linker
-//! is built against the same LLVM major as that rustc (STYLE.md §8.1).
+//! is built against the same LLVM major as that rustc (docs/DEVELOPING.md).
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use xtask::{
-    BPF_LINKER_FEATURE, BPF_LINKER_VERSION, DEBIAN_RUSTC, LLVM_MAJOR, LLVM_PREFIX,
-    parse_bpf_linker_version, parse_rustc_vv,
+    BPF_LINKER_FEATURE, BPF_LINKER_VERSION, DEBIAN_CLIPPY_DRIVER, DEBIAN_RUSTC, LLVM_MAJOR,
+    LLVM_PREFIX, parse_bpf_linker_version, parse_rustc_vv,
 };
 
 use crate::cmd::{self, step};
@@ -44,6 +44,11 @@ const NEEDS: &[Need] = &[
         package: "libstd-rust-web-dev-bpf",
         why: "prebuilt core for bpfel-unknown-none",
         present: has_bpf_core,
+    },
+    Need {
+        package: "rust-web-clippy",
+        why: "Debian's clippy-driver, which lints the BPF binary as rustc-web builds it",
+        present: || Path::new(DEBIAN_CLIPPY_DRIVER).exists(),
     },
     Need {
         package: "iproute2",
@@ -237,7 +242,7 @@ fn check_toolchain() -> Result<()> {
     if info.llvm_major != Some(LLVM_MAJOR) {
         bail!(
             "{DEBIAN_RUSTC} {} uses LLVM {}, but bpf-linker is built for LLVM {LLVM_MAJOR}: a mismatch \
-             fails to link or, worse, links with broken BTF (STYLE.md §8.1). Update LLVM_MAJOR and the \
+             fails to link or, worse, links with broken BTF (docs/DEVELOPING.md). Update LLVM_MAJOR and the \
              package names in xtask together with the rustc-web package",
             info.release,
             info.llvm_major.map_or("?".to_owned(), |m| m.to_string())

@@ -14,11 +14,11 @@ use xtask::{
 };
 
 use crate::cmd::{self, step};
-use crate::setup;
+use crate::{lint, setup};
 
 /// The host triple xtask itself was built for (set by build.rs): the target of
 /// lb-ebpf's host unit tests and host clippy.
-const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
+pub(crate) const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 
 /// The workspace root (xtask lives in `<root>/xtask`).
 pub fn root() -> PathBuf {
@@ -156,7 +156,7 @@ pub fn check_lockfiles(root: &Path) -> Result<()> {
     if !problems.is_empty() {
         bail!(
             "the aya-family versions in the lockfiles do not match the pinned pairs \
-             (STYLE.md Pattern 1):\n  - {}",
+             (docs/DEVELOPING.md):\n  - {}",
             problems.join("\n  - ")
         );
     }
@@ -182,10 +182,12 @@ fn warn_if_not_root() {
     );
 }
 
-/// `cargo xtask test`: build, pins, lb-ebpf host unit tests, workspace tests.
+/// `cargo xtask test`: build, pins, rustfmt and clippy, lb-ebpf host unit
+/// tests, workspace tests, the quick benchmark.
 pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     let built = build(root, false)?;
     check_lockfiles(root)?;
+    lint::run(root)?;
     warn_if_not_root();
 
     if root.join(BPF_LIB_SOURCE).exists() {
@@ -220,7 +222,7 @@ pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
 
 /// `cargo <subcommand>` on lb-ebpf for the host target with rustup's toolchain
 /// (not Debian's rustc), in its own target dir.
-fn bpf_crate_on_host(root: &Path, subcommand: &str) -> Command {
+pub(crate) fn bpf_crate_on_host(root: &Path, subcommand: &str) -> Command {
     let mut cargo = Command::new("cargo");
     cargo.current_dir(root).arg(subcommand);
     if root.join(BPF_LOCKFILE).exists() {
@@ -250,7 +252,8 @@ pub fn demo(root: &Path, extra: &[OsString]) -> Result<()> {
     cmd::run(built.apply(&mut cargo))?;
     // On Ctrl-C the demo cleans up (namespaces, pins) before it exits: wait for
     // it instead of dying first. A caught signal is reset to the default in
-    // the children at exec, so cargo and the demo still see Ctrl-C.
+    // the children at exec, so cargo and the demo still see Ctrl-C. (Raw libc:
+    // std has no signal API and nix's `signal`/`sigaction` are unsafe too.)
     extern "C" fn wait_for_child(_sig: libc::c_int) {}
     // SAFETY: installs a handler that does nothing (async-signal-safe).
     unsafe {
@@ -277,33 +280,12 @@ pub fn demo(root: &Path, extra: &[OsString]) -> Result<()> {
     cmd::run(built.apply(&mut cargo))
 }
 
-/// `cargo xtask clippy`: the host workspace, then lb-ebpf's lib on the host
-/// target. Never together: `lb-common/user` would unify into the BPF crate (§8.1).
+/// `cargo xtask clippy`: rustfmt and clippy (`-D warnings`) on the host
+/// workspace, lb-ebpf's lib on the host, and lb-ebpf's BPF binary with
+/// Debian's clippy (see `lint.rs`). Needs the tools `setup` installs.
 pub fn clippy(root: &Path) -> Result<()> {
-    step("clippy: host workspace");
-    cmd::run(Command::new("cargo").current_dir(root).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    if root.join(BPF_LIB_SOURCE).exists() {
-        // Only --lib: the bin is no_std/no_main and is not meant to build for the host.
-        step(format!(
-            "clippy: lb-ebpf lib on the host target ({HOST_TARGET})"
-        ));
-        let mut cargo = bpf_crate_on_host(root, "clippy");
-        cargo.args(["--lib", "--", "-D", "warnings"]);
-        cmd::run(&mut cargo)?;
-    } else {
-        step(format!(
-            "no {BPF_LIB_SOURCE} yet: skipping clippy of lb-ebpf"
-        ));
-    }
-    step("clippy clean");
-    Ok(())
+    setup::ensure(false)?;
+    lint::run(root)
 }
 
 /// `cargo xtask bench [--quick]`: build, then lb-tests' lb-bench binary with

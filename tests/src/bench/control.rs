@@ -15,8 +15,8 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use aya::maps::IterableMap;
 use lb_common::{
-    Dest, MAP_CONNS, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE, Service, ServiceKey,
-    Template, TemplateKey,
+    Dest, MAP_CONNS, MAP_DESTS, MAP_SERVICES, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
+    Service, ServiceKey, Template, TemplateKey,
 };
 use lb_tests::lb::XDP_TX;
 use lb_user::{
@@ -327,9 +327,10 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
         skeys.push(key);
         svals.push(s);
     }
-    batch::update(t.pins.dests.map().fd().as_fd(), &dkeys, &dvals).context("writing DESTS")?;
+    batch::update(t.pins.dests.map().fd().as_fd(), &dkeys, &dvals)
+        .with_context(|| format!("writing {MAP_DESTS}"))?;
     batch::update(t.pins.services.map().fd().as_fd(), &skeys, &svals)
-        .context("writing SERVICES")?;
+        .with_context(|| format!("writing {MAP_SERVICES}"))?;
     t.pins.set_settings(&settings)?;
 
     // One more real server with every other dest in place, as `lbctl -a`.

@@ -11,8 +11,9 @@ use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use lb_common::{
-    CONN_S_ESTABLISHED, Conn, ConnKey, IPPROTO_TCP, REASON_COUNT, REASON_FWD_CONN, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, REASON_NAMES, REASON_PASS_NO_SERVICE, TMPL_S_NONE, Template, TemplateKey,
+    CONN_S_ESTABLISHED, Conn, ConnKey, IPPROTO_TCP, MAP_CONNS, MAP_TEMPLATES, REASON_COUNT,
+    REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES, REASON_PASS_NO_SERVICE,
+    TMPL_S_NONE, Template, TemplateKey,
 };
 use lb_tests::{
     frame::{DOC_DST_MAC, DOC_SRC_MAC, Frame},
@@ -179,7 +180,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 _pad: [0; 6],
             });
         }
-        from_every_cpu(plane.conns_fd()?, &keys, &values).context("filling CONNS")?;
+        from_every_cpu(plane.conns_fd()?, &keys, &values)
+            .with_context(|| format!("filling {MAP_CONNS}"))?;
     }
     if templates > 0 {
         let binds = dest_bindings(plane, &persist())?;
@@ -202,7 +204,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 _pad: [0; 3],
             });
         }
-        from_every_cpu(plane.templates_fd()?, &keys, &values).context("filling TEMPLATES")?;
+        from_every_cpu(plane.templates_fd()?, &keys, &values)
+            .with_context(|| format!("filling {MAP_TEMPLATES}"))?;
     }
     Ok(start.elapsed().as_secs_f64())
 }

@@ -190,7 +190,7 @@ impl Plane {
     /// Packets counted under each `REASON_*`, summed over CPUs.
     pub fn reasons(&self) -> Result<Vec<u64>> {
         let stats: PerCpuArray<_, Counters> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context("STATS")?)?;
+            PerCpuArray::try_from(self.ebpf.map(MAP_STATS).context(MAP_STATS)?)?;
         let mut out = vec![0; REASON_COUNT as usize];
         for (i, o) in out.iter_mut().enumerate() {
             *o = stats.get(&(i as u32), 0)?.iter().map(|c| c.packets).sum();
@@ -244,10 +244,6 @@ fn load_other(dir: &Path, sizes: Sizes, object: &Path) -> Result<Ebpf> {
         .with_context(|| format!("loading {}", object.display()))
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns()`, for entries
-/// written from userspace.
-pub fn monotonic_ns() -> u64 {
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// CLOCK_MONOTONIC in ns, the time base of the maps (lbctl's own clock),
+/// for entries written from userspace.
+pub use lb_user::clock::monotonic_ns;

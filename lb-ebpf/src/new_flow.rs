@@ -1,0 +1,108 @@
+//! A new connection (`ip_vs_schedule`, `ip_vs_sched_persist`): through the
+//! client's persistence template when the service is persistent and the
+//! template may still be used (docs/SEMANTICS.md §2, §3.2), otherwise through
+//! the service's scheduler (a persistent service then makes a template); no
+//! real server available → ICMP port unreachable. The conn entry is made and
+//! the packet forwarded.
+
+use aya_ebpf::programs::XdpContext;
+use lb_common::{
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
+    NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, Settings, TEMPLATE_PUSH_SLACK_NS,
+    conn_state_is_closing,
+};
+use lb_ebpf::{schedulers, tcp_state::next_state};
+
+use crate::{
+    Verdict, forward,
+    maps::{CONNS, DESTS, SCHED},
+    parse::Packet,
+    reply,
+    settings::timeout,
+    stats, template,
+};
+
+/// Schedules the flow `key` of `pkt` to a real server of `svc`, makes its
+/// conn entry and forwards the packet.
+#[inline(always)]
+pub fn schedule(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    svc: &Service,
+    cfg: &Settings,
+    key: &ConnKey,
+    now: u64,
+) -> Verdict {
+    let persistent = svc.flags & SVC_F_PERSISTENT != 0;
+    let state = if pkt.is_tcp() {
+        next_state(CONN_S_NONE, pkt.tcp_flags)
+    } else {
+        CONN_S_UDP
+    };
+    let conn_timeout = timeout(cfg, state);
+    let conn_expires = now + conn_timeout as u64 * NS_PER_SEC;
+    // TCP conns count as open in their template until they close.
+    let open = pkt.is_tcp() && !conn_state_is_closing(state);
+
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
+    let tkey = template::key(pkt, &svc.netmask, port0);
+    let reused = if persistent {
+        template::reuse(&tkey, cfg, now, conn_expires, open)
+    } else {
+        None
+    };
+    let (dest_id, dest, reason) = match reused {
+        Some((dest_id, dest)) => (dest_id, dest, REASON_FWD_TEMPLATE),
+        None => {
+            let Some(st) = SCHED.get_ptr_mut(svc.id) else {
+                return Verdict::Drop(REASON_DROP_INTERNAL);
+            };
+            let Some(pos) = schedulers::pick(svc, unsafe { &mut *st }) else {
+                return reply::port_unreachable(ctx, pkt);
+            };
+            let Some(sd) = svc.dests.get(pos) else {
+                return Verdict::Drop(REASON_DROP_INTERNAL);
+            };
+            let dest_id = sd.dest;
+            let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+                return Verdict::Drop(REASON_DROP_INTERNAL);
+            };
+            if persistent {
+                template::create(&tkey, dest_id, dest, svc.timeout, now, conn_expires, open);
+            }
+            (dest_id, dest, REASON_FWD_NEW)
+        }
+    };
+
+    let mut flags = 0;
+    if port0 {
+        flags |= CONN_F_PORT0;
+    }
+    if persistent {
+        flags |= CONN_F_CONTROLLED;
+        if open {
+            flags |= CONN_F_OPEN;
+        }
+    }
+    let conn = Conn {
+        last_seen: now,
+        tmpl_pushed: if persistent {
+            conn_expires + TEMPLATE_PUSH_SLACK_NS
+        } else {
+            0
+        },
+        dest: dest_id,
+        dest_gen: unsafe { (*dest).generation },
+        timeout: conn_timeout,
+        svc: svc.id,
+        state,
+        flags,
+        _pad: [0; 6],
+    };
+    if CONNS.insert(key, conn, 0).is_err() {
+        return Verdict::Drop(REASON_DROP_CONN_TABLE);
+    }
+    stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
+    forward::direct_route(ctx, dest, dest_id, reason)
+}

@@ -1,0 +1,193 @@
+//! Persistence templates (docs/SEMANTICS.md §2, §3.2): the key of a client's
+//! template, the rules by which a template may still be used
+//! (`ip_vs_check_template`), and the upkeep of a template from the conns it
+//! controls.
+
+use lb_common::{
+    CONN_F_OPEN, CONN_F_PORT0, Conn, DEST_F_AVAILABLE, DEST_F_IN_USE, Dest, NS_PER_SEC, ServiceKey,
+    Settings, TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey,
+    conn_state_is_closing, template_expiry,
+};
+
+use crate::{
+    maps::{DESTS, SERVICES, TEMPLATES},
+    parse::Packet,
+};
+
+/// The template key of a packet (§2.1): masked client address, VIP, service
+/// port (0 for a port-0 service), protocol.
+#[inline(always)]
+pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
+    let mut caddr = pkt.saddr;
+    for (b, m) in caddr.iter_mut().zip(netmask.iter()) {
+        *b &= *m;
+    }
+    TemplateKey {
+        caddr,
+        vaddr: pkt.daddr,
+        vport: if port0 { [0, 0] } else { pkt.dport },
+        proto: pkt.proto,
+        _pad: 0,
+    }
+}
+
+/// `ip_vs_check_template`: the template's dest if it may still be used.
+#[inline(always)]
+fn check(t: *const Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
+    let (expires, dest_id, dest_gen, epoch) =
+        unsafe { ((*t).expires, (*t).dest, (*t).dest_gen, (*t).epoch) };
+    if now >= expires {
+        return None;
+    }
+    let dest = DESTS.get_ptr_mut(dest_id)?;
+    let (flags, gen_, tmpl_epoch, weight) = unsafe {
+        (
+            (*dest).flags,
+            (*dest).generation,
+            (*dest).tmpl_epoch,
+            (*dest).weight,
+        )
+    };
+    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
+    if flags & usable != usable || gen_ != dest_gen || tmpl_epoch != epoch {
+        return None;
+    }
+    if cfg.expire_quiescent_template != 0 && weight == 0 {
+        return None;
+    }
+    Some(dest)
+}
+
+/// A new flow of a persistent service: the dest of the client's template
+/// (`DESTS` index and pointer) when there is one that may still be used; the
+/// new flow re-arms it (§2.4) and, when `open`, counts in its open conns.
+#[inline(always)]
+pub fn reuse(
+    tkey: &TemplateKey,
+    cfg: &Settings,
+    now: u64,
+    conn_expires: u64,
+    open: bool,
+) -> Option<(u32, *mut Dest)> {
+    let t = TEMPLATES.get_ptr_mut(tkey)?;
+    let dest = check(t, cfg, now)?;
+    unsafe {
+        let deadline = now + (*t).timeout as u64 * NS_PER_SEC;
+        if deadline > (*t).deadline {
+            (*t).deadline = deadline;
+        }
+        let exp = template_expiry((*t).deadline, conn_expires);
+        if exp > (*t).expires {
+            (*t).expires = exp;
+        }
+        (*t).open += open as u32;
+        Some(((*t).dest, dest))
+    }
+}
+
+/// A new template for the client: its flows go to `dest_id` for `timeout`
+/// seconds after the last new flow (and while its conns live).
+#[inline(always)]
+pub fn create(
+    tkey: &TemplateKey,
+    dest_id: u32,
+    dest: *const Dest,
+    timeout: u32,
+    now: u64,
+    conn_expires: u64,
+    open: bool,
+) {
+    let deadline = now + timeout as u64 * NS_PER_SEC;
+    let t = Template {
+        expires: template_expiry(deadline, conn_expires),
+        deadline,
+        dest: dest_id,
+        dest_gen: unsafe { (*dest).generation },
+        epoch: unsafe { (*dest).tmpl_epoch },
+        timeout,
+        open: open as u32,
+        state: TMPL_S_NONE,
+        _pad: [0; 3],
+    };
+    // A full LRU evicts an old template; failure only loses persistence for
+    // this client, the flow still goes on.
+    let _ = TEMPLATES.insert(tkey, t, 0);
+}
+
+/// Keeps the template of a controlled conn alive while the conn lives, as
+/// the kernel postpones a template's expiry while it controls conns (§2.4),
+/// and marks it ASSURED when the conn reaches ESTABLISHED (§2.5). When the
+/// last open TCP conn of the template closes, the template's expiry is set
+/// back to what the closing conn needs, so a template does not outlive its
+/// connections' real lifetimes by the ESTABLISHED timeout. Touches the
+/// template map on state changes and at most once per
+/// `TEMPLATE_PUSH_SLACK_NS` otherwise.
+#[inline(always)]
+pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
+    let (expires, pushed, dest, dest_gen, flags, state) = unsafe {
+        (
+            (*c).expires(),
+            (*c).tmpl_pushed,
+            (*c).dest,
+            (*c).dest_gen,
+            (*c).flags,
+            (*c).state,
+        )
+    };
+    let closes = flags & CONN_F_OPEN != 0 && conn_state_is_closing(state);
+    if expires <= pushed && !assured && !closes {
+        return;
+    }
+    // A closing conn pushes its exact expiry (and then on each packet, of
+    // which it has few); an open one a little more, to push less often.
+    let target = if conn_state_is_closing(state) {
+        expires
+    } else {
+        expires + TEMPLATE_PUSH_SLACK_NS
+    };
+    unsafe {
+        (*c).tmpl_pushed = target;
+        if closes {
+            (*c).flags = flags & !CONN_F_OPEN;
+        }
+    }
+    // The service's netmask gives the template key; a service deleted since
+    // has no templates to keep.
+    let port0 = flags & CONN_F_PORT0 != 0;
+    let skey = ServiceKey {
+        addr: pkt.daddr,
+        port: if port0 { [0, 0] } else { pkt.dport },
+        proto: pkt.proto,
+        _pad: 0,
+    };
+    let Some(svc) = SERVICES.get_ptr(skey) else {
+        return;
+    };
+    let tkey = key(pkt, unsafe { &(*svc).netmask }, port0);
+    if let Some(t) = TEMPLATES.get_ptr_mut(tkey) {
+        unsafe {
+            // Only the conn's own template: a new template made after this
+            // one was invalidated belongs to other conns.
+            if (*t).dest != dest || (*t).dest_gen != dest_gen {
+                return;
+            }
+            let exp = template_expiry((*t).deadline, target);
+            if closes {
+                let open = (*t).open;
+                (*t).open = open.saturating_sub(1);
+                if open <= 1 {
+                    // The last open conn: the template now lives as long
+                    // as this closing conn needs (and its deadline).
+                    (*t).expires = exp;
+                } else if exp > (*t).expires {
+                    (*t).expires = exp;
+                }
+            } else if exp > (*t).expires {
+                (*t).expires = exp;
+            }
+            if assured {
+                (*t).state = TMPL_S_ASSURED;
+            }
+        }
+    }
+}
