@@ -36,6 +36,11 @@
 //! chosen size, a flood of new flows several times its size, and established
 //! connections that keep sending; it reports how many of their packets still
 //! found their entry.
+//!
+//! The rooms: `rng` (the PRNG, [`Rng`]), `config` (the services under test), `model` (the
+//! reference classifier and the LVS model), `generator` (frames and mutations), `checker`
+//! (the invariants for one result), `runner` (the run loop, control-plane events and the
+//! report) and `flood`.
 
 mod checker;
 mod config;
