@@ -14,6 +14,7 @@ use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use socket2::{Domain, Socket, Type};
 
 use crate::netns::Netns;
 
@@ -112,56 +113,24 @@ fn connect_from(
     addr: SocketAddrV4,
     timeout: Duration,
 ) -> std::result::Result<TcpStream, Outcome> {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _};
-    let sockaddr = |a: SocketAddrV4| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let os_err = || Outcome::from_io(&io::Error::last_os_error());
-    // SAFETY: plain socket(2) call; the fd is owned by the TcpStream right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(os_err());
-    }
-    // SAFETY: `fd` is a fresh, valid socket that nothing else owns.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let on: libc::c_int = 1;
-    let (l, a) = (sockaddr(local), sockaddr(addr));
-    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: valid fd; the option and address pointers refer to live values of the given
-    // sizes.
-    unsafe {
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        ) != 0
-            || libc::bind(fd, (&raw const l).cast(), len) != 0
-        {
-            return Err(os_err());
-        }
-    }
+    let os_err = |e: io::Error| Outcome::from_io(&e);
+    // socket2 opens it with SOCK_CLOEXEC, as std does.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(os_err)?;
+    socket.set_reuse_address(true).map_err(os_err)?;
+    socket.bind(&SocketAddr::V4(local).into()).map_err(os_err)?;
     // connect(2) honours SO_SNDTIMEO and reports EINPROGRESS when it runs out.
-    stream
+    socket
         .set_write_timeout(Some(timeout))
-        .and_then(|()| stream.set_read_timeout(Some(timeout)))
-        .map_err(|e| Outcome::from_io(&e))?;
-    // SAFETY: valid fd and address.
-    if unsafe { libc::connect(stream.as_raw_fd(), (&raw const a).cast(), len) } != 0 {
-        let e = io::Error::last_os_error();
+        .and_then(|()| socket.set_read_timeout(Some(timeout)))
+        .map_err(os_err)?;
+    if let Err(e) = socket.connect(&SocketAddr::V4(addr).into()) {
         return Err(if e.raw_os_error() == Some(libc::EINPROGRESS) {
             Outcome::TimedOut
         } else {
             Outcome::from_io(&e)
         });
     }
-    Ok(stream)
+    Ok(TcpStream::from(socket))
 }
 
 /// One HTTP/1.0 GET on a new connection; the body is the real server's name.

@@ -5,10 +5,12 @@
 //! - [`topo`]: a direct-routing (LVS `-g`) topology on a bridge: client, director (LB) and
 //!   real servers, each in its own namespace, all addresses from documentation ranges.
 //! - [`client`]: TCP/UDP helpers that run inside the client namespace.
-//! - [`frame`]: an Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frame builder for
-//!   `BPF_PROG_TEST_RUN` fixtures, and a strict, independent parser to check output frames.
-//! - [`fuzz`]: a frame fuzzer for the XDP program (generator, LVS model, invariant checker),
-//!   run by `cargo xtask fuzz` (the `lb-fuzz` binary) and, briefly, by the robustness tests.
+//! - [`frame`]: Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frames for `BPF_PROG_TEST_RUN`
+//!   fixtures: a builder, a mutator for malformed frames, and a strict parser on `etherparse`
+//!   (independent of the builder) to check the frames the program outputs.
+//! - [`fuzz`]: a frame fuzzer for the XDP program (PRNG, configuration, LVS model, generator,
+//!   checker, runner, and the table-exhaustion flood), run by `cargo xtask fuzz` (the
+//!   `lb-fuzz` binary) and, briefly, by the robustness tests.
 //!
 //! The `lb-testsrv` binary (in `src/bin`) is the real-server side: an HTTP-ish TCP server
 //! that answers with its name, a "hold" echo mode, and a UDP responder.

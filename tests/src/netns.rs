@@ -9,11 +9,8 @@
 //!   switches the network namespace only, so `/sys/fs/bpf` pins stay visible
 //!   (`ip netns exec` remounts `/sys` and would hide them).
 
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::fd::AsRawFd as _;
-use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -23,6 +20,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
+use nix::unistd::{Pid, geteuid};
 
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -36,9 +37,6 @@ pub const PIN_DIR_PREFIX: &str = "lb-test";
 /// Namespace names are kept below this length (the kernel does not limit them, but they end
 /// up in log lines and in `ip` output; keep them readable).
 const MAX_NETNS_NAME: usize = 31;
-
-/// `BPF_FS_MAGIC` from `<linux/magic.h>`.
-const BPF_FS_MAGIC: u64 = 0xcafe_4a11;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -54,8 +52,7 @@ pub fn next_id() -> u32 {
 /// `SKIPPED {test}: needs root (CAP_BPF + CAP_NET_ADMIN)` straight to stderr (bypassing the
 /// test harness's output capture, so the skip is visible) and returns false.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if geteuid().is_root() {
         return true;
     }
     if std::env::var_os("CI").is_some() {
@@ -140,14 +137,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Enters the network namespace open at `ns` on the calling thread.
 fn setns_net(ns: &File) -> io::Result<()> {
-    // SAFETY: `ns` is an open namespace file descriptor for the duration of the call;
     // setns only affects the calling thread's network namespace.
-    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setns(ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// A child process running inside a [`Netns`]. Cloning shares the same process.
@@ -195,11 +186,9 @@ impl NsChild {
                 return Ok(status);
             }
             let pid = i32::try_from(self.pid).context("pid out of range")?;
-            // SAFETY: `pid` is our own unreaped child (try_wait returned None and we hold
-            // the lock), so the pid cannot have been reused.
-            if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-                return Err(io::Error::last_os_error()).context("cannot send SIGTERM");
-            }
+            // `pid` is our own unreaped child (try_wait returned None and we hold the
+            // lock), so the pid cannot have been reused.
+            kill(Pid::from_raw(pid), Signal::SIGTERM).context("cannot send SIGTERM")?;
         }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -487,9 +476,9 @@ impl Netns {
                 bail!("processes {pids:?} are still running in {}", self.name);
             }
             for pid in pids {
-                // SAFETY: kill has no memory-safety preconditions. The pid was just seen in
-                // this (uniquely named, test-owned) namespace.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // The pid was just seen in this (uniquely named, test-owned) namespace; it
+                // may have exited since, which is what we want.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -546,18 +535,8 @@ pub fn ensure_bpffs() -> Result<()> {
 }
 
 fn is_bpffs(path: &Path) -> Result<bool> {
-    let c = CString::new(path.as_os_str().as_bytes()).context("path contains NUL")?;
-    // SAFETY: statfs is a plain C struct for which all-zero bytes is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("cannot statfs {}", path.display()));
-    }
-    // f_type's C type differs between architectures; compare the low 32 bits.
-    #[allow(clippy::unnecessary_cast)]
-    let magic = (st.f_type as u64) & 0xffff_ffff;
-    Ok(magic == BPF_FS_MAGIC)
+    let st = statfs(path).with_context(|| format!("cannot statfs {}", path.display()))?;
+    Ok(st.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// A unique directory under `/sys/fs/bpf` (`lb-test-<pid>-<n>`), removed recursively on drop.

@@ -1,0 +1,169 @@
+//! The configuration under test: the fuzzer's services, their reals and the ports the
+//! generator aims at, provisioned through the same `Table` that lbctl uses.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec};
+
+use crate::lb::Dataplane;
+
+/// VIP of most services.
+pub const VIP_A: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// VIP of the port-0 ("all ports") services, with one exact-port service.
+pub const VIP_B: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
+/// An address with no service at all.
+pub const NOT_VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 30);
+/// Persistence timeout of the persistent services: longer than any run.
+pub(super) const PERSIST_SECS: u32 = 86_400;
+/// Every connection state timeout during a run: nothing expires mid-run.
+pub(super) const STATE_TIMEOUT_SECS: u32 = 86_400;
+/// The model (and the tables) are flushed beyond this many entries, far
+/// below the tables' size, so that LRU eviction never removes an entry the
+/// model still expects.
+pub(super) const FLOW_LIMIT: usize = 6000;
+
+/// One service of the fuzzer's configuration.
+pub(super) struct SvcDef {
+    pub(super) proto: Proto,
+    pub(super) vip: Ipv4Addr,
+    pub(super) port: u16,
+    pub(super) sched: Sched,
+    pub(super) persistent: bool,
+    pub(super) netmask: Ipv4Addr,
+    /// (last byte of 198.51.100.x, weight); the real's port is the service's.
+    pub(super) reals: &'static [(u8, u32)],
+}
+
+pub(super) const fn svc(
+    proto: Proto,
+    vip: Ipv4Addr,
+    port: u16,
+    sched: Sched,
+    persistent: bool,
+    netmask: Ipv4Addr,
+    reals: &'static [(u8, u32)],
+) -> SvcDef {
+    SvcDef {
+        proto,
+        vip,
+        port,
+        sched,
+        persistent,
+        netmask,
+        reals,
+    }
+}
+
+pub(super) const HOST: Ipv4Addr = Ipv4Addr::BROADCAST;
+pub(super) const NET24: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
+pub(super) const NET16: Ipv4Addr = Ipv4Addr::new(255, 255, 0, 0);
+
+/// Every kind of service: wrr and rr, TCP and UDP, persistent with /32, /24
+/// and /16 masks, port-0 services next to an exact one on the same VIP, a
+/// service without reals and one whose only real is quiescent. Each real
+/// address belongs to one service only, so a frame sent to the wrong
+/// service's real is caught by its MAC.
+pub(super) const SERVICES: &[SvcDef] = &[
+    svc(
+        Proto::Tcp,
+        VIP_A,
+        80,
+        Sched::Wrr,
+        false,
+        HOST,
+        &[(11, 3), (12, 1), (13, 0)],
+    ),
+    svc(
+        Proto::Tcp,
+        VIP_A,
+        443,
+        Sched::Rr,
+        true,
+        NET24,
+        &[(14, 1), (15, 2)],
+    ),
+    svc(
+        Proto::Udp,
+        VIP_A,
+        53,
+        Sched::Rr,
+        false,
+        HOST,
+        &[(16, 1), (17, 1)],
+    ),
+    svc(Proto::Tcp, VIP_A, 8080, Sched::Wrr, false, HOST, &[]),
+    svc(Proto::Udp, VIP_A, 5353, Sched::Rr, false, HOST, &[(18, 0)]),
+    svc(
+        Proto::Tcp,
+        VIP_B,
+        0,
+        Sched::Rr,
+        true,
+        HOST,
+        &[(19, 1), (20, 1)],
+    ),
+    svc(
+        Proto::Udp,
+        VIP_B,
+        0,
+        Sched::Wrr,
+        true,
+        NET16,
+        &[(21, 1), (22, 2)],
+    ),
+    svc(
+        Proto::Tcp,
+        VIP_B,
+        80,
+        Sched::Rr,
+        false,
+        HOST,
+        &[(23, 1), (24, 1)],
+    ),
+];
+
+/// Destination ports the generator aims at: every service port, neighbours
+/// of them, and a few others.
+pub(super) const PORTS: &[u16] = &[80, 443, 53, 8080, 5353, 81, 22, 8443, 0, 65535];
+
+pub(super) fn service_id(d: &SvcDef) -> ServiceId {
+    ServiceId {
+        proto: d.proto,
+        addr: d.vip,
+        port: d.port,
+    }
+}
+
+pub(super) fn real_spec(d: &SvcDef, last: u8, weight: u32) -> RealSpec {
+    RealSpec {
+        id: RealId {
+            addr: Ipv4Addr::new(198, 51, 100, last),
+            port: d.port,
+        },
+        fwd: Fwd::Route,
+        weight,
+    }
+}
+
+/// Provisions the fuzzer's services on `dp` (through `Table`, as lbctl does)
+/// and raises every state timeout so that nothing expires during a run.
+pub fn configure(dp: &mut Dataplane) -> Result<()> {
+    for d in SERVICES {
+        dp.table
+            .add_service(&ServiceSpec {
+                id: service_id(d),
+                sched: d.sched,
+                persistent: d.persistent.then_some(PERSIST_SECS),
+                netmask: d.netmask,
+            })
+            .with_context(|| format!("adding {:?}", service_id(d)))?;
+        for &(last, w) in d.reals {
+            dp.table.add_real(&service_id(d), &real_spec(d, last, w))?;
+        }
+    }
+    let mut s = dp.table.pins.settings()?;
+    s.timeouts = [STATE_TIMEOUT_SECS; lb_common::CONN_S_COUNT];
+    dp.table.pins.set_settings(&s)?;
+    Ok(())
+}
