@@ -33,12 +33,9 @@ use crate::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
         ServiceView, Stats, Timeouts,
     },
-    neigh,
+    neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
 };
-
-/// How long `-a` waits for the kernel to resolve a real server's MAC.
-const RESOLVE_WAIT: Duration = Duration::from_millis(500);
 
 pub fn service_key(id: &ServiceId) -> ServiceKey {
     ServiceKey {
@@ -360,7 +357,9 @@ impl Table {
         d.svc = key;
         d.weight = real.weight;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        resolve_next_hop(&mut d);
+        if let Some(hop) = next_hop(real.id.addr)? {
+            set_hop(&mut d, &hop);
+        }
         if fresh {
             self.zero_stats(None, Some(slot))?;
         }
@@ -443,8 +442,10 @@ impl Table {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
         }
-        if d.flags & DEST_F_RESOLVED == 0 {
-            resolve_next_hop(&mut d);
+        // Re-resolved: a real server whose MAC changed is followed (an
+        // unknown MAC keeps the last one; the kernel is asked to resolve).
+        if let Some(hop) = next_hop(real.id.addr)? {
+            set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
         svc.dests[pos].weight = real.weight;
@@ -774,7 +775,9 @@ impl Table {
             .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
             .collect();
         for (i, mut d) in todo {
-            if resolve_next_hop(&mut d) {
+            // A real refused today (behind a gateway) stays as it is.
+            if let Ok(Some(hop)) = next_hop(Ipv4Addr::from(d.addr)) {
+                set_hop(&mut d, &hop);
                 self.write_dest(i, &d)?;
             }
         }
@@ -782,18 +785,28 @@ impl Table {
     }
 }
 
-/// Fills in the dest's next hop from the kernel's neighbour table; false
-/// when it is not known (the XDP program asks the kernel again on the
-/// real's next new flow).
-fn resolve_next_hop(d: &mut Dest) -> bool {
-    let Some(hop) = neigh::resolve(Ipv4Addr::from(d.addr), RESOLVE_WAIT) else {
-        return false;
+/// The route check and the next hop of a direct-routing real server
+/// (docs/SEMANTICS.md §7), asked of the kernel over netlink without
+/// waiting: `Err` when the kernel routes it through a gateway, `None` when
+/// its MAC is not known yet (the kernel was asked to resolve it; the XDP
+/// program asks `bpf_fib_lookup` on its next new flow and `lbctl daemon`
+/// fills it in when the kernel learns it).
+fn next_hop(addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+    let Ok(mut nl) = neigh::Netlink::open() else {
+        return Ok(None);
     };
+    match nl.next_hop(addr) {
+        Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
+        Ok(Ok(Lookup::Pending | Lookup::NoRoute)) | Err(_) => Ok(None),
+        Ok(Err(refused)) => Err(Error::Invalid(refused)),
+    }
+}
+
+fn set_hop(d: &mut Dest, hop: &NextHop) {
     d.mac = hop.mac;
     d.smac = hop.smac;
     d.ifindex = hop.ifindex;
     d.flags |= DEST_F_RESOLVED;
-    true
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
