@@ -92,11 +92,16 @@ pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
 /// The control plane: LVS operations on the pinned maps.
 pub struct Table {
     pub pins: Pins,
+    /// `DESTS` as last read, kept up to date by `write_dest`: where `-a`
+    /// looks for a slot (a `-R` of 1,000 real servers reads the 65,536
+    /// slots once, not once per real). The lock held with `pins` keeps other
+    /// controllers out; a slot is read again before it is used.
+    slots: Option<Vec<Dest>>,
 }
 
 impl Table {
     pub fn new(pins: Pins) -> Table {
-        Table { pins }
+        Table { pins, slots: None }
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -179,7 +184,11 @@ impl Table {
     }
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
-        self.pins.dests.set(i, d, 0).map_err(map_err("DESTS"))
+        self.pins.dests.set(i, d, 0).map_err(map_err("DESTS"))?;
+        if let Some(s) = self.slots.as_mut().and_then(|s| s.get_mut(i as usize)) {
+            *s = *d;
+        }
+        Ok(())
     }
 
     fn zero_stats(&mut self, svc_id: Option<u32>, dest: Option<u32>) -> Result<(), Error> {
@@ -384,35 +393,41 @@ impl Table {
     /// in the trash (its flows resume), else a free one, else the oldest
     /// trashed slot of another real (its generation is bumped, so nothing
     /// bound to the old real can use it).
-    fn find_slot(&self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
-        let mut free = None;
-        let mut trashed = None;
-        for (i, d) in self.dest_table()?.into_iter().enumerate() {
-            let i = i as u32;
-            if d.flags & DEST_F_IN_USE == 0 {
-                if free.is_none() {
-                    free = Some((i, d));
-                }
+    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
+        // Who holds a slot, as far as choosing one goes.
+        let owner = |d: &Dest| {
+            (
+                d.flags & (DEST_F_IN_USE | DEST_F_AVAILABLE),
+                d.svc,
+                d.addr,
+                d.port,
+            )
+        };
+        for _ in 0..2 {
+            let slots = match self.slots.take() {
+                Some(s) => s,
+                None => self.dest_table()?,
+            };
+            let pick = pick_slot(&slots, key, real);
+            let cached = pick.and_then(|(i, _)| slots.get(i as usize).copied());
+            self.slots = Some(slots);
+            let (Some((i, resume)), Some(cached)) = (pick, cached) else {
+                return Err(Error::TooManyDests(MAX_DESTS));
+            };
+            let mut d = self.dest(i)?;
+            if owner(&d) != owner(&cached) {
+                // Written behind this table's back: read the slots again.
+                self.slots = None;
                 continue;
             }
-            if d.flags & DEST_F_AVAILABLE == 0 {
-                if d.svc == *key
-                    && d.addr == real.addr.octets()
-                    && d.port == real.port.to_be_bytes()
-                {
-                    return Ok((i, d, false));
-                }
-                if trashed.is_none() {
-                    trashed = Some((i, d));
-                }
+            if resume {
+                return Ok((i, d, false));
             }
-        }
-        if let Some((i, mut d)) = free.or(trashed) {
             d.generation = d.generation.wrapping_add(1);
             d.flags = 0;
             return Ok((i, d, true));
         }
-        Err(Error::TooManyDests(MAX_DESTS))
+        Err(Error::Invalid("DESTS keeps changing".into()))
     }
 
     fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
@@ -807,6 +822,27 @@ fn set_hop(d: &mut Dest, hop: &NextHop) {
     d.smac = hop.smac;
     d.ifindex = hop.ifindex;
     d.flags |= DEST_F_RESOLVED;
+}
+
+/// The slot `find_slot` wants in `slots`, and whether it resumes the same
+/// real server's trashed slot.
+fn pick_slot(slots: &[Dest], key: &ServiceKey, real: &RealId) -> Option<(u32, bool)> {
+    let mut free = None;
+    let mut trashed = None;
+    for (i, d) in slots.iter().enumerate() {
+        let i = i as u32;
+        if d.flags & DEST_F_IN_USE == 0 {
+            free = free.or(Some(i));
+            continue;
+        }
+        if d.flags & DEST_F_AVAILABLE == 0 {
+            if d.svc == *key && d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
+                return Some((i, true));
+            }
+            trashed = trashed.or(Some(i));
+        }
+    }
+    free.or(trashed).map(|i| (i, false))
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
