@@ -798,6 +798,34 @@ impl Table {
         }
         Ok(())
     }
+
+    /// The kernel learned (or changed) the MAC of some real servers: every
+    /// dest of those addresses takes its new next hop. Returns the address
+    /// of every dest found, and whether it changed.
+    pub fn set_next_hops(
+        &mut self,
+        hops: &[(Ipv4Addr, NextHop)],
+    ) -> Result<Vec<(Ipv4Addr, bool)>, Error> {
+        let mut found = Vec::new();
+        for (i, mut d) in self.dest_table()?.into_iter().enumerate() {
+            if d.flags & DEST_F_IN_USE == 0 || d.fwd != FWD_ROUTE {
+                continue;
+            }
+            let addr = Ipv4Addr::from(d.addr);
+            let Some((_, hop)) = hops.iter().find(|(a, _)| *a == addr) else {
+                continue;
+            };
+            let same = d.flags & DEST_F_RESOLVED != 0
+                && d.mac == hop.mac
+                && (d.ifindex == hop.ifindex || d.ifindex == 0);
+            if !same {
+                set_hop(&mut d, hop);
+                self.write_dest(i as u32, &d)?;
+            }
+            found.push((addr, !same));
+        }
+        Ok(found)
+    }
 }
 
 /// The route check and the next hop of a direct-routing real server
