@@ -6,8 +6,11 @@
 //!
 //! Nothing here waits for the network: a real server whose MAC is not known
 //! yet is installed unresolved, and its MAC is filled in when the kernel
-//! learns it, by the XDP program (`bpf_fib_lookup` on its next new flow)
-//! and by `lbctl daemon` (neighbour events, `daemon::neigh_watch`).
+//! learns it: by `lbctl daemon` (neighbour events, `daemon::neigh_watch`),
+//! by the next `lbctl -e` of that real or `lbctl attach`, and by the XDP
+//! program (`bpf_fib_lookup` on the real's next new flow), which the kernel
+//! answers only where forwarding is on for the ingress interface
+//! (`net.ipv4.conf.IFACE.forwarding=1`; otherwise `FWD_DISABLED`).
 //!
 //! Every socket is opened in the calling thread's network namespace.
 
