@@ -1,15 +1,34 @@
-//! Next-hop resolution for direct routing: the real server's MAC address and
-//! the interface it is reached on, from the kernel's neighbour table.
+//! Next hops for direct routing, asked of the kernel over rtnetlink: the
+//! route to a real server (`RTM_GETROUTE`), its neighbour entry
+//! (`RTM_GETNEIGH`), a request to resolve it (`RTM_NEWNEIGH` with
+//! `NTF_USE`, and `NTF_EXT_MANAGED` so the kernel keeps the entry fresh),
+//! and interface indexes and MAC addresses (`RTM_GETLINK`).
 //!
-//! When the kernel has no entry yet, one datagram to the real server's
-//! discard port (9/udp) makes it resolve one (ARP), as any first packet
-//! would. If it still cannot, the XDP program asks the kernel again
-//! (`bpf_fib_lookup`) on the real server's next new flow.
+//! Nothing here waits for the network: a real server whose MAC is not known
+//! yet is installed unresolved, and its MAC is filled in when the kernel
+//! learns it: by `lbctl daemon` (neighbour events, `daemon::neigh_watch`),
+//! by the next `lbctl -e` of that real or `lbctl attach`, and by the XDP
+//! program (`bpf_fib_lookup` on the real's next new flow), which the kernel
+//! answers only where forwarding is on for the ingress interface
+//! (`net.ipv4.conf.IFACE.forwarding=1`; otherwise `FWD_DISABLED`).
+//!
+//! Every socket is opened in the calling thread's network namespace.
 
-use std::{
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
-    time::{Duration, Instant},
+use std::{io, net::Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage},
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
+        NeighbourState,
+    },
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 /// A resolved next hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,25 +39,374 @@ pub struct NextHop {
     pub smac: [u8; 6],
 }
 
-/// Parses `/proc/net/arp` text for a complete entry of `addr`: (MAC, device).
-pub fn parse_proc_arp(text: &str, addr: Ipv4Addr) -> Option<([u8; 6], String)> {
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || f[0].parse::<Ipv4Addr>().ok()? != addr {
-            continue;
-        }
-        let flags = u32::from_str_radix(f[2].trim_start_matches("0x"), 16).ok()?;
-        const ATF_COM: u32 = 0x02;
-        if flags & ATF_COM == 0 {
-            continue;
-        }
-        let mac = parse_mac(f[3])?;
-        if mac == [0; 6] {
-            continue;
-        }
-        return Some((mac, f[5].to_string()));
+/// How the kernel routes packets to an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The output interface.
+    pub oif: u32,
+    /// The gateway, when the address is not on a directly connected network.
+    pub gateway: Option<Ipv4Addr>,
+    /// The address is one of this host's (`RTN_LOCAL`).
+    pub local: bool,
+}
+
+/// A neighbour entry of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    pub addr: Ipv4Addr,
+    pub ifindex: u32,
+    /// The link-layer address, when the entry has one.
+    pub mac: Option<[u8; 6]>,
+    /// `NUD_*` bits.
+    pub state: u16,
+}
+
+const NUD_REACHABLE: u16 = 0x02;
+const NUD_STALE: u16 = 0x04;
+const NUD_DELAY: u16 = 0x08;
+const NUD_PROBE: u16 = 0x10;
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
+/// The kernel's `NUD_VALID`: the entry's address may be used.
+const NUD_VALID: u16 =
+    NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY;
+
+impl Neighbour {
+    /// The MAC the kernel would send to: a valid state and a non-zero address.
+    pub fn usable_mac(&self) -> Option<[u8; 6]> {
+        self.mac
+            .filter(|m| *m != [0; 6] && self.state & NUD_VALID != 0)
     }
-    None
+
+    /// Set by an administrator (`nud permanent` or `noarp`): never asked to
+    /// resolve (that would turn a static entry into a dynamic one).
+    pub fn is_static(&self) -> bool {
+        self.state & (NUD_PERMANENT | NUD_NOARP) != 0
+    }
+
+    /// Parses an `RTM_NEWNEIGH` message (a reply or an event) for IPv4.
+    pub fn from_message(m: &NeighbourMessage) -> Option<Neighbour> {
+        if m.header.family != AddressFamily::Inet {
+            return None;
+        }
+        let mut addr = None;
+        let mut mac = None;
+        for a in &m.attributes {
+            match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => addr = Some(*ip),
+                NeighbourAttribute::LinkLayerAddress(l) => mac = <[u8; 6]>::try_from(&l[..]).ok(),
+                _ => {}
+            }
+        }
+        Some(Neighbour {
+            addr: addr?,
+            ifindex: m.header.ifindex,
+            mac,
+            state: u16::from(m.header.state),
+        })
+    }
+}
+
+/// What [`Netlink::next_hop`] found for a real server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The kernel knows its MAC.
+    Resolved(NextHop),
+    /// On-link, MAC not known yet: the kernel was asked to resolve it.
+    Pending,
+    /// No usable route (unreachable, or one of this host's addresses).
+    NoRoute,
+}
+
+/// The error refusing a direct-routing real server that the kernel routes
+/// through a gateway (docs/SEMANTICS.md §7: direct routing changes only the
+/// destination MAC, so the real server must be on a directly connected
+/// network).
+pub fn gateway_error(real: Ipv4Addr, gateway: Ipv4Addr, dev: &str) -> String {
+    format!(
+        "real server {real} is not on a directly connected network: the kernel routes it \
+         via gateway {gateway} (dev {dev}); direct routing (-g) rewrites only the destination \
+         MAC, so the real server must be on the same link as the director: give the director \
+         an address on the real server's network, or use a real server on one of its networks"
+    )
+}
+
+/// A synchronous rtnetlink socket.
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn nl_err(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl Netlink {
+    /// Opens a socket in this thread's network namespace.
+    pub fn open() -> io::Result<Netlink> {
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(|e| nl_err("netlink socket", e))?;
+        sock.bind_auto().map_err(|e| nl_err("netlink bind", e))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| nl_err("netlink connect", e))?;
+        Ok(Netlink {
+            sock,
+            seq: 0,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    /// Sends one request and returns the messages of its answer, until the
+    /// acknowledgement (with `NLM_F_ACK`) or the first reply.
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.seq;
+        let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        req.finalize();
+        let mut out = vec![0; req.buffer_len()];
+        req.serialize(&mut out);
+        self.sock.send(&out, 0)?;
+        let mut replies = Vec::new();
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let mut off = 0;
+            while off < n.min(self.buf.len()) {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = m.header.length as usize;
+                if m.header.sequence_number == self.seq {
+                    match m.payload {
+                        NetlinkPayload::Error(e) => {
+                            return match e.code {
+                                Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
+                                None => Ok(replies),
+                            };
+                        }
+                        NetlinkPayload::Done(_) => return Ok(replies),
+                        NetlinkPayload::InnerMessage(r) => {
+                            replies.push(r);
+                            if flags & NLM_F_ACK == 0 {
+                                return Ok(replies);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+
+    /// The kernel's route to `addr` (`ip route get ADDR`); `None` when it
+    /// has none.
+    pub fn route(&mut self, addr: Ipv4Addr) -> io::Result<Option<Route>> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = 32;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
+        let replies = match self.request(RouteNetlinkMessage::GetRoute(m), 0) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL)
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(nl_err(&format!("route to {addr}"), e)),
+        };
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(r) = r else {
+                continue;
+            };
+            let mut route = Route {
+                oif: 0,
+                gateway: None,
+                local: r.header.kind == RouteType::Local,
+            };
+            if !matches!(r.header.kind, RouteType::Unicast | RouteType::Local) {
+                return Ok(None);
+            }
+            for a in &r.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => route.oif = *i,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(*g),
+                    _ => {}
+                }
+            }
+            return Ok(Some(route));
+        }
+        Ok(None)
+    }
+
+    /// The kernel's neighbour entry for `addr` on `ifindex`, if any.
+    pub fn neighbour(&mut self, addr: Ipv4Addr, ifindex: u32) -> io::Result<Option<Neighbour>> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = ifindex;
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                addr,
+            )));
+        match self.request(RouteNetlinkMessage::GetNeighbour(m), 0) {
+            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewNeighbour(n) => Neighbour::from_message(n),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(nl_err(&format!("neighbour entry of {addr}"), e)),
+        }
+    }
+
+    /// Asks the kernel to resolve `addr` on `ifindex` (`ip neigh add ADDR
+    /// dev DEV use managed`): it sends an ARP request now and, where the
+    /// kernel has managed entries (Linux 5.16), keeps the entry fresh. Never
+    /// called on a static entry.
+    pub fn ask_resolve(&mut self, addr: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+        let msg = |managed: bool| {
+            let mut m = NeighbourMessage::default();
+            m.header.family = AddressFamily::Inet;
+            m.header.ifindex = ifindex;
+            m.header.state = NeighbourState::None;
+            m.header.flags = NeighbourFlags::Use;
+            m.attributes
+                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                    addr,
+                )));
+            if managed {
+                m.attributes
+                    .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+            }
+            RouteNetlinkMessage::NewNeighbour(m)
+        };
+        let flags = NLM_F_ACK | NLM_F_CREATE;
+        match self.request(msg(true), flags) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // A kernel without managed neighbour entries.
+                self.request(msg(false), flags).map(drop)
+            }
+            r => r.map(drop),
+        }
+        .map_err(|e| nl_err(&format!("asking the kernel to resolve {addr}"), e))
+    }
+
+    /// (index, MAC) of the interface called `name`, or with index `index`.
+    fn link(&mut self, name: Option<&str>, index: u32) -> io::Result<Option<(u32, [u8; 6])>> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        if let Some(n) = name {
+            m.attributes.push(LinkAttribute::IfName(n.to_string()));
+        }
+        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => {
+                    let mac = l
+                        .attributes
+                        .iter()
+                        .find_map(|a| match a {
+                            LinkAttribute::Address(a) => <[u8; 6]>::try_from(&a[..]).ok(),
+                            _ => None,
+                        })
+                        .unwrap_or([0; 6]);
+                    Some((l.header.index, mac))
+                }
+                _ => None,
+            })),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EINVAL)) => Ok(None),
+            Err(e) => Err(nl_err("interface", e)),
+        }
+    }
+
+    /// The index of the interface called `name`.
+    pub fn ifindex(&mut self, name: &str) -> io::Result<Option<u32>> {
+        Ok(self.link(Some(name), 0)?.map(|(i, _)| i))
+    }
+
+    /// The MAC address of the interface called `name`.
+    pub fn if_mac(&mut self, name: &str) -> io::Result<Option<[u8; 6]>> {
+        Ok(self.link(Some(name), 0)?.map(|(_, m)| m))
+    }
+
+    /// The MAC address of interface `index`.
+    pub fn if_mac_by_index(&mut self, index: u32) -> io::Result<Option<[u8; 6]>> {
+        if index == 0 {
+            return Ok(None);
+        }
+        Ok(self.link(None, index)?.map(|(_, m)| m))
+    }
+
+    /// The name of interface `index` (for messages).
+    pub fn if_name(&mut self, index: u32) -> String {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        let name = self
+            .request(RouteNetlinkMessage::GetLink(m), 0)
+            .ok()
+            .and_then(|r| {
+                r.into_iter().find_map(|r| match r {
+                    RouteNetlinkMessage::NewLink(l) => {
+                        l.attributes.into_iter().find_map(|a| match a {
+                            LinkAttribute::IfName(n) => Some(n),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                })
+            });
+        name.unwrap_or_else(|| format!("if{index}"))
+    }
+
+    /// The route check and the next hop of a direct-routing real server.
+    /// `Err(text)` when the kernel routes it through a gateway (the real
+    /// server is refused, see [`gateway_error`]). Never waits: when the MAC
+    /// is not known, the kernel is asked to resolve it and `Pending` comes
+    /// back at once.
+    pub fn next_hop(&mut self, addr: Ipv4Addr) -> io::Result<Result<Lookup, String>> {
+        let Some(route) = self.route(addr)? else {
+            return Ok(Ok(Lookup::NoRoute));
+        };
+        if let Some(gw) = route.gateway {
+            let dev = self.if_name(route.oif);
+            return Ok(Err(gateway_error(addr, gw, &dev)));
+        }
+        if route.local || route.oif == 0 {
+            return Ok(Ok(Lookup::NoRoute));
+        }
+        let entry = self.neighbour(addr, route.oif)?;
+        if let Some(mac) = entry.and_then(|n| n.usable_mac()) {
+            let smac = self.if_mac_by_index(route.oif)?.unwrap_or([0; 6]);
+            return Ok(Ok(Lookup::Resolved(NextHop {
+                mac,
+                ifindex: route.oif,
+                smac,
+            })));
+        }
+        if !entry.is_some_and(|n| n.is_static()) {
+            self.ask_resolve(addr, route.oif)?;
+        }
+        Ok(Ok(Lookup::Pending))
+    }
+}
+
+/// The index of the interface `name` of this thread's network namespace.
+pub fn ifindex(name: &str) -> Option<u32> {
+    Netlink::open().ok()?.ifindex(name).ok()?
+}
+
+/// The MAC address of an interface of this thread's network namespace.
+pub fn if_mac(name: &str) -> Option<[u8; 6]> {
+    Netlink::open().ok()?.if_mac(name).ok()?
 }
 
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -50,83 +418,78 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
-fn lookup(addr: Ipv4Addr) -> Option<NextHop> {
-    // thread-self: the neighbour table of this thread's network namespace
-    // (a thread may have entered another one with setns).
-    let text = std::fs::read_to_string("/proc/thread-self/net/arp").ok()?;
-    let (mac, dev) = parse_proc_arp(&text, addr)?;
-    let ifindex = ifindex(&dev)?;
-    Some(NextHop {
-        mac,
-        ifindex,
-        smac: if_mac(&dev).unwrap_or([0; 6]),
-    })
-}
-
-/// Resolves `addr`, prompting the kernel to ARP for it if needed; waits at
-/// most `wait`.
-pub fn resolve(addr: Ipv4Addr, wait: Duration) -> Option<NextHop> {
-    if let Some(h) = lookup(addr) {
-        return Some(h);
-    }
-    if let Ok(sock) = UdpSocket::bind("0.0.0.0:0") {
-        let _ = sock.send_to(b"", SocketAddrV4::new(addr, 9));
-    }
-    let start = Instant::now();
-    while start.elapsed() < wait {
-        std::thread::sleep(Duration::from_millis(20));
-        if let Some(h) = lookup(addr) {
-            return Some(h);
-        }
-    }
-    None
-}
-
-pub fn ifindex(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
-}
-
-/// The MAC address of an interface of the current network namespace.
-pub fn if_mac(name: &str) -> Option<[u8; 6]> {
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
-    if fd < 0 {
-        return None;
-    }
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes().take(15)) {
-        *d = s as libc::c_char;
-    }
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) };
-    unsafe { libc::close(fd) };
-    if rc != 0 {
-        return None;
-    }
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (m, d) in mac.iter_mut().zip(data.iter()) {
-        *m = *d as u8;
-    }
-    Some(mac)
+pub fn format_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entry(state: u16, mac: Option<[u8; 6]>) -> Neighbour {
+        Neighbour {
+            addr: Ipv4Addr::new(198, 51, 100, 11),
+            ifindex: 2,
+            mac,
+            state,
+        }
+    }
+
     #[test]
-    fn parses_complete_entries_only() {
-        let text = "IP address       HW type     Flags       HW address            Mask     Device\n\
-                    198.51.100.11    0x1         0x2         aa:bb:cc:dd:ee:01     *        eth0\n\
-                    198.51.100.12    0x1         0x0         00:00:00:00:00:00     *        eth0\n";
-        assert_eq!(
-            parse_proc_arp(text, "198.51.100.11".parse().unwrap()),
-            Some(([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x01], "eth0".into()))
-        );
-        assert_eq!(parse_proc_arp(text, "198.51.100.12".parse().unwrap()), None);
-        assert_eq!(parse_proc_arp(text, "198.51.100.13".parse().unwrap()), None);
+    fn only_valid_entries_with_an_address_are_used() {
+        let mac = [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x01];
+        assert_eq!(entry(NUD_REACHABLE, Some(mac)).usable_mac(), Some(mac));
+        assert_eq!(entry(NUD_STALE, Some(mac)).usable_mac(), Some(mac));
+        assert_eq!(entry(NUD_PERMANENT, Some(mac)).usable_mac(), Some(mac));
+        // NUD_INCOMPLETE, NUD_FAILED, NUD_NONE.
+        assert_eq!(entry(0x01, None).usable_mac(), None);
+        assert_eq!(entry(0x20, Some(mac)).usable_mac(), None);
+        assert_eq!(entry(0, Some(mac)).usable_mac(), None);
+        assert_eq!(entry(NUD_REACHABLE, Some([0; 6])).usable_mac(), None);
+        assert!(entry(NUD_PERMANENT, Some(mac)).is_static());
+        assert!(!entry(NUD_STALE, Some(mac)).is_static());
+    }
+
+    #[test]
+    fn neighbour_messages_parse() {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = 7;
+        m.header.state = NeighbourState::Stale;
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                Ipv4Addr::new(198, 51, 100, 12),
+            )));
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 1, 2, 3, 4]));
+        let n = Neighbour::from_message(&m).unwrap();
+        assert_eq!(n.addr, Ipv4Addr::new(198, 51, 100, 12));
+        assert_eq!((n.ifindex, n.state), (7, NUD_STALE));
+        assert_eq!(n.usable_mac(), Some([2, 0, 1, 2, 3, 4]));
+        m.header.family = AddressFamily::Inet6;
+        assert_eq!(Neighbour::from_message(&m), None);
+    }
+
+    #[test]
+    fn macs_parse_and_format() {
         assert_eq!(parse_mac("aa:bb:cc:dd:ee"), None);
         assert_eq!(parse_mac("aa:bb:cc:dd:ee:ff:00"), None);
+        let m = parse_mac("02:00:c6:33:64:0b").unwrap();
+        assert_eq!(format_mac(&m), "02:00:c6:33:64:0b");
+    }
+
+    #[test]
+    fn the_gateway_error_names_the_real_and_the_gateway() {
+        let e = gateway_error(
+            Ipv4Addr::new(192, 0, 2, 20),
+            Ipv4Addr::new(198, 51, 100, 1),
+            "eth0",
+        );
+        assert!(e.contains("real server 192.0.2.20"), "{e}");
+        assert!(e.contains("via gateway 198.51.100.1 (dev eth0)"), "{e}");
+        assert!(e.contains("directly connected network"), "{e}");
     }
 }

@@ -36,13 +36,10 @@ use crate::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
         ServiceView, Stats, Timeouts,
     },
-    neigh,
+    neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
     sched_table,
 };
-
-/// How long `-a` waits for the kernel to resolve a real server's MAC.
-const RESOLVE_WAIT: Duration = Duration::from_millis(500);
 
 pub fn service_key(id: &ServiceId) -> ServiceKey {
     ServiceKey {
@@ -105,11 +102,16 @@ pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
 /// The control plane: LVS operations on the pinned maps.
 pub struct Table {
     pub pins: Pins,
+    /// `DESTS` as last read, kept up to date by `write_dest`: where `-a`
+    /// looks for a slot (a `-R` of 1,000 real servers reads the 65,536
+    /// slots once, not once per real). The lock held with `pins` keeps other
+    /// controllers out; a slot is read again before it is used.
+    slots: Option<Vec<Dest>>,
 }
 
 impl Table {
     pub fn new(pins: Pins) -> Table {
-        Table { pins }
+        Table { pins, slots: None }
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -192,7 +194,11 @@ impl Table {
     }
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
-        self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))
+        self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))?;
+        if let Some(s) = self.slots.as_mut().and_then(|s| s.get_mut(i as usize)) {
+            *s = *d;
+        }
+        Ok(())
     }
 
     fn zero_stats(&mut self, svc_id: Option<u32>, dest: Option<u32>) -> Result<(), Error> {
@@ -369,7 +375,9 @@ impl Table {
         d.fwd = FWD_ROUTE;
         d.svc = key;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        resolve_next_hop(&mut d);
+        if let Some(hop) = next_hop(real.id.addr)? {
+            set_hop(&mut d, &hop);
+        }
         // Newest first, as the kernel's list.
         sched_table::push_front(
             &mut svc,
@@ -392,35 +400,41 @@ impl Table {
     /// in the trash (its flows resume), else a free one, else the oldest
     /// trashed slot of another real (its generation is bumped, so nothing
     /// bound to the old real can use it).
-    fn find_slot(&self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
-        let mut free = None;
-        let mut trashed = None;
-        for (i, d) in self.dest_table()?.into_iter().enumerate() {
-            let i = i as u32;
-            if d.flags & DEST_F_IN_USE == 0 {
-                if free.is_none() {
-                    free = Some((i, d));
-                }
+    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
+        // Who holds a slot, as far as choosing one goes.
+        let owner = |d: &Dest| {
+            (
+                d.flags & (DEST_F_IN_USE | DEST_F_AVAILABLE),
+                d.svc,
+                d.addr,
+                d.port,
+            )
+        };
+        for _ in 0..2 {
+            let slots = match self.slots.take() {
+                Some(s) => s,
+                None => self.dest_table()?,
+            };
+            let pick = pick_slot(&slots, key, real);
+            let cached = pick.and_then(|(i, _)| slots.get(i as usize).copied());
+            self.slots = Some(slots);
+            let (Some((i, resume)), Some(cached)) = (pick, cached) else {
+                return Err(Error::TooManyDests(MAX_DESTS));
+            };
+            let mut d = self.dest(i)?;
+            if owner(&d) != owner(&cached) {
+                // Written behind this table's back: read the slots again.
+                self.slots = None;
                 continue;
             }
-            if d.flags & DEST_F_AVAILABLE == 0 {
-                if d.svc == *key
-                    && d.addr == real.addr.octets()
-                    && d.port == real.port.to_be_bytes()
-                {
-                    return Ok((i, d, false));
-                }
-                if trashed.is_none() {
-                    trashed = Some((i, d));
-                }
+            if resume {
+                return Ok((i, d, false));
             }
-        }
-        if let Some((i, mut d)) = free.or(trashed) {
             d.generation = d.generation.wrapping_add(1);
             d.flags = 0;
             return Ok((i, d, true));
         }
-        Err(Error::TooManyDests(MAX_DESTS))
+        Err(Error::Invalid("DESTS keeps changing".into()))
     }
 
     fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
@@ -450,8 +464,10 @@ impl Table {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
         }
-        if d.flags & DEST_F_RESOLVED == 0 {
-            resolve_next_hop(&mut d);
+        // Re-resolved: a real server whose MAC changed is followed (an
+        // unknown MAC keeps the last one; the kernel is asked to resolve).
+        if let Some(hop) = next_hop(real.id.addr)? {
+            set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
         dests_changed(&mut svc);
@@ -775,26 +791,87 @@ impl Table {
             .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
             .collect();
         for (i, mut d) in todo {
-            if resolve_next_hop(&mut d) {
+            // A real refused today (behind a gateway) stays as it is.
+            if let Ok(Some(hop)) = next_hop(Ipv4Addr::from(d.addr)) {
+                set_hop(&mut d, &hop);
                 self.write_dest(i, &d)?;
             }
         }
         Ok(())
     }
+
+    /// The kernel learned (or changed) the MAC of some real servers: every
+    /// dest of those addresses takes its new next hop. Returns the address
+    /// of every dest found, and whether it changed.
+    pub fn set_next_hops(
+        &mut self,
+        hops: &[(Ipv4Addr, NextHop)],
+    ) -> Result<Vec<(Ipv4Addr, bool)>, Error> {
+        let mut found = Vec::new();
+        for (i, mut d) in self.dest_table()?.into_iter().enumerate() {
+            if d.flags & DEST_F_IN_USE == 0 || d.fwd != FWD_ROUTE {
+                continue;
+            }
+            let addr = Ipv4Addr::from(d.addr);
+            let Some((_, hop)) = hops.iter().find(|(a, _)| *a == addr) else {
+                continue;
+            };
+            let same = d.flags & DEST_F_RESOLVED != 0
+                && d.mac == hop.mac
+                && (d.ifindex == hop.ifindex || d.ifindex == 0);
+            if !same {
+                set_hop(&mut d, hop);
+                self.write_dest(i as u32, &d)?;
+            }
+            found.push((addr, !same));
+        }
+        Ok(found)
+    }
 }
 
-/// Fills in the dest's next hop from the kernel's neighbour table; false
-/// when it is not known (the XDP program asks the kernel again on the
-/// real's next new flow).
-fn resolve_next_hop(d: &mut Dest) -> bool {
-    let Some(hop) = neigh::resolve(Ipv4Addr::from(d.addr), RESOLVE_WAIT) else {
-        return false;
+/// The route check and the next hop of a direct-routing real server
+/// (docs/SEMANTICS.md §7), asked of the kernel over netlink without
+/// waiting: `Err` when the kernel routes it through a gateway, `None` when
+/// its MAC is not known yet (the kernel was asked to resolve it; the XDP
+/// program asks `bpf_fib_lookup` on its next new flow and `lbctl daemon`
+/// fills it in when the kernel learns it).
+fn next_hop(addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+    let Ok(mut nl) = neigh::Netlink::open() else {
+        return Ok(None);
     };
+    match nl.next_hop(addr) {
+        Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
+        Ok(Ok(Lookup::Pending | Lookup::NoRoute)) | Err(_) => Ok(None),
+        Ok(Err(refused)) => Err(Error::Invalid(refused)),
+    }
+}
+
+fn set_hop(d: &mut Dest, hop: &NextHop) {
     d.mac = hop.mac;
     d.smac = hop.smac;
     d.ifindex = hop.ifindex;
     d.flags |= DEST_F_RESOLVED;
-    true
+}
+
+/// The slot `find_slot` wants in `slots`, and whether it resumes the same
+/// real server's trashed slot.
+fn pick_slot(slots: &[Dest], key: &ServiceKey, real: &RealId) -> Option<(u32, bool)> {
+    let mut free = None;
+    let mut trashed = None;
+    for (i, d) in slots.iter().enumerate() {
+        let i = i as u32;
+        if d.flags & DEST_F_IN_USE == 0 {
+            free = free.or(Some(i));
+            continue;
+        }
+        if d.flags & DEST_F_AVAILABLE == 0 {
+            if d.svc == *key && d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
+                return Some((i, true));
+            }
+            trashed = trashed.or(Some(i));
+        }
+    }
+    free.or(trashed).map(|i| (i, false))
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {

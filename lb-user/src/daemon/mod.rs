@@ -34,6 +34,7 @@ pub mod check;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod neigh_watch;
 pub mod reconcile;
 pub mod status;
 pub mod xdp_log;
@@ -284,6 +285,8 @@ impl Daemon {
                 .log(&format!("Serving metrics on http://{addr}/metrics"));
             tokio::spawn(metrics::serve(listener, status_rx, d.pin_dir.clone()));
         }
+        // Real servers' MAC changes, followed from here on.
+        neigh_watch::start(d.pin_dir.clone(), d.log.clone());
         // ldirectord's ld_start: a real server already in the table with a
         // weight is taken as up, any other as down until a check passes.
         d.actual = d.read_table().await.map_err(|e| DaemonError::Table {
