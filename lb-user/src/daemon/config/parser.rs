@@ -40,7 +40,7 @@ struct Globals {
     fallback: Option<(usize, Option<FallbackSpec>)>,
     fallbackcommand: Option<String>,
     autoreload: Option<bool>,
-    logfile: Option<PathBuf>,
+    logfile: Option<LogTarget>,
     fork: Option<bool>,
     quiescent: Option<bool>,
     readdquiescent: Option<bool>,
@@ -294,13 +294,9 @@ impl Parser<'_> {
             }
             "logfile" => {
                 let v = self.quoted(line, name, value)?;
-                if v.starts_with('/') {
-                    self.globals.logfile = Some(PathBuf::from(v));
-                } else {
-                    self.warn(
-                        line,
-                        format!("logfile=\"{v}\" names a syslog facility, which lbctl daemon does not use; logging to standard error (journald under systemd)"),
-                    );
+                match LogTarget::parse(&v) {
+                    Ok(t) => self.globals.logfile = Some(t),
+                    Err(e) => return self.err(line, e),
                 }
             }
             "execute" => {

@@ -95,8 +95,8 @@ fn every_directive_is_read() {
     assert_eq!(c.checkinterval, secs(2));
     assert!(!c.autoreload);
     assert_eq!(
-        c.logfile.as_deref(),
-        Some(Path::new("/var/log/lbctl-daemon.log"))
+        c.logfile,
+        Some(LogTarget::File("/var/log/lbctl-daemon.log".into()))
     );
     assert!(c.readdquiescent);
     assert_eq!(c.virtuals.len(), 3);
@@ -637,15 +637,15 @@ fn tolerated_directives_warn() {
         .iter()
         .map(|w| (w.line, w.message.as_str()))
         .collect();
-    assert_eq!(msgs.len(), 7, "{msgs:?}");
+    assert_eq!(msgs.len(), 6, "{msgs:?}");
     assert!(msgs[0].1.starts_with("connecttimeout is deprecated"));
     assert!(msgs[1].1.starts_with("fallback6 is not supported"));
-    assert!(msgs[2].1.contains("syslog facility"));
-    assert!(msgs[3].1.contains("bare supervised"));
-    assert_eq!(msgs[4].0, 10); // checkcount
-    assert_eq!(msgs[5].0, 11); // smtp
+    assert!(msgs[2].1.contains("bare supervised"));
+    assert_eq!(msgs[3].0, 10); // checkcount
+    assert_eq!(msgs[4].0, 11); // smtp
+    assert_eq!(c.logfile, Some(LogTarget::Syslog("local0".into())));
     assert_eq!(
-        msgs[6],
+        msgs[5],
         (
             9,
             "checkinterval in virtual service 203.0.113.10:80 ignored when fork=no"
@@ -660,4 +660,31 @@ fn tolerated_directives_warn() {
     .unwrap();
     assert_eq!(c.virtuals[0].checkinterval, secs(3));
     assert!(c.warnings.is_empty());
+}
+
+/// ldirectord's `ld_openlog`: a leading `/` is a file, anything else a
+/// syslog facility (any case, `LOG_` optional); an unknown facility is
+/// refused with the line.
+#[test]
+fn logfile_is_a_path_or_a_facility() {
+    let svc = "virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n";
+    for (value, want) in [
+        ("/var/log/ld.log", LogTarget::File("/var/log/ld.log".into())),
+        ("local0", LogTarget::Syslog("local0".into())),
+        ("LOG_LOCAL7", LogTarget::Syslog("local7".into())),
+        ("Daemon", LogTarget::Syslog("daemon".into())),
+    ] {
+        let c = parse_str(&format!("logfile=\"{value}\"\n{svc}")).unwrap();
+        assert_eq!(c.logfile, Some(want), "{value}");
+        assert!(c.warnings.is_empty(), "{value}: {:?}", c.warnings);
+    }
+    for bad in ["local8", "var/log/ld.log", "log_"] {
+        let e = parse_str(&format!("logfile=\"{bad}\"\n{svc}")).unwrap_err();
+        assert_eq!(e.line, 1, "{bad}");
+        assert!(
+            e.message
+                .starts_with(&format!("unable to open logfile: {bad} ")),
+            "{bad}: {e}"
+        );
+    }
 }

@@ -186,6 +186,38 @@ impl Virtual {
     }
 }
 
+/// Where `logfile=` sends the log: ldirectord's `ld_openlog` takes a value
+/// with a leading `/` as a file, anything else as a syslog(3) facility name
+/// (Perl's `Sys::Syslog`: any case, with or without `LOG_`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Appended to, opened for each line.
+    File(PathBuf),
+    /// `syslog(3)` through `/dev/log` with this facility, lower case
+    /// without `log_` (`local0`).
+    Syslog(String),
+}
+
+impl LogTarget {
+    /// ldirectord's rule, with the facility name checked: an unknown name is
+    /// refused (`Sys::Syslog` would die at the first line).
+    pub fn parse(value: &str) -> Result<LogTarget, String> {
+        if value.starts_with('/') {
+            return Ok(LogTarget::File(PathBuf::from(value)));
+        }
+        let lower = value.to_ascii_lowercase();
+        let name = lower.strip_prefix("log_").unwrap_or(&lower);
+        match name.parse::<syslog::Facility>() {
+            Ok(_) => Ok(LogTarget::Syslog(name.to_string())),
+            Err(()) => Err(format!(
+                "unable to open logfile: {value} (neither an absolute path nor a syslog facility: \
+                 kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, \
+                 local0 to local7)"
+            )),
+        }
+    }
+}
+
 /// A whole configuration file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -193,8 +225,8 @@ pub struct Config {
     /// The global `checkinterval` (also how often `autoreload` looks).
     pub checkinterval: Duration,
     pub autoreload: bool,
-    /// `logfile="/path"`; `None`: standard error.
-    pub logfile: Option<PathBuf>,
+    /// `logfile=`; `None`: standard error.
+    pub logfile: Option<LogTarget>,
     /// `readdquiescent=yes`: a down real server missing from the table is
     /// added back with weight 0.
     pub readdquiescent: bool,
