@@ -937,3 +937,100 @@ fn logfile_facility_logs_to_syslog() -> Result<()> {
     ensure!(Path::new("/dev/log").exists() == had_dev_log);
     Ok(())
 }
+
+/// Waits until the table's real servers (any port) have exactly `pairs`.
+fn wait_weights_on(
+    lb: &LbTopology,
+    d: &Daemon,
+    port: u16,
+    pairs: &[(&str, u32)],
+    limit: Duration,
+) -> Result<()> {
+    let wanted: BTreeMap<String, u32> = pairs
+        .iter()
+        .map(|(a, w)| (format!("{a}:{port}"), *w))
+        .collect();
+    let mut last = BTreeMap::new();
+    poll(&format!("weights {wanted:?}"), limit, || {
+        last = weights(lb)?;
+        Ok((last == wanted).then_some(()))
+    })
+    .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
+}
+
+/// `service=https` (ldirectord's default for port 443): the HTTP check over
+/// TLS against self-signed certificates (not verified, as ldirectord's
+/// LWP), SNI from `virtualhost`. A real whose HTTPS answer stops matching
+/// `receive` is quiesced, and restored when it matches again.
+#[test]
+fn https_checks_quiesce_and_restore_with_sni() -> Result<()> {
+    if !require_root("https_checks_quiesce_and_restore_with_sni") {
+        return Ok(());
+    }
+    let lb = LbTopology::new(2)?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    let files = Scratch::new()?;
+    let body = files.0.join("rs1-body");
+    let mut servers = Vec::new();
+    for (i, b) in lb.topo.backends.iter().enumerate() {
+        let sni = files.0.join(format!("sni-{i}"));
+        let mut argv = vec![
+            SRV.to_string(),
+            "--name".into(),
+            format!("rs{}", i + 1),
+            "--listen".into(),
+            "0.0.0.0:443".into(),
+            "--tls".into(),
+            "--sni-log".into(),
+            sni.display().to_string(),
+        ];
+        if i == 0 {
+            argv.extend(["--body-file".into(), body.display().to_string()]);
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        servers.push(b.ns.spawn(&argv)?);
+    }
+    let conf = format!(
+        "checkinterval=1\nnegotiatetimeout=2\nfailurecount=1\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:443\n\treal={rs1}:443 gate\n\treal={rs2}:443 gate\n\
+         \tvirtualhost=www.example.org\n\trequest=\"/health\"\n\treceive=\"^rs[0-9]+$\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(3) + SLACK;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:443 ({vip}:443): HTTP/1.0 200 OK"),
+        limit,
+    )?;
+    // rs1 answers something else: quiesced.
+    std::fs::write(&body, "maintenance\n")?;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 0), (&rs2, 1)], limit)?;
+    d.wait_log(&format!("Real server down: {rs1}:443 ({vip}:443)"), limit)?;
+    ensure!(
+        d.log().contains("does not match receive"),
+        "log:\n{}",
+        d.log()
+    );
+    // And again what receive wants: restored.
+    std::fs::write(&body, "rs1\n")?;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    d.wait_log(
+        &format!("Restored real server: {rs1}:443 ({vip}:443) (Weight set to 1)"),
+        limit,
+    )?;
+    d.stop()?;
+    // Every handshake named the virtualhost.
+    for i in 0..2 {
+        let seen = std::fs::read_to_string(files.0.join(format!("sni-{i}")))?;
+        ensure!(!seen.is_empty(), "rs{} saw no TLS connection", i + 1);
+        ensure!(
+            seen.lines().all(|l| l == "www.example.org"),
+            "rs{} saw SNI {seen:?}",
+            i + 1
+        );
+    }
+    drop(servers);
+    Ok(())
+}

@@ -765,11 +765,14 @@ impl Parser<'_> {
             let Some((req, rcv)) = parse_pair(rest) else {
                 return self.err(line, format!("Invalid real server line, around \"{rest}\""));
             };
-            request = Some(if req.starts_with('/') || req.starts_with("http://") {
-                req
-            } else {
-                format!("/{req}")
-            });
+            request = Some(
+                if req.starts_with('/') || req.starts_with("http://") || req.starts_with("https://")
+                {
+                    req
+                } else {
+                    format!("/{req}")
+                },
+            );
             receive = Some(self.regex(line, &rcv)?);
         }
         let count = u32::from(last) - u32::from(first) + 1;
@@ -874,6 +877,7 @@ impl Parser<'_> {
             .unwrap_or_else(|| (line, port_to_service(port).to_string()));
         let service = match service_name.as_str() {
             "http" => Some(CheckService::Http),
+            "https" => Some(CheckService::Https),
             "simpletcp" => Some(CheckService::SimpleTcp),
             "none" => Some(CheckService::None),
             _ => None,

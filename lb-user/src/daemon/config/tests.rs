@@ -469,9 +469,9 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "checktype must be",
         ),
         (
-            format!("{svc}\tservice=https\n"),
+            format!("{svc}\tservice=imaps\n"),
             3,
-            "service=https cannot be checked with checktype=negotiate: lbctl daemon negotiates http, simpletcp, none",
+            "service=imaps cannot be checked with checktype=negotiate: lbctl daemon negotiates http, https, simpletcp, none",
         ),
         (
             format!("{svc}\tservice=gopher\n"),
@@ -595,9 +595,9 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "checktype=connect on a UDP service is a ping check in ldirectord",
         ),
         (
-            "virtual=203.0.113.10:443\n\treal=198.51.100.11 gate\n".into(),
+            "virtual=203.0.113.10:993\n\treal=198.51.100.11 gate\n".into(),
             1,
-            "service=https (the default for port 443) cannot be checked with checktype=negotiate",
+            "service=imaps (the default for port 993) cannot be checked with checktype=negotiate",
         ),
     ];
     for (text, line, msg) in cases {
@@ -611,7 +611,7 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         );
     }
     // A service lbctl cannot negotiate is fine when it is not negotiated.
-    assert!(parse_str(&format!("{svc}\tservice=https\n\tchecktype=connect\n")).is_ok());
+    assert!(parse_str(&format!("{svc}\tservice=imaps\n\tchecktype=connect\n")).is_ok());
     // Too many real servers for one service.
     let e = parse_str("virtual=203.0.113.10:80\n\treal=198.51.100.1->198.51.100.100 gate\n")
         .unwrap_err();
@@ -687,4 +687,30 @@ fn logfile_is_a_path_or_a_facility() {
             "{bad}: {e}"
         );
     }
+}
+
+/// `service=https`, also ldirectord's default for port 443 (its
+/// `ld_port_to_service`): checked on 443 unless the real gives a port, with
+/// `virtualhost` and an absolute `https://` per-real request kept.
+#[test]
+fn https_is_negotiated() {
+    let c = parse_str(
+        "virtual=203.0.113.10:443\n\treal=198.51.100.11 gate\n\treal=198.51.100.12:8443 gate 2 \"https://198.51.100.50/x\", \"ok\"\n\tvirtualhost=www.example.org\n",
+    )
+    .unwrap();
+    let v = &c.virtuals[0];
+    assert_eq!(v.check.kind, CheckType::Negotiate);
+    assert_eq!(v.check.service, CheckService::Https);
+    assert_eq!(v.check.virtualhost.as_deref(), Some("www.example.org"));
+    assert_eq!(v.reals[0].check_port, 443);
+    assert_eq!(v.reals[1].check_port, 8443);
+    assert_eq!(
+        v.reals[1].request.as_deref(),
+        Some("https://198.51.100.50/x")
+    );
+    let c =
+        parse_str("virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\tservice=https\n").unwrap();
+    assert_eq!(c.virtuals[0].check.service, CheckService::Https);
+    // The check port follows the service, as ldirectord's ld_checkport.
+    assert_eq!(c.virtuals[0].reals[0].check_port, 443);
 }

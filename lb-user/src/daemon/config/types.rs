@@ -14,7 +14,7 @@ pub const DEFAULT_CHECKTIMEOUT: u32 = 5;
 /// ldirectord's `$DEFAULT_NEGOTIATETIMEOUT`.
 pub const DEFAULT_NEGOTIATETIMEOUT: u32 = 30;
 /// The check services `lbctl daemon` can negotiate.
-pub(super) const SUPPORTED_SERVICES: &str = "http, simpletcp, none";
+pub(super) const SUPPORTED_SERVICES: &str = "http, https, simpletcp, none";
 
 /// A configuration error: the file, the line (0 when the file itself is the
 /// problem) and what is wrong. Displayed as `FILE:LINE: MESSAGE`.
@@ -83,6 +83,9 @@ pub enum CheckService {
     /// HTTP `GET`/`HEAD` of `request`; a 2xx answer whose body matches
     /// `receive` is a success.
     Http,
+    /// As `Http`, over TLS: the server's certificate is not verified (as
+    /// ldirectord's LWP with `verify_hostname => 0`); SNI is `virtualhost`.
+    Https,
     /// `request` sent verbatim (`\n` as newline), then a line of the answer
     /// must match `receive`.
     SimpleTcp,
@@ -94,6 +97,7 @@ impl CheckService {
     pub fn name(self) -> &'static str {
         match self {
             CheckService::Http => "http",
+            CheckService::Https => "https",
             CheckService::SimpleTcp => "simpletcp",
             CheckService::None => "none",
         }
