@@ -24,6 +24,10 @@ use lb_tests::{
     netns::{BpfPinDir, next_id},
     require_root,
 };
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 /// What a test waits for on top of the bound it checks (process start,
@@ -70,6 +74,21 @@ impl Daemon {
     /// Writes `conf` (with `@LOG@` replaced by the log file) and starts the
     /// daemon on the topology's pin directory.
     fn start(ns: &Netns, pins: &Path, conf: &str, args: &[&str]) -> Result<Daemon> {
+        Self::start_with(ns, pins, conf, args, None)
+    }
+
+    /// [`Daemon::start`]; with `dev_log`, the daemon runs in a mount
+    /// namespace of its own (`unshare -m`) whose `/dev` is a tmpfs with the
+    /// usual character devices and, as `/dev/log`, the socket `dev_log`
+    /// bind-mounted. The namespace ends with the daemon, and nothing of it
+    /// is seen outside.
+    fn start_with(
+        ns: &Netns,
+        pins: &Path,
+        conf: &str,
+        args: &[&str],
+        dev_log: Option<&Path>,
+    ) -> Result<Daemon> {
         let scratch = Scratch::new()?;
         let log = scratch.0.join("daemon.log");
         let conf_path = scratch.0.join("ldirectord.cf");
@@ -78,7 +97,30 @@ impl Daemon {
             conf.replace("@LOG@", &log.display().to_string()),
         )?;
         let stderr = std::fs::File::create(scratch.0.join("stderr"))?;
-        let mut cmd = ns.nsenter_cmd(lbctl_path()?);
+        let mut cmd = match dev_log {
+            None => ns.nsenter_cmd(lbctl_path()?),
+            Some(sock) => {
+                let old = scratch.0.join("olddev");
+                std::fs::create_dir(&old)?;
+                let script = format!(
+                    "set -e; mount --make-rprivate /; mount --rbind /dev '{old}'; \
+                     mount -t tmpfs -o mode=755 lbt-dev /dev; \
+                     for n in null zero full random urandom; do \
+                       touch /dev/$n; mount --bind '{old}'/$n /dev/$n; done; \
+                     umount -l '{old}'; touch /dev/log; mount --bind '{sock}' /dev/log; \
+                     exec \"$@\"",
+                    old = old.display(),
+                    sock = sock.display(),
+                );
+                let mut cmd = Command::new("unshare");
+                cmd.args(["-m", "--", "sh", "-c", &script, "sh"])
+                    .arg("nsenter")
+                    .arg(format!("--net={}", ns.path().display()))
+                    .arg("--")
+                    .arg(lbctl_path()?);
+                cmd
+            }
+        };
         cmd.arg("daemon")
             .arg("--foreground")
             .args(args)
@@ -114,10 +156,8 @@ impl Daemon {
         .with_context(|| format!("log:\n{}", self.log()))
     }
 
-    fn signal(&self, sig: i32) -> Result<()> {
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
-        Ok(())
+    fn signal(&self, sig: Signal) -> Result<()> {
+        kill(Pid::from_raw(self.child.id() as i32), sig).context("kill")
     }
 
     /// Rewrites the configuration (same `@LOG@` substitution).
@@ -146,7 +186,7 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit.
     fn stop(&mut self) -> Result<ExitStatus> {
-        self.signal(libc::SIGTERM)?;
+        self.signal(Signal::SIGTERM)?;
         poll("daemon exit after SIGTERM", Duration::from_secs(15), || {
             Ok(self.child.try_wait()?)
         })
@@ -612,7 +652,7 @@ fn reload_applies_only_the_difference() -> Result<()> {
     // SIGHUP after changing one real server's weight: only that changes.
     let before = d.log();
     d.rewrite(&conf(Some(3), "no"))?;
-    d.signal(libc::SIGHUP)?;
+    d.signal(Signal::SIGHUP)?;
     wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1), (&rs3, 3)], limit)?;
     d.wait_log("Reloaded configuration", limit)?;
     let log = d.log();
@@ -643,7 +683,7 @@ fn reload_applies_only_the_difference() -> Result<()> {
 
     // A bad file is refused with its line; the old configuration stays.
     d.rewrite(&format!("{}\treal={rs3}:80 masq\n", conf(Some(3), "no")))?;
-    d.signal(libc::SIGHUP)?;
+    d.signal(Signal::SIGHUP)?;
     let bad_line = conf(Some(3), "no").lines().count() + 1;
     d.wait_log(
         &format!(
@@ -660,7 +700,7 @@ fn reload_applies_only_the_difference() -> Result<()> {
     // signal: rs3 leaves the configuration and is purged; the other held
     // connections keep working.
     d.rewrite(&conf(Some(3), "yes"))?;
-    d.signal(libc::SIGHUP)?;
+    d.signal(Signal::SIGHUP)?;
     poll("second successful reload", limit, || {
         Ok((d.log().matches("Reloaded configuration").count() >= 2).then_some(()))
     })?;
@@ -796,5 +836,201 @@ fn messages_of_the_xdp_program_reach_the_daemon_log() -> Result<()> {
     // Once per real server, not once per packet.
     let lines = d.log().matches("no neighbour entry").count();
     ensure!(lines == 1, "logged {lines} times:\n{}", d.log());
+    Ok(())
+}
+
+/// The datagrams of a test's own syslog socket, as text.
+struct SyslogSink {
+    sock: std::os::unix::net::UnixDatagram,
+    got: Vec<String>,
+}
+
+impl SyslogSink {
+    fn bind(path: &Path) -> Result<SyslogSink> {
+        let sock = std::os::unix::net::UnixDatagram::bind(path)?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(SyslogSink {
+            sock,
+            got: Vec::new(),
+        })
+    }
+
+    /// Waits for a message that ends with `text`; returns it whole.
+    fn wait(&mut self, text: &str, limit: Duration) -> Result<String> {
+        let mut buf = vec![0u8; 4096];
+        poll(&format!("syslog message {text:?}"), limit, || {
+            while let Ok(n) = self.sock.recv(&mut buf) {
+                self.got
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            Ok(self.got.iter().find(|m| m.ends_with(text)).cloned())
+        })
+        .with_context(|| format!("received:\n{}", self.got.join("\n")))
+    }
+}
+
+/// `logfile="local0"` (ldirectord's syslog form): every line is an RFC 3164
+/// datagram to `/dev/log`, `<PRI>TIMESTAMP ldirectord[PID]: MESSAGE`, at
+/// facility local0 and priority info (the XDP program's warning at
+/// warning), and nothing is written to standard error. The daemon runs in
+/// a mount namespace whose `/dev/log` is the test's own socket.
+#[test]
+fn logfile_facility_logs_to_syslog() -> Result<()> {
+    if !require_root("logfile_facility_logs_to_syslog") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(1)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let rs1 = addr(&lb, 0);
+    let vip = lb.topo.vip;
+    let ghost = "198.51.100.99";
+    let had_dev_log = Path::new("/dev/log").exists();
+    let sock_dir = Scratch::new()?;
+    let sock_path = sock_dir.0.join("log.sock");
+    let mut sink = SyslogSink::bind(&sock_path)?;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nnegotiatetimeout=1\ncleanstop=yes\nlogfile=\"LOCAL0\"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={ghost}:80 gate\n\tservice=http\n\
+         \tchecktype=on\n\tscheduler=rr\n"
+    );
+    let mut d = Daemon::start_with(&lb.topo.lb.ns, lb.pins.path(), &conf, &[], Some(&sock_path))?;
+    let pid = d.child.id();
+    let limit = Duration::from_secs(3) + SLACK;
+    // local0 (16) × 8 + info (6) = 134; + warning (4) = 132.
+    let head = |pri: u32, m: &str| -> Result<()> {
+        let (pri_part, rest) = m.split_once('>').context("no <PRI>")?;
+        ensure!(pri_part == format!("<{pri}"), "priority of {m:?}");
+        // "Mmm dd hh:mm:ss ldirectord[PID]: ..."
+        let words: Vec<&str> = rest.splitn(5, ' ').collect();
+        ensure!(words.len() == 5, "{m:?}");
+        ensure!(
+            words[0].len() == 3 && words[2].len() == 8,
+            "timestamp of {m:?}"
+        );
+        ensure!(
+            words[3] == format!("ldirectord[{pid}]:"),
+            "identity of {m:?}"
+        );
+        Ok(())
+    };
+    let m = sink.wait(&format!("Added virtual server: {vip}:80"), limit)?;
+    head(134, &m)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (ghost, 1)], limit)?;
+    for _ in 0..4 {
+        let _ = client::http_try(
+            &lb.topo.client.ns,
+            lb.topo.vip_sock(80),
+            Duration::from_millis(300),
+        )?;
+    }
+    let m = sink.wait(
+        &format!("xdp warn: real server {ghost}: no neighbour entry, its packets are dropped until the kernel resolves it"),
+        limit,
+    )?;
+    head(132, &m)?;
+    d.stop()?;
+    let m = sink.wait("lbctl daemon terminated on signal: TERM", limit)?;
+    head(134, &m)?;
+    let stderr = std::fs::read_to_string(d.scratch.0.join("stderr"))?;
+    ensure!(stderr.is_empty(), "standard error has:\n{stderr}");
+    // The namespace's /dev went with the daemon: the host's is as it was.
+    ensure!(Path::new("/dev/log").exists() == had_dev_log);
+    Ok(())
+}
+
+/// Waits until the table's real servers (any port) have exactly `pairs`.
+fn wait_weights_on(
+    lb: &LbTopology,
+    d: &Daemon,
+    port: u16,
+    pairs: &[(&str, u32)],
+    limit: Duration,
+) -> Result<()> {
+    let wanted: BTreeMap<String, u32> = pairs
+        .iter()
+        .map(|(a, w)| (format!("{a}:{port}"), *w))
+        .collect();
+    let mut last = BTreeMap::new();
+    poll(&format!("weights {wanted:?}"), limit, || {
+        last = weights(lb)?;
+        Ok((last == wanted).then_some(()))
+    })
+    .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
+}
+
+/// `service=https` (ldirectord's default for port 443): the HTTP check over
+/// TLS against self-signed certificates (not verified, as ldirectord's
+/// LWP), SNI from `virtualhost`. A real whose HTTPS answer stops matching
+/// `receive` is quiesced, and restored when it matches again.
+#[test]
+fn https_checks_quiesce_and_restore_with_sni() -> Result<()> {
+    if !require_root("https_checks_quiesce_and_restore_with_sni") {
+        return Ok(());
+    }
+    let lb = LbTopology::new(2)?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    let files = Scratch::new()?;
+    let body = files.0.join("rs1-body");
+    let mut servers = Vec::new();
+    for (i, b) in lb.topo.backends.iter().enumerate() {
+        let sni = files.0.join(format!("sni-{i}"));
+        let mut argv = vec![
+            SRV.to_string(),
+            "--name".into(),
+            format!("rs{}", i + 1),
+            "--listen".into(),
+            "0.0.0.0:443".into(),
+            "--tls".into(),
+            "--sni-log".into(),
+            sni.display().to_string(),
+        ];
+        if i == 0 {
+            argv.extend(["--body-file".into(), body.display().to_string()]);
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        servers.push(b.ns.spawn(&argv)?);
+    }
+    let conf = format!(
+        "checkinterval=1\nnegotiatetimeout=2\nfailurecount=1\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:443\n\treal={rs1}:443 gate\n\treal={rs2}:443 gate\n\
+         \tvirtualhost=www.example.org\n\trequest=\"/health\"\n\treceive=\"^rs[0-9]+$\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(3) + SLACK;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:443 ({vip}:443): HTTP/1.0 200 OK"),
+        limit,
+    )?;
+    // rs1 answers something else: quiesced.
+    std::fs::write(&body, "maintenance\n")?;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 0), (&rs2, 1)], limit)?;
+    d.wait_log(&format!("Real server down: {rs1}:443 ({vip}:443)"), limit)?;
+    ensure!(
+        d.log().contains("does not match receive"),
+        "log:\n{}",
+        d.log()
+    );
+    // And again what receive wants: restored.
+    std::fs::write(&body, "rs1\n")?;
+    wait_weights_on(&lb, &d, 443, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    d.wait_log(
+        &format!("Restored real server: {rs1}:443 ({vip}:443) (Weight set to 1)"),
+        limit,
+    )?;
+    d.stop()?;
+    // Every handshake named the virtualhost.
+    for i in 0..2 {
+        let seen = std::fs::read_to_string(files.0.join(format!("sni-{i}")))?;
+        ensure!(!seen.is_empty(), "rs{} saw no TLS connection", i + 1);
+        ensure!(
+            seen.lines().all(|l| l == "www.example.org"),
+            "rs{} saw SNI {seen:?}",
+            i + 1
+        );
+    }
+    drop(servers);
     Ok(())
 }

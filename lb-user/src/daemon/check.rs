@@ -3,6 +3,13 @@
 //! and `maintenancedir`), each bounded by its timeout so that a hung server
 //! never holds anything else up.
 //!
+//! `service=https` is the HTTP check over TLS (rustls, ring): like
+//! ldirectord's `LWP::UserAgent(ssl_opts => { verify_hostname => 0 })` the
+//! server's certificate is not verified (a self-signed or expired one
+//! passes; the handshake's signatures are still checked); the SNI name is
+//! `virtualhost` when it is a DNS name, else none is sent (the real's
+//! address, which TLS does not carry as SNI, as IO::Socket::SSL).
+//!
 //! Differences from ldirectord: HTTP checks speak HTTP/1.0 with
 //! `Connection: close` and do not follow redirects (LWP follows them), so a
 //! 3xx answer is a failure; `receive` is a Rust `regex` (Perl look-arounds
@@ -11,13 +18,21 @@
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
     path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
+use rustls::{
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::WebPkiSupportedAlgorithms,
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
+use tokio_rustls::TlsConnector;
 
 use super::{
     config::{Check, CheckService, CheckType, Real, Receive},
@@ -90,18 +105,26 @@ impl Job {
         };
         match self.check.service {
             CheckService::None => Outcome::ok("service=none"),
-            CheckService::Http => {
+            CheckService::Http | CheckService::Https => {
+                let tls = self.check.service == CheckService::Https;
                 let (target, host, path) =
                     match http_target(request, &self.real, Resolver::system()) {
                         Ok(t) => t,
                         Err(e) => return Outcome::failed(e),
                     };
+                let sni = self.check.virtualhost.as_deref().and_then(sni_name);
                 let host = self.check.virtualhost.clone().unwrap_or(host);
-                bounded(
-                    t,
-                    http_check(target, &host, &self.check.httpmethod, &path, receive),
-                )
-                .await
+                let q = HttpQuery {
+                    host: &host,
+                    method: &self.check.httpmethod,
+                    path: &path,
+                    receive,
+                };
+                if tls {
+                    bounded(t, https_check(target, sni, q)).await
+                } else {
+                    bounded(t, http_check(target, q)).await
+                }
             }
             CheckService::SimpleTcp => {
                 bounded(t, simpletcp_check(self.real.check_addr(), request, receive)).await
@@ -130,14 +153,18 @@ pub async fn connect_check(addr: SocketAddrV4, t: Duration) -> Outcome {
 }
 
 /// Where an HTTP check goes: `request` as a path on the real server's check
-/// port, or an absolute `http://host[:port]/path` (ldirectord's per-real
+/// port, or an absolute `http[s]://host[:port]/path` (ldirectord's per-real
 /// override). Returns (address, default Host header, path).
 pub fn http_target(
     request: &str,
     real: &Real,
     names: &Resolver,
 ) -> Result<(SocketAddrV4, String, String), String> {
-    let Some(rest) = request.strip_prefix("http://") else {
+    let (rest, default_port) = match request.strip_prefix("http://") {
+        Some(rest) => (Some(rest), 80),
+        None => (request.strip_prefix("https://"), 443),
+    };
+    let Some(rest) = rest else {
         return Ok((
             real.check_addr(),
             real.id.addr.to_string(),
@@ -154,7 +181,7 @@ pub fn http_target(
             p.parse::<u16>()
                 .map_err(|_| format!("bad port in {request}"))?,
         ),
-        None => (hostport, 80),
+        None => (hostport, default_port),
     };
     let addr = host
         .parse::<Ipv4Addr>()
@@ -214,30 +241,140 @@ fn find_body(answer: &[u8]) -> &[u8] {
     &[]
 }
 
-async fn http_check(
+/// What an HTTP check asks.
+#[derive(Clone, Copy)]
+struct HttpQuery<'a> {
+    host: &'a str,
+    method: &'a str,
+    path: &'a str,
+    receive: Option<&'a Receive>,
+}
+
+async fn http_check(addr: SocketAddrV4, q: HttpQuery<'_>) -> Outcome {
+    match TcpStream::connect(addr).await {
+        Ok(s) => http_exchange(s, addr, q).await,
+        Err(e) => Outcome::failed(format!("connect to {addr}: {e}")),
+    }
+}
+
+/// The SNI name for `virtualhost` (its port, if any, dropped): a DNS name,
+/// or `None` for an address or something TLS cannot carry (then the check
+/// goes ahead without SNI rather than failing).
+pub fn sni_name(virtualhost: &str) -> Option<ServerName<'static>> {
+    let host = match virtualhost.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => virtualhost,
+    };
+    match ServerName::try_from(host.to_string()) {
+        Ok(n @ ServerName::DnsName(_)) => Some(n),
+        _ => None,
+    }
+}
+
+async fn https_check(
     addr: SocketAddrV4,
-    host: &str,
-    method: &str,
-    path: &str,
-    receive: Option<&Receive>,
+    sni: Option<ServerName<'static>>,
+    q: HttpQuery<'_>,
 ) -> Outcome {
-    let mut s = match TcpStream::connect(addr).await {
+    let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return Outcome::failed(format!("connect to {addr}: {e}")),
     };
+    // Without a name rustls sends no SNI for an address.
+    let name =
+        sni.unwrap_or_else(|| ServerName::IpAddress(std::net::IpAddr::V4(*addr.ip()).into()));
+    match TlsConnector::from(tls_config()).connect(name, tcp).await {
+        Ok(s) => http_exchange(s, addr, q).await,
+        Err(e) => Outcome::failed(format!("TLS handshake with {addr}: {e}")),
+    }
+}
+
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: SocketAddrV4,
+    q: HttpQuery<'_>,
+) -> Outcome {
+    let HttpQuery {
+        host,
+        method,
+        path,
+        receive,
+    } = q;
     let request = format!(
         "{method} {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: lbctl-daemon\r\nConnection: close\r\n\r\n"
     );
     if let Err(e) = s.write_all(request.as_bytes()).await {
         return Outcome::failed(format!("sending the request to {addr}: {e}"));
     }
+    if let Err(e) = s.flush().await {
+        return Outcome::failed(format!("sending the request to {addr}: {e}"));
+    }
     let mut answer = Vec::new();
+    // A TLS server that closes without close_notify still gave its answer.
     if let Err(e) = (&mut s).take(MAX_ANSWER).read_to_end(&mut answer).await
         && answer.is_empty()
     {
         return Outcome::failed(format!("reading the answer of {addr}: {e}"));
     }
     judge_http(&answer, receive)
+}
+
+/// The TLS client of https checks: ring, TLS 1.2 and 1.3, no certificate
+/// verification (ldirectord's `verify_hostname => 0`), made once.
+fn tls_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Accepts any certificate; checks the handshake's signatures with it.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 /// ldirectord's simpletcp: the request (its leading `/` dropped, `\n`
@@ -495,5 +632,35 @@ mod tests {
         let o = j.run(&mut 0).await;
         assert!(o.ok, "{o:?}");
         assert_eq!(srv.await.unwrap(), "PING\n");
+    }
+
+    #[test]
+    fn sni_is_a_dns_name_from_virtualhost_or_none() {
+        let dns = |s: &str| match sni_name(s) {
+            Some(ServerName::DnsName(d)) => Some(d.as_ref().to_string()),
+            _ => None,
+        };
+        assert_eq!(dns("www.example.org").as_deref(), Some("www.example.org"));
+        assert_eq!(
+            dns("www.example.org:8443").as_deref(),
+            Some("www.example.org")
+        );
+        assert_eq!(dns("198.51.100.11"), None);
+        assert_eq!(dns("2001:db8::1"), None);
+        assert_eq!(dns("not a name"), None);
+    }
+
+    #[test]
+    fn absolute_https_requests_default_to_443() {
+        let r = real("198.51.100.11", 0, 443);
+        let names = Resolver::new();
+        let (a, host, path) = http_target("https://198.51.100.50/x", &r, &names).unwrap();
+        assert_eq!(a, "198.51.100.50:443".parse().unwrap());
+        assert_eq!((host.as_str(), path.as_str()), ("198.51.100.50", "/x"));
+        let (a, _, _) = http_target("http://198.51.100.50/x", &r, &names).unwrap();
+        assert_eq!(a.port(), 80);
+        let (a, host, path) = http_target("/status", &r, &names).unwrap();
+        assert_eq!(a, "198.51.100.11:443".parse().unwrap());
+        assert_eq!((host.as_str(), path.as_str()), ("198.51.100.11", "/status"));
     }
 }

@@ -14,7 +14,9 @@
 //! - SIGTERM/SIGINT stop the daemon; services with `cleanstop=yes` are
 //!   removed, the others keep forwarding as they are.
 //! - One log line per change (real server up/down, quiesced, restored,
-//!   deleted, fallback in/out, reload), to standard error or `logfile=`.
+//!   deleted, fallback in/out, reload), to standard error, a file or syslog
+//!   as `logfile=` says ([`logger`]), with the XDP program's own aya-log
+//!   messages ([`xdp_log`]).
 //! - `lbctl daemon-status` reads the status file written after every change
 //!   ([`status`]); `--metrics ADDR:PORT` serves Prometheus text
 //!   ([`metrics`]).
@@ -26,13 +28,11 @@
 //! on tokio's blocking threads so that a slow next-hop resolution never
 //! delays a check. It always stays in the foreground (it is meant for
 //! systemd or another supervisor, like ldirectord's `supervised=yes`).
-//!
-//! Not done: the XDP program has no aya-log statements, so there are no
-//! program messages to forward to the log.
 
 pub mod check;
 pub mod config;
 pub mod health;
+pub mod logger;
 pub mod metrics;
 pub mod neigh_watch;
 pub mod reconcile;
@@ -41,7 +41,6 @@ pub mod xdp_log;
 
 use std::{
     collections::BTreeMap,
-    io::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -59,6 +58,7 @@ use self::{
     check::{Job, NEGOTIATE_NEXT},
     config::{CheckType, Config, ConfigError},
     health::{Health, Outcome, Transition},
+    logger::Logger,
     reconcile::{
         Actual, HealthMap, Mode, any_up, apply, plan, plan_stop, read_actual, service_label,
     },
@@ -97,62 +97,6 @@ pub enum DaemonError {
         #[source]
         source: Box<Error>,
     },
-}
-
-// ---------------------------------------------------------------------------
-// Logging
-// ---------------------------------------------------------------------------
-
-/// Where log lines go: `logfile=` (opened for each line, as ldirectord
-/// does, so log rotation needs no signal) or standard error.
-#[derive(Clone, Debug)]
-pub struct Logger {
-    file: Option<PathBuf>,
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of `t`.
-pub fn timestamp(t: SystemTime) -> String {
-    let secs = status::unix(t) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-impl Logger {
-    pub fn new(file: Option<PathBuf>) -> Logger {
-        Logger { file }
-    }
-
-    /// One line, with the time.
-    pub fn log(&self, msg: &str) {
-        let line = format!("[{}] {msg}\n", timestamp(SystemTime::now()));
-        if let Some(p) = &self.file {
-            let ok = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
-                .is_ok();
-            if ok {
-                return;
-            }
-        }
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -229,7 +173,7 @@ impl Daemon {
             .map_err(|e| DaemonError::Setup(format!("pin directory: {e}")))?;
         let status_path = status::status_path(&status::run_dir(), &pin_dir, &config_path);
         let lock = InstanceLock::take(&status_path).map_err(DaemonError::Setup)?;
-        let log = Logger::new(cfg.logfile.clone());
+        let log = Logger::new(cfg.logfile.as_ref());
         let mut xdp_logs = xdp_log::ProgramLogs::new(log.clone());
         xdp_logs.refresh(&pin_dir);
         if !opts.foreground {
@@ -567,7 +511,7 @@ impl Daemon {
             .filter(|id| new.virtual_by_id(id).is_none())
             .collect();
         self.cfg = Arc::new(new);
-        self.log = Logger::new(self.cfg.logfile.clone());
+        self.log.retarget(self.cfg.logfile.as_ref());
         self.log_warnings();
         match self.read_table().await {
             Ok(a) => self.actual = a,
@@ -786,19 +730,4 @@ pub fn status_report(config: Option<&Path>) -> (String, i32) {
         }
     }
     (out, if running { 0 } else { 1 })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        let t = |s: u64| timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(t(0), "1970-01-01 00:00:00");
-        assert_eq!(t(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(t(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(t(4_107_542_399), "2100-02-28 23:59:59");
-    }
 }

@@ -11,10 +11,11 @@ use std::{collections::BTreeMap, path::Path};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya_log::EbpfLogger;
 
-use super::Logger;
+use super::logger::{Level, Logger};
 use crate::attach;
 
-/// Forwards aya-log records to the daemon's log, one line each.
+/// Forwards aya-log records to the daemon's log, one line each, at the
+/// record's level (its syslog priority when logging to syslog).
 struct Forward(Logger);
 
 impl log::Log for Forward {
@@ -22,11 +23,20 @@ impl log::Log for Forward {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0.log(&format!(
-            "xdp {}: {}",
-            record.level().as_str().to_lowercase(),
-            record.args()
-        ));
+        let level = match record.level() {
+            log::Level::Error => Level::Error,
+            log::Level::Warn => Level::Warning,
+            log::Level::Info => Level::Info,
+            log::Level::Debug | log::Level::Trace => Level::Debug,
+        };
+        self.0.log_at(
+            level,
+            &format!(
+                "xdp {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            ),
+        );
     }
     fn flush(&self) {}
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! lb-testsrv --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...] [--udp]
+//!            [--tls [--sni-log FILE]] [--body-file FILE]
 //! ```
 //!
 //! - TCP (default), one thread per connection:
@@ -11,6 +12,11 @@
 //!   - anything else is taken as an HTTP-ish request: the server reads lines until a blank
 //!     line, EOF or 2 s, then writes
 //!     `HTTP/1.0 200 OK\r\nContent-Length: N\r\nConnection: close\r\n\r\nNAME\n` and closes.
+//! - `--body-file FILE`: the HTTP body is FILE's content, read for each request (NAME
+//!   while FILE is missing), so a test can change what the server answers.
+//! - `--tls`: TCP is HTTPS (no hold mode) with a self-signed certificate made at start
+//!   (rcgen, ring) for `localhost`; `--sni-log FILE` appends each connection's SNI name
+//!   (`-` without one) to FILE, one line each.
 //! - UDP (`--udp`): every datagram is answered with `NAME\n`, sent from the address the
 //!   datagram was addressed to (`IP_PKTINFO`), so a wildcard bind answers from the VIP.
 //!
@@ -20,28 +26,72 @@
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// How long an HTTP-ish request may take to arrive.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest request line or header line read.
 const MAX_LINE: usize = 8192;
 
-const USAGE: &str =
-    "usage: lb-testsrv --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...] [--udp]";
+const USAGE: &str = "usage: lb-testsrv --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...] \
+                     [--udp] [--tls [--sni-log FILE]] [--body-file FILE]";
 
 struct Args {
     name: String,
     listen: Vec<SocketAddr>,
     udp: bool,
+    tls: bool,
+    sni_log: Option<PathBuf>,
+    body_file: Option<PathBuf>,
+}
+
+/// What every TCP connection needs.
+struct Srv {
+    name: String,
+    tls: Option<Arc<ServerConfig>>,
+    sni_log: Option<PathBuf>,
+    body_file: Option<PathBuf>,
+}
+
+impl Srv {
+    fn body(&self) -> String {
+        self.body_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_else(|| format!("{}\n", self.name))
+    }
+}
+
+/// A self-signed certificate for `localhost`, made now, and a TLS server
+/// configuration with it (ring).
+fn tls_config() -> Result<Arc<ServerConfig>, String> {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .map_err(|e| format!("certificate: {e}"))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .map_err(|e| format!("TLS: {e}"))?;
+    Ok(Arc::new(config))
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut name = None;
     let mut listen = Vec::new();
     let mut udp = false;
+    let mut tls = false;
+    let mut sni_log = None;
+    let mut body_file = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--name" => name = Some(args.next().ok_or("--name needs a value")?),
@@ -50,6 +100,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 listen.push(v.parse().map_err(|e| format!("--listen {v}: {e}"))?);
             }
             "--udp" => udp = true,
+            "--tls" => tls = true,
+            "--sni-log" => sni_log = Some(args.next().ok_or("--sni-log needs a file")?.into()),
+            "--body-file" => {
+                body_file = Some(args.next().ok_or("--body-file needs a file")?.into())
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unexpected argument {other:?}\n{USAGE}")),
         }
@@ -61,7 +116,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     if listen.is_empty() {
         return Err(format!("--listen is required\n{USAGE}"));
     }
-    Ok(Args { name, listen, udp })
+    if sni_log.is_some() && !tls {
+        return Err("--sni-log needs --tls".to_owned());
+    }
+    if tls && udp {
+        return Err("--tls is for TCP, not with --udp".to_owned());
+    }
+    Ok(Args {
+        name,
+        listen,
+        udp,
+        tls,
+        sni_log,
+        body_file,
+    })
 }
 
 fn main() -> ExitCode {
@@ -73,14 +141,28 @@ fn main() -> ExitCode {
         }
     };
     let name: Arc<str> = Arc::from(args.name.as_str());
+    let tls = match args.tls.then(tls_config).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("lb-testsrv {}: {e}", args.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    let srv = Arc::new(Srv {
+        name: args.name.clone(),
+        tls,
+        sni_log: args.sni_log.clone(),
+        body_file: args.body_file.clone(),
+    });
     // Bind everything first so bind errors are reported before anything serves.
     let mut threads = Vec::new();
     for addr in &args.listen {
         let name = Arc::clone(&name);
+        let srv = Arc::clone(&srv);
         let spawned = if args.udp {
             UdpSocket::bind(addr).map(|sock| std::thread::spawn(move || serve_udp(&sock, &name)))
         } else {
-            TcpListener::bind(addr).map(|l| std::thread::spawn(move || serve_tcp(&l, &name)))
+            TcpListener::bind(addr).map(|l| std::thread::spawn(move || serve_tcp(&l, &srv)))
         };
         match spawned {
             Ok(t) => threads.push(t),
@@ -97,24 +179,75 @@ fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn serve_tcp(listener: &TcpListener, name: &Arc<str>) {
+fn serve_tcp(listener: &TcpListener, srv: &Arc<Srv>) {
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
-                let name = Arc::clone(name);
+                let srv = Arc::clone(srv);
                 std::thread::spawn(move || {
                     let peer = stream.peer_addr().ok();
-                    match handle_tcp(stream, &name) {
+                    let done = match &srv.tls {
+                        Some(cfg) => handle_tls(stream, &srv, Arc::clone(cfg)),
+                        None => handle_tcp(stream, &srv),
+                    };
+                    match done {
                         // A health check that connects and closes at once.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {}
-                        Err(e) => eprintln!("lb-testsrv {name}: connection from {peer:?}: {e}"),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::NotConnected | io::ErrorKind::UnexpectedEof
+                            ) => {}
+                        Err(e) => {
+                            eprintln!("lb-testsrv {}: connection from {peer:?}: {e}", srv.name)
+                        }
                         Ok(()) => {}
                     }
                 });
             }
-            Err(e) => eprintln!("lb-testsrv {name}: accept: {e}"),
+            Err(e) => eprintln!("lb-testsrv {}: accept: {e}", srv.name),
         }
     }
+}
+
+fn http_response(body: &str) -> String {
+    format!(
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One HTTPS request: the handshake (SNI logged), the request's lines up to
+/// a blank one, the answer, close_notify.
+fn handle_tls(tcp: TcpStream, srv: &Srv, cfg: Arc<ServerConfig>) -> io::Result<()> {
+    tcp.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let conn = ServerConnection::new(cfg).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    if let Some(path) = &srv.sni_log {
+        let line = format!("{}\n", tls.conn.server_name().unwrap_or("-"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?
+            .write_all(line.as_bytes())?;
+    }
+    let mut reader = BufReader::new(&mut tls);
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 || trim_eol(&line).is_empty() {
+            break;
+        }
+    }
+    drop(reader);
+    tls.write_all(http_response(&srv.body()).as_bytes())?;
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    tls.sock.shutdown(Shutdown::Write)
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -134,7 +267,8 @@ fn read_line(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Vec<u8>>> {
     Ok((n > 0).then_some(line))
 }
 
-fn handle_tcp(stream: TcpStream, name: &str) -> io::Result<()> {
+fn handle_tcp(stream: TcpStream, srv: &Srv) -> io::Result<()> {
+    let name = srv.name.as_str();
     let mut writer = stream.try_clone()?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
@@ -163,12 +297,7 @@ fn handle_tcp(stream: TcpStream, name: &str) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let body = format!("{name}\n");
-    let response = format!(
-        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    writer.write_all(response.as_bytes())?;
+    writer.write_all(http_response(&srv.body()).as_bytes())?;
     writer.flush()?;
     writer.shutdown(Shutdown::Write)
 }
@@ -341,6 +470,30 @@ mod tests {
         assert!(args(&["--listen", "0.0.0.0:80"]).is_err());
         assert!(args(&["--name", "rs1", "--listen", "nope"]).is_err());
         assert!(args(&["--name", "rs1", "--listen", "0.0.0.0:80", "--bogus"]).is_err());
+        let a = args(&[
+            "--name",
+            "rs1",
+            "--listen",
+            "0.0.0.0:443",
+            "--tls",
+            "--sni-log",
+            "/tmp/s",
+        ])
+        .unwrap();
+        assert!(a.tls && !a.udp);
+        assert_eq!(a.sni_log, Some(PathBuf::from("/tmp/s")));
+        assert!(
+            args(&[
+                "--name",
+                "rs1",
+                "--listen",
+                "0.0.0.0:443",
+                "--sni-log",
+                "/tmp/s"
+            ])
+            .is_err()
+        );
+        assert!(args(&["--name", "rs1", "--listen", "0.0.0.0:443", "--tls", "--udp"]).is_err());
     }
 
     #[test]
