@@ -101,9 +101,8 @@ macro_rules! lab_test {
                 let mut $dp = Dataplane::new()?;
                 // One-armed direct routing: frames come in where the reals are.
                 $dp.set_ingress("lab0")?;
-                #[allow(unused_mut)]
-                let mut run = || -> Result<()> { $body };
-                run()
+                // The body runs as a closure so that `?` returns from it.
+                (|| -> Result<()> { $body })()
             })
         }
     };

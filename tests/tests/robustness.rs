@@ -853,7 +853,7 @@ fn send_frames(ifname: &str, frames: &[Vec<u8>]) -> Result<()> {
                 f.len(),
                 0,
                 (&raw const addr).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                size_of::<libc::sockaddr_ll>() as u32,
             )
         };
         if n < 0 {
