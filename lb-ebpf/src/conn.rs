@@ -124,7 +124,7 @@ fn existing(
     let bound = dgen == dest_gen && dflags & DEST_F_IN_USE != 0;
     let available = bound && dflags & DEST_F_AVAILABLE != 0;
 
-    // A SYN on an existing entry: port reuse (LVS-SEMANTICS §4.4).
+    // A SYN on an existing entry: port reuse (docs/SEMANTICS.md §4.4).
     if pkt.is_tcp() && schedulable {
         let quiescent_reuse = cfg.expire_nodest_conn != 0 && available && weight == 0;
         let closing = state == CONN_S_TIME_WAIT

@@ -1,4 +1,4 @@
-//! Direct routing (`-g`, LVS-SEMANTICS §7): the IP packet is left untouched,
+//! Direct routing (`-g`, docs/SEMANTICS.md §7): the IP packet is left untouched,
 //! only the destination MAC becomes the real server's. Out of the interface
 //! the packet came in on with `XDP_TX` (source MAC = ours, i.e. the frame's
 //! old destination), or redirected to another interface.

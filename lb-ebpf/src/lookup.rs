@@ -1,5 +1,5 @@
 //! Virtual service lookup: exact (protocol, VIP, port), then the VIP's port-0
-//! ("all ports") service when one exists (LVS-SEMANTICS §0). A bit filter of
+//! ("all ports") service when one exists (docs/SEMANTICS.md §0). A bit filter of
 //! the VIPs lets traffic to other addresses pass at the cost of one array
 //! read.
 

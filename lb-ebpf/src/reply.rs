@@ -1,6 +1,6 @@
 //! Replies built in XDP and sent back to the client with `XDP_TX`:
 //! - ICMP destination unreachable / port unreachable when no real server can
-//!   take a new flow (LVS-SEMANTICS §1.3), for TCP and UDP alike;
+//!   take a new flow (docs/SEMANTICS.md §1.3), for TCP and UDP alike;
 //! - TCP RST for a segment of a flow whose real server was removed with
 //!   `expire_nodest_conn=1` (§4.3), as the director's own stack would answer.
 //!

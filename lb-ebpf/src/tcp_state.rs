@@ -1,6 +1,6 @@
 //! IPVS TCP state tracking as a direct-routing director sees it: only the
 //! client's packets, so the kernel's INPUT-ONLY table (`ip_vs_proto_tcp.c`,
-//! LVS-SEMANTICS §6.2).
+//! docs/SEMANTICS.md §6.2).
 
 use lb_common::{
     CONN_S_CLOSE as CL, CONN_S_CLOSE_WAIT as CW, CONN_S_COUNT, CONN_S_ESTABLISHED as ES,
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn rows_of_the_spec_table() {
-        // LVS-SEMANTICS §6.2, INPUT-ONLY: (state, [syn, fin, ack, rst]).
+        // docs/SEMANTICS.md §6.2, INPUT-ONLY: (state, [syn, fin, ack, rst]).
         let rows = [
             (NO, [SR, CL, ES, CL]),
             (ES, [ES, FW, ES, CL]),

@@ -2,7 +2,7 @@
 //! -e/-d/-Z/--set` do to the kernel's tables, done to ours, and the views
 //! the listings print.
 //!
-//! Rules kept from IPVS (LVS-SEMANTICS §3, §4, §5):
+//! Rules kept from IPVS (docs/SEMANTICS.md §3, §4, §5):
 //! - a service's dest list is kept newest-first and written whole, with the
 //!   wrr bookkeeping (`di`, `mw`, `cw_seed`) recomputed as the kernel does;
 //! - a removed dest keeps its slot in `DESTS` (the kernel's trash): its

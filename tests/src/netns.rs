@@ -1,6 +1,6 @@
 //! Network-namespace and bpffs guards, modelled on aya's integration-test `NetNsGuard`.
 //!
-//! Rules (STYLE.md pattern 13, §8.4):
+//! Rules (docs/ARCHITECTURE.md §8):
 //! - names are unique: a prefix, the pid, a process-wide counter and a short role;
 //! - guards clean up in `Drop` and never panic there (failures are logged to stderr);
 //! - `setns` is per thread, so code that must run inside a namespace runs on a fresh thread
@@ -542,7 +542,7 @@ fn is_bpffs(path: &Path) -> Result<bool> {
 /// A unique directory under `/sys/fs/bpf` (`lb-test-<pid>-<n>`), removed recursively on drop.
 ///
 /// bpffs is mounted first if needed. Use it as the pin root of a test so tests can run in
-/// parallel (STYLE.md §8.4: no shared fixed-name pins).
+/// parallel (docs/ARCHITECTURE.md §8: no shared fixed-name pins).
 #[derive(Debug)]
 pub struct BpfPinDir {
     path: PathBuf,

@@ -1,6 +1,6 @@
 //! End to end: `lbctl daemon CONFIG` (the ldirectord-compatible health
 //! checker) in the director's namespace, with real HTTP backends, driving
-//! the XDP load balancer as ldirectord drives IPVS (LVS-SEMANTICS §9.1).
+//! the XDP load balancer as ldirectord drives IPVS (docs/SEMANTICS.md §9.1).
 //!
 //! Every test writes an ldirectord.cf with short timings (`checkinterval=1`,
 //! `checktimeout=1`), runs the real `lbctl daemon --foreground` and reads

@@ -326,7 +326,7 @@ lab_test!(malformed_frames_are_never_forwarded, |dp| {
 });
 
 lab_test!(wrr_picks_in_the_kernels_exact_order_on_one_cpu, |dp| {
-    // LVS-SEMANTICS §5.2: R1=4, R2=3, R3=2 added in that order → R3, R2, R1,
+    // docs/SEMANTICS.md §5.2: R1=4, R2=3, R3=2 added in that order → R3, R2, R1,
     // then the cycle R1, R2, R1, R3, R2, R1, R3, R2, R1.
     let s = sid(Proto::Tcp, 80);
     add_service(&mut dp, s, Sched::Wrr, None)?;

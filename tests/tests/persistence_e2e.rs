@@ -1,4 +1,4 @@
-//! End to end: persistent services (LVS-SEMANTICS §2) and quiescent real servers under
+//! End to end: persistent services (docs/SEMANTICS.md §2) and quiescent real servers under
 //! persistence (§3), with real TCP from the client's namespace through the XDP load balancer.
 //!
 //! Whether a new connection went through a template or through the scheduler is read from

@@ -1,5 +1,5 @@
 //! End to end: removing a real server (`-d`) and the `expire_nodest_conn` sysctl
-//! (LVS-SEMANTICS §4), with real TCP from the client's namespace through the XDP load
+//! (docs/SEMANTICS.md §4), with real TCP from the client's namespace through the XDP load
 //! balancer.
 
 use std::net::SocketAddrV4;

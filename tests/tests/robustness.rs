@@ -86,7 +86,7 @@ fn fuzz_quick_run_keeps_every_invariant() -> Result<()> {
 }
 
 /// IPVS only balances frames addressed to the director (`pkt_type ==
-/// PACKET_HOST`, LVS-SEMANTICS §0 step 1); the kernel drops frames for other
+/// PACKET_HOST`, docs/SEMANTICS.md §0 step 1); the kernel drops frames for other
 /// hosts and gives broadcast/multicast ones to the stack. The XDP program
 /// forwards them too, with the frame's destination MAC — broadcast,
 /// multicast, or another host's — as source MAC.

@@ -21,7 +21,7 @@
 //! The checker is independent of the program's code: a reference classifier
 //! written from the parsing policy, and a model of LVS semantics (services,
 //! reals with weights and availability, connection entries with the
-//! INPUT-ONLY TCP state machine of LVS-SEMANTICS §6.2, persistence templates,
+//! INPUT-ONLY TCP state machine of docs/SEMANTICS.md §6.2, persistence templates,
 //! `expire_nodest_conn`, `expire_quiescent_template`, `conn_reuse_mode`)
 //! that tracks what the program must have done. Control-plane changes
 //! (weights, removing and re-adding reals, sysctls) happen during the run,

@@ -180,7 +180,7 @@ pub(super) fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
 }
 
 /// The INPUT-ONLY TCP state machine of a direct-routing director
-/// (LVS-SEMANTICS §6.2), for the states a client's packets can reach. Flags
+/// (docs/SEMANTICS.md §6.2), for the states a client's packets can reach. Flags
 /// rank RST > SYN > FIN > ACK; none of them closes the entry.
 pub(super) fn next_state(cur: u8, flags: u8) -> u8 {
     use tcp_flags::{ACK, FIN, RST, SYN};

@@ -16,7 +16,7 @@
 //! `ld_setup` does), `failurecount` 1, `checktype` negotiate, `scheduler`
 //! wrr, `protocol` tcp (udp for port 53), `service` from the port (http for
 //! 80, ...), `request` "/", weight 1, `cleanstop` yes, `autoreload` no,
-//! `quiescent` yes (LVS-SEMANTICS §9.1 and ldirectord's manual; note that
+//! `quiescent` yes (docs/SEMANTICS.md §9.1 and ldirectord's manual; note that
 //! recent ldirectord code sets `$QUIESCENT = "no"` in `set_defaults`, unlike
 //! its manual: write `quiescent=` explicitly to be independent of that).
 //!
