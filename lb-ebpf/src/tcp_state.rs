@@ -18,7 +18,7 @@ pub const TCP_ACK: u8 = 0x10;
 const INPUT_ONLY: [[u8; 11]; 4] = [
     /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
     /* fin */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
-    /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /* ack */ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
     /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
 ];
 
@@ -71,7 +71,7 @@ mod tests {
     fn rows_of_the_spec_table() {
         // docs/SEMANTICS.md §6.2, INPUT-ONLY: (state, [syn, fin, ack, rst]).
         let rows = [
-            (NO, [SR, CL, ES, CL]),
+            (NO, [SR, CL, CL, CL]),
             (ES, [ES, FW, ES, CL]),
             (SR, [SR, TW, ES, SR]),
             (FW, [SR, FW, FW, CL]),

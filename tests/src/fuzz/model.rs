@@ -192,7 +192,7 @@ pub(super) fn next_state(cur: u8, flags: u8) -> u8 {
     const CL: u8 = CONN_S_CLOSE;
     // Columns: SYN, FIN, ACK, RST.
     let row: [u8; 4] = match cur {
-        NO => [SR, CL, ES, CL],
+        NO => [SR, CL, CL, CL],
         ES => [ES, FW, ES, CL],
         SR => [SR, TW, ES, SR],
         FW => [SR, FW, FW, CL],
