@@ -397,9 +397,9 @@ impl Table {
     }
 
     /// A slot for (service, real): the same real server's old slot if it is
-    /// in the trash (its flows resume), else a free one, else the oldest
-    /// trashed slot of another real (its generation is bumped, so nothing
-    /// bound to the old real can use it).
+    /// in the trash (its flows resume), else the free slot of lowest index,
+    /// else the trashed slot of another real with the lowest index (its
+    /// generation is bumped, so nothing bound to the old real can use it).
     fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
         // Who holds a slot, as far as choosing one goes.
         let owner = |d: &Dest| {
