@@ -14,7 +14,10 @@ use aya::{Ebpf, TestRun, TestRunOptions, maps::PerCpuArray, programs::Xdp};
 use lb_common::{Counters, MAP_STATS, PROGRAM_NAME, REASON_COUNT};
 use lb_user::{Pins, Sizes, Table, pins::load_maps};
 
-use crate::{netns::BpfPinDir, topo::DrTopology};
+use crate::{
+    netns::BpfPinDir,
+    topo::{DrTopology, TopoConfig},
+};
 
 /// Small tables for tests: fast to create, many tests in parallel.
 pub const TEST_SIZES: Sizes = Sizes {
@@ -175,8 +178,13 @@ impl LbTopology {
     /// balancer to the LB's interface and a pass-through program to its peer
     /// on the bridge (veth drops `XDP_TX` frames unless the peer runs XDP).
     pub fn new(backends: usize) -> Result<LbTopology> {
+        LbTopology::with_config(&TopoConfig::new(backends))
+    }
+
+    /// [`LbTopology::new`] on a topology built from `cfg`.
+    pub fn with_config(cfg: &TopoConfig) -> Result<LbTopology> {
         let lbctl = lbctl_path()?;
-        let topo = DrTopology::new(backends)?;
+        let topo = DrTopology::build(cfg)?;
         let pins = BpfPinDir::new()?;
         let lb = LbTopology { topo, pins, lbctl };
         lb.lbctl_ok(&["attach", "eth0", "--conns", "65536", "--templates", "65536"])?;
@@ -195,6 +203,11 @@ impl LbTopology {
             )
         })??;
         Ok(lb)
+    }
+
+    /// The `lbctl` binary under test.
+    pub fn lbctl_bin(&self) -> &Path {
+        &self.lbctl
     }
 
     /// Runs `lbctl ARGS` in the LB's namespace (network only, so the pins

@@ -10,6 +10,7 @@
 //!   (neighbour events), and after `lbctl -e` (which re-resolves it).
 
 use std::net::Ipv4Addr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -17,11 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_common::Dest;
 use lb_tests::client::{self, HoldConn, Outcome};
-use lb_tests::lb::{lbctl_path, wait_for};
-use lb_tests::netns::{BpfPinDir, next_id};
+use lb_tests::lb::{LbTopology, wait_for};
+use lb_tests::netns::next_id;
 use lb_tests::require_root;
-use lb_tests::topo::{DrTopology, TopoConfig};
-use lb_user::{Pins, Sizes, Table};
+use lb_tests::topo::TopoConfig;
+use lb_user::{Pins, Table};
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 const T: Duration = client::DEFAULT_TIMEOUT;
@@ -29,68 +30,34 @@ const T: Duration = client::DEFAULT_TIMEOUT;
 const SHORT: Duration = Duration::from_secs(1);
 
 /// The topology without neighbour entries on the director, the load balancer attached.
-struct Lab {
-    topo: DrTopology,
-    pins: BpfPinDir,
-    lbctl: PathBuf,
+struct Lab(LbTopology);
+
+impl Deref for Lab {
+    type Target = LbTopology;
+    fn deref(&self) -> &LbTopology {
+        &self.0
+    }
+}
+
+impl DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut LbTopology {
+        &mut self.0
+    }
 }
 
 impl Lab {
     fn new(backends: usize) -> Result<Lab> {
-        let topo = DrTopology::build(&TopoConfig::new(backends).without_lb_neighbours())?;
-        let lab = Lab {
-            topo,
-            pins: BpfPinDir::new()?,
-            lbctl: lbctl_path()?,
-        };
-        lab.ok(&["attach", "eth0"])?;
-        let dir = lab.pins.path().to_path_buf();
-        let peer = lab.topo.lb_peer().to_string();
-        lab.topo.switch.run_in(move || {
-            lb_user::attach::attach(
-                &dir,
-                Sizes {
-                    conns: lb_common::DEFAULT_CONNS,
-                    templates: lb_common::DEFAULT_TEMPLATES,
-                },
-                &peer,
-                lb_user::attach::Mode::Native,
-                "lb_pass",
-            )
-        })??;
-        Ok(lab)
+        Ok(Lab(LbTopology::with_config(
+            &TopoConfig::new(backends).without_lb_neighbours(),
+        )?))
     }
 
     fn lbctl(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
-        use std::io::Write;
-        let mut cmd = self.topo.lb.ns.nsenter_cmd(&self.lbctl);
-        cmd.args(args)
-            .env("LB_PIN_PATH", self.pins.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("spawning lbctl")?;
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .context("stdin")?
-                .write_all(input.as_bytes())?;
-        }
-        drop(child.stdin.take());
-        Ok(child.wait_with_output()?)
+        self.0.lbctl_stdin(args, stdin)
     }
 
     fn ok(&self, args: &[&str]) -> Result<String> {
-        let o = self.lbctl(args, None)?;
-        ensure!(
-            o.status.success(),
-            "lbctl {} failed ({}): {}",
-            args.join(" "),
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        self.0.lbctl_ok(args)
     }
 
     /// Every `DESTS` slot.
@@ -325,7 +292,7 @@ impl Daemon {
             .topo
             .lb
             .ns
-            .nsenter_cmd(&lab.lbctl)
+            .nsenter_cmd(lab.lbctl_bin())
             .arg("daemon")
             .arg("--foreground")
             .arg(&cf)
