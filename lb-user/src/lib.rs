@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
+pub mod dest_slots;
 pub mod error;
 pub mod format;
 pub mod model;
@@ -16,6 +17,7 @@ pub mod neigh;
 pub mod pins;
 pub mod resolve;
 pub mod sched_table;
+pub mod svc_index;
 pub mod table;
 
 pub use error::Error;

@@ -31,6 +31,7 @@ use lb_common::{
 use crate::{
     batch,
     clock::monotonic_ns,
+    dest_slots::DestSlots,
     error::Error,
     model::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
@@ -39,6 +40,7 @@ use crate::{
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
     sched_table,
+    svc_index::SvcIndex,
 };
 
 pub fn service_key(id: &ServiceId) -> ServiceKey {
@@ -104,14 +106,21 @@ pub struct Table {
     pub pins: Pins,
     /// `DESTS` as last read, kept up to date by `write_dest`: where `-a`
     /// looks for a slot (a `-R` of 1,000 real servers reads the 65,536
-    /// slots once, not once per real). The lock held with `pins` keeps other
-    /// controllers out; a slot is read again before it is used.
-    slots: Option<Vec<Dest>>,
+    /// slots once, not once per real; `dest_slots.rs` picks without a
+    /// scan). The lock held with `pins` keeps other controllers out; a slot
+    /// is read again before it is used.
+    slots: Option<DestSlots>,
+    /// The services and free service indexes, read once (`svc_index.rs`).
+    index: Option<SvcIndex>,
 }
 
 impl Table {
     pub fn new(pins: Pins) -> Table {
-        Table { pins, slots: None }
+        Table {
+            pins,
+            slots: None,
+            index: None,
+        }
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -186,7 +195,33 @@ impl Table {
         self.pins
             .services
             .insert(service_key(id), svc, 0)
-            .map_err(map_err(MAP_SERVICES))
+            .map_err(map_err(MAP_SERVICES))?;
+        if let Some(ix) = self.index.as_mut() {
+            ix.written(*id, svc.id);
+        }
+        Ok(())
+    }
+
+    /// The services and free indexes: `SERVICES` is read the first time only.
+    fn index(&mut self) -> Result<&SvcIndex, Error> {
+        if self.index.is_none() {
+            let all = self.services()?;
+            let ids = all.into_iter().map(|(id, (_, svc))| (id, svc.id));
+            self.index = Some(SvcIndex::new(ids, MAX_SERVICES));
+        }
+        self.index
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("service index".into()))
+    }
+
+    /// A dest as last read or written by this table when `DESTS` is cached
+    /// (the lock keeps other controllers out, and the packet path writes
+    /// only the flags it owns), else from the map.
+    fn dest_cached(&self, i: u32) -> Result<Dest, Error> {
+        match self.slots.as_ref().and_then(|s| s.get(i)) {
+            Some(d) => Ok(*d),
+            None => self.dest(i),
+        }
     }
 
     fn dest(&self, i: u32) -> Result<Dest, Error> {
@@ -195,8 +230,8 @@ impl Table {
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
         self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))?;
-        if let Some(s) = self.slots.as_mut().and_then(|s| s.get_mut(i as usize)) {
-            *s = *d;
+        if let Some(s) = self.slots.as_mut() {
+            s.set(i, d);
         }
         Ok(())
     }
@@ -235,7 +270,7 @@ impl Table {
     /// when the tables are opened (the filter is derived state).
     pub fn sync_vip_filter(&mut self) -> Result<(), Error> {
         let mut want = vec![0u64; VIP_FILTER_WORDS as usize];
-        for id in self.services()?.keys() {
+        for id in self.index()?.ids() {
             let bit = vip_bit(id.addr.octets());
             want[(bit / 64) as usize] |= 1u64 << (bit % 64);
         }
@@ -261,7 +296,7 @@ impl Table {
 
     fn update_port0_flag(&mut self) -> Result<(), Error> {
         self.sync_vip_filter()?;
-        let any = self.services()?.keys().any(|id| id.port == 0);
+        let any = self.index()?.ids().any(|id| id.port == 0);
         let mut s = self.pins.settings()?;
         let v = any as u32;
         if s.has_port0 != v {
@@ -276,13 +311,12 @@ impl Table {
     /// `-A`.
     pub fn add_service(&mut self, spec: &ServiceSpec) -> Result<(), Error> {
         validate_service(spec)?;
-        let all = self.services()?;
-        if all.contains_key(&spec.id) {
+        let index = self.index()?;
+        if index.contains(&spec.id) {
             return Err(Error::ServiceExists(spec.id));
         }
-        let used: Vec<u32> = all.values().map(|(_, s)| s.id).collect();
-        let id = (0..MAX_SERVICES)
-            .find(|i| !used.contains(i))
+        let id = index
+            .first_free()
             .ok_or(Error::TooManyServices(MAX_SERVICES))?;
         let mut settings = self.pins.settings()?;
         let epoch = settings.next_epoch.max(1);
@@ -327,6 +361,9 @@ impl Table {
             .services
             .remove(&service_key(id))
             .map_err(map_err(MAP_SERVICES))?;
+        if let Some(ix) = self.index.as_mut() {
+            ix.deleted(id);
+        }
         for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
             self.retire_dest(sd.dest, &settings)?;
         }
@@ -361,7 +398,7 @@ impl Table {
         let key = service_key(sid);
         let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
         for sd in &svc.dests[..n] {
-            let d = self.dest(sd.dest)?;
+            let d = self.dest_cached(sd.dest)?;
             if d.addr == real.id.addr.octets() && d.port == real.id.port.to_be_bytes() {
                 return Err(Error::RealExists(*sid, real.id));
             }
@@ -413,10 +450,10 @@ impl Table {
         for _ in 0..2 {
             let slots = match self.slots.take() {
                 Some(s) => s,
-                None => self.dest_table()?,
+                None => DestSlots::new(self.dest_table()?),
             };
-            let pick = pick_slot(&slots, key, real);
-            let cached = pick.and_then(|(i, _)| slots.get(i as usize).copied());
+            let pick = slots.pick(key, real);
+            let cached = pick.and_then(|(i, _)| slots.get(i).copied());
             self.slots = Some(slots);
             let (Some((i, resume)), Some(cached)) = (pick, cached) else {
                 return Err(Error::TooManyDests(MAX_DESTS));
@@ -440,7 +477,7 @@ impl Table {
     fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
         let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
         for (pos, sd) in svc.dests[..n].iter().enumerate() {
-            let d = self.dest(sd.dest)?;
+            let d = self.dest_cached(sd.dest)?;
             if d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
                 return Ok(Some(pos));
             }
@@ -851,27 +888,6 @@ fn set_hop(d: &mut Dest, hop: &NextHop) {
     d.smac = hop.smac;
     d.ifindex = hop.ifindex;
     d.flags |= DEST_F_RESOLVED;
-}
-
-/// The slot `find_slot` wants in `slots`, and whether it resumes the same
-/// real server's trashed slot.
-fn pick_slot(slots: &[Dest], key: &ServiceKey, real: &RealId) -> Option<(u32, bool)> {
-    let mut free = None;
-    let mut trashed = None;
-    for (i, d) in slots.iter().enumerate() {
-        let i = i as u32;
-        if d.flags & DEST_F_IN_USE == 0 {
-            free = free.or(Some(i));
-            continue;
-        }
-        if d.flags & DEST_F_AVAILABLE == 0 {
-            if d.svc == *key && d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
-                return Some((i, true));
-            }
-            trashed = trashed.or(Some(i));
-        }
-    }
-    free.or(trashed).map(|i| (i, false))
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
