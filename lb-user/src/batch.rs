@@ -177,3 +177,50 @@ pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> 
         first = false;
     }
 }
+
+/// Entries `start .. start + count` of the array behind `fd`, in one or a
+/// few system calls (the walk resumes after the key it is given).
+pub fn array_range<V: Pod>(fd: BorrowedFd<'_>, start: u32, count: u32) -> io::Result<Vec<V>> {
+    let mut out: Vec<V> = Vec::with_capacity(count as usize);
+    let mut prev: u32 = start.wrapping_sub(1);
+    while out.len() < count as usize {
+        let want = (count as usize - out.len()).min(CHUNK);
+        let mut keys = vec![0u32; want];
+        let mut values = vec![0u8; want * size_of::<V>()];
+        let mut next = [0u8; 4];
+        let mut prev_bytes = prev.to_ne_bytes();
+        let mut attr = BatchAttr {
+            in_batch: if out.is_empty() && start == 0 {
+                0
+            } else {
+                prev_bytes.as_mut_ptr() as u64
+            },
+            out_batch: next.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: want as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        let err = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr).err();
+        if let Some(e) = err
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            return Err(e);
+        }
+        let n = attr.count as usize;
+        for i in 0..n {
+            out.push(unsafe {
+                std::ptr::read_unaligned(values.as_ptr().add(i * size_of::<V>()).cast())
+            });
+        }
+        if n == 0 {
+            return Err(io::Error::other(format!(
+                "array ends before entry {}",
+                start as usize + out.len()
+            )));
+        }
+        prev = keys[n - 1];
+    }
+    Ok(out)
+}

@@ -25,15 +25,15 @@ pub enum Error {
     #[error("pinned maps in {dir} cannot be used: {why}")]
     StalePin { dir: PathBuf, why: String },
     #[error(
-        "the pinned tables have {have_conns} connection and {have_templates} template entries, \
-         not the requested {want_conns} and {want_templates}; run `lbctl attach --reset` to \
-         recreate them (this drops every connection and template)"
+        "the pinned tables have {} connection and {} template entries, {} services and {} \
+         real-server slots, not the requested {}, {}, {} and {}; run `lbctl attach --reset` to \
+         recreate them (this drops every connection and template)",
+        have.conns, have.templates, have.services, have.reals,
+        want.conns, want.templates, want.services, want.reals
     )]
     SizeMismatch {
-        want_conns: u32,
-        want_templates: u32,
-        have_conns: u32,
-        have_templates: u32,
+        want: Box<crate::pins::Sizes>,
+        have: Box<crate::pins::Sizes>,
     },
     #[error("map `{0}` is missing from the BPF object")]
     MissingMap(&'static str),
@@ -66,6 +66,11 @@ pub enum Error {
     TooManyServices(u32),
     #[error("too many real servers in one service (at most {0})")]
     TooManyReals(usize),
+    #[error(
+        "no room left for the real-server lists (`SVC_DESTS`, {0} entries); make the tables \
+         with more real-server slots (`lbctl attach --reset --reals N`)"
+    )]
+    ListPoolFull(u32),
     #[error("too many real servers (at most {0}, including removed ones still in use)")]
     TooManyDests(u32),
     #[error("{0}")]

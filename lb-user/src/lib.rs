@@ -11,6 +11,7 @@ pub mod clock;
 pub mod daemon;
 pub mod dest_slots;
 pub mod error;
+pub mod list_pool;
 pub mod format;
 pub mod model;
 pub mod neigh;

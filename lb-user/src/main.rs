@@ -68,12 +68,17 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             mode,
             conns,
             templates,
+            services,
+            reals,
             reset,
         } => {
             let dir = pin_dir();
-            let wanted = (conns.is_some() || templates.is_some()).then(|| Sizes {
-                conns: conns.unwrap_or(lb_common::DEFAULT_CONNS),
-                templates: templates.unwrap_or(lb_common::DEFAULT_TEMPLATES),
+            let given = conns.is_some() || templates.is_some() || services.is_some();
+            let wanted = (given || reals.is_some()).then(|| Sizes {
+                conns: conns.unwrap_or(Sizes::DEFAULT.conns),
+                templates: templates.unwrap_or(Sizes::DEFAULT.templates),
+                services: services.unwrap_or(Sizes::DEFAULT.services),
+                reals: reals.unwrap_or(Sizes::DEFAULT.reals),
             });
             // Check the interface first: a bad name must change nothing.
             if lb_user::neigh::ifindex(&iface).is_none() {

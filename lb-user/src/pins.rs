@@ -19,11 +19,11 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, Iface, MAP_CONNS,
-    MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES,
-    MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS, MAX_IFACES,
-    MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
+    Dest, Iface, MAP_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE,
+    MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES,
+    MAP_VIPS, MAX_IFACES, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
+    ServiceDest, ServiceKey, ServiceStats, Settings, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use crate::error::Error;
@@ -51,19 +51,52 @@ pub fn bpf_object() -> Result<&'static [u8], Error> {
     Ok(BPF_OBJECT)
 }
 
-/// Sizes of the LRU tables, chosen when the maps are created.
+/// Sizes of the tables, chosen when the maps are created (`lbctl attach
+/// --conns --templates --services --reals`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
+    /// Connection entries (`CONNS`).
     pub conns: u32,
+    /// Persistence templates (`TEMPLATES`).
     pub templates: u32,
+    /// Virtual services (`SERVICES`, `SCHED`, `SVC_STATS`).
+    pub services: u32,
+    /// Real-server slots of all services, removed ones still referenced
+    /// included (`DESTS`, `DEST_STATS`; `SVC_DESTS` holds
+    /// `SVC_DESTS_PER_REAL` entries per slot).
+    pub reals: u32,
+}
+
+impl Sizes {
+    pub const DEFAULT: Sizes = Sizes {
+        conns: DEFAULT_CONNS,
+        templates: DEFAULT_TEMPLATES,
+        services: DEFAULT_SERVICES,
+        reals: DEFAULT_REALS,
+    };
+
+    /// Entries of `SVC_DESTS` for `reals` real-server slots.
+    pub const fn svc_dests(&self) -> u32 {
+        self.reals.saturating_mul(SVC_DESTS_PER_REAL)
+    }
+
+    /// The size this build gives a map of these sizes, `None` for maps of a
+    /// fixed size.
+    fn of(&self, name: &str) -> Option<u32> {
+        match name {
+            MAP_CONNS => Some(self.conns),
+            MAP_TEMPLATES => Some(self.templates),
+            MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS => Some(self.services),
+            MAP_DESTS | MAP_DEST_STATS => Some(self.reals),
+            MAP_SVC_DESTS => Some(self.svc_dests()),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Sizes {
     fn default() -> Self {
-        Sizes {
-            conns: DEFAULT_CONNS,
-            templates: DEFAULT_TEMPLATES,
-        }
+        Sizes::DEFAULT
     }
 }
 
@@ -72,6 +105,7 @@ pub struct Pins {
     pub dir: PathBuf,
     pub services: HashMap<MapData, ServiceKey, Service>,
     pub dests: Array<MapData, Dest>,
+    pub svc_dests: Array<MapData, ServiceDest>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
     pub templates: HashMap<MapData, TemplateKey, Template>,
     pub sched: PerCpuArray<MapData, SchedState>,
@@ -87,23 +121,20 @@ pub struct Pins {
 }
 
 /// Expected (key size, value size, max entries) of each map; `None` for the
-/// LRU sizes, which are chosen at creation.
+/// sizes chosen at creation (`Sizes`), checked against each other instead.
 fn expected(name: &str) -> (usize, usize, Option<u32>) {
     use std::mem::size_of;
     match name {
-        MAP_SERVICES => (
-            size_of::<ServiceKey>(),
-            size_of::<Service>(),
-            Some(MAX_SERVICES),
-        ),
-        MAP_DESTS => (4, size_of::<Dest>(), Some(MAX_DESTS)),
+        MAP_SERVICES => (size_of::<ServiceKey>(), size_of::<Service>(), None),
+        MAP_DESTS => (4, size_of::<Dest>(), None),
+        MAP_SVC_DESTS => (4, size_of::<ServiceDest>(), None),
         MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
         MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
-        MAP_SCHED => (4, size_of::<SchedState>(), Some(MAX_SERVICES)),
+        MAP_SCHED => (4, size_of::<SchedState>(), None),
         MAP_SETTINGS => (4, size_of::<Settings>(), Some(1)),
         MAP_STATS => (4, size_of::<Counters>(), Some(REASON_COUNT)),
-        MAP_SVC_STATS => (4, size_of::<ServiceStats>(), Some(MAX_SERVICES)),
-        MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
+        MAP_SVC_STATS => (4, size_of::<ServiceStats>(), None),
+        MAP_DEST_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
@@ -251,17 +282,31 @@ impl Pins {
             match name.as_str() {
                 MAP_CONNS => found.conns = info.max_entries(),
                 MAP_TEMPLATES => found.templates = info.max_entries(),
+                MAP_SERVICES => found.services = info.max_entries(),
+                MAP_DESTS => found.reals = info.max_entries(),
                 _ => {}
+            }
+        }
+        // The maps sized alike must agree (a half-made set is refused).
+        for (name, md) in &maps {
+            let Some(want) = found.of(name) else { continue };
+            let have = md.info().map(|i| i.max_entries()).unwrap_or(0);
+            if have != want {
+                return Err(Error::StalePin {
+                    dir: dir.to_path_buf(),
+                    why: format!(
+                        "map `{name}` has {have} entries where its sizes say {want}; \
+                         run `lbctl attach --reset` to start afresh"
+                    ),
+                });
             }
         }
         if let Some(want) = sizes
             && want != found
         {
             return Err(Error::SizeMismatch {
-                want_conns: want.conns,
-                want_templates: want.templates,
-                have_conns: found.conns,
-                have_templates: found.templates,
+                want: Box::new(want),
+                have: Box::new(found),
             });
         }
         let mut take = |n: &str| -> Map {
@@ -270,6 +315,7 @@ impl Pins {
         };
         let services = HashMap::try_from(take(MAP_SERVICES)).map_err(map_err(MAP_SERVICES))?;
         let dests = Array::try_from(take(MAP_DESTS)).map_err(map_err(MAP_DESTS))?;
+        let svc_dests = Array::try_from(take(MAP_SVC_DESTS)).map_err(map_err(MAP_SVC_DESTS))?;
         let conns = HashMap::try_from(take(MAP_CONNS)).map_err(map_err(MAP_CONNS))?;
         let templates = HashMap::try_from(take(MAP_TEMPLATES)).map_err(map_err(MAP_TEMPLATES))?;
         let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
@@ -285,6 +331,7 @@ impl Pins {
             dir: dir.to_path_buf(),
             services,
             dests,
+            svc_dests,
             conns,
             templates,
             sched,
@@ -386,9 +433,11 @@ pub fn load_maps(dir: &Path, sizes: Sizes) -> Result<Ebpf, Error> {
     for name in MAP_NAMES {
         loader.map_pin_path(name, dir.join(name));
     }
-    loader
-        .map_max_entries(MAP_CONNS, sizes.conns)
-        .map_max_entries(MAP_TEMPLATES, sizes.templates);
+    for name in MAP_NAMES {
+        if let Some(n) = sizes.of(name) {
+            loader.map_max_entries(name, n);
+        }
+    }
     loader.load(obj).map_err(|e| Error::Load(Box::new(e)))
 }
 

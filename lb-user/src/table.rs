@@ -15,15 +15,15 @@
 //!
 //! Every operation validates first; on `Err` nothing has changed.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd, time::Duration};
 
-use aya::maps::PerCpuValues;
+use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
     DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS,
-    MAX_SERVICE_DESTS, MAX_SERVICES, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_NONE,
-    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
+    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS,
+    MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_RR, SCHED_WRR,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
     ServiceStats, Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS,
     conn_state_is_active, vip_bit,
 };
@@ -33,6 +33,7 @@ use crate::{
     clock::monotonic_ns,
     dest_slots::DestSlots,
     error::Error,
+    list_pool::ListPool,
     model::{
         ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
         ServiceView, Stats, Timeouts,
@@ -60,20 +61,14 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
     })
 }
 
-/// After a change of the dest list or a weight: the scheduling tables and
-/// wrr bookkeeping, recomputed as the kernel does (`sched_table::rebuild`).
-fn dests_changed(svc: &mut Service) {
-    sched_table::rebuild(svc);
-}
-
-/// Sets the weight of the real server at `pos` of `svc`'s list, whose `Dest`
-/// is `d`, in both places the packet path reads it: the service's dest list
+/// Sets the weight of the real server at `pos` of `list`, whose `Dest` is
+/// `d`, in both places the packet path reads it: the service's dest list
 /// (the schedulers) and the `Dest` (template checks with
 /// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
-/// only place a weight is set; the caller writes both maps.
-fn set_weight(svc: &mut Service, pos: usize, d: &mut Dest, weight: u32) {
+/// only place a weight is set; the caller writes both.
+fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32) {
     d.weight = weight;
-    if let Some(sd) = svc.dests.get_mut(pos) {
+    if let Some(sd) = list.get_mut(pos) {
         sd.weight = weight;
     }
 }
@@ -112,6 +107,11 @@ pub struct Table {
     slots: Option<DestSlots>,
     /// The services and free service indexes, read once (`svc_index.rs`).
     index: Option<SvcIndex>,
+    /// Room in `SVC_DESTS` (`list_pool.rs`), made from the services' blocks
+    /// the first time a list is written.
+    pool: Option<ListPool>,
+    /// Dest lists as last read or written, by service.
+    lists: BTreeMap<ServiceId, Vec<ServiceDest>>,
 }
 
 impl Table {
@@ -120,7 +120,92 @@ impl Table {
             pins,
             slots: None,
             index: None,
+            pool: None,
+            lists: BTreeMap::new(),
         }
+    }
+
+    /// The dest list of `svc` (newest first), read from its block.
+    pub fn read_list(&self, svc: &Service) -> Result<Vec<ServiceDest>, Error> {
+        if svc.ndests == 0 || svc.cap == 0 {
+            return Ok(Vec::new());
+        }
+        let n = svc.ndests.min(svc.cap);
+        let start = svc.list.checked_add(svc.cap).ok_or_else(|| {
+            Error::Invalid(format!("service block at {} is out of range", svc.list))
+        })?;
+        batch::array_range(self.pins.svc_dests.map().fd().as_fd(), start, n).map_err(|e| {
+            map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error: e,
+            }))
+        })
+    }
+
+    /// The dest list of service `id` whose value is `svc`, as this table
+    /// last wrote it or read from its block.
+    fn list(&mut self, id: &ServiceId, svc: &Service) -> Result<Vec<ServiceDest>, Error> {
+        if let Some(l) = self.lists.get(id) {
+            return Ok(l.clone());
+        }
+        let l = self.read_list(svc)?;
+        self.lists.insert(*id, l.clone());
+        Ok(l)
+    }
+
+    fn pool(&mut self) -> Result<&mut ListPool, Error> {
+        if self.pool.is_none() {
+            let used: Vec<(u32, u32)> = self
+                .services()?
+                .values()
+                .filter(|(_, s)| s.cap > 0)
+                .map(|(_, s)| (s.list, 2 * s.cap))
+                .collect();
+            self.pool = Some(ListPool::new(self.pins.sizes.svc_dests(), used));
+        }
+        self.pool
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("list pool".into()))
+    }
+
+    /// Writes `list` as the dest list of service `id`: a new block of
+    /// `SVC_DESTS` with the scheduler's tree (`sched_table`), then the
+    /// service value pointing at it, then the old block is freed (a packet
+    /// that read the old value still finds its old block). The only way a
+    /// list changes.
+    fn write_list(
+        &mut self,
+        id: &ServiceId,
+        svc: &mut Service,
+        list: Vec<ServiceDest>,
+    ) -> Result<(), Error> {
+        let old = (svc.cap > 0).then_some((svc.list, 2 * svc.cap));
+        sched_table::dests_changed(svc, &list);
+        if svc.cap > 0 {
+            let block = sched_table::block(&list);
+            let len = block.len() as u32;
+            let size = self.pins.sizes.svc_dests();
+            let off = self.pool()?.alloc(len).ok_or(Error::ListPoolFull(size))?;
+            let keys: Vec<u32> = (off..off + len).collect();
+            if let Err(e) = batch::update(self.pins.svc_dests.map().fd().as_fd(), &keys, &block) {
+                self.pool()?.free(off, len);
+                return Err(map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(
+                    aya::sys::SyscallError {
+                        call: "bpf_map_update_batch",
+                        io_error: e,
+                    },
+                )));
+            }
+            svc.list = off;
+        } else {
+            svc.list = 0;
+        }
+        self.write_service(id, svc)?;
+        if let Some((off, len)) = old {
+            self.pool()?.free(off, len);
+        }
+        self.lists.insert(*id, list);
+        Ok(())
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -147,7 +232,7 @@ impl Table {
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
             let mut reals = Vec::new();
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(&svc)? {
                 let d = self.dest(sd.dest)?;
                 reals.push((
                     RealId {
@@ -207,7 +292,7 @@ impl Table {
         if self.index.is_none() {
             let all = self.services()?;
             let ids = all.into_iter().map(|(id, (_, svc))| (id, svc.id));
-            self.index = Some(SvcIndex::new(ids, MAX_SERVICES));
+            self.index = Some(SvcIndex::new(ids, self.pins.sizes.services));
         }
         self.index
             .as_ref()
@@ -317,7 +402,7 @@ impl Table {
         }
         let id = index
             .first_free()
-            .ok_or(Error::TooManyServices(MAX_SERVICES))?;
+            .ok_or(Error::TooManyServices(self.pins.sizes.services))?;
         let mut settings = self.pins.settings()?;
         let epoch = settings.next_epoch.max(1);
         settings.next_epoch = epoch.wrapping_add(1).max(1);
@@ -326,12 +411,10 @@ impl Table {
         svc.epoch = epoch;
         svc.generation = 1;
         svc.di = 1;
-        svc.slot_of_pos = [SCHED_NONE; MAX_SERVICE_DESTS];
         apply_spec(&mut svc, spec);
-        dests_changed(&mut svc);
         self.pins.set_settings(&settings)?;
         self.zero_stats(Some(id), None)?;
-        self.write_service(&spec.id, &svc)?;
+        self.write_list(&spec.id, &mut svc, Vec::new())?;
         self.update_port0_flag()
     }
 
@@ -356,6 +439,7 @@ impl Table {
     /// `-D`.
     pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), Error> {
         let svc = self.service(id)?;
+        let list = self.list(id, &svc)?;
         let settings = self.pins.settings()?;
         self.pins
             .services
@@ -364,7 +448,11 @@ impl Table {
         if let Some(ix) = self.index.as_mut() {
             ix.deleted(id);
         }
-        for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+        self.lists.remove(id);
+        if svc.cap > 0 {
+            self.pool()?.free(svc.list, 2 * svc.cap);
+        }
+        for sd in &list {
             self.retire_dest(sd.dest, &settings)?;
         }
         self.update_port0_flag()
@@ -395,15 +483,12 @@ impl Table {
     pub fn add_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let key = service_key(sid);
-        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-        for sd in &svc.dests[..n] {
-            let d = self.dest_cached(sd.dest)?;
-            if d.addr == real.id.addr.octets() && d.port == real.id.port.to_be_bytes() {
-                return Err(Error::RealExists(*sid, real.id));
-            }
+        if self.real_pos(&list, &real.id)?.is_some() {
+            return Err(Error::RealExists(*sid, real.id));
         }
-        if n >= MAX_SERVICE_DESTS {
+        if list.len() >= MAX_SERVICE_DESTS {
             return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
         }
         let (slot, mut d, fresh) = self.find_slot(&key, &real.id)?;
@@ -415,22 +500,22 @@ impl Table {
         if let Some(hop) = next_hop(real.id.addr)? {
             set_hop(&mut d, &hop);
         }
-        // Newest first, as the kernel's list.
-        sched_table::push_front(
-            &mut svc,
+        // Newest first, as the kernel's list: the new dest is ranked after
+        // every other from the tail, so no other rank changes.
+        d.rank = list.len() as u32;
+        list.insert(
+            0,
             ServiceDest {
                 dest: slot,
                 weight: 0,
             },
-        )
-        .ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
-        set_weight(&mut svc, 0, &mut d, real.weight);
+        );
+        set_weight(&mut list, 0, &mut d, real.weight);
         if fresh {
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
-        dests_changed(&mut svc);
-        self.write_service(sid, &svc)
+        self.write_list(sid, &mut svc, list)
     }
 
     /// A slot for (service, real): the same real server's old slot if it is
@@ -456,7 +541,7 @@ impl Table {
             let cached = pick.and_then(|(i, _)| slots.get(i).copied());
             self.slots = Some(slots);
             let (Some((i, resume)), Some(cached)) = (pick, cached) else {
-                return Err(Error::TooManyDests(MAX_DESTS));
+                return Err(Error::TooManyDests(self.pins.sizes.reals));
             };
             let mut d = self.dest(i)?;
             if owner(&d) != owner(&cached) {
@@ -474,9 +559,8 @@ impl Table {
         Err(Error::Invalid("DESTS keeps changing".into()))
     }
 
-    fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
-        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-        for (pos, sd) in svc.dests[..n].iter().enumerate() {
+    fn real_pos(&self, list: &[ServiceDest], real: &RealId) -> Result<Option<usize>, Error> {
+        for (pos, sd) in list.iter().enumerate() {
             let d = self.dest_cached(sd.dest)?;
             if d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
                 return Ok(Some(pos));
@@ -489,14 +573,15 @@ impl Table {
     pub fn edit_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let pos = self
-            .real_pos(&svc, &real.id)?
+            .real_pos(&list, &real.id)?
             .ok_or(Error::NoReal(*sid, real.id))?;
-        let slot = svc.dests[pos].dest;
+        let slot = list[pos].dest;
         let settings = self.pins.settings()?;
         let mut d = self.dest(slot)?;
         let was = d.weight;
-        set_weight(&mut svc, pos, &mut d, real.weight);
+        set_weight(&mut list, pos, &mut d, real.weight);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -507,23 +592,29 @@ impl Table {
             set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
-        dests_changed(&mut svc);
-        self.write_service(sid, &svc)
+        self.write_list(sid, &mut svc, list)
     }
 
     /// `-d`.
     pub fn delete_real(&mut self, sid: &ServiceId, real: &RealId) -> Result<(), Error> {
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let pos = self
-            .real_pos(&svc, real)?
+            .real_pos(&list, real)?
             .ok_or(Error::NoReal(*sid, *real))?;
-        let slot = svc.dests[pos].dest;
-        sched_table::remove(&mut svc, pos);
-        dests_changed(&mut svc);
+        let slot = list.remove(pos).dest;
+        let newer: Vec<u32> = list[..pos].iter().map(|sd| sd.dest).collect();
         // First no new flows, then the dest goes to the trash.
-        self.write_service(sid, &svc)?;
+        self.write_list(sid, &mut svc, list)?;
         let settings = self.pins.settings()?;
-        self.retire_dest(slot, &settings)
+        self.retire_dest(slot, &settings)?;
+        // The dests added after it move one place closer to the tail.
+        for i in newer {
+            let mut d = self.dest_cached(i)?;
+            d.rank = d.rank.saturating_sub(1);
+            self.write_dest(i, &d)?;
+        }
+        Ok(())
     }
 
     /// `-Z [service]`: packet, byte and connection counters (not the
@@ -540,7 +631,7 @@ impl Table {
                 continue;
             }
             self.zero_stats(Some(svc.id), None)?;
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(svc)? {
                 self.zero_stats(None, Some(sd.dest))?;
             }
         }
@@ -693,7 +784,7 @@ impl Table {
                 .get(&svc.id, 0)
                 .map_err(map_err(MAP_SVC_STATS))?);
             let mut reals = Vec::new();
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(&svc)? {
                 let Some(d) = dests.get(sd.dest as usize) else {
                     continue;
                 };

@@ -23,6 +23,8 @@ use crate::{
 pub const TEST_SIZES: Sizes = Sizes {
     conns: 16384,
     templates: 16384,
+    services: 4096,
+    reals: 65536,
 };
 
 /// The lbctl binary built by `cargo xtask build` (`$LBCTL`, else
@@ -196,6 +198,7 @@ impl LbTopology {
                 Sizes {
                     conns: 65536,
                     templates: 65536,
+                    ..Sizes::DEFAULT
                 },
                 &peer,
                 lb_user::attach::Mode::Native,

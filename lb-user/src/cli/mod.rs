@@ -119,6 +119,8 @@ pub enum Command {
         mode: XdpMode,
         conns: Option<u32>,
         templates: Option<u32>,
+        services: Option<u32>,
+        reals: Option<u32>,
         reset: bool,
     },
     /// `lbctl detach IFACE`.
@@ -324,7 +326,8 @@ pub fn usage() -> String {
          \x20 lbctl -Z [virtual-service]\n\
          \x20 lbctl --set tcp tcpfin udp\n\
          \x20 lbctl -h\n\
-         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
+         \x20     [--services N] [--reals N] [--reset]\n\
          \x20 lbctl detach IFACE\n\
          \x20 lbctl sysctl [NAME[=VALUE]]\n\
          \x20 lbctl counters\n\
@@ -351,7 +354,8 @@ pub fn usage() -> String {
          \x20 --version         -v        display the version\n\
          \n\
          lbctl commands:\n\
-         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
+         \x20     [--services N] [--reals N] [--reset]\n\
          \x20                             attach the load balancer to IFACE (default: native)\n\
          \x20 detach IFACE                detach the load balancer from IFACE\n\
          \x20 sysctl                      list the net.ipv4.vs.* settings\n\

@@ -6,23 +6,19 @@
 
 use std::{
     net::Ipv4Addr,
-    os::fd::AsFd,
     path::{Path, PathBuf},
     process::Command,
     time::Instant,
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use aya::maps::IterableMap;
 use lb_common::{
-    Dest, MAP_CONNS, MAP_DESTS, MAP_SERVICES, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    Service, ServiceKey, Template, TemplateKey,
+    MAP_CONNS, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE, Template, TemplateKey,
 };
 use lb_tests::lb::XDP_TX;
 use lb_user::{
     Sizes,
     model::{Proto, Sched, ServiceId, ServiceSpec},
-    table::service_key,
 };
 
 use super::{
@@ -127,6 +123,7 @@ fn invalidation(opts: &ControlOpts) -> Result<((usize, usize), (f64, f64))> {
     let mut plane = Plane::new(Sizes {
         conns: 1 << 16,
         templates: (2 * large).next_power_of_two() as u32,
+        ..Sizes::DEFAULT
     })?;
     provision(&mut plane)?;
     plane.table()?.set_sysctl("expire_quiescent_template", 1)?;
@@ -277,9 +274,8 @@ struct Listing {
 }
 
 /// `lbctl -L -n` over `services` services of 16 reals (on the production
-/// table sizes in the full run). The first service is made through `Table` as `lbctl -A/-a`
-/// would; the others are copies of it written in batches (a `Table::add_real`
-/// scans every DESTS slot, so 16,000 of them would take minutes).
+/// table sizes in the full run), every one made through `Table` as
+/// `lbctl -A/-a` would.
 fn listing(opts: &ControlOpts) -> Result<Listing> {
     let mut plane = Plane::new(opts.list_sizes)?;
     let first = |port: u16| ServiceId {
@@ -289,49 +285,18 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
     };
     const BASE: u16 = 10000;
     let t = plane.table()?;
-    t.add_service(&ServiceSpec {
-        id: first(BASE),
-        sched: Sched::Wrr,
-        persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
-    })?;
-    for i in 0..16 {
-        t.add_real(&first(BASE), &real(i, 80, 1 + i as u32 % 4))?;
-    }
-    let key0 = service_key(&first(BASE));
-    let svc0: Service = t.pins.services.get(&key0, 0)?;
-    ensure!(
-        svc0.dests[..16].iter().all(|sd| sd.dest < 16),
-        "the first service's reals are not in DESTS slots 0..16"
-    );
-    // By slot.
-    let dests0: Vec<Dest> = (0..16u32)
-        .map(|i| t.pins.dests.get(&i, 0))
-        .collect::<Result<_, _>>()?;
-    let mut settings = t.pins.settings()?;
-    let (mut skeys, mut svals) = (Vec::new(), Vec::new());
-    let (mut dkeys, mut dvals) = (Vec::new(), Vec::new());
-    for k in 1..opts.services {
-        let key: ServiceKey = service_key(&first(BASE + k as u16));
-        let mut s = svc0;
-        s.id = k as u32;
-        s.epoch = settings.next_epoch;
-        settings.next_epoch += 1;
-        for sd in &mut s.dests[..16] {
-            let mut d = dests0[sd.dest as usize];
-            sd.dest += 16 * k as u32;
-            d.svc = key;
-            dkeys.push(sd.dest);
-            dvals.push(d);
+    for k in 0..opts.services {
+        let id = first(BASE + k as u16);
+        t.add_service(&ServiceSpec {
+            id,
+            sched: Sched::Wrr,
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        })?;
+        for i in 0..16 {
+            t.add_real(&id, &real(i, 80, 1 + i as u32 % 4))?;
         }
-        skeys.push(key);
-        svals.push(s);
     }
-    batch::update(t.pins.dests.map().fd().as_fd(), &dkeys, &dvals)
-        .with_context(|| format!("writing {MAP_DESTS}"))?;
-    batch::update(t.pins.services.map().fd().as_fd(), &skeys, &svals)
-        .with_context(|| format!("writing {MAP_SERVICES}"))?;
-    t.pins.set_settings(&settings)?;
 
     // One more real server with every other dest in place, as `lbctl -a`.
     let extra = first(BASE - 1);

@@ -132,6 +132,7 @@ fn machine() -> String {
 const SMALL: Sizes = Sizes {
     conns: 16384,
     templates: 16384,
+    ..Sizes::DEFAULT
 };
 
 fn run(quick: bool, only: Only) -> Result<()> {
@@ -159,6 +160,7 @@ fn run(quick: bool, only: Only) -> Result<()> {
                 full_sizes: Sizes {
                     conns: 16384,
                     templates: 16384,
+                    ..Sizes::DEFAULT
                 },
                 cpu,
             },
