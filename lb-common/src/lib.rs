@@ -482,6 +482,11 @@ pub struct Settings {
     pub next_epoch: u32,
     /// `LAYOUT_VERSION` of whoever created the maps.
     pub layout: u32,
+    /// Controller-only: `DESTS` slots at or above this index have never been
+    /// used (slots are given out lowest first), so the controller reads
+    /// only the slots below it.
+    pub dests_used: u32,
+    pub _pad: u32,
     /// The packet path's clock: `jiffies * clock_ns_per_jiffy + clock_offset`
     /// is CLOCK_MONOTONIC in ns, to within one tick (the jiffies read is
     /// inlined by the verifier; a clock helper call costs ~40 ns). Measured
@@ -502,6 +507,8 @@ impl Settings {
         timeouts: DEFAULT_TIMEOUTS,
         next_epoch: 1,
         layout: LAYOUT_VERSION,
+        dests_used: 0,
+        _pad: 0,
         clock_ns_per_jiffy: 0,
         clock_offset: 0,
     };

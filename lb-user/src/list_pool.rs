@@ -66,11 +66,7 @@ impl ListPool {
     /// Adds `[from, to)` as maximal aligned power-of-two free blocks.
     fn add_gap(&mut self, mut from: u64, to: u64) {
         while from < to {
-            let align = if from == 0 {
-                63
-            } else {
-                from.trailing_zeros()
-            };
+            let align = if from == 0 { 63 } else { from.trailing_zeros() };
             let fit = 63 - (to - from).leading_zeros();
             let order = align.min(fit).min(ORDERS as u32 - 1);
             self.free[order as usize].insert(from as u32);
@@ -122,7 +118,8 @@ impl ListPool {
     /// Gives back the block at `off` of `len` entries, usable again after
     /// [`GRACE`].
     pub fn free(&mut self, off: u32, len: u32) {
-        self.pending.push((off, order_of(len.max(1)), Instant::now()));
+        self.pending
+            .push((off, order_of(len.max(1)), Instant::now()));
     }
 
     fn reclaim(&mut self, now: Instant) {

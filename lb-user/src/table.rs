@@ -23,9 +23,8 @@ use lb_common::{
     DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS,
     MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_RR, SCHED_WRR,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS,
-    conn_state_is_active, vip_bit,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
 };
 
 use crate::{
@@ -112,6 +111,12 @@ pub struct Table {
     pool: Option<ListPool>,
     /// Dest lists as last read or written, by service.
     lists: BTreeMap<ServiceId, Vec<ServiceDest>>,
+    /// Service values as last read or written.
+    values: BTreeMap<ServiceId, Service>,
+    /// `Settings::dests_used` as last read or written.
+    dests_used: Option<u32>,
+    /// The netlink socket next hops are asked on.
+    nl: Option<neigh::Netlink>,
 }
 
 impl Table {
@@ -122,6 +127,9 @@ impl Table {
             index: None,
             pool: None,
             lists: BTreeMap::new(),
+            values: BTreeMap::new(),
+            dests_used: None,
+            nl: None,
         }
     }
 
@@ -247,18 +255,16 @@ impl Table {
         Ok(out)
     }
 
-    /// Every `DESTS` slot, by index (read in batches: 65,536 slots).
+    /// Every `DESTS` slot ever used, by index (`Settings::dests_used`: the
+    /// slots above were never given out), read in batches.
     pub fn dest_table(&self) -> Result<Vec<Dest>, Error> {
-        let m = &self.pins.dests;
-        let mut all = batch::entries(m, || {
-            m.iter()
-                .enumerate()
-                .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
-                .collect()
+        let used = self.pins.settings()?.dests_used.min(self.pins.sizes.reals);
+        batch::array_range(self.pins.dests.map().fd().as_fd(), 0, used).map_err(|e| {
+            map_err(MAP_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error: e,
+            }))
         })
-        .map_err(map_err(MAP_DESTS))?;
-        all.sort_unstable_by_key(|(i, _)| *i);
-        Ok(all.into_iter().map(|(_, d)| d).collect())
     }
 
     /// Every template (read in batches).
@@ -269,6 +275,9 @@ impl Table {
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
+        if let Some(s) = self.values.get(id) {
+            return Ok(*s);
+        }
         match self.pins.services.get(&service_key(id), 0) {
             Ok(s) => Ok(s),
             Err(aya::maps::MapError::KeyNotFound) => Err(Error::NoService(*id)),
@@ -281,6 +290,7 @@ impl Table {
             .services
             .insert(service_key(id), svc, 0)
             .map_err(map_err(MAP_SERVICES))?;
+        self.values.insert(*id, *svc);
         if let Some(ix) = self.index.as_mut() {
             ix.written(*id, svc.id);
         }
@@ -314,6 +324,17 @@ impl Table {
     }
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
+        // Raise the high-water mark first: a reader never misses a slot.
+        let used = match self.dests_used {
+            Some(u) => u,
+            None => self.pins.settings()?.dests_used,
+        };
+        if i >= used {
+            let mut settings = self.pins.settings()?;
+            settings.dests_used = i + 1;
+            self.pins.set_settings(&settings)?;
+        }
+        self.dests_used = Some(used.max(i + 1));
         self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))?;
         if let Some(s) = self.slots.as_mut() {
             s.set(i, d);
@@ -449,6 +470,7 @@ impl Table {
             ix.deleted(id);
         }
         self.lists.remove(id);
+        self.values.remove(id);
         if svc.cap > 0 {
             self.pool()?.free(svc.list, 2 * svc.cap);
         }
@@ -497,7 +519,7 @@ impl Table {
         d.fwd = FWD_ROUTE;
         d.svc = key;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        if let Some(hop) = next_hop(real.id.addr)? {
+        if let Some(hop) = self.next_hop(real.id.addr)? {
             set_hop(&mut d, &hop);
         }
         // Newest first, as the kernel's list: the new dest is ranked after
@@ -535,10 +557,11 @@ impl Table {
         for _ in 0..2 {
             let slots = match self.slots.take() {
                 Some(s) => s,
-                None => DestSlots::new(self.dest_table()?),
+                None => DestSlots::new(self.dest_table()?, self.pins.sizes.reals),
             };
             let pick = slots.pick(key, real);
-            let cached = pick.and_then(|(i, _)| slots.get(i).copied());
+            // A slot above the high-water mark was never used: all zeros.
+            let cached = pick.map(|(i, _)| slots.get(i).copied().unwrap_or_default());
             self.slots = Some(slots);
             let (Some((i, resume)), Some(cached)) = (pick, cached) else {
                 return Err(Error::TooManyDests(self.pins.sizes.reals));
@@ -588,7 +611,7 @@ impl Table {
         }
         // Re-resolved: a real server whose MAC changed is followed (an
         // unknown MAC keeps the last one; the kernel is asked to resolve).
-        if let Some(hop) = next_hop(real.id.addr)? {
+        if let Some(hop) = self.next_hop(real.id.addr)? {
             set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
@@ -909,6 +932,31 @@ impl Table {
         Ok(rows)
     }
 
+    /// The route check and the next hop of a direct-routing real server
+    /// (docs/SEMANTICS.md §7), asked of the kernel over netlink (one socket
+    /// per table) without waiting: `Err` when the kernel routes it through a
+    /// gateway, `None` when its MAC is not known yet (the kernel was asked to
+    /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
+    /// and `lbctl daemon` fills it in when the kernel learns it).
+    fn next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+        if self.nl.is_none() {
+            self.nl = neigh::Netlink::open().ok();
+        }
+        let Some(nl) = self.nl.as_mut() else {
+            return Ok(None);
+        };
+        match nl.next_hop(addr) {
+            Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
+            Ok(Ok(Lookup::Pending | Lookup::NoRoute)) => Ok(None),
+            Err(_) => {
+                // A broken socket: a new one next time.
+                self.nl = None;
+                Ok(None)
+            }
+            Ok(Err(refused)) => Err(Error::Invalid(refused)),
+        }
+    }
+
     /// Re-resolves the next hop of every real server that has none yet.
     pub fn resolve_unresolved(&mut self) -> Result<(), Error> {
         let todo: Vec<(u32, Dest)> = self
@@ -920,7 +968,7 @@ impl Table {
             .collect();
         for (i, mut d) in todo {
             // A real refused today (behind a gateway) stays as it is.
-            if let Ok(Some(hop)) = next_hop(Ipv4Addr::from(d.addr)) {
+            if let Ok(Some(hop)) = self.next_hop(Ipv4Addr::from(d.addr)) {
                 set_hop(&mut d, &hop);
                 self.write_dest(i, &d)?;
             }
@@ -954,23 +1002,6 @@ impl Table {
             found.push((addr, !same));
         }
         Ok(found)
-    }
-}
-
-/// The route check and the next hop of a direct-routing real server
-/// (docs/SEMANTICS.md §7), asked of the kernel over netlink without
-/// waiting: `Err` when the kernel routes it through a gateway, `None` when
-/// its MAC is not known yet (the kernel was asked to resolve it; the XDP
-/// program asks `bpf_fib_lookup` on its next new flow and `lbctl daemon`
-/// fills it in when the kernel learns it).
-fn next_hop(addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
-    let Ok(mut nl) = neigh::Netlink::open() else {
-        return Ok(None);
-    };
-    match nl.next_hop(addr) {
-        Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
-        Ok(Ok(Lookup::Pending | Lookup::NoRoute)) | Err(_) => Ok(None),
-        Ok(Err(refused)) => Err(Error::Invalid(refused)),
     }
 }
 

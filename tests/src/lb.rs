@@ -276,14 +276,14 @@ impl LbTopology {
 
 /// A private network namespace for `Dataplane` fixtures: a veth interface
 /// on 198.51.100.0/24 with permanent neighbour entries for the real servers
-/// 198.51.100.11..=.30 (MAC 02:00:c6:33:64:NN), so the controller resolves
+/// 198.51.100.11..=.250 (MAC 02:00:c6:33:64:NN), so the controller resolves
 /// their MACs at once and nothing is ever sent anywhere.
 pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     let ns = crate::Netns::new("dp")?;
     let mut batch = String::from(
         "link add lab0 type veth peer name lab1\naddr add 198.51.100.2/24 dev lab0\nlink set lab1 up\nlink set lab0 up\n",
     );
-    for i in 11..=30u8 {
+    for i in 11..=250u8 {
         batch.push_str(&format!(
             "neigh replace 198.51.100.{i} lladdr {} dev lab0 nud permanent\n",
             crate::netns::format_mac(&real_mac(i))

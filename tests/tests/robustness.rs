@@ -173,6 +173,18 @@ impl Ctl {
             .with_context(|| format!("running lbctl {}", args.join(" ")))
     }
 
+    fn run_stdin(&self, args: &[&str], input: &str) -> Result<Output> {
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::piped());
+        let mut child = c.spawn().context("spawning lbctl")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    }
+
     fn ok(&self, args: &[&str]) -> Result<String> {
         let o = self.run(args)?;
         ensure!(
@@ -756,6 +768,74 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
         "4096",
     ])?;
     ctl.ok(&["-L", "-n"])?;
+    ctl.ok(&["detach", "eth0"])?;
+    Ok(())
+}
+
+/// `--services` and `--reals` size the service and real-server tables when
+/// they are made (memory follows them); a command past either limit is
+/// refused with ipvsadm's kind of message and changes nothing.
+#[test]
+fn table_sizes_are_chosen_at_attach_and_their_limits_refuse_cleanly() -> Result<()> {
+    if !require_root("table_sizes_are_chosen_at_attach_and_their_limits_refuse_cleanly") {
+        return Ok(());
+    }
+    let ctl = Ctl::new("sizes")?;
+    ctl.ok(&["attach", "eth0", "--services", "16", "--reals", "64"])?;
+    for (map, want) in [
+        (MAP_SERVICES, 16),
+        (lb_common::MAP_SCHED, 16),
+        (lb_common::MAP_SVC_STATS, 16),
+        (lb_common::MAP_DESTS, 64),
+        (lb_common::MAP_DEST_STATS, 64),
+        (
+            lb_common::MAP_SVC_DESTS,
+            64 * lb_common::SVC_DESTS_PER_REAL as u64,
+        ),
+    ] {
+        let shown = map_show(&ctl.pins.join(map))?;
+        assert_eq!(
+            json_number(&shown, "max_entries"),
+            Some(want),
+            "{map}: {shown}"
+        );
+    }
+    // 16 services of 4 reals: every slot taken.
+    let mut rules = String::new();
+    for s in 0..16 {
+        rules.push_str(&format!("-A -t 203.0.113.10:{} -s rr\n", 8000 + s));
+        for r in 11..15 {
+            rules.push_str(&format!(
+                "-a -t 203.0.113.10:{} -r 198.51.100.{r} -w 1\n",
+                8000 + s
+            ));
+        }
+    }
+    let o = ctl.run_stdin(&["-R"], &rules)?;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let before = ctl.ok(&["-S", "-n"])?;
+    for (args, msg) in [
+        (
+            &["-A", "-t", "203.0.113.10:9000", "-s", "rr"][..],
+            "too many services (at most 16)",
+        ),
+        (
+            &["-a", "-t", "203.0.113.10:8000", "-r", "198.51.100.20"],
+            "too many real servers (at most 64",
+        ),
+    ] {
+        let o = ctl.run(args)?;
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(stderr_of(&o).contains(msg), "{args:?}: {}", stderr_of(&o));
+    }
+    assert_eq!(ctl.ok(&["-S", "-n"])?, before, "nothing changed");
+    // A removed real frees its slot for another.
+    ctl.ok(&["-d", "-t", "203.0.113.10:8000", "-r", "198.51.100.11"])?;
+    ctl.ok(&["-a", "-t", "203.0.113.10:8001", "-r", "198.51.100.20"])?;
+    // Other sizes need new tables.
+    let o = ctl.run(&["attach", "eth0", "--services", "32", "--reals", "64"])?;
+    assert!(!o.status.success());
+    assert!(stderr_of(&o).contains("--reset"), "{}", stderr_of(&o));
     ctl.ok(&["detach", "eth0"])?;
     Ok(())
 }
