@@ -92,6 +92,20 @@ fn to_stats(s: ServiceStats) -> Stats {
     }
 }
 
+/// The `DESTS` slot `-a` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The same real server's trashed slot: its flows and counters resume.
+    Resumed,
+    /// A slot that was never used (zeros throughout).
+    Unused,
+    /// A free slot, or another real's trashed one (its generation bumped).
+    Taken,
+}
+
+/// How far `Settings::dests_used` is raised at a time.
+const DESTS_USED_STEP: u32 = 1024;
+
 /// A service and its real servers with their weights, in list order.
 pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
 
@@ -117,6 +131,9 @@ pub struct Table {
     dests_used: Option<u32>,
     /// The netlink socket next hops are asked on.
     nl: Option<neigh::Netlink>,
+    /// Next hops as the kernel gave them during this table's life (a `-R`
+    /// names the same real servers in many services: they are asked once).
+    hops: BTreeMap<Ipv4Addr, Result<Option<NextHop>, String>>,
 }
 
 impl Table {
@@ -130,6 +147,7 @@ impl Table {
             values: BTreeMap::new(),
             dests_used: None,
             nl: None,
+            hops: BTreeMap::new(),
         }
     }
 
@@ -329,12 +347,19 @@ impl Table {
             Some(u) => u,
             None => self.pins.settings()?.dests_used,
         };
-        if i >= used {
+        let used = if i >= used {
+            // Raised in steps, so that a `-R` of many reals does not write
+            // SETTINGS for each: the slots in between are all zeros (free).
             let mut settings = self.pins.settings()?;
-            settings.dests_used = i + 1;
+            settings.dests_used = (i + 1)
+                .next_multiple_of(DESTS_USED_STEP)
+                .min(self.pins.sizes.reals);
             self.pins.set_settings(&settings)?;
-        }
-        self.dests_used = Some(used.max(i + 1));
+            settings.dests_used
+        } else {
+            used
+        };
+        self.dests_used = Some(used);
         self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))?;
         if let Some(s) = self.slots.as_mut() {
             s.set(i, d);
@@ -513,7 +538,7 @@ impl Table {
         if list.len() >= MAX_SERVICE_DESTS {
             return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
         }
-        let (slot, mut d, fresh) = self.find_slot(&key, &real.id)?;
+        let (slot, mut d, kind) = self.find_slot(&key, &real.id)?;
         d.addr = real.id.addr.octets();
         d.port = real.id.port.to_be_bytes();
         d.fwd = FWD_ROUTE;
@@ -533,7 +558,8 @@ impl Table {
             },
         );
         set_weight(&mut list, 0, &mut d, real.weight);
-        if fresh {
+        if kind == Slot::Taken {
+            // Another real's counters were there.
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
@@ -544,7 +570,7 @@ impl Table {
     /// in the trash (its flows resume), else the free slot of lowest index,
     /// else the trashed slot of another real with the lowest index (its
     /// generation is bumped, so nothing bound to the old real can use it).
-    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
+    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, Slot), Error> {
         // Who holds a slot, as far as choosing one goes.
         let owner = |d: &Dest| {
             (
@@ -560,12 +586,21 @@ impl Table {
                 None => DestSlots::new(self.dest_table()?, self.pins.sizes.reals),
             };
             let pick = slots.pick(key, real);
-            // A slot above the high-water mark was never used: all zeros.
+            let used = slots.used();
+            // A slot above the high-water mark, or all zeros below it, was
+            // never used.
             let cached = pick.map(|(i, _)| slots.get(i).copied().unwrap_or_default());
             self.slots = Some(slots);
             let (Some((i, resume)), Some(cached)) = (pick, cached) else {
                 return Err(Error::TooManyDests(self.pins.sizes.reals));
             };
+            if i >= used || (cached.flags == 0 && cached.generation == 0) {
+                let d = Dest {
+                    generation: 1,
+                    ..Dest::default()
+                };
+                return Ok((i, d, Slot::Unused));
+            }
             let mut d = self.dest(i)?;
             if owner(&d) != owner(&cached) {
                 // Written behind this table's back: read the slots again.
@@ -573,11 +608,11 @@ impl Table {
                 continue;
             }
             if resume {
-                return Ok((i, d, false));
+                return Ok((i, d, Slot::Resumed));
             }
             d.generation = d.generation.wrapping_add(1);
             d.flags = 0;
-            return Ok((i, d, true));
+            return Ok((i, d, Slot::Taken));
         }
         Err(Error::Invalid("DESTS keeps changing".into()))
     }
@@ -939,6 +974,19 @@ impl Table {
     /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
     /// and `lbctl daemon` fills it in when the kernel learns it).
     fn next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+        if let Some(known) = self.hops.get(&addr) {
+            return known.clone().map_err(Error::Invalid);
+        }
+        let hop = self.ask_next_hop(addr);
+        match &hop {
+            Ok(h) => self.hops.insert(addr, Ok(*h)),
+            Err(Error::Invalid(refused)) => self.hops.insert(addr, Err(refused.clone())),
+            Err(_) => None,
+        };
+        hop
+    }
+
+    fn ask_next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
         if self.nl.is_none() {
             self.nl = neigh::Netlink::open().ok();
         }

@@ -772,6 +772,50 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
     Ok(())
 }
 
+/// `lbctl -R` (which keeps what it read and writes each change once) leaves
+/// exactly the tables that running its lines one by one does: services and
+/// real servers added, edited, removed and re-added, in any order.
+#[test]
+fn restore_leaves_what_its_lines_one_by_one_leave() -> Result<()> {
+    if !require_root("restore_leaves_what_its_lines_one_by_one_leave") {
+        return Ok(());
+    }
+    let ctl = Ctl::new("restore")?;
+    let other = BpfPinDir::new()?;
+    let mut lines = Vec::new();
+    for s in 0..12u16 {
+        let vip = format!("203.0.113.10:{}", 7000 + s);
+        let sched = if s % 2 == 0 { "rr" } else { "wrr" };
+        lines.push(format!("-A -t {vip} -s {sched}"));
+        for r in 11..(15 + s % 5) {
+            lines.push(format!("-a -t {vip} -r 198.51.100.{r} -w {}", 1 + r % 3));
+        }
+    }
+    for s in (0..12u16).step_by(3) {
+        let vip = format!("203.0.113.10:{}", 7000 + s);
+        lines.push(format!("-e -t {vip} -r 198.51.100.12 -w 0"));
+        lines.push(format!("-d -t {vip} -r 198.51.100.11"));
+        lines.push(format!("-E -t {vip} -s wrr -p 60"));
+    }
+    lines.push("-D -t 203.0.113.10:7001".into());
+    lines.push("-a -t 203.0.113.10:7000 -r 198.51.100.11 -w 5".into());
+    lines.push("-A -t 203.0.113.10:7001 -s rr".into());
+    lines.push("-a -t 203.0.113.10:7001 -r 198.51.100.20".into());
+    let o = ctl.run_stdin(&["-R"], &(lines.join("\n") + "\n"))?;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    for line in &lines {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let o = ctl.cmd_at(other.path(), &args).output()?;
+        assert!(o.status.success(), "{line}: {}", stderr_of(&o));
+    }
+    for args in [&["-S", "-n"][..], &["-L", "-n"]] {
+        let a = ctl.ok(args)?;
+        let b = ctl.cmd_at(other.path(), args).output()?;
+        assert_eq!(a, String::from_utf8_lossy(&b.stdout), "lbctl {args:?}");
+    }
+    Ok(())
+}
+
 /// `--services` and `--reals` size the service and real-server tables when
 /// they are made (memory follows them); a command past either limit is
 /// refused with ipvsadm's kind of message and changes nothing.
