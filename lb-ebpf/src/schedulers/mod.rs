@@ -87,8 +87,9 @@ fn weight<N: Nodes>(nodes: &N, svc: &Service, i: u32) -> u32 {
 /// The first position `>= pos` of the list whose dest has weight `>= w`
 /// (`w >= 1`), with its dest; `None` if there is none. Climbs from the
 /// leaf of `pos` to the first right sibling whose subtree holds such a
-/// weight, then descends to its leftmost such leaf.
-#[inline(always)]
+/// weight, then descends to its leftmost such leaf. Not inlined: rr and wrr
+/// call it twice each, and one copy keeps the program small.
+#[inline(never)]
 pub fn first_at_least<N: Nodes>(svc: &Service, nodes: &N, pos: u32, w: u32) -> Option<Pick> {
     let cap = svc.cap;
     if pos >= svc.ndests || pos >= cap || w == 0 {
