@@ -75,7 +75,9 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 conns: conns.unwrap_or(lb_common::DEFAULT_CONNS),
                 templates: templates.unwrap_or(lb_common::DEFAULT_TEMPLATES),
             });
-            // Check the interface first: a bad name must change nothing.
+            // Check the privileges and the interface first: a refused or
+            // bad command must change nothing.
+            lb_user::pins::require_attach_privileges()?;
             if lb_user::neigh::ifindex(&iface).is_none() {
                 return Err(lb_user::Error::NoInterface(iface).into());
             }
@@ -118,6 +120,8 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             metrics_public,
         })?,
         Command::DaemonStatus { config } => {
+            // What the daemon knows is what `-L` shows: the same rule.
+            lb_user::pins::require_privileges()?;
             // ldirectord's status exit codes: 0 running, 1 stale, 3 stopped.
             let (text, code) = lb_user::daemon::status_report(config.as_deref());
             out(&text)?;
