@@ -461,14 +461,14 @@ fn require_caps(needed: &[Capability], why: &'static str) -> Result<(), Error> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::Privileges {
-        missing: missing
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(" and "),
-        why,
-    })
+    let mut names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    let last = names.pop().unwrap_or_default();
+    let missing = if names.is_empty() {
+        last
+    } else {
+        format!("{} and {last}", names.join(", "))
+    };
+    Err(Error::Privileges { missing, why })
 }
 
 /// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF (not euid 0, so a
