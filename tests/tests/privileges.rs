@@ -4,9 +4,10 @@
 //! `lbctl` needs capabilities, not euid 0: CAP_BPF and CAP_NET_ADMIN for
 //! everything, CAP_PERFMON to attach (the verifier's rule for packet pointer
 //! arithmetic), CAP_SYS_ADMIN only to mount bpffs. The tests run lbctl as
-//! `nobody` with exactly the capabilities the shipped systemd units give
-//! (`contrib/systemd/`), read from the unit files, on a bpffs of their own
-//! laid out as the shipped tmpfiles.d snippet lays out `/sys/fs/bpf`.
+//! `nobody` with exactly the capabilities the shipped daemon unit gives, and
+//! as root bounded as the shipped attach unit bounds it (`contrib/systemd/`,
+//! read from the unit files), on a bpffs of their own laid out as the
+//! shipped tmpfiles.d snippet lays out `/sys/fs/bpf`.
 
 use std::{
     collections::BTreeMap,
@@ -73,15 +74,32 @@ fn key<'a>(u: &'a BTreeMap<(String, String), Vec<String>>, section: &str, k: &st
         .map_or("", String::as_str)
 }
 
-/// The unit's `AmbientCapabilities=`, sorted.
-fn unit_caps(name: &str) -> Result<Vec<String>> {
+/// The capabilities a unit's `key` lists, sorted.
+fn caps_of(name: &str, k: &str) -> Result<Vec<String>> {
     let u = unit(name)?;
-    let mut caps: Vec<String> = key(&u, "Service", "AmbientCapabilities")
+    let mut caps: Vec<String> = key(&u, "Service", k)
         .split_whitespace()
         .map(str::to_string)
         .collect();
     caps.sort();
     Ok(caps)
+}
+
+/// The unit's `AmbientCapabilities=` (what its user gets).
+fn unit_caps(name: &str) -> Result<Vec<String>> {
+    caps_of(name, "AmbientCapabilities")
+}
+
+/// The unit's `CapabilityBoundingSet=` (what its root process keeps).
+fn bounding_caps(name: &str) -> Result<Vec<String>> {
+    caps_of(name, "CapabilityBoundingSet")
+}
+
+fn setpriv_caps(caps: &[&str]) -> String {
+    caps.iter()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Runs `cmd` as nobody with the capabilities `caps` (`CAP_BPF` …) in its
@@ -92,14 +110,24 @@ fn as_nobody(ns: &Netns, caps: &[&str], program: &Path) -> Command {
         .arg(format!("--regid={NOBODY}"))
         .arg("--clear-groups");
     if !caps.is_empty() {
-        let list: Vec<String> = caps
-            .iter()
-            .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
-            .collect();
-        c.arg(format!("--inh-caps={}", list.join(",")))
-            .arg(format!("--ambient-caps={}", list.join(",")));
+        let list = setpriv_caps(caps);
+        c.arg(format!("--inh-caps={list}"))
+            .arg(format!("--ambient-caps={list}"));
     }
     c.arg("--").arg(program);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs `cmd` as root with only `caps` in its bounding set, as a unit's
+/// `CapabilityBoundingSet=` leaves it.
+fn as_bounded_root(ns: &Netns, caps: &[&str], program: &Path) -> Command {
+    let mut c = ns.nsenter_cmd("setpriv");
+    c.arg(format!("--bounding-set=-all,{}", setpriv_caps(caps)))
+        .arg("--")
+        .arg(program);
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -212,12 +240,7 @@ fn shipped_systemd_units_verify_and_give_the_capabilities_lbctl_checks() -> Resu
     assert_eq!(s("User"), "lbctl");
     assert_eq!(s("Group"), "lbctl");
     assert_eq!(unit_caps("lbctl-daemon.service")?, needed);
-    let mut bounding: Vec<String> = s("CapabilityBoundingSet")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    bounding.sort();
-    assert_eq!(bounding, needed);
+    assert_eq!(bounding_caps("lbctl-daemon.service")?, needed);
     assert_eq!(s("NoNewPrivileges"), "yes");
     assert!(
         s("ExecStart").ends_with(" daemon --foreground /etc/ha.d/ldirectord.cf"),
@@ -228,12 +251,14 @@ fn shipped_systemd_units_verify_and_give_the_capabilities_lbctl_checks() -> Resu
     // lbctl's default LB_RUN_DIR, private as the daemon makes it.
     assert_eq!(s("RuntimeDirectory"), "lbctl");
     assert_eq!(s("RuntimeDirectoryMode"), "0700");
-    let mut attach = needed.clone();
-    attach.push("CAP_PERFMON".into());
-    attach.sort();
-    assert_eq!(unit_caps("lbctl-attach@.service")?, attach);
+    // The attach unit: root (the clock calibration reads a root-only file)
+    // bounded to what attaching into the user's directory needs.
     let a = unit("lbctl-attach@.service")?;
-    assert_eq!(key(&a, "Service", "User"), "lbctl");
+    assert_eq!(key(&a, "Service", "User"), "");
+    let mut want = needed.clone();
+    want.extend(["CAP_PERFMON", "CAP_DAC_OVERRIDE", "CAP_CHOWN"].map(String::from));
+    want.sort();
+    assert_eq!(bounding_caps("lbctl-attach@.service")?, want);
     assert_eq!(
         key(&a, "Service", "ExecStart"),
         "/usr/local/sbin/lbctl attach %i"
@@ -345,9 +370,11 @@ fn capabilities_not_root_run_lbctl_and_a_missing_one_is_named() -> Result<()> {
         return Ok(());
     }
     let daemon_caps = unit_caps("lbctl-daemon.service")?;
-    let attach_caps = unit_caps("lbctl-attach@.service")?;
+    let attach_unit = bounding_caps("lbctl-attach@.service")?;
     let daemon_caps: Vec<&str> = daemon_caps.iter().map(String::as_str).collect();
-    let attach_caps: Vec<&str> = attach_caps.iter().map(String::as_str).collect();
+    let attach_unit: Vec<&str> = attach_unit.iter().map(String::as_str).collect();
+    let mut attach_caps = daemon_caps.clone();
+    attach_caps.push("CAP_PERFMON");
     let lbctl = lbctl_path()?;
     let ns = lab("caps")?;
     let fs = UserBpffs::new()?;
@@ -359,9 +386,15 @@ fn capabilities_not_root_run_lbctl_and_a_missing_one_is_named() -> Result<()> {
             .output()?)
     };
 
-    // Root attaches (as an administrator would before the daemon starts):
-    // the tables go to the directory's owner.
-    root_ok(&ns, &pins, &["attach", "eth0"])?;
+    // Root attaches, bounded as lbctl-attach@.service bounds it: the tables
+    // are made (the clock calibrated) and go to the directory's owner.
+    let o = as_bounded_root(&ns, &attach_unit, &lbctl)
+        .args(["attach", "eth0"])
+        .env("LB_PIN_PATH", &pins)
+        .output()?;
+    assert!(o.status.success(), "{}", text(&o));
+    let settings = lb_user::Pins::open(&pins, None)?.settings()?;
+    assert_ne!(settings.clock_ns_per_jiffy, 0, "the clock is calibrated");
     let mut n = 0;
     for e in std::fs::read_dir(&pins)? {
         let m = e?.metadata()?;
@@ -470,8 +503,8 @@ fn capabilities_not_root_run_lbctl_and_a_missing_one_is_named() -> Result<()> {
     );
     assert_eq!(link(&ns)?, prog, "still attached");
 
-    // With the attach unit's capabilities: an upgrade in place, and the
-    // new link pin is the user's too.
+    // With CAP_PERFMON too: an upgrade in place, and the new link pin is
+    // the user's too.
     let o = user(&attach_caps, &["attach", "eth0"])?;
     assert!(o.status.success(), "{}", text(&o));
     let m = std::fs::metadata(pins.join("link_eth0"))?;
