@@ -113,12 +113,16 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             config,
             metrics,
             metrics_public,
-        } => lb_user::daemon::run(lb_user::daemon::Options {
-            config,
-            foreground,
-            metrics,
-            metrics_public,
-        })?,
+        } => {
+            // Before the run directory or anything else is made.
+            lb_user::pins::require_privileges()?;
+            lb_user::daemon::run(lb_user::daemon::Options {
+                config,
+                foreground,
+                metrics,
+                metrics_public,
+            })?
+        }
         Command::DaemonStatus { config } => {
             // What the daemon knows is what `-L` shows: the same rule.
             lb_user::pins::require_privileges()?;

@@ -634,6 +634,27 @@ fn daemon_state_and_log_are_private_and_daemon_status_needs_privileges() -> Resu
         err.contains("permission denied: this process lacks CAP_BPF and CAP_NET_ADMIN"),
         "{err}"
     );
+    // Nor can they start a daemon of their own: refused before anything
+    // (its run directory, which they could make in /tmp) is made.
+    let theirs = Scratch(std::env::temp_dir().join(format!(
+        "lbt-priv-theirs-{}-{}",
+        std::process::id(),
+        next_id()
+    )));
+    let theirs = &theirs.0;
+    let o = as_nobody(&ns, &[], &lbctl)
+        .args(["daemon", "--foreground"])
+        .arg(&conf)
+        .env("LB_PIN_PATH", &pins)
+        .env("LB_RUN_DIR", theirs)
+        .output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains("permission denied: this process lacks CAP_BPF and CAP_NET_ADMIN"),
+        "{err}"
+    );
+    assert!(!theirs.exists());
 
     // Root sees the daemon.
     let o = ns
