@@ -19,8 +19,8 @@ pub enum Error {
     Privileges { missing: String, why: &'static str },
     #[error(
         "permission denied on the pin directory {} (owned by uid {owner}): the tables belong \
-         to the user who created them; run lbctl as that user or root, or chown -R the \
-         directory to this user",
+         to the directory's owner; run lbctl as that user or root, or give the directory to \
+         this user (chown -R)",
         .dir.display()
     )]
     PinAccess { dir: PathBuf, owner: u32 },

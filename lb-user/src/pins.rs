@@ -7,6 +7,11 @@
 //! the pins, refusing any whose layout differs from this build's. Every
 //! invocation holds an exclusive lock on the directory while it works, so two
 //! invocations at once cannot interleave their changes.
+//!
+//! Privileges are capabilities, not euid 0 (README, "Privileges"): CAP_BPF
+//! and CAP_NET_ADMIN for everything, CAP_PERFMON to attach, CAP_SYS_ADMIN
+//! only to mount bpffs. The pins belong to the pin directory's owner: every
+//! pin made here is given to that user and group.
 
 use std::{
     fs::File,
@@ -160,7 +165,7 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// Takes the exclusive lock on the pin directory (waiting for another
 /// `lbctl` to finish). A directory this user may not open is named with its
-/// owner: the pins belong to whoever created them.
+/// owner, whose the pins are.
 fn lock_dir(dir: &Path) -> Result<File, Error> {
     let f = File::open(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
