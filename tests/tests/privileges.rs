@@ -594,7 +594,7 @@ fn daemon_state_and_log_are_private_and_daemon_status_needs_privileges() -> Resu
 
     let mut d = Daemon(
         ns.nsenter_cmd(&lbctl)
-            .args(["daemon", "--foreground"])
+            .args(["daemon", "--foreground", "--metrics", "127.0.0.1:9469"])
             .arg(&conf)
             .env("LB_PIN_PATH", &pins)
             .env("LB_RUN_DIR", &run)
@@ -655,6 +655,26 @@ fn daemon_state_and_log_are_private_and_daemon_status_needs_privileges() -> Resu
         "{err}"
     );
     assert!(!theirs.exists());
+
+    // The metrics endpoint, though, answers anyone who connects (README
+    // says so): per real server its weight and health.
+    let metrics = wait_for("metrics as nobody", Duration::from_secs(10), || {
+        let o = as_nobody(&ns, &[], Path::new("bash"))
+            .arg("-c")
+            .arg(
+                "exec 3<>/dev/tcp/127.0.0.1/9469 && \
+                 printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3",
+            )
+            .output()?;
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        Ok(out.contains("lbctl_real_weight{").then_some(out))
+    })?;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("lbctl_real_up{")
+            && l.contains("198.51.100.11")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
 
     // Root sees the daemon.
     let o = ns
