@@ -502,6 +502,20 @@ fn capabilities_not_root_run_lbctl_and_a_missing_one_is_named() -> Result<()> {
         "nothing changed"
     );
     assert_eq!(link(&ns)?, prog, "still attached");
+    // What touches no table works for anyone.
+    for a in [
+        &["--help"][..],
+        &["--version"],
+        &["completions", "bash"],
+        &["manpage"],
+    ] {
+        let o = user(&[], a)?;
+        assert!(
+            o.status.success() && !o.stdout.is_empty(),
+            "lbctl {a:?}: {}",
+            text(&o)
+        );
+    }
 
     // With CAP_PERFMON too: an upgrade in place, and the new link pin is
     // the user's too.
