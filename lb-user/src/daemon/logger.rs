@@ -115,7 +115,8 @@ fn connect(facility: Facility) -> Option<syslog::Logger<LoggerBackend, Formatter
 }
 
 /// Opens the log file for appending: a new one with mode 0600; an existing
-/// one loses others' access and the group's write.
+/// one loses others' access and the group's write. A file of another user's
+/// that the daemon may write but not chmod is written all the same.
 fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -124,7 +125,7 @@ fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
         .open(p)?;
     let mode = f.metadata()?.permissions().mode();
     if mode & 0o027 != 0 {
-        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o740))?;
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(mode & 0o740));
     }
     Ok(f)
 }
