@@ -80,7 +80,9 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 services: services.unwrap_or(Sizes::DEFAULT.services),
                 reals: reals.unwrap_or(Sizes::DEFAULT.reals),
             });
-            // Check the interface first: a bad name must change nothing.
+            // Check the privileges and the interface first: a refused or
+            // bad command must change nothing.
+            lb_user::pins::require_attach_privileges()?;
             if lb_user::neigh::ifindex(&iface).is_none() {
                 return Err(lb_user::Error::NoInterface(iface).into());
             }
@@ -116,13 +118,19 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             config,
             metrics,
             metrics_public,
-        } => lb_user::daemon::run(lb_user::daemon::Options {
-            config,
-            foreground,
-            metrics,
-            metrics_public,
-        })?,
+        } => {
+            // Before the run directory or anything else is made.
+            lb_user::pins::require_privileges()?;
+            lb_user::daemon::run(lb_user::daemon::Options {
+                config,
+                foreground,
+                metrics,
+                metrics_public,
+            })?
+        }
         Command::DaemonStatus { config } => {
+            // What the daemon knows is what `-L` shows: the same rule.
+            lb_user::pins::require_privileges()?;
             // ldirectord's status exit codes: 0 running, 1 stale, 3 stopped.
             let (text, code) = lb_user::daemon::status_report(config.as_deref());
             out(&text)?;
