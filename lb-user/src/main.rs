@@ -3,11 +3,7 @@
 //! Like ipvsadm, it talks straight to the dataplane's tables (the pinned
 //! maps) and exits; no daemon is needed.
 
-use std::{
-    io::{BufRead, Write},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::Write, process::ExitCode, time::Duration};
 
 use lb_user::{
     Pins, Sizes, Table,
@@ -127,15 +123,10 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Restore => {
             // Parse everything first: a bad line changes nothing.
-            let mut cmds = Vec::new();
-            for (n, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line?;
-                match cli::parse_restore_line(&line) {
-                    Ok(Some(c)) => cmds.push(c),
-                    Ok(None) => {}
-                    Err(e) => return Err(format!("line {}: {e}", n + 1).into()),
-                }
-            }
+            let cmds = cli::read_restore(
+                std::io::stdin().lock(),
+                lb_user::resolve::Resolver::system(),
+            )?;
             let mut table = open()?;
             for c in cmds {
                 apply(&mut table, c)?;
