@@ -8,6 +8,7 @@ pub mod attach;
 pub mod batch;
 pub mod cli;
 pub mod clock;
+pub mod conns;
 pub mod daemon;
 pub mod dest_slots;
 pub mod error;

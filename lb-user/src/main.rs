@@ -3,7 +3,7 @@
 //! Like ipvsadm, it talks straight to the dataplane's tables (the pinned
 //! maps) and exits; no daemon is needed.
 
-use std::{io::Write, process::ExitCode, time::Duration};
+use std::{io::Write, ops::ControlFlow, process::ExitCode, time::Duration};
 
 use lb_user::{
     Pins, Sizes, Table,
@@ -140,6 +140,33 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `-L -c`: each row written as the table is read (a batch at a time),
+/// through a buffer, so that a table of millions of entries takes the
+/// memory of one batch.
+fn list_conns(t: &Table, f: &format::ListFormat) -> Result<(), Box<dyn std::error::Error>> {
+    let names = format::names_for(f.numeric);
+    let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    o.write_all(format::conns_heading(f).as_bytes())?;
+    let mut line = String::new();
+    let mut failed = None;
+    t.for_each_conn_row(|row| {
+        line.clear();
+        format::conn_row(&mut line, row, f, names);
+        match o.write_all(line.as_bytes()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    o.flush()?;
+    Ok(())
+}
+
 fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         Command::AddService(spec) => t.add_service(&spec)?,
@@ -166,14 +193,7 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
                     };
                     out(&format::list_service(v, &f))?;
                 }
-                ListTarget::Conns => {
-                    let rows = t.conn_rows()?;
-                    out(&format::list_conns_with(
-                        &rows,
-                        &f,
-                        lb_user::resolve::Resolver::system(),
-                    ))?;
-                }
+                ListTarget::Conns => list_conns(t, &f)?,
                 ListTarget::Timeouts => out(&format::timeouts(&t.timeouts()?))?,
             }
         }

@@ -184,6 +184,37 @@ fn control_table(s: &mut String, c: &ControlReport) {
         "  memory: {:.1} bytes per conn entry, {:.1} bytes per template (memlock / max_entries)",
         c.bytes_per_conn, c.bytes_per_template
     );
+    let met = |ms: f64, target_ms: f64| if ms <= target_ms { "met" } else { "MISSED" };
+    let k = &c.conns;
+    let _ = writeln!(
+        s,
+        "  {} conn entries (median of runs; peak RSS of lbctl; target 3 s):",
+        k.entries
+    );
+    for (what, r) in [("lbctl -L -c -n", &k.list_c), ("lbctl -L -n   ", &k.list_n)] {
+        let _ = writeln!(
+            s,
+            "    {what} {:>9.1} ms {:>9} KiB  {}",
+            r.ms,
+            r.rss_kib,
+            met(r.ms, 3000.0)
+        );
+    }
+    let v = &c.services;
+    let _ = writeln!(
+        s,
+        "  {} services x 16 reals, made through Table in {:.1} s (target 1 s at 10,000):",
+        v.services, v.provision_s
+    );
+    for (what, r) in [("lbctl -S -n   ", &v.save), ("lbctl -L -n   ", &v.list)] {
+        let _ = writeln!(
+            s,
+            "    {what} {:>9.1} ms {:>9} KiB  {}",
+            r.ms,
+            r.rss_kib,
+            met(r.ms, 1000.0)
+        );
+    }
 }
 
 fn traffic_table(s: &mut String, t: &TrafficReport) {
