@@ -2,8 +2,9 @@
 //! entries (`-L -c -n` and `-L -n`, which counts ActiveConn/InActConn from
 //! them), and saving and listing thousands of services of 16 reals (`-S -n`,
 //! `-L -n`). Each is timed (wall clock, from spawn to exit, reading its
-//! output through a pipe) and its peak resident memory read from
-//! `/proc/PID/status` (`VmHWM`) each time it writes. The output is checked: every entry, every
+//! output through a pipe), its CPU time taken from `wait4`, and its peak
+//! resident memory read from `/proc/PID/status` (`VmHWM`) each time it
+//! writes. The output is checked: every entry, every
 //! service and every real must be listed.
 //!
 //! Services are made only through `Table::add_service`/`add_real` (what
@@ -31,18 +32,26 @@ use super::{
     stats::median,
 };
 
-/// One timed `lbctl` run: wall time, peak RSS, output lines.
+/// One timed `lbctl` run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Run {
+    /// Wall time, spawn to exit.
     pub ms: f64,
+    /// CPU time of the process, user and system (steadier than the wall
+    /// time on a shared machine).
+    pub user_ms: f64,
+    pub sys_ms: f64,
+    /// Peak resident memory.
     pub rss_kib: u64,
 }
 
-/// Median time and largest peak RSS over repetitions.
+/// Median times and largest peak RSS over repetitions.
 fn summary(runs: &[Run]) -> Run {
-    let ms: Vec<f64> = runs.iter().map(|r| r.ms).collect();
+    let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<f64>>());
     Run {
-        ms: median(&ms),
+        ms: m(|r| r.ms),
+        user_ms: m(|r| r.user_ms),
+        sys_ms: m(|r| r.sys_ms),
         rss_kib: runs.iter().map(|r| r.rss_kib).max().unwrap_or(0),
     }
 }
@@ -77,18 +86,34 @@ fn timed(bin: &Path, dir: &Path, args: &[&str], keep: bool) -> Result<(Run, usiz
             kept.extend_from_slice(&buf[..n]);
         }
     }
-    let status = child.wait()?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not reaped yet (std's `Child` is not
+    // waited on afterwards).
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut ru) } != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    if !status.success() {
-        bail!("lbctl {} failed ({status}): {err}", args.join(" "));
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!(
+            "lbctl {} failed (wait status {status:#x}): {err}",
+            args.join(" ")
+        );
     }
     ensure!(rss_kib > 0, "no VmHWM of lbctl {} was read", args.join(" "));
+    let tv_ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
     Ok((
-        Run { ms, rss_kib },
+        Run {
+            ms,
+            user_ms: tv_ms(ru.ru_utime),
+            sys_ms: tv_ms(ru.ru_stime),
+            rss_kib,
+        },
         lines,
         String::from_utf8_lossy(&kept).into_owned(),
     ))
