@@ -146,25 +146,34 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
 fn list_conns(t: &Table, f: &format::ListFormat) -> Result<(), Box<dyn std::error::Error>> {
     let names = format::names_for(f.numeric);
     let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    o.write_all(format::conns_heading(f).as_bytes())?;
-    let mut line = String::new();
-    let mut failed = None;
-    t.for_each_conn_row(|row| {
-        line.clear();
-        format::conn_row(&mut line, row, f, names);
-        match o.write_all(line.as_bytes()) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
+    let mut failed = o.write_all(format::conns_heading(f).as_bytes()).err();
+    if failed.is_none() {
+        let mut line = String::new();
+        t.for_each_conn_row(|row| {
+            line.clear();
+            format::conn_row(&mut line, row, f, names);
+            match o.write_all(line.as_bytes()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
             }
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e.into());
+        })?;
     }
-    o.flush()?;
-    Ok(())
+    let Some(e) = failed.or_else(|| o.flush().err()) else {
+        return Ok(());
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader is gone (`lbctl -L -c | head`): end as ipvsadm does,
+        // by SIGPIPE, without a message.
+        // SAFETY: restoring a signal's default action, then raising it.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    Err(e.into())
 }
 
 fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {

@@ -1,10 +1,12 @@
 //! End to end: what `lbctl` does with input that never ends or is not text
-//! (README, "Health checking" and "Differences from IPVS"). A configuration
+//! (README, "Health checking" and "Differences from IPVS"), and with output
+//! nobody reads. A configuration
 //! that is a device or a FIFO is refused before it is read, a byte that is
 //! not UTF-8 is accepted in a comment and refused with `FILE:LINE` in a
 //! value, a huge bad line gives a short message, and `lbctl -R` reads a
 //! bounded line. The daemon keeps its configuration, and stays responsive,
-//! when the file is replaced by such input while it runs.
+//! when the file is replaced by such input while it runs. A listing whose
+//! reader is gone ends by SIGPIPE, silently, as ipvsadm's does.
 
 use std::{
     os::unix::fs::FileTypeExt as _,
@@ -15,6 +17,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
+    BpfPinDir,
     lb::{LbTopology, lbctl_path, wait_for},
     netns::next_id,
     require_root,
@@ -281,6 +284,33 @@ fn daemon_takes_latin1_comments_and_survives_bad_files_on_reload() -> Result<()>
     ensure!(
         log_text.matches(&bad).count() == 1,
         "reported more than once:\n{log_text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_listing_whose_reader_is_gone_ends_by_sigpipe_silently() -> Result<()> {
+    use std::os::unix::process::ExitStatusExt as _;
+    if !require_root("a_listing_whose_reader_is_gone_ends_by_sigpipe_silently") {
+        return Ok(());
+    }
+    let pins = BpfPinDir::new()?;
+    // A pipe whose read end is closed before lbctl writes its first line.
+    let (read, write) = nix::unistd::pipe()?;
+    drop(read);
+    let child = Command::new(lbctl_path()?)
+        .args(["-L", "-c", "-n"])
+        .env("LB_PIN_PATH", pins.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let o = output_within(child, QUICK, "lbctl -L -c -n")?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        o.status.signal() == Some(libc::SIGPIPE) && err.is_empty(),
+        "lbctl -L -c -n into a closed pipe: {} {err}",
+        o.status
     );
     Ok(())
 }
