@@ -3,11 +3,7 @@
 //! Like ipvsadm, it talks straight to the dataplane's tables (the pinned
 //! maps) and exits; no daemon is needed.
 
-use std::{
-    io::{BufRead, Write},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::Write, ops::ControlFlow, process::ExitCode, time::Duration};
 
 use lb_user::{
     Pins, Sizes, Table,
@@ -140,15 +136,10 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Restore => {
             // Parse everything first: a bad line changes nothing.
-            let mut cmds = Vec::new();
-            for (n, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line?;
-                match cli::parse_restore_line(&line) {
-                    Ok(Some(c)) => cmds.push(c),
-                    Ok(None) => {}
-                    Err(e) => return Err(format!("line {}: {e}", n + 1).into()),
-                }
-            }
+            let cmds = cli::read_restore(
+                std::io::stdin().lock(),
+                lb_user::resolve::Resolver::system(),
+            )?;
             let mut table = open()?;
             for c in cmds {
                 apply(&mut table, c)?;
@@ -160,6 +151,42 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// `-L -c`: each row written as the table is read (a batch at a time),
+/// through a buffer, so that a table of millions of entries takes the
+/// memory of one batch.
+fn list_conns(t: &Table, f: &format::ListFormat) -> Result<(), Box<dyn std::error::Error>> {
+    let names = format::names_for(f.numeric);
+    let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut failed = o.write_all(format::conns_heading(f).as_bytes()).err();
+    if failed.is_none() {
+        let mut line = String::new();
+        t.for_each_conn_row(|row| {
+            line.clear();
+            format::conn_row(&mut line, row, f, names);
+            match o.write_all(line.as_bytes()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+    }
+    let Some(e) = failed.or_else(|| o.flush().err()) else {
+        return Ok(());
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader is gone (`lbctl -L -c | head`): end as ipvsadm does,
+        // by SIGPIPE, without a message.
+        // SAFETY: restoring a signal's default action, then raising it.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    Err(e.into())
 }
 
 fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
@@ -188,14 +215,7 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
                     };
                     out(&format::list_service(v, &f))?;
                 }
-                ListTarget::Conns => {
-                    let rows = t.conn_rows()?;
-                    out(&format::list_conns_with(
-                        &rows,
-                        &f,
-                        lb_user::resolve::Resolver::system(),
-                    ))?;
-                }
+                ListTarget::Conns => list_conns(t, &f)?,
                 ListTarget::Timeouts => out(&format::timeouts(&t.timeouts()?))?,
             }
         }

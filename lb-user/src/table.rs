@@ -19,12 +19,11 @@ use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd, time::Duration};
 
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
-    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
-    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS,
-    MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_RR, SCHED_WRR,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
+    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
+    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
+    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
+    REASON_NAMES, SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 use crate::{
@@ -34,8 +33,8 @@ use crate::{
     error::Error,
     list_pool::ListPool,
     model::{
-        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
-        ServiceView, Stats, Timeouts,
+        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, ServiceView,
+        Stats, Timeouts,
     },
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
@@ -245,12 +244,6 @@ impl Table {
         Ok(out)
     }
 
-    /// Every connection entry (read in batches: the table may be large).
-    pub fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
-        let m = &self.pins.conns;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err(MAP_CONNS))
-    }
-
     /// The services and their real servers' weights, in list order: what
     /// `-S` saves. Reads only the service and dest maps (no scan of the
     /// connection table, unlike `views`).
@@ -283,13 +276,6 @@ impl Table {
                 io_error: e,
             }))
         })
-    }
-
-    /// Every template (read in batches).
-    pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
-        let m = &self.pins.templates;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect())
-            .map_err(map_err(MAP_TEMPLATES))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
@@ -802,37 +788,9 @@ impl Table {
     fn snapshot(&self) -> Result<Vec<ServiceView>, Error> {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
-        // Gauges from the tables: (active, inactive, persist) per dest slot.
-        let mut gauges: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
         let dests = self.dest_table()?;
-        for (_, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let g = gauges.entry(c.dest).or_default();
-            if conn_state_is_active(c.state) {
-                g.0 += 1;
-            } else {
-                g.1 += 1;
-            }
-        }
-        for (_, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation == t.dest_gen && d.flags & DEST_F_IN_USE != 0 {
-                gauges.entry(t.dest).or_default().2 += 1;
-            }
-        }
+        // Gauges from the tables: (active, inactive, persist) per dest slot.
+        let gauges = self.conn_gauges(&dests, now)?;
         let _ = settings;
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
@@ -876,95 +834,6 @@ impl Table {
             });
         }
         Ok(out)
-    }
-
-    /// Rows of `-L -c`: live connection entries and templates.
-    pub fn conn_rows(&self) -> Result<Vec<ConnView>, Error> {
-        let now = monotonic_ns();
-        let settings = self.pins.settings()?;
-        let dests = self.dest_table()?;
-        let secs = |exp: u64| exp.saturating_sub(now) / NS_PER_SEC;
-        let mut rows = Vec::new();
-        for (k, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue; // flushed
-            }
-            if d.flags & DEST_F_AVAILABLE == 0 && settings.expire_nodest_conn != 0 {
-                continue; // expires on its next packet
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(c.expires()),
-                state: CONN_STATE_NAMES
-                    .get(c.state as usize)
-                    .copied()
-                    .unwrap_or("NONE"),
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: u16::from_be_bytes(k.cport),
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport: u16::from_be_bytes(k.vport),
-                daddr: Ipv4Addr::from(d.addr),
-                dport: u16::from_be_bytes(d.port),
-            });
-        }
-        for (k, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation != t.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            // An invalidated template is shown as the kernel shows it after
-            // rehashing it out of the way: ports 65535 (§3.2).
-            let valid = d.flags & DEST_F_AVAILABLE != 0
-                && d.tmpl_epoch == t.epoch
-                && !(settings.expire_quiescent_template != 0 && d.weight == 0);
-            let vport = if valid {
-                u16::from_be_bytes(k.vport)
-            } else {
-                65535
-            };
-            let dport = if valid {
-                if k.vport == [0, 0] {
-                    0
-                } else {
-                    u16::from_be_bytes(d.port)
-                }
-            } else {
-                65535
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(t.expires),
-                state: if t.state == TMPL_S_ASSURED {
-                    "ASSURED"
-                } else {
-                    "NONE"
-                },
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: 0,
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport,
-                daddr: Ipv4Addr::from(d.addr),
-                dport,
-            });
-        }
-        Ok(rows)
     }
 
     /// The route check and the next hop of a direct-routing real server

@@ -143,7 +143,9 @@ fn zero_thresholds_are_no_thresholds() {
         let with = p(&format!(
             "{cmd} -t 203.0.113.10:80 -x 0 -y 0 -r 198.51.100.11:80 -g -w 2"
         ));
-        let without = p(&format!("{cmd} -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2"));
+        let without = p(&format!(
+            "{cmd} -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2"
+        ));
         assert!(with.is_ok(), "{with:?}");
         assert_eq!(with, without);
     }
