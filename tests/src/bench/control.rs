@@ -115,8 +115,15 @@ pub fn run(opts: &ControlOpts) -> Result<ControlReport> {
     )?;
     let s = &r.services;
     eprintln!(
-        "    {} services x 16 reals (made in {:.1} s): lbctl -S -n {:.0} ms, {} KiB; -L -n {:.0} ms, {} KiB",
-        s.services, s.provision_s, s.save.ms, s.save.rss_kib, s.list.ms, s.list.rss_kib
+        "    {} services x 16 reals (made in {:.1} s): lbctl -S -n {:.0} ms, {} KiB; -L -n {:.0} ms, {} KiB; -R of {} lines {:.0} ms",
+        s.services,
+        s.provision_s,
+        s.save.ms,
+        s.save.rss_kib,
+        s.list.ms,
+        s.list.rss_kib,
+        s.restore_lines,
+        s.restore.ms
     );
     Ok(r)
 }

@@ -93,6 +93,11 @@ pub fn targets(r: &Report) -> Vec<(String, String, bool)> {
                 &v.list,
                 1000.0,
             ),
+            (
+                format!("lbctl -R, {} lines (services and reals)", v.restore_lines),
+                &v.restore,
+                5000.0 * (v.restore_lines as f64 / 100_000.0).max(0.01),
+            ),
         ] {
             out.push((
                 format!("{what} < {} s", bound_ms / 1000.0),
@@ -237,6 +242,7 @@ fn control_table(s: &mut String, c: &ControlReport) {
     );
     line(s, "lbctl -S -n", &v.save);
     line(s, "lbctl -L -n", &v.list);
+    line(s, "lbctl -R", &v.restore);
 }
 
 fn traffic_table(s: &mut String, t: &TrafficReport) {

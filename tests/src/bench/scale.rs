@@ -60,15 +60,37 @@ fn summary(runs: &[Run]) -> Run {
 /// output (whole if `keep`, else only its line count, so that a listing of
 /// a million rows is not held here either).
 fn timed(bin: &Path, dir: &Path, args: &[&str], keep: bool) -> Result<(Run, usize, String)> {
+    timed_in(bin, dir, args, keep, None)
+}
+
+/// As [`timed`], with `input` written to lbctl's standard input.
+fn timed_in(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    keep: bool,
+    input: Option<String>,
+) -> Result<(Run, usize, String)> {
     let start = Instant::now();
     let mut child = Command::new(bin)
         .args(args)
         .env("LB_PIN_PATH", dir)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("running lbctl")?;
+    let writer = match (input, child.stdin.take()) {
+        (Some(text), Some(mut stdin)) => Some(std::thread::spawn(move || {
+            use std::io::Write as _;
+            stdin.write_all(text.as_bytes())
+        })),
+        _ => None,
+    };
     let pid = child.id() as libc::pid_t;
     let mut stdout = child.stdout.take().context("stdout")?;
     let (mut lines, mut kept) = (0usize, Vec::new());
@@ -85,6 +107,11 @@ fn timed(bin: &Path, dir: &Path, args: &[&str], keep: bool) -> Result<(Run, usiz
         if keep {
             kept.extend_from_slice(&buf[..n]);
         }
+    }
+    if let Some(w) = writer {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("stdin writer panicked"))?
+            .context("writing lbctl's input")?;
     }
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it.
@@ -202,6 +229,10 @@ pub struct ServicesReport {
     pub save: Run,
     /// `lbctl -L -n`.
     pub list: Run,
+    /// Lines of the saved rules (`-S -n`: one per service and real).
+    pub restore_lines: usize,
+    /// `lbctl -R` of those rules into empty tables.
+    pub restore: Run,
 }
 
 /// `lbctl -S -n` and `-L -n` over `services` services of 16 reals each,
@@ -257,10 +288,24 @@ pub fn services(bin: &Path, services: usize, sizes: Sizes, reps: usize) -> Resul
         );
         list.push(run);
     }
+    // The saved rules restored into empty tables of the same sizes: the
+    // same rules come back.
+    let (_, restore_lines, rules) = timed(bin, &dir, &["-S", "-n"], true)?;
+    let mut restore = Vec::new();
+    for _ in 0..reps.min(3) {
+        let empty = Plane::new(sizes)?;
+        let edir = empty.pin_dir().to_path_buf();
+        let (run, _, _) = timed_in(bin, &edir, &["-R"], false, Some(rules.clone()))?;
+        let (_, _, again) = timed(bin, &edir, &["-S", "-n"], true)?;
+        ensure!(again == rules, "lbctl -R did not restore what -S saved");
+        restore.push(run);
+    }
     Ok(ServicesReport {
         services,
         provision_s,
         save: summary(&save),
         list: summary(&list),
+        restore_lines,
+        restore: summary(&restore),
     })
 }
