@@ -93,6 +93,20 @@ fn timed_in(
     };
     let pid = child.id() as libc::pid_t;
     let mut stdout = child.stdout.take().context("stdout")?;
+    // The peak so far, sampled while lbctl runs (a run that prints nothing,
+    // as `-R`, is sampled too); a reaped process has none.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak_rss_kib(pid).unwrap_or(0).max(peak);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
     let (mut lines, mut kept) = (0usize, Vec::new());
     let mut buf = vec![0u8; 1 << 16];
     let mut rss_kib = 0;
@@ -118,7 +132,10 @@ fn timed_in(
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `pid` is our child, not reaped yet (std's `Child` is not
     // waited on afterwards).
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut ru) } != pid {
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    rss_kib = rss_kib.max(sampler.join().unwrap_or(0));
+    if reaped != pid {
         bail!("wait4: {}", std::io::Error::last_os_error());
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
