@@ -36,6 +36,7 @@ pub mod logger;
 pub mod metrics;
 pub mod neigh_watch;
 pub mod reconcile;
+pub mod runner;
 pub mod status;
 pub mod xdp_log;
 
@@ -44,7 +45,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 use tokio::{
@@ -55,13 +56,14 @@ use tokio::{
 };
 
 use self::{
-    check::{Job, NEGOTIATE_NEXT},
+    check::Job,
     config::{CheckType, Config, ConfigError},
     health::{Health, Outcome, Transition},
     logger::Logger,
     reconcile::{
         Actual, HealthMap, Mode, any_up, apply, plan, plan_stop, read_actual, service_label,
     },
+    runner::Runner,
     status::{InstanceLock, Status},
 };
 use crate::{
@@ -137,17 +139,33 @@ struct Daemon {
     fallback_runner: mpsc::UnboundedSender<String>,
     /// aya-log readers of the attached programs.
     xdp_logs: xdp_log::ProgramLogs,
+    /// The check tasks' slots and counters.
+    runner: Runner,
+    /// When the status was last written, and whether check results came
+    /// in since (written at most once per [`STATUS_EVERY`] when no real
+    /// server changed).
+    status_written: Instant,
+    status_stale: bool,
     _lock: InstanceLock,
 }
 
+/// How often check results that changed nothing are written to the status.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// Blocking threads of the runtime (table changes, metrics, fallback
+/// commands): each opens the pinned maps, so their number is bounded.
+const BLOCKING_THREADS: usize = 16;
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
+    // Before anything opens a descriptor: checks need one each.
+    let nofile = runner::raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| DaemonError::Setup(format!("starting the runtime: {e}")))?;
     rt.block_on(async {
-        let mut d = Daemon::start(&opts).await?;
+        let mut d = Daemon::start(&opts, nofile).await?;
         d.main_loop().await
     })
 }
@@ -157,7 +175,10 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 }
 
 impl Daemon {
-    async fn start(opts: &Options) -> Result<Daemon, DaemonError> {
+    async fn start(
+        opts: &Options,
+        nofile: Result<(u64, u64), nix::Error>,
+    ) -> Result<Daemon, DaemonError> {
         let config_path = std::path::absolute(&opts.config)
             .map_err(|e| DaemonError::Setup(format!("{}: {e}", opts.config.display())))?;
         let text = std::fs::read_to_string(&config_path).map_err(|e| ConfigError {
@@ -181,6 +202,23 @@ impl Daemon {
                 "lbctl daemon stays in the foreground (run it under systemd or another supervisor)",
             );
         }
+        let slots = match nofile {
+            Ok((old, new)) => {
+                if old != new {
+                    log.log(&format!(
+                        "Raised the limit of open files from {old} to {new} (the hard limit)"
+                    ));
+                }
+                runner::check_slots(new)
+            }
+            Err(e) => {
+                log.log(&format!(
+                    "Error: reading or raising the limit of open files: {e}"
+                ));
+                runner::check_slots(0)
+            }
+        };
+        let runner = Runner::new(slots, log.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let fallback_runner = spawn_command_runner(log.clone());
         let (status_tx, status_rx) = watch::channel(Arc::new(Status {
@@ -211,6 +249,9 @@ impl Daemon {
             fallback_cmd: BTreeMap::new(),
             fallback_runner,
             xdp_logs,
+            runner,
+            status_written: Instant::now(),
+            status_stale: false,
             _lock: lock,
         };
         d.log.log(&format!(
@@ -222,12 +263,11 @@ impl Daemon {
         ));
         d.log_warnings();
         if let Some(addr) = opts.metrics {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| DaemonError::Setup(format!("--metrics {addr}: {e}")))?;
-            d.log
-                .log(&format!("Serving metrics on http://{addr}/metrics"));
-            tokio::spawn(metrics::serve(listener, status_rx, d.pin_dir.clone()));
+            // Binds in the background, retrying: health checking never
+            // waits for the endpoint.
+            let endpoint =
+                metrics::Endpoint::new(status_rx, d.pin_dir.clone(), d.runner.counters.clone());
+            tokio::spawn(metrics::serve(addr, endpoint, d.log.clone()));
         }
         // Real servers' MAC changes, followed from here on.
         neigh_watch::start(d.pin_dir.clone(), d.log.clone());
@@ -355,26 +395,19 @@ impl Daemon {
                     maintenancedir: self.cfg.maintenancedir.clone(),
                 };
                 let tx = self.tx.clone();
-                let (generation, svc, real, interval) =
-                    (self.generation, v.id(), r.id, v.checkinterval);
-                self.tasks.push(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    let mut connects = NEGOTIATE_NEXT;
-                    loop {
-                        tick.tick().await;
-                        let outcome = job.run(&mut connects).await;
-                        let r = CheckResult {
-                            generation,
-                            svc,
-                            real,
-                            outcome,
-                        };
-                        if tx.send(r).is_err() {
-                            break;
-                        }
-                    }
-                }));
+                let (generation, svc, real) = (self.generation, v.id(), r.id);
+                let what = format!("{}:{} ({})", real.addr, real.port, service_label(&svc));
+                let report = move |outcome| {
+                    tx.send(CheckResult {
+                        generation,
+                        svc,
+                        real,
+                        outcome,
+                    })
+                    .is_ok()
+                };
+                self.tasks
+                    .push(self.runner.spawn(job, what, v.checkinterval, report));
             }
         }
     }
@@ -386,6 +419,8 @@ impl Daemon {
         let mut int = sig(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(self.cfg.checkinterval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+        status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let signal_name = loop {
             tokio::select! {
                 Some(r) = self.rx.recv() => {
@@ -400,6 +435,11 @@ impl Daemon {
                     self.reload().await;
                     tick = tokio::time::interval(self.cfg.checkinterval);
                     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
+                _ = status_tick.tick() => {
+                    if self.status_stale {
+                        self.write_status();
+                    }
                 }
                 _ = term.recv() => break "TERM",
                 _ = int.recv() => break "INT",
@@ -438,13 +478,17 @@ impl Daemon {
                 continue;
             };
             let detail = r.outcome.detail.clone();
+            let t = h.record(r.outcome, failurecount, SystemTime::now());
+            if t == Transition::None {
+                continue;
+            }
             let rl = format!(
                 "{}:{} ({})",
                 r.real.addr,
                 r.real.port,
                 service_label(&r.svc)
             );
-            match h.record(r.outcome, failurecount, SystemTime::now()) {
+            match t {
                 Transition::None => {}
                 Transition::SoftFailure { n, of } => self.log.log(&format!(
                     "Soft failure real server: {rl} failure {n}/{of}: {detail}"
@@ -464,8 +508,10 @@ impl Daemon {
         }
         if changed || self.dirty {
             let _ = self.reconcile(Mode::Health).await;
-        } else {
+        } else if self.status_written.elapsed() >= STATUS_EVERY {
             self.write_status();
+        } else {
+            self.status_stale = true;
         }
     }
 
@@ -647,6 +693,8 @@ impl Daemon {
     }
 
     fn write_status(&mut self) {
+        self.status_written = Instant::now();
+        self.status_stale = false;
         let s = self.build_status();
         if let Err(e) = status::write(&self.status_path, &s) {
             self.log.log(&format!(
