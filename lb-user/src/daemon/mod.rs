@@ -105,11 +105,11 @@ pub enum DaemonError {
 // The daemon
 // ---------------------------------------------------------------------------
 
-/// A check result, tagged with the configuration generation it was made for.
+/// A check result, tagged with the configuration generation it was made for,
+/// for every (virtual service, real server) that asks for the same check.
 struct CheckResult {
     generation: u64,
-    svc: ServiceId,
-    real: RealId,
+    members: Arc<[(ServiceId, RealId)]>,
     outcome: Outcome,
 }
 
@@ -384,6 +384,11 @@ impl Daemon {
             t.abort();
         }
         self.generation += 1;
+        // One check per distinct check: a real server that several virtual
+        // services check in the same way is checked once per interval, and
+        // the result goes to each of them (runner::check_key).
+        let mut groups: BTreeMap<String, (Job, Duration, Vec<(ServiceId, RealId)>)> =
+            BTreeMap::new();
         for v in &self.cfg.virtuals {
             if v.check.kind == CheckType::Off {
                 continue;
@@ -394,21 +399,35 @@ impl Daemon {
                     real: r.clone(),
                     maintenancedir: self.cfg.maintenancedir.clone(),
                 };
-                let tx = self.tx.clone();
-                let (generation, svc, real) = (self.generation, v.id(), r.id);
-                let what = format!("{}:{} ({})", real.addr, real.port, service_label(&svc));
-                let report = move |outcome| {
-                    tx.send(CheckResult {
-                        generation,
-                        svc,
-                        real,
-                        outcome,
-                    })
-                    .is_ok()
-                };
-                self.tasks
-                    .push(self.runner.spawn(job, what, v.checkinterval, report));
+                groups
+                    .entry(runner::check_key(&job, v.checkinterval))
+                    .or_insert_with(|| (job, v.checkinterval, Vec::new()))
+                    .2
+                    .push((v.id(), r.id));
             }
+        }
+        for (job, interval, members) in groups.into_values() {
+            let what = match &members[..] {
+                [(svc, real)] => format!("{}:{} ({})", real.addr, real.port, service_label(svc)),
+                m => format!(
+                    "{} (checked for {} virtual services)",
+                    job.real.check_addr(),
+                    m.len()
+                ),
+            };
+            let tx = self.tx.clone();
+            let generation = self.generation;
+            let members: Arc<[(ServiceId, RealId)]> = members.into();
+            let report = move |outcome| {
+                tx.send(CheckResult {
+                    generation,
+                    members: members.clone(),
+                    outcome,
+                })
+                .is_ok()
+            };
+            self.tasks
+                .push(self.runner.spawn(job, what, interval, report));
         }
     }
 
@@ -466,28 +485,27 @@ impl Daemon {
 
     async fn on_results(&mut self, batch: Vec<CheckResult>) {
         let mut changed = false;
-        for r in batch {
-            if r.generation != self.generation {
+        let now = SystemTime::now();
+        for (generation, (svc, real), outcome) in batch
+            .iter()
+            .flat_map(|r| r.members.iter().map(move |m| (r.generation, m, &r.outcome)))
+        {
+            if generation != self.generation {
                 continue;
             }
-            let Some(v) = self.cfg.virtual_by_id(&r.svc) else {
+            let Some(v) = self.cfg.virtual_by_id(svc) else {
                 continue;
             };
             let failurecount = v.failurecount;
-            let Some(h) = self.health.get_mut(&(r.svc, r.real)) else {
+            let Some(h) = self.health.get_mut(&(*svc, *real)) else {
                 continue;
             };
-            let detail = r.outcome.detail.clone();
-            let t = h.record(r.outcome, failurecount, SystemTime::now());
+            let detail = &outcome.detail;
+            let t = h.record(outcome.clone(), failurecount, now);
             if t == Transition::None {
                 continue;
             }
-            let rl = format!(
-                "{}:{} ({})",
-                r.real.addr,
-                r.real.port,
-                service_label(&r.svc)
-            );
+            let rl = format!("{}:{} ({})", real.addr, real.port, service_label(svc));
             match t {
                 Transition::None => {}
                 Transition::SoftFailure { n, of } => self.log.log(&format!(

@@ -74,6 +74,24 @@ pub fn check_slots(nofile: u64) -> usize {
         .clamp(8, MAX_CHECK_SLOTS)
 }
 
+/// What makes two checks the same: everything the check sends and judges
+/// (the check settings, the address and port checked, a per-real request
+/// and receive, the maintenance file names) and the interval. Virtual
+/// services that check a real server in the same way share one check.
+pub fn check_key(job: &Job, interval: Duration) -> String {
+    let r = &job.real;
+    format!(
+        "{:?}|{}|{}|{}|{:?}|{:?}|{:?}|{interval:?}",
+        job.check,
+        r.id.addr,
+        r.check_port,
+        r.port_given,
+        r.request,
+        r.receive.as_ref().map(|x| &x.source),
+        job.maintenancedir,
+    )
+}
+
 /// Local errors seen since the last log line about them.
 #[derive(Debug, Default)]
 struct LocalLog {
@@ -189,6 +207,35 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virtual_services_checking_a_real_alike_share_one_check() {
+        let cfg = crate::daemon::config::parse(
+            std::path::Path::new("t.cf"),
+            "virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treal=198.51.100.12 gate\n\
+             \tchecktype=connect\n\
+             virtual=203.0.113.11:80\n\treal=198.51.100.11 gate\n\tchecktype=connect\n\
+             virtual=203.0.113.12:80\n\treal=198.51.100.11 gate\n\tchecktype=connect\n\
+             \tcheckport=81\n\
+             virtual=203.0.113.13:80\n\treal=198.51.100.11 gate\n\tchecktype=connect\n\
+             \tchecktimeout=2\n",
+            &crate::resolve::Resolver::new(),
+        )
+        .unwrap();
+        let key = |v: usize, r: usize| {
+            let v = &cfg.virtuals[v];
+            let job = Job {
+                check: v.check.clone(),
+                real: v.reals[r].clone(),
+                maintenancedir: None,
+            };
+            check_key(&job, v.checkinterval)
+        };
+        assert_eq!(key(0, 0), key(1, 0));
+        assert_ne!(key(0, 0), key(0, 1), "another real");
+        assert_ne!(key(0, 0), key(2, 0), "another check port");
+        assert_ne!(key(0, 0), key(3, 0), "another timeout");
+    }
 
     #[test]
     fn slots_follow_the_file_limit() {
