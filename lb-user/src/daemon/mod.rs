@@ -105,11 +105,14 @@ pub enum DaemonError {
 // The daemon
 // ---------------------------------------------------------------------------
 
+/// A real server of a virtual service.
+type Member = (ServiceId, RealId);
+
 /// A check result, tagged with the configuration generation it was made for,
 /// for every (virtual service, real server) that asks for the same check.
 struct CheckResult {
     generation: u64,
-    members: Arc<[(ServiceId, RealId)]>,
+    members: Arc<[Member]>,
     outcome: Outcome,
 }
 
@@ -387,8 +390,7 @@ impl Daemon {
         // One check per distinct check: a real server that several virtual
         // services check in the same way is checked once per interval, and
         // the result goes to each of them (runner::check_key).
-        let mut groups: BTreeMap<String, (Job, Duration, Vec<(ServiceId, RealId)>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<String, (Job, Duration, Vec<Member>)> = BTreeMap::new();
         for v in &self.cfg.virtuals {
             if v.check.kind == CheckType::Off {
                 continue;
@@ -417,7 +419,7 @@ impl Daemon {
             };
             let tx = self.tx.clone();
             let generation = self.generation;
-            let members: Arc<[(ServiceId, RealId)]> = members.into();
+            let members: Arc<[Member]> = members.into();
             let report = move |outcome| {
                 tx.send(CheckResult {
                     generation,
