@@ -152,6 +152,13 @@ struct Daemon {
     _lock: InstanceLock,
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 /// How often check results that changed nothing are written to the status.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// Blocking threads of the runtime (table changes, metrics, fallback
@@ -168,8 +175,16 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         .build()
         .map_err(|e| DaemonError::Setup(format!("starting the runtime: {e}")))?;
     rt.block_on(async {
+        // Before the first change: a SIGTERM while the daemon sets up is
+        // handled (after the set-up) rather than killing it half-way.
+        let sig = |k| signal(k).map_err(|e| DaemonError::Setup(format!("signal handler: {e}")));
+        let signals = Signals {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+        };
         let mut d = Daemon::start(&opts, nofile).await?;
-        d.main_loop().await
+        d.main_loop(signals).await
     })
 }
 
@@ -433,11 +448,12 @@ impl Daemon {
         }
     }
 
-    async fn main_loop(&mut self) -> Result<(), DaemonError> {
-        let sig = |k| signal(k).map_err(|e| DaemonError::Setup(format!("signal handler: {e}")));
-        let mut hup = sig(SignalKind::hangup())?;
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
+    async fn main_loop(&mut self, signals: Signals) -> Result<(), DaemonError> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         let mut tick = tokio::time::interval(self.cfg.checkinterval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut status_tick = tokio::time::interval(STATUS_EVERY);
