@@ -48,6 +48,7 @@ pub struct DaemonLab {
     /// Real servers nobody answers for.
     pub silent: Vec<Ipv4Addr>,
     pub port: u16,
+    ports: Vec<u16>,
     server: Option<NsChild>,
     lbctl: PathBuf,
 }
@@ -56,6 +57,17 @@ impl DaemonLab {
     /// `answering` + `silent` real servers; `srv` is the lb-testsrv binary, listening on
     /// `port` in the real servers' namespace.
     pub fn new(answering: usize, silent: usize, srv: &Path, port: u16) -> Result<DaemonLab> {
+        Self::with_ports(answering, silent, srv, &[port])
+    }
+
+    /// [`DaemonLab::new`], the server listening on every port of `ports` (the first is
+    /// [`DaemonLab::port`]).
+    pub fn with_ports(
+        answering: usize,
+        silent: usize,
+        srv: &Path,
+        ports: &[u16],
+    ) -> Result<DaemonLab> {
         if answering + silent > 200 {
             bail!("at most 200 real servers");
         }
@@ -84,7 +96,8 @@ impl DaemonLab {
             pins,
             answering,
             silent,
-            port,
+            port: ports.first().copied().context("no port")?,
+            ports: ports.to_vec(),
             server: None,
             lbctl,
         };
@@ -105,11 +118,15 @@ impl DaemonLab {
     /// (Re)starts the answering reals' server.
     pub fn start_server(&mut self, srv: &Path) -> Result<()> {
         let bin = srv.to_str().context("lb-testsrv path")?;
-        let listen = format!("0.0.0.0:{}", self.port);
-        let child = self.rs.spawn(&[bin, "--name", "rs", "--listen", &listen])?;
-        let port = self.port;
+        let listen: Vec<String> = self.ports.iter().map(|p| format!("0.0.0.0:{p}")).collect();
+        let mut argv = vec![bin, "--name", "rs"];
+        for l in &listen {
+            argv.extend(["--listen", l.as_str()]);
+        }
+        let child = self.rs.spawn(&argv)?;
+        let port = *self.ports.last().context("no port")?;
         let rs = &self.rs;
-        wait_for("the real servers listen", Duration::from_secs(5), || {
+        wait_for("the real servers listen", Duration::from_secs(10), || {
             Ok(crate::topo::is_listening(rs, port, false)?.then_some(()))
         })?;
         self.server = Some(child);
@@ -169,6 +186,20 @@ impl DaemonLab {
                 "\tchecktype={checktype}\n\tcheckport={}\n{extra}",
                 self.port
             ));
+        }
+        s
+    }
+
+    /// Like [`DaemonLab::config`], but every virtual service on its own port of the lab's
+    /// ports (203.0.113.1, port by port), checked there: no two checks alike.
+    pub fn config_distinct(&self, checktype: &str, global: &str) -> String {
+        let mut s = format!("{global}logfile=\"@LOG@\"\n");
+        for p in &self.ports {
+            s.push_str(&format!("virtual=203.0.113.1:{p}\n"));
+            for a in self.answering.iter().chain(&self.silent) {
+                s.push_str(&format!("\treal={a} gate\n"));
+            }
+            s.push_str(&format!("\tchecktype={checktype}\n"));
         }
         s
     }

@@ -63,6 +63,8 @@ pub struct ControlReport {
     pub add_real_ms: f64,
     pub bytes_per_conn: f64,
     pub bytes_per_template: f64,
+    /// `lbctl daemon` at scale (`bench/daemon.rs`).
+    pub daemon: Vec<super::daemon::DaemonRun>,
 }
 
 pub fn run(opts: &ControlOpts) -> Result<ControlReport> {
