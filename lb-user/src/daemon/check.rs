@@ -70,10 +70,12 @@ impl Job {
             CheckType::On => Outcome::ok("checktype=on"),
             CheckType::Off => Outcome::ok("checktype=off"),
             CheckType::Connect => self.connect().await,
-            CheckType::Negotiate => self.negotiate().await,
+            // Boxed: a negotiate check (TLS state) is far larger than a
+            // connect check, and thousands of checks may be in flight.
+            CheckType::Negotiate => Box::pin(self.negotiate()).await,
             CheckType::Combined(n) => {
                 if *connects >= n {
-                    let o = self.negotiate().await;
+                    let o = Box::pin(self.negotiate()).await;
                     if o.ok {
                         *connects = 0;
                     }
