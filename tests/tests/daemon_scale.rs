@@ -27,6 +27,7 @@ use lb_tests::{
 };
 use lb_user::model::ServiceId;
 use nix::sys::resource::{Resource, getrlimit};
+use socket2::{Domain, SockAddr, Socket, Type};
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 
@@ -195,9 +196,21 @@ fn connections_held_on_metrics_starve_no_check_and_fail_over_nothing() -> Result
 
     let before = d.log();
     // 600 clients (more than the daemon's 256 descriptors), each sending a byte a second.
+    // Connected without waiting: those beyond the daemon's cap and the kernel's backlog keep
+    // trying, as impatient scrapers would.
     let clients: Vec<TcpStream> = lab.lb.run_in(|| -> Result<Vec<TcpStream>> {
+        let to = SockAddr::from(std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, PORT)));
         (0..600)
-            .map(|_| Ok(TcpStream::connect((Ipv4Addr::LOCALHOST, PORT))?))
+            .map(|_| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+                s.set_nonblocking(true)?;
+                match s.connect(&to) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(TcpStream::from(s))
+            })
             .collect()
     })??;
     let dribble = std::thread::spawn(move || {
