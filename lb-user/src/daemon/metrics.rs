@@ -239,11 +239,12 @@ impl Endpoint {
         let st = status.clone();
         let local_errors = self.counters.local_errors.load(Ordering::Relaxed);
         let checks = self.counters.checks.load(Ordering::Relaxed);
+        let late = self.counters.late.load(Ordering::Relaxed);
         let answer = tokio::task::spawn_blocking(move || {
             match Pins::open(&pin_dir, None).and_then(|p| Table::new(p).views(None)) {
                 Ok(v) => {
                     let mut text = render(&v, &st);
-                    render_checks(&mut text, checks, local_errors);
+                    render_checks(&mut text, checks, local_errors, late);
                     ("200 OK", text)
                 }
                 Err(e) => (
@@ -265,7 +266,7 @@ impl Endpoint {
 }
 
 /// The daemon's own counters.
-fn render_checks(out: &mut String, checks: u64, local_errors: u64) {
+fn render_checks(out: &mut String, checks: u64, local_errors: u64, late: u64) {
     for (name, help, v) in [
         (
             "lbctl_checks_total",
@@ -277,6 +278,11 @@ fn render_checks(out: &mut String, checks: u64, local_errors: u64) {
             "Checks that could not be made for a reason of the director's own (no file \
              descriptor, buffer or local port); retried, never counted against the real server.",
             local_errors,
+        ),
+        (
+            "lbctl_checks_late_total",
+            "Checks that waited longer than their interval for a check slot (all busy).",
+            late,
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}");

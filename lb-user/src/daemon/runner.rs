@@ -13,6 +13,10 @@
 //!   failure: it is counted (`lbctl_check_local_errors_total`), logged (at
 //!   most one line per [`LOCAL_LOG_EVERY`]) and retried after
 //!   [`LOCAL_RETRY`]; the real server keeps its health meanwhile.
+//! - A check that waits longer than its interval for a slot is never
+//!   skipped: it runs late, and that is counted
+//!   (`lbctl_checks_late_total`) and logged (at most one line per
+//!   [`LOCAL_LOG_EVERY`]).
 //! - At start the daemon raises its soft limit of open files to the hard
 //!   limit ([`raise_nofile_limit`]), as many servers do.
 
@@ -51,6 +55,9 @@ pub struct CheckCounters {
     pub checks: AtomicU64,
     /// Checks that could not be made for a local reason.
     pub local_errors: AtomicU64,
+    /// Checks that waited longer than their interval for a slot (more
+    /// checks in flight than slots).
+    pub late: AtomicU64,
 }
 
 /// The soft limit of open files raised to the hard limit: `(old, new)`
@@ -104,8 +111,10 @@ struct LocalLog {
 pub struct Runner {
     slots: Arc<Semaphore>,
     pub counters: Arc<CheckCounters>,
+    slot_count: usize,
     log: Logger,
     local_log: Arc<Mutex<LocalLog>>,
+    late_log: Arc<Mutex<LocalLog>>,
 }
 
 impl Runner {
@@ -113,8 +122,10 @@ impl Runner {
         Runner {
             slots: Arc::new(Semaphore::new(slots)),
             counters: Arc::new(CheckCounters::default()),
+            slot_count: slots,
             log,
             local_log: Arc::new(Mutex::new(LocalLog::default())),
+            late_log: Arc::new(Mutex::new(LocalLog::default())),
         }
     }
 
@@ -167,8 +178,12 @@ impl Runner {
             let mut connects = NEGOTIATE_NEXT;
             loop {
                 tick.tick().await;
+                let mut first = true;
                 let outcome = loop {
-                    let o = runner.check_once(&job, &mut connects).await;
+                    let o = runner
+                        .check_once(&job, &mut connects, &what, first, interval)
+                        .await;
+                    first = false;
                     match runner.settle(&what, o) {
                         Some(o) => break o,
                         None => tokio::time::sleep(LOCAL_RETRY.min(interval)).await,
@@ -181,13 +196,54 @@ impl Runner {
         })
     }
 
+    /// Counts and logs (at most one line per [`LOCAL_LOG_EVERY`]) a check
+    /// that waited `behind`, longer than its interval, for a slot: checks
+    /// are never skipped, but they fall behind, and that must be seen.
+    fn late(&self, what: &str, behind: Duration) {
+        self.counters.late.fetch_add(1, Ordering::Relaxed);
+        let mut l = self.late_log.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if l.last
+            .is_some_and(|t| now.duration_since(t) < LOCAL_LOG_EVERY)
+        {
+            l.unlogged += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut l.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last such line)"),
+        };
+        l.last = Some(now);
+        drop(l);
+        self.log.log(&format!(
+            "Warning: checks are falling behind: the check of real server {what} waited {:.1}s, \
+             more than its interval, for one of the {} check slots (all busy){more}",
+            behind.as_secs_f64(),
+            self.slot_count
+        ));
+    }
+
     /// One check in a slot, on a task of its own (so that an idle real
     /// server's task stays small, and a check that panics is a local error
     /// instead of the end of its real server's checks).
-    async fn check_once(&self, job: &Arc<Job>, connects: &mut u32) -> Outcome {
+    /// A `first` try (not a retry) that waited longer than `interval` for
+    /// its slot is late.
+    async fn check_once(
+        &self,
+        job: &Arc<Job>,
+        connects: &mut u32,
+        what: &str,
+        first: bool,
+        interval: Duration,
+    ) -> Outcome {
+        let asked = Instant::now();
         let Ok(_slot) = self.slots.acquire().await else {
             return Outcome::local("no check slots (the daemon is stopping)");
         };
+        let waited = asked.elapsed();
+        if first && waited > interval {
+            self.late(what, waited);
+        }
         let job = job.clone();
         let mut c = *connects;
         let run = tokio::spawn(async move {
@@ -235,6 +291,52 @@ mod tests {
         assert_ne!(key(0, 0), key(0, 1), "another real");
         assert_ne!(key(0, 0), key(2, 0), "another check port");
         assert_ne!(key(0, 0), key(3, 0), "another timeout");
+    }
+
+    #[tokio::test]
+    async fn checks_waiting_for_a_slot_past_their_interval_are_counted_late() {
+        let r = Runner::new(1, Logger::new(None));
+        let interval = Duration::from_millis(50);
+        let job = Arc::new(Job {
+            check: crate::daemon::config::Check {
+                kind: crate::daemon::config::CheckType::On,
+                service: crate::daemon::config::CheckService::None,
+                httpmethod: "GET".into(),
+                request: "/".into(),
+                receive: None,
+                virtualhost: None,
+                checktimeout: interval,
+                negotiatetimeout: interval,
+            },
+            real: crate::daemon::config::Real {
+                line: 1,
+                id: crate::model::RealId {
+                    addr: std::net::Ipv4Addr::new(198, 51, 100, 11),
+                    port: 80,
+                },
+                port_given: 80,
+                weight: 1,
+                check_port: 80,
+                request: None,
+                receive: None,
+            },
+            maintenancedir: None,
+        });
+        let mut c = 0;
+        // A free slot: not late.
+        let o = r.check_once(&job, &mut c, "a", true, interval).await;
+        assert!(o.ok, "{o:?}");
+        assert_eq!(r.counters.late.load(Ordering::Relaxed), 0);
+        // The only slot held for four intervals by another check.
+        let slot = r.slots.clone().acquire_owned().await.unwrap();
+        let hold = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(slot);
+        });
+        let o = r.check_once(&job, &mut c, "b", true, interval).await;
+        assert!(o.ok, "{o:?}");
+        assert_eq!(r.counters.late.load(Ordering::Relaxed), 1);
+        hold.await.unwrap();
     }
 
     #[test]
