@@ -25,9 +25,13 @@
 //! `lbctl` command takes it): each change opens the pinned maps, applies its
 //! operations and closes them. It runs on a current-thread tokio runtime
 //! (its namespace is the process's; nothing here calls `setns`), table work
-//! on tokio's blocking threads so that a slow next-hop resolution never
-//! delays a check. It always stays in the foreground (it is meant for
-//! systemd or another supervisor, like ldirectord's `supervised=yes`).
+//! on at most 16 of tokio's blocking threads so that a
+//! slow next-hop resolution never delays a check. Checks run in bounded
+//! slots, identical checks shared, local errors retried ([`runner`]); the
+//! metrics endpoint is bound in the background and capped ([`metrics`]), so
+//! neither a taken port nor its clients can hold health checking up. It
+//! always stays in the foreground (it is meant for systemd or another
+//! supervisor, like ldirectord's `supervised=yes`).
 
 pub mod check;
 pub mod config;
