@@ -112,7 +112,7 @@ fn a_thousand_virtuals_of_sixteen_reals_are_installed_at_once_for_every_checktyp
         ensure!(want.len() == VIRTUALS * 16);
         let conf = lab.config(VIRTUALS, checktype, global, extra);
         // A soft limit of open files below the hard one: raised at start.
-        let mut d = lab.start_daemon(&conf, &[], Some((1024, hard)))?;
+        let mut d = lab.start_daemon(&conf, &[], Some((1024.min(hard), hard)))?;
         let started = Instant::now();
         wait_weights(&lab, &mut d, &want, limit)
             .with_context(|| format!("checktype={checktype}"))?;
