@@ -427,6 +427,14 @@ impl Daemon {
                     .push((v.id(), r.id));
             }
         }
+        let reals: usize = groups.values().map(|g| g.2.len()).sum();
+        if reals > 0 {
+            self.log.log(&format!(
+                "Checking {reals} real servers with {} distinct checks (at most {} at once)",
+                groups.len(),
+                self.runner.slots()
+            ));
+        }
         for (job, interval, members) in groups.into_values() {
             let what = match &members[..] {
                 [(svc, real)] => format!("{}:{} ({})", real.addr, real.port, service_label(svc)),

@@ -129,6 +129,11 @@ impl Runner {
         }
     }
 
+    /// How many checks may be in flight at once.
+    pub fn slots(&self) -> usize {
+        self.slot_count
+    }
+
     /// Counts one check; a local error is counted and logged too, and
     /// `None` comes back (the check is to be retried, the real server's
     /// health left alone). `what` names the real server and its service.
