@@ -23,7 +23,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -41,10 +41,12 @@ pub const MAP_DEST_STATS: &str = "DEST_STATS";
 pub const MAP_REPLY_RATE: &str = "REPLY_RATE";
 pub const MAP_IFACES: &str = "IFACES";
 pub const MAP_VIPS: &str = "VIPS";
+pub const MAP_SVC_DESTS: &str = "SVC_DESTS";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 12] = [
+pub const MAP_NAMES: [&str; 13] = [
     MAP_SERVICES,
     MAP_DESTS,
+    MAP_SVC_DESTS,
     MAP_CONNS,
     MAP_TEMPLATES,
     MAP_SCHED,
@@ -59,13 +61,27 @@ pub const MAP_NAMES: [&str; 12] = [
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
 
-/// Virtual services (entries of `SERVICES`, indices of `SCHED`, `SVC_STATS`).
-pub const MAX_SERVICES: u32 = 4096;
-/// Destinations of all services together (indices of `DESTS`, `DEST_STATS`),
-/// including removed ones kept for their connections (the LVS "trash").
-pub const MAX_DESTS: u32 = 65536;
-/// Real servers of one service.
-pub const MAX_SERVICE_DESTS: usize = 64;
+/// Default number of virtual services (entries of `SERVICES`, indices of
+/// `SCHED`, `SVC_STATS`); `lbctl attach --services` changes it.
+pub const DEFAULT_SERVICES: u32 = 16384;
+/// Default number of real-server slots of all services together (indices of
+/// `DESTS`, `DEST_STATS`), removed ones kept for their connections (the LVS
+/// "trash") included; `lbctl attach --reals` changes it.
+pub const DEFAULT_REALS: u32 = 262_144;
+/// Bounds of `--services` and `--reals` (the kernel preallocates every
+/// entry; these keep a typo from asking for terabytes).
+pub const MAX_SERVICES_LIMIT: u32 = 1 << 20;
+pub const MAX_REALS_LIMIT: u32 = 1 << 22;
+/// Real servers of one service. IPVS has no limit; here a service's dest
+/// list is a block of `SVC_DESTS` and its weight tree is `SVC_TREE_DEPTH`
+/// levels deep, the bound of the packet path's loops.
+pub const MAX_SERVICE_DESTS: usize = 1 << SVC_TREE_DEPTH;
+pub const SVC_TREE_DEPTH: usize = 16;
+/// Entries of `SVC_DESTS` per real-server slot: a service of n reals takes a
+/// block of `2 * next_power_of_two(n)` entries (at most 4n), and a change
+/// writes a new block before the old one is freed (§5 of
+/// docs/ARCHITECTURE.md), so twice that covers every service at once.
+pub const SVC_DESTS_PER_REAL: u32 = 8;
 /// Largest weight of a real server (IPVS keeps weights in an `int`; ipvsadm
 /// accepts 0..=65535 for `-w`). 0 makes the real quiescent.
 pub const MAX_WEIGHT: u32 = 65535;
@@ -110,28 +126,38 @@ pub const SCHED_RR: u32 = 0;
 /// Scheduler: weighted round robin.
 pub const SCHED_WRR: u32 = 1;
 
-/// One real server in a service's scheduling list.
+/// One entry of `SVC_DESTS`: in a service's block, a real server of its dest
+/// list (a leaf of its weight tree) or an inner node of that tree.
+///
+/// A service whose list holds `n` dests owns the block
+/// `[Service::list, Service::list + 2 * cap)` with `cap =
+/// n.next_power_of_two()` (at least 1). Entry `cap + pos` is the dest at
+/// position `pos` of the list, in LVS order (most recently added first);
+/// entries `cap + n ..` are empty (weight 0). Entry `i` in `1..cap` is an
+/// inner node whose `weight` is the largest weight below it (entries `2i`
+/// and `2i + 1`) and whose `dest` is `NO_DEST`; entry 0 is unused. So "the
+/// first dest at or after position p with weight >= w" (what rr and wrr
+/// look for) takes at most `2 * SVC_TREE_DEPTH` reads, whatever the number
+/// of reals, with no loop over them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct ServiceDest {
-    /// Index in `DESTS`.
+    /// Index in `DESTS` (`NO_DEST` for an inner node or an empty leaf).
     pub dest: u32,
-    /// Current weight (0 = quiescent, never picked for a new flow).
+    /// Current weight (0 = quiescent, never picked for a new flow); for an
+    /// inner node, the largest weight below it.
     pub weight: u32,
 }
+const _: () = assert!(size_of::<ServiceDest>() == 8);
 
-/// "No position" in the scheduling tables.
-pub const SCHED_NONE: u8 = u8::MAX;
+/// "No dest" in `SVC_DESTS` and in the schedulers' cursors.
+pub const NO_DEST: u32 = u32::MAX;
 
-/// Value of `SERVICES`. Replaced whole by the controller on every change, so
-/// the datapath never sees a half-updated list.
-///
-/// The scheduling tables (`levels`, `next`, slots) are precomputed by the
-/// controller (lb-user's `sched_table::rebuild`) so that a pick costs a few
-/// array reads, with no loop over the reals on the packet path (as Katran
-/// precomputes its ring in userspace).
+/// Value of `SERVICES`. Replaced whole by the controller on every change
+/// (and its list block written before, as a new block), so the datapath
+/// never sees a half-updated list.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Service {
     /// Index in `SCHED` and `SVC_STATS`.
     pub id: u32,
@@ -148,8 +174,12 @@ pub struct Service {
     pub epoch: u32,
     /// Bumped on every change of the dest list or a weight.
     pub generation: u32,
-    /// Number of valid entries in `dests`.
+    /// Number of dests in the list.
     pub ndests: u32,
+    /// First entry of the service's block in `SVC_DESTS` (see `ServiceDest`).
+    pub list: u32,
+    /// Leaves of the block: a power of two `>= ndests` (at least 1).
+    pub cap: u32,
     /// wrr: gcd of the positive weights (1 if none).
     pub di: u32,
     /// wrr: max weight − (di − 1); 0 when no dest may be picked.
@@ -157,31 +187,9 @@ pub struct Service {
     /// wrr: the `cw` a CPU that has scheduled nothing yet starts with (the
     /// kernel's `cw` replayed over every change since the service was made).
     pub cw_seed: u32,
-    /// Number of valid entries in `levels`.
-    pub nlevels: u32,
-    /// The dest list in LVS order: most recently added first.
-    pub dests: [ServiceDest; MAX_SERVICE_DESTS],
-    /// Distinct positive weights in units of `di`, ascending. A wrr pass with
-    /// current weight `cw` may pick exactly the dests whose weight in units
-    /// is at least `ceil(cw / di)`, i.e. those of the first level `>=` it.
-    pub levels: [u32; MAX_SERVICE_DESTS],
-    /// `next[l][p]`: the first position `>= p` whose weight is at least
-    /// `levels[l]` units, or `SCHED_NONE`. Level 0 = "weight > 0" (rr).
-    pub next: [[u8; MAX_SERVICE_DESTS]; MAX_SERVICE_DESTS],
-    /// Stable per-service slot of the dest at each position (rr keeps its
-    /// cursor as a slot, so it stays on the same dest when the list moves).
-    pub slot_of_pos: [u8; MAX_SERVICE_DESTS],
-    /// Position of each slot, `SCHED_NONE` if the slot is free.
-    pub pos_of_slot: [u8; MAX_SERVICE_DESTS],
+    pub _pad: u32,
 }
-const _: () = assert!(
-    size_of::<Service>()
-        == 48
-            + 8 * MAX_SERVICE_DESTS
-            + 4 * MAX_SERVICE_DESTS
-            + MAX_SERVICE_DESTS * MAX_SERVICE_DESTS
-            + 2 * MAX_SERVICE_DESTS
-);
+const _: () = assert!(size_of::<Service>() == 56);
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>
@@ -223,7 +231,11 @@ pub struct Dest {
     pub tmpl_epoch: u32,
     /// Egress interface; 0 = the interface the packet came in on (`XDP_TX`).
     pub ifindex: u32,
-    pub _pad1: u32,
+    /// Place of the dest in its service's list counted from the tail (0 =
+    /// the oldest; its position is `ndests - 1 - rank`): the rr cursor
+    /// follows its dest by it. Adding a dest (at the head) changes no rank.
+    /// Meaningless for a removed dest.
+    pub rank: u32,
     /// Next-hop MAC address of the real server.
     pub mac: [u8; 6],
     /// Source MAC for frames redirected out of `ifindex` (unused with `XDP_TX`).
@@ -432,10 +444,9 @@ pub struct SchedState {
     pub cl: u32,
     /// wrr: current weight, as the kernel's `cw`.
     pub cw: u32,
-    /// wrr: index in `Service::levels` of the first level `>= ceil(cw/di)`.
-    pub level: u32,
-    /// rr: slot of the last pick (`SCHED_HEAD` = none yet).
-    pub rr_slot: u32,
+    /// rr: the `DESTS` slot of the last pick (`NO_DEST` = none yet).
+    pub rr_dest: u32,
+    pub _pad: u32,
 }
 pub const SCHED_HEAD: u32 = u32::MAX;
 
@@ -471,6 +482,11 @@ pub struct Settings {
     pub next_epoch: u32,
     /// `LAYOUT_VERSION` of whoever created the maps.
     pub layout: u32,
+    /// Controller-only: `DESTS` slots at or above this index have never been
+    /// used (slots are given out lowest first), so the controller reads
+    /// only the slots below it.
+    pub dests_used: u32,
+    pub _pad: u32,
     /// The packet path's clock: `jiffies * clock_ns_per_jiffy + clock_offset`
     /// is CLOCK_MONOTONIC in ns, to within one tick (the jiffies read is
     /// inlined by the verifier; a clock helper call costs ~40 ns). Measured
@@ -491,6 +507,8 @@ impl Settings {
         timeouts: DEFAULT_TIMEOUTS,
         next_epoch: 1,
         layout: LAYOUT_VERSION,
+        dests_used: 0,
+        _pad: 0,
         clock_ns_per_jiffy: 0,
         clock_offset: 0,
     };
@@ -618,6 +636,7 @@ mod user {
     // bit pattern.
     unsafe impl aya::Pod for ServiceKey {}
     unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for ServiceDest {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}

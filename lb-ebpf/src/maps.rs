@@ -1,6 +1,8 @@
 //! The maps, named in LVS words. Pinned by the controller under
 //! `$LB_PIN_PATH/<NAME>`; their key and value types are defined once, in
-//! lb-common. Sizes of `CONNS` and `TEMPLATES` are overridden at load time.
+//! lb-common. The sizes here are the defaults: the controller sets every
+//! variable size at load time (`CONNS`, `TEMPLATES`, and the service- and
+//! real-sized maps from `lbctl attach --services/--reals`).
 //!
 //! A static's name is its map's name in the object, and must be lb-common's
 //! `MAP_*` for it (`#[btf_map]` takes no constant): the controller takes
@@ -11,16 +13,22 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, Iface, MAX_DESTS, MAX_IFACES,
-    MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
+    Dest, Iface, MAX_IFACES, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
+    ServiceDest, ServiceKey, ServiceStats, Settings, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
-pub static SERVICES: HashMap<ServiceKey, Service, { MAX_SERVICES as usize }> = HashMap::new();
+pub static SERVICES: HashMap<ServiceKey, Service, { DEFAULT_SERVICES as usize }> = HashMap::new();
 
 #[btf_map]
-pub static DESTS: Array<Dest, { MAX_DESTS as usize }> = Array::new();
+pub static DESTS: Array<Dest, { DEFAULT_REALS as usize }> = Array::new();
+
+/// The dest lists and weight trees of all services, a block each
+/// (`ServiceDest` says how a block is laid out).
+#[btf_map]
+pub static SVC_DESTS: Array<ServiceDest, { (DEFAULT_REALS * SVC_DESTS_PER_REAL) as usize }> =
+    Array::new();
 
 #[btf_map]
 pub static CONNS: LruHashMap<ConnKey, Conn, { DEFAULT_CONNS as usize }> = LruHashMap::new();
@@ -30,7 +38,7 @@ pub static TEMPLATES: LruHashMap<TemplateKey, Template, { DEFAULT_TEMPLATES as u
     LruHashMap::new();
 
 #[btf_map]
-pub static SCHED: PerCpuArray<SchedState, { MAX_SERVICES as usize }> = PerCpuArray::new();
+pub static SCHED: PerCpuArray<SchedState, { DEFAULT_SERVICES as usize }> = PerCpuArray::new();
 
 #[btf_map]
 pub static SETTINGS: Array<Settings, 1> = Array::new();
@@ -39,10 +47,10 @@ pub static SETTINGS: Array<Settings, 1> = Array::new();
 pub static STATS: PerCpuArray<Counters, { REASON_COUNT as usize }> = PerCpuArray::new();
 
 #[btf_map]
-pub static SVC_STATS: PerCpuArray<ServiceStats, { MAX_SERVICES as usize }> = PerCpuArray::new();
+pub static SVC_STATS: PerCpuArray<ServiceStats, { DEFAULT_SERVICES as usize }> = PerCpuArray::new();
 
 #[btf_map]
-pub static DEST_STATS: PerCpuArray<ServiceStats, { MAX_DESTS as usize }> = PerCpuArray::new();
+pub static DEST_STATS: PerCpuArray<ServiceStats, { DEFAULT_REALS as usize }> = PerCpuArray::new();
 
 #[btf_map]
 pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();

@@ -9,14 +9,17 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
     NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, Settings, TEMPLATE_PUSH_SLACK_NS,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, TEMPLATE_PUSH_SLACK_NS,
     conn_state_is_closing,
 };
-use lb_ebpf::{schedulers, tcp_state::next_state};
+use lb_ebpf::{
+    schedulers::{self, Nodes},
+    tcp_state::next_state,
+};
 
 use crate::{
     Verdict, forward,
-    maps::{CONNS, DESTS, SCHED},
+    maps::{CONNS, DESTS, SCHED, SVC_DESTS},
     parse::Packet,
     reply,
     settings::timeout,
@@ -58,13 +61,10 @@ pub fn schedule(
             let Some(st) = SCHED.get_ptr_mut(svc.id) else {
                 return Verdict::Drop(REASON_DROP_INTERNAL);
             };
-            let Some(pos) = schedulers::pick(svc, unsafe { &mut *st }) else {
+            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &MapNodes) else {
                 return reply::port_unreachable(ctx, pkt);
             };
-            let Some(sd) = svc.dests.get(pos) else {
-                return Verdict::Drop(REASON_DROP_INTERNAL);
-            };
-            let dest_id = sd.dest;
+            let dest_id = p.dest;
             let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
                 return Verdict::Drop(REASON_DROP_INTERNAL);
             };
@@ -105,4 +105,20 @@ pub fn schedule(
     }
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
     forward::direct_route(ctx, dest, dest_id, reason)
+}
+
+/// The schedulers' view of the maps: a service's block of `SVC_DESTS`, and
+/// the place in its list `DESTS` records for a dest.
+struct MapNodes;
+
+impl Nodes for MapNodes {
+    #[inline(always)]
+    fn node(&self, svc: &Service, i: u32) -> Option<ServiceDest> {
+        SVC_DESTS.get(svc.list.wrapping_add(i)).copied()
+    }
+
+    #[inline(always)]
+    fn dest_rank(&self, dest: u32) -> Option<u32> {
+        DESTS.get(dest).map(|d| d.rank)
+    }
 }

@@ -16,7 +16,10 @@ type Owner = (Vec<u8>, [u8; 4], [u8; 2]);
 
 #[derive(Debug, Clone)]
 pub struct DestSlots {
+    /// The slots below the high-water mark (`Settings::dests_used`); the
+    /// ones above, up to `capacity`, were never used.
     slots: Vec<Dest>,
+    capacity: u32,
     free: BTreeSet<u32>,
     trashed: BTreeSet<u32>,
     trashed_by_owner: BTreeMap<Owner, BTreeSet<u32>>,
@@ -39,9 +42,11 @@ fn kind(d: &Dest) -> Kind {
 }
 
 impl DestSlots {
-    pub fn new(slots: Vec<Dest>) -> DestSlots {
+    /// From the slots below the high-water mark, in a table of `capacity`.
+    pub fn new(slots: Vec<Dest>, capacity: u32) -> DestSlots {
         let mut s = DestSlots {
             slots: Vec::new(),
+            capacity,
             free: BTreeSet::new(),
             trashed: BTreeSet::new(),
             trashed_by_owner: BTreeMap::new(),
@@ -93,8 +98,13 @@ impl DestSlots {
 
     /// Slot `i` was written with `d`.
     pub fn set(&mut self, i: u32, d: &Dest) {
-        if (i as usize) >= self.slots.len() {
+        if i >= self.capacity {
             return;
+        }
+        while (i as usize) >= self.slots.len() {
+            let n = self.slots.len() as u32;
+            self.slots.push(Dest::default());
+            self.free.insert(n);
         }
         self.forget(i);
         self.add(i, d);
@@ -118,10 +128,18 @@ impl DestSlots {
         {
             return Some((i, true));
         }
+        let fresh = (self.slots.len() as u32) < self.capacity;
         self.free
             .first()
-            .or_else(|| self.trashed.first())
-            .map(|&i| (i, false))
+            .copied()
+            .or(fresh.then_some(self.slots.len() as u32))
+            .or_else(|| self.trashed.first().copied())
+            .map(|i| (i, false))
+    }
+
+    /// Slots below the high-water mark.
+    pub fn used(&self) -> u32 {
+        self.slots.len() as u32
     }
 }
 
@@ -171,7 +189,7 @@ mod tests {
         let mut key = ServiceKey::zeroed();
         key.port = 80u16.to_be_bytes();
         let live = DEST_F_IN_USE | DEST_F_AVAILABLE;
-        let mut s = DestSlots::new(vec![Dest::zeroed(); 6]);
+        let mut s = DestSlots::new(vec![Dest::zeroed(); 2], 6);
         let mut all = vec![Dest::zeroed(); 6];
         let check = |s: &DestSlots, all: &[Dest]| {
             for last in 1..5 {
@@ -200,5 +218,22 @@ mod tests {
         }
         assert_eq!(s.pick(&key, &real(1)), Some((4, true)));
         assert_eq!(s.pick(&key, &real(9)), Some((1, false)));
+        assert_eq!(s.used(), 6);
+    }
+
+    #[test]
+    fn slots_above_the_high_water_mark_are_free_and_taken_in_order() {
+        let key = ServiceKey::zeroed();
+        let live = DEST_F_IN_USE | DEST_F_AVAILABLE;
+        let mut s = DestSlots::new(Vec::new(), 3);
+        for i in 0..3 {
+            assert_eq!(s.pick(&key, &real(1)), Some((i, false)));
+            s.set(i, &dest(&key, &real(i as u8 + 1), live));
+        }
+        assert_eq!(s.pick(&key, &real(9)), None, "full");
+        s.set(1, &dest(&key, &real(2), DEST_F_IN_USE));
+        assert_eq!(s.pick(&key, &real(9)), Some((1, false)), "a trashed one");
+        s.set(7, &dest(&key, &real(9), live));
+        assert_eq!(s.used(), 3, "past the capacity: ignored");
     }
 }

@@ -12,8 +12,18 @@ pub enum Error {
          (target/release/lbctl)"
     )]
     NoObject,
-    #[error("permission denied (you must be root, with CAP_BPF and CAP_NET_ADMIN)")]
-    Privileges,
+    #[error(
+        "permission denied: this process lacks {missing} ({why}; run it as root, or as a \
+         user given these capabilities)"
+    )]
+    Privileges { missing: String, why: &'static str },
+    #[error(
+        "permission denied on the pin directory {} (owned by uid {owner}): the tables belong \
+         to the directory's owner; run lbctl as that user or root, or give the directory to \
+         this user (chown -R)",
+        .dir.display()
+    )]
+    PinAccess { dir: PathBuf, owner: u32 },
     #[error("{what}")]
     Io {
         what: String,
@@ -25,15 +35,15 @@ pub enum Error {
     #[error("pinned maps in {dir} cannot be used: {why}")]
     StalePin { dir: PathBuf, why: String },
     #[error(
-        "the pinned tables have {have_conns} connection and {have_templates} template entries, \
-         not the requested {want_conns} and {want_templates}; run `lbctl attach --reset` to \
-         recreate them (this drops every connection and template)"
+        "the pinned tables have {} connection and {} template entries, {} services and {} \
+         real-server slots, not the requested {}, {}, {} and {}; run `lbctl attach --reset` to \
+         recreate them (this drops every connection and template)",
+        have.conns, have.templates, have.services, have.reals,
+        want.conns, want.templates, want.services, want.reals
     )]
     SizeMismatch {
-        want_conns: u32,
-        want_templates: u32,
-        have_conns: u32,
-        have_templates: u32,
+        want: Box<crate::pins::Sizes>,
+        have: Box<crate::pins::Sizes>,
     },
     #[error("map `{0}` is missing from the BPF object")]
     MissingMap(&'static str),
@@ -66,6 +76,11 @@ pub enum Error {
     TooManyServices(u32),
     #[error("too many real servers in one service (at most {0})")]
     TooManyReals(usize),
+    #[error(
+        "no room left for the real-server lists (`SVC_DESTS`, {0} entries); make the tables \
+         with more real-server slots (`lbctl attach --reset --reals N`)"
+    )]
+    ListPoolFull(u32),
     #[error("too many real servers (at most {0}, including removed ones still in use)")]
     TooManyDests(u32),
     #[error("{0}")]

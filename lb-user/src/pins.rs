@@ -7,10 +7,15 @@
 //! the pins, refusing any whose layout differs from this build's. Every
 //! invocation holds an exclusive lock on the directory while it works, so two
 //! invocations at once cannot interleave their changes.
+//!
+//! Privileges are capabilities, not euid 0 (README, "Privileges"): CAP_BPF
+//! and CAP_NET_ADMIN for everything, CAP_PERFMON to attach, CAP_SYS_ADMIN
+//! only to mount bpffs. The pins belong to the pin directory's owner: every
+//! pin made here is given to that user and group.
 
 use std::{
     fs::File,
-    os::{fd::AsRawFd, unix::fs::PermissionsExt},
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -19,12 +24,14 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_TEMPLATES, Dest, Iface, MAP_CONNS,
-    MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES,
-    MAP_SETTINGS, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS, MAX_IFACES,
-    MAX_SERVICES, REASON_COUNT, ReplyRate, SchedState, Service, ServiceKey, ServiceStats, Settings,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
+    Dest, Iface, MAP_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE,
+    MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES,
+    MAP_VIPS, MAX_IFACES, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
+    ServiceDest, ServiceKey, ServiceStats, Settings, Template, TemplateKey, VIP_FILTER_WORDS,
 };
+
+use caps::{CapSet, Capability};
 
 use crate::error::Error;
 
@@ -51,19 +58,52 @@ pub fn bpf_object() -> Result<&'static [u8], Error> {
     Ok(BPF_OBJECT)
 }
 
-/// Sizes of the LRU tables, chosen when the maps are created.
+/// Sizes of the tables, chosen when the maps are created (`lbctl attach
+/// --conns --templates --services --reals`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
+    /// Connection entries (`CONNS`).
     pub conns: u32,
+    /// Persistence templates (`TEMPLATES`).
     pub templates: u32,
+    /// Virtual services (`SERVICES`, `SCHED`, `SVC_STATS`).
+    pub services: u32,
+    /// Real-server slots of all services, removed ones still referenced
+    /// included (`DESTS`, `DEST_STATS`; `SVC_DESTS` holds
+    /// `SVC_DESTS_PER_REAL` entries per slot).
+    pub reals: u32,
+}
+
+impl Sizes {
+    pub const DEFAULT: Sizes = Sizes {
+        conns: DEFAULT_CONNS,
+        templates: DEFAULT_TEMPLATES,
+        services: DEFAULT_SERVICES,
+        reals: DEFAULT_REALS,
+    };
+
+    /// Entries of `SVC_DESTS` for `reals` real-server slots.
+    pub const fn svc_dests(&self) -> u32 {
+        self.reals.saturating_mul(SVC_DESTS_PER_REAL)
+    }
+
+    /// The size this build gives a map of these sizes, `None` for maps of a
+    /// fixed size.
+    fn of(&self, name: &str) -> Option<u32> {
+        match name {
+            MAP_CONNS => Some(self.conns),
+            MAP_TEMPLATES => Some(self.templates),
+            MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS => Some(self.services),
+            MAP_DESTS | MAP_DEST_STATS => Some(self.reals),
+            MAP_SVC_DESTS => Some(self.svc_dests()),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Sizes {
     fn default() -> Self {
-        Sizes {
-            conns: DEFAULT_CONNS,
-            templates: DEFAULT_TEMPLATES,
-        }
+        Sizes::DEFAULT
     }
 }
 
@@ -72,6 +112,7 @@ pub struct Pins {
     pub dir: PathBuf,
     pub services: HashMap<MapData, ServiceKey, Service>,
     pub dests: Array<MapData, Dest>,
+    pub svc_dests: Array<MapData, ServiceDest>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
     pub templates: HashMap<MapData, TemplateKey, Template>,
     pub sched: PerCpuArray<MapData, SchedState>,
@@ -87,23 +128,20 @@ pub struct Pins {
 }
 
 /// Expected (key size, value size, max entries) of each map; `None` for the
-/// LRU sizes, which are chosen at creation.
+/// sizes chosen at creation (`Sizes`), checked against each other instead.
 fn expected(name: &str) -> (usize, usize, Option<u32>) {
     use std::mem::size_of;
     match name {
-        MAP_SERVICES => (
-            size_of::<ServiceKey>(),
-            size_of::<Service>(),
-            Some(MAX_SERVICES),
-        ),
-        MAP_DESTS => (4, size_of::<Dest>(), Some(MAX_DESTS)),
+        MAP_SERVICES => (size_of::<ServiceKey>(), size_of::<Service>(), None),
+        MAP_DESTS => (4, size_of::<Dest>(), None),
+        MAP_SVC_DESTS => (4, size_of::<ServiceDest>(), None),
         MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
         MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
-        MAP_SCHED => (4, size_of::<SchedState>(), Some(MAX_SERVICES)),
+        MAP_SCHED => (4, size_of::<SchedState>(), None),
         MAP_SETTINGS => (4, size_of::<Settings>(), Some(1)),
         MAP_STATS => (4, size_of::<Counters>(), Some(REASON_COUNT)),
-        MAP_SVC_STATS => (4, size_of::<ServiceStats>(), Some(MAX_SERVICES)),
-        MAP_DEST_STATS => (4, size_of::<ServiceStats>(), Some(MAX_DESTS)),
+        MAP_SVC_STATS => (4, size_of::<ServiceStats>(), None),
+        MAP_DEST_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
@@ -114,9 +152,8 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
 /// Makes sure a bpffs is mounted where the pin directory lives (the default
 /// `/sys/fs/bpf`, as ipvsadm users expect things to just work).
 fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
-    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
     let parent = dir.parent().unwrap_or(Path::new("/"));
-    if is_bpffs(parent, BPF_FS_MAGIC) || is_bpffs(dir, BPF_FS_MAGIC) {
+    if is_bpffs(parent) || is_bpffs(dir) {
         return Ok(());
     }
     if parent == Path::new("/sys/fs/bpf") {
@@ -132,49 +169,51 @@ fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
                     .into(),
             ));
         }
-        let src = c"bpf";
-        let target = c"/sys/fs/bpf";
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                src.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        return Err(Error::Io {
+        // Mounting is the one step that needs CAP_SYS_ADMIN.
+        require_caps(
+            &[Capability::CAP_SYS_ADMIN],
+            "mounting bpffs on /sys/fs/bpf needs CAP_SYS_ADMIN; or mount it first: mount -t bpf bpf /sys/fs/bpf",
+        )?;
+        return nix::mount::mount(
+            Some("bpf"),
+            "/sys/fs/bpf",
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| Error::Io {
             what: "mounting bpffs on /sys/fs/bpf".into(),
-            source: std::io::Error::last_os_error(),
+            source: e.into(),
         });
     }
     Err(Error::NotBpffs(dir.to_path_buf()))
 }
 
-fn is_bpffs(path: &Path, magic: i64) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type as i64 == magic
+fn is_bpffs(path: &Path) -> bool {
+    use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
+    statfs(path).is_ok_and(|st| st.filesystem_type() == BPF_FS_MAGIC)
 }
 
+/// Takes the exclusive lock on the pin directory (waiting for another
+/// `lbctl` to finish). A directory this user may not open is named with its
+/// owner, whose the pins are.
 fn lock_dir(dir: &Path) -> Result<File, Error> {
-    let f = File::open(dir).map_err(|e| Error::Io {
-        what: format!("opening {}", dir.display()),
+    let f = File::open(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Error::PinAccess {
+                dir: dir.to_path_buf(),
+                owner: std::fs::metadata(dir).map_or(u32::MAX, |m| m.uid()),
+            };
+        }
+        Error::Io {
+            what: format!("opening {}", dir.display()),
+            source: e,
+        }
+    })?;
+    f.lock().map_err(|e| Error::Io {
+        what: format!("locking {}", dir.display()),
         source: e,
     })?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::Io {
-            what: format!("locking {}", dir.display()),
-            source: std::io::Error::last_os_error(),
-        });
-    }
     Ok(f)
 }
 
@@ -203,6 +242,7 @@ impl Pins {
             for name in MAP_NAMES {
                 let map = ebpf.take_map(name).ok_or(Error::MissingMap(name))?;
                 maps.push((name.to_string(), map_data(map)));
+                give_to_dir_owner(dir, &dir.join(name))?;
             }
         } else if present.len() != MAP_NAMES.len() {
             return Err(Error::StalePin {
@@ -251,17 +291,31 @@ impl Pins {
             match name.as_str() {
                 MAP_CONNS => found.conns = info.max_entries(),
                 MAP_TEMPLATES => found.templates = info.max_entries(),
+                MAP_SERVICES => found.services = info.max_entries(),
+                MAP_DESTS => found.reals = info.max_entries(),
                 _ => {}
+            }
+        }
+        // The maps sized alike must agree (a half-made set is refused).
+        for (name, md) in &maps {
+            let Some(want) = found.of(name) else { continue };
+            let have = md.info().map(|i| i.max_entries()).unwrap_or(0);
+            if have != want {
+                return Err(Error::StalePin {
+                    dir: dir.to_path_buf(),
+                    why: format!(
+                        "map `{name}` has {have} entries where its sizes say {want}; \
+                         run `lbctl attach --reset` to start afresh"
+                    ),
+                });
             }
         }
         if let Some(want) = sizes
             && want != found
         {
             return Err(Error::SizeMismatch {
-                want_conns: want.conns,
-                want_templates: want.templates,
-                have_conns: found.conns,
-                have_templates: found.templates,
+                want: Box::new(want),
+                have: Box::new(found),
             });
         }
         let mut take = |n: &str| -> Map {
@@ -270,6 +324,7 @@ impl Pins {
         };
         let services = HashMap::try_from(take(MAP_SERVICES)).map_err(map_err(MAP_SERVICES))?;
         let dests = Array::try_from(take(MAP_DESTS)).map_err(map_err(MAP_DESTS))?;
+        let svc_dests = Array::try_from(take(MAP_SVC_DESTS)).map_err(map_err(MAP_SVC_DESTS))?;
         let conns = HashMap::try_from(take(MAP_CONNS)).map_err(map_err(MAP_CONNS))?;
         let templates = HashMap::try_from(take(MAP_TEMPLATES)).map_err(map_err(MAP_TEMPLATES))?;
         let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
@@ -285,6 +340,7 @@ impl Pins {
             dir: dir.to_path_buf(),
             services,
             dests,
+            svc_dests,
             conns,
             templates,
             sched,
@@ -386,9 +442,11 @@ pub fn load_maps(dir: &Path, sizes: Sizes) -> Result<Ebpf, Error> {
     for name in MAP_NAMES {
         loader.map_pin_path(name, dir.join(name));
     }
-    loader
-        .map_max_entries(MAP_CONNS, sizes.conns)
-        .map_max_entries(MAP_TEMPLATES, sizes.templates);
+    for name in MAP_NAMES {
+        if let Some(n) = sizes.of(name) {
+            loader.map_max_entries(name, n);
+        }
+    }
     loader.load(obj).map_err(|e| Error::Load(Box::new(e)))
 }
 
@@ -419,11 +477,90 @@ pub fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
     }
 }
 
-/// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF. Say so up front
-/// instead of failing halfway with EPERM.
-pub fn require_privileges() -> Result<(), Error> {
-    if unsafe { libc::geteuid() } == 0 {
+/// Gives a pin just made in `dir` to the directory's owner and group: the
+/// tables belong to whoever owns the pin directory, so a service user given
+/// the directory (`contrib/systemd/`) keeps access to maps and links that
+/// root creates there (`lbctl attach`, `--reset`). A no-op when they match.
+pub fn give_to_dir_owner(dir: &Path, pin: &Path) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        what: format!("giving {} to the owner of {}", pin.display(), dir.display()),
+        source,
+    };
+    let d = std::fs::metadata(dir).map_err(io)?;
+    let p = std::fs::metadata(pin).map_err(io)?;
+    if (p.uid(), p.gid()) != (d.uid(), d.gid()) {
+        std::os::unix::fs::chown(pin, Some(d.uid()), Some(d.gid())).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// What every table operation needs: CAP_BPF to create, open and change
+/// the maps and to load the program, CAP_NET_ADMIN to attach it, and
+/// because ipvsadm needs it for every command, `-L` included.
+pub const NEEDED_CAPS: [Capability; 2] = [Capability::CAP_BPF, Capability::CAP_NET_ADMIN];
+
+/// The capabilities of `needed` this process does not have in its
+/// effective set. Root has them all unless something dropped them.
+pub fn missing_caps(needed: &[Capability]) -> Vec<Capability> {
+    let have = caps::read(None, CapSet::Effective).unwrap_or_default();
+    needed
+        .iter()
+        .copied()
+        .filter(|c| !have.contains(c))
+        .collect()
+}
+
+fn require_caps(needed: &[Capability], why: &'static str) -> Result<(), Error> {
+    let missing = missing_caps(needed);
+    if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::Privileges)
+    let mut names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    let last = names.pop().unwrap_or_default();
+    let missing = if names.is_empty() {
+        last
+    } else {
+        format!("{} and {last}", names.join(", "))
+    };
+    Err(Error::Privileges { missing, why })
+}
+
+/// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF (not euid 0, so a
+/// service user given these capabilities works). Say so up front, naming
+/// what is missing, instead of failing halfway with EPERM.
+pub fn require_privileges() -> Result<(), Error> {
+    require_caps(&NEEDED_CAPS, "lbctl needs CAP_BPF and CAP_NET_ADMIN")
+}
+
+/// `lbctl attach` also loads the program, whose packet pointer arithmetic
+/// the verifier allows only with CAP_PERFMON.
+pub fn require_attach_privileges() -> Result<(), Error> {
+    require_caps(
+        &[
+            Capability::CAP_BPF,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_PERFMON,
+        ],
+        "lbctl attach needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, which the verifier \
+         wants for the program's packet pointer arithmetic",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_caps_are_named_and_none_when_all_are_held() {
+        let have = caps::read(None, CapSet::Effective).unwrap();
+        let held: Vec<Capability> = have.iter().copied().collect();
+        assert!(missing_caps(&held).is_empty());
+        // One capability this process lacks (every one when not root).
+        let all = caps::all();
+        if let Some(lacking) = all.iter().find(|c| !have.contains(c)) {
+            assert_eq!(missing_caps(&[*lacking]), vec![*lacking]);
+            let e = require_caps(&[*lacking], "why").unwrap_err().to_string();
+            assert!(e.contains(&lacking.to_string()) && e.contains("why"), "{e}");
+        }
+    }
 }

@@ -1,18 +1,19 @@
-//! The scheduler tables of a service, built by the controller.
+//! The scheduler data of a service, built by the controller.
 //!
-//! The packet path picks a real server for a new flow in O(1), with no loop
-//! over the reals (lb-ebpf's `schedulers/`): the controller keeps the
-//! service's dest list in LVS order (most recently added first) and
-//! precomputes, whenever the list or a weight changes, what the kernel's
-//! rr and wrr schedulers derive from it (`ip_vs_wrr_dest_changed`;
-//! docs/SEMANTICS.md §5): the gcd `di`, `mw`, the `cw` a fresh CPU starts
-//! with, the distinct weight levels and, per level, the next eligible
-//! position after every position. `Service` (lb-common) documents each table.
+//! The packet path picks a real server for a new flow without a loop over
+//! the reals (lb-ebpf's `schedulers/`): the controller keeps the service's
+//! dest list in LVS order (most recently added first) and, whenever the
+//! list or a weight changes, writes it as a new block of `SVC_DESTS` with a
+//! max-tree of the weights above it ([`block`]; lb-common's `ServiceDest`
+//! documents the layout), and recomputes what the kernel's wrr scheduler
+//! derives from the weights (`ip_vs_wrr_dest_changed`; docs/SEMANTICS.md
+//! §5): the gcd `di`, `mw`, and the `cw` a fresh CPU starts with
+//! ([`dests_changed`]).
 //!
-//! [`Table`](crate::Table) edits a service's list only through
-//! [`push_front`] and [`remove`], then calls [`rebuild`].
+//! [`Table`](crate::Table) edits a service's list (a `Vec` it keeps) and
+//! calls both.
 
-use lb_common::{MAX_SERVICE_DESTS, SCHED_NONE, Service, ServiceDest, wrr_adjust_cw};
+use lb_common::{MAX_SERVICE_DESTS, NO_DEST, Service, ServiceDest, wrr_adjust_cw};
 
 const fn gcd(a: u32, b: u32) -> u32 {
     let (mut a, mut b) = (a, b);
@@ -24,97 +25,47 @@ const fn gcd(a: u32, b: u32) -> u32 {
     a
 }
 
-/// The number of valid entries of the dest list, bounded.
-fn len(svc: &Service) -> usize {
-    (svc.ndests as usize).min(MAX_SERVICE_DESTS)
+/// Leaves of the block of a list of `n` dests: a power of two, at least 1.
+pub fn cap_for(n: usize) -> u32 {
+    n.clamp(1, MAX_SERVICE_DESTS).next_power_of_two() as u32
 }
 
-/// Recomputes everything the schedulers derive from the dest list and
-/// weights, as the kernel's `ip_vs_wrr_dest_changed` does, and bumps the
-/// generation (so that every CPU applies the kernel's `cw` adjustment once).
-/// `slot_of_pos` must already describe the list; call after every change of
-/// `dests`/`ndests` or a weight.
-pub fn rebuild(svc: &mut Service) {
-    let n = len(svc);
-    let dests = &svc.dests[..n];
-    let g = dests
+/// The block of `SVC_DESTS` for `list`: `2 * cap` entries, the dests at
+/// `cap + pos`, empty leaves after them, and above them every inner node
+/// holding the largest weight below it.
+pub fn block(list: &[ServiceDest]) -> Vec<ServiceDest> {
+    let cap = cap_for(list.len()) as usize;
+    let empty = ServiceDest {
+        dest: NO_DEST,
+        weight: 0,
+    };
+    let mut b = vec![empty; 2 * cap];
+    for (pos, sd) in list.iter().take(cap).enumerate() {
+        b[cap + pos] = *sd;
+    }
+    for i in (1..cap).rev() {
+        b[i].weight = b[2 * i].weight.max(b[2 * i + 1].weight);
+    }
+    b
+}
+
+/// After a change of the dest list or a weight: the list's length and
+/// block size, and the wrr bookkeeping recomputed as the kernel's
+/// `ip_vs_wrr_dest_changed` does; bumps the generation, so that every CPU
+/// applies the kernel's `cw` adjustment once.
+pub fn dests_changed(svc: &mut Service, list: &[ServiceDest]) {
+    let g = list
         .iter()
         .map(|d| d.weight)
         .filter(|&w| w > 0)
         .fold(0, |g, w| if g == 0 { w } else { gcd(w, g) });
-    let max = dests.iter().map(|d| d.weight).max().unwrap_or(0);
+    let max = list.iter().map(|d| d.weight).max().unwrap_or(0);
     svc.di = if g == 0 { 1 } else { g };
     svc.mw = max.saturating_sub(svc.di - 1);
     svc.cw_seed = wrr_adjust_cw(svc.cw_seed, svc.di, svc.mw);
-
-    // Distinct positive weights in units of di, ascending.
-    let mut levels: Vec<u32> = dests
-        .iter()
-        .map(|d| d.weight / svc.di)
-        .filter(|&u| u > 0)
-        .collect();
-    levels.sort_unstable();
-    levels.dedup();
-    svc.levels = [0; MAX_SERVICE_DESTS];
-    svc.levels[..levels.len()].copy_from_slice(&levels);
-    svc.nlevels = levels.len() as u32;
-
-    // next[l][p]: the first position >= p whose weight reaches level l.
-    svc.next = [[SCHED_NONE; MAX_SERVICE_DESTS]; MAX_SERVICE_DESTS];
-    for (l, &level) in levels.iter().enumerate() {
-        let mut nxt = SCHED_NONE;
-        for p in (0..n).rev() {
-            if svc.dests[p].weight / svc.di >= level {
-                nxt = p as u8;
-            }
-            svc.next[l][p] = nxt;
-        }
-    }
-    svc.pos_of_slot = [SCHED_NONE; MAX_SERVICE_DESTS];
-    for p in 0..n {
-        let s = svc.slot_of_pos[p] as usize;
-        if s < MAX_SERVICE_DESTS {
-            svc.pos_of_slot[s] = p as u8;
-        }
-    }
+    svc.ndests = list.len() as u32;
+    svc.cap = cap_for(list.len());
     svc.generation = svc.generation.wrapping_add(1);
-}
-
-/// A free per-service slot for a new dest (rr keeps its cursor as a slot).
-pub fn free_slot(svc: &Service) -> Option<u8> {
-    let used = &svc.slot_of_pos[..len(svc)];
-    (0..MAX_SERVICE_DESTS as u8).find(|s| !used.contains(s))
-}
-
-/// Puts `sd` at the head of the list (the kernel's list is newest first)
-/// with a free slot; `None`, and nothing changed, when the list is full.
-/// Call [`rebuild`] afterwards.
-pub fn push_front(svc: &mut Service, sd: ServiceDest) -> Option<()> {
-    let n = len(svc);
-    if n >= MAX_SERVICE_DESTS {
-        return None;
-    }
-    let slot = free_slot(svc)?;
-    svc.dests.copy_within(0..n, 1);
-    svc.slot_of_pos.copy_within(0..n, 1);
-    svc.dests[0] = sd;
-    svc.slot_of_pos[0] = slot;
-    svc.ndests = n as u32 + 1;
-    Some(())
-}
-
-/// Takes the dest at `pos` out of the list (a `pos` past the end changes
-/// nothing). Call [`rebuild`] afterwards.
-pub fn remove(svc: &mut Service, pos: usize) {
-    let n = len(svc);
-    if pos >= n {
-        return;
-    }
-    svc.dests.copy_within(pos + 1..n, pos);
-    svc.slot_of_pos.copy_within(pos + 1..n, pos);
-    svc.dests[n - 1] = ServiceDest::default();
-    svc.slot_of_pos[n - 1] = SCHED_NONE;
-    svc.ndests = n as u32 - 1;
 }
 
 /// The packet path's schedulers, compiled here from lb-ebpf's source: they
@@ -129,55 +80,77 @@ mod tests {
     use super::*;
     use lb_common::{SCHED_RR, SCHED_WRR, SchedState};
 
-    use super::packet_path::pick;
+    use super::packet_path::{Nodes, first_at_least, pick};
 
-    /// A service as `Table` keeps it: the list newest-first, the tables
-    /// rebuilt on every change.
-    struct Svc(Service);
+    /// A service as `Table` keeps it: the list newest-first, the block and
+    /// bookkeeping rebuilt on every change.
+    struct Svc {
+        svc: Service,
+        list: Vec<ServiceDest>,
+        block: Vec<ServiceDest>,
+    }
+
+    impl Nodes for Svc {
+        fn node(&self, _svc: &Service, i: u32) -> Option<ServiceDest> {
+            self.block.get(i as usize).copied()
+        }
+        fn dest_rank(&self, dest: u32) -> Option<u32> {
+            let p = self.list.iter().position(|d| d.dest == dest)?;
+            Some((self.list.len() - 1 - p) as u32)
+        }
+    }
 
     impl Svc {
         fn new(sched: u32) -> Self {
-            let mut s: Service = bytemuck::Zeroable::zeroed();
-            s.sched = sched;
-            s.epoch = 1;
-            s.generation = 1;
-            s.di = 1;
-            s.slot_of_pos = [SCHED_NONE; MAX_SERVICE_DESTS];
-            rebuild(&mut s);
-            Svc(s)
+            let mut svc: Service = bytemuck::Zeroable::zeroed();
+            svc.sched = sched;
+            svc.epoch = 1;
+            svc.generation = 1;
+            svc.di = 1;
+            let mut s = Svc {
+                svc,
+                list: Vec::new(),
+                block: Vec::new(),
+            };
+            s.changed();
+            s
+        }
+        fn changed(&mut self) {
+            dests_changed(&mut self.svc, &self.list);
+            self.block = block(&self.list);
         }
         fn add(&mut self, dest: u32, weight: u32) {
-            push_front(&mut self.0, ServiceDest { dest, weight }).unwrap();
-            rebuild(&mut self.0);
+            self.list.insert(0, ServiceDest { dest, weight });
+            self.changed();
         }
         fn pos(&self, dest: u32) -> usize {
-            self.0.dests[..len(&self.0)]
-                .iter()
-                .position(|d| d.dest == dest)
-                .unwrap()
+            self.list.iter().position(|d| d.dest == dest).unwrap()
         }
         fn set_weight(&mut self, dest: u32, weight: u32) {
             let pos = self.pos(dest);
-            self.0.dests[pos].weight = weight;
-            rebuild(&mut self.0);
+            self.list[pos].weight = weight;
+            self.changed();
         }
         fn remove(&mut self, dest: u32) {
             let pos = self.pos(dest);
-            remove(&mut self.0, pos);
-            rebuild(&mut self.0);
+            self.list.remove(pos);
+            self.changed();
+        }
+        fn pick(&self, st: &mut SchedState) -> Option<u32> {
+            pick(&self.svc, st, self).map(|p| {
+                assert_eq!(self.list[p.pos as usize].dest, p.dest, "pos and dest agree");
+                p.dest
+            })
         }
         fn picks(&self, st: &mut SchedState, n: usize) -> Vec<u32> {
-            (0..n)
-                .map(|_| match pick(&self.0, st) {
-                    Some(i) => self.0.dests[i].dest,
-                    None => 0,
-                })
-                .collect()
+            (0..n).map(|_| self.pick(st).unwrap_or(0)).collect()
         }
     }
 
     fn fresh_cpu() -> SchedState {
-        bytemuck::Zeroable::zeroed()
+        let mut st: SchedState = bytemuck::Zeroable::zeroed();
+        st.rr_dest = NO_DEST;
+        st
     }
 
     #[test]
@@ -185,70 +158,95 @@ mod tests {
         let mut s = Svc::new(SCHED_WRR);
         // R1=4 alone: di=4, mw=1, cw (from 0) = 1.
         s.add(1, 4);
-        assert_eq!((s.0.di, s.0.mw, s.0.cw_seed), (4, 1, 1));
+        assert_eq!((s.svc.di, s.svc.mw, s.svc.cw_seed), (4, 1, 1));
         // + R2=3, R3=2 (list R3, R2, R1): di=1, mw=4, cw stays 1.
         s.add(2, 3);
         s.add(3, 2);
-        assert_eq!((s.0.di, s.0.mw, s.0.cw_seed), (1, 4, 1));
-        assert_eq!(&s.0.levels[..s.0.nlevels as usize], &[2, 3, 4]);
-        // Level 0 (weight > 0) from position 0 is position 0; level 2
-        // (weight >= 4) is only R1, at position 2.
-        assert_eq!(s.0.next[0][0], 0);
-        assert_eq!(s.0.next[2][0], 2);
-        assert_eq!(s.0.next[1][2], 2);
-        assert_eq!(s.0.next[2][3], SCHED_NONE);
-        // All quiescent: mw = 0, no level.
+        assert_eq!((s.svc.di, s.svc.mw, s.svc.cw_seed), (1, 4, 1));
+        assert_eq!((s.svc.ndests, s.svc.cap), (3, 4));
+        // All quiescent: mw = 0, nothing to pick.
         for d in 1..=3 {
             s.set_weight(d, 0);
         }
-        assert_eq!((s.0.mw, s.0.nlevels), (0, 0));
+        assert_eq!(s.svc.mw, 0);
+        assert_eq!(s.pick(&mut fresh_cpu()), None);
+    }
+
+    #[test]
+    fn the_block_is_the_list_under_a_max_tree() {
+        let mut s = Svc::new(SCHED_WRR);
+        s.add(1, 4);
+        s.add(2, 3);
+        s.add(3, 2);
+        // cap 4: leaves 4..8 are R3, R2, R1 and an empty one; 2 and 3 hold
+        // the larger weight of their pairs, 1 the largest of all.
+        let w: Vec<u32> = s.block.iter().map(|n| n.weight).collect();
+        assert_eq!(w, vec![0, 4, 3, 4, 2, 3, 4, 0]);
+        let d: Vec<u32> = s.block[4..].iter().map(|n| n.dest).collect();
+        assert_eq!(d, vec![3, 2, 1, NO_DEST]);
+        assert!(s.block[1..4].iter().all(|n| n.dest == NO_DEST));
+        // One dest: a block of two entries.
+        let mut one = Svc::new(SCHED_RR);
+        one.add(7, 1);
+        assert_eq!((one.svc.cap, one.block.len()), (1, 2));
+        assert_eq!(one.block[1], ServiceDest { dest: 7, weight: 1 });
     }
 
     #[test]
     fn every_change_bumps_the_generation() {
         let mut s = Svc::new(SCHED_WRR);
-        let g = s.0.generation;
+        let g = s.svc.generation;
         s.add(1, 1);
         s.set_weight(1, 2);
         s.remove(1);
-        assert_eq!(s.0.generation, g.wrapping_add(3));
+        assert_eq!(s.svc.generation, g.wrapping_add(3));
     }
 
     #[test]
-    fn slots_are_stable_and_reused() {
+    fn first_at_least_is_a_scan_of_the_list() {
+        // Every start and threshold over lists of every length up to 40,
+        // against the linear scan the kernel does.
+        let mut x: u32 = 12345;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for n in 0..40u32 {
+            let mut s = Svc::new(SCHED_WRR);
+            for d in 0..n {
+                let w = if rnd() % 4 == 0 { 0 } else { rnd() % 9 };
+                s.add(d, w);
+            }
+            for start in 0..=n + 1 {
+                for w in 1..11 {
+                    let want = s
+                        .list
+                        .iter()
+                        .enumerate()
+                        .skip(start as usize)
+                        .find(|(_, d)| d.weight >= w)
+                        .map(|(p, d)| (p as u32, d.dest));
+                    let got = first_at_least(&s.svc, &s, start, w).map(|p| (p.pos, p.dest));
+                    assert_eq!(got, want, "n={n} start={start} w={w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_thousand_reals_take_their_turns() {
+        // IPVS has no limit on the reals of a service; here 1,024 and more
+        // are picked in the kernel's rr order, each exactly once a round.
         let mut s = Svc::new(SCHED_RR);
-        s.add(1, 1);
-        s.add(2, 1);
-        s.add(3, 1);
-        // Newest first; slots in order of addition.
-        assert_eq!(&s.0.slot_of_pos[..3], &[2, 1, 0]);
-        s.remove(2);
-        assert_eq!(&s.0.slot_of_pos[..3], &[2, 0, SCHED_NONE]);
-        assert_eq!(s.0.pos_of_slot[..3], [1, SCHED_NONE, 0]);
-        assert_eq!(free_slot(&s.0), Some(1));
-        s.add(4, 1);
-        assert_eq!(&s.0.slot_of_pos[..3], &[1, 2, 0]);
-        // A full list takes no more, and is left as it was.
-        let mut s = Svc::new(SCHED_RR);
-        for d in 0..MAX_SERVICE_DESTS as u32 {
+        for d in 0..1500 {
             s.add(d, 1);
         }
-        let before = s.0;
-        assert_eq!(free_slot(&s.0), None);
-        assert_eq!(
-            push_front(
-                &mut s.0,
-                ServiceDest {
-                    dest: 99,
-                    weight: 1
-                }
-            ),
-            None
-        );
-        assert_eq!(s.0, before);
-        // Removing past the end changes nothing.
-        remove(&mut s.0, MAX_SERVICE_DESTS);
-        assert_eq!(s.0, before);
+        let mut st = fresh_cpu();
+        let got = s.picks(&mut st, 3000);
+        let want: Vec<u32> = (0..1500).rev().chain((0..1500).rev()).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -295,7 +293,7 @@ mod tests {
             let mut st = fresh_cpu();
             assert!(s.picks(&mut st, 10).iter().all(|d| *d == 1));
             s.set_weight(1, 0);
-            assert_eq!(pick(&s.0, &mut st), None);
+            assert_eq!(s.pick(&mut st), None);
         }
     }
 

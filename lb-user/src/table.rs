@@ -15,17 +15,15 @@
 //!
 //! Every operation validates first; on `Err` nothing has changed.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd, time::Duration};
 
-use aya::maps::PerCpuValues;
+use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
-    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
-    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_DESTS,
-    MAX_SERVICE_DESTS, MAX_SERVICES, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_NONE,
-    SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS,
-    conn_state_is_active, vip_bit,
+    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
+    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
+    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
+    REASON_NAMES, SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 use crate::{
@@ -33,9 +31,10 @@ use crate::{
     clock::monotonic_ns,
     dest_slots::DestSlots,
     error::Error,
+    list_pool::ListPool,
     model::{
-        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
-        ServiceView, Stats, Timeouts,
+        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, ServiceView,
+        Stats, Timeouts,
     },
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
@@ -60,20 +59,14 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
     })
 }
 
-/// After a change of the dest list or a weight: the scheduling tables and
-/// wrr bookkeeping, recomputed as the kernel does (`sched_table::rebuild`).
-fn dests_changed(svc: &mut Service) {
-    sched_table::rebuild(svc);
-}
-
-/// Sets the weight of the real server at `pos` of `svc`'s list, whose `Dest`
-/// is `d`, in both places the packet path reads it: the service's dest list
+/// Sets the weight of the real server at `pos` of `list`, whose `Dest` is
+/// `d`, in both places the packet path reads it: the service's dest list
 /// (the schedulers) and the `Dest` (template checks with
 /// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
-/// only place a weight is set; the caller writes both maps.
-fn set_weight(svc: &mut Service, pos: usize, d: &mut Dest, weight: u32) {
+/// only place a weight is set; the caller writes both.
+fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32) {
     d.weight = weight;
-    if let Some(sd) = svc.dests.get_mut(pos) {
+    if let Some(sd) = list.get_mut(pos) {
         sd.weight = weight;
     }
 }
@@ -98,6 +91,20 @@ fn to_stats(s: ServiceStats) -> Stats {
     }
 }
 
+/// The `DESTS` slot `-a` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The same real server's trashed slot: its flows and counters resume.
+    Resumed,
+    /// A slot that was never used (zeros throughout).
+    Unused,
+    /// A free slot, or another real's trashed one (its generation bumped).
+    Taken,
+}
+
+/// How far `Settings::dests_used` is raised at a time.
+const DESTS_USED_STEP: u32 = 1024;
+
 /// A service and its real servers with their weights, in list order.
 pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
 
@@ -112,6 +119,20 @@ pub struct Table {
     slots: Option<DestSlots>,
     /// The services and free service indexes, read once (`svc_index.rs`).
     index: Option<SvcIndex>,
+    /// Room in `SVC_DESTS` (`list_pool.rs`), made from the services' blocks
+    /// the first time a list is written.
+    pool: Option<ListPool>,
+    /// Dest lists as last read or written, by service.
+    lists: BTreeMap<ServiceId, Vec<ServiceDest>>,
+    /// Service values as last read or written.
+    values: BTreeMap<ServiceId, Service>,
+    /// `Settings::dests_used` as last read or written.
+    dests_used: Option<u32>,
+    /// The netlink socket next hops are asked on.
+    nl: Option<neigh::Netlink>,
+    /// Next hops as the kernel gave them during this table's life (a `-R`
+    /// names the same real servers in many services: they are asked once).
+    hops: BTreeMap<Ipv4Addr, Result<Option<NextHop>, String>>,
 }
 
 impl Table {
@@ -120,7 +141,96 @@ impl Table {
             pins,
             slots: None,
             index: None,
+            pool: None,
+            lists: BTreeMap::new(),
+            values: BTreeMap::new(),
+            dests_used: None,
+            nl: None,
+            hops: BTreeMap::new(),
         }
+    }
+
+    /// The dest list of `svc` (newest first), read from its block.
+    pub fn read_list(&self, svc: &Service) -> Result<Vec<ServiceDest>, Error> {
+        if svc.ndests == 0 || svc.cap == 0 {
+            return Ok(Vec::new());
+        }
+        let n = svc.ndests.min(svc.cap);
+        let start = svc.list.checked_add(svc.cap).ok_or_else(|| {
+            Error::Invalid(format!("service block at {} is out of range", svc.list))
+        })?;
+        batch::array_range(self.pins.svc_dests.map().fd().as_fd(), start, n).map_err(|e| {
+            map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error: e,
+            }))
+        })
+    }
+
+    /// The dest list of service `id` whose value is `svc`, as this table
+    /// last wrote it or read from its block.
+    fn list(&mut self, id: &ServiceId, svc: &Service) -> Result<Vec<ServiceDest>, Error> {
+        if let Some(l) = self.lists.get(id) {
+            return Ok(l.clone());
+        }
+        let l = self.read_list(svc)?;
+        self.lists.insert(*id, l.clone());
+        Ok(l)
+    }
+
+    fn pool(&mut self) -> Result<&mut ListPool, Error> {
+        if self.pool.is_none() {
+            let used: Vec<(u32, u32)> = self
+                .services()?
+                .values()
+                .filter(|(_, s)| s.cap > 0)
+                .map(|(_, s)| (s.list, 2 * s.cap))
+                .collect();
+            self.pool = Some(ListPool::new(self.pins.sizes.svc_dests(), used));
+        }
+        self.pool
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("list pool".into()))
+    }
+
+    /// Writes `list` as the dest list of service `id`: a new block of
+    /// `SVC_DESTS` with the scheduler's tree (`sched_table`), then the
+    /// service value pointing at it, then the old block is freed (a packet
+    /// that read the old value still finds its old block). The only way a
+    /// list changes.
+    fn write_list(
+        &mut self,
+        id: &ServiceId,
+        svc: &mut Service,
+        list: Vec<ServiceDest>,
+    ) -> Result<(), Error> {
+        let old = (svc.cap > 0).then_some((svc.list, 2 * svc.cap));
+        sched_table::dests_changed(svc, &list);
+        if svc.cap > 0 {
+            let block = sched_table::block(&list);
+            let len = block.len() as u32;
+            let size = self.pins.sizes.svc_dests();
+            let off = self.pool()?.alloc(len).ok_or(Error::ListPoolFull(size))?;
+            let keys: Vec<u32> = (off..off + len).collect();
+            if let Err(e) = batch::update(self.pins.svc_dests.map().fd().as_fd(), &keys, &block) {
+                self.pool()?.free(off, len);
+                return Err(map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(
+                    aya::sys::SyscallError {
+                        call: "bpf_map_update_batch",
+                        io_error: e,
+                    },
+                )));
+            }
+            svc.list = off;
+        } else {
+            svc.list = 0;
+        }
+        self.write_service(id, svc)?;
+        if let Some((off, len)) = old {
+            self.pool()?.free(off, len);
+        }
+        self.lists.insert(*id, list);
+        Ok(())
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -134,12 +244,6 @@ impl Table {
         Ok(out)
     }
 
-    /// Every connection entry (read in batches: the table may be large).
-    pub fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
-        let m = &self.pins.conns;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err(MAP_CONNS))
-    }
-
     /// The services and their real servers' weights, in list order: what
     /// `-S` saves. Reads only the service and dest maps (no scan of the
     /// connection table, unlike `views`).
@@ -147,7 +251,7 @@ impl Table {
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
             let mut reals = Vec::new();
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(&svc)? {
                 let d = self.dest(sd.dest)?;
                 reals.push((
                     RealId {
@@ -162,28 +266,22 @@ impl Table {
         Ok(out)
     }
 
-    /// Every `DESTS` slot, by index (read in batches: 65,536 slots).
+    /// Every `DESTS` slot ever used, by index (`Settings::dests_used`: the
+    /// slots above were never given out), read in batches.
     pub fn dest_table(&self) -> Result<Vec<Dest>, Error> {
-        let m = &self.pins.dests;
-        let mut all = batch::entries(m, || {
-            m.iter()
-                .enumerate()
-                .filter_map(|(i, d)| d.ok().map(|d| (i as u32, d)))
-                .collect()
+        let used = self.pins.settings()?.dests_used.min(self.pins.sizes.reals);
+        batch::array_range(self.pins.dests.map().fd().as_fd(), 0, used).map_err(|e| {
+            map_err(MAP_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error: e,
+            }))
         })
-        .map_err(map_err(MAP_DESTS))?;
-        all.sort_unstable_by_key(|(i, _)| *i);
-        Ok(all.into_iter().map(|(_, d)| d).collect())
-    }
-
-    /// Every template (read in batches).
-    pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
-        let m = &self.pins.templates;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect())
-            .map_err(map_err(MAP_TEMPLATES))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
+        if let Some(s) = self.values.get(id) {
+            return Ok(*s);
+        }
         match self.pins.services.get(&service_key(id), 0) {
             Ok(s) => Ok(s),
             Err(aya::maps::MapError::KeyNotFound) => Err(Error::NoService(*id)),
@@ -196,6 +294,7 @@ impl Table {
             .services
             .insert(service_key(id), svc, 0)
             .map_err(map_err(MAP_SERVICES))?;
+        self.values.insert(*id, *svc);
         if let Some(ix) = self.index.as_mut() {
             ix.written(*id, svc.id);
         }
@@ -207,7 +306,7 @@ impl Table {
         if self.index.is_none() {
             let all = self.services()?;
             let ids = all.into_iter().map(|(id, (_, svc))| (id, svc.id));
-            self.index = Some(SvcIndex::new(ids, MAX_SERVICES));
+            self.index = Some(SvcIndex::new(ids, self.pins.sizes.services));
         }
         self.index
             .as_ref()
@@ -229,6 +328,24 @@ impl Table {
     }
 
     fn write_dest(&mut self, i: u32, d: &Dest) -> Result<(), Error> {
+        // Raise the high-water mark first: a reader never misses a slot.
+        let used = match self.dests_used {
+            Some(u) => u,
+            None => self.pins.settings()?.dests_used,
+        };
+        let used = if i >= used {
+            // Raised in steps, so that a `-R` of many reals does not write
+            // SETTINGS for each: the slots in between are all zeros (free).
+            let mut settings = self.pins.settings()?;
+            settings.dests_used = (i + 1)
+                .next_multiple_of(DESTS_USED_STEP)
+                .min(self.pins.sizes.reals);
+            self.pins.set_settings(&settings)?;
+            settings.dests_used
+        } else {
+            used
+        };
+        self.dests_used = Some(used);
         self.pins.dests.set(i, d, 0).map_err(map_err(MAP_DESTS))?;
         if let Some(s) = self.slots.as_mut() {
             s.set(i, d);
@@ -317,7 +434,7 @@ impl Table {
         }
         let id = index
             .first_free()
-            .ok_or(Error::TooManyServices(MAX_SERVICES))?;
+            .ok_or(Error::TooManyServices(self.pins.sizes.services))?;
         let mut settings = self.pins.settings()?;
         let epoch = settings.next_epoch.max(1);
         settings.next_epoch = epoch.wrapping_add(1).max(1);
@@ -326,12 +443,10 @@ impl Table {
         svc.epoch = epoch;
         svc.generation = 1;
         svc.di = 1;
-        svc.slot_of_pos = [SCHED_NONE; MAX_SERVICE_DESTS];
         apply_spec(&mut svc, spec);
-        dests_changed(&mut svc);
         self.pins.set_settings(&settings)?;
         self.zero_stats(Some(id), None)?;
-        self.write_service(&spec.id, &svc)?;
+        self.write_list(&spec.id, &mut svc, Vec::new())?;
         self.update_port0_flag()
     }
 
@@ -356,6 +471,7 @@ impl Table {
     /// `-D`.
     pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), Error> {
         let svc = self.service(id)?;
+        let list = self.list(id, &svc)?;
         let settings = self.pins.settings()?;
         self.pins
             .services
@@ -364,7 +480,12 @@ impl Table {
         if let Some(ix) = self.index.as_mut() {
             ix.deleted(id);
         }
-        for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+        self.lists.remove(id);
+        self.values.remove(id);
+        if svc.cap > 0 {
+            self.pool()?.free(svc.list, 2 * svc.cap);
+        }
+        for sd in &list {
             self.retire_dest(sd.dest, &settings)?;
         }
         self.update_port0_flag()
@@ -395,49 +516,47 @@ impl Table {
     pub fn add_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let key = service_key(sid);
-        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-        for sd in &svc.dests[..n] {
-            let d = self.dest_cached(sd.dest)?;
-            if d.addr == real.id.addr.octets() && d.port == real.id.port.to_be_bytes() {
-                return Err(Error::RealExists(*sid, real.id));
-            }
+        if self.real_pos(&list, &real.id)?.is_some() {
+            return Err(Error::RealExists(*sid, real.id));
         }
-        if n >= MAX_SERVICE_DESTS {
+        if list.len() >= MAX_SERVICE_DESTS {
             return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
         }
-        let (slot, mut d, fresh) = self.find_slot(&key, &real.id)?;
+        let (slot, mut d, kind) = self.find_slot(&key, &real.id)?;
         d.addr = real.id.addr.octets();
         d.port = real.id.port.to_be_bytes();
         d.fwd = FWD_ROUTE;
         d.svc = key;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        if let Some(hop) = next_hop(real.id.addr)? {
+        if let Some(hop) = self.next_hop(real.id.addr)? {
             set_hop(&mut d, &hop);
         }
-        // Newest first, as the kernel's list.
-        sched_table::push_front(
-            &mut svc,
+        // Newest first, as the kernel's list: the new dest is ranked after
+        // every other from the tail, so no other rank changes.
+        d.rank = list.len() as u32;
+        list.insert(
+            0,
             ServiceDest {
                 dest: slot,
                 weight: 0,
             },
-        )
-        .ok_or(Error::TooManyReals(MAX_SERVICE_DESTS))?;
-        set_weight(&mut svc, 0, &mut d, real.weight);
-        if fresh {
+        );
+        set_weight(&mut list, 0, &mut d, real.weight);
+        if kind == Slot::Taken {
+            // Another real's counters were there.
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
-        dests_changed(&mut svc);
-        self.write_service(sid, &svc)
+        self.write_list(sid, &mut svc, list)
     }
 
     /// A slot for (service, real): the same real server's old slot if it is
     /// in the trash (its flows resume), else the free slot of lowest index,
     /// else the trashed slot of another real with the lowest index (its
     /// generation is bumped, so nothing bound to the old real can use it).
-    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, bool), Error> {
+    fn find_slot(&mut self, key: &ServiceKey, real: &RealId) -> Result<(u32, Dest, Slot), Error> {
         // Who holds a slot, as far as choosing one goes.
         let owner = |d: &Dest| {
             (
@@ -450,14 +569,24 @@ impl Table {
         for _ in 0..2 {
             let slots = match self.slots.take() {
                 Some(s) => s,
-                None => DestSlots::new(self.dest_table()?),
+                None => DestSlots::new(self.dest_table()?, self.pins.sizes.reals),
             };
             let pick = slots.pick(key, real);
-            let cached = pick.and_then(|(i, _)| slots.get(i).copied());
+            let used = slots.used();
+            // A slot above the high-water mark, or all zeros below it, was
+            // never used.
+            let cached = pick.map(|(i, _)| slots.get(i).copied().unwrap_or_default());
             self.slots = Some(slots);
             let (Some((i, resume)), Some(cached)) = (pick, cached) else {
-                return Err(Error::TooManyDests(MAX_DESTS));
+                return Err(Error::TooManyDests(self.pins.sizes.reals));
             };
+            if i >= used || (cached.flags == 0 && cached.generation == 0) {
+                let d = Dest {
+                    generation: 1,
+                    ..Dest::default()
+                };
+                return Ok((i, d, Slot::Unused));
+            }
             let mut d = self.dest(i)?;
             if owner(&d) != owner(&cached) {
                 // Written behind this table's back: read the slots again.
@@ -465,18 +594,17 @@ impl Table {
                 continue;
             }
             if resume {
-                return Ok((i, d, false));
+                return Ok((i, d, Slot::Resumed));
             }
             d.generation = d.generation.wrapping_add(1);
             d.flags = 0;
-            return Ok((i, d, true));
+            return Ok((i, d, Slot::Taken));
         }
         Err(Error::Invalid("DESTS keeps changing".into()))
     }
 
-    fn real_pos(&self, svc: &Service, real: &RealId) -> Result<Option<usize>, Error> {
-        let n = (svc.ndests as usize).min(MAX_SERVICE_DESTS);
-        for (pos, sd) in svc.dests[..n].iter().enumerate() {
+    fn real_pos(&self, list: &[ServiceDest], real: &RealId) -> Result<Option<usize>, Error> {
+        for (pos, sd) in list.iter().enumerate() {
             let d = self.dest_cached(sd.dest)?;
             if d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
                 return Ok(Some(pos));
@@ -489,41 +617,48 @@ impl Table {
     pub fn edit_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let pos = self
-            .real_pos(&svc, &real.id)?
+            .real_pos(&list, &real.id)?
             .ok_or(Error::NoReal(*sid, real.id))?;
-        let slot = svc.dests[pos].dest;
+        let slot = list[pos].dest;
         let settings = self.pins.settings()?;
         let mut d = self.dest(slot)?;
         let was = d.weight;
-        set_weight(&mut svc, pos, &mut d, real.weight);
+        set_weight(&mut list, pos, &mut d, real.weight);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
         }
         // Re-resolved: a real server whose MAC changed is followed (an
         // unknown MAC keeps the last one; the kernel is asked to resolve).
-        if let Some(hop) = next_hop(real.id.addr)? {
+        if let Some(hop) = self.next_hop(real.id.addr)? {
             set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
-        dests_changed(&mut svc);
-        self.write_service(sid, &svc)
+        self.write_list(sid, &mut svc, list)
     }
 
     /// `-d`.
     pub fn delete_real(&mut self, sid: &ServiceId, real: &RealId) -> Result<(), Error> {
         let mut svc = self.service(sid)?;
+        let mut list = self.list(sid, &svc)?;
         let pos = self
-            .real_pos(&svc, real)?
+            .real_pos(&list, real)?
             .ok_or(Error::NoReal(*sid, *real))?;
-        let slot = svc.dests[pos].dest;
-        sched_table::remove(&mut svc, pos);
-        dests_changed(&mut svc);
+        let slot = list.remove(pos).dest;
+        let newer: Vec<u32> = list[..pos].iter().map(|sd| sd.dest).collect();
         // First no new flows, then the dest goes to the trash.
-        self.write_service(sid, &svc)?;
+        self.write_list(sid, &mut svc, list)?;
         let settings = self.pins.settings()?;
-        self.retire_dest(slot, &settings)
+        self.retire_dest(slot, &settings)?;
+        // The dests added after it move one place closer to the tail.
+        for i in newer {
+            let mut d = self.dest_cached(i)?;
+            d.rank = d.rank.saturating_sub(1);
+            self.write_dest(i, &d)?;
+        }
+        Ok(())
     }
 
     /// `-Z [service]`: packet, byte and connection counters (not the
@@ -540,7 +675,7 @@ impl Table {
                 continue;
             }
             self.zero_stats(Some(svc.id), None)?;
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(svc)? {
                 self.zero_stats(None, Some(sd.dest))?;
             }
         }
@@ -653,37 +788,9 @@ impl Table {
     fn snapshot(&self) -> Result<Vec<ServiceView>, Error> {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
-        // Gauges from the tables: (active, inactive, persist) per dest slot.
-        let mut gauges: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
         let dests = self.dest_table()?;
-        for (_, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let g = gauges.entry(c.dest).or_default();
-            if conn_state_is_active(c.state) {
-                g.0 += 1;
-            } else {
-                g.1 += 1;
-            }
-        }
-        for (_, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation == t.dest_gen && d.flags & DEST_F_IN_USE != 0 {
-                gauges.entry(t.dest).or_default().2 += 1;
-            }
-        }
+        // Gauges from the tables: (active, inactive, persist) per dest slot.
+        let gauges = self.conn_gauges(&dests, now)?;
         let _ = settings;
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
@@ -693,7 +800,7 @@ impl Table {
                 .get(&svc.id, 0)
                 .map_err(map_err(MAP_SVC_STATS))?);
             let mut reals = Vec::new();
-            for sd in &svc.dests[..(svc.ndests as usize).min(MAX_SERVICE_DESTS)] {
+            for sd in &self.read_list(&svc)? {
                 let Some(d) = dests.get(sd.dest as usize) else {
                     continue;
                 };
@@ -729,93 +836,42 @@ impl Table {
         Ok(out)
     }
 
-    /// Rows of `-L -c`: live connection entries and templates.
-    pub fn conn_rows(&self) -> Result<Vec<ConnView>, Error> {
-        let now = monotonic_ns();
-        let settings = self.pins.settings()?;
-        let dests = self.dest_table()?;
-        let secs = |exp: u64| exp.saturating_sub(now) / NS_PER_SEC;
-        let mut rows = Vec::new();
-        for (k, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue; // flushed
-            }
-            if d.flags & DEST_F_AVAILABLE == 0 && settings.expire_nodest_conn != 0 {
-                continue; // expires on its next packet
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(c.expires()),
-                state: CONN_STATE_NAMES
-                    .get(c.state as usize)
-                    .copied()
-                    .unwrap_or("NONE"),
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: u16::from_be_bytes(k.cport),
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport: u16::from_be_bytes(k.vport),
-                daddr: Ipv4Addr::from(d.addr),
-                dport: u16::from_be_bytes(d.port),
-            });
+    /// The route check and the next hop of a direct-routing real server
+    /// (docs/SEMANTICS.md §7), asked of the kernel over netlink (one socket
+    /// per table) without waiting: `Err` when the kernel routes it through a
+    /// gateway, `None` when its MAC is not known yet (the kernel was asked to
+    /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
+    /// and `lbctl daemon` fills it in when the kernel learns it).
+    fn next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+        if let Some(known) = self.hops.get(&addr) {
+            return known.clone().map_err(Error::Invalid);
         }
-        for (k, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation != t.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            // An invalidated template is shown as the kernel shows it after
-            // rehashing it out of the way: ports 65535 (§3.2).
-            let valid = d.flags & DEST_F_AVAILABLE != 0
-                && d.tmpl_epoch == t.epoch
-                && !(settings.expire_quiescent_template != 0 && d.weight == 0);
-            let vport = if valid {
-                u16::from_be_bytes(k.vport)
-            } else {
-                65535
-            };
-            let dport = if valid {
-                if k.vport == [0, 0] {
-                    0
-                } else {
-                    u16::from_be_bytes(d.port)
-                }
-            } else {
-                65535
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(t.expires),
-                state: if t.state == TMPL_S_ASSURED {
-                    "ASSURED"
-                } else {
-                    "NONE"
-                },
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: 0,
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport,
-                daddr: Ipv4Addr::from(d.addr),
-                dport,
-            });
+        let hop = self.ask_next_hop(addr);
+        match &hop {
+            Ok(h) => self.hops.insert(addr, Ok(*h)),
+            Err(Error::Invalid(refused)) => self.hops.insert(addr, Err(refused.clone())),
+            Err(_) => None,
+        };
+        hop
+    }
+
+    fn ask_next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+        if self.nl.is_none() {
+            self.nl = neigh::Netlink::open().ok();
         }
-        Ok(rows)
+        let Some(nl) = self.nl.as_mut() else {
+            return Ok(None);
+        };
+        match nl.next_hop(addr) {
+            Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
+            Ok(Ok(Lookup::Pending | Lookup::NoRoute)) => Ok(None),
+            Err(_) => {
+                // A broken socket: a new one next time.
+                self.nl = None;
+                Ok(None)
+            }
+            Ok(Err(refused)) => Err(Error::Invalid(refused)),
+        }
     }
 
     /// Re-resolves the next hop of every real server that has none yet.
@@ -829,7 +885,7 @@ impl Table {
             .collect();
         for (i, mut d) in todo {
             // A real refused today (behind a gateway) stays as it is.
-            if let Ok(Some(hop)) = next_hop(Ipv4Addr::from(d.addr)) {
+            if let Ok(Some(hop)) = self.next_hop(Ipv4Addr::from(d.addr)) {
                 set_hop(&mut d, &hop);
                 self.write_dest(i, &d)?;
             }
@@ -863,23 +919,6 @@ impl Table {
             found.push((addr, !same));
         }
         Ok(found)
-    }
-}
-
-/// The route check and the next hop of a direct-routing real server
-/// (docs/SEMANTICS.md §7), asked of the kernel over netlink without
-/// waiting: `Err` when the kernel routes it through a gateway, `None` when
-/// its MAC is not known yet (the kernel was asked to resolve it; the XDP
-/// program asks `bpf_fib_lookup` on its next new flow and `lbctl daemon`
-/// fills it in when the kernel learns it).
-fn next_hop(addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
-    let Ok(mut nl) = neigh::Netlink::open() else {
-        return Ok(None);
-    };
-    match nl.next_hop(addr) {
-        Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
-        Ok(Ok(Lookup::Pending | Lookup::NoRoute)) | Err(_) => Ok(None),
-        Ok(Err(refused)) => Err(Error::Invalid(refused)),
     }
 }
 

@@ -23,6 +23,8 @@ use crate::{
 pub const TEST_SIZES: Sizes = Sizes {
     conns: 16384,
     templates: 16384,
+    services: 4096,
+    reals: 65536,
 };
 
 /// The lbctl binary built by `cargo xtask build` (`$LBCTL`, else
@@ -47,10 +49,14 @@ pub fn lbctl_path() -> Result<PathBuf> {
 /// Pins the calling thread to one CPU, so that per-CPU maps (scheduler state,
 /// counters) are the same slot on every `test_run`.
 pub fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    use nix::{
+        sched::{CpuSet, sched_setaffinity},
+        unistd::Pid,
+    };
+    let mut set = CpuSet::new();
+    // A CPU that does not exist leaves the thread where it was.
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 
@@ -196,6 +202,7 @@ impl LbTopology {
                 Sizes {
                     conns: 65536,
                     templates: 65536,
+                    ..Sizes::DEFAULT
                 },
                 &peer,
                 lb_user::attach::Mode::Native,
@@ -273,14 +280,14 @@ impl LbTopology {
 
 /// A private network namespace for `Dataplane` fixtures: a veth interface
 /// on 198.51.100.0/24 with permanent neighbour entries for the real servers
-/// 198.51.100.11..=.30 (MAC 02:00:c6:33:64:NN), so the controller resolves
+/// 198.51.100.11..=.250 (MAC 02:00:c6:33:64:NN), so the controller resolves
 /// their MACs at once and nothing is ever sent anywhere.
 pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     let ns = crate::Netns::new("dp")?;
     let mut batch = String::from(
         "link add lab0 type veth peer name lab1\naddr add 198.51.100.2/24 dev lab0\nlink set lab1 up\nlink set lab0 up\n",
     );
-    for i in 11..=30u8 {
+    for i in 11..=250u8 {
         batch.push_str(&format!(
             "neigh replace 198.51.100.{i} lladdr {} dev lab0 nud permanent\n",
             crate::netns::format_mac(&real_mac(i))

@@ -734,6 +734,19 @@ lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
         "SYN_RECV counts as active"
     );
     assert_eq!(dp.table.conn_rows()?.len(), 10_100);
+    // `lbctl -L -c` streams the rows a batch at a time (8,192 entries): a
+    // listing that stops (a closed pipe) stops reading, inside the second
+    // batch, before the templates.
+    let mut seen = 0;
+    dp.table.for_each_conn_row(|_| {
+        seen += 1;
+        if seen == 8200 {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    assert_eq!(seen, 8200);
     Ok(())
 });
 
@@ -926,3 +939,36 @@ lab_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp| {
     }
     Ok(())
 });
+
+lab_test!(
+    a_service_of_240_reals_takes_them_in_the_kernels_rr_order,
+    |dp| {
+        // IPVS has no limit on the reals of a service (it was 64 here); 240
+        // reals are picked newest first, each once a round, through the
+        // program's weight tree.
+        let id = sid(Proto::Tcp, 80);
+        add_service(&mut dp, id, Sched::Rr, None)?;
+        for i in 11..=250u8 {
+            dp.table.add_real(&id, &real(i, 80, 1))?;
+        }
+        let mut got = Vec::new();
+        for sport in 0..480u16 {
+            let r = dp.run(&tcp(20000 + sport).syn().build())?;
+            got.push(real_of(&r).unwrap_or(0));
+        }
+        let round: Vec<u8> = (11..=250u8).rev().collect();
+        assert_eq!(got[..240], round[..], "first round");
+        assert_eq!(got[240..], round[..], "second round");
+        // Quiescing one in the middle: the others keep their turns.
+        dp.table.edit_real(&id, &real(100, 80, 0))?;
+        let mut seen = Vec::new();
+        for sport in 0..239u16 {
+            let r = dp.run(&tcp(30000 + sport).syn().build())?;
+            seen.push(real_of(&r).unwrap_or(0));
+        }
+        seen.sort_unstable();
+        let want: Vec<u8> = (11..=250u8).filter(|&i| i != 100).collect();
+        assert_eq!(seen, want, "every real but the quiescent one, once");
+        Ok(())
+    }
+);

@@ -173,6 +173,18 @@ impl Ctl {
             .with_context(|| format!("running lbctl {}", args.join(" ")))
     }
 
+    fn run_stdin(&self, args: &[&str], input: &str) -> Result<Output> {
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::piped());
+        let mut child = c.spawn().context("spawning lbctl")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    }
+
     fn ok(&self, args: &[&str]) -> Result<String> {
         let o = self.run(args)?;
         ensure!(
@@ -421,8 +433,9 @@ impl DaemonProc {
 
     /// Stops it with `sig` and waits for the exit.
     fn stop(&mut self, sig: i32) -> Result<()> {
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
+        use nix::{sys::signal::kill, unistd::Pid};
+        let sig = nix::sys::signal::Signal::try_from(sig)?;
+        kill(Pid::from_raw(self.child.id() as i32), sig).context("kill")?;
         self.child.wait()?;
         Ok(())
     }
@@ -756,6 +769,118 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
         "4096",
     ])?;
     ctl.ok(&["-L", "-n"])?;
+    ctl.ok(&["detach", "eth0"])?;
+    Ok(())
+}
+
+/// `lbctl -R` (which keeps what it read and writes each change once) leaves
+/// exactly the tables that running its lines one by one does: services and
+/// real servers added, edited, removed and re-added, in any order.
+#[test]
+fn restore_leaves_what_its_lines_one_by_one_leave() -> Result<()> {
+    if !require_root("restore_leaves_what_its_lines_one_by_one_leave") {
+        return Ok(());
+    }
+    let ctl = Ctl::new("restore")?;
+    let other = BpfPinDir::new()?;
+    let mut lines = Vec::new();
+    for s in 0..12u16 {
+        let vip = format!("203.0.113.10:{}", 7000 + s);
+        let sched = if s % 2 == 0 { "rr" } else { "wrr" };
+        lines.push(format!("-A -t {vip} -s {sched}"));
+        for r in 11..(15 + s % 5) {
+            lines.push(format!("-a -t {vip} -r 198.51.100.{r} -w {}", 1 + r % 3));
+        }
+    }
+    for s in (0..12u16).step_by(3) {
+        let vip = format!("203.0.113.10:{}", 7000 + s);
+        lines.push(format!("-e -t {vip} -r 198.51.100.12 -w 0"));
+        lines.push(format!("-d -t {vip} -r 198.51.100.11"));
+        lines.push(format!("-E -t {vip} -s wrr -p 60"));
+    }
+    lines.push("-D -t 203.0.113.10:7001".into());
+    lines.push("-a -t 203.0.113.10:7000 -r 198.51.100.11 -w 5".into());
+    lines.push("-A -t 203.0.113.10:7001 -s rr".into());
+    lines.push("-a -t 203.0.113.10:7001 -r 198.51.100.20".into());
+    let o = ctl.run_stdin(&["-R"], &(lines.join("\n") + "\n"))?;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    for line in &lines {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let o = ctl.cmd_at(other.path(), &args).output()?;
+        assert!(o.status.success(), "{line}: {}", stderr_of(&o));
+    }
+    for args in [&["-S", "-n"][..], &["-L", "-n"]] {
+        let a = ctl.ok(args)?;
+        let b = ctl.cmd_at(other.path(), args).output()?;
+        assert_eq!(a, String::from_utf8_lossy(&b.stdout), "lbctl {args:?}");
+    }
+    Ok(())
+}
+
+/// `--services` and `--reals` size the service and real-server tables when
+/// they are made (memory follows them); a command past either limit is
+/// refused with ipvsadm's kind of message and changes nothing.
+#[test]
+fn table_sizes_are_chosen_at_attach_and_their_limits_refuse_cleanly() -> Result<()> {
+    if !require_root("table_sizes_are_chosen_at_attach_and_their_limits_refuse_cleanly") {
+        return Ok(());
+    }
+    let ctl = Ctl::new("sizes")?;
+    ctl.ok(&["attach", "eth0", "--services", "16", "--reals", "64"])?;
+    for (map, want) in [
+        (MAP_SERVICES, 16),
+        (lb_common::MAP_SCHED, 16),
+        (lb_common::MAP_SVC_STATS, 16),
+        (lb_common::MAP_DESTS, 64),
+        (lb_common::MAP_DEST_STATS, 64),
+        (
+            lb_common::MAP_SVC_DESTS,
+            64 * lb_common::SVC_DESTS_PER_REAL as u64,
+        ),
+    ] {
+        let shown = map_show(&ctl.pins.join(map))?;
+        assert_eq!(
+            json_number(&shown, "max_entries"),
+            Some(want),
+            "{map}: {shown}"
+        );
+    }
+    // 16 services of 4 reals: every slot taken.
+    let mut rules = String::new();
+    for s in 0..16 {
+        rules.push_str(&format!("-A -t 203.0.113.10:{} -s rr\n", 8000 + s));
+        for r in 11..15 {
+            rules.push_str(&format!(
+                "-a -t 203.0.113.10:{} -r 198.51.100.{r} -w 1\n",
+                8000 + s
+            ));
+        }
+    }
+    let o = ctl.run_stdin(&["-R"], &rules)?;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let before = ctl.ok(&["-S", "-n"])?;
+    for (args, msg) in [
+        (
+            &["-A", "-t", "203.0.113.10:9000", "-s", "rr"][..],
+            "too many services (at most 16)",
+        ),
+        (
+            &["-a", "-t", "203.0.113.10:8000", "-r", "198.51.100.20"],
+            "too many real servers (at most 64",
+        ),
+    ] {
+        let o = ctl.run(args)?;
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(stderr_of(&o).contains(msg), "{args:?}: {}", stderr_of(&o));
+    }
+    assert_eq!(ctl.ok(&["-S", "-n"])?, before, "nothing changed");
+    // A removed real frees its slot for another.
+    ctl.ok(&["-d", "-t", "203.0.113.10:8000", "-r", "198.51.100.11"])?;
+    ctl.ok(&["-a", "-t", "203.0.113.10:8001", "-r", "198.51.100.20"])?;
+    // Other sizes need new tables.
+    let o = ctl.run(&["attach", "eth0", "--services", "32", "--reals", "64"])?;
+    assert!(!o.status.success());
+    assert!(stderr_of(&o).contains("--reset"), "{}", stderr_of(&o));
     ctl.ok(&["detach", "eth0"])?;
     Ok(())
 }

@@ -1,40 +1,33 @@
 //! Round robin, as `ip_vs_rr_schedule` (docs/SEMANTICS.md §5.1).
 
-use lb_common::{MAX_SERVICE_DESTS, SCHED_HEAD, SCHED_NONE, SchedState, Service};
+use lb_common::{NO_DEST, SchedState, Service};
 
-use super::{len, masked, next_at};
+use super::{Nodes, Pick, first_at_least};
 
 /// The first dest with weight > 0 after the last pick, wrapping around once.
-/// The cursor is the last pick's slot, so it stays on that dest when others
-/// are added or removed; if that dest itself was removed the scan starts at
-/// the head (the kernel would start at its predecessor).
+/// The cursor is the last pick's dest, so it stays on that dest when others
+/// are added or removed (its place is read from `DESTS` and checked
+/// against the list); if that dest itself was removed the scan starts at the
+/// head (the kernel would start at its predecessor).
 #[inline(always)]
-pub(super) fn pick(svc: &Service, st: &mut SchedState) -> Option<usize> {
-    let n = len(svc);
-    if n == 0 || svc.nlevels == 0 {
-        return None;
+pub(super) fn pick<N: Nodes>(svc: &Service, st: &mut SchedState, nodes: &N) -> Option<Pick> {
+    let mut start = 0;
+    if st.rr_dest != NO_DEST
+        && let Some(rank) = nodes.dest_rank(st.rr_dest)
+        && rank < svc.ndests
+        && let p = svc.ndests - 1 - rank
+        && nodes
+            .node(svc, svc.cap.wrapping_add(p))
+            .is_some_and(|n| n.dest == st.rr_dest)
+    {
+        start = p + 1;
     }
-    let mut base = 0usize;
-    if st.rr_slot != SCHED_HEAD {
-        let slot = st.rr_slot as usize;
-        if slot < MAX_SERVICE_DESTS {
-            let p = svc.pos_of_slot[masked(slot)] as usize;
-            if p < n {
-                base = p + 1;
-            }
-        }
-    }
-    let mut pos = if base < n {
-        next_at(svc, 0, base)
-    } else {
-        SCHED_NONE
+    let found = match first_at_least(svc, nodes, start, 1) {
+        Some(p) => Some(p),
+        None if start > 0 => first_at_least(svc, nodes, 0, 1),
+        None => None,
     };
-    if pos == SCHED_NONE {
-        pos = next_at(svc, 0, 0);
-    }
-    if pos == SCHED_NONE || pos as usize >= n {
-        return None;
-    }
-    st.rr_slot = svc.slot_of_pos[masked(pos as usize)] as u32;
-    Some(pos as usize)
+    let p = found?;
+    st.rr_dest = p.dest;
+    Some(p)
 }

@@ -299,9 +299,13 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                 (Opt::LThreshold, "l_threshold")
             };
             st.set(opt)?;
-            string_to_number(&arg, 0, i64::from(i32::MAX))
+            let v = string_to_number(&arg, 0, i64::from(i32::MAX))
                 .ok_or(CliError::IllegalValue { what })?;
-            st.defer(CliError::Unsupported("thresholds (-x/-y)"));
+            // 0 is "no threshold", IPVS's default: what ldirectord passes
+            // on every -a/-e (`-x 0 -y 0`), accepted as the no-op it is.
+            if v != 0 {
+                st.defer(CliError::Unsupported("thresholds (-x/-y)"));
+            }
         }
         Tag::Connection => st.set(Opt::Connection)?,
         Tag::Numeric => {

@@ -30,7 +30,8 @@
 //! `process_options`, using the value parsers of `values`; `errors` has
 //! [`CliError`] with ipvsadm's messages and exit codes; `words` reads lbctl's
 //! own words with clap; `manual` makes the completion scripts and the man
-//! page from the words and the option table. Names are looked up through
+//! page from the words and the option table; `restore` reads `-R`'s
+//! standard input, line by line within bounds. Names are looked up through
 //! `crate::resolve`, a leaf: nothing here is used by `format` or `resolve`.
 
 mod errors;
@@ -38,6 +39,7 @@ mod ipvsadm;
 mod manual;
 mod options;
 mod popt;
+mod restore;
 mod values;
 mod words;
 
@@ -50,6 +52,7 @@ use crate::resolve::{Resolver, uncomment};
 pub use errors::CliError;
 use ipvsadm::parse_ipvsadm;
 pub use manual::{completions, manpage};
+pub use restore::{MAX_RESTORE_LINE, RestoreError, read_restore};
 use words::parse_word;
 
 pub use lb_common::MAX_TIMEOUT;
@@ -119,6 +122,8 @@ pub enum Command {
         mode: XdpMode,
         conns: Option<u32>,
         templates: Option<u32>,
+        services: Option<u32>,
+        reals: Option<u32>,
         reset: bool,
     },
     /// `lbctl detach IFACE`.
@@ -324,7 +329,8 @@ pub fn usage() -> String {
          \x20 lbctl -Z [virtual-service]\n\
          \x20 lbctl --set tcp tcpfin udp\n\
          \x20 lbctl -h\n\
-         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
+         \x20     [--services N] [--reals N] [--reset]\n\
          \x20 lbctl detach IFACE\n\
          \x20 lbctl sysctl [NAME[=VALUE]]\n\
          \x20 lbctl counters\n\
@@ -351,7 +357,8 @@ pub fn usage() -> String {
          \x20 --version         -v        display the version\n\
          \n\
          lbctl commands:\n\
-         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N] [--reset]\n\
+         \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
+         \x20     [--services N] [--reals N] [--reset]\n\
          \x20                             attach the load balancer to IFACE (default: native)\n\
          \x20 detach IFACE                detach the load balancer from IFACE\n\
          \x20 sysctl                      list the net.ipv4.vs.* settings\n\

@@ -17,6 +17,10 @@ use super::{CliError, Command, Shell, Sysctl, SysctlCmd, XdpMode};
 
 /// Smallest and largest `--conns`/`--templates` (the tables' sizes).
 const TABLE_SIZES: std::ops::RangeInclusive<u32> = 1024..=134_217_728;
+/// Smallest and largest `--services`.
+const SERVICE_SIZES: std::ops::RangeInclusive<u32> = 16..=lb_common::MAX_SERVICES_LIMIT;
+/// Smallest and largest `--reals`.
+const REAL_SIZES: std::ops::RangeInclusive<u32> = 64..=lb_common::MAX_REALS_LIMIT;
 
 /// lbctl's words, as clap reads them.
 #[derive(Parser, Debug)]
@@ -44,9 +48,9 @@ enum Word {
     /// Attach the load balancer to IFACE
     #[command(
         long_about = "Attach the load balancer's XDP program to IFACE, making the pinned\n\
-                      tables first if there are none. --conns and --templates size the tables\n\
-                      when they are made; --reset remakes them, dropping every connection and\n\
-                      template."
+                      tables first if there are none. --conns, --templates, --services and\n\
+                      --reals size the tables when they are made; --reset remakes them,\n\
+                      dropping every connection and template."
     )]
     Attach(AttachArgs),
     /// Detach the load balancer from IFACE
@@ -125,6 +129,13 @@ struct AttachArgs {
     /// Size of the persistence template table when it is made (1024 to 134217728)
     #[arg(long, value_name = "N", value_parser = parse_templates)]
     templates: Option<u32>,
+    /// Number of virtual services the tables hold (16 to 1048576; default 16384)
+    #[arg(long, value_name = "N", value_parser = parse_services)]
+    services: Option<u32>,
+    /// Real-server slots of all services together, removed ones still in use
+    /// included (64 to 4194304; default 262144)
+    #[arg(long, value_name = "N", value_parser = parse_reals)]
+    reals: Option<u32>,
     /// Remake the tables, dropping every connection and template
     #[arg(long)]
     reset: bool,
@@ -211,6 +222,8 @@ impl Word {
                 mode: a.mode,
                 conns: a.conns,
                 templates: a.templates,
+                services: a.services,
+                reals: a.reals,
                 reset: a.reset,
             },
             Word::Detach { iface } => Command::Detach { iface },
@@ -274,11 +287,28 @@ fn parse_iface(name: &str) -> Result<String, CliError> {
 
 /// A table size: decimal digits only, within [`TABLE_SIZES`].
 fn table_size(v: &str) -> Option<u32> {
+    size_in(v, &TABLE_SIZES)
+}
+
+/// Decimal digits only, within `range`.
+fn size_in(v: &str, range: &std::ops::RangeInclusive<u32>) -> Option<u32> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let n: u32 = v.parse().ok()?;
-    TABLE_SIZES.contains(&n).then_some(n)
+    range.contains(&n).then_some(n)
+}
+
+fn parse_services(v: &str) -> Result<u32, CliError> {
+    size_in(v, &SERVICE_SIZES).ok_or(CliError::IllegalValue {
+        what: "number of services (16..=1048576)",
+    })
+}
+
+fn parse_reals(v: &str) -> Result<u32, CliError> {
+    size_in(v, &REAL_SIZES).ok_or(CliError::IllegalValue {
+        what: "number of real-server slots (64..=4194304)",
+    })
 }
 
 fn parse_conns(v: &str) -> Result<u32, CliError> {

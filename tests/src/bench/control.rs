@@ -2,33 +2,32 @@
 //! persistence templates (`expire_quiescent_template=1`) among a thousand
 //! and among a million, the delay from `lbctl -e … -w N` returning to the
 //! first packet scheduled under the new weight, `lbctl -L -n` over a
-//! thousand services of sixteen reals, and kernel memory per entry.
+//! thousand services of sixteen reals, and kernel memory per entry; then
+//! the listings at scale (`scale.rs`): a million connection entries, and
+//! thousands of services of sixteen reals made through `Table`.
 
 use std::{
     net::Ipv4Addr,
-    os::fd::AsFd,
     path::{Path, PathBuf},
     process::Command,
     time::Instant,
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use aya::maps::IterableMap;
 use lb_common::{
-    Dest, MAP_CONNS, MAP_DESTS, MAP_SERVICES, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    Service, ServiceKey, Template, TemplateKey,
+    MAP_CONNS, MAP_TEMPLATES, REASON_FWD_NEW, REASON_FWD_TEMPLATE, Template, TemplateKey,
 };
 use lb_tests::lb::XDP_TX;
 use lb_user::{
     Sizes,
     model::{Proto, Sched, ServiceId, ServiceSpec},
-    table::service_key,
 };
 
 use super::{
     batch,
     packet::{PERSIST_PORT, VIP, doc_addr, fill, persist, provision, real, real_of, tcp},
     plane::{PROG_LB, Plane, real_addr},
+    scale::{self, ConnsReport, ServicesReport},
     stats::median,
 };
 
@@ -42,6 +41,14 @@ pub struct ControlOpts {
     /// Repetitions of each timed operation (median reported).
     pub reps: usize,
     pub lbctl: PathBuf,
+    /// Connection entries listed by `lbctl -L -c -n` and `-L -n`
+    /// (`scale::conns`).
+    pub scale_conns: usize,
+    /// Services of 16 reals saved and listed by `lbctl -S -n` and `-L -n`
+    /// (`scale::services`, on `list_sizes`).
+    pub scale_services: usize,
+    /// Repetitions of each of those `lbctl` runs.
+    pub scale_reps: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -63,6 +70,10 @@ pub struct ControlReport {
     pub add_real_ms: f64,
     pub bytes_per_conn: f64,
     pub bytes_per_template: f64,
+    /// `lbctl -L -c -n` and `-L -n` over `scale_conns` entries.
+    pub conns: ConnsReport,
+    /// `lbctl -S -n` and `-L -n` over `scale_services` services.
+    pub services: ServicesReport,
     /// `lbctl daemon` at scale (`bench/daemon.rs`).
     pub daemon: Vec<super::daemon::DaemonRun>,
 }
@@ -91,6 +102,30 @@ pub fn run(opts: &ControlOpts) -> Result<ControlReport> {
     eprintln!(
         "    list: {} services, {} reals in {:.1} ms; add_real {:.1} ms",
         l.listed.0, l.listed.1, l.list_ms, l.add_real_ms
+    );
+    r.conns = scale::conns(&opts.lbctl, opts.scale_conns, opts.scale_reps)?;
+    let c = &r.conns;
+    eprintln!(
+        "    {} conn entries (filled in {:.1} s): lbctl -L -c -n {:.0} ms, {} KiB peak; -L -n {:.0} ms, {} KiB",
+        c.entries, c.fill_s, c.list_c.ms, c.list_c.rss_kib, c.list_n.ms, c.list_n.rss_kib
+    );
+    r.services = scale::services(
+        &opts.lbctl,
+        opts.scale_services,
+        opts.list_sizes,
+        opts.scale_reps,
+    )?;
+    let s = &r.services;
+    eprintln!(
+        "    {} services x 16 reals (made in {:.1} s): lbctl -S -n {:.0} ms, {} KiB; -L -n {:.0} ms, {} KiB; -R of {} lines {:.0} ms",
+        s.services,
+        s.provision_s,
+        s.save.ms,
+        s.save.rss_kib,
+        s.list.ms,
+        s.list.rss_kib,
+        s.restore_lines,
+        s.restore.ms
     );
     Ok(r)
 }
@@ -129,6 +164,7 @@ fn invalidation(opts: &ControlOpts) -> Result<((usize, usize), (f64, f64))> {
     let mut plane = Plane::new(Sizes {
         conns: 1 << 16,
         templates: (2 * large).next_power_of_two() as u32,
+        ..Sizes::DEFAULT
     })?;
     provision(&mut plane)?;
     plane.table()?.set_sysctl("expire_quiescent_template", 1)?;
@@ -279,9 +315,8 @@ struct Listing {
 }
 
 /// `lbctl -L -n` over `services` services of 16 reals (on the production
-/// table sizes in the full run). The first service is made through `Table` as `lbctl -A/-a`
-/// would; the others are copies of it written in batches (a `Table::add_real`
-/// scans every DESTS slot, so 16,000 of them would take minutes).
+/// table sizes in the full run), every one made through `Table` as
+/// `lbctl -A/-a` would.
 fn listing(opts: &ControlOpts) -> Result<Listing> {
     let mut plane = Plane::new(opts.list_sizes)?;
     let first = |port: u16| ServiceId {
@@ -291,49 +326,18 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
     };
     const BASE: u16 = 10000;
     let t = plane.table()?;
-    t.add_service(&ServiceSpec {
-        id: first(BASE),
-        sched: Sched::Wrr,
-        persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
-    })?;
-    for i in 0..16 {
-        t.add_real(&first(BASE), &real(i, 80, 1 + i as u32 % 4))?;
-    }
-    let key0 = service_key(&first(BASE));
-    let svc0: Service = t.pins.services.get(&key0, 0)?;
-    ensure!(
-        svc0.dests[..16].iter().all(|sd| sd.dest < 16),
-        "the first service's reals are not in DESTS slots 0..16"
-    );
-    // By slot.
-    let dests0: Vec<Dest> = (0..16u32)
-        .map(|i| t.pins.dests.get(&i, 0))
-        .collect::<Result<_, _>>()?;
-    let mut settings = t.pins.settings()?;
-    let (mut skeys, mut svals) = (Vec::new(), Vec::new());
-    let (mut dkeys, mut dvals) = (Vec::new(), Vec::new());
-    for k in 1..opts.services {
-        let key: ServiceKey = service_key(&first(BASE + k as u16));
-        let mut s = svc0;
-        s.id = k as u32;
-        s.epoch = settings.next_epoch;
-        settings.next_epoch += 1;
-        for sd in &mut s.dests[..16] {
-            let mut d = dests0[sd.dest as usize];
-            sd.dest += 16 * k as u32;
-            d.svc = key;
-            dkeys.push(sd.dest);
-            dvals.push(d);
+    for k in 0..opts.services {
+        let id = first(BASE + k as u16);
+        t.add_service(&ServiceSpec {
+            id,
+            sched: Sched::Wrr,
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        })?;
+        for i in 0..16 {
+            t.add_real(&id, &real(i, 80, 1 + i as u32 % 4))?;
         }
-        skeys.push(key);
-        svals.push(s);
     }
-    batch::update(t.pins.dests.map().fd().as_fd(), &dkeys, &dvals)
-        .with_context(|| format!("writing {MAP_DESTS}"))?;
-    batch::update(t.pins.services.map().fd().as_fd(), &skeys, &svals)
-        .with_context(|| format!("writing {MAP_SERVICES}"))?;
-    t.pins.set_settings(&settings)?;
 
     // One more real server with every other dest in place, as `lbctl -a`.
     let extra = first(BASE - 1);

@@ -8,5 +8,6 @@ pub mod daemon;
 pub mod packet;
 pub mod plane;
 pub mod report;
+pub mod scale;
 pub mod stats;
 pub mod traffic;

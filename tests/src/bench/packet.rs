@@ -139,7 +139,7 @@ pub fn dest_bindings(plane: &mut Plane, id: &ServiceId) -> Result<Vec<(u32, u32,
     let t = plane.table()?;
     let svc = t.pins.services.get(&service_key(id), 0)?;
     let mut out = Vec::new();
-    for sd in &svc.dests[..svc.ndests as usize] {
+    for sd in &t.read_list(&svc)? {
         let d = t.pins.dests.get(&sd.dest, 0)?;
         out.push((sd.dest, d.generation, d.tmpl_epoch));
     }

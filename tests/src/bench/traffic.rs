@@ -33,6 +33,7 @@ const PORT: u16 = 5001;
 const TOPO_SIZES: Sizes = Sizes {
     conns: 65536,
     templates: 65536,
+    ..Sizes::DEFAULT
 };
 const TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -214,6 +214,7 @@ pub fn flood(cfg: &FloodConfig) -> Result<FloodReport> {
         let mut rig = Rig::new(lb_user::Sizes {
             conns: cfg.conns,
             templates: cfg.conns,
+            ..lb_user::Sizes::DEFAULT
         })?;
         flood_setup(&mut rig)?;
         flood_on(&rig, &cfg)

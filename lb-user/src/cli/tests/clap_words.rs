@@ -130,6 +130,8 @@ fn old_forms_parse_as_before() {
         mode,
         conns,
         templates,
+        services: None,
+        reals: None,
         reset,
     };
     let daemon = |foreground, config: &str| Command::Daemon {

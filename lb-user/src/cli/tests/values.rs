@@ -137,6 +137,21 @@ fn forwarding_methods() {
 }
 
 #[test]
+fn zero_thresholds_are_no_thresholds() {
+    // ldirectord's every -a/-e: `-x 0 -y 0` before `-r`; 0 means "none".
+    for cmd in ["-a", "-e"] {
+        let with = p(&format!(
+            "{cmd} -t 203.0.113.10:80 -x 0 -y 0 -r 198.51.100.11:80 -g -w 2"
+        ));
+        let without = p(&format!(
+            "{cmd} -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2"
+        ));
+        assert!(with.is_ok(), "{with:?}");
+        assert_eq!(with, without);
+    }
+}
+
+#[test]
 fn unsupported_features() {
     let real = "-a -t 10.0.0.100:80 -r 10.0.0.11";
     assert_eq!(

@@ -11,6 +11,8 @@ fn attach_and_detach() {
             mode: XdpMode::Native,
             conns: None,
             templates: None,
+            services: None,
+            reals: None,
             reset: false,
         })
     );
@@ -21,6 +23,8 @@ fn attach_and_detach() {
             mode: XdpMode::Native,
             conns: None,
             templates: None,
+            services: None,
+            reals: None,
             reset: false,
         })
     );
@@ -31,6 +35,8 @@ fn attach_and_detach() {
             mode: XdpMode::Generic,
             conns: None,
             templates: None,
+            services: None,
+            reals: None,
             reset: false,
         })
     );
@@ -41,7 +47,33 @@ fn attach_and_detach() {
             mode: XdpMode::Native,
             conns: Some(65536),
             templates: Some(4096),
+            services: None,
+            reals: None,
             reset: true,
+        })
+    );
+    assert_eq!(
+        p("attach eth0 --services 100000 --reals=1048576"),
+        Ok(Command::Attach {
+            iface: "eth0".into(),
+            mode: XdpMode::Native,
+            conns: None,
+            templates: None,
+            services: Some(100_000),
+            reals: Some(1_048_576),
+            reset: false,
+        })
+    );
+    assert_eq!(
+        p("attach eth0 --services 15"),
+        Err(CliError::IllegalValue {
+            what: "number of services (16..=1048576)"
+        })
+    );
+    assert_eq!(
+        p("attach eth0 --reals 4194305"),
+        Err(CliError::IllegalValue {
+            what: "number of real-server slots (64..=4194304)"
         })
     );
     assert!(p("attach eth0 --conns 12").is_err());

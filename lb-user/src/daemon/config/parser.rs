@@ -114,14 +114,14 @@ impl Parser<'_> {
         Err(ConfigError {
             path: self.path.clone(),
             line,
-            message: message.into(),
+            message: crate::input::bound_message(message.into()),
         })
     }
 
     fn warn(&mut self, line: usize, message: impl Into<String>) {
         self.warnings.push(Warning {
             line,
-            message: message.into(),
+            message: crate::input::bound_message(message.into()),
         });
     }
 
