@@ -293,7 +293,8 @@ pub fn services(bin: &Path, services: usize, sizes: Sizes, reps: usize) -> Resul
     let (_, restore_lines, rules) = timed(bin, &dir, &["-S", "-n"], true)?;
     let mut restore = Vec::new();
     for _ in 0..reps.min(3) {
-        let empty = Plane::new(sizes)?;
+        let mut empty = Plane::new(sizes)?;
+        empty.release_table();
         let edir = empty.pin_dir().to_path_buf();
         let (run, _, _) = timed_in(bin, &edir, &["-R"], false, Some(rules.clone()))?;
         let (_, _, again) = timed(bin, &edir, &["-S", "-n"], true)?;
