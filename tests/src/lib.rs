@@ -5,6 +5,8 @@
 //! - [`topo`]: a direct-routing (LVS `-g`) topology on a bridge: client, director (LB) and
 //!   real servers, each in its own namespace, all addresses from documentation ranges.
 //! - [`client`]: TCP/UDP helpers that run inside the client namespace.
+//! - [`daemon_lab`]: a director for `lbctl daemon` at scale: answering and silent real
+//!   servers behind a veth, the program attached in generic mode.
 //! - [`frame`]: Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frames for `BPF_PROG_TEST_RUN`
 //!   fixtures: a builder, a mutator for malformed frames, and a strict parser on `etherparse`
 //!   (independent of the builder) to check the frames the program outputs.
@@ -19,6 +21,7 @@
 //! is created inside namespaces owned by guards.
 
 pub mod client;
+pub mod daemon_lab;
 pub mod frame;
 pub mod fuzz;
 pub mod lb;

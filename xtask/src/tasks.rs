@@ -301,6 +301,17 @@ fn run_bench(root: &Path, built: &Built, quick: bool) -> Result<()> {
         "benchmarks{} ({TESTS_PACKAGE}/{BENCH_BIN_NAME})",
         if quick { ", quick form" } else { "" }
     ));
+    // The daemon's case serves its real servers with lb-testsrv.
+    let mut srv = Command::new("cargo");
+    srv.current_dir(root).args([
+        "build",
+        "--release",
+        "--package",
+        TESTS_PACKAGE,
+        "--bin",
+        "lb-testsrv",
+    ]);
+    cmd::run(built.apply(&mut srv))?;
     let mut cargo = Command::new("cargo");
     cargo.current_dir(root).args([
         "run",

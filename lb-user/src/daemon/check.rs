@@ -70,10 +70,12 @@ impl Job {
             CheckType::On => Outcome::ok("checktype=on"),
             CheckType::Off => Outcome::ok("checktype=off"),
             CheckType::Connect => self.connect().await,
-            CheckType::Negotiate => self.negotiate().await,
+            // Boxed: a negotiate check (TLS state) is far larger than a
+            // connect check, and thousands of checks may be in flight.
+            CheckType::Negotiate => Box::pin(self.negotiate()).await,
             CheckType::Combined(n) => {
                 if *connects >= n {
-                    let o = self.negotiate().await;
+                    let o = Box::pin(self.negotiate()).await;
                     if o.ok {
                         *connects = 0;
                     }
@@ -144,11 +146,40 @@ async fn bounded(t: Duration, f: impl Future<Output = Outcome>) -> Outcome {
 pub async fn connect_check(addr: SocketAddrV4, t: Duration) -> Outcome {
     match tokio::time::timeout(t, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Outcome::ok(format!("connected to {addr}")),
-        Ok(Err(e)) => Outcome::failed(format!("connect to {addr}: {e}")),
+        Ok(Err(e)) => connect_failed(addr, &e),
         Err(_) => Outcome::failed(format!(
             "connect to {addr}: no answer within {}s",
             t.as_secs()
         )),
+    }
+}
+
+/// Whether `e` is the director's own trouble rather than the real server's:
+/// out of file descriptors (`EMFILE`, `ENFILE`), of buffers or memory
+/// (`ENOBUFS`, `ENOMEM`), of local ports (`EADDRNOTAVAIL`, `EAGAIN`). A
+/// check failing so says nothing about the real server.
+pub fn is_local_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EADDRNOTAVAIL
+                | libc::EAGAIN
+        )
+    )
+}
+
+/// The outcome of a failed connect: a local error ([`is_local_error`]), or
+/// a failure of the real server.
+pub fn connect_failed(addr: SocketAddrV4, e: &std::io::Error) -> Outcome {
+    let detail = format!("connect to {addr}: {e}");
+    if is_local_error(e) {
+        Outcome::local(detail)
+    } else {
+        Outcome::failed(detail)
     }
 }
 
@@ -253,7 +284,7 @@ struct HttpQuery<'a> {
 async fn http_check(addr: SocketAddrV4, q: HttpQuery<'_>) -> Outcome {
     match TcpStream::connect(addr).await {
         Ok(s) => http_exchange(s, addr, q).await,
-        Err(e) => Outcome::failed(format!("connect to {addr}: {e}")),
+        Err(e) => connect_failed(addr, &e),
     }
 }
 
@@ -278,7 +309,7 @@ async fn https_check(
 ) -> Outcome {
     let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Outcome::failed(format!("connect to {addr}: {e}")),
+        Err(e) => return connect_failed(addr, &e),
     };
     // Without a name rustls sends no SNI for an address.
     let name =
@@ -383,7 +414,7 @@ impl ServerCertVerifier for AnyCertificate {
 async fn simpletcp_check(addr: SocketAddrV4, request: &str, receive: Option<&Receive>) -> Outcome {
     let mut s = match TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Outcome::failed(format!("connect to {addr}: {e}")),
+        Err(e) => return connect_failed(addr, &e),
     };
     let text = request
         .strip_prefix('/')
@@ -632,6 +663,35 @@ mod tests {
         let o = j.run(&mut 0).await;
         assert!(o.ok, "{o:?}");
         assert_eq!(srv.await.unwrap(), "PING\n");
+    }
+
+    #[test]
+    fn local_errors_are_not_failures_of_the_real() {
+        let addr: SocketAddrV4 = "198.51.100.11:80".parse().unwrap();
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+        ] {
+            let o = connect_failed(addr, &std::io::Error::from_raw_os_error(errno));
+            assert!(o.local && !o.ok, "{errno}: {o:?}");
+            assert!(
+                o.detail.starts_with("connect to 198.51.100.11:80: "),
+                "{o:?}"
+            );
+        }
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::ETIMEDOUT,
+            libc::ECONNRESET,
+        ] {
+            let o = connect_failed(addr, &std::io::Error::from_raw_os_error(errno));
+            assert!(!o.local && !o.ok, "{errno}: {o:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,11 @@ pub struct Outcome {
     pub detail: String,
     /// Down at once, whatever `failurecount` says (a maintenance file).
     pub force: bool,
+    /// The check could not be made for a reason of the director's own (no
+    /// file descriptor, no buffer, no local port, the daemon's own fault):
+    /// it says nothing about the real server, which keeps its health; the
+    /// check is counted, logged and retried (`daemon::runner`).
+    pub local: bool,
 }
 
 impl Outcome {
@@ -22,6 +27,7 @@ impl Outcome {
             ok: true,
             detail: detail.into(),
             force: false,
+            local: false,
         }
     }
     pub fn failed(detail: impl Into<String>) -> Outcome {
@@ -29,6 +35,15 @@ impl Outcome {
             ok: false,
             detail: detail.into(),
             force: false,
+            local: false,
+        }
+    }
+    /// A check that could not be made for a local reason (see
+    /// [`Outcome::local`]).
+    pub fn local(detail: impl Into<String>) -> Outcome {
+        Outcome {
+            local: true,
+            ..Outcome::failed(detail)
         }
     }
 }
@@ -74,7 +89,11 @@ impl Health {
     }
 
     /// Records a check result at `at`.
+    /// A check that could not be made (`outcome.local`) changes nothing.
     pub fn record(&mut self, outcome: Outcome, failurecount: u32, at: SystemTime) -> Transition {
+        if outcome.local {
+            return Transition::None;
+        }
         let t = if outcome.ok {
             let had = self.failures;
             self.failures = 0;
@@ -172,5 +191,18 @@ mod tests {
         // A down server that passes comes up at once.
         let mut h = Health::new(false);
         assert_eq!(h.record(Outcome::ok("y"), 5, now()), Transition::Up);
+    }
+
+    #[test]
+    fn a_check_that_could_not_be_made_is_no_failure_of_the_real() {
+        let mut h = Health::new(true);
+        let emfile = Outcome::local("connect to 198.51.100.11:80: Too many open files");
+        for _ in 0..5 {
+            assert_eq!(h.record(emfile.clone(), 1, now()), Transition::None);
+        }
+        assert_eq!(h, Health::new(true));
+        let mut h = Health::new(false);
+        assert_eq!(h.record(emfile, 1, now()), Transition::None);
+        assert_eq!(h, Health::new(false));
     }
 }

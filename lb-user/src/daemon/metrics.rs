@@ -7,20 +7,42 @@
 //! Off by default; a non-loopback address is refused unless
 //! `--metrics-public` says it is wanted (the endpoint has no
 //! authentication).
+//!
+//! The endpoint never holds up health checking: it is bound in the
+//! background (an address that cannot be bound is logged and tried again
+//! every [`BIND_RETRY`]), serves at most [`MAX_CONNECTIONS`] clients at once
+//! (the others wait in the kernel's backlog, holding no descriptor of the
+//! daemon), gives each [`REQUEST_TIMEOUT`] to send its request and
+//! [`WRITE_TIMEOUT`] to take the answer, and reads the table once for
+//! scrapes that come together.
 
-use std::{fmt::Write as _, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    fmt::Write as _,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{Semaphore, watch},
 };
 
-use super::status::Status;
+use super::{Logger, runner::CheckCounters, status::Status};
 use crate::{Pins, Table, model::ServiceView};
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scraper may take to take the answer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most scrapes served at once; more wait for one to end.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long one read of the table answers further scrapes.
+const REUSE: Duration = Duration::from_secs(1);
+/// How often a metrics address that cannot be bound is tried again.
+pub const BIND_RETRY: Duration = Duration::from_secs(5);
 
 /// Refuses a non-loopback `addr` unless `public`.
 pub fn check_addr(addr: &SocketAddr, public: bool) -> Result<(), String> {
@@ -168,23 +190,156 @@ pub fn render(views: &[ServiceView], status: &Status) -> String {
     out
 }
 
-/// Serves the endpoint on `listener` until the task is dropped; `status`
-/// carries the daemon's latest status.
-pub async fn serve(listener: TcpListener, status: watch::Receiver<Arc<Status>>, pin_dir: PathBuf) {
+/// The endpoint's state: the daemon's latest status, the pin directory,
+/// the check counters, and the last answer (shared by scrapes that come
+/// together).
+pub struct Endpoint {
+    status: watch::Receiver<Arc<Status>>,
+    pin_dir: PathBuf,
+    counters: Arc<CheckCounters>,
+    last: tokio::sync::Mutex<Option<Rendered>>,
+    connections: Arc<Semaphore>,
+}
+
+/// An answer made from one read of the table.
+struct Rendered {
+    at: Instant,
+    status: Arc<Status>,
+    answer: Arc<(&'static str, String)>,
+}
+
+impl Endpoint {
+    pub fn new(
+        status: watch::Receiver<Arc<Status>>,
+        pin_dir: PathBuf,
+        counters: Arc<CheckCounters>,
+    ) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            status,
+            pin_dir,
+            counters,
+            last: tokio::sync::Mutex::new(None),
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        })
+    }
+
+    /// The status code and body of `/metrics`: one table read at a time,
+    /// on a blocking thread; scrapes within [`REUSE`] of the last read (and
+    /// with the same status) get its answer.
+    async fn body(&self) -> Arc<(&'static str, String)> {
+        let status = self.status.borrow().clone();
+        let mut last = self.last.lock().await;
+        if let Some(r) = last.as_ref()
+            && r.at.elapsed() < REUSE
+            && Arc::ptr_eq(&r.status, &status)
+        {
+            return r.answer.clone();
+        }
+        let pin_dir = self.pin_dir.clone();
+        let st = status.clone();
+        let local_errors = self.counters.local_errors.load(Ordering::Relaxed);
+        let checks = self.counters.checks.load(Ordering::Relaxed);
+        let late = self.counters.late.load(Ordering::Relaxed);
+        let answer = tokio::task::spawn_blocking(move || {
+            match Pins::open(&pin_dir, None).and_then(|p| Table::new(p).views(None)) {
+                Ok(v) => {
+                    let mut text = render(&v, &st);
+                    render_checks(&mut text, checks, local_errors, late);
+                    ("200 OK", text)
+                }
+                Err(e) => (
+                    "503 Service Unavailable",
+                    format!("reading the table: {e}\n"),
+                ),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| ("500 Internal Server Error", format!("{e}\n")));
+        let answer = Arc::new(answer);
+        *last = Some(Rendered {
+            at: Instant::now(),
+            status,
+            answer: answer.clone(),
+        });
+        answer
+    }
+}
+
+/// The daemon's own counters.
+fn render_checks(out: &mut String, checks: u64, local_errors: u64, late: u64) {
+    for (name, help, v) in [
+        (
+            "lbctl_checks_total",
+            "Checks of real servers made, including those that could not be made.",
+            checks,
+        ),
+        (
+            "lbctl_check_local_errors_total",
+            "Checks that could not be made for a reason of the director's own (no file \
+             descriptor, buffer or local port); retried, never counted against the real server.",
+            local_errors,
+        ),
+        (
+            "lbctl_checks_late_total",
+            "Checks that waited longer than their interval for a check slot (all busy).",
+            late,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {v}");
+    }
+}
+
+/// Binds `addr` and serves the endpoint, until the task is dropped. A bind
+/// that fails (the port is taken, the address is not there yet) is logged
+/// and tried again every [`BIND_RETRY`]: the daemon goes on checking and
+/// installing real servers meanwhile.
+pub async fn serve(addr: SocketAddr, endpoint: Arc<Endpoint>, log: Logger) {
+    let mut failed: Option<String> = None;
+    let listener = loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                let e = e.to_string();
+                if failed.as_ref() != Some(&e) {
+                    log.log(&format!(
+                        "Error: cannot serve metrics on {addr}: {e}; health checking goes on \
+                         without them, and the address is tried again every {}s",
+                        BIND_RETRY.as_secs()
+                    ));
+                    failed = Some(e);
+                }
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+        }
+    };
+    log.log(&format!(
+        "Serving metrics on http://{addr}/metrics (at most {MAX_CONNECTIONS} connections at once)"
+    ));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        // At the cap, further clients wait in the kernel's backlog and
+        // hold no descriptor of the daemon.
+        let Ok(slot) = endpoint.connections.clone().acquire_owned().await else {
+            return;
         };
-        let status = status.borrow().clone();
-        let pin_dir = pin_dir.clone();
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                // EMFILE and the like: give the daemon time to close some.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            let _ = answer(stream, status, pin_dir).await;
+            let _ = answer(stream, &endpoint).await;
+            drop(slot);
         });
     }
 }
 
-async fn answer(mut s: TcpStream, status: Arc<Status>, pin_dir: PathBuf) -> std::io::Result<()> {
+async fn answer(mut s: TcpStream, endpoint: &Endpoint) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read = async {
@@ -207,34 +362,30 @@ async fn answer(mut s: TcpStream, status: Arc<Status>, pin_dir: PathBuf) -> std:
         .to_string();
     let mut words = line.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let shared;
     let (code, body) = if method != "GET" && method != "HEAD" {
-        ("405 Method Not Allowed", "only GET\n".to_string())
+        ("405 Method Not Allowed", "only GET\n")
     } else if path != "/metrics" && path != "/" {
-        ("404 Not Found", "try /metrics\n".to_string())
+        ("404 Not Found", "try /metrics\n")
     } else {
-        // The table is read on a blocking thread (it takes the pin lock).
-        let views = tokio::task::spawn_blocking(move || {
-            Pins::open(&pin_dir, None).and_then(|p| Table::new(p).views(None))
-        })
-        .await;
-        match views {
-            Ok(Ok(v)) => ("200 OK", render(&v, &status)),
-            Ok(Err(e)) => (
-                "503 Service Unavailable",
-                format!("reading the table: {e}\n"),
-            ),
-            Err(e) => ("500 Internal Server Error", format!("{e}\n")),
-        }
+        shared = endpoint.body().await;
+        (shared.0, shared.1.as_str())
     };
     let mut resp = format!(
         "HTTP/1.0 {code}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     if method != "HEAD" {
-        resp.push_str(&body);
+        resp.push_str(body);
     }
-    s.write_all(resp.as_bytes()).await?;
-    s.shutdown().await
+    let write = async {
+        s.write_all(resp.as_bytes()).await?;
+        s.shutdown().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

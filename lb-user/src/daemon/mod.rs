@@ -25,9 +25,13 @@
 //! `lbctl` command takes it): each change opens the pinned maps, applies its
 //! operations and closes them. It runs on a current-thread tokio runtime
 //! (its namespace is the process's; nothing here calls `setns`), table work
-//! on tokio's blocking threads so that a slow next-hop resolution never
-//! delays a check. It always stays in the foreground (it is meant for
-//! systemd or another supervisor, like ldirectord's `supervised=yes`).
+//! on at most 16 of tokio's blocking threads so that a
+//! slow next-hop resolution never delays a check. Checks run in bounded
+//! slots, identical checks shared, local errors retried ([`runner`]); the
+//! metrics endpoint is bound in the background and capped ([`metrics`]), so
+//! neither a taken port nor its clients can hold health checking up. It
+//! always stays in the foreground (it is meant for systemd or another
+//! supervisor, like ldirectord's `supervised=yes`).
 
 pub mod check;
 pub mod config;
@@ -36,6 +40,7 @@ pub mod logger;
 pub mod metrics;
 pub mod neigh_watch;
 pub mod reconcile;
+pub mod runner;
 pub mod status;
 pub mod xdp_log;
 
@@ -44,7 +49,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 use tokio::{
@@ -55,13 +60,14 @@ use tokio::{
 };
 
 use self::{
-    check::{Job, NEGOTIATE_NEXT},
+    check::Job,
     config::{CheckType, Config, ConfigError},
     health::{Health, Outcome, Transition},
     logger::Logger,
     reconcile::{
         Actual, HealthMap, Mode, any_up, apply, plan, plan_stop, read_actual, service_label,
     },
+    runner::Runner,
     status::{InstanceLock, Status},
 };
 use crate::{
@@ -103,11 +109,14 @@ pub enum DaemonError {
 // The daemon
 // ---------------------------------------------------------------------------
 
-/// A check result, tagged with the configuration generation it was made for.
+/// A real server of a virtual service.
+type Member = (ServiceId, RealId);
+
+/// A check result, tagged with the configuration generation it was made for,
+/// for every (virtual service, real server) that asks for the same check.
 struct CheckResult {
     generation: u64,
-    svc: ServiceId,
-    real: RealId,
+    members: Arc<[Member]>,
     outcome: Outcome,
 }
 
@@ -137,18 +146,49 @@ struct Daemon {
     fallback_runner: mpsc::UnboundedSender<String>,
     /// aya-log readers of the attached programs.
     xdp_logs: xdp_log::ProgramLogs,
+    /// The check tasks' slots and counters.
+    runner: Runner,
+    /// When the status was last written, and whether check results came
+    /// in since (written at most once per [`STATUS_EVERY`] when no real
+    /// server changed).
+    status_written: Instant,
+    status_stale: bool,
     _lock: InstanceLock,
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+/// How often check results that changed nothing are written to the status.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// Blocking threads of the runtime (table changes, metrics, fallback
+/// commands): each opens the pinned maps, so their number is bounded.
+const BLOCKING_THREADS: usize = 16;
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(opts: Options) -> Result<(), DaemonError> {
+    // Before anything opens a descriptor: checks need one each.
+    let nofile = runner::raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| DaemonError::Setup(format!("starting the runtime: {e}")))?;
     rt.block_on(async {
-        let mut d = Daemon::start(&opts).await?;
-        d.main_loop().await
+        // Before the first change: a SIGTERM while the daemon sets up is
+        // handled (after the set-up) rather than killing it half-way.
+        let sig = |k| signal(k).map_err(|e| DaemonError::Setup(format!("signal handler: {e}")));
+        let signals = Signals {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+        };
+        let mut d = Daemon::start(&opts, nofile).await?;
+        d.main_loop(signals).await
     })
 }
 
@@ -157,7 +197,10 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 }
 
 impl Daemon {
-    async fn start(opts: &Options) -> Result<Daemon, DaemonError> {
+    async fn start(
+        opts: &Options,
+        nofile: Result<(u64, u64), nix::Error>,
+    ) -> Result<Daemon, DaemonError> {
         let config_path = std::path::absolute(&opts.config)
             .map_err(|e| DaemonError::Setup(format!("{}: {e}", opts.config.display())))?;
         let text = config::read(&config_path)?;
@@ -177,6 +220,23 @@ impl Daemon {
                 "lbctl daemon stays in the foreground (run it under systemd or another supervisor)",
             );
         }
+        let slots = match nofile {
+            Ok((old, new)) => {
+                if old != new {
+                    log.log(&format!(
+                        "Raised the limit of open files from {old} to {new} (the hard limit)"
+                    ));
+                }
+                runner::check_slots(new)
+            }
+            Err(e) => {
+                log.log(&format!(
+                    "Error: reading or raising the limit of open files: {e}"
+                ));
+                runner::check_slots(0)
+            }
+        };
+        let runner = Runner::new(slots, log.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let fallback_runner = spawn_command_runner(log.clone());
         let (status_tx, status_rx) = watch::channel(Arc::new(Status {
@@ -207,6 +267,9 @@ impl Daemon {
             fallback_cmd: BTreeMap::new(),
             fallback_runner,
             xdp_logs,
+            runner,
+            status_written: Instant::now(),
+            status_stale: false,
             _lock: lock,
         };
         d.log.log(&format!(
@@ -218,12 +281,11 @@ impl Daemon {
         ));
         d.log_warnings();
         if let Some(addr) = opts.metrics {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| DaemonError::Setup(format!("--metrics {addr}: {e}")))?;
-            d.log
-                .log(&format!("Serving metrics on http://{addr}/metrics"));
-            tokio::spawn(metrics::serve(listener, status_rx, d.pin_dir.clone()));
+            // Binds in the background, retrying: health checking never
+            // waits for the endpoint.
+            let endpoint =
+                metrics::Endpoint::new(status_rx, d.pin_dir.clone(), d.runner.counters.clone());
+            tokio::spawn(metrics::serve(addr, endpoint, d.log.clone()));
         }
         // Real servers' MAC changes, followed from here on.
         neigh_watch::start(d.pin_dir.clone(), d.log.clone());
@@ -340,6 +402,10 @@ impl Daemon {
             t.abort();
         }
         self.generation += 1;
+        // One check per distinct check: a real server that several virtual
+        // services check in the same way is checked once per interval, and
+        // the result goes to each of them (runner::check_key).
+        let mut groups: BTreeMap<String, (Job, Duration, Vec<Member>)> = BTreeMap::new();
         for v in &self.cfg.virtuals {
             if v.check.kind == CheckType::Off {
                 continue;
@@ -350,38 +416,56 @@ impl Daemon {
                     real: r.clone(),
                     maintenancedir: self.cfg.maintenancedir.clone(),
                 };
-                let tx = self.tx.clone();
-                let (generation, svc, real, interval) =
-                    (self.generation, v.id(), r.id, v.checkinterval);
-                self.tasks.push(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    let mut connects = NEGOTIATE_NEXT;
-                    loop {
-                        tick.tick().await;
-                        let outcome = job.run(&mut connects).await;
-                        let r = CheckResult {
-                            generation,
-                            svc,
-                            real,
-                            outcome,
-                        };
-                        if tx.send(r).is_err() {
-                            break;
-                        }
-                    }
-                }));
+                groups
+                    .entry(runner::check_key(&job, v.checkinterval))
+                    .or_insert_with(|| (job, v.checkinterval, Vec::new()))
+                    .2
+                    .push((v.id(), r.id));
             }
+        }
+        let reals: usize = groups.values().map(|g| g.2.len()).sum();
+        if reals > 0 {
+            self.log.log(&format!(
+                "Checking {reals} real servers with {} distinct checks (at most {} at once)",
+                groups.len(),
+                self.runner.slots()
+            ));
+        }
+        for (job, interval, members) in groups.into_values() {
+            let what = match &members[..] {
+                [(svc, real)] => format!("{}:{} ({})", real.addr, real.port, service_label(svc)),
+                m => format!(
+                    "{} (checked for {} virtual services)",
+                    job.real.check_addr(),
+                    m.len()
+                ),
+            };
+            let tx = self.tx.clone();
+            let generation = self.generation;
+            let members: Arc<[Member]> = members.into();
+            let report = move |outcome| {
+                tx.send(CheckResult {
+                    generation,
+                    members: members.clone(),
+                    outcome,
+                })
+                .is_ok()
+            };
+            self.tasks
+                .push(self.runner.spawn(job, what, interval, report));
         }
     }
 
-    async fn main_loop(&mut self) -> Result<(), DaemonError> {
-        let sig = |k| signal(k).map_err(|e| DaemonError::Setup(format!("signal handler: {e}")));
-        let mut hup = sig(SignalKind::hangup())?;
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
+    async fn main_loop(&mut self, signals: Signals) -> Result<(), DaemonError> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         let mut tick = tokio::time::interval(self.cfg.checkinterval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut status_tick = tokio::time::interval(STATUS_EVERY);
+        status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let signal_name = loop {
             tokio::select! {
                 Some(r) = self.rx.recv() => {
@@ -396,6 +480,11 @@ impl Daemon {
                     self.reload().await;
                     tick = tokio::time::interval(self.cfg.checkinterval);
                     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                }
+                _ = status_tick.tick() => {
+                    if self.status_stale {
+                        self.write_status();
+                    }
                 }
                 _ = term.recv() => break "TERM",
                 _ = int.recv() => break "INT",
@@ -422,25 +511,28 @@ impl Daemon {
 
     async fn on_results(&mut self, batch: Vec<CheckResult>) {
         let mut changed = false;
-        for r in batch {
-            if r.generation != self.generation {
+        let now = SystemTime::now();
+        for (generation, (svc, real), outcome) in batch
+            .iter()
+            .flat_map(|r| r.members.iter().map(move |m| (r.generation, m, &r.outcome)))
+        {
+            if generation != self.generation {
                 continue;
             }
-            let Some(v) = self.cfg.virtual_by_id(&r.svc) else {
+            let Some(v) = self.cfg.virtual_by_id(svc) else {
                 continue;
             };
             let failurecount = v.failurecount;
-            let Some(h) = self.health.get_mut(&(r.svc, r.real)) else {
+            let Some(h) = self.health.get_mut(&(*svc, *real)) else {
                 continue;
             };
-            let detail = r.outcome.detail.clone();
-            let rl = format!(
-                "{}:{} ({})",
-                r.real.addr,
-                r.real.port,
-                service_label(&r.svc)
-            );
-            match h.record(r.outcome, failurecount, SystemTime::now()) {
+            let detail = &outcome.detail;
+            let t = h.record(outcome.clone(), failurecount, now);
+            if t == Transition::None {
+                continue;
+            }
+            let rl = format!("{}:{} ({})", real.addr, real.port, service_label(svc));
+            match t {
                 Transition::None => {}
                 Transition::SoftFailure { n, of } => self.log.log(&format!(
                     "Soft failure real server: {rl} failure {n}/{of}: {detail}"
@@ -460,8 +552,10 @@ impl Daemon {
         }
         if changed || self.dirty {
             let _ = self.reconcile(Mode::Health).await;
-        } else {
+        } else if self.status_written.elapsed() >= STATUS_EVERY {
             self.write_status();
+        } else {
+            self.status_stale = true;
         }
     }
 
@@ -646,6 +740,8 @@ impl Daemon {
     }
 
     fn write_status(&mut self) {
+        self.status_written = Instant::now();
+        self.status_stale = false;
         let s = self.build_status();
         if let Err(e) = status::write(&self.status_path, &s) {
             self.log.log(&format!(

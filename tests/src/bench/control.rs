@@ -74,6 +74,8 @@ pub struct ControlReport {
     pub conns: ConnsReport,
     /// `lbctl -S -n` and `-L -n` over `scale_services` services.
     pub services: ServicesReport,
+    /// `lbctl daemon` at scale (`bench/daemon.rs`).
+    pub daemon: Vec<super::daemon::DaemonRun>,
 }
 
 pub fn run(opts: &ControlOpts) -> Result<ControlReport> {

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod control;
+pub mod daemon;
 pub mod packet;
 pub mod plane;
 pub mod report;

@@ -106,6 +106,20 @@ pub fn targets(r: &Report) -> Vec<(String, String, bool)> {
             ));
         }
     }
+    if let Some(c) = r.control {
+        for d in c.daemon.iter().filter(|d| d.virtuals >= 1000) {
+            out.push((
+                format!(
+                    "lbctl daemon, {} x {} reals, checkinterval=5 ({}): < 10% of a core",
+                    d.virtuals,
+                    d.reals / d.virtuals.max(1),
+                    d.label
+                ),
+                format!("{:.1}%", d.cpu_pct),
+                d.cpu_pct < 10.0,
+            ));
+        }
+    }
     if let Some(t) = r.traffic {
         for (i, what) in ["1 TCP stream", "4 TCP streams", "short connections/s"]
             .iter()
@@ -219,6 +233,21 @@ fn control_table(s: &mut String, c: &ControlReport) {
         "  memory: {:.1} bytes per conn entry, {:.1} bytes per template (memlock / max_entries)",
         c.bytes_per_conn, c.bytes_per_template
     );
+    for d in &c.daemon {
+        let _ = writeln!(
+            s,
+            "  lbctl daemon, {} virtuals x {} reals, connect every 5 s ({}): {:.1}% of a core \
+             over {:.0} s, RSS {:.0} MB (peak {:.0} MB), installed in {:.1} s",
+            d.virtuals,
+            d.reals / d.virtuals.max(1),
+            d.label,
+            d.cpu_pct,
+            d.window_s,
+            d.rss_mb,
+            d.peak_rss_mb,
+            d.install_s
+        );
+    }
     let k = &c.conns;
     let _ = writeln!(
         s,

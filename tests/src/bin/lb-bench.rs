@@ -12,7 +12,9 @@
 //!    `lbctl -L -n` over 1,000 services of 16 reals, memory per entry;
 //!    `lbctl -L -c -n` and `-L -n` over 1,000,000 connection entries, and
 //!    `-S -n` and `-L -n` over thousands of services of 16 reals made
-//!    through `Table` (`--services N`), with each lbctl's peak RSS.
+//!    through `Table` (`--services N`), with each lbctl's peak RSS; and
+//!    `lbctl daemon` with 1,000 virtual services of 16 reals at
+//!    `checkinterval=5`: CPU share and memory.
 //! 3. Real TCP through the LB, through the `lb_fwd_baseline` program in the
 //!    same topology, and straight to the real server.
 //!
@@ -24,11 +26,12 @@
 #[path = "../bench/mod.rs"]
 mod bench;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use bench::{
     control::{self, ControlOpts},
+    daemon::{self, DaemonOpts},
     packet::{self, PacketOpts},
     plane::{Lab, OBJECT_OVERRIDE_ENV},
     report::{self, Report},
@@ -245,6 +248,26 @@ fn run(quick: bool, only: Only, services: Option<usize>) -> Result<()> {
         None
     };
     drop(lab);
+    let control = match control {
+        Some(mut c) => {
+            let virtuals = if quick { 50 } else { 1000 };
+            eprintln!("==> lbctl daemon, {virtuals} virtual services x 16 reals, checkinterval=5");
+            let srv = std::env::current_exe()?.with_file_name("lb-testsrv");
+            if !srv.exists() {
+                bail!(
+                    "{} missing: build it (cargo build --release -p lb-tests --bin lb-testsrv)",
+                    srv.display()
+                );
+            }
+            c.daemon = daemon::run(&DaemonOpts {
+                virtuals,
+                window: Duration::from_secs(if quick { 1 } else { 30 }),
+                srv,
+            })?;
+            Some(c)
+        }
+        None => None,
+    };
     let traffic = if want(Only::Traffic) {
         eprintln!(
             "==> real traffic ({} s runs x {} rounds)",
