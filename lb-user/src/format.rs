@@ -160,6 +160,10 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
                 out.push_str(&format!(" -M {}", spec.netmask));
             }
         }
+        // [" -b " print_sched_flags]
+        if spec.sched.flags().any() {
+            out.push_str(&format!(" -b {}", spec.sched.flag_names()));
+        }
         out.push('\n');
         for real in sorted_reals(&view.reals, false) {
             let r = &real.spec;
@@ -324,6 +328,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
     } else {
         // printf("%s %s", svc_name, sched_name) [" persistent %u" [" mask %s"]]
         out.push_str(&format!("{svc_name} {}", spec.sched.name()));
+        // [" (" print_sched_flags ")"]
+        if spec.sched.flags().any() {
+            out.push_str(&format!(" ({})", spec.sched.flag_names()));
+        }
         if let Some(timeout) = spec.persistent {
             out.push_str(&format!(" persistent {timeout}"));
             if spec.netmask != Ipv4Addr::BROADCAST {

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod dest_slots;
 pub mod error;
 pub mod format;
+pub mod hash_sched;
 pub mod list_pool;
 pub mod model;
 pub mod neigh;

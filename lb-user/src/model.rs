@@ -45,15 +45,41 @@ pub struct ServiceId {
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 12] = [
-    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+pub const UNSUPPORTED_SCHEDULERS: [&str; 10] = [
+    "lc", "wlc", "lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf", "twos",
 ];
 
-/// Scheduler (`-s`).
+/// IPVS's scheduler flags (`-b`, `IP_VS_SVC_F_SCHED1..3`) as lb-common's
+/// `SVC_F_SCHED*` bits. sh and mh read the first as fallback and the second
+/// as port; ipvsadm names them after the scheduler (`sh-fallback`,
+/// `mh-port`, ...) and the bits are the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedFlags(pub u32);
+
+impl SchedFlags {
+    pub const FALLBACK: SchedFlags = SchedFlags(lb_common::SVC_F_SCHED_FALLBACK);
+    pub const PORT: SchedFlags = SchedFlags(lb_common::SVC_F_SCHED_PORT);
+    pub const NONE: SchedFlags = SchedFlags(0);
+
+    pub fn fallback(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_FALLBACK != 0
+    }
+    pub fn port(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_PORT != 0
+    }
+    /// Any of the three bits set (ipvsadm then prints ` (...)` / ` -b ...`).
+    pub fn any(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_MASK != 0
+    }
+}
+
+/// Scheduler (`-s`), with its flags for sh and mh (`-b`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sched {
     Rr,
     Wrr,
+    Sh(SchedFlags),
+    Mh(SchedFlags),
 }
 
 impl Sched {
@@ -61,7 +87,33 @@ impl Sched {
         match self {
             Sched::Rr => "rr",
             Sched::Wrr => "wrr",
+            Sched::Sh(_) => "sh",
+            Sched::Mh(_) => "mh",
         }
+    }
+
+    /// The scheduler flags (none for rr and wrr).
+    pub fn flags(self) -> SchedFlags {
+        match self {
+            Sched::Sh(f) | Sched::Mh(f) => f,
+            Sched::Rr | Sched::Wrr => SchedFlags::NONE,
+        }
+    }
+
+    /// The flags as ipvsadm 1.31's `print_sched_flags` writes them: sh and
+    /// mh name the first two bits after themselves and leave the third out
+    /// (so `sh` with only `flag-3` prints an empty list, as ipvsadm does).
+    pub fn flag_names(self) -> String {
+        let f = self.flags();
+        let mut names = Vec::new();
+        let prefix = self.name();
+        if f.fallback() {
+            names.push(format!("{prefix}-fallback"));
+        }
+        if f.port() {
+            names.push(format!("{prefix}-port"));
+        }
+        names.join(",")
     }
 }
 

@@ -21,9 +21,10 @@ use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
     DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS,
-    MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, NS_PER_SEC, REASON_NAMES, SCHED_RR, SCHED_WRR,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    MAP_DESTS, MAP_MH_TABLES, MAP_SERVICES, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS,
+    MAP_TEMPLATES, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, MH_TAB_SIZE, NS_PER_SEC,
+    REASON_NAMES, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0,
+    SVC_F_SCHED_MASK, Service, ServiceDest, ServiceKey, ServiceStats, Settings, TABLES_PER_SERVICE,
     TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
 };
 
@@ -32,10 +33,11 @@ use crate::{
     clock::monotonic_ns,
     dest_slots::DestSlots,
     error::Error,
+    hash_sched,
     list_pool::ListPool,
     model::{
-        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec,
-        ServiceView, Stats, Timeouts,
+        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, SchedFlags, ServiceId,
+        ServiceSpec, ServiceView, Stats, Timeouts,
     },
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
@@ -64,8 +66,13 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
 /// `d`, in both places the packet path reads it: the service's dest list
 /// (the schedulers) and the `Dest` (template checks with
 /// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
-/// only place a weight is set; the caller writes both.
-fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32) {
+/// only place a weight is set; the caller writes both. `last_weight` (mh)
+/// follows as in the kernel's `__ip_vs_update_dest`: on `add` always,
+/// otherwise only to a weight that is not 0.
+fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32, add: bool) {
+    if add || weight != 0 {
+        d.last_weight = weight;
+    }
     d.weight = weight;
     if let Some(sd) = list.get_mut(pos) {
         sd.weight = weight;
@@ -206,6 +213,7 @@ impl Table {
         list: Vec<ServiceDest>,
     ) -> Result<(), Error> {
         let old = (svc.cap > 0).then_some((svc.list, 2 * svc.cap));
+        self.write_hash_table(svc, &list)?;
         sched_table::dests_changed(svc, &list);
         if svc.cap > 0 {
             let block = sched_table::block(&list);
@@ -231,6 +239,67 @@ impl Table {
             self.pool()?.free(off, len);
         }
         self.lists.insert(*id, list);
+        Ok(())
+    }
+
+    /// sh and mh: the service's table for `list` (`hash_sched`), written
+    /// under its other key, which `svc.table` then names; the caller writes
+    /// the `Service` value after it. Nothing for other schedulers.
+    fn write_hash_table(&mut self, svc: &mut Service, list: &[ServiceDest]) -> Result<(), Error> {
+        let key = svc.id * TABLES_PER_SERVICE + ((svc.table & 1) ^ 1);
+        match svc.sched {
+            SCHED_SH => self
+                .pins
+                .sh_tables
+                .insert(key, hash_sched::sh_table(list), 0)
+                .map_err(map_err(MAP_SH_TABLES))?,
+            SCHED_MH => {
+                let mut dests = Vec::with_capacity(list.len());
+                for sd in list {
+                    let d = self.dest_cached(sd.dest)?;
+                    dests.push(hash_sched::MhDest {
+                        addr: d.addr,
+                        port: d.port,
+                        last_weight: d.last_weight,
+                    });
+                }
+                let t = hash_sched::mh_table(&dests).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "an mh service takes at most {MH_TAB_SIZE} real servers"
+                    ))
+                })?;
+                self.pins
+                    .mh_tables
+                    .insert(key, t, 0)
+                    .map_err(map_err(MAP_MH_TABLES))?
+            }
+            _ => return Ok(()),
+        }
+        svc.table = key;
+        Ok(())
+    }
+
+    /// Drops service `id`'s sh and mh tables, but those of `keep`
+    /// (`SCHED_*`, its scheduler now), once the `Service` value no longer
+    /// names them.
+    fn drop_hash_tables(&mut self, id: u32, keep: Option<u32>) -> Result<(), Error> {
+        let gone = |r: Result<(), aya::maps::MapError>| match r {
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            r => r,
+        };
+        for key in id * TABLES_PER_SERVICE..(id + 1) * TABLES_PER_SERVICE {
+            if keep != Some(SCHED_SH) {
+                gone(self.pins.sh_tables.remove(&key)).map_err(map_err(MAP_SH_TABLES))?;
+            }
+            if keep != Some(SCHED_MH) {
+                gone(self.pins.mh_tables.remove(&key)).map_err(map_err(MAP_MH_TABLES))?;
+            }
+        }
         Ok(())
     }
 
@@ -479,7 +548,13 @@ impl Table {
             self.pins.set_settings(&settings)?;
             svc.cw_seed = svc.mw;
         }
-        self.write_service(&spec.id, &svc)
+        let list = self.list(&spec.id, &svc)?;
+        self.write_hash_table(&mut svc, &list)?;
+        self.write_service(&spec.id, &svc)?;
+        if svc.sched != old_sched {
+            self.drop_hash_tables(svc.id, Some(svc.sched))?;
+        }
+        Ok(())
     }
 
     /// `-D`.
@@ -499,6 +574,7 @@ impl Table {
         if svc.cap > 0 {
             self.pool()?.free(svc.list, 2 * svc.cap);
         }
+        self.drop_hash_tables(svc.id, None)?;
         for sd in &list {
             self.retire_dest(sd.dest, &settings)?;
         }
@@ -557,7 +633,7 @@ impl Table {
                 weight: 0,
             },
         );
-        set_weight(&mut list, 0, &mut d, real.weight);
+        set_weight(&mut list, 0, &mut d, real.weight, true);
         if kind == Slot::Taken {
             // Another real's counters were there.
             self.zero_stats(None, Some(slot))?;
@@ -639,7 +715,7 @@ impl Table {
         let settings = self.pins.settings()?;
         let mut d = self.dest(slot)?;
         let was = d.weight;
-        set_weight(&mut list, pos, &mut d, real.weight);
+        set_weight(&mut list, pos, &mut d, real.weight, false);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -1064,8 +1140,11 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
     svc.sched = match spec.sched {
         Sched::Rr => SCHED_RR,
         Sched::Wrr => SCHED_WRR,
+        Sched::Sh(_) => SCHED_SH,
+        Sched::Mh(_) => SCHED_MH,
     };
-    svc.flags = 0;
+    // -E re-sends every field: an omitted -b clears the flags.
+    svc.flags = spec.sched.flags().0 & SVC_F_SCHED_MASK;
     svc.timeout = 0;
     if let Some(t) = spec.persistent {
         svc.flags |= SVC_F_PERSISTENT;
@@ -1080,10 +1159,14 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
 fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
     ServiceSpec {
         id: *id,
-        sched: if svc.sched == SCHED_RR {
-            Sched::Rr
-        } else {
-            Sched::Wrr
+        sched: {
+            let flags = SchedFlags(svc.flags & SVC_F_SCHED_MASK);
+            match svc.sched {
+                SCHED_RR => Sched::Rr,
+                SCHED_SH => Sched::Sh(flags),
+                SCHED_MH => Sched::Mh(flags),
+                _ => Sched::Wrr,
+            }
         },
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
         netmask: Ipv4Addr::from(svc.netmask),
