@@ -933,6 +933,60 @@ mod tests {
         );
         assert_eq!(sysctls(&[]), "");
     }
+
+    #[test]
+    fn sched_flags_as_ipvsadm_prints_them() {
+        use crate::model::SchedFlags;
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let both = SchedFlags(SchedFlags::FALLBACK.0 | SchedFlags::PORT.0);
+        let mut sh = svc(Proto::Tcp, "10.0.0.1", 80, Sched::Sh(both), Some(300));
+        sh.reals = vec![real("10.0.0.11", 80, 1, 0, 0)];
+        let mh = svc(
+            Proto::Udp,
+            "10.0.0.1",
+            53,
+            Sched::Mh(SchedFlags::PORT),
+            None,
+        );
+        let plain = svc(
+            Proto::Tcp,
+            "10.0.0.2",
+            80,
+            Sched::Mh(SchedFlags::NONE),
+            None,
+        );
+        // flag-3 alone: ipvsadm 1.31 prints sh's flags without it, so "()".
+        let third = svc(
+            Proto::Tcp,
+            "10.0.0.3",
+            80,
+            Sched::Sh(SchedFlags(lb_common::SVC_F_SCHED3)),
+            None,
+        );
+        let views = [sh, mh, plain, third];
+        let listed = list_services_with(&views, &opts, 4096, &names());
+        let lines: Vec<&str> = listed.lines().collect();
+        assert_eq!(
+            lines[3],
+            "TCP  10.0.0.1:80 sh (sh-fallback,sh-port) persistent 300"
+        );
+        assert_eq!(lines[5], "TCP  10.0.0.2:80 mh");
+        assert_eq!(lines[6], "TCP  10.0.0.3:80 sh ()");
+        assert_eq!(lines[7], "UDP  10.0.0.1:53 mh (mh-port)");
+        assert_eq!(
+            save_with(&views, true, &names()),
+            concat!(
+                "-A -t 10.0.0.1:80 -s sh -p 300 -b sh-fallback,sh-port\n",
+                "-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 1\n",
+                "-A -t 10.0.0.2:80 -s mh\n",
+                "-A -t 10.0.0.3:80 -s sh -b \n",
+                "-A -u 10.0.0.1:53 -s mh -b mh-port\n",
+            )
+        );
+    }
 }
 
 /// `lbctl counters`: one line per outcome of the XDP program.

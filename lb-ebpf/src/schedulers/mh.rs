@@ -5,7 +5,7 @@ use lb_common::{
     mh_slot,
 };
 
-use super::{Client, Entry, Nodes, Pick, entry};
+use super::{Client, Entry, Nodes, Pick, entry, opaque};
 
 /// The dest of the client's slot (`hsiphash(port + addr) % 4093`, the port
 /// only with `mh-port`) if it is available; with `mh-fallback`, else the
@@ -19,7 +19,7 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
     };
     let ihash = mh_slot(hash_input(client.addr, port, 0));
     let table = nodes.mh_table(svc)?;
-    let pos = *table.pos.get(ihash as usize)?;
+    let pos = *table.pos.get(opaque(ihash) as usize)?;
     match entry(svc, nodes, pos) {
         Entry::Available(p) => Some(p),
         Entry::Empty => None,
@@ -46,7 +46,7 @@ fn fallback<N: Nodes>(
     for offset in 0..MH_FALLBACK_PROBES {
         let roffset = (offset + ihash) % MH_TAB_SIZE as u32;
         let slot = mh_slot(hash_input(addr, port, roffset));
-        let pos = *table.pos.get(slot as usize)?;
+        let pos = *table.pos.get(opaque(slot) as usize)?;
         match entry(svc, nodes, pos) {
             Entry::Available(p) => return Some(p),
             Entry::Empty => return None,

@@ -65,6 +65,15 @@ enum Entry {
     Unavailable,
 }
 
+/// `v`, with whatever the compiler knows of its range forgotten: the
+/// verifier tracks no bounds through a modulo, so an index computed with
+/// one must be checked again where the verifier sees it.
+#[inline(always)]
+fn opaque(v: u32) -> u32 {
+    // Sound: a read of a local.
+    unsafe { core::ptr::read_volatile(&v) }
+}
+
 /// The entry of a hash table holding list position `pos`.
 #[inline(always)]
 fn entry<N: Nodes>(svc: &Service, nodes: &N, pos: u16) -> Entry {
