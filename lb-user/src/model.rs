@@ -73,6 +73,47 @@ impl SchedFlags {
     }
 }
 
+/// A word of `-b` (ldirectord's `schedflags=`) that ipvsadm refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadSchedFlag {
+    #[error("invalid scheduler flag `{0}'")]
+    Invalid(String),
+    #[error("incompatible scheduler flag `{0}'")]
+    Incompatible(String),
+}
+
+/// ipvsadm 1.31's `parse_sched_flags`: the comma-separated words of `-b`
+/// (empty words skipped, as `strtok` does) against the scheduler named by
+/// `-s` (`sched`; ipvsadm's default `wlc` when none): `flag-1`..`flag-3`
+/// for any scheduler, `sh-fallback`/`sh-port` only with `sh`,
+/// `mh-fallback`/`mh-port` only with `mh`. The first bad word is the error.
+pub fn parse_sched_flags(sched: &str, arg: &str) -> Result<SchedFlags, BadSchedFlag> {
+    use lb_common::{SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3};
+    let mut bits = 0;
+    let mut words = arg.split(',').filter(|w| !w.is_empty()).peekable();
+    if words.peek().is_none() {
+        // ipvsadm's strtok finds no word and it crashes; refuse instead.
+        return Err(BadSchedFlag::Invalid(String::new()));
+    }
+    for flag in words {
+        let (bit, only) = match flag {
+            "flag-1" => (SVC_F_SCHED1, None),
+            "flag-2" => (SVC_F_SCHED2, None),
+            "flag-3" => (SVC_F_SCHED3, None),
+            "sh-fallback" => (SVC_F_SCHED1, Some("sh")),
+            "sh-port" => (SVC_F_SCHED2, Some("sh")),
+            "mh-fallback" => (SVC_F_SCHED1, Some("mh")),
+            "mh-port" => (SVC_F_SCHED2, Some("mh")),
+            _ => return Err(BadSchedFlag::Invalid(flag.to_owned())),
+        };
+        if only.is_some_and(|s| s != sched) {
+            return Err(BadSchedFlag::Incompatible(flag.to_owned()));
+        }
+        bits |= bit;
+    }
+    Ok(SchedFlags(bits))
+}
+
 /// Scheduler (`-s`), with its flags for sh and mh (`-b`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sched {

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{CliError, MAX_TIMEOUT};
-use crate::model::{Proto, Sched, SchedFlags, UNSUPPORTED_SCHEDULERS};
+use crate::model::{BadSchedFlag, Proto, Sched, SchedFlags, UNSUPPORTED_SCHEDULERS};
 use crate::resolve::Resolver;
 /// ipvsadm's `string_to_number`: `strtol` base 10 (leading blanks and a sign
 /// allowed), the whole word must be used, `min..=max`.
@@ -103,34 +103,11 @@ pub(super) fn parse_sched(name: &str) -> Result<Sched, CliError> {
     }
 }
 
-/// ipvsadm 1.31's `parse_sched_flags`: the comma-separated words of `-b`
-/// (empty words skipped, as `strtok` does) against the scheduler named by
-/// `-s` (`sched`; ipvsadm's default `wlc` when none): `flag-1`..`flag-3`
-/// for any scheduler, `sh-fallback`/`sh-port` only with `sh`,
-/// `mh-fallback`/`mh-port` only with `mh`. The first bad word is the error.
+/// `-b`: ipvsadm 1.31's `parse_sched_flags` (`model::parse_sched_flags`),
+/// with its messages.
 pub(super) fn parse_sched_flags(sched: &str, arg: &str) -> Result<SchedFlags, CliError> {
-    use lb_common::{SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3};
-    let mut bits = 0;
-    let mut words = arg.split(',').filter(|w| !w.is_empty()).peekable();
-    if words.peek().is_none() {
-        // ipvsadm's strtok finds no word and it crashes; refuse instead.
-        return Err(CliError::InvalidSchedFlag(String::new()));
-    }
-    for flag in words {
-        let (bit, only) = match flag {
-            "flag-1" => (SVC_F_SCHED1, None),
-            "flag-2" => (SVC_F_SCHED2, None),
-            "flag-3" => (SVC_F_SCHED3, None),
-            "sh-fallback" => (SVC_F_SCHED1, Some("sh")),
-            "sh-port" => (SVC_F_SCHED2, Some("sh")),
-            "mh-fallback" => (SVC_F_SCHED1, Some("mh")),
-            "mh-port" => (SVC_F_SCHED2, Some("mh")),
-            _ => return Err(CliError::InvalidSchedFlag(flag.to_owned())),
-        };
-        if only.is_some_and(|s| s != sched) {
-            return Err(CliError::IncompatibleSchedFlag(flag.to_owned()));
-        }
-        bits |= bit;
-    }
-    Ok(SchedFlags(bits))
+    crate::model::parse_sched_flags(sched, arg).map_err(|e| match e {
+        BadSchedFlag::Invalid(f) => CliError::InvalidSchedFlag(f),
+        BadSchedFlag::Incompatible(f) => CliError::IncompatibleSchedFlag(f),
+    })
 }

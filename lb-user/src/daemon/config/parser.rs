@@ -13,7 +13,10 @@ use regex::Regex;
 
 use super::types::*;
 use crate::{
-    model::{Proto, RealId, Sched, ServiceId, ServiceSpec, UNSUPPORTED_SCHEDULERS},
+    model::{
+        Proto, RealId, Sched, SchedFlags, ServiceId, ServiceSpec, UNSUPPORTED_SCHEDULERS,
+        parse_sched_flags,
+    },
     resolve::Resolver,
 };
 
@@ -70,6 +73,8 @@ struct RawVirtual {
     checkinterval: Option<(usize, u32)>,
     checkport: Option<u16>,
     scheduler: Option<Sched>,
+    /// `schedflags=`: its first word, as ldirectord passes it to `-b`.
+    schedflags: Option<(usize, String)>,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     protocol: Option<Proto>,
@@ -476,6 +481,7 @@ impl Parser<'_> {
             checkinterval: None,
             checkport: None,
             scheduler: None,
+            schedflags: None,
             persistent: None,
             netmask: None,
             protocol: None,
@@ -545,6 +551,10 @@ impl Parser<'_> {
                     self.quoted(l, name, value)?;
                 }
                 "scheduler" => v.scheduler = Some(self.scheduler(l, value)?),
+                "schedflags" => match value.split_whitespace().next() {
+                    Some(w) => v.schedflags = Some((l, w.to_string())),
+                    None => return self.err(l, "invalid sched-flags"),
+                },
                 "persistent" => match value.parse::<u32>() {
                     Ok(t @ 1..=MAX_TIMEOUT) if value.bytes().all(|b| b.is_ascii_digit()) => {
                         v.persistent = Some(t)
@@ -665,13 +675,15 @@ impl Parser<'_> {
         match value {
             "rr" => Ok(Sched::Rr),
             "wrr" => Ok(Sched::Wrr),
+            "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
+            "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
             s if UNSUPPORTED_SCHEDULERS.contains(&s) => self.err(
                 line,
-                format!("scheduler {s} is not supported yet (supported: rr, wrr)"),
+                format!("scheduler {s} is not supported yet (supported: rr, wrr, sh, mh)"),
             ),
             s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => self.err(
                 line,
-                format!("scheduler {s}: no such scheduler (supported: rr, wrr)"),
+                format!("scheduler {s}: no such scheduler (supported: rr, wrr, sh, mh)"),
             ),
             _ => self.err(
                 line,
@@ -860,9 +872,27 @@ impl Parser<'_> {
             return self.err(line, "Zero port specified for non-persistent service");
         }
         let id = ServiceId { proto, addr, port };
+        let mut sched = raw.scheduler.unwrap_or(Sched::Wrr);
+        if let Some((l, words)) = &raw.schedflags {
+            // ldirectord passes `-b` on to ipvsadm, which checks it so.
+            let flags = match parse_sched_flags(sched.name(), words) {
+                Ok(f) => f,
+                Err(e) => return self.err(*l, e.to_string()),
+            };
+            match &mut sched {
+                Sched::Sh(f) | Sched::Mh(f) => *f = flags,
+                _ if flags.any() => {
+                    return self.err(
+                        *l,
+                        "scheduler flags of schedulers other than sh and mh are not supported yet",
+                    );
+                }
+                _ => {}
+            }
+        }
         let spec = ServiceSpec {
             id,
-            sched: raw.scheduler.unwrap_or(Sched::Wrr),
+            sched,
             persistent: raw.persistent,
             netmask: match raw.persistent {
                 Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST),
