@@ -8,11 +8,11 @@
 //! `MAP_*` for it (`#[btf_map]` takes no constant): the controller takes
 //! every map from the object by those names, so a mismatch fails every load.
 
+use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
-use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
     Dest, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState,

@@ -7,10 +7,10 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, MhTable,
     NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    MhTable, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
+    conn_state_is_closing,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
