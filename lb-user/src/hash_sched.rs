@@ -227,12 +227,22 @@ mod tests {
 
     #[test]
     fn two_directors_build_the_same_mh_table() {
-        let dests: Vec<MhDest> = (1..=20).map(|i| mhd([198, 51, 100, i], 1)).collect();
-        assert_eq!(mh_table(&dests), mh_table(&dests.clone()));
+        // Two services (two directors) given the same reals in the same
+        // order, with the same weight changes: the same table, slot for slot.
+        let build = |order: &[u8]| {
+            let mut s = Svc::new(SCHED_MH, 0);
+            for &i in order {
+                s.add(i, u32::from(i % 3) + 1);
+            }
+            s.set_weight(order[0], 0);
+            s.set_weight(order[1], 7);
+            s.mh
+        };
+        let order: Vec<u8> = (1..=20).collect();
+        assert_eq!(build(&order), build(&order));
         // Another order is another table (the fill follows list order).
-        let mut rev = dests.clone();
-        rev.reverse();
-        assert_ne!(mh_table(&dests), mh_table(&rev));
+        let rev: Vec<u8> = order.iter().rev().copied().collect();
+        assert_ne!(build(&order), build(&rev));
     }
 
     /// A service with its list, block and hash tables, as `Table` keeps them.
