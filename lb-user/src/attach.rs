@@ -97,7 +97,10 @@ fn pin_link(prog: &mut Xdp, id: aya::programs::xdp::XdpLinkId, pin: &Path) -> Re
         what: format!("pinning {}", pin.display()),
         source: std::io::Error::other(e.to_string()),
     })?;
-    Ok(())
+    match pin.parent() {
+        Some(dir) => crate::pins::give_to_dir_owner(dir, pin),
+        None => Ok(()),
+    }
 }
 
 /// Removes the program from `iface`.

@@ -7,6 +7,7 @@
 
 use std::{
     io,
+    ops::ControlFlow,
     os::fd::{AsFd, AsRawFd, BorrowedFd},
 };
 
@@ -49,6 +50,43 @@ pub fn entries<K: Pod, V: Pod, M: IterableMap<K, V>>(
             ) =>
         {
             Ok(iter())
+        }
+        Err(io_error) => Err(MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_lookup_batch",
+            io_error,
+        })),
+    }
+}
+
+/// Calls `f` on every (key, value) of the map, in the kernel's order, one
+/// batch of [`CHUNK`] entries read at a time, until `f` breaks: memory is
+/// bounded by one batch whatever the size of the map. Falls back to aya's
+/// iterator (`iter`, also one entry at a time) where the kernel has no
+/// batch lookup for the map.
+pub fn for_each<K: Pod, V: Pod, M: IterableMap<K, V>, I: Iterator<Item = (K, V)>>(
+    map: &M,
+    iter: impl FnOnce() -> I,
+    mut f: impl FnMut(&K, &V) -> ControlFlow<()>,
+) -> Result<(), MapError> {
+    let mut delivered = false;
+    match walk_fd::<K, V>(map.map().fd().as_fd(), |k, v| {
+        delivered = true;
+        f(k, v)
+    }) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if !delivered
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL) | Some(524) /* ENOTSUPP */
+                ) =>
+        {
+            for (k, v) in iter() {
+                if f(&k, &v).is_break() {
+                    break;
+                }
+            }
+            Ok(())
         }
         Err(io_error) => Err(MapError::SyscallError(aya::sys::SyscallError {
             call: "bpf_map_lookup_batch",
@@ -129,15 +167,29 @@ pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> {
 
 /// Every entry of the map behind `fd` (hash maps and arrays).
 pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
-    let fd = fd.as_raw_fd();
     let mut out = Vec::new();
+    walk_fd::<K, V>(fd, |k, v| {
+        out.push((*k, *v));
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` on every entry of the map behind `fd` (hash maps and arrays),
+/// a batch at a time, until `f` breaks; the two buffers of one batch are
+/// all it holds.
+pub fn walk_fd<K: Pod, V: Pod>(
+    fd: BorrowedFd<'_>,
+    mut f: impl FnMut(&K, &V) -> ControlFlow<()>,
+) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
     let mut chunk = CHUNK;
     let mut token_in = [0u8; 8];
     let mut token_out = [0u8; 8];
     let mut first = true;
+    let mut keys = vec![0u8; chunk * size_of::<K>()];
+    let mut values = vec![0u8; chunk * size_of::<V>()];
     loop {
-        let mut keys = vec![0u8; chunk * size_of::<K>()];
-        let mut values = vec![0u8; chunk * size_of::<V>()];
         let mut attr = BatchAttr {
             in_batch: if first {
                 0
@@ -156,22 +208,26 @@ pub fn lookup_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> 
             // A bucket holds more entries than fit: ask for more at once.
             Some(libc::ENOSPC) if chunk < 1 << 20 => {
                 chunk *= 4;
+                keys.resize(chunk * size_of::<K>(), 0);
+                values.resize(chunk * size_of::<V>(), 0);
                 continue;
             }
             None | Some(libc::ENOENT) => {}
             _ => return Err(err.unwrap_or_else(|| io::Error::other("batch"))),
         }
-        let n = attr.count as usize;
+        let n = (attr.count as usize).min(chunk);
         for i in 0..n {
             let k: K =
                 unsafe { std::ptr::read_unaligned(keys.as_ptr().add(i * size_of::<K>()).cast()) };
             let v: V =
                 unsafe { std::ptr::read_unaligned(values.as_ptr().add(i * size_of::<V>()).cast()) };
-            out.push((k, v));
+            if f(&k, &v).is_break() {
+                return Ok(());
+            }
         }
         if err.is_some() {
             // ENOENT: the walk is complete.
-            return Ok(out);
+            return Ok(());
         }
         token_in = token_out;
         first = false;

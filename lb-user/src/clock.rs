@@ -16,13 +16,10 @@ use lb_common::NS_PER_SEC;
 /// packet path's calibrated jiffies, see above), for comparing entries'
 /// expiry with now and for entries written from userspace.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
+    use nix::time::{ClockId, clock_gettime};
+    // CLOCK_MONOTONIC always exists.
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
+    ts.tv_sec() as u64 * NS_PER_SEC + ts.tv_nsec() as u64
 }
 
 /// The kernel's possible HZ values.

@@ -12,8 +12,18 @@ pub enum Error {
          (target/release/lbctl)"
     )]
     NoObject,
-    #[error("permission denied (you must be root, with CAP_BPF and CAP_NET_ADMIN)")]
-    Privileges,
+    #[error(
+        "permission denied: this process lacks {missing} ({why}; run it as root, or as a \
+         user given these capabilities)"
+    )]
+    Privileges { missing: String, why: &'static str },
+    #[error(
+        "permission denied on the pin directory {} (owned by uid {owner}): the tables belong \
+         to the directory's owner; run lbctl as that user or root, or give the directory to \
+         this user (chown -R)",
+        .dir.display()
+    )]
+    PinAccess { dir: PathBuf, owner: u32 },
     #[error("{what}")]
     Io {
         what: String,

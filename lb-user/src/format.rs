@@ -7,7 +7,7 @@
 //! `/etc/hosts` and `/etc/services` (falling back to numbers), like ipvsadm
 //! minus DNS; the `*_with` variants take the name tables explicitly.
 
-use std::net::Ipv4Addr;
+use std::{fmt::Write as _, net::Ipv4Addr};
 
 use crate::model::{ConnView, Proto, RealView, ServiceView, Timeouts};
 use crate::resolve::Resolver;
@@ -40,7 +40,8 @@ pub struct ListFormat {
 /// Names used when a listing is numeric: none are looked up.
 static NO_NAMES: Resolver = Resolver::new();
 
-fn names_for(numeric: bool) -> &'static Resolver {
+/// The name tables a listing uses: none with `-n`, else the system's.
+pub fn names_for(numeric: bool) -> &'static Resolver {
     if numeric {
         &NO_NAMES
     } else {
@@ -99,6 +100,16 @@ pub fn list_conns(rows: &[ConnView], numeric: bool) -> String {
 /// carry persistence-engine data in lbctl, so they keep the plain layout, as
 /// ipvsadm prints rows without PE data.
 pub fn list_conns_with(rows: &[ConnView], opts: &ListFormat, names: &Resolver) -> String {
+    let mut out = conns_heading(opts);
+    for c in rows {
+        conn_row(&mut out, c, opts, names);
+    }
+    out
+}
+
+/// The two heading lines of `-L -c`. `lbctl -L -c` prints them, then each
+/// row with [`conn_row`] as it reads the table.
+pub fn conns_heading(opts: &ListFormat) -> String {
     let mut out = String::from("IPVS connection entries\n");
     if opts.persistent_conn {
         // "pro expire %-11s %-18s %-18s %-18s %-16s %s\n"
@@ -113,24 +124,32 @@ pub fn list_conns_with(rows: &[ConnView], opts: &ListFormat, names: &Resolver) -
             "state", "source", "virtual", "destination"
         ));
     }
-    for c in rows {
-        let cname = addrport(c.caddr, c.cport, c.proto, opts.numeric, names);
-        let vname = addrport(c.vaddr, c.vport, c.proto, opts.numeric, names);
-        let dname = addrport(c.daddr, c.dport, c.proto, opts.numeric, names);
-        // sprintf(expire_str, "%02d:%02d", minutes, seconds)
-        let expire = format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
-        // "%-3s %-6s %-11s %-18s %-18s %s\n"
-        out.push_str(&format!(
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}\n",
-            c.proto.name(),
-            expire,
-            c.state,
-            cname,
-            vname,
-            dname
-        ));
-    }
     out
+}
+
+/// Appends one row of `-L -c` to `out`: ipvsadm's
+/// `"%-3s %-6s %-11s %-18s %-18s %s\n"` of protocol, `"%02d:%02d"` expiry,
+/// state, and the three `addr:port`s. Written in place, without a `String`
+/// per field: `lbctl -L -c` prints a row per entry of a table of millions.
+pub fn conn_row(out: &mut String, c: &ConnView, opts: &ListFormat, names: &Resolver) {
+    let field = |out: &mut String, width: usize, put: &dyn Fn(&mut String)| {
+        let start = out.len();
+        put(out);
+        let len = out[start..].chars().count();
+        out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+        out.push(' ');
+    };
+    field(out, 3, &|o| o.push_str(c.proto.name()));
+    field(out, 6, &|o| {
+        let _ = write!(o, "{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
+    });
+    field(out, 11, &|o| o.push_str(c.state));
+    let ap =
+        |o: &mut String, addr, port| addrport_into(o, addr, port, c.proto, opts.numeric, names);
+    field(out, 18, &|o| ap(o, c.caddr, c.cport));
+    field(out, 18, &|o| ap(o, c.vaddr, c.vport));
+    ap(out, c.daddr, c.dport);
+    out.push('\n');
 }
 
 /// `-S [-n]`: the rules in `-R` format. Services and reals are always sorted
@@ -226,6 +245,23 @@ fn truncate(s: &mut String, max: usize) {
             end -= 1;
         }
         s.truncate(end);
+    }
+}
+
+/// [`addrport`], appended to `out`.
+fn addrport_into(
+    out: &mut String,
+    addr: Ipv4Addr,
+    port: u16,
+    proto: Proto,
+    numeric: bool,
+    names: &Resolver,
+) {
+    if numeric {
+        // At most 21 bytes: nothing to cut.
+        let _ = write!(out, "{addr}:{port}");
+    } else {
+        out.push_str(&addrport(addr, port, proto, numeric, names));
     }
 }
 
@@ -820,6 +856,51 @@ mod tests {
                 ("10.0.0.12", 80),
             ),
         ]
+    }
+
+    /// ipvsadm's row printf, field by field with `format!`, as the
+    /// listing was written before rows were written in place.
+    fn printf_row(c: &ConnView, numeric: bool, names: &Resolver) -> String {
+        let a = |addr, port| addrport(addr, port, c.proto, numeric, names);
+        format!(
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}\n",
+            c.proto.name(),
+            format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60),
+            c.state,
+            a(c.caddr, c.cport),
+            a(c.vaddr, c.vport),
+            a(c.daddr, c.dport)
+        )
+    }
+
+    #[test]
+    fn rows_written_in_place_are_ipvsadms_printf() {
+        let long = Resolver::from_text(
+            "192.0.2.5 a-very-long-host-name-of-a-client.example.org\n10.0.0.100 vip\n10.0.0.11 rs1\n",
+            "http 80/tcp\n",
+        );
+        let mut rows = conns();
+        rows.push(conn(
+            Proto::Tcp,
+            u64::from(u32::MAX),
+            "SYN_RECV",
+            ("203.0.113.255", 65535),
+            ("203.0.113.254", 65535),
+            ("255.255.255.255", 65535),
+        ));
+        for names in [&names(), &long, &NO_NAMES] {
+            for numeric in [true, false] {
+                let opts = ListFormat {
+                    numeric,
+                    ..ListFormat::default()
+                };
+                for c in &rows {
+                    let mut row = String::new();
+                    conn_row(&mut row, c, &opts, names);
+                    assert_eq!(row, printf_row(c, numeric, names));
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,9 +13,79 @@
 //! under the service's other table key before the `Service` value.
 
 use lb_common::{
-    MH_HASH1_KEY, MH_HASH2_KEY, MH_TAB_BITS, MH_TAB_SIZE, MhTable, NO_POS, SH_TAB_SIZE,
-    ServiceDest, ShTable, hash_input, hsiphash_u32,
+    Dest, MAP_MH_TABLES, MAP_SH_TABLES, MH_HASH1_KEY, MH_HASH2_KEY, MH_TAB_BITS, MH_TAB_SIZE,
+    MhTable, NO_POS, SCHED_MH, SCHED_SH, SH_TAB_SIZE, Service, ServiceDest, ShTable,
+    TABLES_PER_SERVICE, hash_input, hsiphash_u32,
 };
+
+use crate::{
+    error::Error,
+    pins::{Pins, map_err},
+};
+
+/// sh and mh: writes the service's table for `list` (`dests`: the `Dest`
+/// of each, for mh) under its other key (`2 * id` or `2 * id + 1`), and
+/// names it in `svc.table`; the caller then writes the `Service` value.
+/// The previous table stays until the next change, for a packet that may
+/// still be reading it. Nothing for other schedulers.
+pub fn write_table(
+    pins: &mut Pins,
+    svc: &mut Service,
+    list: &[ServiceDest],
+    dests: &[Dest],
+) -> Result<(), Error> {
+    let key = svc.id * TABLES_PER_SERVICE + ((svc.table & 1) ^ 1);
+    match svc.sched {
+        SCHED_SH => pins
+            .sh_tables
+            .insert(key, sh_table(list), 0)
+            .map_err(map_err(MAP_SH_TABLES))?,
+        SCHED_MH => {
+            let dests: Vec<MhDest> = dests
+                .iter()
+                .map(|d| MhDest {
+                    addr: d.addr,
+                    port: d.port,
+                    last_weight: d.last_weight,
+                })
+                .collect();
+            let t = mh_table(&dests).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "an mh service takes at most {MH_TAB_SIZE} real servers"
+                ))
+            })?;
+            pins.mh_tables
+                .insert(key, t, 0)
+                .map_err(map_err(MAP_MH_TABLES))?
+        }
+        _ => return Ok(()),
+    }
+    svc.table = key;
+    Ok(())
+}
+
+/// Drops service `id`'s sh and mh tables but those of `keep` (`SCHED_*`,
+/// its scheduler now), once its `Service` value no longer names them.
+pub fn drop_tables(pins: &mut Pins, id: u32, keep: Option<u32>) -> Result<(), Error> {
+    let gone = |r: Result<(), aya::maps::MapError>| match r {
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        r => r,
+    };
+    for key in id * TABLES_PER_SERVICE..(id + 1) * TABLES_PER_SERVICE {
+        if keep != Some(SCHED_SH) {
+            gone(pins.sh_tables.remove(&key)).map_err(map_err(MAP_SH_TABLES))?;
+        }
+        if keep != Some(SCHED_MH) {
+            gone(pins.mh_tables.remove(&key)).map_err(map_err(MAP_MH_TABLES))?;
+        }
+    }
+    Ok(())
+}
 
 /// sh's table: walk the list round and round, giving each dest `weight`
 /// consecutive buckets (a weight-0 dest one) until the 256 are taken; all

@@ -1,18 +1,21 @@
 //! lbctl's library: the ipvsadm-compatible command line (`cli`), listings
-//! (`format`), the LVS model (`model`), and its projection onto the pinned
-//! BPF maps (`pins`, `table`), attaching the XDP program (`attach`) and
-//! next-hop resolution (`neigh`), and the ldirectord-compatible health-checking
-//! daemon (`daemon`).
+//! (`format`, reading the connection tables through `conns`), the LVS model
+//! (`model`), and its projection onto the pinned BPF maps (`pins`, `table`),
+//! attaching the XDP program (`attach`) and next-hop resolution (`neigh`),
+//! the ldirectord-compatible health-checking daemon (`daemon`), and bounded
+//! reading of what users hand in (`input`).
 
 pub mod attach;
 pub mod batch;
 pub mod cli;
 pub mod clock;
+pub mod conns;
 pub mod daemon;
 pub mod dest_slots;
 pub mod error;
 pub mod format;
 pub mod hash_sched;
+pub mod input;
 pub mod list_pool;
 pub mod model;
 pub mod neigh;

@@ -3,11 +3,7 @@
 //! Like ipvsadm, it talks straight to the dataplane's tables (the pinned
 //! maps) and exits; no daemon is needed.
 
-use std::{
-    io::{BufRead, Write},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::Write, ops::ControlFlow, process::ExitCode, time::Duration};
 
 use lb_user::{
     Pins, Sizes, Table,
@@ -80,7 +76,9 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
                 services: services.unwrap_or(Sizes::DEFAULT.services),
                 reals: reals.unwrap_or(Sizes::DEFAULT.reals),
             });
-            // Check the interface first: a bad name must change nothing.
+            // Check the privileges and the interface first: a refused or
+            // bad command must change nothing.
+            lb_user::pins::require_attach_privileges()?;
             if lb_user::neigh::ifindex(&iface).is_none() {
                 return Err(lb_user::Error::NoInterface(iface).into());
             }
@@ -116,13 +114,19 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             config,
             metrics,
             metrics_public,
-        } => lb_user::daemon::run(lb_user::daemon::Options {
-            config,
-            foreground,
-            metrics,
-            metrics_public,
-        })?,
+        } => {
+            // Before the run directory or anything else is made.
+            lb_user::pins::require_privileges()?;
+            lb_user::daemon::run(lb_user::daemon::Options {
+                config,
+                foreground,
+                metrics,
+                metrics_public,
+            })?
+        }
         Command::DaemonStatus { config } => {
+            // What the daemon knows is what `-L` shows: the same rule.
+            lb_user::pins::require_privileges()?;
             // ldirectord's status exit codes: 0 running, 1 stale, 3 stopped.
             let (text, code) = lb_user::daemon::status_report(config.as_deref());
             out(&text)?;
@@ -132,15 +136,10 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Restore => {
             // Parse everything first: a bad line changes nothing.
-            let mut cmds = Vec::new();
-            for (n, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line?;
-                match cli::parse_restore_line(&line) {
-                    Ok(Some(c)) => cmds.push(c),
-                    Ok(None) => {}
-                    Err(e) => return Err(format!("line {}: {e}", n + 1).into()),
-                }
-            }
+            let cmds = cli::read_restore(
+                std::io::stdin().lock(),
+                lb_user::resolve::Resolver::system(),
+            )?;
             let mut table = open()?;
             for c in cmds {
                 apply(&mut table, c)?;
@@ -152,6 +151,42 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// `-L -c`: each row written as the table is read (a batch at a time),
+/// through a buffer, so that a table of millions of entries takes the
+/// memory of one batch.
+fn list_conns(t: &Table, f: &format::ListFormat) -> Result<(), Box<dyn std::error::Error>> {
+    let names = format::names_for(f.numeric);
+    let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut failed = o.write_all(format::conns_heading(f).as_bytes()).err();
+    if failed.is_none() {
+        let mut line = String::new();
+        t.for_each_conn_row(|row| {
+            line.clear();
+            format::conn_row(&mut line, row, f, names);
+            match o.write_all(line.as_bytes()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+    }
+    let Some(e) = failed.or_else(|| o.flush().err()) else {
+        return Ok(());
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader is gone (`lbctl -L -c | head`): end as ipvsadm does,
+        // by SIGPIPE, without a message.
+        // SAFETY: restoring a signal's default action, then raising it.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    Err(e.into())
 }
 
 fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
@@ -180,14 +215,7 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
                     };
                     out(&format::list_service(v, &f))?;
                 }
-                ListTarget::Conns => {
-                    let rows = t.conn_rows()?;
-                    out(&format::list_conns_with(
-                        &rows,
-                        &f,
-                        lb_user::resolve::Resolver::system(),
-                    ))?;
-                }
+                ListTarget::Conns => list_conns(t, &f)?,
                 ListTarget::Timeouts => out(&format::timeouts(&t.timeouts()?))?,
             }
         }

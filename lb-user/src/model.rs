@@ -82,6 +82,15 @@ pub enum BadSchedFlag {
     Incompatible(String),
 }
 
+/// Why `Sched::with_flags` refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SchedFlagsError {
+    #[error(transparent)]
+    Bad(BadSchedFlag),
+    #[error("scheduler flags of schedulers other than sh and mh are not supported yet")]
+    Unsupported,
+}
+
 /// ipvsadm 1.31's `parse_sched_flags`: the comma-separated words of `-b`
 /// (empty words skipped, as `strtok` does) against the scheduler named by
 /// `-s` (`sched`; ipvsadm's default `wlc` when none): `flag-1`..`flag-3`
@@ -130,6 +139,57 @@ impl Sched {
             Sched::Wrr => "wrr",
             Sched::Sh(_) => "sh",
             Sched::Mh(_) => "mh",
+        }
+    }
+
+    /// ldirectord's `scheduler=` (its check: lowercase letters), or the
+    /// message for a scheduler lbctl does not implement.
+    pub fn from_ldirectord(value: &str) -> Result<Sched, String> {
+        match value {
+            "rr" => Ok(Sched::Rr),
+            "wrr" => Ok(Sched::Wrr),
+            "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
+            "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
+            s if UNSUPPORTED_SCHEDULERS.contains(&s) => Err(format!(
+                "scheduler {s} is not supported yet (supported: rr, wrr, sh, mh)"
+            )),
+            s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => Err(format!(
+                "scheduler {s}: no such scheduler (supported: rr, wrr, sh, mh)"
+            )),
+            _ => Err("invalid scheduler, should be only lowercase letters (a-z)".into()),
+        }
+    }
+
+    /// This scheduler with the flags of `-b arg` (ldirectord's
+    /// `schedflags=`), checked as ipvsadm checks them against its name.
+    pub fn with_flags(self, arg: &str) -> Result<Sched, SchedFlagsError> {
+        let flags = parse_sched_flags(self.name(), arg).map_err(SchedFlagsError::Bad)?;
+        match self {
+            Sched::Sh(_) => Ok(Sched::Sh(flags)),
+            Sched::Mh(_) => Ok(Sched::Mh(flags)),
+            s if !flags.any() => Ok(s),
+            _ => Err(SchedFlagsError::Unsupported),
+        }
+    }
+
+    /// lb-common's `SCHED_*` for this scheduler.
+    pub fn id(self) -> u32 {
+        match self {
+            Sched::Rr => lb_common::SCHED_RR,
+            Sched::Wrr => lb_common::SCHED_WRR,
+            Sched::Sh(_) => lb_common::SCHED_SH,
+            Sched::Mh(_) => lb_common::SCHED_MH,
+        }
+    }
+
+    /// The scheduler of `Service::sched` (wrr for an unknown one) with the
+    /// flags of `Service::flags`.
+    pub fn of(id: u32, flags: SchedFlags) -> Sched {
+        match id {
+            lb_common::SCHED_RR => Sched::Rr,
+            lb_common::SCHED_SH => Sched::Sh(flags),
+            lb_common::SCHED_MH => Sched::Mh(flags),
+            _ => Sched::Wrr,
         }
     }
 

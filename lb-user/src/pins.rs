@@ -7,10 +7,15 @@
 //! the pins, refusing any whose layout differs from this build's. Every
 //! invocation holds an exclusive lock on the directory while it works, so two
 //! invocations at once cannot interleave their changes.
+//!
+//! Privileges are capabilities, not euid 0 (README, "Privileges"): CAP_BPF
+//! and CAP_NET_ADMIN for everything, CAP_PERFMON to attach, CAP_SYS_ADMIN
+//! only to mount bpffs. The pins belong to the pin directory's owner: every
+//! pin made here is given to that user and group.
 
 use std::{
     fs::File,
-    os::{fd::AsRawFd, unix::fs::PermissionsExt},
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -26,6 +31,8 @@ use lb_common::{
     SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
     ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
+
+use caps::{CapSet, Capability};
 
 use crate::error::Error;
 
@@ -153,9 +160,8 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
 /// Makes sure a bpffs is mounted where the pin directory lives (the default
 /// `/sys/fs/bpf`, as ipvsadm users expect things to just work).
 fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
-    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
     let parent = dir.parent().unwrap_or(Path::new("/"));
-    if is_bpffs(parent, BPF_FS_MAGIC) || is_bpffs(dir, BPF_FS_MAGIC) {
+    if is_bpffs(parent) || is_bpffs(dir) {
         return Ok(());
     }
     if parent == Path::new("/sys/fs/bpf") {
@@ -171,49 +177,51 @@ fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
                     .into(),
             ));
         }
-        let src = c"bpf";
-        let target = c"/sys/fs/bpf";
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                src.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        return Err(Error::Io {
+        // Mounting is the one step that needs CAP_SYS_ADMIN.
+        require_caps(
+            &[Capability::CAP_SYS_ADMIN],
+            "mounting bpffs on /sys/fs/bpf needs CAP_SYS_ADMIN; or mount it first: mount -t bpf bpf /sys/fs/bpf",
+        )?;
+        return nix::mount::mount(
+            Some("bpf"),
+            "/sys/fs/bpf",
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| Error::Io {
             what: "mounting bpffs on /sys/fs/bpf".into(),
-            source: std::io::Error::last_os_error(),
+            source: e.into(),
         });
     }
     Err(Error::NotBpffs(dir.to_path_buf()))
 }
 
-fn is_bpffs(path: &Path, magic: i64) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type as i64 == magic
+fn is_bpffs(path: &Path) -> bool {
+    use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
+    statfs(path).is_ok_and(|st| st.filesystem_type() == BPF_FS_MAGIC)
 }
 
+/// Takes the exclusive lock on the pin directory (waiting for another
+/// `lbctl` to finish). A directory this user may not open is named with its
+/// owner, whose the pins are.
 fn lock_dir(dir: &Path) -> Result<File, Error> {
-    let f = File::open(dir).map_err(|e| Error::Io {
-        what: format!("opening {}", dir.display()),
+    let f = File::open(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Error::PinAccess {
+                dir: dir.to_path_buf(),
+                owner: std::fs::metadata(dir).map_or(u32::MAX, |m| m.uid()),
+            };
+        }
+        Error::Io {
+            what: format!("opening {}", dir.display()),
+            source: e,
+        }
+    })?;
+    f.lock().map_err(|e| Error::Io {
+        what: format!("locking {}", dir.display()),
         source: e,
     })?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::Io {
-            what: format!("locking {}", dir.display()),
-            source: std::io::Error::last_os_error(),
-        });
-    }
     Ok(f)
 }
 
@@ -242,6 +250,7 @@ impl Pins {
             for name in MAP_NAMES {
                 let map = ebpf.take_map(name).ok_or(Error::MissingMap(name))?;
                 maps.push((name.to_string(), map_data(map)));
+                give_to_dir_owner(dir, &dir.join(name))?;
             }
         } else if present.len() != MAP_NAMES.len() {
             return Err(Error::StalePin {
@@ -480,11 +489,90 @@ pub fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
     }
 }
 
-/// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF. Say so up front
-/// instead of failing halfway with EPERM.
-pub fn require_privileges() -> Result<(), Error> {
-    if unsafe { libc::geteuid() } == 0 {
+/// Gives a pin just made in `dir` to the directory's owner and group: the
+/// tables belong to whoever owns the pin directory, so a service user given
+/// the directory (`contrib/systemd/`) keeps access to maps and links that
+/// root creates there (`lbctl attach`, `--reset`). A no-op when they match.
+pub fn give_to_dir_owner(dir: &Path, pin: &Path) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        what: format!("giving {} to the owner of {}", pin.display(), dir.display()),
+        source,
+    };
+    let d = std::fs::metadata(dir).map_err(io)?;
+    let p = std::fs::metadata(pin).map_err(io)?;
+    if (p.uid(), p.gid()) != (d.uid(), d.gid()) {
+        std::os::unix::fs::chown(pin, Some(d.uid()), Some(d.gid())).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// What every table operation needs: CAP_BPF to create, open and change
+/// the maps and to load the program, CAP_NET_ADMIN to attach it, and
+/// because ipvsadm needs it for every command, `-L` included.
+pub const NEEDED_CAPS: [Capability; 2] = [Capability::CAP_BPF, Capability::CAP_NET_ADMIN];
+
+/// The capabilities of `needed` this process does not have in its
+/// effective set. Root has them all unless something dropped them.
+pub fn missing_caps(needed: &[Capability]) -> Vec<Capability> {
+    let have = caps::read(None, CapSet::Effective).unwrap_or_default();
+    needed
+        .iter()
+        .copied()
+        .filter(|c| !have.contains(c))
+        .collect()
+}
+
+fn require_caps(needed: &[Capability], why: &'static str) -> Result<(), Error> {
+    let missing = missing_caps(needed);
+    if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::Privileges)
+    let mut names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    let last = names.pop().unwrap_or_default();
+    let missing = if names.is_empty() {
+        last
+    } else {
+        format!("{} and {last}", names.join(", "))
+    };
+    Err(Error::Privileges { missing, why })
+}
+
+/// ipvsadm needs CAP_NET_ADMIN; we need that and CAP_BPF (not euid 0, so a
+/// service user given these capabilities works). Say so up front, naming
+/// what is missing, instead of failing halfway with EPERM.
+pub fn require_privileges() -> Result<(), Error> {
+    require_caps(&NEEDED_CAPS, "lbctl needs CAP_BPF and CAP_NET_ADMIN")
+}
+
+/// `lbctl attach` also loads the program, whose packet pointer arithmetic
+/// the verifier allows only with CAP_PERFMON.
+pub fn require_attach_privileges() -> Result<(), Error> {
+    require_caps(
+        &[
+            Capability::CAP_BPF,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_PERFMON,
+        ],
+        "lbctl attach needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, which the verifier \
+         wants for the program's packet pointer arithmetic",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_caps_are_named_and_none_when_all_are_held() {
+        let have = caps::read(None, CapSet::Effective).unwrap();
+        let held: Vec<Capability> = have.iter().copied().collect();
+        assert!(missing_caps(&held).is_empty());
+        // One capability this process lacks (every one when not root).
+        let all = caps::all();
+        if let Some(lacking) = all.iter().find(|c| !have.contains(c)) {
+            assert_eq!(missing_caps(&[*lacking]), vec![*lacking]);
+            let e = require_caps(&[*lacking], "why").unwrap_err().to_string();
+            assert!(e.contains(&lacking.to_string()) && e.contains("why"), "{e}");
+        }
+    }
 }

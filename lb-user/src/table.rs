@@ -19,13 +19,11 @@ use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd, time::Duration};
 
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
-    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, CONN_STATE_NAMES, Conn, ConnKey,
-    DEST_F_AVAILABLE, DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_MH_TABLES, MAP_SERVICES, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS,
-    MAP_TEMPLATES, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, MH_TAB_SIZE, NS_PER_SEC,
-    REASON_NAMES, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0,
-    SVC_F_SCHED_MASK, Service, ServiceDest, ServiceKey, ServiceStats, Settings, TABLES_PER_SERVICE,
-    TMPL_S_ASSURED, Template, TemplateKey, VIP_FILTER_WORDS, conn_state_is_active, vip_bit,
+    CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
+    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
+    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
+    REASON_NAMES, SCHED_MH, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest,
+    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 use crate::{
@@ -36,8 +34,8 @@ use crate::{
     hash_sched,
     list_pool::ListPool,
     model::{
-        ConnView, Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, SchedFlags, ServiceId,
-        ServiceSpec, ServiceView, Stats, Timeouts,
+        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, SchedFlags, ServiceId, ServiceSpec,
+        ServiceView, Stats, Timeouts,
     },
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
@@ -67,8 +65,7 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
 /// (the schedulers) and the `Dest` (template checks with
 /// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
 /// only place a weight is set; the caller writes both. `last_weight` (mh)
-/// follows as in the kernel's `__ip_vs_update_dest`: on `add` always,
-/// otherwise only to a weight that is not 0.
+/// follows as `__ip_vs_update_dest` sets it: on `add`, or to a non-0 weight.
 fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32, add: bool) {
     if add || weight != 0 {
         d.last_weight = weight;
@@ -242,65 +239,13 @@ impl Table {
         Ok(())
     }
 
-    /// sh and mh: the service's table for `list` (`hash_sched`), written
-    /// under its other key, which `svc.table` then names; the caller writes
-    /// the `Service` value after it. Nothing for other schedulers.
+    /// sh and mh: the table for `list`, before the `Service` value.
     fn write_hash_table(&mut self, svc: &mut Service, list: &[ServiceDest]) -> Result<(), Error> {
-        let key = svc.id * TABLES_PER_SERVICE + ((svc.table & 1) ^ 1);
-        match svc.sched {
-            SCHED_SH => self
-                .pins
-                .sh_tables
-                .insert(key, hash_sched::sh_table(list), 0)
-                .map_err(map_err(MAP_SH_TABLES))?,
-            SCHED_MH => {
-                let mut dests = Vec::with_capacity(list.len());
-                for sd in list {
-                    let d = self.dest_cached(sd.dest)?;
-                    dests.push(hash_sched::MhDest {
-                        addr: d.addr,
-                        port: d.port,
-                        last_weight: d.last_weight,
-                    });
-                }
-                let t = hash_sched::mh_table(&dests).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "an mh service takes at most {MH_TAB_SIZE} real servers"
-                    ))
-                })?;
-                self.pins
-                    .mh_tables
-                    .insert(key, t, 0)
-                    .map_err(map_err(MAP_MH_TABLES))?
-            }
-            _ => return Ok(()),
-        }
-        svc.table = key;
-        Ok(())
-    }
-
-    /// Drops service `id`'s sh and mh tables, but those of `keep`
-    /// (`SCHED_*`, its scheduler now), once the `Service` value no longer
-    /// names them.
-    fn drop_hash_tables(&mut self, id: u32, keep: Option<u32>) -> Result<(), Error> {
-        let gone = |r: Result<(), aya::maps::MapError>| match r {
-            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(())
-            }
-            r => r,
-        };
-        for key in id * TABLES_PER_SERVICE..(id + 1) * TABLES_PER_SERVICE {
-            if keep != Some(SCHED_SH) {
-                gone(self.pins.sh_tables.remove(&key)).map_err(map_err(MAP_SH_TABLES))?;
-            }
-            if keep != Some(SCHED_MH) {
-                gone(self.pins.mh_tables.remove(&key)).map_err(map_err(MAP_MH_TABLES))?;
-            }
-        }
-        Ok(())
+        let mh = list.iter().filter(|_| svc.sched == SCHED_MH);
+        let dests = mh
+            .map(|sd| self.dest_cached(sd.dest))
+            .collect::<Result<Vec<_>, _>>()?;
+        hash_sched::write_table(&mut self.pins, svc, list, &dests)
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -312,12 +257,6 @@ impl Table {
             }
         }
         Ok(out)
-    }
-
-    /// Every connection entry (read in batches: the table may be large).
-    pub fn conn_entries(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
-        let m = &self.pins.conns;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect()).map_err(map_err(MAP_CONNS))
     }
 
     /// The services and their real servers' weights, in list order: what
@@ -352,13 +291,6 @@ impl Table {
                 io_error: e,
             }))
         })
-    }
-
-    /// Every template (read in batches).
-    pub fn template_entries(&self) -> Result<Vec<(TemplateKey, Template)>, Error> {
-        let m = &self.pins.templates;
-        batch::entries(m, || m.iter().filter_map(Result::ok).collect())
-            .map_err(map_err(MAP_TEMPLATES))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
@@ -551,10 +483,7 @@ impl Table {
         let list = self.list(&spec.id, &svc)?;
         self.write_hash_table(&mut svc, &list)?;
         self.write_service(&spec.id, &svc)?;
-        if svc.sched != old_sched {
-            self.drop_hash_tables(svc.id, Some(svc.sched))?;
-        }
-        Ok(())
+        hash_sched::drop_tables(&mut self.pins, svc.id, Some(svc.sched))
     }
 
     /// `-D`.
@@ -574,7 +503,7 @@ impl Table {
         if svc.cap > 0 {
             self.pool()?.free(svc.list, 2 * svc.cap);
         }
-        self.drop_hash_tables(svc.id, None)?;
+        hash_sched::drop_tables(&mut self.pins, svc.id, None)?;
         for sd in &list {
             self.retire_dest(sd.dest, &settings)?;
         }
@@ -878,37 +807,9 @@ impl Table {
     fn snapshot(&self) -> Result<Vec<ServiceView>, Error> {
         let now = monotonic_ns();
         let settings = self.pins.settings()?;
-        // Gauges from the tables: (active, inactive, persist) per dest slot.
-        let mut gauges: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
         let dests = self.dest_table()?;
-        for (_, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let g = gauges.entry(c.dest).or_default();
-            if conn_state_is_active(c.state) {
-                g.0 += 1;
-            } else {
-                g.1 += 1;
-            }
-        }
-        for (_, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation == t.dest_gen && d.flags & DEST_F_IN_USE != 0 {
-                gauges.entry(t.dest).or_default().2 += 1;
-            }
-        }
+        // Gauges from the tables: (active, inactive, persist) per dest slot.
+        let gauges = self.conn_gauges(&dests, now)?;
         let _ = settings;
         let mut out = Vec::new();
         for (id, (_, svc)) in self.services()? {
@@ -952,95 +853,6 @@ impl Table {
             });
         }
         Ok(out)
-    }
-
-    /// Rows of `-L -c`: live connection entries and templates.
-    pub fn conn_rows(&self) -> Result<Vec<ConnView>, Error> {
-        let now = monotonic_ns();
-        let settings = self.pins.settings()?;
-        let dests = self.dest_table()?;
-        let secs = |exp: u64| exp.saturating_sub(now) / NS_PER_SEC;
-        let mut rows = Vec::new();
-        for (k, c) in self.conn_entries()? {
-            if now >= c.expires() {
-                continue;
-            }
-            let Some(d) = dests.get(c.dest as usize) else {
-                continue;
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue; // flushed
-            }
-            if d.flags & DEST_F_AVAILABLE == 0 && settings.expire_nodest_conn != 0 {
-                continue; // expires on its next packet
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(c.expires()),
-                state: CONN_STATE_NAMES
-                    .get(c.state as usize)
-                    .copied()
-                    .unwrap_or("NONE"),
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: u16::from_be_bytes(k.cport),
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport: u16::from_be_bytes(k.vport),
-                daddr: Ipv4Addr::from(d.addr),
-                dport: u16::from_be_bytes(d.port),
-            });
-        }
-        for (k, t) in self.template_entries()? {
-            if now >= t.expires {
-                continue;
-            }
-            let Some(d) = dests.get(t.dest as usize) else {
-                continue;
-            };
-            if d.generation != t.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                continue;
-            }
-            let Some(proto) = Proto::from_number(k.proto) else {
-                continue;
-            };
-            // An invalidated template is shown as the kernel shows it after
-            // rehashing it out of the way: ports 65535 (§3.2).
-            let valid = d.flags & DEST_F_AVAILABLE != 0
-                && d.tmpl_epoch == t.epoch
-                && !(settings.expire_quiescent_template != 0 && d.weight == 0);
-            let vport = if valid {
-                u16::from_be_bytes(k.vport)
-            } else {
-                65535
-            };
-            let dport = if valid {
-                if k.vport == [0, 0] {
-                    0
-                } else {
-                    u16::from_be_bytes(d.port)
-                }
-            } else {
-                65535
-            };
-            rows.push(ConnView {
-                proto,
-                expire_secs: secs(t.expires),
-                state: if t.state == TMPL_S_ASSURED {
-                    "ASSURED"
-                } else {
-                    "NONE"
-                },
-                caddr: Ipv4Addr::from(k.caddr),
-                cport: 0,
-                vaddr: Ipv4Addr::from(k.vaddr),
-                vport,
-                daddr: Ipv4Addr::from(d.addr),
-                dport,
-            });
-        }
-        Ok(rows)
     }
 
     /// The route check and the next hop of a direct-routing real server
@@ -1137,12 +949,7 @@ fn set_hop(d: &mut Dest, hop: &NextHop) {
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
-    svc.sched = match spec.sched {
-        Sched::Rr => SCHED_RR,
-        Sched::Wrr => SCHED_WRR,
-        Sched::Sh(_) => SCHED_SH,
-        Sched::Mh(_) => SCHED_MH,
-    };
+    svc.sched = spec.sched.id();
     // -E re-sends every field: an omitted -b clears the flags.
     svc.flags = spec.sched.flags().0 & SVC_F_SCHED_MASK;
     svc.timeout = 0;
@@ -1159,15 +966,7 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
 fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
     ServiceSpec {
         id: *id,
-        sched: {
-            let flags = SchedFlags(svc.flags & SVC_F_SCHED_MASK);
-            match svc.sched {
-                SCHED_RR => Sched::Rr,
-                SCHED_SH => Sched::Sh(flags),
-                SCHED_MH => Sched::Mh(flags),
-                _ => Sched::Wrr,
-            }
-        },
+        sched: Sched::of(svc.sched, SchedFlags(svc.flags & SVC_F_SCHED_MASK)),
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
         netmask: Ipv4Addr::from(svc.netmask),
     }

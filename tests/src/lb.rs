@@ -49,10 +49,14 @@ pub fn lbctl_path() -> Result<PathBuf> {
 /// Pins the calling thread to one CPU, so that per-CPU maps (scheduler state,
 /// counters) are the same slot on every `test_run`.
 pub fn pin_to_cpu(cpu: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    use nix::{
+        sched::{CpuSet, sched_setaffinity},
+        unistd::Pid,
+    };
+    let mut set = CpuSet::new();
+    // A CPU that does not exist leaves the thread where it was.
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 

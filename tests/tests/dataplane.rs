@@ -734,6 +734,19 @@ lab_test!(listings_count_every_entry_of_a_large_table, |dp| {
         "SYN_RECV counts as active"
     );
     assert_eq!(dp.table.conn_rows()?.len(), 10_100);
+    // `lbctl -L -c` streams the rows a batch at a time (8,192 entries): a
+    // listing that stops (a closed pipe) stops reading, inside the second
+    // batch, before the templates.
+    let mut seen = 0;
+    dp.table.for_each_conn_row(|_| {
+        seen += 1;
+        if seen == 8200 {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    assert_eq!(seen, 8200);
     Ok(())
 });
 

@@ -323,9 +323,11 @@ impl Daemon {
     }
 
     fn stop(&mut self) -> Result<()> {
-        // SAFETY: kill(2) on the pid of our own child.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
+        use nix::{
+            sys::signal::{Signal, kill},
+            unistd::Pid,
+        };
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).context("kill")?;
         wait_for("daemon exit", Duration::from_secs(15), || {
             Ok(self.child.try_wait()?)
         })?;

@@ -433,8 +433,9 @@ impl DaemonProc {
 
     /// Stops it with `sig` and waits for the exit.
     fn stop(&mut self, sig: i32) -> Result<()> {
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        ensure!(rc == 0, "kill: {}", std::io::Error::last_os_error());
+        use nix::{sys::signal::kill, unistd::Pid};
+        let sig = nix::sys::signal::Signal::try_from(sig)?;
+        kill(Pid::from_raw(self.child.id() as i32), sig).context("kill")?;
         self.child.wait()?;
         Ok(())
     }

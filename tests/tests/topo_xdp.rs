@@ -103,9 +103,9 @@ fn dr_prog(vip: Ipv4Addr, real: [u8; 6], lb: [u8; 6]) -> OwnedFd {
 fn attach(ns: &Netns, ifname: &str, prog: &OwnedFd) -> OwnedFd {
     let ifname = CString::new(ifname).unwrap();
     ns.run_in(|| {
-        // SAFETY: NUL-terminated string; resolved in this thread's (the namespace's) netns.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        assert_ne!(ifindex, 0, "{ifname:?}: {}", io::Error::last_os_error());
+        // Resolved in this thread's (the namespace's) netns.
+        let ifindex = nix::net::if_::if_nametoindex(ifname.as_c_str())
+            .unwrap_or_else(|e| panic!("{ifname:?}: {e}"));
         let mut attr = [0u8; 64];
         attr[0..4].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
         attr[4..8].copy_from_slice(&ifindex.to_ne_bytes());

@@ -149,6 +149,16 @@ fn arg_header(arg: &clap::Arg) -> Vec<Inline> {
 }
 
 fn tail_sections(roff: &mut Roff) {
+    roff.control("SH", ["PRIVILEGES"]);
+    roff.text([roman(
+        "Root, or a user with CAP_BPF and CAP_NET_ADMIN (ipvsadm needs CAP_NET_ADMIN), for \
+         every command that reads or changes the tables, daemon and daemon-status; attach \
+         needs CAP_PERFMON as well, and mounting bpffs on /sys/fs/bpf CAP_SYS_ADMIN. A \
+         missing capability is named and nothing changes. The tables belong to the owner of \
+         the pin directory ($LB_PIN_PATH, default /sys/fs/bpf/lb): every pin lbctl makes \
+         there is given to that user. The daemon's state ($LB_RUN_DIR, default /run/lbctl) \
+         and log file are for its user only.",
+    )]);
     roff.control("SH", ["EXIT STATUS"]);
     roff.text([roman(
         "0 on success; 1 when a command fails (no such service, no privilege, ...); \

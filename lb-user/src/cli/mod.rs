@@ -30,7 +30,8 @@
 //! `process_options`, using the value parsers of `values`; `errors` has
 //! [`CliError`] with ipvsadm's messages and exit codes; `words` reads lbctl's
 //! own words with clap; `manual` makes the completion scripts and the man
-//! page from the words and the option table. Names are looked up through
+//! page from the words and the option table; `restore` reads `-R`'s
+//! standard input, line by line within bounds. Names are looked up through
 //! `crate::resolve`, a leaf: nothing here is used by `format` or `resolve`.
 
 mod errors;
@@ -38,6 +39,7 @@ mod ipvsadm;
 mod manual;
 mod options;
 mod popt;
+mod restore;
 mod values;
 mod words;
 
@@ -50,6 +52,7 @@ use crate::resolve::{Resolver, uncomment};
 pub use errors::CliError;
 use ipvsadm::parse_ipvsadm;
 pub use manual::{completions, manpage};
+pub use restore::{MAX_RESTORE_LINE, RestoreError, read_restore};
 use words::parse_word;
 
 pub use lb_common::MAX_TIMEOUT;

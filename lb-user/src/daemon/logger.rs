@@ -3,6 +3,11 @@
 //! so log rotation needs no signal), or syslog when `logfile=` names a
 //! facility (`logfile="local0"`).
 //!
+//! The log names every real server and its state, so a file is as private
+//! as the tables: created 0600, and an existing file loses any access for
+//! others and the group's write (a group read an administrator gave, 0640
+//! `root:adm` for instance, is kept).
+//!
 //! Syslog is what ldirectord's `Sys::Syslog` writes: `openlog("ldirectord",
 //! "pid", FACILITY)` over the local Unix socket (`setlogsock("unix")`), so
 //! each line is an RFC 3164 datagram `<PRI>Mmm dd hh:mm:ss
@@ -15,7 +20,8 @@
 
 use std::{
     io::Write as _,
-    path::PathBuf,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::SystemTime,
 };
@@ -108,6 +114,22 @@ fn connect(facility: Facility) -> Option<syslog::Logger<LoggerBackend, Formatter
     syslog::unix(formatter(facility, std::process::id())).ok()
 }
 
+/// Opens the log file for appending: a new one with mode 0600; an existing
+/// one loses others' access and the group's write. A file of another user's
+/// that the daemon may write but not chmod is written all the same.
+fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(p)?;
+    let mode = f.metadata()?.permissions().mode();
+    if mode & 0o027 != 0 {
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(mode & 0o740));
+    }
+    Ok(f)
+}
+
 fn stderr_line(msg: &str) {
     let line = format!("[{}] {msg}\n", timestamp(SystemTime::now()));
     let _ = std::io::stderr().write_all(line.as_bytes());
@@ -139,10 +161,7 @@ impl Logger {
             Sink::Stderr => stderr_line(msg),
             Sink::File(p) => {
                 let line = format!("[{}] {msg}\n", timestamp(SystemTime::now()));
-                let ok = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
+                let ok = open_private(p)
                     .and_then(|mut f| f.write_all(line.as_bytes()))
                     .is_ok();
                 if !ok {
@@ -205,6 +224,32 @@ mod tests {
             "{text}"
         );
         assert!(lines[1].ends_with("] two"), "{text}");
+    }
+
+    /// The log is as private as the tables: new files 0600; an existing
+    /// file loses others' access and the group's write, keeps a group read.
+    #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lbctl-log-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let new = dir.join("new.log");
+        let _ = std::fs::remove_file(&new);
+        Logger::new(Some(&LogTarget::File(new.clone()))).log("one");
+        let old = dir.join("old.log");
+        std::fs::write(&old, "x\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o666)).unwrap();
+        Logger::new(Some(&LogTarget::File(old.clone()))).log("two");
+        let adm = dir.join("adm.log");
+        std::fs::write(&adm, "x\n").unwrap();
+        std::fs::set_permissions(&adm, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Logger::new(Some(&LogTarget::File(adm.clone()))).log("three");
+        let got = (mode(&new), mode(&old), mode(&adm));
+        let text = std::fs::read_to_string(&old).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, (0o600, 0o640, 0o640));
+        assert!(text.ends_with("] two\n"), "{text}");
     }
 
     /// The datagram a syslog daemon receives, through a socket of the

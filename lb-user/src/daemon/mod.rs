@@ -160,11 +160,7 @@ impl Daemon {
     async fn start(opts: &Options) -> Result<Daemon, DaemonError> {
         let config_path = std::path::absolute(&opts.config)
             .map_err(|e| DaemonError::Setup(format!("{}: {e}", opts.config.display())))?;
-        let text = std::fs::read_to_string(&config_path).map_err(|e| ConfigError {
-            path: config_path.clone(),
-            line: 0,
-            message: format!("cannot read the configuration: {e}"),
-        })?;
+        let text = config::read(&config_path)?;
         let cfg = config::parse(&config_path, &text, crate::resolve::Resolver::system())?;
         if let Some(addr) = &opts.metrics {
             metrics::check_addr(addr, opts.metrics_public).map_err(DaemonError::Setup)?;
@@ -477,18 +473,21 @@ impl Daemon {
             return false;
         }
         self.mtime = m;
-        matches!(std::fs::read_to_string(&self.config_path), Ok(t) if t != self.text)
+        match config::read(&self.config_path) {
+            Ok(t) => t != self.text,
+            // A file that is there but cannot be taken (not UTF-8, too
+            // large, a FIFO): reload reports it once.
+            Err(_) => m.is_some(),
+        }
     }
 
     async fn reload(&mut self) {
         self.mtime = mtime(&self.config_path);
-        let text = match std::fs::read_to_string(&self.config_path) {
+        let text = match config::read(&self.config_path) {
             Ok(t) => t,
             Err(e) => {
-                self.log.log(&format!(
-                    "Error: reading {}: {e}; keeping the old configuration",
-                    self.config_path.display()
-                ));
+                self.log
+                    .log(&format!("Error: {e}; keeping the old configuration"));
                 return;
             }
         };

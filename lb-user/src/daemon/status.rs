@@ -5,12 +5,18 @@
 //! The files live in `$LB_RUN_DIR` (default `/run/lbctl`), one per
 //! (pin directory, configuration file) pair, next to a lock file that the
 //! running daemon holds (a second daemon for the same pair is refused).
+//!
+//! They say what the tables say (every service, real server, weight and
+//! health state), so they are as private as the tables: the directory is
+//! 0700 and every file 0600, owned by the daemon's user, and a looser mode
+//! found on an existing directory or file is tightened when the daemon opens
+//! it. `lbctl daemon-status` needs what `lbctl -L` needs.
 
 use std::{
-    fs::File,
+    fs::{File, OpenOptions, TryLockError},
     io::Write,
     net::Ipv4Addr,
-    os::fd::AsRawFd,
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -73,6 +79,34 @@ pub fn status_files(dir: &Path, pin_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Makes `dir` (and its parents) with mode 0700, or takes the group's and
+/// others' access away from an existing one. A directory that is not the
+/// daemon's own (another user's, or a sticky one such as `/tmp` given as
+/// `LB_RUN_DIR`) is left as it is: the files in it are 0600 anyway.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let m = std::fs::metadata(dir)?;
+    let mode = m.permissions().mode();
+    let mine = m.uid() == nix::unistd::geteuid().as_raw();
+    if mine && mode & 0o1000 == 0 && mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
+/// Opens (creating) `path` for writing with mode 0600, tightening the mode
+/// of an existing file to 0600.
+fn private_file(path: &Path, opts: &mut OpenOptions) -> std::io::Result<File> {
+    let f = opts.mode(0o600).open(path)?;
+    if f.metadata()?.permissions().mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
 /// The daemon's instance lock: held while it runs.
 pub struct InstanceLock {
     _file: File,
@@ -84,21 +118,29 @@ impl InstanceLock {
     pub fn take(status: &Path) -> Result<InstanceLock, String> {
         let path = status.with_extension("lock");
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            private_dir(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("opening {}: {e}", path.display()))?;
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(format!(
-                "another lbctl daemon (pid {}) is already running this configuration on this pin directory",
-                pid.trim()
-            ));
+        let mut f = private_file(
+            &path,
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true),
+        )
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(format!(
+                    "another lbctl daemon (pid {}) is already running this configuration on this pin directory",
+                    pid.trim()
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(format!("locking {}: {e}", path.display()));
+            }
         }
         let _ = f.set_len(0);
         let _ = writeln!(f, "{}", std::process::id());
@@ -180,11 +222,16 @@ pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Writes `status` to `path` atomically (a temporary file renamed).
+/// Writes `status` to `path` atomically (a temporary file, mode 0600,
+/// renamed).
 pub fn write(path: &Path, status: &Status) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
+    private_file(
+        &tmp,
+        OpenOptions::new().create(true).truncate(true).write(true),
+    )?
+    .write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)
 }
 
@@ -384,5 +431,54 @@ mod tests {
         drop(lock);
         assert!(InstanceLock::take(&p).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// The files say what the tables say: 0700 and 0600, also when they
+    /// were left looser by an older version.
+    #[test]
+    fn run_directory_and_status_files_are_private() {
+        let base = std::env::temp_dir().join(format!("lbctl-private-{}", std::process::id()));
+        let dir = base.join("run");
+        let s = sample();
+        let p = status_path(&dir, &s.pin_dir, &s.config);
+        {
+            let _lock = InstanceLock::take(&p).unwrap();
+            write(&p, &s).unwrap();
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&p), 0o600);
+            assert_eq!(mode(&p.with_extension("lock")), 0o600);
+        }
+        // An older daemon's modes are tightened.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(p.with_extension("lock"), "1\n").unwrap();
+        std::fs::set_permissions(
+            p.with_extension("lock"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::write(p.with_extension("json.tmp"), "").unwrap();
+        std::fs::set_permissions(
+            p.with_extension("json.tmp"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        {
+            let _lock = InstanceLock::take(&p).unwrap();
+            write(&p, &s).unwrap();
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&p), 0o600);
+            assert_eq!(mode(&p.with_extension("lock")), 0o600);
+        }
+        // A sticky shared directory is not the daemon's to change.
+        let shared = base.join("shared");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o1777);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -5,6 +5,11 @@
 //! counters`). The daemon finds the programs through the pinned links of
 //! the pin directory, attaches an aya-log reader to each (again after an
 //! upgrade replaced a program), and drains them on every tick.
+//!
+//! Finding a program by id (`BPF_PROG_GET_FD_BY_ID`) is the kernel's
+//! CAP_SYS_ADMIN; a daemon running with CAP_BPF and CAP_NET_ADMIN only
+//! (`contrib/systemd/`) says once that the program's messages are not
+//! forwarded, and does everything else.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -12,7 +17,10 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya_log::EbpfLogger;
 
 use super::logger::{Level, Logger};
-use crate::attach;
+use crate::{attach, pins};
+
+/// What finding a program by id needs.
+const NEEDED: [caps::Capability; 1] = [caps::Capability::CAP_SYS_ADMIN];
 
 /// Forwards aya-log records to the daemon's log, one line each, at the
 /// record's level (its syslog priority when logging to syslog).
@@ -46,6 +54,8 @@ pub struct ProgramLogs {
     log: Logger,
     /// By program id.
     readers: BTreeMap<u32, EbpfLogger<Forward>>,
+    /// Whether the missing CAP_SYS_ADMIN was logged.
+    said_no_reader: bool,
 }
 
 impl ProgramLogs {
@@ -53,6 +63,7 @@ impl ProgramLogs {
         ProgramLogs {
             log,
             readers: BTreeMap::new(),
+            said_no_reader: false,
         }
     }
 
@@ -76,8 +87,19 @@ impl ProgramLogs {
             if self.readers.contains_key(&id) {
                 continue;
             }
-            if let Ok(r) = EbpfLogger::init_from_id_with_logger(id, Forward(self.log.clone())) {
-                self.readers.insert(id, r);
+            match EbpfLogger::init_from_id_with_logger(id, Forward(self.log.clone())) {
+                Ok(r) => {
+                    self.readers.insert(id, r);
+                }
+                Err(_) if !self.said_no_reader && !pins::missing_caps(&NEEDED).is_empty() => {
+                    self.said_no_reader = true;
+                    self.log.log_at(
+                        Level::Warning,
+                        "the XDP program's messages are not forwarded to this log: \
+                         reading them needs CAP_SYS_ADMIN",
+                    );
+                }
+                Err(_) => {}
             }
         }
     }

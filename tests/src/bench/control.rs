@@ -2,7 +2,9 @@
 //! persistence templates (`expire_quiescent_template=1`) among a thousand
 //! and among a million, the delay from `lbctl -e … -w N` returning to the
 //! first packet scheduled under the new weight, `lbctl -L -n` over a
-//! thousand services of sixteen reals, and kernel memory per entry.
+//! thousand services of sixteen reals, and kernel memory per entry; then
+//! the listings at scale (`scale.rs`): a million connection entries, and
+//! thousands of services of sixteen reals made through `Table`.
 
 use std::{
     net::Ipv4Addr,
@@ -25,6 +27,7 @@ use super::{
     batch,
     packet::{PERSIST_PORT, VIP, doc_addr, fill, persist, provision, real, real_of, tcp},
     plane::{PROG_LB, Plane, real_addr},
+    scale::{self, ConnsReport, ServicesReport},
     stats::median,
 };
 
@@ -38,6 +41,14 @@ pub struct ControlOpts {
     /// Repetitions of each timed operation (median reported).
     pub reps: usize,
     pub lbctl: PathBuf,
+    /// Connection entries listed by `lbctl -L -c -n` and `-L -n`
+    /// (`scale::conns`).
+    pub scale_conns: usize,
+    /// Services of 16 reals saved and listed by `lbctl -S -n` and `-L -n`
+    /// (`scale::services`, on `list_sizes`).
+    pub scale_services: usize,
+    /// Repetitions of each of those `lbctl` runs.
+    pub scale_reps: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -59,6 +70,10 @@ pub struct ControlReport {
     pub add_real_ms: f64,
     pub bytes_per_conn: f64,
     pub bytes_per_template: f64,
+    /// `lbctl -L -c -n` and `-L -n` over `scale_conns` entries.
+    pub conns: ConnsReport,
+    /// `lbctl -S -n` and `-L -n` over `scale_services` services.
+    pub services: ServicesReport,
 }
 
 pub fn run(opts: &ControlOpts) -> Result<ControlReport> {
@@ -85,6 +100,30 @@ pub fn run(opts: &ControlOpts) -> Result<ControlReport> {
     eprintln!(
         "    list: {} services, {} reals in {:.1} ms; add_real {:.1} ms",
         l.listed.0, l.listed.1, l.list_ms, l.add_real_ms
+    );
+    r.conns = scale::conns(&opts.lbctl, opts.scale_conns, opts.scale_reps)?;
+    let c = &r.conns;
+    eprintln!(
+        "    {} conn entries (filled in {:.1} s): lbctl -L -c -n {:.0} ms, {} KiB peak; -L -n {:.0} ms, {} KiB",
+        c.entries, c.fill_s, c.list_c.ms, c.list_c.rss_kib, c.list_n.ms, c.list_n.rss_kib
+    );
+    r.services = scale::services(
+        &opts.lbctl,
+        opts.scale_services,
+        opts.list_sizes,
+        opts.scale_reps,
+    )?;
+    let s = &r.services;
+    eprintln!(
+        "    {} services x 16 reals (made in {:.1} s): lbctl -S -n {:.0} ms, {} KiB; -L -n {:.0} ms, {} KiB; -R of {} lines {:.0} ms",
+        s.services,
+        s.provision_s,
+        s.save.ms,
+        s.save.rss_kib,
+        s.list.ms,
+        s.list.rss_kib,
+        s.restore_lines,
+        s.restore.ms
     );
     Ok(r)
 }

@@ -7,5 +7,6 @@ pub mod control;
 pub mod packet;
 pub mod plane;
 pub mod report;
+pub mod scale;
 pub mod stats;
 pub mod traffic;

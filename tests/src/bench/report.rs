@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{
     control::ControlReport,
     packet::PacketReport,
+    scale::Run,
     traffic::{Path as TPath, TrafficReport},
 };
 
@@ -70,6 +71,40 @@ pub fn targets(r: &Report) -> Vec<(String, String, bool)> {
             format!("{a:.1} us / {b:.1} us"),
             b < 1000.0 && a < 1000.0 && b <= 2.0 * a.max(1.0),
         ));
+        let (k, v) = (&c.conns, &c.services);
+        for (what, run, bound_ms) in [
+            (
+                format!("lbctl -L -c -n, {} conn entries", k.entries),
+                &k.list_c,
+                3000.0,
+            ),
+            (
+                format!("lbctl -L -n, {} conn entries", k.entries),
+                &k.list_n,
+                3000.0,
+            ),
+            (
+                format!("lbctl -S -n, {} services x 16 reals", v.services),
+                &v.save,
+                1000.0,
+            ),
+            (
+                format!("lbctl -L -n, {} services x 16 reals", v.services),
+                &v.list,
+                1000.0,
+            ),
+            (
+                format!("lbctl -R, {} lines (services and reals)", v.restore_lines),
+                &v.restore,
+                5000.0 * (v.restore_lines as f64 / 100_000.0).max(0.01),
+            ),
+        ] {
+            out.push((
+                format!("{what} < {} s", bound_ms / 1000.0),
+                format!("{:.0} ms, peak RSS {} KiB", run.ms, run.rss_kib),
+                run.ms < bound_ms,
+            ));
+        }
     }
     if let Some(t) = r.traffic {
         for (i, what) in ["1 TCP stream", "4 TCP streams", "short connections/s"]
@@ -184,6 +219,30 @@ fn control_table(s: &mut String, c: &ControlReport) {
         "  memory: {:.1} bytes per conn entry, {:.1} bytes per template (memlock / max_entries)",
         c.bytes_per_conn, c.bytes_per_template
     );
+    let k = &c.conns;
+    let _ = writeln!(
+        s,
+        "  {} conn entries (filled in {:.1} s); wall time, CPU time, peak RSS of lbctl:",
+        k.entries, k.fill_s
+    );
+    let line = |s: &mut String, what: &str, r: &Run| {
+        let _ = writeln!(
+            s,
+            "    {what:<14} {:>9.1} ms  cpu {:>6.1} user + {:>6.1} sys  {:>9} KiB",
+            r.ms, r.user_ms, r.sys_ms, r.rss_kib
+        );
+    };
+    line(s, "lbctl -L -c -n", &k.list_c);
+    line(s, "lbctl -L -n", &k.list_n);
+    let v = &c.services;
+    let _ = writeln!(
+        s,
+        "  {} services x 16 reals (made through Table in {:.1} s):",
+        v.services, v.provision_s
+    );
+    line(s, "lbctl -S -n", &v.save);
+    line(s, "lbctl -L -n", &v.list);
+    line(s, "lbctl -R", &v.restore);
 }
 
 fn traffic_table(s: &mut String, t: &TrafficReport) {

@@ -9,7 +9,10 @@
 //!    connection and template tables 90% full.
 //! 2. Control plane: invalidating a quiescent real's templates among 1,000
 //!    and 1,000,000, `lbctl -e -w` to the first packet under the new weight,
-//!    `lbctl -L -n` over 1,000 services of 16 reals, memory per entry.
+//!    `lbctl -L -n` over 1,000 services of 16 reals, memory per entry;
+//!    `lbctl -L -c -n` and `-L -n` over 1,000,000 connection entries, and
+//!    `-S -n` and `-L -n` over thousands of services of 16 reals made
+//!    through `Table` (`--services N`), with each lbctl's peak RSS.
 //! 3. Real TCP through the LB, through the `lb_fwd_baseline` program in the
 //!    same topology, and straight to the real server.
 //!
@@ -34,12 +37,14 @@ use bench::{
 use lb_user::Sizes;
 
 fn usage() -> &'static str {
-    "usage: lb-bench [--quick] [--only packet|control|traffic]\n\
+    "usage: lb-bench [--quick] [--only packet|control|traffic] [--services N]\n\
      \n\
      Benchmarks of the XDP load balancer (needs root).\n\
      --quick  a few seconds: checks that every case runs and takes its path, for CI;\n\
      \x20        writes target/bench/quick.* instead of target/bench/latest.*\n\
      --only   run one section and print it; writes no file\n\
+     --services N  services of 16 reals in the control plane's listing at scale\n\
+     \x20        (default 10000; 50 with --quick)\n\
      LB_BENCH_OBJECT=PATH times the programs of another build of the BPF object."
 }
 
@@ -52,9 +57,14 @@ enum Only {
     Traffic,
 }
 
-fn parse_args(args: &[String]) -> Result<(bool, Only), String> {
+/// Services of 16 reals in the listing-at-scale case (the issue's target:
+/// `-S -n` and `-L -n` of 10,000 services x 16 reals under a second).
+const SCALE_SERVICES: usize = 10_000;
+
+fn parse_args(args: &[String]) -> Result<(bool, Only, Option<usize>), String> {
     let mut quick = false;
     let mut only = Only::All;
+    let mut services = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -68,10 +78,16 @@ fn parse_args(args: &[String]) -> Result<(bool, Only), String> {
                     None => return Err("--only needs a section".into()),
                 }
             }
+            "--services" => {
+                services = match it.next().map(|n| n.parse::<usize>()) {
+                    Some(Ok(n)) if n > 0 => Some(n),
+                    _ => return Err("--services needs a positive number".into()),
+                }
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok((quick, only))
+    Ok((quick, only, services))
 }
 
 fn main() -> ExitCode {
@@ -80,7 +96,7 @@ fn main() -> ExitCode {
         println!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let (quick, only) = match parse_args(&args) {
+    let (quick, only, services) = match parse_args(&args) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("lb-bench: {e}\n{}", usage());
@@ -90,7 +106,7 @@ fn main() -> ExitCode {
     if !lb_tests::require_root("lb-bench") {
         return ExitCode::SUCCESS;
     }
-    match run(quick, only) {
+    match run(quick, only, services) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lb-bench: error: {e:#}");
@@ -135,7 +151,7 @@ const SMALL: Sizes = Sizes {
     ..Sizes::DEFAULT
 };
 
-fn run(quick: bool, only: Only) -> Result<()> {
+fn run(quick: bool, only: Only, services: Option<usize>) -> Result<()> {
     let started = std::time::Instant::now();
     let lbctl = lb_tests::lb::lbctl_path()?;
     match std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
@@ -170,6 +186,9 @@ fn run(quick: bool, only: Only) -> Result<()> {
                 list_sizes: SMALL,
                 reps: 2,
                 lbctl,
+                scale_conns: 20_000,
+                scale_services: services.unwrap_or(50),
+                scale_reps: 1,
             },
             TrafficOpts {
                 secs: 0.3,
@@ -193,6 +212,9 @@ fn run(quick: bool, only: Only) -> Result<()> {
                 list_sizes: Sizes::default(),
                 reps: 11,
                 lbctl,
+                scale_conns: 1_000_000,
+                scale_services: services.unwrap_or(SCALE_SERVICES),
+                scale_reps: 3,
             },
             TrafficOpts {
                 secs: 2.0,

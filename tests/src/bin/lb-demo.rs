@@ -219,8 +219,7 @@ fn leftovers() -> Vec<String> {
 /// The demo proper. Everything it creates is owned by `lb`, dropped when this
 /// returns (or unwinds).
 fn run(report: &mut Report) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!(
             "needs root (CAP_BPF and CAP_NET_ADMIN): it creates network namespaces \
              and attaches XDP programs. Run `cargo xtask demo` as root."

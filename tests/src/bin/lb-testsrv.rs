@@ -342,68 +342,32 @@ fn serve_udp(sock: &UdpSocket, name: &str) {
 }
 
 fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: valid socket fd, option value points to a c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_PKTINFO,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use nix::sys::socket::{setsockopt, sockopt::Ipv4PacketInfo};
+    setsockopt(sock, Ipv4PacketInfo, &true).map_err(io::Error::from)
 }
-
-/// Control buffer, aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct Cmsg([u8; 64]);
 
 /// Receives a datagram; returns the sender and the local address it was sent to.
 fn recv_with_dst(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(SocketAddrV4, libc::in_addr)> {
-    // SAFETY: all-zero is a valid value for these plain C structs.
-    let mut peer: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut control = Cmsg([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&raw mut peer).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len();
-    // SAFETY: every pointer in `msg` refers to live, correctly sized buffers.
-    if unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut dst = None;
-    // SAFETY: the kernel filled `msg_control`/`msg_controllen`; the CMSG_* macros walk it
-    // within those bounds, and IP_PKTINFO data is an `in_pktinfo`.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                dst = Some(info.ipi_addr);
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    let dst = dst.ok_or_else(|| io::Error::other("no IP_PKTINFO on the datagram"))?;
-    let peer = SocketAddrV4::new(
-        u32::from_be(peer.sin_addr.s_addr).into(),
-        u16::from_be(peer.sin_port),
-    );
-    Ok((peer, dst))
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut control = nix::cmsg_space!(libc::in_pktinfo);
+    let msg = recvmsg::<SockaddrIn>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    let dst = msg
+        .cmsgs()?
+        .find_map(|c| match c {
+            ControlMessageOwned::Ipv4PacketInfo(info) => Some(info.ipi_addr),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::other("no IP_PKTINFO on the datagram"))?;
+    let peer = msg
+        .address
+        .ok_or_else(|| io::Error::other("a datagram without a sender"))?;
+    Ok((SocketAddrV4::new(peer.ip(), peer.port()), dst))
 }
 
 /// Sends `data` to `peer` with source address `src`.
@@ -413,42 +377,19 @@ fn send_from(
     peer: SocketAddrV4,
     src: libc::in_addr,
 ) -> io::Result<()> {
-    // SAFETY: all-zero is a valid value for these plain C structs.
-    let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    to.sin_family = libc::AF_INET as libc::sa_family_t;
-    to.sin_port = peer.port().to_be();
-    to.sin_addr.s_addr = u32::from(*peer.ip()).to_be();
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr().cast_mut().cast(),
-        iov_len: data.len(),
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, sendmsg};
+    let info = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: src,
+        ipi_addr: libc::in_addr { s_addr: 0 },
     };
-    let mut control = Cmsg([0; 64]);
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&raw mut to).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE/CMSG_LEN are pure computations; the control buffer (64 bytes) is
-    // larger than CMSG_SPACE(in_pktinfo) (32 bytes), so the header and data fit.
-    unsafe {
-        msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::IPPROTO_IP;
-        (*cmsg).cmsg_type = libc::IP_PKTINFO;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
-        let info = libc::in_pktinfo {
-            ipi_ifindex: 0,
-            ipi_spec_dst: src,
-            ipi_addr: libc::in_addr { s_addr: 0 },
-        };
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
-    }
-    // SAFETY: every pointer in `msg` refers to live, correctly sized buffers.
-    if unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sendmsg(
+        sock.as_raw_fd(),
+        &[io::IoSlice::new(data)],
+        &[ControlMessage::Ipv4PacketInfo(&info)],
+        MsgFlags::empty(),
+        Some(&SockaddrIn::from(peer)),
+    )?;
     Ok(())
 }
 

@@ -100,6 +100,7 @@ fn man_page_covers_both_halves() {
         "COMMANDS",
         "OPTIONS",
         "\"LBCTL WORDS\"",
+        "PRIVILEGES",
         "\"EXIT STATUS\"",
     ] {
         assert!(

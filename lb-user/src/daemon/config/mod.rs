@@ -44,15 +44,60 @@ use std::path::Path;
 pub use parser::parse;
 pub use types::*;
 
-use crate::resolve::Resolver;
+use crate::{input, resolve::Resolver};
+
+/// The largest configuration file `lbctl daemon` reads (README, "Health
+/// checking"): far more than 16,384 services of 16 real servers take.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Reads and parses `path`, looking names up in `/etc/hosts` and
 /// `/etc/services`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    parse(path, &read(path)?, Resolver::system())
+}
+
+/// The text of the configuration file `path`, as [`parse`] takes it: a
+/// regular file of at most [`MAX_CONFIG_BYTES`] (a FIFO or a device such as
+/// `/dev/zero` is refused before it is read), decoded by [`decode`].
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    let bytes = input::read_regular_file(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError {
         path: path.to_path_buf(),
         line: 0,
-        message: format!("cannot read the configuration: {e}"),
+        message: match e {
+            input::FileError::Io(e) => format!("cannot read the configuration: {e}"),
+            e => format!("cannot read the configuration: {e}"),
+        },
     })?;
-    parse(path, &text, Resolver::system())
+    decode(path, bytes)
+}
+
+/// The file's bytes as text. ldirectord (Perl) reads bytes: a comment may
+/// hold any, and so may a comment here (its bytes that are not UTF-8 become
+/// U+FFFD, and comments are ignored anyway). Before a comment, such a byte
+/// is refused with its line and column: values (hosts, requests, expected
+/// answers, paths) are text to lbctl, and a byte that is not UTF-8 in one
+/// is most likely a Latin-1 file (README, "Differences from IPVS").
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        let end = input::comment_start(line, true).unwrap_or(line.len());
+        let value = input::utf8(&line[..end]).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message: format!(
+                "{e}: lbctl reads ldirectord.cf as UTF-8 text; write this line in UTF-8 \
+                 (comments may hold any bytes)"
+            ),
+        })?;
+        text.push_str(value);
+        text.push_str(&String::from_utf8_lossy(&line[end..]));
+    }
+    Ok(text)
 }

@@ -13,10 +13,7 @@ use regex::Regex;
 
 use super::types::*;
 use crate::{
-    model::{
-        Proto, RealId, Sched, SchedFlags, ServiceId, ServiceSpec, UNSUPPORTED_SCHEDULERS,
-        parse_sched_flags,
-    },
+    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
     resolve::Resolver,
 };
 
@@ -73,7 +70,6 @@ struct RawVirtual {
     checkinterval: Option<(usize, u32)>,
     checkport: Option<u16>,
     scheduler: Option<Sched>,
-    /// `schedflags=`: its first word, as ldirectord passes it to `-b`.
     schedflags: Option<(usize, String)>,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
@@ -119,14 +115,14 @@ impl Parser<'_> {
         Err(ConfigError {
             path: self.path.clone(),
             line,
-            message: message.into(),
+            message: crate::input::bound_message(message.into()),
         })
     }
 
     fn warn(&mut self, line: usize, message: impl Into<String>) {
         self.warnings.push(Warning {
             line,
-            message: message.into(),
+            message: crate::input::bound_message(message.into()),
         });
     }
 
@@ -550,7 +546,7 @@ impl Parser<'_> {
                     // (refused below when such a check is asked for).
                     self.quoted(l, name, value)?;
                 }
-                "scheduler" => v.scheduler = Some(self.scheduler(l, value)?),
+                "scheduler" => v.scheduler = Some(Sched::from_ldirectord(value).or_else(|m| self.err(l, m))?),
                 "schedflags" => match value.split_whitespace().next() {
                     Some(w) => v.schedflags = Some((l, w.to_string())),
                     None => return self.err(l, "invalid sched-flags"),
@@ -668,27 +664,6 @@ impl Parser<'_> {
                 Err(_) => self.err(line, "checktype number too large"),
             },
             _ => self.err(line, "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number"),
-        }
-    }
-
-    fn scheduler(&self, line: usize, value: &str) -> Result<Sched, ConfigError> {
-        match value {
-            "rr" => Ok(Sched::Rr),
-            "wrr" => Ok(Sched::Wrr),
-            "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
-            "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
-            s if UNSUPPORTED_SCHEDULERS.contains(&s) => self.err(
-                line,
-                format!("scheduler {s} is not supported yet (supported: rr, wrr, sh, mh)"),
-            ),
-            s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => self.err(
-                line,
-                format!("scheduler {s}: no such scheduler (supported: rr, wrr, sh, mh)"),
-            ),
-            _ => self.err(
-                line,
-                "invalid scheduler, should be only lowercase letters (a-z)",
-            ),
         }
     }
 
@@ -875,20 +850,9 @@ impl Parser<'_> {
         let mut sched = raw.scheduler.unwrap_or(Sched::Wrr);
         if let Some((l, words)) = &raw.schedflags {
             // ldirectord passes `-b` on to ipvsadm, which checks it so.
-            let flags = match parse_sched_flags(sched.name(), words) {
-                Ok(f) => f,
-                Err(e) => return self.err(*l, e.to_string()),
-            };
-            match &mut sched {
-                Sched::Sh(f) | Sched::Mh(f) => *f = flags,
-                _ if flags.any() => {
-                    return self.err(
-                        *l,
-                        "scheduler flags of schedulers other than sh and mh are not supported yet",
-                    );
-                }
-                _ => {}
-            }
+            sched = sched
+                .with_flags(words)
+                .or_else(|e| self.err(*l, e.to_string()))?;
         }
         let spec = ServiceSpec {
             id,

@@ -747,3 +747,103 @@ fn schedflags_go_to_sh_and_mh_as_ldirectord_passes_them() {
         Sched::Mh(SchedFlags::PORT)
     );
 }
+
+// --- reading the file ---------------------------------------------------------
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lb-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_accepted_in_comments() {
+    // Latin-1 "é" (0xE9) in a comment line, after a directive, and in a
+    // virtual block, as ldirectord (which reads bytes) accepts them.
+    let text = b"# r\xe9seau de test\ncheckinterval=3 # caf\xe9\nvirtual=203.0.113.10:80\n\t# \xe9\xff\n\treal=198.51.100.11 gate # \xe9\n\trequest=\"/#x\" # \xe9\n";
+    let t = decode(Path::new("/etc/ha.d/test.cf"), text.to_vec()).unwrap();
+    assert_eq!(t.lines().count(), 6);
+    assert!(t.starts_with("# r\u{fffd}seau de test\ncheckinterval=3 # caf\u{fffd}\n"));
+    let c = parse_str(&t).unwrap();
+    assert_eq!(c.checkinterval, secs(3));
+    assert_eq!(c.virtuals[0].reals.len(), 1);
+    // A `#` inside double quotes is part of the value.
+    let e = decode(Path::new("x"), b"\trequest=\"/#\xe9\"\n".to_vec()).unwrap_err();
+    assert_eq!(
+        (e.line, e.message.starts_with("byte 0xE9 at column 13")),
+        (1, true),
+        "{e}"
+    );
+    // Valid UTF-8 is taken as it is.
+    let t = decode(Path::new("x"), "# café\n".as_bytes().to_vec()).unwrap();
+    assert_eq!(t, "# café\n");
+}
+
+#[test]
+fn bytes_that_are_not_utf8_in_a_value_name_the_line() {
+    let text = b"checkinterval=3\nvirtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treceive=\"caf\xe9\" # ok\n";
+    let e = decode(Path::new("/etc/ha.d/test.cf"), text.to_vec()).unwrap_err();
+    assert_eq!(e.line, 4);
+    assert!(
+        e.to_string().starts_with(
+            "/etc/ha.d/test.cf:4: byte 0xE9 at column 14 is not UTF-8: lbctl reads ldirectord.cf as UTF-8 text"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero: cannot read the configuration: not a regular file (a character device): \
+         lbctl reads only regular files"
+    );
+    let dir = tmp_dir("read");
+    let fifo = dir.join("fifo.cf");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = read(&fifo).unwrap_err();
+    assert!(e.message.contains("not a regular file (a FIFO)"), "{e}");
+    // A sparse file one byte over the limit: refused without reading it.
+    let big = dir.join("big.cf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_CONFIG_BYTES + 1)
+        .unwrap();
+    let e = read(&big).unwrap_err();
+    assert_eq!(e.line, 0);
+    assert!(
+        e.message
+            .ends_with("the file is larger than 16 MiB (16777216 bytes), the most lbctl reads"),
+        "{e}"
+    );
+    let ok = dir.join("ok.cf");
+    std::fs::write(&ok, b"checkinterval=3 # \xe9\n").unwrap();
+    assert_eq!(load(&ok).unwrap().checkinterval, secs(3));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_huge_bad_line_gives_a_short_message() {
+    let junk = "x".repeat(1 << 20);
+    for text in [
+        format!("{junk}\n"),
+        format!("checkinterval={junk}\n"),
+        format!("virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treceive=\"({junk}\"\n"),
+        format!("virtual=203.0.113.10:80\n\treal={junk} gate\n"),
+    ] {
+        let e = parse_str(&text).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.len() < 600,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..200]
+        );
+        assert!(shown.starts_with("/etc/ha.d/test.cf:"), "{shown}");
+        assert!(shown.contains("xxxx"), "{shown}");
+    }
+}
