@@ -23,7 +23,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -42,11 +42,15 @@ pub const MAP_REPLY_RATE: &str = "REPLY_RATE";
 pub const MAP_IFACES: &str = "IFACES";
 pub const MAP_VIPS: &str = "VIPS";
 pub const MAP_SVC_DESTS: &str = "SVC_DESTS";
+pub const MAP_SH_TABLES: &str = "SH_TABLES";
+pub const MAP_MH_TABLES: &str = "MH_TABLES";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 13] = [
+pub const MAP_NAMES: [&str; 15] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
+    MAP_SH_TABLES,
+    MAP_MH_TABLES,
     MAP_CONNS,
     MAP_TEMPLATES,
     MAP_SCHED,
@@ -125,6 +129,24 @@ pub const SVC_F_PORT0: u32 = 1 << 1;
 pub const SCHED_RR: u32 = 0;
 /// Scheduler: weighted round robin.
 pub const SCHED_WRR: u32 = 1;
+/// Scheduler: source hashing (`ip_vs_sh.c`).
+pub const SCHED_SH: u32 = 2;
+/// Scheduler: Maglev hashing (`ip_vs_mh.c`).
+pub const SCHED_MH: u32 = 3;
+
+/// Service flags: IPVS's three scheduler flags (`IP_VS_SVC_F_SCHED1..3`,
+/// ipvsadm's `-b`), kept as given. sh and mh read the first as "fallback"
+/// (`sh-fallback`, `mh-fallback`) and the second as "hash the source port
+/// too" (`sh-port`, `mh-port`); other schedulers ignore them.
+pub const SVC_F_SCHED1: u32 = 1 << 2;
+pub const SVC_F_SCHED2: u32 = 1 << 3;
+pub const SVC_F_SCHED3: u32 = 1 << 4;
+/// All three scheduler flags.
+pub const SVC_F_SCHED_MASK: u32 = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
+/// sh and mh: an unavailable real makes the lookup probe other buckets.
+pub const SVC_F_SCHED_FALLBACK: u32 = SVC_F_SCHED1;
+/// sh and mh: the source port is hashed with the source address.
+pub const SVC_F_SCHED_PORT: u32 = SVC_F_SCHED2;
 
 /// One entry of `SVC_DESTS`: in a service's block, a real server of its dest
 /// list (a leaf of its weight tree) or an inner node of that tree.
@@ -187,7 +209,10 @@ pub struct Service {
     /// wrr: the `cw` a CPU that has scheduled nothing yet starts with (the
     /// kernel's `cw` replayed over every change since the service was made).
     pub cw_seed: u32,
-    pub _pad: u32,
+    /// sh, mh: the key of the service's table in `SH_TABLES` or `MH_TABLES`
+    /// (`2 * id` or `2 * id + 1`: each change writes the other one, then
+    /// this value).
+    pub table: u32,
 }
 const _: () = assert!(size_of::<Service>() == 56);
 
@@ -240,7 +265,9 @@ pub struct Dest {
     pub mac: [u8; 6],
     /// Source MAC for frames redirected out of `ifindex` (unused with `XDP_TX`).
     pub smac: [u8; 6],
-    pub _pad2: [u8; 4],
+    /// The last weight that was not 0 (0 for a dest added with weight 0),
+    /// as the kernel's `last_weight`: what mh fills its table from.
+    pub last_weight: u32,
 }
 const _: () = assert!(size_of::<Dest>() == 56);
 
@@ -424,6 +451,117 @@ pub const fn template_expiry(deadline: u64, conn_expires: u64) -> u64 {
     let late = conn_expires - deadline;
     let checks = late.div_ceil(TEMPLATE_LINGER_NS);
     deadline + checks * TEMPLATE_LINGER_NS
+}
+
+// ---------------------------------------------------------------------------
+// SH_TABLES, MH_TABLES: HashMap<u32, ShTable | MhTable>, BPF_F_NO_PREALLOC
+// ---------------------------------------------------------------------------
+
+/// Buckets of an sh table (`CONFIG_IP_VS_SH_TAB_BITS` = 8).
+pub const SH_TAB_BITS: u32 = 8;
+pub const SH_TAB_SIZE: usize = 1 << SH_TAB_BITS;
+/// Slots of an mh table: the kernel's default prime
+/// (`CONFIG_IP_VS_MH_TAB_INDEX` = 12).
+pub const MH_TAB_SIZE: usize = 4093;
+/// `IP_VS_MH_TAB_BITS` (`CONFIG_IP_VS_MH_TAB_INDEX / 2`): weights are
+/// shifted down to this many bits.
+pub const MH_TAB_BITS: u32 = 6;
+/// The kernel's fixed hsiphash keys of mh (`generate_hash_secret`): both
+/// key words are the same.
+pub const MH_HASH1_KEY: u64 = 2_654_435_761;
+pub const MH_HASH2_KEY: u64 = 2_654_446_892;
+/// Slots `mh-fallback` probes after the client's own (the kernel probes up
+/// to `MH_TAB_SIZE`; docs/SEMANTICS.md §5.6 and README say why not here).
+pub const MH_FALLBACK_PROBES: u32 = 256;
+/// An empty bucket or slot (no dest).
+pub const NO_POS: u16 = u16::MAX;
+/// Tables per service in `SH_TABLES` / `MH_TABLES` (the current one and
+/// the one before it, which a packet may still be reading).
+pub const TABLES_PER_SERVICE: u32 = 2;
+
+/// Value of `SH_TABLES`: the 256 buckets of an sh service; each is a
+/// position in the service's dest list (`NO_POS` when empty).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ShTable {
+    pub pos: [u16; SH_TAB_SIZE],
+}
+const _: () = assert!(size_of::<ShTable>() == 512);
+
+/// Value of `MH_TABLES`: the 4,093 slots of an mh service's lookup table,
+/// positions in its dest list (`NO_POS` when empty), and padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct MhTable {
+    pub pos: [u16; MH_TAB_SIZE],
+    pub _pad: u16,
+}
+const _: () = assert!(size_of::<MhTable>() == 8188);
+
+/// The kernel's `hash_32` (`include/linux/hash.h`): multiply by
+/// `GOLDEN_RATIO_32`, keep the top `bits`. Both sides: the controller's
+/// tests, the packet path's sh.
+pub const fn hash_32(v: u32, bits: u32) -> u32 {
+    v.wrapping_mul(0x61C8_8647) >> (32 - bits)
+}
+
+/// What sh and mh hash for an address and port: `ntohs(port) +
+/// ntohl(addr)` (IPv4), plus an offset (the fallback's probe number).
+pub const fn hash_input(addr: [u8; 4], port: [u8; 2], offset: u32) -> u32 {
+    offset
+        .wrapping_add(u16::from_be_bytes(port) as u32)
+        .wrapping_add(u32::from_be_bytes(addr))
+}
+
+/// sh's bucket (`ip_vs_sh_hashkey`): `(offset + hash_32(v, 8)) & 255`.
+pub const fn sh_bucket(v: u32, offset: u32) -> u32 {
+    offset.wrapping_add(hash_32(v, SH_TAB_BITS)) & (SH_TAB_SIZE as u32 - 1)
+}
+
+const fn sipround(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13);
+    v[1] ^= v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16);
+    v[3] ^= v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21);
+    v[3] ^= v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17);
+    v[1] ^= v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
+/// The kernel's `hsiphash` of the four in-memory bytes of `v` on a 64-bit
+/// little-endian kernel (`lib/siphash.c`: SipHash-1-3 with 64-bit words;
+/// both key words `key`), what mh hashes with. Both sides: the controller
+/// builds mh tables with it, the packet path looks clients up with it.
+#[inline(always)]
+pub const fn hsiphash_u32(v: u32, key: u64) -> u32 {
+    let mut s = [
+        0x736f_6d65_7073_6575 ^ key,
+        0x646f_7261_6e64_6f6d ^ key,
+        0x6c79_6765_6e65_7261 ^ key,
+        0x7465_6462_7974_6573 ^ key,
+    ];
+    let b = (4u64 << 56) | v as u64;
+    s[3] ^= b;
+    sipround(&mut s);
+    s[0] ^= b;
+    s[2] ^= 0xff;
+    sipround(&mut s);
+    sipround(&mut s);
+    sipround(&mut s);
+    ((s[0] ^ s[1]) ^ (s[2] ^ s[3])) as u32
+}
+
+/// mh's slot for a hash input (`ip_vs_mh_hashkey(..., hash1, ...) % M`).
+#[inline(always)]
+pub const fn mh_slot(v: u32) -> u32 {
+    hsiphash_u32(v, MH_HASH1_KEY) % MH_TAB_SIZE as u32
 }
 
 // ---------------------------------------------------------------------------
@@ -637,6 +775,8 @@ mod user {
     unsafe impl aya::Pod for ServiceKey {}
     unsafe impl aya::Pod for Service {}
     unsafe impl aya::Pod for ServiceDest {}
+    unsafe impl aya::Pod for ShTable {}
+    unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}

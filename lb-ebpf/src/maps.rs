@@ -8,14 +8,16 @@
 //! `MAP_*` for it (`#[btf_map]` takes no constant): the controller takes
 //! every map from the object by those names, so a mismatch fails every load.
 
+use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, Iface, MAX_IFACES, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
-    ServiceDest, ServiceKey, ServiceStats, Settings, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
+    Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE,
+    Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
@@ -29,6 +31,26 @@ pub static DESTS: Array<Dest, { DEFAULT_REALS as usize }> = Array::new();
 #[btf_map]
 pub static SVC_DESTS: Array<ServiceDest, { (DEFAULT_REALS * SVC_DESTS_PER_REAL) as usize }> =
     Array::new();
+
+/// The sh services' bucket tables, keyed by `Service::table`. Not
+/// preallocated: memory follows the sh services configured.
+#[btf_map]
+pub static SH_TABLES: HashMap<
+    u32,
+    ShTable,
+    { (DEFAULT_SERVICES * TABLES_PER_SERVICE) as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+
+/// The mh services' lookup tables, keyed by `Service::table`. Not
+/// preallocated: memory follows the mh services configured.
+#[btf_map]
+pub static MH_TABLES: HashMap<
+    u32,
+    MhTable,
+    { (DEFAULT_SERVICES * TABLES_PER_SERVICE) as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
 
 #[btf_map]
 pub static CONNS: LruHashMap<ConnKey, Conn, { DEFAULT_CONNS as usize }> = LruHashMap::new();

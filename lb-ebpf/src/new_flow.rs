@@ -7,19 +7,19 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, MhTable,
     NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, TEMPLATE_PUSH_SLACK_NS,
+    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
     conn_state_is_closing,
 };
 use lb_ebpf::{
-    schedulers::{self, Nodes},
+    schedulers::{self, Client, Nodes},
     tcp_state::next_state,
 };
 
 use crate::{
     Verdict, forward,
-    maps::{CONNS, DESTS, SCHED, SVC_DESTS},
+    maps::{CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
     parse::Packet,
     reply,
     settings::timeout,
@@ -61,7 +61,11 @@ pub fn schedule(
             let Some(st) = SCHED.get_ptr_mut(svc.id) else {
                 return Verdict::Drop(REASON_DROP_INTERNAL);
             };
-            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &MapNodes) else {
+            let client = Client {
+                addr: key.caddr,
+                port: key.cport,
+            };
+            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &MapNodes, &client) else {
                 return reply::port_unreachable(ctx, pkt);
             };
             let dest_id = p.dest;
@@ -107,8 +111,8 @@ pub fn schedule(
     forward::direct_route(ctx, dest, dest_id, reason)
 }
 
-/// The schedulers' view of the maps: a service's block of `SVC_DESTS`, and
-/// the place in its list `DESTS` records for a dest.
+/// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
+/// place in its list `DESTS` records for a dest, and its sh or mh table.
 struct MapNodes;
 
 impl Nodes for MapNodes {
@@ -120,5 +124,17 @@ impl Nodes for MapNodes {
     #[inline(always)]
     fn dest_rank(&self, dest: u32) -> Option<u32> {
         DESTS.get(dest).map(|d| d.rank)
+    }
+
+    #[inline(always)]
+    fn sh_table(&self, svc: &Service) -> Option<&ShTable> {
+        // Sound: the controller replaces a table whole (a new element) and
+        // never writes through the one a packet may be reading.
+        unsafe { SH_TABLES.get(svc.table) }
+    }
+
+    #[inline(always)]
+    fn mh_table(&self, svc: &Service) -> Option<&MhTable> {
+        unsafe { MH_TABLES.get(svc.table) }
     }
 }

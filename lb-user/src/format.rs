@@ -179,6 +179,10 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
                 out.push_str(&format!(" -M {}", spec.netmask));
             }
         }
+        // [" -b " print_sched_flags]
+        if spec.sched.flags().any() {
+            out.push_str(&format!(" -b {}", spec.sched.flag_names()));
+        }
         out.push('\n');
         for real in sorted_reals(&view.reals, false) {
             let r = &real.spec;
@@ -360,6 +364,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
     } else {
         // printf("%s %s", svc_name, sched_name) [" persistent %u" [" mask %s"]]
         out.push_str(&format!("{svc_name} {}", spec.sched.name()));
+        // [" (" print_sched_flags ")"]
+        if spec.sched.flags().any() {
+            out.push_str(&format!(" ({})", spec.sched.flag_names()));
+        }
         if let Some(timeout) = spec.persistent {
             out.push_str(&format!(" persistent {timeout}"));
             if spec.netmask != Ipv4Addr::BROADCAST {
@@ -1005,6 +1013,60 @@ mod tests {
             "net.ipv4.vs.conn_reuse_mode = 1\nnet.ipv4.vs.expire_nodest_conn = 0\n"
         );
         assert_eq!(sysctls(&[]), "");
+    }
+
+    #[test]
+    fn sched_flags_as_ipvsadm_prints_them() {
+        use crate::model::SchedFlags;
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let both = SchedFlags(SchedFlags::FALLBACK.0 | SchedFlags::PORT.0);
+        let mut sh = svc(Proto::Tcp, "10.0.0.1", 80, Sched::Sh(both), Some(300));
+        sh.reals = vec![real("10.0.0.11", 80, 1, 0, 0)];
+        let mh = svc(
+            Proto::Udp,
+            "10.0.0.1",
+            53,
+            Sched::Mh(SchedFlags::PORT),
+            None,
+        );
+        let plain = svc(
+            Proto::Tcp,
+            "10.0.0.2",
+            80,
+            Sched::Mh(SchedFlags::NONE),
+            None,
+        );
+        // flag-3 alone: ipvsadm 1.31 prints sh's flags without it, so "()".
+        let third = svc(
+            Proto::Tcp,
+            "10.0.0.3",
+            80,
+            Sched::Sh(SchedFlags(lb_common::SVC_F_SCHED3)),
+            None,
+        );
+        let views = [sh, mh, plain, third];
+        let listed = list_services_with(&views, &opts, 4096, &names());
+        let lines: Vec<&str> = listed.lines().collect();
+        assert_eq!(
+            lines[3],
+            "TCP  10.0.0.1:80 sh (sh-fallback,sh-port) persistent 300"
+        );
+        assert_eq!(lines[5], "TCP  10.0.0.2:80 mh");
+        assert_eq!(lines[6], "TCP  10.0.0.3:80 sh ()");
+        assert_eq!(lines[7], "UDP  10.0.0.1:53 mh (mh-port)");
+        assert_eq!(
+            save_with(&views, true, &names()),
+            concat!(
+                "-A -t 10.0.0.1:80 -s sh -p 300 -b sh-fallback,sh-port\n",
+                "-a -t 10.0.0.1:80 -r 10.0.0.11:80 -g -w 1\n",
+                "-A -t 10.0.0.2:80 -s mh\n",
+                "-A -t 10.0.0.3:80 -s sh -b \n",
+                "-A -u 10.0.0.1:53 -s mh -b mh-port\n",
+            )
+        );
     }
 }
 

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dest_slots;
 pub mod error;
 pub mod format;
+pub mod hash_sched;
 pub mod input;
 pub mod list_pool;
 pub mod model;

@@ -45,15 +45,91 @@ pub struct ServiceId {
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 12] = [
-    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+pub const UNSUPPORTED_SCHEDULERS: [&str; 10] = [
+    "lc", "wlc", "lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf", "twos",
 ];
 
-/// Scheduler (`-s`).
+/// IPVS's scheduler flags (`-b`, `IP_VS_SVC_F_SCHED1..3`) as lb-common's
+/// `SVC_F_SCHED*` bits. sh and mh read the first as fallback and the second
+/// as port; ipvsadm names them after the scheduler (`sh-fallback`,
+/// `mh-port`, ...) and the bits are the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedFlags(pub u32);
+
+impl SchedFlags {
+    pub const FALLBACK: SchedFlags = SchedFlags(lb_common::SVC_F_SCHED_FALLBACK);
+    pub const PORT: SchedFlags = SchedFlags(lb_common::SVC_F_SCHED_PORT);
+    pub const NONE: SchedFlags = SchedFlags(0);
+
+    pub fn fallback(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_FALLBACK != 0
+    }
+    pub fn port(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_PORT != 0
+    }
+    /// Any of the three bits set (ipvsadm then prints ` (...)` / ` -b ...`).
+    pub fn any(self) -> bool {
+        self.0 & lb_common::SVC_F_SCHED_MASK != 0
+    }
+}
+
+/// A word of `-b` (ldirectord's `schedflags=`) that ipvsadm refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadSchedFlag {
+    #[error("invalid scheduler flag `{0}'")]
+    Invalid(String),
+    #[error("incompatible scheduler flag `{0}'")]
+    Incompatible(String),
+}
+
+/// Why `Sched::with_flags` refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SchedFlagsError {
+    #[error(transparent)]
+    Bad(BadSchedFlag),
+    #[error("scheduler flags of schedulers other than sh and mh are not supported yet")]
+    Unsupported,
+}
+
+/// ipvsadm 1.31's `parse_sched_flags`: the comma-separated words of `-b`
+/// (empty words skipped, as `strtok` does) against the scheduler named by
+/// `-s` (`sched`; ipvsadm's default `wlc` when none): `flag-1`..`flag-3`
+/// for any scheduler, `sh-fallback`/`sh-port` only with `sh`,
+/// `mh-fallback`/`mh-port` only with `mh`. The first bad word is the error.
+pub fn parse_sched_flags(sched: &str, arg: &str) -> Result<SchedFlags, BadSchedFlag> {
+    use lb_common::{SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3};
+    let mut bits = 0;
+    let mut words = arg.split(',').filter(|w| !w.is_empty()).peekable();
+    if words.peek().is_none() {
+        // ipvsadm's strtok finds no word and it crashes; refuse instead.
+        return Err(BadSchedFlag::Invalid(String::new()));
+    }
+    for flag in words {
+        let (bit, only) = match flag {
+            "flag-1" => (SVC_F_SCHED1, None),
+            "flag-2" => (SVC_F_SCHED2, None),
+            "flag-3" => (SVC_F_SCHED3, None),
+            "sh-fallback" => (SVC_F_SCHED1, Some("sh")),
+            "sh-port" => (SVC_F_SCHED2, Some("sh")),
+            "mh-fallback" => (SVC_F_SCHED1, Some("mh")),
+            "mh-port" => (SVC_F_SCHED2, Some("mh")),
+            _ => return Err(BadSchedFlag::Invalid(flag.to_owned())),
+        };
+        if only.is_some_and(|s| s != sched) {
+            return Err(BadSchedFlag::Incompatible(flag.to_owned()));
+        }
+        bits |= bit;
+    }
+    Ok(SchedFlags(bits))
+}
+
+/// Scheduler (`-s`), with its flags for sh and mh (`-b`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sched {
     Rr,
     Wrr,
+    Sh(SchedFlags),
+    Mh(SchedFlags),
 }
 
 impl Sched {
@@ -61,7 +137,84 @@ impl Sched {
         match self {
             Sched::Rr => "rr",
             Sched::Wrr => "wrr",
+            Sched::Sh(_) => "sh",
+            Sched::Mh(_) => "mh",
         }
+    }
+
+    /// ldirectord's `scheduler=` (its check: lowercase letters), or the
+    /// message for a scheduler lbctl does not implement.
+    pub fn from_ldirectord(value: &str) -> Result<Sched, String> {
+        match value {
+            "rr" => Ok(Sched::Rr),
+            "wrr" => Ok(Sched::Wrr),
+            "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
+            "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
+            s if UNSUPPORTED_SCHEDULERS.contains(&s) => Err(format!(
+                "scheduler {s} is not supported yet (supported: rr, wrr, sh, mh)"
+            )),
+            s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => Err(format!(
+                "scheduler {s}: no such scheduler (supported: rr, wrr, sh, mh)"
+            )),
+            _ => Err("invalid scheduler, should be only lowercase letters (a-z)".into()),
+        }
+    }
+
+    /// This scheduler with the flags of `-b arg` (ldirectord's
+    /// `schedflags=`), checked as ipvsadm checks them against its name.
+    pub fn with_flags(self, arg: &str) -> Result<Sched, SchedFlagsError> {
+        let flags = parse_sched_flags(self.name(), arg).map_err(SchedFlagsError::Bad)?;
+        match self {
+            Sched::Sh(_) => Ok(Sched::Sh(flags)),
+            Sched::Mh(_) => Ok(Sched::Mh(flags)),
+            s if !flags.any() => Ok(s),
+            _ => Err(SchedFlagsError::Unsupported),
+        }
+    }
+
+    /// lb-common's `SCHED_*` for this scheduler.
+    pub fn id(self) -> u32 {
+        match self {
+            Sched::Rr => lb_common::SCHED_RR,
+            Sched::Wrr => lb_common::SCHED_WRR,
+            Sched::Sh(_) => lb_common::SCHED_SH,
+            Sched::Mh(_) => lb_common::SCHED_MH,
+        }
+    }
+
+    /// The scheduler of `Service::sched` (wrr for an unknown one) with the
+    /// flags of `Service::flags`.
+    pub fn of(id: u32, flags: SchedFlags) -> Sched {
+        match id {
+            lb_common::SCHED_RR => Sched::Rr,
+            lb_common::SCHED_SH => Sched::Sh(flags),
+            lb_common::SCHED_MH => Sched::Mh(flags),
+            _ => Sched::Wrr,
+        }
+    }
+
+    /// The scheduler flags (none for rr and wrr).
+    pub fn flags(self) -> SchedFlags {
+        match self {
+            Sched::Sh(f) | Sched::Mh(f) => f,
+            Sched::Rr | Sched::Wrr => SchedFlags::NONE,
+        }
+    }
+
+    /// The flags as ipvsadm 1.31's `print_sched_flags` writes them: sh and
+    /// mh name the first two bits after themselves and leave the third out
+    /// (so `sh` with only `flag-3` prints an empty list, as ipvsadm does).
+    pub fn flag_names(self) -> String {
+        let f = self.flags();
+        let mut names = Vec::new();
+        let prefix = self.name();
+        if f.fallback() {
+            names.push(format!("{prefix}-fallback"));
+        }
+        if f.port() {
+            names.push(format!("{prefix}-port"));
+        }
+        names.join(",")
     }
 }
 

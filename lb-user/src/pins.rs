@@ -25,10 +25,11 @@ use aya::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, Iface, MAP_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_NAMES, MAP_REPLY_RATE,
-    MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES,
-    MAP_VIPS, MAX_IFACES, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
-    ServiceDest, ServiceKey, ServiceStats, Settings, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, Iface, MAP_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_MH_TABLES, MAP_NAMES,
+    MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS,
+    MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
+    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -96,6 +97,9 @@ impl Sizes {
             MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS => Some(self.services),
             MAP_DESTS | MAP_DEST_STATS => Some(self.reals),
             MAP_SVC_DESTS => Some(self.svc_dests()),
+            // Two keys per service; not preallocated (only sh and mh
+            // services hold entries).
+            MAP_SH_TABLES | MAP_MH_TABLES => Some(self.services.saturating_mul(TABLES_PER_SERVICE)),
             _ => None,
         }
     }
@@ -113,6 +117,8 @@ pub struct Pins {
     pub services: HashMap<MapData, ServiceKey, Service>,
     pub dests: Array<MapData, Dest>,
     pub svc_dests: Array<MapData, ServiceDest>,
+    pub sh_tables: HashMap<MapData, u32, ShTable>,
+    pub mh_tables: HashMap<MapData, u32, MhTable>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
     pub templates: HashMap<MapData, TemplateKey, Template>,
     pub sched: PerCpuArray<MapData, SchedState>,
@@ -135,6 +141,8 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_SERVICES => (size_of::<ServiceKey>(), size_of::<Service>(), None),
         MAP_DESTS => (4, size_of::<Dest>(), None),
         MAP_SVC_DESTS => (4, size_of::<ServiceDest>(), None),
+        MAP_SH_TABLES => (4, size_of::<ShTable>(), None),
+        MAP_MH_TABLES => (4, size_of::<MhTable>(), None),
         MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
         MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
         MAP_SCHED => (4, size_of::<SchedState>(), None),
@@ -325,6 +333,8 @@ impl Pins {
         let services = HashMap::try_from(take(MAP_SERVICES)).map_err(map_err(MAP_SERVICES))?;
         let dests = Array::try_from(take(MAP_DESTS)).map_err(map_err(MAP_DESTS))?;
         let svc_dests = Array::try_from(take(MAP_SVC_DESTS)).map_err(map_err(MAP_SVC_DESTS))?;
+        let sh_tables = HashMap::try_from(take(MAP_SH_TABLES)).map_err(map_err(MAP_SH_TABLES))?;
+        let mh_tables = HashMap::try_from(take(MAP_MH_TABLES)).map_err(map_err(MAP_MH_TABLES))?;
         let conns = HashMap::try_from(take(MAP_CONNS)).map_err(map_err(MAP_CONNS))?;
         let templates = HashMap::try_from(take(MAP_TEMPLATES)).map_err(map_err(MAP_TEMPLATES))?;
         let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
@@ -341,6 +351,8 @@ impl Pins {
             services,
             dests,
             svc_dests,
+            sh_tables,
+            mh_tables,
             conns,
             templates,
             sched,

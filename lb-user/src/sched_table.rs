@@ -73,14 +73,14 @@ pub fn dests_changed(svc: &mut Service, list: &[ServiceDest]) {
 /// the XDP program over the tables built above.
 #[cfg(test)]
 #[path = "../../lb-ebpf/src/schedulers/mod.rs"]
-mod packet_path;
+pub(crate) mod packet_path;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lb_common::{SCHED_RR, SCHED_WRR, SchedState};
+    use lb_common::{MhTable, SCHED_RR, SCHED_WRR, SchedState, ShTable};
 
-    use super::packet_path::{Nodes, first_at_least, pick};
+    use super::packet_path::{Client, Nodes, first_at_least, pick};
 
     /// A service as `Table` keeps it: the list newest-first, the block and
     /// bookkeeping rebuilt on every change.
@@ -97,6 +97,12 @@ mod tests {
         fn dest_rank(&self, dest: u32) -> Option<u32> {
             let p = self.list.iter().position(|d| d.dest == dest)?;
             Some((self.list.len() - 1 - p) as u32)
+        }
+        fn sh_table(&self, _svc: &Service) -> Option<&ShTable> {
+            None
+        }
+        fn mh_table(&self, _svc: &Service) -> Option<&MhTable> {
+            None
         }
     }
 
@@ -137,7 +143,11 @@ mod tests {
             self.changed();
         }
         fn pick(&self, st: &mut SchedState) -> Option<u32> {
-            pick(&self.svc, st, self).map(|p| {
+            let client = Client {
+                addr: [192, 0, 2, 1],
+                port: [0, 1],
+            };
+            pick(&self.svc, st, self, &client).map(|p| {
                 assert_eq!(self.list[p.pos as usize].dest, p.dest, "pos and dest agree");
                 p.dest
             })

@@ -22,7 +22,7 @@ use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
     DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
     MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
-    REASON_NAMES, SCHED_RR, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    REASON_NAMES, SCHED_MH, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest,
     ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
@@ -31,10 +31,11 @@ use crate::{
     clock::monotonic_ns,
     dest_slots::DestSlots,
     error::Error,
+    hash_sched,
     list_pool::ListPool,
     model::{
-        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, ServiceView,
-        Stats, Timeouts,
+        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, SchedFlags, ServiceId, ServiceSpec,
+        ServiceView, Stats, Timeouts,
     },
     neigh::{self, Lookup, NextHop},
     pins::{Pins, map_err},
@@ -63,8 +64,12 @@ fn service_id(k: &ServiceKey) -> Option<ServiceId> {
 /// `d`, in both places the packet path reads it: the service's dest list
 /// (the schedulers) and the `Dest` (template checks with
 /// `expire_quiescent_template`, port reuse with `expire_nodest_conn`). The
-/// only place a weight is set; the caller writes both.
-fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32) {
+/// only place a weight is set; the caller writes both. `last_weight` (mh)
+/// follows as `__ip_vs_update_dest` sets it: on `add`, or to a non-0 weight.
+fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32, add: bool) {
+    if add || weight != 0 {
+        d.last_weight = weight;
+    }
     d.weight = weight;
     if let Some(sd) = list.get_mut(pos) {
         sd.weight = weight;
@@ -205,6 +210,7 @@ impl Table {
         list: Vec<ServiceDest>,
     ) -> Result<(), Error> {
         let old = (svc.cap > 0).then_some((svc.list, 2 * svc.cap));
+        self.write_hash_table(svc, &list)?;
         sched_table::dests_changed(svc, &list);
         if svc.cap > 0 {
             let block = sched_table::block(&list);
@@ -231,6 +237,15 @@ impl Table {
         }
         self.lists.insert(*id, list);
         Ok(())
+    }
+
+    /// sh and mh: the table for `list`, before the `Service` value.
+    fn write_hash_table(&mut self, svc: &mut Service, list: &[ServiceDest]) -> Result<(), Error> {
+        let mh = list.iter().filter(|_| svc.sched == SCHED_MH);
+        let dests = mh
+            .map(|sd| self.dest_cached(sd.dest))
+            .collect::<Result<Vec<_>, _>>()?;
+        hash_sched::write_table(&mut self.pins, svc, list, &dests)
     }
 
     fn services(&self) -> Result<BTreeMap<ServiceId, (ServiceKey, Service)>, Error> {
@@ -465,7 +480,10 @@ impl Table {
             self.pins.set_settings(&settings)?;
             svc.cw_seed = svc.mw;
         }
-        self.write_service(&spec.id, &svc)
+        let list = self.list(&spec.id, &svc)?;
+        self.write_hash_table(&mut svc, &list)?;
+        self.write_service(&spec.id, &svc)?;
+        hash_sched::drop_tables(&mut self.pins, svc.id, Some(svc.sched))
     }
 
     /// `-D`.
@@ -485,6 +503,7 @@ impl Table {
         if svc.cap > 0 {
             self.pool()?.free(svc.list, 2 * svc.cap);
         }
+        hash_sched::drop_tables(&mut self.pins, svc.id, None)?;
         for sd in &list {
             self.retire_dest(sd.dest, &settings)?;
         }
@@ -543,7 +562,7 @@ impl Table {
                 weight: 0,
             },
         );
-        set_weight(&mut list, 0, &mut d, real.weight);
+        set_weight(&mut list, 0, &mut d, real.weight, true);
         if kind == Slot::Taken {
             // Another real's counters were there.
             self.zero_stats(None, Some(slot))?;
@@ -625,7 +644,7 @@ impl Table {
         let settings = self.pins.settings()?;
         let mut d = self.dest(slot)?;
         let was = d.weight;
-        set_weight(&mut list, pos, &mut d, real.weight);
+        set_weight(&mut list, pos, &mut d, real.weight, false);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -930,11 +949,9 @@ fn set_hop(d: &mut Dest, hop: &NextHop) {
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
-    svc.sched = match spec.sched {
-        Sched::Rr => SCHED_RR,
-        Sched::Wrr => SCHED_WRR,
-    };
-    svc.flags = 0;
+    svc.sched = spec.sched.id();
+    // -E re-sends every field: an omitted -b clears the flags.
+    svc.flags = spec.sched.flags().0 & SVC_F_SCHED_MASK;
     svc.timeout = 0;
     if let Some(t) = spec.persistent {
         svc.flags |= SVC_F_PERSISTENT;
@@ -949,11 +966,7 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
 fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
     ServiceSpec {
         id: *id,
-        sched: if svc.sched == SCHED_RR {
-            Sched::Rr
-        } else {
-            Sched::Wrr
-        },
+        sched: Sched::of(svc.sched, SchedFlags(svc.flags & SVC_F_SCHED_MASK)),
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
         netmask: Ipv4Addr::from(svc.netmask),
     }

@@ -972,3 +972,237 @@ lab_test!(
         Ok(())
     }
 );
+
+// --- sh and mh (docs/SEMANTICS.md §5.5, §5.6) ---------------------------------
+
+/// A client of `CLIENT`'s network part with host byte `i`, sending a SYN
+/// from `sport`.
+fn syn_from(i: u8, sport: u16) -> Vec<u8> {
+    Frame::tcp(Ipv4Addr::new(192, 0, 2, i), VIP)
+        .src_mac(CLIENT_MAC)
+        .dst_mac(LB_MAC)
+        .ports(sport, 80)
+        .syn()
+        .build()
+}
+
+/// The real the kernel's sh gives a client: its bucket holds list
+/// position `bucket % n` when the `n` reals (newest first, `list`) all
+/// have weight 1.
+fn sh_expected(list: &[u8], addr: Ipv4Addr, port: u16) -> u8 {
+    let b = sh_bucket(hash_input(addr.octets(), port.to_be_bytes(), 0), 0);
+    list[b as usize % list.len()]
+}
+
+/// The real the kernel's mh gives a client over reals `list` (newest
+/// first, port 80, the weights given).
+fn mh_expected(list: &[(u8, u32)], addr: Ipv4Addr, port: u16) -> Option<u8> {
+    let dests: Vec<lb_user::hash_sched::MhDest> = list
+        .iter()
+        .map(|&(i, w)| lb_user::hash_sched::MhDest {
+            addr: rs(i).octets(),
+            port: 80u16.to_be_bytes(),
+            last_weight: w,
+        })
+        .collect();
+    let t = lb_user::hash_sched::mh_table(&dests)?;
+    let pos = t.pos[mh_slot(hash_input(addr.octets(), port.to_be_bytes(), 0)) as usize];
+    list.get(pos as usize).map(|&(i, _)| i)
+}
+
+fn flags(f: &[u32]) -> lb_user::model::SchedFlags {
+    lb_user::model::SchedFlags(f.iter().fold(0, |a, b| a | b))
+}
+
+lab_test!(
+    sh_sends_a_client_to_its_bucket_and_sh_port_spreads_ports,
+    |dp| {
+        use lb_user::model::SchedFlags;
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Sh(SchedFlags::NONE), None)?;
+        for i in [11, 12, 13] {
+            dp.table.add_real(&s, &real(i, 80, 1))?;
+        }
+        let list = [13, 12, 11];
+        let mut seen = std::collections::BTreeSet::new();
+        for c in 1..=12u8 {
+            let want = sh_expected(&list, Ipv4Addr::new(192, 0, 2, c), 0);
+            seen.insert(want);
+            // Whatever the source port: the same real, the kernel's.
+            for sport in [1000, 2000, 3000] {
+                let f = syn_from(c, sport);
+                let (r, moved) = run_counted(&dp, &f)?;
+                assert_eq!(r.frame, routed(&f, want), "client {c} port {sport}");
+                assert_eq!(moved, only(REASON_FWD_NEW));
+            }
+        }
+        assert!(seen.len() > 1, "clients spread over the reals");
+        // sh-port: one client's ports spread, each as the kernel hashes it.
+        dp.table.edit_service(&ServiceSpec {
+            id: s,
+            sched: Sched::Sh(flags(&[SVC_F_SCHED_PORT])),
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        })?;
+        let mut reals = std::collections::BTreeSet::new();
+        for sport in 5000..5030 {
+            let f = syn_from(1, sport);
+            let want = sh_expected(&list, Ipv4Addr::new(192, 0, 2, 1), sport);
+            assert_eq!(real_of(&dp.run(&f)?), Some(want), "port {sport}");
+            reals.insert(want);
+        }
+        assert_eq!(reals.len(), 3);
+        Ok(())
+    }
+);
+
+lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Sh(flags(&[])), None)?;
+    for i in [11, 12, 13] {
+        dp.table.add_real(&s, &real(i, 80, 1))?;
+    }
+    let list = [13, 12, 11];
+    let owner = sh_expected(&list, CLIENT, 0);
+    dp.table.edit_real(&s, &real(owner, 80, 0))?;
+    // Weight 0 still holds its bucket (the table is rebuilt, one bucket
+    // each): no dest, ICMP port unreachable (§1.3).
+    let syn = tcp(40000).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_port_unreachable(&r, &syn);
+    assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+    // With sh-fallback: the first available real probing from 2 * bucket.
+    dp.table.edit_service(&ServiceSpec {
+        id: s,
+        sched: Sched::Sh(flags(&[SVC_F_SCHED_FALLBACK])),
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST,
+    })?;
+    let b = sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), 0);
+    let want = (0..256)
+        .map(|i| {
+            list[sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), (i + b) % 256) as usize % 3]
+        })
+        .find(|&r| r != owner)
+        .unwrap();
+    let syn = tcp(40001).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_eq!(r.frame, routed(&syn, want));
+    assert_eq!(moved, only(REASON_FWD_NEW));
+    // -E without -b clears the flag again.
+    dp.table.edit_service(&ServiceSpec {
+        id: s,
+        sched: Sched::Sh(flags(&[])),
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST,
+    })?;
+    assert_port_unreachable(
+        &dp.run(&tcp(40002).syn().build())?,
+        &tcp(40002).syn().build(),
+    );
+    Ok(())
+});
+
+lab_test!(
+    mh_matches_the_kernels_table_and_removal_moves_only_that_reals_flows,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Mh(flags(&[])), None)?;
+        for i in 11..=15 {
+            dp.table.add_real(&s, &real(i, 80, 1))?;
+        }
+        let list: Vec<(u8, u32)> = (11..=15).rev().map(|i| (i, 1)).collect();
+        let clients = 1..=60u8;
+        let mut before = Vec::new();
+        for c in clients.clone() {
+            let want = mh_expected(&list, Ipv4Addr::new(192, 0, 2, c), 0);
+            let got = real_of(&dp.run(&syn_from(c, 1000))?);
+            assert_eq!(got, want, "client {c}");
+            before.push(got);
+        }
+        assert!(before.contains(&Some(13)));
+        dp.table.delete_real(
+            &s,
+            &RealId {
+                addr: rs(13),
+                port: 80,
+            },
+        )?;
+        let list: Vec<(u8, u32)> = list.into_iter().filter(|&(i, _)| i != 13).collect();
+        let mut moved_others = 0;
+        for (c, was) in clients.zip(&before) {
+            let got = real_of(&dp.run(&syn_from(c, 2000))?);
+            assert_eq!(got, mh_expected(&list, Ipv4Addr::new(192, 0, 2, c), 0));
+            assert_ne!(got, Some(13));
+            if *was != Some(13) && got != *was {
+                moved_others += 1;
+            }
+        }
+        // Maglev: few flows of the other reals move (none for these clients
+        // in the kernel's table either: the expectation above is its table).
+        assert!(moved_others <= 3, "{moved_others}");
+        Ok(())
+    }
+);
+
+lab_test!(
+    mh_quiesced_real_keeps_its_slots_and_mh_fallback_moves_only_its_clients,
+    |dp| {
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Mh(flags(&[SVC_F_SCHED_PORT])), None)?;
+        for i in 11..=13 {
+            dp.table.add_real(&s, &real(i, 80, 1))?;
+        }
+        let list: Vec<(u8, u32)> = vec![(13, 1), (12, 1), (11, 1)];
+        let owner = mh_expected(&list, CLIENT, 40000).unwrap();
+        dp.table.edit_real(&s, &real(owner, 80, 0))?;
+        let syn = tcp(40000).syn().build();
+        assert_port_unreachable(&dp.run(&syn)?, &syn);
+        // Other ports of the client keep the kernel's real (last_weight keeps
+        // the table as it was).
+        for sport in 41000..41020 {
+            let want = mh_expected(&list, CLIENT, sport).unwrap();
+            let r = dp.run(&tcp(sport).syn().build())?;
+            if want == owner {
+                assert_eq!(r.action, XDP_TX);
+                assert_eq!(real_of(&r), None, "ICMP, not forwarded");
+            } else {
+                assert_eq!(real_of(&r), Some(want), "port {sport}");
+            }
+        }
+        dp.table.edit_service(&ServiceSpec {
+            id: s,
+            sched: Sched::Mh(flags(&[SVC_F_SCHED_PORT, SVC_F_SCHED_FALLBACK])),
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        })?;
+        // A port of the client whose slot is the quiesced real's: the first
+        // available real along the kernel's probes.
+        let sport = (42000..43000)
+            .find(|&p| mh_expected(&list, CLIENT, p) == Some(owner))
+            .unwrap();
+        let dests: Vec<lb_user::hash_sched::MhDest> = list
+            .iter()
+            .map(|&(i, w)| lb_user::hash_sched::MhDest {
+                addr: rs(i).octets(),
+                port: 80u16.to_be_bytes(),
+                last_weight: w,
+            })
+            .collect();
+        let t = lb_user::hash_sched::mh_table(&dests).unwrap();
+        let (addr, port) = (CLIENT.octets(), sport.to_be_bytes());
+        let ihash = mh_slot(hash_input(addr, port, 0));
+        let want = (0..MH_TAB_SIZE as u32)
+            .map(|i| {
+                let slot = mh_slot(hash_input(addr, port, (i + ihash) % MH_TAB_SIZE as u32));
+                list[t.pos[slot as usize] as usize].0
+            })
+            .find(|&r| r != owner)
+            .unwrap();
+        let syn = tcp(sport).syn().build();
+        let (r, moved) = run_counted(&dp, &syn)?;
+        assert_eq!(r.frame, routed(&syn, want));
+        assert_eq!(moved, only(REASON_FWD_NEW));
+        Ok(())
+    }
+);

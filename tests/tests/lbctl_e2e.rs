@@ -377,6 +377,9 @@ fn save_clear_restore_round_trip_and_listing_format() -> Result<()> {
         "-a -t 203.0.113.10:443 -r 198.51.100.11",
         "-A -u 203.0.113.10:53 -s wrr",
         "-a -u 203.0.113.10:53 -r 198.51.100.12:53 -w 65535",
+        "-A -t 203.0.113.10:8001 -s sh -b sh-port,sh-fallback",
+        "-a -t 203.0.113.10:8001 -r 198.51.100.11",
+        "-A -t 203.0.113.10:8002 -s mh -b mh-port",
     ] {
         lb.lbctl_ok(&args.split(' ').collect::<Vec<_>>())?;
     }
@@ -390,6 +393,9 @@ fn save_clear_restore_round_trip_and_listing_format() -> Result<()> {
             "-A -t 203.0.113.10:443 -s rr -p 120 -M 255.255.255.0\n",
             "-a -t 203.0.113.10:443 -r 198.51.100.11:443 -g -w 1\n",
             "-a -t 203.0.113.10:443 -r 198.51.100.13:443 -g -w 0\n",
+            "-A -t 203.0.113.10:8001 -s sh -b sh-fallback,sh-port\n",
+            "-a -t 203.0.113.10:8001 -r 198.51.100.11:8001 -g -w 1\n",
+            "-A -t 203.0.113.10:8002 -s mh -b mh-port\n",
             "-A -u 203.0.113.10:53 -s wrr\n",
             "-a -u 203.0.113.10:53 -r 198.51.100.12:53 -g -w 65535\n",
         )
@@ -407,6 +413,9 @@ fn save_clear_restore_round_trip_and_listing_format() -> Result<()> {
             "TCP  203.0.113.10:443 rr persistent 120 mask 255.255.255.0\n",
             "  -> 198.51.100.11:443            Route   1      0          0         \n",
             "  -> 198.51.100.13:443            Route   0      0          0         \n",
+            "TCP  203.0.113.10:8001 sh (sh-fallback,sh-port)\n",
+            "  -> 198.51.100.11:8001           Route   1      0          0         \n",
+            "TCP  203.0.113.10:8002 mh (mh-port)\n",
             "UDP  203.0.113.10:53 wrr\n",
             "  -> 198.51.100.12:53             Route   65535  0          0         \n",
         )

@@ -1,5 +1,6 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
-//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`; docs/SEMANTICS.md §5).
+//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
+//! `ip_vs_mh.c`; docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
 //! (`SchedState`) over the service's dest list, which the controller keeps
@@ -13,16 +14,23 @@
 //! never loops over the reals, and the verifier sees two short bounded
 //! loops. Nothing here can panic.
 //!
+//! sh and mh look the client up in the service's hash table (`ShTable`,
+//! `MhTable` in lb-common, built by lb-user's `hash_sched`), whose entries
+//! are positions in the same dest list; the fallback flags probe further
+//! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
+//!
 //! One file per scheduler; [`pick`] dispatches on `Service::sched`. This
 //! module refers to nothing outside itself but lb-common, so that lb-user's
 //! tests can run it over the blocks the controller builds.
 
+mod mh;
 mod rr;
+mod sh;
 mod wrr;
 
 use lb_common::{
-    NO_DEST, SCHED_HEAD, SCHED_RR, SCHED_WRR, SVC_TREE_DEPTH, SchedState, Service, ServiceDest,
-    wrr_adjust_cw,
+    MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_TREE_DEPTH,
+    SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -33,6 +41,53 @@ pub trait Nodes {
     /// The `rank` `DESTS` records for `dest` (its place in its service's
     /// list counted from the tail).
     fn dest_rank(&self, dest: u32) -> Option<u32>;
+    /// The sh table of the service (key `Service::table`).
+    fn sh_table(&self, svc: &Service) -> Option<&ShTable>;
+    /// The mh table of the service (key `Service::table`).
+    fn mh_table(&self, svc: &Service) -> Option<&MhTable>;
+}
+
+/// What sh and mh hash: the client's address and source port, in network
+/// order, as the packet carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+}
+
+/// What a hash bucket or slot holds, for sh and mh.
+enum Entry {
+    /// No dest: the lookup ends ("no dest", or the fallback stops).
+    Empty,
+    /// A dest that may take the flow (weight > 0).
+    Available(Pick),
+    /// A dest that may not (weight 0; overloaded when thresholds exist).
+    Unavailable,
+}
+
+/// `v`, with whatever the compiler knows of its range forgotten: the
+/// verifier tracks no bounds through a modulo, so an index computed with
+/// one must be checked again where the verifier sees it.
+#[inline(always)]
+fn opaque(v: u32) -> u32 {
+    // Sound: a read of a local.
+    unsafe { core::ptr::read_volatile(&v) }
+}
+
+/// The entry of a hash table holding list position `pos`.
+#[inline(always)]
+fn entry<N: Nodes>(svc: &Service, nodes: &N, pos: u16) -> Entry {
+    if pos == NO_POS || pos as u32 >= svc.ndests {
+        return Entry::Empty;
+    }
+    let pos = pos as u32;
+    match nodes.node(svc, svc.cap.wrapping_add(pos)) {
+        Some(n) if n.dest != NO_DEST && n.weight > 0 => {
+            Entry::Available(Pick { pos, dest: n.dest })
+        }
+        Some(n) if n.dest != NO_DEST => Entry::Unavailable,
+        _ => Entry::Empty,
+    }
 }
 
 /// A pick: the position in the list and the `DESTS` slot there.
@@ -45,11 +100,23 @@ pub struct Pick {
 /// Picks a dest for a new flow, or `None` when no dest may take new flows
 /// (none, all quiescent, or an unknown scheduler).
 #[inline(always)]
-pub fn pick<N: Nodes>(svc: &Service, st: &mut SchedState, nodes: &N) -> Option<Pick> {
-    sync_state(svc, st);
+pub fn pick<N: Nodes>(
+    svc: &Service,
+    st: &mut SchedState,
+    nodes: &N,
+    client: &Client,
+) -> Option<Pick> {
     match svc.sched {
-        SCHED_WRR => wrr::pick(svc, st, nodes),
-        SCHED_RR => rr::pick(svc, st, nodes),
+        SCHED_WRR => {
+            sync_state(svc, st);
+            wrr::pick(svc, st, nodes)
+        }
+        SCHED_RR => {
+            sync_state(svc, st);
+            rr::pick(svc, st, nodes)
+        }
+        SCHED_SH => sh::pick(svc, nodes, client),
+        SCHED_MH => mh::pick(svc, nodes, client),
         _ => None,
     }
 }

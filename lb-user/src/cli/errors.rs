@@ -90,12 +90,18 @@ pub enum CliError {
     #[error("IPv6 is not supported yet")]
     Ipv6Unsupported,
     /// A known IPVS scheduler that lbctl does not implement yet.
-    #[error("scheduler {0} is not supported yet (supported: rr, wrr)")]
+    #[error("scheduler {0} is not supported yet (supported: rr, wrr, sh, mh)")]
     SchedulerUnsupported(String),
     /// A scheduler name IPVS does not know (ipvsadm's wording; the kernel's
     /// ENOENT).
     #[error("Scheduler or persistence engine not found")]
     SchedulerNotFound(String),
+    /// `-b` names a flag ipvsadm does not know.
+    #[error("invalid scheduler flag `{0}'")]
+    InvalidSchedFlag(String),
+    /// `-b` names another scheduler's flag (`sh-port` without `-s sh`).
+    #[error("incompatible scheduler flag `{0}'")]
+    IncompatibleSchedFlag(String),
     /// `-i` or `-m`.
     #[error("forwarding method {0} is not supported yet; only direct routing (-g)")]
     ForwardingUnsupported(&'static str),

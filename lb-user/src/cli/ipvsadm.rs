@@ -9,7 +9,8 @@ use lb_common::MAX_WEIGHT;
 use super::options::{Cmd, OPT_NAMES, Opt, Tag, command_of, generic_opt_check};
 use super::popt::{Found, Popt};
 use super::values::{
-    Addr, parse_addr, parse_netmask, parse_sched, parse_timeout, string_to_number,
+    Addr, parse_addr, parse_netmask, parse_sched, parse_sched_flags, parse_timeout,
+    string_to_number,
 };
 use super::{
     CliError, Command, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHED, DEFAULT_WEIGHT, ListTarget,
@@ -36,6 +37,10 @@ pub(super) struct State {
     /// `-r`: address and port (port as ipvsadm computes it before forcing).
     real: Option<Usable<(Ipv4Addr, u16)>>,
     sched: Option<Sched>,
+    /// `-s` as given (what ipvsadm checks `-b`'s words against).
+    sched_name: Option<String>,
+    /// `-b` as given, parsed once all options are read (as ipvsadm does).
+    sched_flags: Option<String>,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     weight: Option<u32>,
@@ -169,6 +174,7 @@ pub(super) fn parse_ipvsadm(
     if let Some(extra) = leftovers.next() {
         return Err(CliError::UnexpectedArgument(extra));
     }
+    apply_sched_flags(&mut st)?;
 
     generic_opt_check(cmd, st.options)?;
     if let Some(e) = st.deferred.take() {
@@ -248,6 +254,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::Scheduler => {
             st.set(Opt::Scheduler)?;
+            st.sched_name = Some(arg.clone());
             match parse_sched(&arg) {
                 Ok(s) => st.sched = Some(s),
                 Err(e) => {
@@ -364,7 +371,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::SchedFlags => {
             st.set(Opt::SchedFlags)?;
-            st.defer(CliError::Unsupported("scheduler flags (-b)"));
+            st.sched_flags = Some(arg);
         }
         Tag::McastGroup => st.set(Opt::McastGroup)?,
         Tag::McastPort => {
@@ -428,6 +435,26 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         | Tag::Save
         | Tag::StartDaemon
         | Tag::StopDaemon => return Err(CliError::InvalidOption(word)),
+    }
+    Ok(())
+}
+
+/// `-b`, once every option is read (ipvsadm parses it last, against the
+/// `-s` given or its default `wlc`): sh's and mh's flags go with their
+/// scheduler; `flag-1`..`flag-3` on another scheduler are not supported yet.
+fn apply_sched_flags(st: &mut State) -> Result<(), CliError> {
+    let Some(arg) = st.sched_flags.as_deref().filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    let flags = parse_sched_flags(st.sched_name.as_deref().unwrap_or("wlc"), arg)?;
+    match &mut st.sched {
+        Some(Sched::Sh(f) | Sched::Mh(f)) => *f = flags,
+        _ if flags.any() => {
+            st.defer(CliError::Unsupported(
+                "scheduler flags (-b) of schedulers other than sh and mh",
+            ));
+        }
+        _ => {}
     }
     Ok(())
 }

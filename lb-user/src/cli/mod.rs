@@ -318,7 +318,7 @@ pub fn usage() -> String {
     let mut s = version_text();
     s.push_str(
         "Usage:\n\
-         \x20 lbctl -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask]\n\
+         \x20 lbctl -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]\n\
          \x20 lbctl -D virtual-service\n\
          \x20 lbctl -C\n\
          \x20 lbctl -R\n\
@@ -376,10 +376,12 @@ pub fn usage() -> String {
          \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
          \n\
          Options:\n\
-         \x20 --scheduler    -s scheduler         one of rr|wrr,\n\
+         \x20 --scheduler    -s scheduler         one of rr|wrr|sh|mh,\n\
          \x20                                     the default scheduler is wrr.\n\
          \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
          \x20 --netmask      -M netmask           persistent granularity mask\n\
+         \x20 --sched-flags  -b flags             scheduler flags (comma-separated):\n\
+         \x20                                     sh-fallback,sh-port for sh, mh-fallback,mh-port for mh\n\
          \x20 --real-server  -r server-address    server-address is host (and port)\n\
          \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
          \x20 --weight       -w weight            capacity of real server\n\

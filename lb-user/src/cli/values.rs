@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{CliError, MAX_TIMEOUT};
-use crate::model::{Proto, Sched, UNSUPPORTED_SCHEDULERS};
+use crate::model::{BadSchedFlag, Proto, Sched, SchedFlags, UNSUPPORTED_SCHEDULERS};
 use crate::resolve::Resolver;
 /// ipvsadm's `string_to_number`: `strtol` base 10 (leading blanks and a sign
 /// allowed), the whole word must be used, `min..=max`.
@@ -94,9 +94,20 @@ pub(super) fn parse_sched(name: &str) -> Result<Sched, CliError> {
     match name {
         "rr" => Ok(Sched::Rr),
         "wrr" => Ok(Sched::Wrr),
+        "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
+        "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
         n if UNSUPPORTED_SCHEDULERS.contains(&n) => {
             Err(CliError::SchedulerUnsupported(n.to_owned()))
         }
         n => Err(CliError::SchedulerNotFound(n.to_owned())),
     }
+}
+
+/// `-b`: ipvsadm 1.31's `parse_sched_flags` (`model::parse_sched_flags`),
+/// with its messages.
+pub(super) fn parse_sched_flags(sched: &str, arg: &str) -> Result<SchedFlags, CliError> {
+    crate::model::parse_sched_flags(sched, arg).map_err(|e| match e {
+        BadSchedFlag::Invalid(f) => CliError::InvalidSchedFlag(f),
+        BadSchedFlag::Incompatible(f) => CliError::IncompatibleSchedFlag(f),
+    })
 }

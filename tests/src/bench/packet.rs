@@ -22,7 +22,7 @@ use lb_tests::{
 };
 use lb_user::{
     Sizes,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec},
+    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec},
     table::service_key,
 };
 
@@ -42,6 +42,10 @@ pub const LB_MAC: [u8; 6] = DOC_DST_MAC;
 pub const WEB_PORT: u16 = 80;
 /// Port of the persistent wrr service (16 reals, weight 1).
 pub const PERSIST_PORT: u16 = 443;
+/// Ports of the sh and mh services (16 reals, weight 1, `-b sh-port` /
+/// `-b mh-port`), set up by the packet benchmark only.
+pub const SH_PORT: u16 = 8001;
+pub const MH_PORT: u16 = 8002;
 /// Real servers per service.
 pub const REALS: usize = 16;
 /// Clients with a persistence template in the `template` case.
@@ -402,6 +406,23 @@ fn run_case(planes: &[Plane], case: &Case, n: usize, hist: &mut [u64]) -> Result
 /// bound to.
 fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
     provision(plane)?;
+    // The sh and mh services of the `new-sh` and `new-mh` cases.
+    let t = plane.table()?;
+    for (port, sched) in [
+        (SH_PORT, Sched::Sh(SchedFlags::PORT)),
+        (MH_PORT, Sched::Mh(SchedFlags::PORT)),
+    ] {
+        let id = ServiceId { port, ..web() };
+        t.add_service(&ServiceSpec {
+            id,
+            sched,
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+        })?;
+        for i in 0..REALS {
+            t.add_real(&id, &real(i, port, 1))?;
+        }
+    }
     let mut lb = plane.runner(PROG_LB)?;
     // The established flow: SYN (scheduled), then its ACK.
     let syn = tcp(CLIENT, 40000, VIP, WEB_PORT).syn().build();
@@ -490,6 +511,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
     let mut template_reals = Vec::with_capacity(n);
     let mut new_frames = Vec::with_capacity(n);
     let mut new_keys = Vec::with_capacity(n);
+    let mut hash_frames = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    let mut hash_keys = [Vec::with_capacity(n), Vec::with_capacity(n)];
     for i in 0..n {
         // Same clients, a new source port each frame.
         let (c, port) = (
@@ -506,6 +529,10 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         );
         new_frames.push(tcp(c, port, VIP, WEB_PORT).syn().build());
         new_keys.push(conn_key(c, port, WEB_PORT));
+        for (k, vport) in [SH_PORT, MH_PORT].into_iter().enumerate() {
+            hash_frames[k].push(tcp(c, port, VIP, vport).syn().build());
+            hash_keys[k].push(conn_key(c, port, vport));
+        }
     }
 
     let cases = [
@@ -563,6 +590,28 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             expect: Expect::Routed,
             creates: new_keys,
             what: "SYN of a new client, wrr over 16 reals",
+        },
+        Case {
+            name: "new-sh",
+            plane: 0,
+            prog: PROG_LB,
+            frames: std::mem::take(&mut hash_frames[0]),
+            action: XDP_TX,
+            reason: Some(REASON_FWD_NEW),
+            expect: Expect::Routed,
+            creates: std::mem::take(&mut hash_keys[0]),
+            what: "SYN of a new client, sh (sh-port) over 16 reals",
+        },
+        Case {
+            name: "new-mh",
+            plane: 0,
+            prog: PROG_LB,
+            frames: std::mem::take(&mut hash_frames[1]),
+            action: XDP_TX,
+            reason: Some(REASON_FWD_NEW),
+            expect: Expect::Routed,
+            creates: std::mem::take(&mut hash_keys[1]),
+            what: "SYN of a new client, mh (mh-port) over 16 reals",
         },
         Case {
             name: "full",

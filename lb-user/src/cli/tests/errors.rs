@@ -47,7 +47,15 @@ fn messages() {
     );
     assert_eq!(
         msg("-A -t 10.0.0.1:80 -s lc"),
-        "scheduler lc is not supported yet (supported: rr, wrr)"
+        "scheduler lc is not supported yet (supported: rr, wrr, sh, mh)"
+    );
+    assert_eq!(
+        msg("-A -t 10.0.0.1:80 -b sh-port"),
+        "incompatible scheduler flag `sh-port'"
+    );
+    assert_eq!(
+        msg("-A -t 10.0.0.1:80 -s mh -b mh-port,bogus"),
+        "invalid scheduler flag `bogus'"
     );
     assert_eq!(
         msg("-A -t 10.0.0.1:80 -s xx"),

@@ -177,8 +177,10 @@ fn unsupported_features() {
         Err(CliError::Unsupported("persistence engines (--pe)"))
     );
     assert_eq!(
-        p("-A -t 10.0.0.100:80 -b sh-port"),
-        Err(CliError::Unsupported("scheduler flags (-b)"))
+        p("-A -t 10.0.0.100:80 -s rr -b flag-1"),
+        Err(CliError::Unsupported(
+            "scheduler flags (-b) of schedulers other than sh and mh"
+        ))
     );
     assert_eq!(
         p("-A -f 1"),
@@ -238,5 +240,97 @@ fn unsupported_features() {
             option: "numeric",
             command: "start-daemon"
         })
+    );
+}
+
+// --- scheduler flags (-b) -------------------------------------------------
+
+#[test]
+fn sched_flags_as_ipvsadm_parses_them() {
+    use crate::model::SchedFlags;
+    let both = SchedFlags(SchedFlags::FALLBACK.0 | SchedFlags::PORT.0);
+    let add = |sched| {
+        Ok(Command::AddService(spec(
+            tcp("10.0.0.100", 80),
+            sched,
+            None,
+            ALL,
+        )))
+    };
+    let svc = "-A -t 10.0.0.100:80";
+    assert_eq!(p(&format!("{svc} -s sh")), add(Sched::Sh(SchedFlags::NONE)));
+    assert_eq!(p(&format!("{svc} -s mh")), add(Sched::Mh(SchedFlags::NONE)));
+    assert_eq!(
+        p(&format!("{svc} -s sh -b sh-fallback,sh-port")),
+        add(Sched::Sh(both))
+    );
+    assert_eq!(
+        p(&format!("{svc} -b sh-port -s sh")),
+        add(Sched::Sh(SchedFlags::PORT))
+    );
+    assert_eq!(
+        p(&format!("{svc} -s mh --sched-flags mh-port")),
+        add(Sched::Mh(SchedFlags::PORT))
+    );
+    assert_eq!(
+        p(&format!("{svc} -s mh -b mh-fallback")),
+        add(Sched::Mh(SchedFlags::FALLBACK))
+    );
+    // flag-1 and flag-2 are the same bits; strtok skips empty words.
+    assert_eq!(
+        p(&format!("{svc} -s sh -b flag-1,,flag-2,")),
+        add(Sched::Sh(both))
+    );
+    let empty: Vec<String> = ["-A", "-t", "10.0.0.100:80", "-s", "sh", "-b", ""]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        parse_with(&empty, &names()),
+        add(Sched::Sh(SchedFlags::NONE))
+    );
+    let incompatible = |f: &str| Err(CliError::IncompatibleSchedFlag(f.into()));
+    assert_eq!(p(&format!("{svc} -b sh-port")), incompatible("sh-port"));
+    assert_eq!(
+        p(&format!("{svc} -s sh -b mh-port")),
+        incompatible("mh-port")
+    );
+    assert_eq!(
+        p(&format!("{svc} -s mh -b sh-fallback")),
+        incompatible("sh-fallback")
+    );
+    assert_eq!(
+        p(&format!("{svc} -s wrr -b mh-fallback")),
+        incompatible("mh-fallback")
+    );
+    // Checked against -s as written, before the scheduler is refused.
+    assert_eq!(
+        p(&format!("{svc} -s lc -b sh-port")),
+        incompatible("sh-port")
+    );
+    // -E without -s: ipvsadm checks against its default scheduler.
+    assert_eq!(p("-E -t 10.0.0.100:80 -b sh-port"), incompatible("sh-port"));
+    assert_eq!(
+        p(&format!("{svc} -s sh -b sh-port,fallback")),
+        Err(CliError::InvalidSchedFlag("fallback".into()))
+    );
+    assert_eq!(
+        p(&format!("{svc} -s sh -b ,")),
+        Err(CliError::InvalidSchedFlag(String::new()))
+    );
+    // -b is parsed before the command/option check, as in ipvsadm.
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 10.0.0.11 -b sh-port"),
+        incompatible("sh-port")
+    );
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 10.0.0.11 -b flag-1"),
+        Err(CliError::IllegalOption {
+            option: "sched-flags",
+            command: "add-server"
+        })
+    );
+    assert_eq!(
+        p(&format!("{svc} -s sh -b sh-port -b sh-port")),
+        Err(CliError::MultipleOptions("sched-flags"))
     );
 }

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::types::*;
 use crate::{
-    model::{Proto, RealId, Sched, ServiceId, ServiceSpec, UNSUPPORTED_SCHEDULERS},
+    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
     resolve::Resolver,
 };
 
@@ -70,6 +70,7 @@ struct RawVirtual {
     checkinterval: Option<(usize, u32)>,
     checkport: Option<u16>,
     scheduler: Option<Sched>,
+    schedflags: Option<(usize, String)>,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     protocol: Option<Proto>,
@@ -476,6 +477,7 @@ impl Parser<'_> {
             checkinterval: None,
             checkport: None,
             scheduler: None,
+            schedflags: None,
             persistent: None,
             netmask: None,
             protocol: None,
@@ -544,7 +546,11 @@ impl Parser<'_> {
                     // (refused below when such a check is asked for).
                     self.quoted(l, name, value)?;
                 }
-                "scheduler" => v.scheduler = Some(self.scheduler(l, value)?),
+                "scheduler" => v.scheduler = Some(Sched::from_ldirectord(value).or_else(|m| self.err(l, m))?),
+                "schedflags" => match value.split_whitespace().next() {
+                    Some(w) => v.schedflags = Some((l, w.to_string())),
+                    None => return self.err(l, "invalid sched-flags"),
+                },
                 "persistent" => match value.parse::<u32>() {
                     Ok(t @ 1..=MAX_TIMEOUT) if value.bytes().all(|b| b.is_ascii_digit()) => {
                         v.persistent = Some(t)
@@ -658,25 +664,6 @@ impl Parser<'_> {
                 Err(_) => self.err(line, "checktype number too large"),
             },
             _ => self.err(line, "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number"),
-        }
-    }
-
-    fn scheduler(&self, line: usize, value: &str) -> Result<Sched, ConfigError> {
-        match value {
-            "rr" => Ok(Sched::Rr),
-            "wrr" => Ok(Sched::Wrr),
-            s if UNSUPPORTED_SCHEDULERS.contains(&s) => self.err(
-                line,
-                format!("scheduler {s} is not supported yet (supported: rr, wrr)"),
-            ),
-            s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => self.err(
-                line,
-                format!("scheduler {s}: no such scheduler (supported: rr, wrr)"),
-            ),
-            _ => self.err(
-                line,
-                "invalid scheduler, should be only lowercase letters (a-z)",
-            ),
         }
     }
 
@@ -860,9 +847,16 @@ impl Parser<'_> {
             return self.err(line, "Zero port specified for non-persistent service");
         }
         let id = ServiceId { proto, addr, port };
+        let mut sched = raw.scheduler.unwrap_or(Sched::Wrr);
+        if let Some((l, words)) = &raw.schedflags {
+            // ldirectord passes `-b` on to ipvsadm, which checks it so.
+            sched = sched
+                .with_flags(words)
+                .or_else(|e| self.err(*l, e.to_string()))?;
+        }
         let spec = ServiceSpec {
             id,
-            sched: raw.scheduler.unwrap_or(Sched::Wrr),
+            sched,
             persistent: raw.persistent,
             netmask: match raw.persistent {
                 Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST),

@@ -481,7 +481,17 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         (
             format!("{svc}\tscheduler=wlc\n"),
             3,
-            "scheduler wlc is not supported yet (supported: rr, wrr)",
+            "scheduler wlc is not supported yet (supported: rr, wrr, sh, mh)",
+        ),
+        (
+            format!("{svc}\tschedflags=sh-port\n"),
+            3,
+            "incompatible scheduler flag `sh-port'",
+        ),
+        (
+            format!("{svc}\tscheduler=mh\n\tschedflags=mh-port,port\n"),
+            4,
+            "invalid scheduler flag `port'",
         ),
         (
             format!("{svc}\tscheduler=fancy\n"),
@@ -717,6 +727,25 @@ fn https_is_negotiated() {
     assert_eq!(c.virtuals[0].check.service, CheckService::Https);
     // The check port follows the service, as ldirectord's ld_checkport.
     assert_eq!(c.virtuals[0].reals[0].check_port, 443);
+}
+
+#[test]
+fn schedflags_go_to_sh_and_mh_as_ldirectord_passes_them() {
+    use crate::model::SchedFlags;
+    let sched = |extra: &str| {
+        let text = format!("virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n{extra}");
+        parse_str(&text).unwrap().virtuals[0].spec.sched
+    };
+    assert_eq!(sched("\tscheduler=sh\n"), Sched::Sh(SchedFlags::NONE));
+    assert_eq!(
+        sched("\tscheduler=sh\n\tschedflags=sh-fallback,sh-port\n"),
+        Sched::Sh(SchedFlags(SchedFlags::FALLBACK.0 | SchedFlags::PORT.0))
+    );
+    // ldirectord keeps the first word only.
+    assert_eq!(
+        sched("\tschedflags=mh-port extra\n\tscheduler=mh\n"),
+        Sched::Mh(SchedFlags::PORT)
+    );
 }
 
 // --- reading the file ---------------------------------------------------------
