@@ -21,7 +21,7 @@ use lb_tests::{
     Netns,
     client::{self, HoldConn, Outcome},
     lb::{LbTopology, lbctl_path},
-    netns::{BpfPinDir, next_id},
+    netns::{BpfPinDir, Scratch},
     require_root,
 };
 use nix::{
@@ -35,25 +35,6 @@ const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 const SLACK: Duration = Duration::from_secs(4);
 
 use lb_tests::lb::wait_for as poll;
-
-/// A scratch directory for one test (configuration, log, status files),
-/// removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch> {
-        let p =
-            std::env::temp_dir().join(format!("lbt-daemon-{}-{}", std::process::id(), next_id()));
-        std::fs::create_dir_all(p.join("run"))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running `lbctl daemon --foreground CONF` in the director's namespace.
 /// Dropping it kills the daemon if a test did not stop it.
@@ -89,7 +70,7 @@ impl Daemon {
         args: &[&str],
         dev_log: Option<&Path>,
     ) -> Result<Daemon> {
-        let scratch = Scratch::new()?;
+        let scratch = Scratch::new("daemon")?;
         let log = scratch.0.join("daemon.log");
         let conf_path = scratch.0.join("ldirectord.cf");
         std::fs::write(
@@ -430,7 +411,7 @@ fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
     lb.topo.start_servers(Path::new(SRV), 80, false)?;
     let (rs1, rs2, rs3) = (addr(&lb, 0), addr(&lb, 1), addr(&lb, 2));
     let vip = lb.topo.vip;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("daemon")?;
     let fb_log = scratch.0.join("fallback.log");
     // rs3 is the fallback (the sorry server), not a real server.
     let conf = format!(
@@ -726,7 +707,7 @@ fn a_bad_configuration_changes_nothing() -> Result<()> {
     }
     let ns = Netns::new("dcfg")?;
     let pins = BpfPinDir::new()?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("daemon")?;
     let lbctl = |args: &[&str]| -> Result<std::process::Output> {
         Ok(ns
             .nsenter_cmd(lbctl_path()?)
@@ -885,7 +866,7 @@ fn logfile_facility_logs_to_syslog() -> Result<()> {
     let vip = lb.topo.vip;
     let ghost = "198.51.100.99";
     let had_dev_log = Path::new("/dev/log").exists();
-    let sock_dir = Scratch::new()?;
+    let sock_dir = Scratch::new("daemon")?;
     let sock_path = sock_dir.0.join("log.sock");
     let mut sink = SyslogSink::bind(&sock_path)?;
     let conf = format!(
@@ -970,7 +951,7 @@ fn https_checks_quiesce_and_restore_with_sni() -> Result<()> {
     let lb = LbTopology::new(2)?;
     let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
     let vip = lb.topo.vip;
-    let files = Scratch::new()?;
+    let files = Scratch::new("daemon")?;
     let body = files.0.join("rs1-body");
     let mut servers = Vec::new();
     for (i, b) in lb.topo.backends.iter().enumerate() {

@@ -10,7 +10,7 @@
 
 use std::{
     os::unix::fs::FileTypeExt as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -19,31 +19,13 @@ use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
     BpfPinDir,
     lb::{LbTopology, lbctl_path, wait_for},
-    netns::next_id,
+    netns::Scratch,
     require_root,
 };
 
 /// A bound for "at once": a refusal takes milliseconds; the rest is a busy
 /// 2-CPU machine. Without the fix, these inputs never finish.
 const QUICK: Duration = Duration::from_secs(10);
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch> {
-        let p =
-            std::env::temp_dir().join(format!("lbt-input-{}-{}", std::process::id(), next_id()));
-        std::fs::create_dir_all(p.join("run"))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn mkfifo(path: &Path) -> Result<()> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -102,7 +84,7 @@ fn endless_and_binary_input_is_refused_at_once_with_its_place() -> Result<()> {
     if !require_root("endless_and_binary_input_is_refused_at_once_with_its_place") {
         return Ok(());
     }
-    let s = Scratch::new()?;
+    let s = Scratch::new("input")?;
     let run = |conf: &Path, wanted: &[&str]| -> Result<()> {
         let conf = conf.to_str().context("path")?;
         refused(&s, &["daemon", "--foreground", conf], Stdio::null(), wanted)
@@ -178,7 +160,7 @@ fn daemon_takes_latin1_comments_and_survives_bad_files_on_reload() -> Result<()>
     if !require_root("daemon_takes_latin1_comments_and_survives_bad_files_on_reload") {
         return Ok(());
     }
-    let s = Scratch::new()?;
+    let s = Scratch::new("input")?;
     let lb = LbTopology::new(1)?;
     let vip = lb.topo.vip;
     let rs = lb.topo.backends[0].addr;

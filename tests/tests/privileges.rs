@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use lb_tests::{
     Netns,
     lb::{lbctl_path, real_mac, wait_for},
-    netns::{format_mac, next_id, run_checked},
+    netns::{Scratch, format_mac, next_id, run_checked},
     require_root,
 };
 
@@ -272,7 +272,7 @@ fn shipped_systemd_units_verify_and_give_the_capabilities_lbctl_checks() -> Resu
         );
     }
 
-    let scratch = Scratch::new("units")?;
+    let scratch = Scratch::new("priv-units")?;
     let lbctl = lbctl_path()?;
     if have("systemd-analyze") {
         // ExecStart= must name an executable that exists.
@@ -362,29 +362,6 @@ fn have(tool: &str) -> bool {
     assert!(std::env::var_os("CI").is_none(), "CI must have {tool}");
     eprintln!("{tool} not found: the checks that need it are skipped");
     false
-}
-
-/// A scratch directory in /tmp that any user may traverse (as /run and
-/// /var/log are), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Result<Scratch> {
-        let p = std::env::temp_dir().join(format!(
-            "lbt-priv-{what}-{}-{}",
-            std::process::id(),
-            next_id()
-        ));
-        std::fs::create_dir_all(&p)?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// lbctl as a user with the units' capabilities works on the pin directory
@@ -622,7 +599,7 @@ fn daemon_state_and_log_are_private_and_daemon_status_needs_privileges() -> Resu
     let ns = lab("dstat")?;
     let fs = UserBpffs::new()?;
     let pins = fs.pins();
-    let scratch = Scratch::new("dstat")?;
+    let scratch = Scratch::new("priv-dstat")?;
     let run = scratch.0.join("run");
     let log = scratch.0.join("ld.log");
     let conf = scratch.0.join("ldirectord.cf");
@@ -751,7 +728,7 @@ fn the_daemon_runs_as_a_user_with_the_units_capabilities() -> Result<()> {
     let fs = UserBpffs::new()?;
     let pins = fs.pins();
     root_ok(&ns, &pins, &["attach", "eth0"])?;
-    let scratch = Scratch::new("duser")?;
+    let scratch = Scratch::new("priv-duser")?;
     let (run, logs) = (scratch.0.join("run"), scratch.0.join("log"));
     for d in [&run, &logs] {
         std::fs::create_dir(d)?;
