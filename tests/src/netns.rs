@@ -582,6 +582,30 @@ impl Drop for BpfPinDir {
     }
 }
 
+/// A scratch directory for one test (configurations, logs, status files,
+/// sockets) under the system's temporary directory, named
+/// `lbt-<role>-<pid>-<n>`, with an empty `run/` inside (for `LB_RUN_DIR`),
+/// traversable by any user (as `/run` and `/var/log` are), and removed on
+/// drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(role: &str) -> io::Result<Scratch> {
+        use std::os::unix::fs::PermissionsExt;
+        let p =
+            std::env::temp_dir().join(format!("lbt-{role}-{}-{}", std::process::id(), next_id()));
+        fs::create_dir_all(p.join("run"))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,29 +714,5 @@ mod tests {
         let path = a.path().to_owned();
         drop(a);
         assert!(!path.exists());
-    }
-}
-
-/// A scratch directory for one test (configurations, logs, status files,
-/// sockets) under the system's temporary directory, named
-/// `lbt-<role>-<pid>-<n>`, with an empty `run/` inside (for `LB_RUN_DIR`),
-/// traversable by any user (as `/run` and `/var/log` are), and removed on
-/// drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(role: &str) -> io::Result<Scratch> {
-        use std::os::unix::fs::PermissionsExt;
-        let p =
-            std::env::temp_dir().join(format!("lbt-{role}-{}-{}", std::process::id(), next_id()));
-        fs::create_dir_all(p.join("run"))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }

@@ -666,7 +666,7 @@ mod tests {
         // would otherwise leave as many TIME_WAIT sockets on the director.
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let addr = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
         for _ in 0..20 {
             assert!(connect_check(addr, Duration::from_secs(2)).await.ok);
             let (mut s, _) = l.accept().await.unwrap();
