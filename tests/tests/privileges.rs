@@ -605,7 +605,7 @@ fn daemon_state_and_log_are_private_and_daemon_status_needs_privileges() -> Resu
     let conf = scratch.0.join("ldirectord.cf");
     std::fs::write(&conf, CONF.replace("@LOG@", &log.display().to_string()))?;
     // As an older lbctl left them: a readable run directory and log.
-    std::fs::create_dir(&run)?;
+    std::fs::create_dir_all(&run)?;
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755))?;
     std::fs::write(&log, "[old] line\n")?;
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644))?;
@@ -731,7 +731,7 @@ fn the_daemon_runs_as_a_user_with_the_units_capabilities() -> Result<()> {
     let scratch = Scratch::new("priv-duser")?;
     let (run, logs) = (scratch.0.join("run"), scratch.0.join("log"));
     for d in [&run, &logs] {
-        std::fs::create_dir(d)?;
+        std::fs::create_dir_all(d)?;
         std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY))?;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
     }
