@@ -15,7 +15,7 @@
 //!
 //! Every operation validates first; on `Err` nothing has changed.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd};
 
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
@@ -26,18 +26,19 @@ use lb_common::{
     ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
+mod hops;
+mod views;
+
+use hops::set_hop;
+
 use crate::{
     batch,
-    clock::monotonic_ns,
     dest_slots::DestSlots,
     error::Error,
     hash_sched,
     list_pool::ListPool,
-    model::{
-        Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, SchedFlags, ServiceId, ServiceSpec,
-        ServiceView, Stats, Timeouts,
-    },
-    neigh::{self, Lookup, NextHop},
+    model::{Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Timeouts},
+    neigh::{self, NextHop},
     pins::{Pins, map_err},
     sched_table,
     svc_index::SvcIndex,
@@ -73,26 +74,6 @@ fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32, a
     d.weight = weight;
     if let Some(sd) = list.get_mut(pos) {
         sd.weight = weight;
-    }
-}
-
-fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
-    values
-        .iter()
-        .fold(ServiceStats::default(), |a, v| ServiceStats {
-            conns: a.conns + v.conns,
-            inpkts: a.inpkts + v.inpkts,
-            inbytes: a.inbytes + v.inbytes,
-        })
-}
-
-fn to_stats(s: ServiceStats) -> Stats {
-    Stats {
-        conns: s.conns,
-        inpkts: s.inpkts,
-        inbytes: s.inbytes,
-        outpkts: 0,
-        outbytes: 0,
     }
 }
 
@@ -771,181 +752,6 @@ impl Table {
         }
         Ok(out)
     }
-
-    // ---- views -----------------------------------------------------------
-
-    /// Services and their reals as the listings show them; `rates` are
-    /// measured over `rate_window` when given.
-    pub fn views(&self, rate_window: Option<Duration>) -> Result<Vec<ServiceView>, Error> {
-        let first = self.snapshot()?;
-        let Some(window) = rate_window else {
-            return Ok(first);
-        };
-        std::thread::sleep(window);
-        let mut second = self.snapshot()?;
-        let secs = window.as_secs_f64().max(1e-3);
-        let rate = |a: &Stats, b: &Stats| Rates {
-            cps: ((b.conns.saturating_sub(a.conns)) as f64 / secs).round() as u64,
-            inpps: ((b.inpkts.saturating_sub(a.inpkts)) as f64 / secs).round() as u64,
-            outpps: 0,
-            inbps: ((b.inbytes.saturating_sub(a.inbytes)) as f64 / secs).round() as u64,
-            outbps: 0,
-        };
-        for s2 in &mut second {
-            if let Some(s1) = first.iter().find(|s| s.spec.id == s2.spec.id) {
-                s2.rates = rate(&s1.stats, &s2.stats);
-                for r2 in &mut s2.reals {
-                    if let Some(r1) = s1.reals.iter().find(|r| r.spec.id == r2.spec.id) {
-                        r2.rates = rate(&r1.stats, &r2.stats);
-                    }
-                }
-            }
-        }
-        Ok(second)
-    }
-
-    fn snapshot(&self) -> Result<Vec<ServiceView>, Error> {
-        let now = monotonic_ns();
-        let settings = self.pins.settings()?;
-        let dests = self.dest_table()?;
-        // Gauges from the tables: (active, inactive, persist) per dest slot.
-        let gauges = self.conn_gauges(&dests, now)?;
-        let _ = settings;
-        let mut out = Vec::new();
-        for (id, (_, svc)) in self.services()? {
-            let stats = sum(&self
-                .pins
-                .svc_stats
-                .get(&svc.id, 0)
-                .map_err(map_err(MAP_SVC_STATS))?);
-            let mut reals = Vec::new();
-            for sd in &self.read_list(&svc)? {
-                let Some(d) = dests.get(sd.dest as usize) else {
-                    continue;
-                };
-                let ds = sum(&self
-                    .pins
-                    .dest_stats
-                    .get(&sd.dest, 0)
-                    .map_err(map_err(MAP_DEST_STATS))?);
-                let g = gauges.get(&sd.dest).copied().unwrap_or_default();
-                reals.push(RealView {
-                    spec: RealSpec {
-                        id: RealId {
-                            addr: Ipv4Addr::from(d.addr),
-                            port: u16::from_be_bytes(d.port),
-                        },
-                        fwd: Fwd::Route,
-                        weight: sd.weight,
-                    },
-                    active_conns: g.0,
-                    inactive_conns: g.1,
-                    persist_conns: g.2,
-                    stats: to_stats(ds),
-                    rates: Rates::default(),
-                });
-            }
-            out.push(ServiceView {
-                spec: spec_of(&id, &svc),
-                stats: to_stats(stats),
-                rates: Rates::default(),
-                reals,
-            });
-        }
-        Ok(out)
-    }
-
-    /// The route check and the next hop of a direct-routing real server
-    /// (docs/SEMANTICS.md §7), asked of the kernel over netlink (one socket
-    /// per table) without waiting: `Err` when the kernel routes it through a
-    /// gateway, `None` when its MAC is not known yet (the kernel was asked to
-    /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
-    /// and `lbctl daemon` fills it in when the kernel learns it).
-    fn next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
-        if let Some(known) = self.hops.get(&addr) {
-            return known.clone().map_err(Error::Invalid);
-        }
-        let hop = self.ask_next_hop(addr);
-        match &hop {
-            Ok(h) => self.hops.insert(addr, Ok(*h)),
-            Err(Error::Invalid(refused)) => self.hops.insert(addr, Err(refused.clone())),
-            Err(_) => None,
-        };
-        hop
-    }
-
-    fn ask_next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
-        if self.nl.is_none() {
-            self.nl = neigh::Netlink::open().ok();
-        }
-        let Some(nl) = self.nl.as_mut() else {
-            return Ok(None);
-        };
-        match nl.next_hop(addr) {
-            Ok(Ok(Lookup::Resolved(hop))) => Ok(Some(hop)),
-            Ok(Ok(Lookup::Pending | Lookup::NoRoute)) => Ok(None),
-            Err(_) => {
-                // A broken socket: a new one next time.
-                self.nl = None;
-                Ok(None)
-            }
-            Ok(Err(refused)) => Err(Error::Invalid(refused)),
-        }
-    }
-
-    /// Re-resolves the next hop of every real server that has none yet.
-    pub fn resolve_unresolved(&mut self) -> Result<(), Error> {
-        let todo: Vec<(u32, Dest)> = self
-            .dest_table()?
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| (i as u32, d))
-            .filter(|(_, d)| d.flags & DEST_F_IN_USE != 0 && d.flags & DEST_F_RESOLVED == 0)
-            .collect();
-        for (i, mut d) in todo {
-            // A real refused today (behind a gateway) stays as it is.
-            if let Ok(Some(hop)) = self.next_hop(Ipv4Addr::from(d.addr)) {
-                set_hop(&mut d, &hop);
-                self.write_dest(i, &d)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The kernel learned (or changed) the MAC of some real servers: every
-    /// dest of those addresses takes its new next hop. Returns the address
-    /// of every dest found, and whether it changed.
-    pub fn set_next_hops(
-        &mut self,
-        hops: &[(Ipv4Addr, NextHop)],
-    ) -> Result<Vec<(Ipv4Addr, bool)>, Error> {
-        let mut found = Vec::new();
-        for (i, mut d) in self.dest_table()?.into_iter().enumerate() {
-            if d.flags & DEST_F_IN_USE == 0 || d.fwd != FWD_ROUTE {
-                continue;
-            }
-            let addr = Ipv4Addr::from(d.addr);
-            let Some((_, hop)) = hops.iter().find(|(a, _)| *a == addr) else {
-                continue;
-            };
-            let same = d.flags & DEST_F_RESOLVED != 0
-                && d.mac == hop.mac
-                && (d.ifindex == hop.ifindex || d.ifindex == 0);
-            if !same {
-                set_hop(&mut d, hop);
-                self.write_dest(i as u32, &d)?;
-            }
-            found.push((addr, !same));
-        }
-        Ok(found)
-    }
-}
-
-fn set_hop(d: &mut Dest, hop: &NextHop) {
-    d.mac = hop.mac;
-    d.smac = hop.smac;
-    d.ifindex = hop.ifindex;
-    d.flags |= DEST_F_RESOLVED;
 }
 
 fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
