@@ -66,6 +66,11 @@ const NEEDS: &[Need] = &[
         present: || cmd::which("nsenter").is_some(),
     },
     Need {
+        package: "systemd",
+        why: "`systemd-analyze verify`, `systemd-sysusers`, `systemd-tmpfiles`: the privileges suite checks the shipped units",
+        present: || cmd::which("systemd-analyze").is_some(),
+    },
+    Need {
         package: "bpftool",
         why: "`bpftool` to inspect programs and maps when debugging",
         present: || cmd::which("bpftool").is_some(),
