@@ -51,10 +51,7 @@ pub fn entries<K: Pod, V: Pod, M: IterableMap<K, V>>(
         {
             Ok(iter())
         }
-        Err(io_error) => Err(MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_lookup_batch",
-            io_error,
-        })),
+        Err(io_error) => Err(syscall_error("bpf_map_lookup_batch", io_error)),
     }
 }
 
@@ -88,11 +85,14 @@ pub fn for_each<K: Pod, V: Pod, M: IterableMap<K, V>, I: Iterator<Item = (K, V)>
             }
             Ok(())
         }
-        Err(io_error) => Err(MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_lookup_batch",
-            io_error,
-        })),
+        Err(io_error) => Err(syscall_error("bpf_map_lookup_batch", io_error)),
     }
+}
+
+/// A failed batch call as aya reports a failed map call, so that callers
+/// name the map the same way (`pins::map_err`) whichever API failed.
+pub fn syscall_error(call: &'static str, io_error: io::Error) -> MapError {
+    MapError::SyscallError(aya::sys::SyscallError { call, io_error })
 }
 
 fn bpf(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {

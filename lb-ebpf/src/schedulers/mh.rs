@@ -1,8 +1,7 @@
 //! Maglev hashing, as `ip_vs_mh_schedule` (docs/SEMANTICS.md §5.6).
 
 use lb_common::{
-    MH_FALLBACK_PROBES, MH_TAB_SIZE, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_PORT, Service, hash_input,
-    mh_slot,
+    MH_FALLBACK_PROBES, MH_TAB_SIZE, MhTable, SVC_F_SCHED_FALLBACK, Service, hash_input, mh_slot,
 };
 
 use super::{Client, Entry, Nodes, Pick, entry, opaque};
@@ -12,11 +11,7 @@ use super::{Client, Entry, Nodes, Pick, entry, opaque};
 /// first available dest of the slots probed after it.
 #[inline(always)]
 pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Option<Pick> {
-    let port = if svc.flags & SVC_F_SCHED_PORT != 0 {
-        client.port
-    } else {
-        [0; 2]
-    };
+    let port = client.hashed_port(svc);
     let ihash = mh_slot(hash_input(client.addr, port, 0));
     let table = nodes.mh_table(svc)?;
     let pos = *table.pos.get(opaque(ihash) as usize)?;
@@ -24,7 +19,11 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
         Entry::Available(p) => Some(p),
         Entry::Empty => None,
         Entry::Unavailable if svc.flags & SVC_F_SCHED_FALLBACK != 0 => {
-            fallback(svc, nodes, client.addr, port, ihash)
+            let hashed = Client {
+                addr: client.addr,
+                port,
+            };
+            fallback(svc, nodes, table, &hashed, ihash)
         }
         Entry::Unavailable => None,
     }
@@ -33,19 +32,20 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
 /// `ip_vs_mh_get_fallback`'s loop: slot `hsiphash(((i + ihash) % 4093) +
 /// port + addr) % 4093` for i = 0, 1, ..., stopping at an empty slot. The
 /// kernel goes on for up to 4,093 probes; here at most
-/// `MH_FALLBACK_PROBES` (one BPF subprogram, bounded for the verifier).
+/// `MH_FALLBACK_PROBES` (one BPF subprogram, bounded for the verifier;
+/// `hashed` is the client with the port mh hashes, so that the call takes
+/// the five arguments a BPF call may have).
 #[inline(never)]
 fn fallback<N: Nodes>(
     svc: &Service,
     nodes: &N,
-    addr: [u8; 4],
-    port: [u8; 2],
+    table: &MhTable,
+    hashed: &Client,
     ihash: u32,
 ) -> Option<Pick> {
-    let table = nodes.mh_table(svc)?;
     for offset in 0..MH_FALLBACK_PROBES {
         let roffset = (offset + ihash) % MH_TAB_SIZE as u32;
-        let slot = mh_slot(hash_input(addr, port, roffset));
+        let slot = mh_slot(hash_input(hashed.addr, hashed.port, roffset));
         let pos = *table.pos.get(opaque(slot) as usize)?;
         match entry(svc, nodes, pos) {
             Entry::Available(p) => return Some(p),

@@ -29,8 +29,8 @@ mod sh;
 mod wrr;
 
 use lb_common::{
-    MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_TREE_DEPTH,
-    SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
+    MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR,
+    SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -53,6 +53,19 @@ pub trait Nodes {
 pub struct Client {
     pub addr: [u8; 4],
     pub port: [u8; 2],
+}
+
+impl Client {
+    /// The port sh and mh hash: the client's with the `sh-port`/`mh-port`
+    /// flag, else 0.
+    #[inline(always)]
+    fn hashed_port(&self, svc: &Service) -> [u8; 2] {
+        if svc.flags & SVC_F_SCHED_PORT != 0 {
+            self.port
+        } else {
+            [0; 2]
+        }
+    }
 }
 
 /// What a hash bucket or slot holds, for sh and mh.

@@ -1,8 +1,6 @@
 //! Source hashing, as `ip_vs_sh_schedule` (docs/SEMANTICS.md §5.5).
 
-use lb_common::{
-    SH_TAB_SIZE, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_PORT, Service, hash_input, sh_bucket,
-};
+use lb_common::{SH_TAB_SIZE, SVC_F_SCHED_FALLBACK, Service, ShTable, hash_input, sh_bucket};
 
 use super::{Client, Entry, Nodes, Pick, entry};
 
@@ -11,12 +9,7 @@ use super::{Client, Entry, Nodes, Pick, entry};
 /// available dest of the buckets probed after it.
 #[inline(always)]
 pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Option<Pick> {
-    let port = if svc.flags & SVC_F_SCHED_PORT != 0 {
-        client.port
-    } else {
-        [0; 2]
-    };
-    let v = hash_input(client.addr, port, 0);
+    let v = hash_input(client.addr, client.hashed_port(svc), 0);
     let ihash = sh_bucket(v, 0);
     let table = nodes.sh_table(svc)?;
     let pos = *table.pos.get(ihash as usize)?;
@@ -24,7 +17,7 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
         Entry::Available(p) => Some(p),
         Entry::Empty => None,
         Entry::Unavailable if svc.flags & SVC_F_SCHED_FALLBACK != 0 => {
-            fallback(svc, nodes, v, ihash)
+            fallback(svc, nodes, table, v, ihash)
         }
         Entry::Unavailable => None,
     }
@@ -34,8 +27,13 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
 /// for i = 0..256 (so every bucket once, from `2 * ihash`), stopping at an
 /// empty bucket. One BPF subprogram, bounded by the table's size.
 #[inline(never)]
-fn fallback<N: Nodes>(svc: &Service, nodes: &N, v: u32, ihash: u32) -> Option<Pick> {
-    let table = nodes.sh_table(svc)?;
+fn fallback<N: Nodes>(
+    svc: &Service,
+    nodes: &N,
+    table: &ShTable,
+    v: u32,
+    ihash: u32,
+) -> Option<Pick> {
     for offset in 0..SH_TAB_SIZE as u32 {
         let roffset = (offset + ihash) % SH_TAB_SIZE as u32;
         let b = sh_bucket(v, roffset);

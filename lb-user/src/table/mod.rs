@@ -145,12 +145,8 @@ impl Table {
         let start = svc.list.checked_add(svc.cap).ok_or_else(|| {
             Error::Invalid(format!("service block at {} is out of range", svc.list))
         })?;
-        batch::array_range(self.pins.svc_dests.map().fd().as_fd(), start, n).map_err(|e| {
-            map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                call: "bpf_map_lookup_batch",
-                io_error: e,
-            }))
-        })
+        batch::array_range(self.pins.svc_dests.map().fd().as_fd(), start, n)
+            .map_err(|e| map_err(MAP_SVC_DESTS)(batch::syscall_error("bpf_map_lookup_batch", e)))
     }
 
     /// The dest list of service `id` whose value is `svc`, as this table
@@ -201,11 +197,9 @@ impl Table {
             let keys: Vec<u32> = (off..off + len).collect();
             if let Err(e) = batch::update(self.pins.svc_dests.map().fd().as_fd(), &keys, &block) {
                 self.pool()?.free(off, len);
-                return Err(map_err(MAP_SVC_DESTS)(aya::maps::MapError::SyscallError(
-                    aya::sys::SyscallError {
-                        call: "bpf_map_update_batch",
-                        io_error: e,
-                    },
+                return Err(map_err(MAP_SVC_DESTS)(batch::syscall_error(
+                    "bpf_map_update_batch",
+                    e,
                 )));
             }
             svc.list = off;
@@ -266,12 +260,8 @@ impl Table {
     /// slots above were never given out), read in batches.
     pub fn dest_table(&self) -> Result<Vec<Dest>, Error> {
         let used = self.pins.settings()?.dests_used.min(self.pins.sizes.reals);
-        batch::array_range(self.pins.dests.map().fd().as_fd(), 0, used).map_err(|e| {
-            map_err(MAP_DESTS)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                call: "bpf_map_lookup_batch",
-                io_error: e,
-            }))
-        })
+        batch::array_range(self.pins.dests.map().fd().as_fd(), 0, used)
+            .map_err(|e| map_err(MAP_DESTS)(batch::syscall_error("bpf_map_lookup_batch", e)))
     }
 
     fn service(&self, id: &ServiceId) -> Result<Service, Error> {
