@@ -23,7 +23,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -44,8 +44,9 @@ pub const MAP_VIPS: &str = "VIPS";
 pub const MAP_SVC_DESTS: &str = "SVC_DESTS";
 pub const MAP_SH_TABLES: &str = "SH_TABLES";
 pub const MAP_MH_TABLES: &str = "MH_TABLES";
+pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 15] = [
+pub const MAP_NAMES: [&str; 16] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -58,6 +59,7 @@ pub const MAP_NAMES: [&str; 15] = [
     MAP_STATS,
     MAP_SVC_STATS,
     MAP_DEST_STATS,
+    MAP_DEST_CONNS,
     MAP_REPLY_RATE,
     MAP_IFACES,
     MAP_VIPS,
@@ -133,6 +135,27 @@ pub const SCHED_WRR: u32 = 1;
 pub const SCHED_SH: u32 = 2;
 /// Scheduler: Maglev hashing (`ip_vs_mh.c`).
 pub const SCHED_MH: u32 = 3;
+/// Scheduler: least connection (`ip_vs_lc.c`).
+pub const SCHED_LC: u32 = 4;
+/// Scheduler: weighted least connection (`ip_vs_wlc.c`), ipvsadm's default.
+pub const SCHED_WLC: u32 = 5;
+/// Scheduler: shortest expected delay (`ip_vs_sed.c`).
+pub const SCHED_SED: u32 = 6;
+/// Scheduler: never queue (`ip_vs_nq.c`).
+pub const SCHED_NQ: u32 = 7;
+/// Scheduler: weighted failover (`ip_vs_fo.c`).
+pub const SCHED_FO: u32 = 8;
+/// Scheduler: weighted overflow (`ip_vs_ovf.c`).
+pub const SCHED_OVF: u32 = 9;
+/// Scheduler: destination hashing (`ip_vs_dh.c`).
+pub const SCHED_DH: u32 = 10;
+/// Scheduler: locality-based least connection (`ip_vs_lblc.c`).
+pub const SCHED_LBLC: u32 = 11;
+/// Scheduler: locality-based least connection with replication
+/// (`ip_vs_lblcr.c`).
+pub const SCHED_LBLCR: u32 = 12;
+/// Scheduler: weighted random twos choice (`ip_vs_twos.c`).
+pub const SCHED_TWOS: u32 = 13;
 
 /// Service flags: IPVS's three scheduler flags (`IP_VS_SVC_F_SCHED1..3`,
 /// ipvsadm's `-b`), kept as given. sh and mh read the first as "fallback"
@@ -141,6 +164,9 @@ pub const SCHED_MH: u32 = 3;
 pub const SVC_F_SCHED1: u32 = 1 << 2;
 pub const SVC_F_SCHED2: u32 = 1 << 3;
 pub const SVC_F_SCHED3: u32 = 1 << 4;
+/// Service flag: one-packet scheduling (`-o`, `IP_VS_SVC_F_ONEPACKET`):
+/// each UDP datagram is scheduled on its own and no conn entry is kept.
+pub const SVC_F_ONEPACKET: u32 = 1 << 5;
 /// All three scheduler flags.
 pub const SVC_F_SCHED_MASK: u32 = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3;
 /// sh and mh: an unavailable real makes the lookup probe other buckets.
@@ -268,8 +294,64 @@ pub struct Dest {
     /// The last weight that was not 0 (0 for a dest added with weight 0),
     /// as the kernel's `last_weight`: what mh fills its table from.
     pub last_weight: u32,
+    /// Upper connection threshold (`-x`, 0 = none): the dest is overloaded
+    /// once its conns (active + inactive) reach it (docs/SEMANTICS.md §5.8).
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`, 0 = ¾ of the upper).
+    pub l_threshold: u32,
 }
-const _: () = assert!(size_of::<Dest>() == 56);
+const _: () = assert!(size_of::<Dest>() == 64);
+
+// ---------------------------------------------------------------------------
+// DEST_CONNS: Array<DestConns>, indexed like DESTS
+// ---------------------------------------------------------------------------
+
+/// Value of `DEST_CONNS`: the live connection counts of a `DESTS` slot, as
+/// IPVS's `activeconns`/`inactconns` and its OVERLOAD flag. Written only by
+/// the program (the packet path and the expiry sweeper), with atomic adds on
+/// a conn's creation, its active⇄inactive transitions and its removal, so
+/// they equal the conns of the slot that exist in `CONNS`
+/// (docs/SEMANTICS.md §6.4). Read by the counting schedulers and `-L`.
+/// The controller writes an entry only when the tables are made or rebuilt.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DestConns {
+    /// Conns in an active state (ActiveConn; `conn_state_is_active`).
+    pub active: u32,
+    /// Conns in another state (InActConn; UDP conns always).
+    pub inactive: u32,
+    /// Non-zero while the dest is overloaded: set when its conns reach
+    /// `Dest::u_threshold`, cleared when they fall below the lower one.
+    pub overloaded: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<DestConns>() == 16);
+
+impl DestConns {
+    /// `ip_vs_dest_conn_overhead`: active × 256 + inactive, what lc, wlc,
+    /// lblc, lblcr and twos compare. Counts are read while other CPUs add
+    /// to them, so a transiently negative count (a removal seen before its
+    /// creation) reads as 0.
+    pub const fn overhead(&self) -> u32 {
+        (self.active_now() << 8).wrapping_add(self.inactive_now())
+    }
+    /// ActiveConn, never negative.
+    pub const fn active_now(&self) -> u32 {
+        if (self.active as i32) < 0 {
+            0
+        } else {
+            self.active
+        }
+    }
+    /// InActConn, never negative.
+    pub const fn inactive_now(&self) -> u32 {
+        if (self.inactive as i32) < 0 {
+            0
+        } else {
+            self.inactive
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------
 // CONNS: LruHashMap<ConnKey, Conn>
@@ -778,6 +860,7 @@ mod user {
     unsafe impl aya::Pod for ShTable {}
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
+    unsafe impl aya::Pod for DestConns {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for TemplateKey {}

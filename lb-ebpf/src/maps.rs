@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
+    Dest, DestConns, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
     Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE,
     Template, TemplateKey, VIP_FILTER_WORDS,
 };
@@ -73,6 +73,10 @@ pub static SVC_STATS: PerCpuArray<ServiceStats, { DEFAULT_SERVICES as usize }> =
 
 #[btf_map]
 pub static DEST_STATS: PerCpuArray<ServiceStats, { DEFAULT_REALS as usize }> = PerCpuArray::new();
+
+/// The live connection counts of each `DESTS` slot (`DestConns`).
+#[btf_map]
+pub static DEST_CONNS: Array<DestConns, { DEFAULT_REALS as usize }> = Array::new();
 
 #[btf_map]
 pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();

@@ -7,7 +7,8 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, MhTable,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DestConns,
+    MhTable,
     NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
     SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
     conn_state_is_closing,
@@ -19,7 +20,7 @@ use lb_ebpf::{
 
 use crate::{
     Verdict, forward,
-    maps::{CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
+    maps::{CONNS, DEST_CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
     parse::Packet,
     reply,
     settings::timeout,
@@ -136,5 +137,10 @@ impl Nodes for MapNodes {
     #[inline(always)]
     fn mh_table(&self, svc: &Service) -> Option<&MhTable> {
         unsafe { MH_TABLES.get(svc.table) }
+    }
+
+    #[inline(always)]
+    fn conns(&self, dest: u32) -> Option<DestConns> {
+        DEST_CONNS.get(dest).copied()
     }
 }

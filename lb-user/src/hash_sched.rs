@@ -338,6 +338,9 @@ mod tests {
         fn mh_table(&self, _svc: &Service) -> Option<&MhTable> {
             Some(&self.mh)
         }
+        fn conns(&self, _dest: u32) -> Option<lb_common::DestConns> {
+            Some(lb_common::DestConns::default())
+        }
     }
 
     impl Svc {

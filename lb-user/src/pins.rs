@@ -25,11 +25,11 @@ use aya::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, Iface, MAP_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES, MAP_MH_TABLES, MAP_NAMES,
-    MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS,
-    MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
-    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, Iface, MAP_CONNS, MAP_DEST_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES,
+    MAP_MH_TABLES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES,
+    MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable,
+    REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey,
+    ServiceStats, Settings, ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -95,7 +95,7 @@ impl Sizes {
             MAP_CONNS => Some(self.conns),
             MAP_TEMPLATES => Some(self.templates),
             MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS => Some(self.services),
-            MAP_DESTS | MAP_DEST_STATS => Some(self.reals),
+            MAP_DESTS | MAP_DEST_STATS | MAP_DEST_CONNS => Some(self.reals),
             MAP_SVC_DESTS => Some(self.svc_dests()),
             // Two keys per service; not preallocated (only sh and mh
             // services hold entries).
@@ -126,6 +126,7 @@ pub struct Pins {
     pub stats: PerCpuArray<MapData, Counters>,
     pub svc_stats: PerCpuArray<MapData, ServiceStats>,
     pub dest_stats: PerCpuArray<MapData, ServiceStats>,
+    pub dest_conns: Array<MapData, DestConns>,
     pub ifaces: Array<MapData, Iface>,
     pub vips: Array<MapData, u64>,
     pub sizes: Sizes,
@@ -150,6 +151,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_STATS => (4, size_of::<Counters>(), Some(REASON_COUNT)),
         MAP_SVC_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), None),
+        MAP_DEST_CONNS => (4, size_of::<DestConns>(), None),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
@@ -344,6 +346,7 @@ impl Pins {
             PerCpuArray::try_from(take(MAP_SVC_STATS)).map_err(map_err(MAP_SVC_STATS))?;
         let dest_stats =
             PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
+        let dest_conns = Array::try_from(take(MAP_DEST_CONNS)).map_err(map_err(MAP_DEST_CONNS))?;
         let ifaces = Array::try_from(take(MAP_IFACES)).map_err(map_err(MAP_IFACES))?;
         let vips = Array::try_from(take(MAP_VIPS)).map_err(map_err(MAP_VIPS))?;
         let mut pins = Pins {
@@ -360,6 +363,7 @@ impl Pins {
             stats,
             svc_stats,
             dest_stats,
+            dest_conns,
             ifaces,
             vips,
             sizes: found,

@@ -104,6 +104,9 @@ mod tests {
         fn mh_table(&self, _svc: &Service) -> Option<&MhTable> {
             None
         }
+        fn conns(&self, _dest: u32) -> Option<lb_common::DestConns> {
+            Some(lb_common::DestConns::default())
+        }
     }
 
     impl Svc {

@@ -29,7 +29,7 @@ mod sh;
 mod wrr;
 
 use lb_common::{
-    MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR,
+    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR,
     SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
 };
 
@@ -45,6 +45,8 @@ pub trait Nodes {
     fn sh_table(&self, svc: &Service) -> Option<&ShTable>;
     /// The mh table of the service (key `Service::table`).
     fn mh_table(&self, svc: &Service) -> Option<&MhTable>;
+    /// The live connection counts of `dest` (`DEST_CONNS`).
+    fn conns(&self, dest: u32) -> Option<DestConns>;
 }
 
 /// What sh and mh hash: the client's address and source port, in network
