@@ -320,12 +320,23 @@ pub struct DestConns {
     pub active: u32,
     /// Conns in another state (InActConn; UDP conns always).
     pub inactive: u32,
-    /// Non-zero while the dest is overloaded: set when its conns reach
-    /// `Dest::u_threshold`, cleared when they fall below the lower one.
+    /// The upper threshold under which the dest became overloaded (its
+    /// conns reached `Dest::u_threshold`), 0 while it is not; cleared when
+    /// its conns fall below the lower threshold. Read through
+    /// [`dest_overloaded`], which also honours an `-e` that removed or
+    /// raised the threshold since.
     pub overloaded: u32,
     pub _pad: u32,
 }
 const _: () = assert!(size_of::<DestConns>() == 16);
+
+/// Whether a dest is overloaded now, from `DestConns::overloaded` (the upper
+/// threshold it was set under) and the dest's current `u_threshold`: as the
+/// kernel's `__ip_vs_update_dest`, removing the upper threshold or raising
+/// it clears the overload at once.
+pub const fn dest_overloaded(set_under: u32, u_threshold: u32) -> bool {
+    set_under != 0 && u_threshold != 0 && u_threshold <= set_under
+}
 
 impl DestConns {
     /// `ip_vs_dest_conn_overhead`: active × 256 + inactive, what lc, wlc,

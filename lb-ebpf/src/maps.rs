@@ -15,9 +15,9 @@ use aya_ebpf::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, DestConns, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
-    Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL,
+    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
+    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]

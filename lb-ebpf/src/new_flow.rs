@@ -7,11 +7,10 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey, DestConns,
-    MhTable,
-    NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
-    SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
-    conn_state_is_closing,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
+    DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
+    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
+    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, dest_overloaded,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -141,6 +140,11 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn conns(&self, dest: u32) -> Option<DestConns> {
-        DEST_CONNS.get(dest).copied()
+        let mut c = DEST_CONNS.get(dest).copied()?;
+        if c.overloaded != 0 {
+            let upper = DESTS.get(dest).map_or(0, |d| d.u_threshold);
+            c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
+        }
+        Some(c)
     }
 }

@@ -49,6 +49,24 @@ pub const UNSUPPORTED_SCHEDULERS: [&str; 10] = [
     "lc", "wlc", "lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf", "twos",
 ];
 
+/// The implemented schedulers' names, for messages.
+pub fn supported_names() -> String {
+    ALL_SCHEDULERS
+        .iter()
+        .filter(|n| !UNSUPPORTED_SCHEDULERS.contains(n))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every scheduler of the kernel, by its `-s` name.
+pub const ALL_SCHEDULERS: [&str; 14] = [
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+/// ipvsadm's scheduler when `-A` gives none (`DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: Sched = Sched::Wlc;
+
 /// IPVS's scheduler flags (`-b`, `IP_VS_SVC_F_SCHED1..3`) as lb-common's
 /// `SVC_F_SCHED*` bits. sh and mh read the first as fallback and the second
 /// as port; ipvsadm names them after the scheduler (`sh-fallback`,
@@ -130,6 +148,16 @@ pub enum Sched {
     Wrr,
     Sh(SchedFlags),
     Mh(SchedFlags),
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+    Fo,
+    Ovf,
+    Dh,
+    Lblc,
+    Lblcr,
+    Twos,
 }
 
 impl Sched {
@@ -139,22 +167,64 @@ impl Sched {
             Sched::Wrr => "wrr",
             Sched::Sh(_) => "sh",
             Sched::Mh(_) => "mh",
+            Sched::Lc => "lc",
+            Sched::Wlc => "wlc",
+            Sched::Sed => "sed",
+            Sched::Nq => "nq",
+            Sched::Fo => "fo",
+            Sched::Ovf => "ovf",
+            Sched::Dh => "dh",
+            Sched::Lblc => "lblc",
+            Sched::Lblcr => "lblcr",
+            Sched::Twos => "twos",
         }
+    }
+
+    /// Every scheduler of the kernel by its `-s` name (with no flags),
+    /// implemented or not.
+    pub fn from_name(name: &str) -> Option<Sched> {
+        Some(match name {
+            "rr" => Sched::Rr,
+            "wrr" => Sched::Wrr,
+            "sh" => Sched::Sh(SchedFlags::NONE),
+            "mh" => Sched::Mh(SchedFlags::NONE),
+            "lc" => Sched::Lc,
+            "wlc" => Sched::Wlc,
+            "sed" => Sched::Sed,
+            "nq" => Sched::Nq,
+            "fo" => Sched::Fo,
+            "ovf" => Sched::Ovf,
+            "dh" => Sched::Dh,
+            "lblc" => Sched::Lblc,
+            "lblcr" => Sched::Lblcr,
+            "twos" => Sched::Twos,
+            _ => return None,
+        })
+    }
+
+    /// Whether lbctl implements this scheduler (else `-s` refuses it as
+    /// not supported yet).
+    pub fn implemented(self) -> bool {
+        !UNSUPPORTED_SCHEDULERS.contains(&self.name())
     }
 
     /// ldirectord's `scheduler=` (its check: lowercase letters), or the
     /// message for a scheduler lbctl does not implement.
     pub fn from_ldirectord(value: &str) -> Result<Sched, String> {
+        match Sched::from_name(value) {
+            Some(s) if s.implemented() => return Ok(s),
+            Some(_) => {
+                return Err(format!(
+                    "scheduler {value} is not supported yet (supported: {})",
+                    supported_names()
+                ));
+            }
+            None => {}
+        }
         match value {
-            "rr" => Ok(Sched::Rr),
-            "wrr" => Ok(Sched::Wrr),
-            "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
-            "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
-            s if UNSUPPORTED_SCHEDULERS.contains(&s) => Err(format!(
-                "scheduler {s} is not supported yet (supported: rr, wrr, sh, mh)"
-            )),
             s if !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()) => Err(format!(
-                "scheduler {s}: no such scheduler (supported: rr, wrr, sh, mh)"
+                "scheduler {s}: no such scheduler (supported: {})",
+                supported_names()
             )),
             _ => Err("invalid scheduler, should be only lowercase letters (a-z)".into()),
         }
@@ -179,6 +249,16 @@ impl Sched {
             Sched::Wrr => lb_common::SCHED_WRR,
             Sched::Sh(_) => lb_common::SCHED_SH,
             Sched::Mh(_) => lb_common::SCHED_MH,
+            Sched::Lc => lb_common::SCHED_LC,
+            Sched::Wlc => lb_common::SCHED_WLC,
+            Sched::Sed => lb_common::SCHED_SED,
+            Sched::Nq => lb_common::SCHED_NQ,
+            Sched::Fo => lb_common::SCHED_FO,
+            Sched::Ovf => lb_common::SCHED_OVF,
+            Sched::Dh => lb_common::SCHED_DH,
+            Sched::Lblc => lb_common::SCHED_LBLC,
+            Sched::Lblcr => lb_common::SCHED_LBLCR,
+            Sched::Twos => lb_common::SCHED_TWOS,
         }
     }
 
@@ -189,6 +269,16 @@ impl Sched {
             lb_common::SCHED_RR => Sched::Rr,
             lb_common::SCHED_SH => Sched::Sh(flags),
             lb_common::SCHED_MH => Sched::Mh(flags),
+            lb_common::SCHED_LC => Sched::Lc,
+            lb_common::SCHED_WLC => Sched::Wlc,
+            lb_common::SCHED_SED => Sched::Sed,
+            lb_common::SCHED_NQ => Sched::Nq,
+            lb_common::SCHED_FO => Sched::Fo,
+            lb_common::SCHED_OVF => Sched::Ovf,
+            lb_common::SCHED_DH => Sched::Dh,
+            lb_common::SCHED_LBLC => Sched::Lblc,
+            lb_common::SCHED_LBLCR => Sched::Lblcr,
+            lb_common::SCHED_TWOS => Sched::Twos,
             _ => Sched::Wrr,
         }
     }
@@ -197,7 +287,7 @@ impl Sched {
     pub fn flags(self) -> SchedFlags {
         match self {
             Sched::Sh(f) | Sched::Mh(f) => f,
-            Sched::Rr | Sched::Wrr => SchedFlags::NONE,
+            _ => SchedFlags::NONE,
         }
     }
 

@@ -45,7 +45,8 @@ pub trait Nodes {
     fn sh_table(&self, svc: &Service) -> Option<&ShTable>;
     /// The mh table of the service (key `Service::table`).
     fn mh_table(&self, svc: &Service) -> Option<&MhTable>;
-    /// The live connection counts of `dest` (`DEST_CONNS`).
+    /// The live connection counts of `dest` (`DEST_CONNS`), with
+    /// `overloaded` resolved to 1 (overloaded now, `dest_overloaded`) or 0.
     fn conns(&self, dest: u32) -> Option<DestConns>;
 }
 
@@ -76,7 +77,7 @@ enum Entry {
     Empty,
     /// A dest that may take the flow (weight > 0).
     Available(Pick),
-    /// A dest that may not (weight 0; overloaded when thresholds exist).
+    /// A dest that may not (weight 0, or overloaded).
     Unavailable,
 }
 
@@ -97,11 +98,22 @@ fn entry<N: Nodes>(svc: &Service, nodes: &N, pos: u16) -> Entry {
     }
     let pos = pos as u32;
     match nodes.node(svc, svc.cap.wrapping_add(pos)) {
-        Some(n) if n.dest != NO_DEST && n.weight > 0 => {
+        Some(n) if n.dest != NO_DEST && n.weight > 0 && !overloaded(nodes, n.dest) => {
             Entry::Available(Pick { pos, dest: n.dest })
         }
         Some(n) if n.dest != NO_DEST => Entry::Unavailable,
         _ => Entry::Empty,
+    }
+}
+
+/// Whether `dest` is overloaded (its connections reached its upper
+/// threshold): every scheduler skips it, as the kernel's skip
+/// `IP_VS_DEST_F_OVERLOAD`.
+#[inline(always)]
+pub fn overloaded<N: Nodes>(nodes: &N, dest: u32) -> bool {
+    match nodes.conns(dest) {
+        Some(c) => c.overloaded != 0,
+        None => false,
     }
 }
 

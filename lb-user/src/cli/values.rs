@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{CliError, MAX_TIMEOUT};
-use crate::model::{BadSchedFlag, Proto, Sched, SchedFlags, UNSUPPORTED_SCHEDULERS};
+use crate::model::{BadSchedFlag, Proto, Sched, SchedFlags};
 use crate::resolve::Resolver;
 /// ipvsadm's `string_to_number`: `strtol` base 10 (leading blanks and a sign
 /// allowed), the whole word must be used, `min..=max`.
@@ -91,15 +91,10 @@ pub(super) fn parse_netmask(s: &str) -> Result<Ipv4Addr, CliError> {
 }
 
 pub(super) fn parse_sched(name: &str) -> Result<Sched, CliError> {
-    match name {
-        "rr" => Ok(Sched::Rr),
-        "wrr" => Ok(Sched::Wrr),
-        "sh" => Ok(Sched::Sh(SchedFlags::NONE)),
-        "mh" => Ok(Sched::Mh(SchedFlags::NONE)),
-        n if UNSUPPORTED_SCHEDULERS.contains(&n) => {
-            Err(CliError::SchedulerUnsupported(n.to_owned()))
-        }
-        n => Err(CliError::SchedulerNotFound(n.to_owned())),
+    match Sched::from_name(name) {
+        Some(s) if s.implemented() => Ok(s),
+        Some(_) => Err(CliError::SchedulerUnsupported(name.to_owned())),
+        None => Err(CliError::SchedulerNotFound(name.to_owned())),
     }
 }
 
