@@ -23,7 +23,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -45,8 +45,9 @@ pub const MAP_SVC_DESTS: &str = "SVC_DESTS";
 pub const MAP_SH_TABLES: &str = "SH_TABLES";
 pub const MAP_MH_TABLES: &str = "MH_TABLES";
 pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
+pub const MAP_LBLC: &str = "LBLC";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 16] = [
+pub const MAP_NAMES: [&str; 17] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -60,6 +61,7 @@ pub const MAP_NAMES: [&str; 16] = [
     MAP_SVC_STATS,
     MAP_DEST_STATS,
     MAP_DEST_CONNS,
+    MAP_LBLC,
     MAP_REPLY_RATE,
     MAP_IFACES,
     MAP_VIPS,
@@ -565,7 +567,7 @@ pub const MH_HASH1_KEY: u64 = 2_654_435_761;
 pub const MH_HASH2_KEY: u64 = 2_654_446_892;
 /// Slots `mh-fallback` probes after the client's own (the kernel probes up
 /// to `MH_TAB_SIZE`; docs/SEMANTICS.md §5.6 and README say why not here).
-pub const MH_FALLBACK_PROBES: u32 = 256;
+pub const MH_FALLBACK_PROBES: u32 = 16;
 /// An empty bucket or slot (no dest).
 pub const NO_POS: u16 = u16::MAX;
 /// Tables per service in `SH_TABLES` / `MH_TABLES` (the current one and
@@ -656,6 +658,64 @@ pub const fn hsiphash_u32(v: u32, key: u64) -> u32 {
 pub const fn mh_slot(v: u32) -> u32 {
     hsiphash_u32(v, MH_HASH1_KEY) % MH_TAB_SIZE as u32
 }
+
+// ---------------------------------------------------------------------------
+// LBLC: LruHashMap<LblcKey, LblcEntry>, the lblc and lblcr tables
+// ---------------------------------------------------------------------------
+
+/// Key of `LBLC`: a destination address of a service (`ip_vs_lblc_entry`'s
+/// and `ip_vs_lblcr_entry`'s `addr`, in the service's table). For a service
+/// looked up by (VIP, port, protocol) the packet's destination is the VIP,
+/// so such a service has one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct LblcKey {
+    /// `Service::id`.
+    pub svc: u32,
+    /// The destination address, network order.
+    pub addr: [u8; 4],
+}
+const _: () = assert!(size_of::<LblcKey>() == 8);
+
+/// A dest of an lblc or lblcr entry: its `DESTS` slot and the slot's
+/// `generation` when it was recorded (another generation: the slot went to
+/// another real, as if the kernel's dest had been freed from its trash).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SetDest {
+    pub dest: u32,
+    pub generation: u32,
+}
+const _: () = assert!(size_of::<SetDest>() == 8);
+
+/// Dests an lblcr entry's set holds at most (the kernel's set has no
+/// bound); a dest added to a full set takes the place of the one added
+/// longest ago (docs/SEMANTICS.md §5.11).
+pub const LBLCR_SET_MAX: usize = 8;
+
+/// The kernel's default `lblc_expiration` and `lblcr_expiration` (24 h): an
+/// entry unused for that long is gone; an lblcr set unchanged for that long
+/// loses its most loaded dest.
+pub const LBLC_EXPIRATION_NS: u64 = 24 * 60 * 60 * NS_PER_SEC;
+
+/// Value of `LBLC`: an lblc entry (the dest last picked for the address,
+/// `set[0]`, `size` 1) or an lblcr entry (a set of dests, newest first).
+/// Written only by the program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct LblcEntry {
+    /// When a new flow last looked the entry up (`lastuse`), ns.
+    pub lastuse: u64,
+    /// lblcr: when the set last changed (`set.lastmod`), ns.
+    pub lastmod: u64,
+    /// `Service::epoch` the entry was made under: an entry of another
+    /// epoch (the service was deleted, or its scheduler changed) is absent.
+    pub epoch: u32,
+    /// Dests in `set` (at most `LBLCR_SET_MAX`).
+    pub size: u32,
+    pub set: [SetDest; LBLCR_SET_MAX],
+}
+const _: () = assert!(size_of::<LblcEntry>() == 88);
 
 // ---------------------------------------------------------------------------
 // SCHED: PerCpuArray<SchedState> indexed by service id
@@ -872,6 +932,8 @@ mod user {
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for DestConns {}
+    unsafe impl aya::Pod for LblcKey {}
+    unsafe impl aya::Pod for LblcEntry {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for TemplateKey {}

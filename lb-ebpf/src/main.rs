@@ -31,6 +31,7 @@ mod maps;
 mod new_flow;
 mod parse;
 mod reply;
+mod scan;
 mod settings;
 mod stats;
 mod template;

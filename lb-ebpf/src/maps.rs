@@ -15,9 +15,9 @@ use aya_ebpf::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, DestConns, Iface, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL,
-    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
-    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, Iface, LblcEntry, LblcKey, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
+    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
@@ -77,6 +77,13 @@ pub static DEST_STATS: PerCpuArray<ServiceStats, { DEFAULT_REALS as usize }> = P
 /// The live connection counts of each `DESTS` slot (`DestConns`).
 #[btf_map]
 pub static DEST_CONNS: Array<DestConns, { DEFAULT_REALS as usize }> = Array::new();
+
+/// The lblc and lblcr tables of all services (`LblcEntry`), keyed by
+/// service and destination address; written by the packet path only.
+/// Least recently used entries make room (those of deleted services, whose
+/// epoch no longer matches, first).
+#[btf_map]
+pub static LBLC: LruHashMap<LblcKey, LblcEntry, { DEFAULT_SERVICES as usize }> = LruHashMap::new();
 
 #[btf_map]
 pub static REPLY_RATE: PerCpuArray<ReplyRate, 1> = PerCpuArray::new();

@@ -8,20 +8,21 @@
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
-    DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, dest_overloaded,
+    DEST_F_AVAILABLE, DestConns, LblcEntry, LblcKey, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE,
+    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0,
+    Service, ServiceDest, SetDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
+    conn_state_is_closing, dest_overloaded,
 };
 use lb_ebpf::{
-    schedulers::{self, Client, Nodes},
+    schedulers::{self, Client, DestState, Nodes, Visit},
     tcp_state::next_state,
 };
 
 use crate::{
-    Verdict, forward,
-    maps::{CONNS, DEST_CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
+    Verdict, clock, forward,
+    maps::{CONNS, DEST_CONNS, DESTS, LBLC, MH_TABLES, SCHED, SETTINGS, SH_TABLES, SVC_DESTS},
     parse::Packet,
-    reply,
+    reply, scan,
     settings::timeout,
     stats, template,
 };
@@ -112,8 +113,9 @@ pub fn schedule(
 }
 
 /// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
-/// place in its list `DESTS` records for a dest, and its sh or mh table.
-struct MapNodes;
+/// place in its list `DESTS` records for a dest, its sh, mh or dh table,
+/// the live counts, and the lblc/lblcr entries.
+pub(crate) struct MapNodes;
 
 impl Nodes for MapNodes {
     #[inline(always)]
@@ -146,5 +148,52 @@ impl Nodes for MapNodes {
             c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
         }
         Some(c)
+    }
+
+    #[inline(always)]
+    fn dest_state(&self, dest: u32) -> Option<DestState> {
+        let d = DESTS.get(dest)?;
+        Some(DestState {
+            generation: d.generation,
+            weight: d.weight,
+            available: d.flags & DEST_F_AVAILABLE != 0,
+            rank: d.rank,
+            vip: d.svc.addr,
+        })
+    }
+
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        match SETTINGS.get(0) {
+            Some(cfg) => clock::now(cfg),
+            None => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn lblc_entry(&self, key: &LblcKey) -> Option<&mut LblcEntry> {
+        // Sound: a map value, alive while the program runs; other CPUs may
+        // write it at the same time (each field stays a valid value).
+        LBLC.get_ptr_mut(key).map(|e| unsafe { &mut *e })
+    }
+
+    /// Builds the entry in a frame of its own (88 bytes off the caller's
+    /// stack).
+    #[inline(never)]
+    fn lblc_new(&self, key: &LblcKey, epoch: u32, d: SetDest, now: u64) {
+        let mut e = LblcEntry {
+            lastuse: now,
+            lastmod: now,
+            epoch,
+            size: 1,
+            ..Default::default()
+        };
+        e.set[0] = d;
+        let _ = LBLC.insert(key, e, 0);
+    }
+
+    #[inline(always)]
+    fn scan<V: Visit>(&self, svc: &Service, v: V) -> V {
+        scan::scan(svc, v)
     }
 }

@@ -1,8 +1,9 @@
-//! The sh and mh tables of a service, built by the controller as the
+//! The sh, mh and dh tables of a service, built by the controller as the
 //! kernel builds them (`ip_vs_sh_reassign`, `ip_vs_mh_permutate` and
-//! `ip_vs_mh_populate`; docs/SEMANTICS.md §5.5, §5.6, §15.1), so that two
-//! directors with the same configuration map a client to the same real, and
-//! to the one IPVS would.
+//! `ip_vs_mh_populate`, `ip_vs_dh_reassign`; docs/SEMANTICS.md §5.5, §5.6,
+//! §5.9, §15.1), so that two directors with the same configuration map a
+//! client (sh, mh) or a destination address (dh) to the same real, and to
+//! the one IPVS would. dh's table has sh's layout and goes to `SH_TABLES`.
 //!
 //! A table entry is a position in the service's dest list (newest first,
 //! lb-common's `ServiceDest`), `NO_POS` when empty: the packet path reads
@@ -14,7 +15,7 @@
 
 use lb_common::{
     Dest, MAP_MH_TABLES, MAP_SH_TABLES, MH_HASH1_KEY, MH_HASH2_KEY, MH_TAB_BITS, MH_TAB_SIZE,
-    MhTable, NO_POS, SCHED_MH, SCHED_SH, SH_TAB_SIZE, Service, ServiceDest, ShTable,
+    MhTable, NO_POS, SCHED_DH, SCHED_MH, SCHED_SH, SH_TAB_SIZE, Service, ServiceDest, ShTable,
     TABLES_PER_SERVICE, hash_input, hsiphash_u32,
 };
 
@@ -23,8 +24,8 @@ use crate::{
     pins::{Pins, map_err},
 };
 
-/// sh and mh: writes the service's table for `list` (`dests`: the `Dest`
-/// of each, for mh) under its other key (`2 * id` or `2 * id + 1`), and
+/// sh, mh and dh: writes the service's table for `list` (`dests`: the
+/// `Dest` of each, for mh) under its other key (`2 * id` or `2 * id + 1`), and
 /// names it in `svc.table`; the caller then writes the `Service` value.
 /// The previous table stays until the next change, for a packet that may
 /// still be reading it. Nothing for other schedulers.
@@ -39,6 +40,10 @@ pub fn write_table(
         SCHED_SH => pins
             .sh_tables
             .insert(key, sh_table(list), 0)
+            .map_err(map_err(MAP_SH_TABLES))?,
+        SCHED_DH => pins
+            .sh_tables
+            .insert(key, dh_table(list), 0)
             .map_err(map_err(MAP_SH_TABLES))?,
         SCHED_MH => {
             let dests: Vec<MhDest> = dests
@@ -64,8 +69,9 @@ pub fn write_table(
     Ok(())
 }
 
-/// Drops service `id`'s sh and mh tables but those of `keep` (`SCHED_*`,
-/// its scheduler now), once its `Service` value no longer names them.
+/// Drops service `id`'s sh, dh and mh tables but those of `keep`
+/// (`SCHED_*`, its scheduler now), once its `Service` value no longer names
+/// them.
 pub fn drop_tables(pins: &mut Pins, id: u32, keep: Option<u32>) -> Result<(), Error> {
     let gone = |r: Result<(), aya::maps::MapError>| match r {
         Err(aya::maps::MapError::KeyNotFound) => Ok(()),
@@ -77,7 +83,7 @@ pub fn drop_tables(pins: &mut Pins, id: u32, keep: Option<u32>) -> Result<(), Er
         r => r,
     };
     for key in id * TABLES_PER_SERVICE..(id + 1) * TABLES_PER_SERVICE {
-        if keep != Some(SCHED_SH) {
+        if keep != Some(SCHED_SH) && keep != Some(SCHED_DH) {
             gone(pins.sh_tables.remove(&key)).map_err(map_err(MAP_SH_TABLES))?;
         }
         if keep != Some(SCHED_MH) {
@@ -105,6 +111,25 @@ pub fn sh_table(list: &[ServiceDest]) -> ShTable {
             p = (p + 1) % list.len();
             count = 0;
         }
+    }
+    t
+}
+
+/// dh's table (`ip_vs_dh_reassign`): walk the list round and round, one
+/// bucket per dest whatever its weight (a quiescent dest keeps its
+/// buckets, and gets no flow), so bucket `b` holds position `b % n`; all
+/// empty when the list is. The kernel refills it when a dest is added or
+/// removed; the fill depends on nothing else, so refilling it on every
+/// change, as `Table` does, gives the same table.
+pub fn dh_table(list: &[ServiceDest]) -> ShTable {
+    let mut t = ShTable {
+        pos: [NO_POS; SH_TAB_SIZE],
+    };
+    if list.is_empty() {
+        return t;
+    }
+    for (b, pos) in t.pos.iter_mut().enumerate() {
+        *pos = (b % list.len()) as u16;
     }
     t
 }

@@ -17,6 +17,8 @@ pub mod format;
 pub mod hash_sched;
 pub mod input;
 pub mod list_pool;
+#[cfg(test)]
+mod locality_tests;
 pub mod model;
 pub mod neigh;
 pub mod pins;

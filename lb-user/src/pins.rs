@@ -25,11 +25,12 @@ use aya::{
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, DestConns, Iface, MAP_CONNS, MAP_DEST_CONNS, MAP_DEST_STATS, MAP_DESTS, MAP_IFACES,
-    MAP_MH_TABLES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES,
-    MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable,
-    REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, Iface, LblcEntry, LblcKey, MAP_CONNS, MAP_DEST_CONNS, MAP_DEST_STATS,
+    MAP_DESTS, MAP_IFACES, MAP_LBLC, MAP_MH_TABLES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED,
+    MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS,
+    MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL,
+    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
+    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -94,7 +95,7 @@ impl Sizes {
         match name {
             MAP_CONNS => Some(self.conns),
             MAP_TEMPLATES => Some(self.templates),
-            MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS => Some(self.services),
+            MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS | MAP_LBLC => Some(self.services),
             MAP_DESTS | MAP_DEST_STATS | MAP_DEST_CONNS => Some(self.reals),
             MAP_SVC_DESTS => Some(self.svc_dests()),
             // Two keys per service; not preallocated (only sh and mh
@@ -152,6 +153,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_SVC_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_DEST_CONNS => (4, size_of::<DestConns>(), None),
+        MAP_LBLC => (size_of::<LblcKey>(), size_of::<LblcEntry>(), None),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),

@@ -1,6 +1,7 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
 //! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
-//! `ip_vs_mh.c`; docs/SEMANTICS.md §5).
+//! `ip_vs_mh.c`, `ip_vs_dh.c`, `ip_vs_lblc.c`, `ip_vs_lblcr.c`;
+//! docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
 //! (`SchedState`) over the service's dest list, which the controller keeps
@@ -19,18 +20,31 @@
 //! are positions in the same dest list; the fallback flags probe further
 //! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
 //!
+//! dh looks the packet's destination address up in a table of the same
+//! layout as sh's (`dh.rs`). lblc and lblcr keep, per destination address,
+//! the dest (lblc) or set of dests (lblcr) they last picked, in the
+//! program's `LBLC` map (lb-common's `LblcEntry`), and fall back to a
+//! weighted least-connection pick over the whole list, which goes through
+//! [`Nodes::scan`] (a `bpf_loop` on the packet path: the list may hold
+//! 65,536 dests) (`lblc.rs`, `lblcr.rs`, `least.rs`).
+//!
 //! One file per scheduler; [`pick`] dispatches on `Service::sched`. This
 //! module refers to nothing outside itself but lb-common, so that lb-user's
 //! tests can run it over the blocks the controller builds.
 
+mod dh;
+mod lblc;
+mod lblcr;
+mod least;
 mod mh;
 mod rr;
 mod sh;
 mod wrr;
 
 use lb_common::{
-    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR,
-    SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
+    DestConns, LblcEntry, LblcKey, MhTable, NO_DEST, NO_POS, SCHED_DH, SCHED_HEAD, SCHED_LBLC,
+    SCHED_LBLCR, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH,
+    SchedState, Service, ServiceDest, SetDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -41,13 +55,88 @@ pub trait Nodes {
     /// The `rank` `DESTS` records for `dest` (its place in its service's
     /// list counted from the tail).
     fn dest_rank(&self, dest: u32) -> Option<u32>;
-    /// The sh table of the service (key `Service::table`).
+    /// The sh or dh table of the service (key `Service::table`).
     fn sh_table(&self, svc: &Service) -> Option<&ShTable>;
     /// The mh table of the service (key `Service::table`).
     fn mh_table(&self, svc: &Service) -> Option<&MhTable>;
     /// The live connection counts of `dest` (`DEST_CONNS`), with
     /// `overloaded` resolved to 1 (overloaded now, `dest_overloaded`) or 0.
     fn conns(&self, dest: u32) -> Option<DestConns>;
+    // The methods below have defaults meaning "nothing there", for the
+    // host tests of the schedulers that do not read them; the packet
+    // path's `MapNodes` implements every one.
+
+    /// What dh, lblc and lblcr read of a `DESTS` slot.
+    fn dest_state(&self, _dest: u32) -> Option<DestState> {
+        None
+    }
+    /// Now, in the packet path's clock (ns).
+    fn now(&self) -> u64 {
+        0
+    }
+    /// The lblc/lblcr entry of `key` (`LBLC`), read and changed in place
+    /// (two CPUs changing one entry at once may lose one change; the
+    /// kernel serialises them with a lock, docs/SEMANTICS.md §5.10).
+    #[expect(clippy::mut_from_ref, reason = "the entry lives in a map, not in self")]
+    fn lblc_entry(&self, _key: &LblcKey) -> Option<&mut LblcEntry> {
+        None
+    }
+    /// Makes the entry of `key`, or replaces it: made under `epoch`, used
+    /// and changed `now`, its set `{d}`. A full table keeps its entries
+    /// (the pick is used all the same, as the kernel's when it cannot
+    /// allocate an entry).
+    fn lblc_new(&self, _key: &LblcKey, _epoch: u32, _d: SetDest, _now: u64) {}
+    /// Runs `v` over the service's list in order (position, entry, counts
+    /// as [`Nodes::conns`] gives them, zero if unreadable) until it returns
+    /// false, and gives it back. The packet path overrides this plain loop
+    /// with a `bpf_loop`, which the verifier accepts for any length.
+    fn scan<V: Visit>(&self, svc: &Service, mut v: V) -> V {
+        for pos in 0..svc.ndests.min(svc.cap) {
+            let Some(node) = self.node(svc, svc.cap + pos) else {
+                break;
+            };
+            let conns = self.conns(node.dest).unwrap_or_default();
+            if !v.visit(pos, node, conns) {
+                break;
+            }
+        }
+        v
+    }
+    /// The packet's destination address, which for a service looked up by
+    /// (VIP, port, protocol) is its VIP, as every dest of the service
+    /// records it (`Dest::svc`); `None` for a service with no dests.
+    fn daddr(&self, svc: &Service) -> Option<[u8; 4]> {
+        if svc.ndests == 0 {
+            return None;
+        }
+        let head = self.node(svc, svc.cap)?;
+        Some(self.dest_state(head.dest)?.vip)
+    }
+}
+
+/// A visitor of the dests of a list ([`Nodes::scan`]).
+pub trait Visit {
+    /// The dest at position `pos`, its list entry and its counts; false
+    /// ends the scan.
+    fn visit(&mut self, pos: u32, node: ServiceDest, conns: DestConns) -> bool;
+}
+
+/// What lblc and lblcr read of a `DESTS` slot: they remember dests across
+/// changes of the list, so they check that a remembered slot still holds
+/// the same real (`generation`) and is still in the list (`available`,
+/// `rank`), and read its weight as the kernel reads a dest in its trash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestState {
+    /// `Dest::generation`.
+    pub generation: u32,
+    /// `Dest::weight`.
+    pub weight: u32,
+    /// `DEST_F_AVAILABLE` is set.
+    pub available: bool,
+    /// `Dest::rank`.
+    pub rank: u32,
+    /// The address of the dest's service (`Dest::svc`).
+    pub vip: [u8; 4],
 }
 
 /// What sh and mh hash: the client's address and source port, in network
@@ -144,6 +233,9 @@ pub fn pick<N: Nodes>(
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
+        SCHED_DH => dh::pick(svc, nodes),
+        SCHED_LBLC => lblc::pick(svc, nodes),
+        SCHED_LBLCR => lblcr::pick(svc, nodes),
         _ => None,
     }
 }
