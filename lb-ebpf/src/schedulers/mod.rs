@@ -23,19 +23,25 @@
 //! module refers to nothing outside itself but lb-common, so that lb-user's
 //! tests can run it over the blocks the controller builds.
 
+mod fo;
+mod lc;
 mod mh;
+mod nq;
+mod ovf;
 mod rr;
 pub mod scan;
+mod sed;
 mod sh;
+mod twos;
 pub mod wlc;
 mod wrr;
 
 use scan::{Scan, Steps};
 
 use lb_common::{
-    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WLC,
-    SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable,
-    wrr_adjust_cw,
+    DestConns, MhTable, NO_DEST, NO_POS, SCHED_FO, SCHED_HEAD, SCHED_LC, SCHED_MH, SCHED_NQ,
+    SCHED_OVF, SCHED_RR, SCHED_SED, SCHED_SH, SCHED_TWOS, SCHED_WLC, SCHED_WRR, SVC_F_SCHED_PORT,
+    SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -174,6 +180,12 @@ pub fn pick<N: Nodes>(
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
         SCHED_WLC => wlc::pick(svc, nodes),
+        SCHED_LC => lc::pick(svc, nodes),
+        SCHED_SED => sed::pick(svc, nodes),
+        SCHED_NQ => nq::pick(svc, nodes),
+        SCHED_FO => fo::pick(svc, nodes),
+        SCHED_OVF => ovf::pick(svc, nodes),
+        SCHED_TWOS => twos::pick(svc, nodes),
         _ => None,
     }
 }
@@ -197,6 +209,67 @@ fn sync_state(svc: &Service, st: &mut SchedState) {
     st.generation = svc.generation;
     st.cl = SCHED_HEAD;
     st.cw = cw;
+}
+
+/// rr's and wrr's step: the first position `>= pos` whose dest has weight
+/// `>= w` and is not overloaded. The weight tree finds the first with the
+/// weight ([`first_at_least`]); only if that one is overloaded does a scan
+/// of the list go on from there, as the kernel's loops go on past it.
+/// Without overloaded dests, one tree search and one `DEST_CONNS` read.
+#[inline(never)]
+pub fn first_available<N: Nodes>(svc: &Service, nodes: &N, pos: u32, w: u32) -> Option<Pick> {
+    let p = first_at_least(svc, nodes, pos, w)?;
+    if !overloaded(nodes, p.dest) {
+        return Some(p);
+    }
+    let mut first = FirstAvailable { w, found: None };
+    nodes.scan(svc, p.pos.wrapping_add(1), &mut first);
+    first.found
+}
+
+/// The scan of [`first_available`] past an overloaded dest.
+struct FirstAvailable {
+    w: u32,
+    found: Option<Pick>,
+}
+
+impl Scan for FirstAvailable {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, pos: u32, node: ServiceDest) -> bool {
+        if node.weight >= self.w && node.weight > 0 && !overloaded(nodes, node.dest) {
+            self.found = Some(Pick {
+                pos,
+                dest: node.dest,
+            });
+            return false;
+        }
+        true
+    }
+}
+
+/// The largest weight of the dests that are not overloaded (0: none).
+#[derive(Default)]
+struct MaxAvailable {
+    max: u32,
+}
+
+impl Scan for MaxAvailable {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, _pos: u32, node: ServiceDest) -> bool {
+        if node.weight > self.max && !overloaded(nodes, node.dest) {
+            self.max = node.weight;
+        }
+        true
+    }
+}
+
+/// The largest weight of the service's dests that are not overloaded: a
+/// scan (wrr, when an overloaded dest holds the largest weights).
+#[inline(always)]
+fn max_available<N: Nodes>(svc: &Service, nodes: &N) -> u32 {
+    let mut m = MaxAvailable::default();
+    nodes.scan(svc, 0, &mut m);
+    m.max
 }
 
 /// The weight at entry `i` of the block (0 when unreadable).
