@@ -628,7 +628,7 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
     }
     // Every implemented one is taken.
     for name in crate::model::ALL_SCHEDULERS {
-        let sched = crate::model::Sched::from_name(name).unwrap();
+        let sched = Sched::from_name(name).unwrap();
         if sched.implemented() {
             let text = format!("{svc}\tscheduler={name}\n");
             assert!(parse_str(&text).is_ok(), "{name}");
