@@ -31,7 +31,6 @@ mod maps;
 mod new_flow;
 mod parse;
 mod reply;
-mod scan;
 mod settings;
 mod stats;
 mod template;

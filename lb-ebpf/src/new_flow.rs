@@ -5,7 +5,12 @@
 //! real server available → ICMP port unreachable. The conn entry is made and
 //! the packet forwarded.
 
-use aya_ebpf::programs::XdpContext;
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::generated::{bpf_get_prandom_u32, bpf_loop},
+    programs::XdpContext,
+};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
     DEST_F_AVAILABLE, DestConns, LblcEntry, LblcKey, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE,
@@ -14,7 +19,7 @@ use lb_common::{
     conn_state_is_closing, dest_overloaded,
 };
 use lb_ebpf::{
-    schedulers::{self, Client, DestState, Nodes, Visit},
+    schedulers::{self, Client, DestState, Nodes, scan::Steps},
     tcp_state::next_state,
 };
 
@@ -22,7 +27,7 @@ use crate::{
     Verdict, clock, forward,
     maps::{CONNS, DEST_CONNS, DESTS, LBLC, MH_TABLES, SCHED, SETTINGS, SH_TABLES, SVC_DESTS},
     parse::Packet,
-    reply, scan,
+    reply,
     settings::timeout,
     stats, template,
 };
@@ -113,9 +118,30 @@ pub fn schedule(
 }
 
 /// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
-/// place in its list `DESTS` records for a dest, its sh, mh or dh table,
-/// the live counts, and the lblc/lblcr entries.
-pub(crate) struct MapNodes;
+/// place in its list `DESTS` records for a dest, its sh, mh or dh table, a
+/// dest's counts, the lblc/lblcr entries; scans of the list run in
+/// `bpf_loop`.
+struct MapNodes;
+
+/// What a `bpf_loop` of the schedulers carries: the service and the loop's
+/// state (both the caller's).
+struct LoopCtx<'a, S> {
+    svc: &'a Service,
+    steps: &'a mut S,
+}
+
+/// One iteration of a schedulers' loop (0 goes on, 1 stops).
+#[inline(never)]
+extern "C" fn loop_step<S: Steps>(i: u32, ctx: *mut c_void) -> i64 {
+    // Sound: `ctx` is the `LoopCtx<S>` that `MapNodes::run` handed to
+    // `bpf_loop`, alive for the whole loop.
+    let ctx = unsafe { &mut *(ctx as *mut LoopCtx<S>) };
+    if ctx.steps.step(&MapNodes, ctx.svc, i) {
+        0
+    } else {
+        1
+    }
+}
 
 impl Nodes for MapNodes {
     #[inline(always)]
@@ -148,6 +174,28 @@ impl Nodes for MapNodes {
             c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
         }
         Some(c)
+    }
+
+    #[inline(always)]
+    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+        let mut ctx = LoopCtx { svc, steps };
+        // Sound: the callback takes (u32, *mut c_void) as bpf_loop calls it,
+        // and `ctx` outlives the call. A failed call (n over bpf_loop's
+        // 1 << 23, never here) leaves the state as it was: no pick.
+        unsafe {
+            bpf_loop(
+                n,
+                loop_step::<S> as *const () as *mut c_void,
+                &mut ctx as *mut LoopCtx<S> as *mut c_void,
+                0,
+            );
+        }
+    }
+
+    #[inline(always)]
+    fn random(&self) -> u32 {
+        // Sound: a helper without arguments.
+        unsafe { bpf_get_prandom_u32() }
     }
 
     #[inline(always)]
@@ -190,10 +238,5 @@ impl Nodes for MapNodes {
         };
         e.set[0] = d;
         let _ = LBLC.insert(key, e, 0);
-    }
-
-    #[inline(always)]
-    fn scan<V: Visit>(&self, svc: &Service, v: V) -> V {
-        scan::scan(svc, v)
     }
 }

@@ -67,6 +67,9 @@ impl Nodes for Svc {
             vip: VIP,
         })
     }
+    fn random(&self) -> u32 {
+        0
+    }
     fn now(&self) -> u64 {
         self.now.get()
     }

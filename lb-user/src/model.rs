@@ -45,7 +45,7 @@ pub struct ServiceId {
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 7] = ["lc", "wlc", "sed", "nq", "fo", "ovf", "twos"];
+pub const UNSUPPORTED_SCHEDULERS: [&str; 0] = [];
 
 /// The implemented schedulers' names, for messages.
 pub fn supported_names() -> String {

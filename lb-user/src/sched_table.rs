@@ -76,6 +76,9 @@ pub fn dests_changed(svc: &mut Service, list: &[ServiceDest]) {
 pub(crate) mod packet_path;
 
 #[cfg(test)]
+mod counted;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use lb_common::{MhTable, SCHED_RR, SCHED_WRR, SchedState, ShTable};
@@ -106,6 +109,9 @@ mod tests {
         }
         fn conns(&self, _dest: u32) -> Option<lb_common::DestConns> {
             Some(lb_common::DestConns::default())
+        }
+        fn random(&self) -> u32 {
+            0
         }
     }
 

@@ -3,7 +3,7 @@
 
 use lb_common::{LblcKey, NO_DEST, Service, SetDest};
 
-use super::least::{is_overloaded, known, least, live, remember};
+use super::locality::{is_overloaded, known, least, live, remember};
 use super::{Nodes, Pick};
 
 /// The dest the entry of the packet's destination address names, if it is

@@ -3,8 +3,8 @@
 
 use lb_common::{LBLC_EXPIRATION_NS, LBLCR_SET_MAX, LblcEntry, LblcKey, Service, SetDest};
 
-use super::least::{is_overloaded, known, least, live, remember};
-use super::{Nodes, Pick, opaque};
+use super::locality::{is_overloaded, known, least, live, remember};
+use super::{Nodes, Pick, scan::Steps};
 
 /// With an entry for the packet's destination address: the least loaded
 /// dest of its set (`ip_vs_dest_set_min`); a set of more than one dest
@@ -27,7 +27,7 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
         return Some(p);
     };
     e.lastuse = now;
-    let i = set_min(svc, nodes, e);
+    let i = set_walk(svc, nodes, e, false);
     let min = known(
         svc,
         nodes,
@@ -35,7 +35,7 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
     );
     let min_ok = i != NONE && min.available;
     if e.size > 1 && now.wrapping_sub(e.lastmod) > LBLC_EXPIRATION_NS {
-        let most = set_max(svc, nodes, e);
+        let most = set_walk(svc, nodes, e, true);
         if most != NONE {
             erase(e, most as usize);
             e.lastmod = now;
@@ -57,62 +57,77 @@ fn len(e: &LblcEntry) -> usize {
     (e.size as usize).min(LBLCR_SET_MAX)
 }
 
-/// "None" for [`set_min`] and [`set_max`].
+const _: () = assert!(LBLCR_SET_MAX.is_power_of_two());
+
+/// "None" for [`set_walk`].
 const NONE: u32 = u32::MAX;
 
-/// `ip_vs_dest_set_min`: the index of the first dest of the set (newest
-/// first) that is available with weight > 0 and not over its upper
-/// threshold, then of every later available one not over it whose
-/// overhead/weight is strictly lower; `NONE` if there is none.
-#[inline(never)]
-fn set_min<N: Nodes>(svc: &Service, nodes: &N, e: &LblcEntry) -> u32 {
-    let (mut best, mut loh, mut lw) = (NONE, 0u32, 0u32);
-    for i in 0..LBLCR_SET_MAX {
-        if i >= len(e) {
-            break;
-        }
-        let Some(sd) = e.set.get(i) else { break };
-        let k = known(svc, nodes, *sd);
-        if k.conns.overloaded != 0 || !k.available {
-            continue;
-        }
-        let doh = k.conns.overhead();
-        let better = if best == NONE {
-            k.weight > 0
-        } else {
-            loh as u64 * k.weight as u64 > doh as u64 * lw as u64
-        };
-        if better {
-            // Opaque: the verifier then sees one state per loop step, not
-            // one per possible index (docs/DEVELOPING.md §7).
-            (best, loh, lw) = (opaque(i as u32), doh, k.weight);
-        }
-    }
-    best
+/// A walk over an entry's set (a copy of it), looking for the weighted
+/// least (`ip_vs_dest_set_min`) or most (`ip_vs_dest_set_max`) loaded
+/// dest; run as one [`Nodes::run`], so that the verifier checks one step,
+/// not every dest of the set.
+struct SetWalk {
+    set: [SetDest; LBLCR_SET_MAX],
+    len: u32,
+    most: bool,
+    best: u32,
+    cost: u32,
+    weight: u32,
 }
 
-/// `ip_vs_dest_set_max`: the index of the first dest of the set with
-/// weight > 0 (available or not, over its threshold or not), then of every
-/// later one with weight > 0 whose overhead/weight is strictly higher;
-/// `NONE` if there is none.
-#[inline(never)]
-fn set_max<N: Nodes>(svc: &Service, nodes: &N, e: &LblcEntry) -> u32 {
-    let (mut best, mut moh, mut mw) = (NONE, 0u32, 0u32);
-    for i in 0..LBLCR_SET_MAX {
-        if i >= len(e) {
-            break;
+impl Steps for SetWalk {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, svc: &Service, i: u32) -> bool {
+        if i >= self.len {
+            return false;
         }
-        let Some(sd) = e.set.get(i) else { break };
+        // Masked as well: the verifier bounds the register it indexes with
+        // only through an operation on that register.
+        let Some(sd) = self.set.get(i as usize & (LBLCR_SET_MAX - 1)) else {
+            return false;
+        };
         let k = known(svc, nodes, *sd);
-        if k.gone || k.weight == 0 {
-            continue;
+        let doh = k.conns.overhead() as u64;
+        let (w, bw, boh) = (k.weight as u64, self.weight as u64, self.cost as u64);
+        let better = if self.most {
+            // Any member with weight > 0, available or not, over its
+            // threshold or not; a later one if strictly more loaded.
+            !k.gone && k.weight > 0 && (self.best == NONE || boh * w < doh * bw)
+        } else {
+            // Available members not over their threshold; the first with
+            // weight > 0, a later one if strictly less loaded.
+            k.available
+                && k.conns.overloaded == 0
+                && if self.best == NONE {
+                    k.weight > 0
+                } else {
+                    boh * w > doh * bw
+                }
+        };
+        if better {
+            self.best = i;
+            self.cost = k.conns.overhead();
+            self.weight = k.weight;
         }
-        let doh = k.conns.overhead();
-        if best == NONE || (moh as u64) * (k.weight as u64) < doh as u64 * mw as u64 {
-            (best, moh, mw) = (opaque(i as u32), doh, k.weight);
-        }
+        true
     }
-    best
+}
+
+/// The index in the set of its least loaded usable dest
+/// (`ip_vs_dest_set_min`) or, with `most`, of its most loaded dest of
+/// weight > 0 (`ip_vs_dest_set_max`); `NONE` if there is none.
+#[inline(always)]
+fn set_walk<N: Nodes>(svc: &Service, nodes: &N, e: &LblcEntry, most: bool) -> u32 {
+    let mut w = SetWalk {
+        set: e.set,
+        len: len(e) as u32,
+        most,
+        best: NONE,
+        cost: 0,
+        weight: 0,
+    };
+    nodes.run(svc, w.len, &mut w);
+    w.best
 }
 
 /// `ip_vs_dest_set_erase`: drops entry `i` of the set.

@@ -1,6 +1,6 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
 //! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
-//! `ip_vs_mh.c`, `ip_vs_dh.c`, `ip_vs_lblc.c`, `ip_vs_lblcr.c`;
+//! `ip_vs_mh.c`, `ip_vs_dh.c`, `ip_vs_lblc.c`, `ip_vs_lblcr.c`, ...;
 //! docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
@@ -20,31 +20,40 @@
 //! are positions in the same dest list; the fallback flags probe further
 //! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
 //!
-//! dh looks the packet's destination address up in a table of the same
-//! layout as sh's (`dh.rs`). lblc and lblcr keep, per destination address,
-//! the dest (lblc) or set of dests (lblcr) they last picked, in the
-//! program's `LBLC` map (lb-common's `LblcEntry`), and fall back to a
-//! weighted least-connection pick over the whole list, which goes through
-//! [`Nodes::scan`] (a `bpf_loop` on the packet path: the list may hold
-//! 65,536 dests) (`lblc.rs`, `lblcr.rs`, `least.rs`).
+//! dh looks the packet's destination address up in a table of sh's layout
+//! (`dh.rs`). lblc and lblcr keep, per destination address, the dest
+//! (lblc) or set of dests (lblcr) they last picked, in the program's `LBLC`
+//! map (lb-common's `LblcEntry`), and fall back to wlc's pick over the
+//! whole list (`lblc.rs`, `lblcr.rs`, `locality.rs`).
 //!
 //! One file per scheduler; [`pick`] dispatches on `Service::sched`. This
 //! module refers to nothing outside itself but lb-common, so that lb-user's
 //! tests can run it over the blocks the controller builds.
 
 mod dh;
+mod fo;
 mod lblc;
 mod lblcr;
-mod least;
+mod lc;
+mod locality;
 mod mh;
+mod nq;
+mod ovf;
 mod rr;
+pub mod scan;
+mod sed;
 mod sh;
+mod twos;
+pub mod wlc;
 mod wrr;
 
+use scan::{Scan, Steps};
+
 use lb_common::{
-    DestConns, LblcEntry, LblcKey, MhTable, NO_DEST, NO_POS, SCHED_DH, SCHED_HEAD, SCHED_LBLC,
-    SCHED_LBLCR, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH,
-    SchedState, Service, ServiceDest, SetDest, ShTable, wrr_adjust_cw,
+    DestConns, LblcEntry, LblcKey, MhTable, NO_DEST, NO_POS, SCHED_DH, SCHED_FO, SCHED_HEAD,
+    SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_RR, SCHED_SED,
+    SCHED_SH, SCHED_TWOS, SCHED_WLC, SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState,
+    Service, ServiceDest, SetDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -62,9 +71,34 @@ pub trait Nodes {
     /// The live connection counts of `dest` (`DEST_CONNS`), with
     /// `overloaded` resolved to 1 (overloaded now, `dest_overloaded`) or 0.
     fn conns(&self, dest: u32) -> Option<DestConns>;
+    /// Runs `steps` for i = 0..n until a step stops it (`scan.rs`). The
+    /// program runs it with `bpf_loop`; this default is the host's loop.
+    #[inline(always)]
+    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S)
+    where
+        Self: Sized,
+    {
+        scan::run_steps(self, svc, n, steps)
+    }
+    /// Runs `scan` over the service's list from position `from` to its end
+    /// or until a step stops it (`scan.rs`), as one [`Nodes::run`].
+    #[inline(always)]
+    fn scan<S: Scan>(&self, svc: &Service, from: u32, scan: &mut S)
+    where
+        Self: Sized,
+    {
+        let n = scan::scan_len(svc, from);
+        if n > 0 {
+            self.run(svc, n, &mut scan::ListWalk { from, scan });
+        }
+    }
+    /// A uniformly random 32-bit number (twos' draws): the program's
+    /// `bpf_get_prandom_u32`; host tests inject their own.
+    fn random(&self) -> u32;
+
     // The methods below have defaults meaning "nothing there", for the
-    // host tests of the schedulers that do not read them; the packet
-    // path's `MapNodes` implements every one.
+    // host tests of the schedulers that do not read them; the program's
+    // `Nodes` implements every one.
 
     /// What dh, lblc and lblcr read of a `DESTS` slot.
     fn dest_state(&self, _dest: u32) -> Option<DestState> {
@@ -86,22 +120,6 @@ pub trait Nodes {
     /// (the pick is used all the same, as the kernel's when it cannot
     /// allocate an entry).
     fn lblc_new(&self, _key: &LblcKey, _epoch: u32, _d: SetDest, _now: u64) {}
-    /// Runs `v` over the service's list in order (position, entry, counts
-    /// as [`Nodes::conns`] gives them, zero if unreadable) until it returns
-    /// false, and gives it back. The packet path overrides this plain loop
-    /// with a `bpf_loop`, which the verifier accepts for any length.
-    fn scan<V: Visit>(&self, svc: &Service, mut v: V) -> V {
-        for pos in 0..svc.ndests.min(svc.cap) {
-            let Some(node) = self.node(svc, svc.cap + pos) else {
-                break;
-            };
-            let conns = self.conns(node.dest).unwrap_or_default();
-            if !v.visit(pos, node, conns) {
-                break;
-            }
-        }
-        v
-    }
     /// The packet's destination address, which for a service looked up by
     /// (VIP, port, protocol) is its VIP, as every dest of the service
     /// records it (`Dest::svc`); `None` for a service with no dests.
@@ -114,17 +132,11 @@ pub trait Nodes {
     }
 }
 
-/// A visitor of the dests of a list ([`Nodes::scan`]).
-pub trait Visit {
-    /// The dest at position `pos`, its list entry and its counts; false
-    /// ends the scan.
-    fn visit(&mut self, pos: u32, node: ServiceDest, conns: DestConns) -> bool;
-}
-
-/// What lblc and lblcr read of a `DESTS` slot: they remember dests across
-/// changes of the list, so they check that a remembered slot still holds
-/// the same real (`generation`) and is still in the list (`available`,
-/// `rank`), and read its weight as the kernel reads a dest in its trash.
+/// What dh, lblc and lblcr read of a `DESTS` slot: lblc and lblcr remember
+/// dests across changes of the list, so they check that a remembered slot
+/// still holds the same real (`generation`) and is still in the list
+/// (`available`, `rank`), and read its weight as the kernel reads a dest in
+/// its trash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestState {
     /// `Dest::generation`.
@@ -236,6 +248,13 @@ pub fn pick<N: Nodes>(
         SCHED_DH => dh::pick(svc, nodes),
         SCHED_LBLC => lblc::pick(svc, nodes),
         SCHED_LBLCR => lblcr::pick(svc, nodes),
+        SCHED_WLC => wlc::pick(svc, nodes),
+        SCHED_LC => lc::pick(svc, nodes),
+        SCHED_SED => sed::pick(svc, nodes),
+        SCHED_NQ => nq::pick(svc, nodes),
+        SCHED_FO => fo::pick(svc, nodes),
+        SCHED_OVF => ovf::pick(svc, nodes),
+        SCHED_TWOS => twos::pick(svc, nodes),
         _ => None,
     }
 }
@@ -259,6 +278,67 @@ fn sync_state(svc: &Service, st: &mut SchedState) {
     st.generation = svc.generation;
     st.cl = SCHED_HEAD;
     st.cw = cw;
+}
+
+/// rr's and wrr's step: the first position `>= pos` whose dest has weight
+/// `>= w` and is not overloaded. The weight tree finds the first with the
+/// weight ([`first_at_least`]); only if that one is overloaded does a scan
+/// of the list go on from there, as the kernel's loops go on past it.
+/// Without overloaded dests, one tree search and one `DEST_CONNS` read.
+#[inline(never)]
+pub fn first_available<N: Nodes>(svc: &Service, nodes: &N, pos: u32, w: u32) -> Option<Pick> {
+    let p = first_at_least(svc, nodes, pos, w)?;
+    if !overloaded(nodes, p.dest) {
+        return Some(p);
+    }
+    let mut first = FirstAvailable { w, found: None };
+    nodes.scan(svc, p.pos.wrapping_add(1), &mut first);
+    first.found
+}
+
+/// The scan of [`first_available`] past an overloaded dest.
+struct FirstAvailable {
+    w: u32,
+    found: Option<Pick>,
+}
+
+impl Scan for FirstAvailable {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, pos: u32, node: ServiceDest) -> bool {
+        if node.weight >= self.w && node.weight > 0 && !overloaded(nodes, node.dest) {
+            self.found = Some(Pick {
+                pos,
+                dest: node.dest,
+            });
+            return false;
+        }
+        true
+    }
+}
+
+/// The largest weight of the dests that are not overloaded (0: none).
+#[derive(Default)]
+struct MaxAvailable {
+    max: u32,
+}
+
+impl Scan for MaxAvailable {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, _pos: u32, node: ServiceDest) -> bool {
+        if node.weight > self.max && !overloaded(nodes, node.dest) {
+            self.max = node.weight;
+        }
+        true
+    }
+}
+
+/// The largest weight of the service's dests that are not overloaded: a
+/// scan (wrr, when an overloaded dest holds the largest weights).
+#[inline(always)]
+fn max_available<N: Nodes>(svc: &Service, nodes: &N) -> u32 {
+    let mut m = MaxAvailable::default();
+    nodes.scan(svc, 0, &mut m);
+    m.max
 }
 
 /// The weight at entry `i` of the block (0 when unreadable).

@@ -2,9 +2,10 @@
 
 use lb_common::{NO_DEST, SchedState, Service};
 
-use super::{Nodes, Pick, first_at_least};
+use super::{Nodes, Pick, first_available};
 
-/// The first dest with weight > 0 after the last pick, wrapping around once.
+/// The first dest with weight > 0 that is not overloaded after the last
+/// pick, wrapping around once.
 /// The cursor is the last pick's dest, so it stays on that dest when others
 /// are added or removed (its place is read from `DESTS` and checked
 /// against the list); if that dest itself was removed the scan starts at the
@@ -22,9 +23,9 @@ pub(super) fn pick<N: Nodes>(svc: &Service, st: &mut SchedState, nodes: &N) -> O
     {
         start = p + 1;
     }
-    let found = match first_at_least(svc, nodes, start, 1) {
+    let found = match first_available(svc, nodes, start, 1) {
         Some(p) => Some(p),
-        None if start > 0 => first_at_least(svc, nodes, 0, 1),
+        None if start > 0 => first_available(svc, nodes, 0, 1),
         None => None,
     };
     let p = found?;

@@ -8,7 +8,7 @@ fn host_and_port_names() {
         p("-A -t vip:http"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -17,7 +17,7 @@ fn host_and_port_names() {
         p("-A -t VIP.example.COM:www"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -26,7 +26,7 @@ fn host_and_port_names() {
         p("-A -u vip:domain"),
         Ok(Command::AddService(spec(
             udp("10.0.0.100", 53),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))

@@ -1,74 +1,33 @@
 //! What lblc and lblcr share: the weighted least-connection pick over the
 //! whole list (`__ip_vs_lblc_schedule`, `__ip_vs_lblcr_schedule`, which
-//! are wlc's), their `is_overloaded`, and a remembered dest read back.
+//! are wlc's), their `is_overloaded` (a scan of the list), a remembered
+//! dest read back, and whether an entry is there.
 
 use lb_common::{DestConns, LBLC_EXPIRATION_NS, LblcEntry, NO_DEST, Service, ServiceDest, SetDest};
 
-use super::{Nodes, Pick, Visit};
+use super::{Nodes, Pick, scan::Scan, wlc};
 
-/// The kernel's weighted least-connection scan: the first dest that is not
-/// overloaded and has weight > 0, then every later one that is not
-/// overloaded and whose overhead/weight is strictly lower (compared as
-/// `loh * dw > doh * lw` in 64 bits), so ties keep the earlier dest.
-/// (Plain integers, `NO_DEST` for none: the state lives in a `bpf_loop`
-/// context.)
-#[derive(Clone, Copy)]
-pub(super) struct Least {
-    pub pos: u32,
-    pub dest: u32,
-    pub overhead: u32,
-    pub weight: u32,
-}
-
-impl Visit for Least {
-    #[inline(always)]
-    fn visit(&mut self, pos: u32, node: ServiceDest, conns: DestConns) -> bool {
-        if conns.overloaded != 0 || node.dest == NO_DEST {
-            return true;
-        }
-        let doh = conns.overhead();
-        let better = if self.dest == NO_DEST {
-            node.weight > 0
-        } else {
-            self.overhead as u64 * node.weight as u64 > doh as u64 * self.weight as u64
-        };
-        if better {
-            self.pos = pos;
-            self.dest = node.dest;
-            self.overhead = doh;
-            self.weight = node.weight;
-        }
-        true
-    }
-}
-
-/// The weighted least-connection dest of the list, `None` if every dest
-/// is overloaded or quiescent.
+/// The weighted least-connection dest of the list
+/// (`__ip_vs_lblc_schedule`, `__ip_vs_lblcr_schedule`: wlc's loop), `None`
+/// if every dest is overloaded or quiescent.
 #[inline(always)]
 pub(super) fn least<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
-    let none = Least {
-        pos: 0,
-        dest: NO_DEST,
-        overhead: 0,
-        weight: 0,
-    };
-    let l = nodes.scan(svc, none);
-    (l.dest != NO_DEST).then_some(Pick {
-        pos: l.pos,
-        dest: l.dest,
-    })
+    wlc::pick(svc, nodes)
 }
 
 /// Whether some dest of the list has `activeconns * 2 < weight`.
-#[derive(Clone, Copy, Default)]
 struct Underloaded {
     found: bool,
 }
 
-impl Visit for Underloaded {
+impl Scan for Underloaded {
     #[inline(always)]
-    fn visit(&mut self, _pos: u32, node: ServiceDest, conns: DestConns) -> bool {
-        if (conns.active_now() as u64) * 2 < node.weight as u64 {
+    fn step<N: Nodes>(&mut self, nodes: &N, _pos: u32, node: ServiceDest) -> bool {
+        let active = match nodes.conns(node.dest) {
+            Some(c) => c.active_now(),
+            None => 0,
+        };
+        if (active as u64) * 2 < node.weight as u64 {
             self.found = true;
             return false;
         }
@@ -80,7 +39,12 @@ impl Visit for Underloaded {
 /// its weight, and some dest of the service has fewer than half its weight.
 #[inline(always)]
 pub(super) fn is_overloaded<N: Nodes>(svc: &Service, nodes: &N, d: &Known) -> bool {
-    d.conns.active_now() > d.weight && nodes.scan(svc, Underloaded::default()).found
+    if d.conns.active_now() <= d.weight {
+        return false;
+    }
+    let mut u = Underloaded { found: false };
+    nodes.scan(svc, 0, &mut u);
+    u.found
 }
 
 /// A remembered dest read back: whether its slot still holds it, where it
