@@ -3,7 +3,7 @@
 
 use lb_common::{LblcKey, NO_DEST, Service, SetDest};
 
-use super::locality::{is_overloaded, known, least, live, remember};
+use super::locality::{least, live, remember, unpack, usable};
 use super::{Nodes, Pick};
 
 /// The dest the entry of the packet's destination address names, if it is
@@ -29,12 +29,11 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
     {
         e.lastuse = now;
         cached = e.set[0];
-        let k = known(svc, nodes, cached);
-        if k.available && k.weight > 0 && !is_overloaded(svc, nodes, &k) {
-            return Some(k.pick());
+        if let Some(p) = unpack(usable(svc, nodes, cached, false)) {
+            return Some(p);
         }
     }
-    let p = least(svc, nodes)?;
+    let p = unpack(least(svc, nodes))?;
     let d = remember(nodes, p);
     if cached != d {
         nodes.lblc_new(&key, svc.epoch, d, now);

@@ -3,7 +3,7 @@
 
 use lb_common::{LBLC_EXPIRATION_NS, LBLCR_SET_MAX, LblcEntry, LblcKey, Service, SetDest};
 
-use super::locality::{is_overloaded, known, least, live, remember};
+use super::locality::{NONE, known, least, live, remember, unpack, usable};
 use super::{Nodes, Pick, scan::Steps};
 
 /// With an entry for the packet's destination address: the least loaded
@@ -21,32 +21,37 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
         addr: nodes.daddr(svc)?,
     };
     let now = nodes.now();
-    let Some(e) = nodes.lblc_entry(&key).filter(|e| live(svc, e, now)) else {
-        let p = least(svc, nodes)?;
-        nodes.lblc_new(&key, svc.epoch, remember(nodes, p), now);
-        return Some(p);
-    };
-    e.lastuse = now;
-    let i = set_walk(svc, nodes, e, false);
-    let min = known(
-        svc,
-        nodes,
-        e.set.get(i as usize).copied().unwrap_or_default(),
-    );
-    let min_ok = i != NONE && min.available;
-    if e.size > 1 && now.wrapping_sub(e.lastmod) > LBLC_EXPIRATION_NS {
-        let most = set_walk(svc, nodes, e, true);
-        if most != NONE {
-            erase(e, most as usize);
-            e.lastmod = now;
+    let entry = nodes.lblc_entry(&key).filter(|e| live(svc, e, now));
+    if let Some(e) = entry {
+        e.lastuse = now;
+        let i = set_walk(svc, nodes, e, false);
+        // The set's least loaded, if it may take the flow (its
+        // `is_overloaded` does not depend on the set, so it is asked
+        // before the shrink below, which the kernel does in between).
+        let min = match e.set.get(i as usize & (LBLCR_SET_MAX - 1)) {
+            Some(sd) if i != NO_INDEX => usable(svc, nodes, *sd, true),
+            _ => NONE,
+        };
+        if e.size > 1 && now.wrapping_sub(e.lastmod) > LBLC_EXPIRATION_NS {
+            let most = set_walk(svc, nodes, e, true);
+            if most != NO_INDEX {
+                erase(e, most as usize);
+                e.lastmod = now;
+            }
+        }
+        if let Some(p) = unpack(min) {
+            return Some(p);
         }
     }
-    if min_ok && !is_overloaded(svc, nodes, &min) {
-        return Some(min.pick());
-    }
-    let p = least(svc, nodes)?;
-    if insert(e, remember(nodes, p)) {
-        e.lastmod = now;
+    let p = unpack(least(svc, nodes))?;
+    let d = remember(nodes, p);
+    match nodes.lblc_entry(&key).filter(|e| live(svc, e, now)) {
+        Some(e) => {
+            if insert(e, d) {
+                e.lastmod = now;
+            }
+        }
+        None => nodes.lblc_new(&key, svc.epoch, d, now),
     }
     Some(p)
 }
@@ -60,14 +65,14 @@ fn len(e: &LblcEntry) -> usize {
 const _: () = assert!(LBLCR_SET_MAX.is_power_of_two());
 
 /// "None" for [`set_walk`].
-const NONE: u32 = u32::MAX;
+const NO_INDEX: u32 = u32::MAX;
 
-/// A walk over an entry's set (a copy of it), looking for the weighted
-/// least (`ip_vs_dest_set_min`) or most (`ip_vs_dest_set_max`) loaded
-/// dest; run as one [`Nodes::run`], so that the verifier checks one step,
-/// not every dest of the set.
-struct SetWalk {
-    set: [SetDest; LBLCR_SET_MAX],
+/// A walk over an entry's set, looking for its weighted least
+/// (`ip_vs_dest_set_min`) or most (`ip_vs_dest_set_max`) loaded dest; run
+/// as one [`Nodes::run`], so that the verifier checks one step, not every
+/// dest of the set.
+struct SetWalk<'a> {
+    e: &'a LblcEntry,
     len: u32,
     most: bool,
     best: u32,
@@ -75,7 +80,7 @@ struct SetWalk {
     weight: u32,
 }
 
-impl Steps for SetWalk {
+impl Steps for SetWalk<'_> {
     #[inline(always)]
     fn step<N: Nodes>(&mut self, nodes: &N, svc: &Service, i: u32) -> bool {
         if i >= self.len {
@@ -83,7 +88,7 @@ impl Steps for SetWalk {
         }
         // Masked as well: the verifier bounds the register it indexes with
         // only through an operation on that register.
-        let Some(sd) = self.set.get(i as usize & (LBLCR_SET_MAX - 1)) else {
+        let Some(sd) = self.e.set.get(i as usize & (LBLCR_SET_MAX - 1)) else {
             return false;
         };
         let k = known(svc, nodes, *sd);
@@ -92,13 +97,13 @@ impl Steps for SetWalk {
         let better = if self.most {
             // Any member with weight > 0, available or not, over its
             // threshold or not; a later one if strictly more loaded.
-            !k.gone && k.weight > 0 && (self.best == NONE || boh * w < doh * bw)
+            !k.gone && k.weight > 0 && (self.best == NO_INDEX || boh * w < doh * bw)
         } else {
             // Available members not over their threshold; the first with
             // weight > 0, a later one if strictly less loaded.
             k.available
                 && k.conns.overloaded == 0
-                && if self.best == NONE {
+                && if self.best == NO_INDEX {
                     k.weight > 0
                 } else {
                     boh * w > doh * bw
@@ -115,14 +120,14 @@ impl Steps for SetWalk {
 
 /// The index in the set of its least loaded usable dest
 /// (`ip_vs_dest_set_min`) or, with `most`, of its most loaded dest of
-/// weight > 0 (`ip_vs_dest_set_max`); `NONE` if there is none.
-#[inline(always)]
+/// weight > 0 (`ip_vs_dest_set_max`); `NO_INDEX` if there is none.
+#[inline(never)]
 fn set_walk<N: Nodes>(svc: &Service, nodes: &N, e: &LblcEntry, most: bool) -> u32 {
     let mut w = SetWalk {
-        set: e.set,
+        e,
         len: len(e) as u32,
         most,
-        best: NONE,
+        best: NO_INDEX,
         cost: 0,
         weight: 0,
     };

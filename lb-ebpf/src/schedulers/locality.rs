@@ -7,12 +7,50 @@ use lb_common::{DestConns, LBLC_EXPIRATION_NS, LblcEntry, NO_DEST, Service, Serv
 
 use super::{Nodes, Pick, scan::Scan, wlc};
 
-/// The weighted least-connection dest of the list
-/// (`__ip_vs_lblc_schedule`, `__ip_vs_lblcr_schedule`: wlc's loop), `None`
-/// if every dest is overloaded or quiescent.
+/// A pick as one scalar, for the subprograms below: `pos << 32 | dest`,
+/// `NONE` for none (a returned `Option` may leave a register undefined,
+/// which the verifier refuses; no pick has `NO_DEST` as its dest).
+pub(super) const NONE: u64 = u64::MAX;
+
 #[inline(always)]
-pub(super) fn least<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
-    wlc::pick(svc, nodes)
+pub(super) fn pack(p: Option<Pick>) -> u64 {
+    match p {
+        Some(p) => (p.pos as u64) << 32 | p.dest as u64,
+        None => NONE,
+    }
+}
+
+#[inline(always)]
+pub(super) fn unpack(v: u64) -> Option<Pick> {
+    (v != NONE).then_some(Pick {
+        pos: (v >> 32) as u32,
+        dest: v as u32,
+    })
+}
+
+/// The weighted least-connection dest of the list
+/// (`__ip_vs_lblc_schedule`, `__ip_vs_lblcr_schedule`: wlc's loop), packed;
+/// `NONE` if every dest is overloaded or quiescent. A subprogram of its own
+/// (its state off the caller's stack).
+#[inline(never)]
+pub(super) fn least<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(wlc::pick(svc, nodes))
+}
+
+/// The remembered dest `sd`, packed, if it may take the flow: in the list,
+/// not over its upper threshold when `threshold` (lblcr's set members; lblc
+/// does not look), weight > 0 and not `is_overloaded`; else `NONE`.
+#[inline(never)]
+pub(super) fn usable<N: Nodes>(svc: &Service, nodes: &N, sd: SetDest, threshold: bool) -> u64 {
+    let k = known(svc, nodes, sd);
+    if !k.available
+        || k.weight == 0
+        || (threshold && k.conns.overloaded != 0)
+        || is_overloaded(svc, nodes, &k)
+    {
+        return NONE;
+    }
+    pack(Some(k.pick()))
 }
 
 /// Whether some dest of the list has `activeconns * 2 < weight`.
