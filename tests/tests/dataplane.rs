@@ -1206,3 +1206,113 @@ lab_test!(
         Ok(())
     }
 );
+
+// --- dh, lblc, lblcr (docs/SEMANTICS.md §5.9–§5.11) --------------------------
+
+/// The `DESTS` slot of real `i` of the service (the one in its list).
+fn slot_of(dp: &Dataplane, i: u8) -> Result<u32> {
+    for k in 0..4096u32 {
+        let d = dp.table.pins.dests.get(&k, 0)?;
+        if d.addr == rs(i).octets() && d.flags & DEST_F_AVAILABLE != 0 {
+            return Ok(k);
+        }
+    }
+    anyhow::bail!("real {i} has no slot")
+}
+
+/// Puts real `i` at `active` active conns (none inactive), as the program
+/// keeps them in `DEST_CONNS`.
+fn set_active(dp: &mut Dataplane, i: u8, active: u32) -> Result<()> {
+    let k = slot_of(dp, i)?;
+    let c = DestConns {
+        active,
+        ..Default::default()
+    };
+    dp.table.pins.dest_conns.set(k, c, 0)?;
+    Ok(())
+}
+
+/// A new TCP flow from `CLIENT` port `sport`: the real it went to, with
+/// the outcome checked (`fwd_new`, the frame routed unchanged).
+fn new_flow_to(dp: &Dataplane, sport: u16) -> Result<u8> {
+    let syn = tcp(sport).syn().build();
+    let (r, moved) = run_counted(dp, &syn)?;
+    let got = real_of(&r).ok_or_else(|| anyhow::anyhow!("port {sport}: not forwarded"))?;
+    assert_eq!(r.frame, routed(&syn, got));
+    assert_eq!(moved, only(REASON_FWD_NEW), "port {sport}");
+    Ok(got)
+}
+
+lab_test!(dh_sends_every_client_to_the_bucket_of_the_vip, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Dh, None)?;
+    for i in [11, 12, 13] {
+        dp.table.add_real(&s, &real(i, 80, 1))?;
+    }
+    // The VIP's bucket, hash_32(203.0.113.10, 8) = 162, holds list
+    // position 162 % 3 = 0: R13 (newest first), for every client.
+    let b = sh_bucket(u32::from_be_bytes(VIP.octets()), 0);
+    assert_eq!(b, 162);
+    let want = [13, 12, 11][b as usize % 3];
+    for c in 1..=8u8 {
+        let f = syn_from(c, 1000 + u16::from(c));
+        let (r, moved) = run_counted(&dp, &f)?;
+        assert_eq!(r.frame, routed(&f, want), "client {c}");
+        assert_eq!(moved, only(REASON_FWD_NEW));
+    }
+    // That real quiescent: no dest (dh has no fallback), ICMP unreachable.
+    dp.table.edit_real(&s, &real(want, 80, 0))?;
+    let syn = tcp(40000).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_port_unreachable(&r, &syn);
+    assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+    Ok(())
+});
+
+lab_test!(lblc_keeps_the_vip_on_its_real_until_it_is_overloaded, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Lblc, None)?;
+    dp.table.add_real(&s, &real(11, 80, 1))?;
+    dp.table.add_real(&s, &real(12, 80, 3))?;
+    // R12 (w3) 2 active, R11 (w1) idle: the weighted least is R11.
+    set_active(&mut dp, 12, 2)?;
+    set_active(&mut dp, 11, 0)?;
+    assert_eq!(new_flow_to(&dp, 40000)?, 11);
+    // R11 far busier, yet remembered: no dest has fewer active conns than
+    // half its weight (R12: 2 * 2 >= 3), so R11 is not overloaded.
+    set_active(&mut dp, 11, 5)?;
+    set_active(&mut dp, 12, 2)?;
+    assert_eq!(new_flow_to(&dp, 40001)?, 11);
+    // R12 at 1 active (1 * 2 < 3): R11 is overloaded, R12 is picked and
+    // remembered.
+    set_active(&mut dp, 11, 5)?;
+    set_active(&mut dp, 12, 1)?;
+    assert_eq!(new_flow_to(&dp, 40002)?, 12);
+    set_active(&mut dp, 11, 0)?;
+    set_active(&mut dp, 12, 1)?;
+    assert_eq!(new_flow_to(&dp, 40003)?, 12, "remembered, not the least");
+    Ok(())
+});
+
+lab_test!(lblcr_grows_its_set_and_sends_to_the_sets_least_loaded, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Lblcr, None)?;
+    for i in [11, 12, 13] {
+        dp.table.add_real(&s, &real(i, 80, 2))?;
+    }
+    // No entry: the weighted least, equal loads: the newest, R13.
+    assert_eq!(new_flow_to(&dp, 40000)?, 13);
+    // R13 at 3 active (> weight 2) while others idle: overloaded, the
+    // list's least (R12, the first idle) joins the set.
+    set_active(&mut dp, 13, 3)?;
+    set_active(&mut dp, 12, 0)?;
+    set_active(&mut dp, 11, 0)?;
+    assert_eq!(new_flow_to(&dp, 40001)?, 12);
+    // The set {R12, R13}: its least loaded, R12 (1 active, not over its
+    // weight), although R11 is idle (lblc or wlc would take R11).
+    set_active(&mut dp, 13, 3)?;
+    set_active(&mut dp, 12, 1)?;
+    set_active(&mut dp, 11, 0)?;
+    assert_eq!(new_flow_to(&dp, 40002)?, 12);
+    Ok(())
+});
