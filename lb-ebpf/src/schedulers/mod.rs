@@ -27,6 +27,7 @@ mod fo;
 mod lc;
 mod mh;
 mod nq;
+mod overload;
 mod ovf;
 mod rr;
 pub mod scan;
@@ -169,16 +170,33 @@ pub fn pick<N: Nodes>(
     client: &Client,
 ) -> Option<Pick> {
     match svc.sched {
-        SCHED_WRR => {
+        SCHED_RR | SCHED_WRR => {
             sync_state(svc, st);
-            wrr::pick(svc, st, nodes)
-        }
-        SCHED_RR => {
-            sync_state(svc, st);
-            rr::pick(svc, st, nodes)
+            let mut packed = if svc.sched == SCHED_RR {
+                rr::pick(svc, st, nodes)
+            } else {
+                wrr::pick(svc, st, nodes)
+            };
+            if packed == OVERLOADED {
+                packed = overload::pick(svc, st, nodes);
+            }
+            unpack(packed)
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
+        SCHED_WLC | SCHED_LC | SCHED_SED | SCHED_NQ | SCHED_FO | SCHED_OVF | SCHED_TWOS => {
+            unpack(pick_counted(svc, nodes))
+        }
+        _ => None,
+    }
+}
+
+/// The schedulers that pick by the live counts, as one BPF subprogram: the
+/// rest of the program is verified once after it whatever the scheduler,
+/// and their scan states live in its stack frame, not the program's.
+#[inline(never)]
+fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(match svc.sched {
         SCHED_WLC => wlc::pick(svc, nodes),
         SCHED_LC => lc::pick(svc, nodes),
         SCHED_SED => sed::pick(svc, nodes),
@@ -187,7 +205,36 @@ pub fn pick<N: Nodes>(
         SCHED_OVF => ovf::pick(svc, nodes),
         SCHED_TWOS => twos::pick(svc, nodes),
         _ => None,
+    })
+}
+
+/// What rr's and wrr's searches of the weight tree give besides a
+/// [`pack`]ed pick: an overloaded dest in the way, which leaves the pick to
+/// the scans of `overload.rs`. (A value, not an enum holding an
+/// `Option<Pick>`: copying the payload of a `None` reads registers the
+/// verifier knows were never written.)
+const OVERLOADED: u64 = u64::MAX - 1;
+
+/// A pick in one register, `pos << 32 | dest` (`u64::MAX`: none): what a
+/// BPF subprogram returns (a struct would come back through a pointer to
+/// the caller's stack, which the verifier refuses).
+#[inline(always)]
+fn pack(p: Option<Pick>) -> u64 {
+    match p {
+        Some(p) => ((p.pos as u64) << 32) | p.dest as u64,
+        None => u64::MAX,
     }
+}
+
+#[inline(always)]
+fn unpack(v: u64) -> Option<Pick> {
+    if v == u64::MAX {
+        return None;
+    }
+    Some(Pick {
+        pos: (v >> 32) as u32,
+        dest: v as u32,
+    })
 }
 
 /// Brings a CPU's state up to date with the service: a state of another
@@ -209,67 +256,6 @@ fn sync_state(svc: &Service, st: &mut SchedState) {
     st.generation = svc.generation;
     st.cl = SCHED_HEAD;
     st.cw = cw;
-}
-
-/// rr's and wrr's step: the first position `>= pos` whose dest has weight
-/// `>= w` and is not overloaded. The weight tree finds the first with the
-/// weight ([`first_at_least`]); only if that one is overloaded does a scan
-/// of the list go on from there, as the kernel's loops go on past it.
-/// Without overloaded dests, one tree search and one `DEST_CONNS` read.
-#[inline(never)]
-pub fn first_available<N: Nodes>(svc: &Service, nodes: &N, pos: u32, w: u32) -> Option<Pick> {
-    let p = first_at_least(svc, nodes, pos, w)?;
-    if !overloaded(nodes, p.dest) {
-        return Some(p);
-    }
-    let mut first = FirstAvailable { w, found: None };
-    nodes.scan(svc, p.pos.wrapping_add(1), &mut first);
-    first.found
-}
-
-/// The scan of [`first_available`] past an overloaded dest.
-struct FirstAvailable {
-    w: u32,
-    found: Option<Pick>,
-}
-
-impl Scan for FirstAvailable {
-    #[inline(always)]
-    fn step<N: Nodes>(&mut self, nodes: &N, pos: u32, node: ServiceDest) -> bool {
-        if node.weight >= self.w && node.weight > 0 && !overloaded(nodes, node.dest) {
-            self.found = Some(Pick {
-                pos,
-                dest: node.dest,
-            });
-            return false;
-        }
-        true
-    }
-}
-
-/// The largest weight of the dests that are not overloaded (0: none).
-#[derive(Default)]
-struct MaxAvailable {
-    max: u32,
-}
-
-impl Scan for MaxAvailable {
-    #[inline(always)]
-    fn step<N: Nodes>(&mut self, nodes: &N, _pos: u32, node: ServiceDest) -> bool {
-        if node.weight > self.max && !overloaded(nodes, node.dest) {
-            self.max = node.weight;
-        }
-        true
-    }
-}
-
-/// The largest weight of the service's dests that are not overloaded: a
-/// scan (wrr, when an overloaded dest holds the largest weights).
-#[inline(always)]
-fn max_available<N: Nodes>(svc: &Service, nodes: &N) -> u32 {
-    let mut m = MaxAvailable::default();
-    nodes.scan(svc, 0, &mut m);
-    m.max
 }
 
 /// The weight at entry `i` of the block (0 when unreadable).
