@@ -1,6 +1,7 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
-//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
-//! `ip_vs_mh.c`; docs/SEMANTICS.md §5).
+//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_lc.c`,
+//! `ip_vs_wlc.c`, `ip_vs_sed.c`, `ip_vs_nq.c`, `ip_vs_fo.c`, `ip_vs_ovf.c`,
+//! `ip_vs_twos.c`, `ip_vs_sh.c`, `ip_vs_mh.c`; docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
 //! (`SchedState`) over the service's dest list, which the controller keeps
@@ -10,14 +11,19 @@
 //! is at least w" ([`first_at_least`]). The controller keeps, beside the
 //! list, a max-tree of the weights (lb-common's `ServiceDest` documents the
 //! block; lb-user's `sched_table` builds it), so the answer takes at most
-//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals: the packet path
-//! never loops over the reals, and the verifier sees two short bounded
-//! loops. Nothing here can panic.
+//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals, and the
+//! verifier sees two short bounded loops. Only when the dest found is
+//! overloaded do they fall back to scans of the list (`overload.rs`).
+//!
+//! lc, wlc, sed, nq, fo, ovf and twos look at every dest, as the kernel's
+//! loops do: a [`scan::Scan`] over the list with each dest's live counts
+//! ([`Nodes::conns`]), run by [`Nodes::scan`] (`bpf_loop` in the program).
 //!
 //! sh and mh look the client up in the service's hash table (`ShTable`,
 //! `MhTable` in lb-common, built by lb-user's `hash_sched`), whose entries
 //! are positions in the same dest list; the fallback flags probe further
-//! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
+//! entries (`sh.rs` in a bounded loop, `mh.rs` in a [`Nodes::run`] loop).
+//! Nothing here can panic.
 //!
 //! One file per scheduler; [`pick`] dispatches on `Service::sched`. This
 //! module refers to nothing outside itself but lb-common, so that lb-user's
