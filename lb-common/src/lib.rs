@@ -690,7 +690,7 @@ const _: () = assert!(size_of::<SetDest>() == 8);
 
 /// Dests an lblcr entry's set holds at most (the kernel's set has no
 /// bound); a dest added to a full set takes the place of the one added
-/// longest ago (docs/SEMANTICS.md §5.11).
+/// longest ago (docs/SEMANTICS.md §5.16).
 pub const LBLCR_SET_MAX: usize = 8;
 
 /// The kernel's default `lblc_expiration` and `lblcr_expiration` (24 h): an

@@ -1,7 +1,7 @@
 //! The sh, mh and dh tables of a service, built by the controller as the
 //! kernel builds them (`ip_vs_sh_reassign`, `ip_vs_mh_permutate` and
 //! `ip_vs_mh_populate`, `ip_vs_dh_reassign`; docs/SEMANTICS.md §5.5, §5.6,
-//! §5.9, §15.1), so that two directors with the same configuration map a
+//! §5.14, §15.1), so that two directors with the same configuration map a
 //! client (sh, mh) or a destination address (dh) to the same real, and to
 //! the one IPVS would. dh's table has sh's layout and goes to `SH_TABLES`.
 //!

@@ -1,4 +1,4 @@
-//! Golden tests of dh, lblc and lblcr (docs/SEMANTICS.md §5.9–§5.11): the
+//! Golden tests of dh, lblc and lblcr (docs/SEMANTICS.md §5.14–§5.16): the
 //! packet path's picks (compiled here from lb-ebpf's `schedulers/`, as
 //! `sched_table`'s tests do) over a service as `Table` keeps it, with the
 //! live counts and the lblc/lblcr entries in memory. Expected picks are

@@ -1,4 +1,4 @@
-//! Destination hashing, as `ip_vs_dh_schedule` (docs/SEMANTICS.md §5.9).
+//! Destination hashing, as `ip_vs_dh_schedule` (docs/SEMANTICS.md §5.14).
 
 use lb_common::{Service, sh_bucket};
 

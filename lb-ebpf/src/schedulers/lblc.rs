@@ -1,10 +1,10 @@
 //! Locality-based least connection, as `ip_vs_lblc_schedule`
-//! (docs/SEMANTICS.md §5.10).
+//! (docs/SEMANTICS.md §5.15).
 
 use lb_common::{LblcKey, NO_DEST, Service, SetDest};
 
-use super::locality::{least, live, remember, unpack, usable};
-use super::{Nodes, Pick};
+use super::locality::{least, live, remember, usable};
+use super::{Nodes, Pick, pack, unpack};
 
 /// The dest the entry of the packet's destination address names, if it is
 /// still in the list with weight > 0 and not `is_overloaded` (lblc does not
@@ -12,9 +12,14 @@ use super::{Nodes, Pick};
 /// otherwise the weighted least-connection dest, which the entry then
 /// names (`ip_vs_lblc_new`: a new entry unless it named that dest already).
 /// A subprogram of its own, so that its locals do not weigh on the
-/// caller's stack.
+/// caller's stack; the pick comes back packed in one register.
 #[inline(never)]
-pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
+pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(pick_inner(svc, nodes))
+}
+
+#[inline(always)]
+fn pick_inner<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
     let key = LblcKey {
         svc: svc.id,
         addr: nodes.daddr(svc)?,

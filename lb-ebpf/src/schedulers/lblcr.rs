@@ -1,10 +1,10 @@
 //! Locality-based least connection with replication, as
-//! `ip_vs_lblcr_schedule` (docs/SEMANTICS.md §5.11).
+//! `ip_vs_lblcr_schedule` (docs/SEMANTICS.md §5.16).
 
 use lb_common::{LBLC_EXPIRATION_NS, LBLCR_SET_MAX, LblcEntry, LblcKey, Service, SetDest};
 
-use super::locality::{NONE, known, least, live, remember, unpack, usable};
-use super::{Nodes, Pick, scan::Steps};
+use super::locality::{NONE, known, least, live, remember, usable};
+use super::{Nodes, Pick, pack, scan::Steps, unpack};
 
 /// With an entry for the packet's destination address: the least loaded
 /// dest of its set (`ip_vs_dest_set_min`); a set of more than one dest
@@ -15,7 +15,12 @@ use super::{Nodes, Pick, scan::Steps};
 /// subprogram of its own, so that its locals do not weigh on the caller's
 /// stack.
 #[inline(never)]
-pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
+pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(pick_inner(svc, nodes))
+}
+
+#[inline(always)]
+fn pick_inner<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
     let key = LblcKey {
         svc: svc.id,
         addr: nodes.daddr(svc)?,

@@ -5,28 +5,10 @@
 
 use lb_common::{DestConns, LBLC_EXPIRATION_NS, LblcEntry, NO_DEST, Service, ServiceDest, SetDest};
 
-use super::{Nodes, Pick, scan::Scan, wlc};
+use super::{Nodes, Pick, pack, scan::Scan, wlc};
 
-/// A pick as one scalar, for the subprograms below: `pos << 32 | dest`,
-/// `NONE` for none (a returned `Option` may leave a register undefined,
-/// which the verifier refuses; no pick has `NO_DEST` as its dest).
+/// "No pick" as [`pack`] gives it.
 pub(super) const NONE: u64 = u64::MAX;
-
-#[inline(always)]
-pub(super) fn pack(p: Option<Pick>) -> u64 {
-    match p {
-        Some(p) => (p.pos as u64) << 32 | p.dest as u64,
-        None => NONE,
-    }
-}
-
-#[inline(always)]
-pub(super) fn unpack(v: u64) -> Option<Pick> {
-    (v != NONE).then_some(Pick {
-        pos: (v >> 32) as u32,
-        dest: v as u32,
-    })
-}
 
 /// The weighted least-connection dest of the list
 /// (`__ip_vs_lblc_schedule`, `__ip_vs_lblcr_schedule`: wlc's loop), packed;

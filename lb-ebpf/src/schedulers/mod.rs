@@ -1,7 +1,8 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
-//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
-//! `ip_vs_mh.c`, `ip_vs_dh.c`, `ip_vs_lblc.c`, `ip_vs_lblcr.c`, ...;
-//! docs/SEMANTICS.md §5).
+//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_lc.c`,
+//! `ip_vs_wlc.c`, `ip_vs_sed.c`, `ip_vs_nq.c`, `ip_vs_fo.c`, `ip_vs_ovf.c`,
+//! `ip_vs_twos.c`, `ip_vs_sh.c`, `ip_vs_mh.c`, `ip_vs_dh.c`, `ip_vs_lblc.c`,
+//! `ip_vs_lblcr.c`; docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
 //! (`SchedState`) over the service's dest list, which the controller keeps
@@ -11,14 +12,19 @@
 //! is at least w" ([`first_at_least`]). The controller keeps, beside the
 //! list, a max-tree of the weights (lb-common's `ServiceDest` documents the
 //! block; lb-user's `sched_table` builds it), so the answer takes at most
-//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals: the packet path
-//! never loops over the reals, and the verifier sees two short bounded
-//! loops. Nothing here can panic.
+//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals, and the
+//! verifier sees two short bounded loops. Only when the dest found is
+//! overloaded do they fall back to scans of the list (`overload.rs`).
+//!
+//! lc, wlc, sed, nq, fo, ovf and twos look at every dest, as the kernel's
+//! loops do: a [`scan::Scan`] over the list with each dest's live counts
+//! ([`Nodes::conns`]), run by [`Nodes::scan`] (`bpf_loop` in the program).
 //!
 //! sh and mh look the client up in the service's hash table (`ShTable`,
 //! `MhTable` in lb-common, built by lb-user's `hash_sched`), whose entries
 //! are positions in the same dest list; the fallback flags probe further
-//! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
+//! entries (`sh.rs` in a bounded loop, `mh.rs` in a [`Nodes::run`] loop).
+//! Nothing here can panic.
 //!
 //! dh looks the packet's destination address up in a table of sh's layout
 //! (`dh.rs`). lblc and lblcr keep, per destination address, the dest
@@ -38,6 +44,7 @@ mod lc;
 mod locality;
 mod mh;
 mod nq;
+mod overload;
 mod ovf;
 mod rr;
 pub mod scan;
@@ -110,7 +117,7 @@ pub trait Nodes {
     }
     /// The lblc/lblcr entry of `key` (`LBLC`), read and changed in place
     /// (two CPUs changing one entry at once may lose one change; the
-    /// kernel serialises them with a lock, docs/SEMANTICS.md §5.10).
+    /// kernel serialises them with a lock, docs/SEMANTICS.md §5.15).
     #[expect(clippy::mut_from_ref, reason = "the entry lives in a map, not in self")]
     fn lblc_entry(&self, _key: &LblcKey) -> Option<&mut LblcEntry> {
         None
@@ -235,19 +242,38 @@ pub fn pick<N: Nodes>(
     client: &Client,
 ) -> Option<Pick> {
     match svc.sched {
-        SCHED_WRR => {
+        SCHED_RR | SCHED_WRR => {
             sync_state(svc, st);
-            wrr::pick(svc, st, nodes)
-        }
-        SCHED_RR => {
-            sync_state(svc, st);
-            rr::pick(svc, st, nodes)
+            let mut packed = if svc.sched == SCHED_RR {
+                rr::pick(svc, st, nodes)
+            } else {
+                wrr::pick(svc, st, nodes)
+            };
+            if packed == OVERLOADED {
+                packed = overload::pick(svc, st, nodes);
+            }
+            unpack(packed)
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
         SCHED_DH => dh::pick(svc, nodes),
-        SCHED_LBLC => lblc::pick(svc, nodes),
-        SCHED_LBLCR => lblcr::pick(svc, nodes),
+        SCHED_WLC | SCHED_LC | SCHED_SED | SCHED_NQ | SCHED_FO | SCHED_OVF | SCHED_TWOS => {
+            unpack(pick_counted(svc, nodes))
+        }
+        // Subprograms of their own, called from here: inside
+        // `pick_counted` their calls would stack one frame too many.
+        SCHED_LBLC => unpack(lblc::pick(svc, nodes)),
+        SCHED_LBLCR => unpack(lblcr::pick(svc, nodes)),
+        _ => None,
+    }
+}
+
+/// The schedulers that pick by the live counts, as one BPF subprogram: the
+/// rest of the program is verified once after it whatever the scheduler,
+/// and their scan states live in its stack frame, not the program's.
+#[inline(never)]
+fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(match svc.sched {
         SCHED_WLC => wlc::pick(svc, nodes),
         SCHED_LC => lc::pick(svc, nodes),
         SCHED_SED => sed::pick(svc, nodes),
@@ -256,7 +282,36 @@ pub fn pick<N: Nodes>(
         SCHED_OVF => ovf::pick(svc, nodes),
         SCHED_TWOS => twos::pick(svc, nodes),
         _ => None,
+    })
+}
+
+/// What rr's and wrr's searches of the weight tree give besides a
+/// [`pack`]ed pick: an overloaded dest in the way, which leaves the pick to
+/// the scans of `overload.rs`. (A value, not an enum holding an
+/// `Option<Pick>`: copying the payload of a `None` reads registers the
+/// verifier knows were never written.)
+const OVERLOADED: u64 = u64::MAX - 1;
+
+/// A pick in one register, `pos << 32 | dest` (`u64::MAX`: none): what a
+/// BPF subprogram returns (a struct would come back through a pointer to
+/// the caller's stack, which the verifier refuses).
+#[inline(always)]
+fn pack(p: Option<Pick>) -> u64 {
+    match p {
+        Some(p) => ((p.pos as u64) << 32) | p.dest as u64,
+        None => u64::MAX,
     }
+}
+
+#[inline(always)]
+fn unpack(v: u64) -> Option<Pick> {
+    if v == u64::MAX {
+        return None;
+    }
+    Some(Pick {
+        pos: (v >> 32) as u32,
+        dest: v as u32,
+    })
 }
 
 /// Brings a CPU's state up to date with the service: a state of another
@@ -278,67 +333,6 @@ fn sync_state(svc: &Service, st: &mut SchedState) {
     st.generation = svc.generation;
     st.cl = SCHED_HEAD;
     st.cw = cw;
-}
-
-/// rr's and wrr's step: the first position `>= pos` whose dest has weight
-/// `>= w` and is not overloaded. The weight tree finds the first with the
-/// weight ([`first_at_least`]); only if that one is overloaded does a scan
-/// of the list go on from there, as the kernel's loops go on past it.
-/// Without overloaded dests, one tree search and one `DEST_CONNS` read.
-#[inline(never)]
-pub fn first_available<N: Nodes>(svc: &Service, nodes: &N, pos: u32, w: u32) -> Option<Pick> {
-    let p = first_at_least(svc, nodes, pos, w)?;
-    if !overloaded(nodes, p.dest) {
-        return Some(p);
-    }
-    let mut first = FirstAvailable { w, found: None };
-    nodes.scan(svc, p.pos.wrapping_add(1), &mut first);
-    first.found
-}
-
-/// The scan of [`first_available`] past an overloaded dest.
-struct FirstAvailable {
-    w: u32,
-    found: Option<Pick>,
-}
-
-impl Scan for FirstAvailable {
-    #[inline(always)]
-    fn step<N: Nodes>(&mut self, nodes: &N, pos: u32, node: ServiceDest) -> bool {
-        if node.weight >= self.w && node.weight > 0 && !overloaded(nodes, node.dest) {
-            self.found = Some(Pick {
-                pos,
-                dest: node.dest,
-            });
-            return false;
-        }
-        true
-    }
-}
-
-/// The largest weight of the dests that are not overloaded (0: none).
-#[derive(Default)]
-struct MaxAvailable {
-    max: u32,
-}
-
-impl Scan for MaxAvailable {
-    #[inline(always)]
-    fn step<N: Nodes>(&mut self, nodes: &N, _pos: u32, node: ServiceDest) -> bool {
-        if node.weight > self.max && !overloaded(nodes, node.dest) {
-            self.max = node.weight;
-        }
-        true
-    }
-}
-
-/// The largest weight of the service's dests that are not overloaded: a
-/// scan (wrr, when an overloaded dest holds the largest weights).
-#[inline(always)]
-fn max_available<N: Nodes>(svc: &Service, nodes: &N) -> u32 {
-    let mut m = MaxAvailable::default();
-    nodes.scan(svc, 0, &mut m);
-    m.max
 }
 
 /// The weight at entry `i` of the block (0 when unreadable).

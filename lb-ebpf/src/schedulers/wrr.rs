@@ -2,50 +2,46 @@
 
 use lb_common::{SCHED_HEAD, SchedState, Service};
 
-use super::{Nodes, Pick, first_available, max_available};
+use super::{Nodes, OVERLOADED, first_at_least, overloaded, pack};
 
 /// Continue after the last pick with the current weight `cw`; at the end of
 /// the list lower `cw` by the gcd `di` (back to `mw` below 1) and scan again
-/// from the head, skipping overloaded dests. Without overloaded dests the
-/// dest with the largest weight always qualifies, so the second scan finds
-/// one; with them, the passes that cannot find one are skipped by
-/// arithmetic ([`passes`]) over the largest weight of the dests that are
-/// not overloaded.
+/// from the head. Without overloaded dests the dest with the largest weight
+/// always qualifies, so the second search of the weight tree finds one. If
+/// a search finds an overloaded dest, the pick is left to the scan of
+/// `overload.rs`, which skips the passes that cannot find one ([`passes`]).
 #[inline(always)]
-pub(super) fn pick<N: Nodes>(svc: &Service, st: &mut SchedState, nodes: &N) -> Option<Pick> {
+pub(super) fn pick<N: Nodes>(svc: &Service, st: &mut SchedState, nodes: &N) -> u64 {
     if svc.mw == 0 || svc.ndests == 0 {
         st.cl = SCHED_HEAD;
-        return None;
+        return pack(None);
     }
     let at_head = st.cl == SCHED_HEAD;
     let start = if at_head { 0 } else { st.cl.wrapping_add(1) };
-    if let Some(p) = first_available(svc, nodes, start, st.cw) {
-        st.cl = p.pos;
-        return Some(p);
-    }
-    // The largest weight of all (the tree's root): the passes' answer when
-    // no dest with that weight is overloaded.
-    let mut largest = nodes.node(svc, 1).map_or(0, |n| n.weight);
-    for _ in 0..2 {
-        match passes(st.cw, svc.di, svc.mw, largest, at_head) {
-            Passes::Found(cw) => {
-                if let Some(p) = first_available(svc, nodes, 0, cw) {
-                    st.cw = cw;
-                    st.cl = p.pos;
-                    return Some(p);
-                }
+    let mut cw = st.cw;
+    let mut found = first_at_least(svc, nodes, start, cw);
+    if found.is_none() {
+        // The largest weight of all (the tree's root): with no dest of that
+        // weight overloaded, the pass that finds one.
+        let largest = nodes.node(svc, 1).map_or(0, |n| n.weight);
+        match passes(cw, svc.di, svc.mw, largest, at_head) {
+            Passes::Found(t) => {
+                cw = t;
+                found = first_at_least(svc, nodes, 0, t);
             }
-            Passes::Over { at_cursor, cw } => {
-                st.cw = cw;
-                if !at_cursor {
-                    st.cl = SCHED_HEAD;
-                }
-                return None;
-            }
+            // Not without overloaded dests: leave it to the scan.
+            Passes::Over { .. } => return OVERLOADED,
         }
-        largest = max_available(svc, nodes);
     }
-    None
+    match found {
+        Some(p) if overloaded(nodes, p.dest) => OVERLOADED,
+        Some(p) => {
+            st.cw = cw;
+            st.cl = p.pos;
+            pack(Some(p))
+        }
+        None => OVERLOADED,
+    }
 }
 
 /// How the kernel's loop ends once the scan from the cursor found nothing.
