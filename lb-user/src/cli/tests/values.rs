@@ -100,6 +100,28 @@ fn schedulers() {
             "{name}"
         );
     }
+    // dh, lblc and lblcr: accepted by -A and -E, and their numbers name
+    // them again (what -S prints and -R reads back).
+    for (name, want) in [
+        ("dh", Sched::Dh),
+        ("lblc", Sched::Lblc),
+        ("lblcr", Sched::Lblcr),
+    ] {
+        for cmd in ["-A", "-E"] {
+            assert_eq!(
+                p(&format!("{cmd} -t 10.0.0.100:80 -s {name}")).map(|c| match c {
+                    Command::AddService(s) | Command::EditService(s) => Some(s.sched),
+                    _ => None,
+                }),
+                Ok(Some(want)),
+                "{cmd} {name}"
+            );
+        }
+        assert_eq!(Sched::of(want.id(), want.flags()), want);
+        assert_eq!(want.name(), name);
+        // Their scheduler flags are not supported, as for any but sh/mh.
+        assert!(p(&format!("-A -t 10.0.0.100:80 -s {name} -b flag-1")).is_err());
+    }
     assert_eq!(
         p("-A -t 10.0.0.100:80 -s fancy"),
         Err(CliError::SchedulerNotFound("fancy".into()))
