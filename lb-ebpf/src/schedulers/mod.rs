@@ -118,7 +118,6 @@ pub trait Nodes {
     /// The lblc/lblcr entry of `key` (`LBLC`), read and changed in place
     /// (two CPUs changing one entry at once may lose one change; the
     /// kernel serialises them with a lock, docs/SEMANTICS.md §5.15).
-    #[expect(clippy::mut_from_ref, reason = "the entry lives in a map, not in self")]
     fn lblc_entry(&self, _key: &LblcKey) -> Option<&mut LblcEntry> {
         None
     }
