@@ -100,6 +100,26 @@ fn schedulers() {
             "{name}"
         );
     }
+    for (name, sched) in [
+        ("lc", Sched::Lc),
+        ("wlc", Sched::Wlc),
+        ("sed", Sched::Sed),
+        ("nq", Sched::Nq),
+        ("fo", Sched::Fo),
+        ("ovf", Sched::Ovf),
+        ("twos", Sched::Twos),
+    ] {
+        assert_eq!(
+            p(&format!("-A -t 10.0.0.100:80 -s {name}")),
+            Ok(Command::AddService(spec(
+                tcp("10.0.0.100", 80),
+                sched,
+                None,
+                ALL
+            ))),
+            "{name}"
+        );
+    }
     assert_eq!(
         p("-A -t 10.0.0.100:80 -s fancy"),
         Err(CliError::SchedulerNotFound("fancy".into()))
