@@ -5,27 +5,21 @@
 //! real server available → ICMP port unreachable. The conn entry is made and
 //! the packet forwarded.
 
-use core::ffi::c_void;
-
-use aya_ebpf::{
-    helpers::generated::{bpf_get_prandom_u32, bpf_loop},
-    programs::XdpContext,
-};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
-    DEST_F_AVAILABLE, DestConns, LblcEntry, LblcKey, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0,
-    Service, ServiceDest, SetDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS,
-    conn_state_is_closing, dest_overloaded,
+    DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
+    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
+    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, dest_overloaded,
 };
 use lb_ebpf::{
-    schedulers::{self, Client, DestState, Nodes, scan::Steps},
+    schedulers::{self, Client, Nodes},
     tcp_state::next_state,
 };
 
 use crate::{
-    Verdict, clock, forward,
-    maps::{CONNS, DEST_CONNS, DESTS, LBLC, MH_TABLES, SCHED, SETTINGS, SH_TABLES, SVC_DESTS},
+    Verdict, forward,
+    maps::{CONNS, DEST_CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
     parse::Packet,
     reply,
     settings::timeout,
@@ -132,7 +126,7 @@ struct LoopCtx<'a, S> {
 
 /// One iteration of a schedulers' loop (0 goes on, 1 stops).
 #[inline(never)]
-extern "C" fn loop_step<S: Steps>(i: u32, ctx: *mut c_void) -> i64 {
+extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi::c_void) -> i64 {
     // Sound: `ctx` is the `LoopCtx<S>` that `MapNodes::run` handed to
     // `bpf_loop`, alive for the whole loop.
     let ctx = unsafe { &mut *(ctx as *mut LoopCtx<S>) };
@@ -177,7 +171,9 @@ impl Nodes for MapNodes {
     }
 
     #[inline(always)]
-    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+    fn run<S: schedulers::scan::Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+        use aya_ebpf::helpers::generated::bpf_loop;
+        use core::ffi::c_void;
         let mut ctx = LoopCtx { svc, steps };
         // Sound: the callback takes (u32, *mut c_void) as bpf_loop calls it,
         // and `ctx` outlives the call. A failed call (n over bpf_loop's
@@ -195,16 +191,19 @@ impl Nodes for MapNodes {
     #[inline(always)]
     fn random(&self) -> u32 {
         // Sound: a helper without arguments.
-        unsafe { bpf_get_prandom_u32() }
+        unsafe { aya_ebpf::helpers::generated::bpf_get_prandom_u32() }
     }
 
+    // dh, lblc and lblcr (paths spelt out, so that the file's imports stay
+    // the rest of the file's).
+
     #[inline(always)]
-    fn dest_state(&self, dest: u32) -> Option<DestState> {
+    fn dest_state(&self, dest: u32) -> Option<schedulers::DestState> {
         let d = DESTS.get(dest)?;
-        Some(DestState {
+        Some(schedulers::DestState {
             generation: d.generation,
             weight: d.weight,
-            available: d.flags & DEST_F_AVAILABLE != 0,
+            available: d.flags & lb_common::DEST_F_AVAILABLE != 0,
             rank: d.rank,
             vip: d.svc.addr,
         })
@@ -212,24 +211,26 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn now(&self) -> u64 {
-        match SETTINGS.get(0) {
-            Some(cfg) => clock::now(cfg),
+        match crate::maps::SETTINGS.get(0) {
+            Some(cfg) => crate::clock::now(cfg),
             None => 0,
         }
     }
 
     #[inline(always)]
-    fn lblc_entry(&self, key: &LblcKey) -> Option<&mut LblcEntry> {
+    fn lblc_entry(&self, key: &lb_common::LblcKey) -> Option<&mut lb_common::LblcEntry> {
         // Sound: a map value, alive while the program runs; other CPUs may
         // write it at the same time (each field stays a valid value).
-        LBLC.get_ptr_mut(key).map(|e| unsafe { &mut *e })
+        crate::maps::LBLC
+            .get_ptr_mut(key)
+            .map(|e| unsafe { &mut *e })
     }
 
     /// Builds the entry in a frame of its own (88 bytes off the caller's
     /// stack).
     #[inline(never)]
-    fn lblc_new(&self, key: &LblcKey, epoch: u32, d: SetDest, now: u64) {
-        let mut e = LblcEntry {
+    fn lblc_new(&self, key: &lb_common::LblcKey, epoch: u32, d: lb_common::SetDest, now: u64) {
+        let mut e = lb_common::LblcEntry {
             lastuse: now,
             lastmod: now,
             epoch,
@@ -237,6 +238,6 @@ impl Nodes for MapNodes {
             ..Default::default()
         };
         e.set[0] = d;
-        let _ = LBLC.insert(key, e, 0);
+        let _ = crate::maps::LBLC.insert(key, e, 0);
     }
 }

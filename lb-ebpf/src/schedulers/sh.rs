@@ -34,7 +34,7 @@ fn fallback<N: Nodes>(
     v: u32,
     ihash: u32,
 ) -> Option<Pick> {
-    for offset in 0..16u32 {
+    for offset in 0..SH_TAB_SIZE as u32 {
         let roffset = (offset + ihash) % SH_TAB_SIZE as u32;
         let b = sh_bucket(v, roffset);
         let pos = *table.pos.get(b as usize)?;

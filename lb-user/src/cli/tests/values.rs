@@ -100,6 +100,26 @@ fn schedulers() {
             "{name}"
         );
     }
+    for (name, sched) in [
+        ("lc", Sched::Lc),
+        ("wlc", Sched::Wlc),
+        ("sed", Sched::Sed),
+        ("nq", Sched::Nq),
+        ("fo", Sched::Fo),
+        ("ovf", Sched::Ovf),
+        ("twos", Sched::Twos),
+    ] {
+        assert_eq!(
+            p(&format!("-A -t 10.0.0.100:80 -s {name}")),
+            Ok(Command::AddService(spec(
+                tcp("10.0.0.100", 80),
+                sched,
+                None,
+                ALL
+            ))),
+            "{name}"
+        );
+    }
     // dh, lblc and lblcr: accepted by -A and -E, and their numbers name
     // them again (what -S prints and -R reads back).
     for (name, want) in [
