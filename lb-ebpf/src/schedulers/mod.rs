@@ -255,14 +255,10 @@ pub fn pick<N: Nodes>(
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
-        SCHED_DH => dh::pick(svc, nodes),
         SCHED_WLC | SCHED_LC | SCHED_SED | SCHED_NQ | SCHED_FO | SCHED_OVF | SCHED_TWOS => {
             unpack(pick_counted(svc, nodes))
         }
-        // Subprograms of their own, called from here: inside
-        // `pick_counted` their calls would stack one frame too many.
-        SCHED_LBLC => unpack(lblc::pick(svc, nodes)),
-        SCHED_LBLCR => unpack(lblcr::pick(svc, nodes)),
+        SCHED_DH | SCHED_LBLC | SCHED_LBLCR => unpack(pick_local(svc, nodes)),
         _ => None,
     }
 }
@@ -282,6 +278,20 @@ fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
         SCHED_TWOS => twos::pick(svc, nodes),
         _ => None,
     })
+}
+
+/// dh, lblc and lblcr, as one BPF subprogram returning a packed pick, as
+/// `pick_counted`: the rest of the program is then verified once after
+/// them too. (Not inside `pick_counted`: lblc's and lblcr's own calls
+/// would stack one frame too many.)
+#[inline(never)]
+fn pick_local<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    match svc.sched {
+        SCHED_DH => pack(dh::pick(svc, nodes)),
+        SCHED_LBLC => lblc::pick(svc, nodes),
+        SCHED_LBLCR => lblcr::pick(svc, nodes),
+        _ => pack(None),
+    }
 }
 
 /// What rr's and wrr's searches of the weight tree give besides a
