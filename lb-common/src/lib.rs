@@ -45,8 +45,9 @@ pub const MAP_SVC_DESTS: &str = "SVC_DESTS";
 pub const MAP_SH_TABLES: &str = "SH_TABLES";
 pub const MAP_MH_TABLES: &str = "MH_TABLES";
 pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
+pub const MAP_SWEEPER: &str = "SWEEPER";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 16] = [
+pub const MAP_NAMES: [&str; 17] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -60,12 +61,15 @@ pub const MAP_NAMES: [&str; 16] = [
     MAP_SVC_STATS,
     MAP_DEST_STATS,
     MAP_DEST_CONNS,
+    MAP_SWEEPER,
     MAP_REPLY_RATE,
     MAP_IFACES,
     MAP_VIPS,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
+/// The program `lbctl attach` runs once to arm the sweeper's timer.
+pub const SWEEP_ARM_PROGRAM: &str = "lb_sweep_arm";
 
 /// Default number of virtual services (entries of `SERVICES`, indices of
 /// `SCHED`, `SVC_STATS`); `lbctl attach --services` changes it.
@@ -94,7 +98,8 @@ pub const MAX_WEIGHT: u32 = 65535;
 /// ipvsadm's `MAX_TIMEOUT`: 31 days in seconds, the upper bound of a
 /// persistence timeout (`-p`, ldirectord's `persistent`) and of `--set`.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
-/// Default size of the connection table (LRU); `lbctl attach --conns` changes it.
+/// Default size of the connection table (a preallocated hash: a full table
+/// refuses new flows, it never evicts); `lbctl attach --conns` changes it.
 pub const DEFAULT_CONNS: u32 = 1 << 20;
 /// Default size of the template table (LRU); `lbctl attach --templates` changes it.
 pub const DEFAULT_TEMPLATES: u32 = 1 << 20;
@@ -461,9 +466,66 @@ pub struct Conn {
     pub state: u8,
     /// `CONN_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// Which `DEST_CONNS` count of `dest` holds this conn (`COUNTED_*`).
+    /// Changed only by atomic exchanges, so that of two CPUs moving or
+    /// removing the same conn at once exactly one moves its count.
+    pub counted: u32,
 }
 const _: () = assert!(size_of::<Conn>() == 40);
+
+/// `Conn::counted`: the conn is in no count (being removed, or a
+/// one-packet entry that never is).
+pub const COUNTED_NONE: u32 = 0;
+/// `Conn::counted`: the conn is in its dest's `DestConns::active`.
+pub const COUNTED_ACTIVE: u32 = 1;
+/// `Conn::counted`: the conn is in its dest's `DestConns::inactive`.
+pub const COUNTED_INACTIVE: u32 = 2;
+
+/// The count a conn in `state` belongs to (IPVS's `IP_VS_CONN_F_INACTIVE`
+/// and `tcp_state_active`; a UDP conn is always inactive).
+pub const fn counted_for(state: u8) -> u32 {
+    if conn_state_is_active(state) {
+        COUNTED_ACTIVE
+    } else {
+        COUNTED_INACTIVE
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SWEEPER: Array<(bpf_timer, SweepStats), 1>
+// ---------------------------------------------------------------------------
+
+/// How often the sweeper walks `CONNS` (a BPF timer, armed by `lbctl
+/// attach`): an expired conn leaves the table, and its dest's count, at most
+/// this long after its expiry.
+pub const SWEEP_INTERVAL_NS: u64 = NS_PER_SEC;
+
+/// The sweeper's own counters, after the kernel's 16-byte `struct
+/// bpf_timer` in the value of `SWEEPER` (the program declares the value
+/// with the timer; the controller reads it as [`SweeperValue`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SweepStats {
+    /// Sweeps run since the timer was armed.
+    pub runs: u64,
+    /// Conns the sweeper removed (expired, or of a flushed dest).
+    pub expired: u64,
+    /// Entries the last sweep visited.
+    pub visited: u64,
+    /// How long the last sweep took, in ns.
+    pub took_ns: u64,
+}
+
+/// The value of `SWEEPER` as the controller sees it: the timer's bytes
+/// (opaque; the kernel never shows them) and the stats.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SweeperValue {
+    pub timer: [u64; 2],
+    pub stats: SweepStats,
+}
+const _: () = assert!(size_of::<SweeperValue>() == 48);
 
 impl Conn {
     /// Absolute expiry time in ns: the meaning of `last_seen` + `timeout`,
@@ -794,7 +856,14 @@ pub const REASON_PASS_NOT_FOR_US: u32 = 18;
 /// real server's replies), forwarded to the flow's real server as IPVS's
 /// `ip_vs_in_icmp` does, so path MTU discovery works through the director.
 pub const REASON_FWD_ICMP: u32 = 19;
-pub const REASON_COUNT: u32 = 20;
+/// A new flow whose conn entry another CPU made in the same instant (the
+/// insert found the key taken): dropped, the client's retransmission finds
+/// the entry.
+pub const REASON_DROP_CONN_RACE: u32 = 20;
+/// A UDP datagram of a one-packet (`-o`) service: scheduled on its own and
+/// forwarded with no conn entry kept.
+pub const REASON_FWD_ONE_PACKET: u32 = 21;
+pub const REASON_COUNT: u32 = 22;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ipv4",
@@ -817,6 +886,8 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_reply_rate",
     "pass_not_for_us",
     "fwd_icmp",
+    "drop_conn_race",
+    "fwd_one_packet",
 ];
 
 /// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.
@@ -872,6 +943,7 @@ mod user {
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for DestConns {}
+    unsafe impl aya::Pod for SweeperValue {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for TemplateKey {}

@@ -181,7 +181,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 svc: 0,
                 state: CONN_S_ESTABLISHED,
                 flags: 0,
-                _pad: [0; 6],
+                _pad: [0; 2],
+                counted: 0,
             });
         }
         from_every_cpu(plane.conns_fd()?, &keys, &values)
