@@ -5,7 +5,13 @@
 //! real server available → ICMP port unreachable. The conn entry is made and
 //! the packet forwarded.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::generated::{bpf_get_prandom_u32, bpf_loop},
+    programs::XdpContext,
+};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, COUNTED_INACTIVE, Conn,
     ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
@@ -14,7 +20,7 @@ use lb_common::{
     TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for, dest_overloaded,
 };
 use lb_ebpf::{
-    schedulers::{self, Client, Nodes},
+    schedulers::{self, Client, Nodes, scan::Steps},
     tcp_state::next_state,
 };
 
@@ -134,8 +140,29 @@ pub fn schedule(
 }
 
 /// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
-/// place in its list `DESTS` records for a dest, and its sh or mh table.
+/// place in its list `DESTS` records for a dest, its sh or mh table, a
+/// dest's counts; scans of the list run in `bpf_loop`.
 struct MapNodes;
+
+/// What a `bpf_loop` of the schedulers carries: the service and the loop's
+/// state (both the caller's).
+struct LoopCtx<'a, S> {
+    svc: &'a Service,
+    steps: &'a mut S,
+}
+
+/// One iteration of a schedulers' loop (0 goes on, 1 stops).
+#[inline(never)]
+extern "C" fn loop_step<S: Steps>(i: u32, ctx: *mut c_void) -> i64 {
+    // Sound: `ctx` is the `LoopCtx<S>` that `MapNodes::run` handed to
+    // `bpf_loop`, alive for the whole loop.
+    let ctx = unsafe { &mut *(ctx as *mut LoopCtx<S>) };
+    if ctx.steps.step(&MapNodes, ctx.svc, i) {
+        0
+    } else {
+        1
+    }
+}
 
 impl Nodes for MapNodes {
     #[inline(always)]
@@ -168,5 +195,27 @@ impl Nodes for MapNodes {
             c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
         }
         Some(c)
+    }
+
+    #[inline(always)]
+    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+        let mut ctx = LoopCtx { svc, steps };
+        // Sound: the callback takes (u32, *mut c_void) as bpf_loop calls it,
+        // and `ctx` outlives the call. A failed call (n over bpf_loop's
+        // 1 << 23, never here) leaves the state as it was: no pick.
+        unsafe {
+            bpf_loop(
+                n,
+                loop_step::<S> as *const () as *mut c_void,
+                &mut ctx as *mut LoopCtx<S> as *mut c_void,
+                0,
+            );
+        }
+    }
+
+    #[inline(always)]
+    fn random(&self) -> u32 {
+        // Sound: a helper without arguments.
+        unsafe { bpf_get_prandom_u32() }
     }
 }

@@ -341,6 +341,9 @@ mod tests {
         fn conns(&self, _dest: u32) -> Option<lb_common::DestConns> {
             Some(lb_common::DestConns::default())
         }
+        fn random(&self) -> u32 {
+            0
+        }
     }
 
     impl Svc {

@@ -25,12 +25,17 @@
 
 mod mh;
 mod rr;
+pub mod scan;
 mod sh;
+pub mod wlc;
 mod wrr;
 
+use scan::{Scan, Steps};
+
 use lb_common::{
-    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WRR,
-    SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
+    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WLC,
+    SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable,
+    wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -48,6 +53,30 @@ pub trait Nodes {
     /// The live connection counts of `dest` (`DEST_CONNS`), with
     /// `overloaded` resolved to 1 (overloaded now, `dest_overloaded`) or 0.
     fn conns(&self, dest: u32) -> Option<DestConns>;
+    /// Runs `steps` for i = 0..n until a step stops it (`scan.rs`). The
+    /// program runs it with `bpf_loop`; this default is the host's loop.
+    #[inline(always)]
+    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S)
+    where
+        Self: Sized,
+    {
+        scan::run_steps(self, svc, n, steps)
+    }
+    /// Runs `scan` over the service's list from position `from` to its end
+    /// or until a step stops it (`scan.rs`), as one [`Nodes::run`].
+    #[inline(always)]
+    fn scan<S: Scan>(&self, svc: &Service, from: u32, scan: &mut S)
+    where
+        Self: Sized,
+    {
+        let n = scan::scan_len(svc, from);
+        if n > 0 {
+            self.run(svc, n, &mut scan::ListWalk { from, scan });
+        }
+    }
+    /// A uniformly random 32-bit number (twos' draws): the program's
+    /// `bpf_get_prandom_u32`; host tests inject their own.
+    fn random(&self) -> u32;
 }
 
 /// What sh and mh hash: the client's address and source port, in network
@@ -144,6 +173,7 @@ pub fn pick<N: Nodes>(
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
+        SCHED_WLC => wlc::pick(svc, nodes),
         _ => None,
     }
 }
