@@ -515,6 +515,12 @@ pub struct SweepStats {
     pub visited: u64,
     /// How long the last sweep took, in ns.
     pub took_ns: u64,
+    /// Set by the packet path when a new flow found `CONNS` full; the next
+    /// sweep clears it and also removes stale half-open entries.
+    pub full: u64,
+    /// Half-open entries removed because the table was full (the kernel's
+    /// `drop_entry` victims: SYN_RECV, idle for `HALF_OPEN_GRACE_NS`).
+    pub half_open_dropped: u64,
 }
 
 /// The value of `SWEEPER` as the controller sees it: the timer's bytes
@@ -525,7 +531,13 @@ pub struct SweeperValue {
     pub timer: [u64; 2],
     pub stats: SweepStats,
 }
-const _: () = assert!(size_of::<SweeperValue>() == 48);
+const _: () = assert!(size_of::<SweeperValue>() == 64);
+
+/// When the table was found full, a sweep also removes the SYN_RECV entries
+/// idle for this long: handshakes a client left unfinished (a SYN flood's),
+/// as IPVS's `drop_entry` drops them under memory pressure. A real client
+/// completes its handshake within a round trip.
+pub const HALF_OPEN_GRACE_NS: u64 = NS_PER_SEC;
 
 impl Conn {
     /// Absolute expiry time in ns: the meaning of `last_seen` + `timeout`,

@@ -30,7 +30,7 @@ use crate::{
     parse::Packet,
     reply,
     settings::timeout,
-    stats, template,
+    stats, sweep, template,
 };
 
 /// `-EEXIST`: `BPF_NOEXIST` found the key taken.
@@ -132,8 +132,12 @@ pub fn schedule(
         Ok(()) => counts::bind(dest_id, counted),
         Err(e) if e == -EEXIST => return Verdict::Drop(REASON_DROP_CONN_RACE),
         // Full: as IPVS when it cannot allocate an entry, the new flow is
-        // dropped; no entry is evicted (§6.4).
-        Err(_) => return Verdict::Drop(REASON_DROP_CONN_TABLE),
+        // dropped; no entry is evicted, but the next sweep removes stale
+        // half-open ones (§6.4).
+        Err(_) => {
+            sweep::table_full();
+            return Verdict::Drop(REASON_DROP_CONN_TABLE);
+        }
     }
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
     forward::direct_route(ctx, dest, dest_id, reason)

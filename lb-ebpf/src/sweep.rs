@@ -3,6 +3,10 @@
 //! the table and its dests' counts (`counts.rs`) follow expiry within a
 //! second with nothing running in user space (docs/SEMANTICS.md §6.4).
 //!
+//! When a new flow found the table full, the next sweep also removes the
+//! half-open entries idle for `HALF_OPEN_GRACE_NS` (the kernel's `drop_entry`
+//! victims), so a SYN flood fills the table for at most about a second.
+//!
 //! `lbctl attach` arms it by running `lb_sweep_arm` once (`BPF_PROG_TEST_RUN`):
 //! the timer then keeps itself going, and holds the program it calls. A
 //! later attach (an upgrade) arms it again, which hands the timer to the new
@@ -18,7 +22,8 @@ use aya_ebpf::{
     },
 };
 use lb_common::{
-    Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, SWEEP_INTERVAL_NS, SweepStats, SweeperValue,
+    CONN_S_SYN_RECV, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, HALF_OPEN_GRACE_NS,
+    SWEEP_INTERVAL_NS, SweepStats, SweeperValue,
 };
 
 use crate::{
@@ -43,8 +48,11 @@ const CLOCK_MONOTONIC: u64 = 1;
 #[repr(C)]
 struct Sweep {
     now: u64,
+    /// Non-zero when the table was found full since the last sweep.
+    full: u64,
     visited: u64,
     expired: u64,
+    half_open: u64,
 }
 
 /// Whether a conn is gone as IPVS sees it: its timer ran out, or it was
@@ -72,14 +80,30 @@ fn gone(c: *const Conn, now: u64) -> bool {
 extern "C" fn visit(_map: *mut c_void, key: *mut ConnKey, c: *mut Conn, ctx: *mut Sweep) -> i64 {
     let sweep = unsafe { &mut *ctx };
     sweep.visited += 1;
-    if gone(c, sweep.now) {
+    let gone = gone(c, sweep.now);
+    let stale_half_open = sweep.full != 0
+        && unsafe { (*c).state } == CONN_S_SYN_RECV
+        && sweep.now >= unsafe { (*c).last_seen } + HALF_OPEN_GRACE_NS;
+    if gone || stale_half_open {
         // The helper takes the key from the map's own memory; a copy on the
         // stack keeps the delete independent of the element it removes.
         let k = unsafe { *key };
         counts::remove(&k, c);
-        sweep.expired += 1;
+        if gone {
+            sweep.expired += 1;
+        } else {
+            sweep.half_open += 1;
+        }
     }
     0
+}
+
+/// A new flow found the table full: the next sweep relieves it (`visit`).
+#[inline(always)]
+pub fn table_full() {
+    if let Some(s) = SWEEPER.get_ptr_mut(0) {
+        unsafe { (*s).stats.full = 1 };
+    }
 }
 
 /// The timer's callback: one sweep, then the next one armed.
@@ -89,10 +113,14 @@ extern "C" fn run(_map: *mut c_void, _key: *mut u32, s: *mut Sweeper) -> i32 {
         return 0;
     };
     let start = unsafe { bpf_ktime_get_ns() };
+    let full = unsafe { (*s).stats.full };
+    unsafe { (*s).stats.full = 0 };
     let mut sweep = Sweep {
         now: clock::now(cfg),
+        full,
         visited: 0,
         expired: 0,
+        half_open: 0,
     };
     unsafe {
         bpf_for_each_map_elem(
@@ -104,6 +132,7 @@ extern "C" fn run(_map: *mut c_void, _key: *mut u32, s: *mut Sweeper) -> i32 {
         let st = &mut (*s).stats;
         st.runs += 1;
         st.expired += sweep.expired;
+        st.half_open_dropped += sweep.half_open;
         st.visited = sweep.visited;
         st.took_ns = bpf_ktime_get_ns().wrapping_sub(start);
         bpf_timer_start(&mut (*s).timer, SWEEP_INTERVAL_NS, 0);

@@ -14,8 +14,8 @@ use aya::maps::IterableMap;
 
 use lb_common::{
     CONN_STATE_NAMES, COUNTED_ACTIVE, COUNTED_INACTIVE, Conn, ConnKey, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, Dest, DestConns, MAP_CONNS, MAP_DEST_CONNS, MAP_TEMPLATES, NS_PER_SEC,
-    TMPL_S_ASSURED, Template, TemplateKey,
+    DEST_F_IN_USE, Dest, DestConns, MAP_CONNS, MAP_DEST_CONNS, MAP_SWEEPER, MAP_TEMPLATES,
+    NS_PER_SEC, SweepStats, TMPL_S_ASSURED, Template, TemplateKey,
 };
 
 use crate::{
@@ -107,6 +107,17 @@ impl Table {
         let n = n.min(self.pins.sizes.reals);
         batch::array_range(self.pins.dest_conns.map().fd().as_fd(), 0, n)
             .map_err(|e| map_err(MAP_DEST_CONNS)(batch::syscall_error("bpf_map_lookup_batch", e)))
+    }
+
+    /// The sweeper's counters (`SWEEPER`): its runs, the entries it
+    /// expired, and its last sweep's size and duration.
+    pub fn sweeper(&self) -> Result<SweepStats, Error> {
+        Ok(self
+            .pins
+            .sweeper
+            .get(&0, 0)
+            .map_err(map_err(MAP_SWEEPER))?
+            .stats)
     }
 
     /// The counts `DEST_CONNS` should hold for the first `n` slots: the

@@ -179,6 +179,10 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
                 out.push_str(&format!(" -M {}", spec.netmask));
             }
         }
+        // [" -o"]
+        if spec.one_packet {
+            out.push_str(" -o");
+        }
         // [" -b " print_sched_flags]
         if spec.sched.flags().any() {
             out.push_str(&format!(" -b {}", spec.sched.flag_names()));
@@ -374,6 +378,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
                 out.push_str(&format!(" mask {}", spec.netmask));
             }
         }
+        // [" ops"]
+        if spec.one_packet {
+            out.push_str(" ops");
+        }
     }
     out.push('\n');
 
@@ -455,6 +463,7 @@ mod tests {
                 sched,
                 persistent,
                 netmask: Ipv4Addr::BROADCAST,
+                one_packet: false,
             },
             stats: Stats::default(),
             rates: Rates::default(),

@@ -317,6 +317,8 @@ pub struct ServiceSpec {
     pub persistent: Option<u32>,
     /// `-M netmask` (255.255.255.255 when not given).
     pub netmask: Ipv4Addr,
+    /// `-o`: one-packet scheduling (UDP only).
+    pub one_packet: bool,
 }
 
 /// Forwarding method (`-g` only for now).

@@ -43,6 +43,7 @@ fn add_service(
         sched,
         persistent,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     Ok(())
 }
@@ -373,6 +374,7 @@ fn persistent(dp: &mut Dataplane, mask: Ipv4Addr) -> Result<ServiceId> {
         sched: Sched::Rr,
         persistent: Some(300),
         netmask: mask,
+        one_packet: false,
     })?;
     dp.table.add_real(&s, &real(11, 80, 1))?;
     dp.table.add_real(&s, &real(12, 80, 1))?;
@@ -1043,6 +1045,7 @@ lab_test!(
             sched: Sched::Sh(flags(&[SVC_F_SCHED_PORT])),
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         let mut reals = std::collections::BTreeSet::new();
         for sport in 5000..5030 {
@@ -1077,6 +1080,7 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         sched: Sched::Sh(flags(&[SVC_F_SCHED_FALLBACK])),
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     let b = sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), 0);
     let want = (0..256)
@@ -1095,6 +1099,7 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         sched: Sched::Sh(flags(&[])),
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     assert_port_unreachable(
         &dp.run(&tcp(40002).syn().build())?,
@@ -1175,6 +1180,7 @@ lab_test!(
             sched: Sched::Mh(flags(&[SVC_F_SCHED_PORT, SVC_F_SCHED_FALLBACK])),
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         // A port of the client whose slot is the quiesced real's: the first
         // available real along the kernel's probes.

@@ -41,6 +41,8 @@ pub(super) struct State {
     sched_name: Option<String>,
     /// `-b` as given, parsed once all options are read (as ipvsadm does).
     sched_flags: Option<String>,
+    /// `-o`: one-packet scheduling.
+    one_packet: bool,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     weight: Option<u32>,
@@ -363,7 +365,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::Ops => {
             st.set(Opt::OnePacket)?;
-            st.defer(CliError::Unsupported("one-packet scheduling (-o)"));
+            st.one_packet = true;
         }
         Tag::Pe => {
             st.set(Opt::Pe)?;
@@ -466,6 +468,7 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
             sched: st.sched.unwrap_or(DEFAULT_SCHED),
             persistent: st.persistent,
             netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST),
+            one_packet: st.one_packet,
         })
     };
     let real_spec = || -> Result<(ServiceId, RealSpec), CliError> {

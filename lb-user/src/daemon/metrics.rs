@@ -425,6 +425,7 @@ mod tests {
                 sched: Sched::Wrr,
                 persistent: None,
                 netmask: "255.255.255.255".parse().unwrap(),
+                one_packet: false,
             },
             stats: stats(7, 70, 7000),
             rates: Rates::default(),

@@ -22,8 +22,8 @@ use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
     DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
     MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
-    REASON_NAMES, SCHED_MH, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest,
-    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
+    REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK,
+    Service, ServiceDest, ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 mod hops;
@@ -756,6 +756,9 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
     if spec.id.port == 0 {
         svc.flags |= SVC_F_PORT0;
     }
+    if spec.one_packet {
+        svc.flags |= SVC_F_ONEPACKET;
+    }
     svc.netmask = spec.netmask.octets();
 }
 
@@ -765,6 +768,7 @@ fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
         sched: Sched::of(svc.sched, SchedFlags(svc.flags & SVC_F_SCHED_MASK)),
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
         netmask: Ipv4Addr::from(svc.netmask),
+        one_packet: svc.flags & SVC_F_ONEPACKET != 0,
     }
 }
 
@@ -778,6 +782,11 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
         && !(1..=MAX_TIMEOUT).contains(&t)
     {
         return Err(Error::Invalid("Illegal timeout specified".into()));
+    }
+    if spec.one_packet && spec.id.proto != Proto::Udp {
+        return Err(Error::Invalid(
+            "One-Packet Scheduling is only for UDP virtual services".into(),
+        ));
     }
     let m = u32::from(spec.netmask);
     if m.leading_ones() + m.trailing_zeros() != 32 {
@@ -809,6 +818,7 @@ mod tests {
             sched: Sched::Wrr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         };
         assert!(validate_service(&spec).is_err());
         spec.persistent = Some(300);

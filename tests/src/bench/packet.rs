@@ -124,12 +124,14 @@ pub fn provision(plane: &mut Plane) -> Result<()> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     t.add_service(&ServiceSpec {
         id: persist(),
         sched: Sched::Wrr,
         persistent: Some(300),
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     for i in 0..REALS {
         t.add_real(&web(), &real(i, WEB_PORT, i as u32 + 1))?;
@@ -419,6 +421,7 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
             sched,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         for i in 0..REALS {
             t.add_real(&id, &real(i, port, 1))?;

@@ -156,6 +156,7 @@ pub fn configure(dp: &mut Dataplane) -> Result<()> {
                 sched: d.sched,
                 persistent: d.persistent.then_some(PERSIST_SECS),
                 netmask: d.netmask,
+                one_packet: false,
             })
             .with_context(|| format!("adding {:?}", service_id(d)))?;
         for &(last, w) in d.reals {

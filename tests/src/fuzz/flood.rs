@@ -185,6 +185,7 @@ pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: HOST,
+        one_packet: false,
     })?;
     for last in [11, 12] {
         rig.table.add_real(

@@ -64,6 +64,7 @@ fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>, mask: &str) -> Ser
         sched,
         persistent,
         netmask: ip(mask),
+        one_packet: false,
     }
 }
 

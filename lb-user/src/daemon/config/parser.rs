@@ -71,6 +71,8 @@ struct RawVirtual {
     checkport: Option<u16>,
     scheduler: Option<Sched>,
     schedflags: Option<(usize, String)>,
+    /// `ops=yes`: one-packet scheduling (ipvsadm `-o`).
+    ops: bool,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     protocol: Option<Proto>,
@@ -478,6 +480,7 @@ impl Parser<'_> {
             checkport: None,
             scheduler: None,
             schedflags: None,
+            ops: false,
             persistent: None,
             netmask: None,
             protocol: None,
@@ -583,10 +586,8 @@ impl Parser<'_> {
                     })
                 }
                 "ops" => match value {
-                    "no" => {}
-                    "yes" => {
-                        return self.err(l, "ops=yes (one-packet scheduling) is not supported yet");
-                    }
+                    "no" => v.ops = false,
+                    "yes" => v.ops = true,
                     _ => return self.err(l, "ops must be 'yes' or 'no'"),
                 },
                 "service" => {
@@ -862,7 +863,15 @@ impl Parser<'_> {
                 Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST),
                 None => Ipv4Addr::BROADCAST,
             },
+            // ldirectord passes -o for ops=yes; ipvsadm refuses it but for UDP.
+            one_packet: raw.ops,
         };
+        if raw.ops && proto != Proto::Udp {
+            return self.err(
+                line,
+                "One-Packet Scheduling is only for UDP virtual services",
+            );
+        }
         // Checks.
         let (kind_line, kind) = raw.checktype.unwrap_or((line, CheckType::Negotiate));
         let (service_line, service_name) = raw

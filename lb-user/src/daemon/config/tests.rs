@@ -52,6 +52,7 @@ fn ldirectord_sample_parses() {
             sched: Sched::Rr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         }
     );
     let reals: Vec<(Ipv4Addr, u16, u32, u16)> = v
