@@ -52,6 +52,7 @@ fn real(i: u8, port: u16, weight: u32) -> RealSpec {
         id: RealId { addr: rs(i), port },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 

@@ -16,7 +16,7 @@
 //!   command/option table (`commands_v_options`), then the post-checks (zero
 //!   port, list conflicts), with ipvsadm's own messages;
 //! * features that ipvsadm has and lbctl does not yet (IPv6, fwmark and SCTP
-//!   services, NAT and tunnelling, thresholds, other schedulers, ...) are
+//!   services, NAT and tunnelling, one-packet scheduling, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.
@@ -96,7 +96,8 @@ pub enum Command {
     /// `-a`: add a real server. The real's port is the service's port (direct
     /// routing cannot change ports; ipvsadm forces it the same way).
     AddReal { service: ServiceId, real: RealSpec },
-    /// `-e`: edit a real server; omitted `-w` resets the weight to 1.
+    /// `-e`: edit a real server; omitted `-w` resets the weight to 1, and
+    /// omitted `-x`/`-y` the thresholds to 0 (ipvsadm re-sends them all).
     EditReal { service: ServiceId, real: RealSpec },
     /// `-d`: delete a real server. The port is the one given with `-r`, or the
     /// service's port when none is given (ipvsadm does not force it here).
@@ -385,6 +386,8 @@ pub fn usage() -> String {
          \x20 --real-server  -r server-address    server-address is host (and port)\n\
          \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
          \x20 --weight       -w weight            capacity of real server\n\
+         \x20 --u-threshold  -x uthreshold        upper threshold of connections\n\
+         \x20 --l-threshold  -y lthreshold        lower threshold of connections\n\
          \x20 --connection   -c                   output of current IPVS connections\n\
          \x20 --timeout                           output of timeout (tcp tcpfin udp)\n\
          \x20 --stats                             output of statistics information\n\

@@ -75,6 +75,7 @@ pub fn real(i: usize, port: u16, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 

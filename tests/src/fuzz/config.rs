@@ -143,6 +143,7 @@ pub(super) fn real_spec(d: &SvcDef, last: u8, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 

@@ -196,6 +196,7 @@ pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
                 },
                 fwd: Fwd::Route,
                 weight: 1,
+                thresholds: Thresholds::NONE,
             },
         )?;
     }
