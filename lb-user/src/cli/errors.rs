@@ -62,6 +62,9 @@ pub enum CliError {
     IllegalServiceAddress,
     #[error("illegal real server address[:port] specified")]
     IllegalRealAddress,
+    /// `lbctl whereis`'s client.
+    #[error("illegal client address[:port] specified")]
+    IllegalClientAddress,
     #[error("illegal virtual server persistent mask specified")]
     IllegalNetmask,
     /// lbctl only: ipvsadm passes such masks on; they make no sense.

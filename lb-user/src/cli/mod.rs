@@ -154,6 +154,16 @@ pub enum Command {
     Completions(Shell),
     /// `lbctl manpage` (hidden): print [`manpage`]'s lbctl(8).
     Manpage,
+    /// `lbctl drain -t|-u VIP:PORT -r RIP[:PORT] [--timeout S] [--remove]
+    /// [--inactive]`: quiesce the real and wait for its connections to end.
+    Drain(crate::drain::DrainSpec),
+    /// `lbctl whereis -t|-u VIP:PORT CLIENT[:PORT]`: where a new connection
+    /// of the client would go now, and why.
+    Whereis {
+        service: ServiceId,
+        client: std::net::Ipv4Addr,
+        port: Option<u16>,
+    },
 }
 
 /// What `-L` lists.
@@ -269,7 +279,7 @@ pub fn parse_with(args: &[String], names: &Resolver) -> Result<Command, CliError
             format: ListFormat::default(),
         }),
         // A word (or a mistyped one) goes to clap; options to ipvsadm's popt.
-        Some(word) if !word.starts_with('-') => parse_word(args),
+        Some(word) if !word.starts_with('-') => parse_word(args, names),
         Some(_) => parse_ipvsadm(args, names, false),
     }
 }
@@ -337,6 +347,8 @@ pub fn usage() -> String {
          \x20 lbctl counters\n\
          \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
          \x20 lbctl daemon-status [CONFIG]\n\
+         \x20 lbctl drain -t|u service-address -r server-address [--timeout S] [--remove] [--inactive]\n\
+         \x20 lbctl whereis -t|u service-address client-address[:port]\n\
          \x20 lbctl version\n\
          \x20 lbctl completions bash|zsh|fish\n\
          \n\
@@ -368,6 +380,11 @@ pub fn usage() -> String {
          \x20 daemon CONFIG               check real servers as ldirectord does with CONFIG (an\n\
          \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
          \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\
+         \x20 drain -t|u VIP:PORT -r RIP  quiesce a real server (weight 0) and wait until its\n\
+         \x20     [--timeout S] [--remove]  ActiveConn (with --inactive, InActConn too) is 0;\n\
+         \x20     [--inactive]            exit 3 on timeout; --remove deletes it when drained\n\
+         \x20 whereis -t|u VIP:PORT CLIENT[:PORT]\n\
+         \x20                             where a new connection of CLIENT would go now, and why\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
          \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
