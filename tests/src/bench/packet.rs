@@ -22,7 +22,7 @@ use lb_tests::{
 };
 use lb_user::{
     Sizes,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec},
+    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds},
     table::service_key,
 };
 
