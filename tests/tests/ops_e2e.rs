@@ -327,6 +327,8 @@ fn whereis_agrees_with_where_the_next_connection_goes() -> Result<()> {
             && get(l, "next") == Some("yes")),
         "{answer:?}"
     );
+    // Asking turns no rotation: the same answer again.
+    ensure!(whereis(&lb, &vip, &client.to_string())? == answer);
     let mut nexts = Vec::new();
     for l in &answer {
         nexts.push(name_of(&lb, get(l, "real").context("no real")?)?);

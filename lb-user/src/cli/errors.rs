@@ -73,7 +73,8 @@ pub enum CliError {
     #[error("illegal weight specified")]
     IllegalWeight,
     /// Other `illegal <what> specified` errors of ipvsadm (`u_threshold`,
-    /// `syncid`, `tunnel port`, ...), for options lbctl does not support.
+    /// `l_threshold`, `syncid`, `tunnel port`, ...), and of lbctl's words'
+    /// values.
     #[error("illegal {what} specified")]
     IllegalValue { what: &'static str },
     /// `-p` or `--set` value out of range or not a number.
