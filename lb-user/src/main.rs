@@ -44,7 +44,8 @@ fn drain(spec: &lb_user::drain::DrainSpec) -> ExitCode {
     use std::io::IsTerminal;
     let tty = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();
-    match lb_user::drain::drain(spec, open, &mut stdout, tty) {
+    let mut tables = lb_user::drain::Pinned(open);
+    match lb_user::drain::drain(spec, &mut tables, &mut stdout, tty, lb_user::drain::POLL) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lbctl: {}", chain(&e));
