@@ -1,6 +1,7 @@
 //! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `version`, `help`, `completions`), which clap reads: a
+//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`),
+//! which clap reads: a
 //! first argument that starts with `-` is ipvsadm's, any other is a word.
 //!
 //! The ipvsadm part follows `ipvsadm.c` closely:
