@@ -598,6 +598,29 @@ pub struct Template {
 }
 const _: () = assert!(size_of::<Template>() == 40);
 
+/// `ip_vs_check_template`: whether a template may still take a new
+/// connection of its client at `now`, given the `DESTS` entry at
+/// `Template::dest` and the `expire_quiescent_template` sysctl
+/// (docs/SEMANTICS.md §2.4, §3.2): not expired; its dest still in its
+/// service (not removed), the same real it was made for (generation) and
+/// not invalidated since (template epoch); and not quiescent when
+/// `expire_quiescent_template` is set. An overloaded dest is no reason: the
+/// kernel sends a persistent client to it anyway. The one rule of the
+/// packet path (lb-ebpf's `template.rs`) and of `lbctl whereis`.
+pub const fn template_usable(
+    t: &Template,
+    d: &Dest,
+    expire_quiescent_template: u32,
+    now: u64,
+) -> bool {
+    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
+    now < t.expires
+        && d.flags & usable == usable
+        && d.generation == t.dest_gen
+        && d.tmpl_epoch == t.epoch
+        && !(expire_quiescent_template != 0 && d.weight == 0)
+}
+
 /// The kernel re-checks an expired template that still controls conns every
 /// this often.
 pub const TEMPLATE_LINGER_NS: u64 = 60_000_000_000;
@@ -988,6 +1011,38 @@ mod tests {
         assert_eq!(template_expiry(100 * s, 101 * s), 160 * s);
         assert_eq!(template_expiry(100 * s, 160 * s), 160 * s);
         assert_eq!(template_expiry(100 * s, 161 * s), 220 * s);
+    }
+
+    #[test]
+    fn template_usable_is_ip_vs_check_template() {
+        let d = Dest {
+            flags: DEST_F_IN_USE | DEST_F_AVAILABLE,
+            weight: 1,
+            generation: 4,
+            tmpl_epoch: 7,
+            u_threshold: 1,
+            ..Dest::default()
+        };
+        let t = Template {
+            expires: 100,
+            dest_gen: 4,
+            epoch: 7,
+            ..Template::default()
+        };
+        assert!(template_usable(&t, &d, 0, 99));
+        // Expired.
+        assert!(!template_usable(&t, &d, 0, 100));
+        // Removed (-d), or a slot never or no longer in use.
+        for flags in [DEST_F_IN_USE, DEST_F_AVAILABLE, 0] {
+            assert!(!template_usable(&t, &Dest { flags, ..d }, 0, 0));
+        }
+        // Another real in the slot; templates invalidated.
+        assert!(!template_usable(&t, &Dest { generation: 5, ..d }, 0, 0));
+        assert!(!template_usable(&t, &Dest { tmpl_epoch: 8, ..d }, 0, 0));
+        // Quiescent: usable unless expire_quiescent_template.
+        let quiescent = Dest { weight: 0, ..d };
+        assert!(template_usable(&t, &quiescent, 0, 0));
+        assert!(!template_usable(&t, &quiescent, 1, 0));
     }
 
     #[test]

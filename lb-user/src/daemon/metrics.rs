@@ -394,6 +394,7 @@ mod tests {
     use crate::daemon::status::{FallbackStatus, RealStatus, ServiceStatus};
     use crate::model::{
         Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, Stats,
+        Thresholds,
     };
 
     #[test]
@@ -437,6 +438,7 @@ mod tests {
                     },
                     fwd: Fwd::Route,
                     weight: 0,
+                    thresholds: Thresholds::NONE,
                 },
                 active_conns: 1,
                 inactive_conns: 2,

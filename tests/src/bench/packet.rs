@@ -22,7 +22,7 @@ use lb_tests::{
 };
 use lb_user::{
     Sizes,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec},
+    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds},
     table::service_key,
 };
 
@@ -75,6 +75,7 @@ pub fn real(i: usize, port: u16, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::types::*;
 use crate::{
-    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
+    model::{MAX_THRESHOLD, Proto, RealId, Sched, ServiceId, ServiceSpec, Thresholds},
     resolve::Resolver,
 };
 
@@ -668,7 +668,66 @@ impl Parser<'_> {
         }
     }
 
-    /// `real=host[->host2][:port] gate [weight] ["request", "receive"]`.
+    /// The optional `l:LOWER` and `u:UPPER` that end a `real=` line, in
+    /// that order (ldirectord's `add_real_server`; passed as `-y` and `-x`),
+    /// and what comes before them. ldirectord reads `u:` before `l:` as
+    /// nothing (its second pattern looks after the first match) and passes
+    /// a lower threshold above the upper one to ipvsadm, which the kernel
+    /// refuses: both are configuration errors here.
+    fn thresholds<'a>(
+        &self,
+        line: usize,
+        rest: &'a str,
+    ) -> Result<(&'a str, Thresholds), ConfigError> {
+        let mut rest = rest.trim_end();
+        let mut t = Thresholds::NONE;
+        let take = |rest: &mut &'a str, prefix: &str| -> Option<&'a str> {
+            let (before, last) = match rest.rfind(char::is_whitespace) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => ("", *rest),
+            };
+            let v = last.strip_prefix(prefix)?;
+            (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| {
+                *rest = before.trim_end();
+                v
+            })
+        };
+        let value = |v: &str, which: &str| -> Result<u32, ConfigError> {
+            match v.parse::<u32>() {
+                Ok(n) if n <= MAX_THRESHOLD => Ok(n),
+                _ => self.err(
+                    line,
+                    format!("invalid {which} threshold {v} (0 to {MAX_THRESHOLD})"),
+                ),
+            }
+        };
+        if let Some(u) = take(&mut rest, "u:") {
+            t.upper = value(u, "upper")?;
+        }
+        if let Some(l) = take(&mut rest, "l:") {
+            t.lower = value(l, "lower")?;
+        }
+        if take(&mut rest, "u:").is_some() {
+            return self.err(
+                line,
+                "the thresholds go in ldirectord's order: l:LOWER, then u:UPPER",
+            );
+        }
+        if !t.valid() {
+            return self.err(
+                line,
+                format!(
+                    "the lower threshold (l:{}) is higher than the upper threshold (u:{}); the \
+                     kernel refuses it",
+                    t.lower, t.upper
+                ),
+            );
+        }
+        Ok((rest, t))
+    }
+
+    /// `real=host[->host2][:port] gate [weight] ["request", "receive"]
+    /// [l:LOWER] [u:UPPER]`.
     fn reals(
         &self,
         line: usize,
@@ -746,6 +805,8 @@ impl Parser<'_> {
             };
             rest = rest[end..].trim_start();
         }
+        // "l:LOWER" "u:UPPER" at the end (ldirectord's `-y`, `-x`).
+        let (rest, thresholds) = self.thresholds(line, rest)?;
         // "request", "receive".
         let mut request = None;
         let mut receive = None;
@@ -791,6 +852,7 @@ impl Parser<'_> {
                 id,
                 port_given,
                 weight,
+                thresholds,
                 check_port: 0,
                 request: request.clone(),
                 receive: receive.clone(),
