@@ -132,6 +132,13 @@ impl Nodes for PinnedNodes<'_> {
         }
         Some(c)
     }
+
+    /// twos' draws: whereis shows one possible pick (the one both draws
+    /// landing at the list's head would make); the program draws anew for
+    /// each connection.
+    fn random(&self) -> u32 {
+        0
+    }
 }
 
 /// Whether the scheduler turns with each pick (rr, wrr): its answer is

@@ -15,7 +15,9 @@ use lb_tests::{
     lb::{Dataplane, RunResult, TEST_SIZES, XDP_DROP, XDP_TX, in_lab, real_mac, wait_for},
     require_root,
 };
-use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use lb_user::model::{
+    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, Timeouts,
+};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -47,6 +49,7 @@ fn real(i: u8, port: u16) -> RealSpec {
         id: RealId { addr: rs(i), port },
         fwd: Fwd::Route,
         weight: 1,
+        thresholds: Thresholds::NONE,
     }
 }
 
