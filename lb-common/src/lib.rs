@@ -498,8 +498,31 @@ pub const fn counted_for(state: u8) -> u32 {
 
 /// How often the sweeper walks `CONNS` (a BPF timer, armed by `lbctl
 /// attach`): an expired conn leaves the table, and its dest's count, at most
-/// this long after its expiry.
+/// this long after its expiry, while a sweep takes less than
+/// 1/`SWEEP_DUTY` of it.
 pub const SWEEP_INTERVAL_NS: u64 = NS_PER_SEC;
+/// A sweep costs about 100 ns per entry (a walk of the whole table, memory
+/// bound), in the timer's softirq on one CPU. When the last one took longer
+/// than 1/`SWEEP_DUTY` of `SWEEP_INTERVAL_NS`, the next one waits
+/// `SWEEP_DUTY` times as long as it took, so sweeping never uses more than
+/// 2% of a CPU: about 200,000 live entries are swept every second, 1,000,000
+/// about every 5 s.
+pub const SWEEP_DUTY: u64 = 50;
+
+/// The wait before the next sweep after one that took `took_ns`.
+pub const fn sweep_interval(took_ns: u64) -> u64 {
+    // No `saturating_mul`: BPF has no 128-bit multiply.
+    let stretched = if took_ns > u64::MAX / SWEEP_DUTY {
+        u64::MAX
+    } else {
+        took_ns * SWEEP_DUTY
+    };
+    if stretched > SWEEP_INTERVAL_NS {
+        stretched
+    } else {
+        SWEEP_INTERVAL_NS
+    }
+}
 
 /// The sweeper's own counters, after the kernel's 16-byte `struct
 /// bpf_timer` in the value of `SWEEPER` (the program declares the value
@@ -515,6 +538,8 @@ pub struct SweepStats {
     pub visited: u64,
     /// How long the last sweep took, in ns.
     pub took_ns: u64,
+    /// The wait before the next sweep (`sweep_interval`), in ns.
+    pub interval_ns: u64,
     /// Set by the packet path when a new flow found `CONNS` full; the next
     /// sweep clears it and also removes stale half-open entries.
     pub full: u64,
@@ -531,7 +556,7 @@ pub struct SweeperValue {
     pub timer: [u64; 2],
     pub stats: SweepStats,
 }
-const _: () = assert!(size_of::<SweeperValue>() == 64);
+const _: () = assert!(size_of::<SweeperValue>() == 72);
 
 /// When the table was found full, a sweep also removes the SYN_RECV entries
 /// idle for this long: handshakes a client left unfinished (a SYN flood's),
@@ -1043,6 +1068,16 @@ mod tests {
         let quiescent = Dest { weight: 0, ..d };
         assert!(template_usable(&t, &quiescent, 0, 0));
         assert!(!template_usable(&t, &quiescent, 1, 0));
+    }
+
+    #[test]
+    fn sweeps_use_at_most_two_percent_of_a_cpu() {
+        let ms = 1_000_000;
+        assert_eq!(sweep_interval(0), NS_PER_SEC);
+        assert_eq!(sweep_interval(20 * ms), NS_PER_SEC);
+        assert_eq!(sweep_interval(21 * ms), 1_050 * ms);
+        assert_eq!(sweep_interval(95 * ms), 4_750 * ms);
+        assert_eq!(sweep_interval(u64::MAX), u64::MAX);
     }
 
     #[test]

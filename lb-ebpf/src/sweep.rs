@@ -1,7 +1,9 @@
-//! The sweeper: a BPF timer that walks `CONNS` every `SWEEP_INTERVAL_NS` and
-//! removes the conns that IPVS's per-conn timers would have expired, so that
-//! the table and its dests' counts (`counts.rs`) follow expiry within a
-//! second with nothing running in user space (docs/SEMANTICS.md §6.4).
+//! The sweeper: a BPF timer that walks `CONNS` every `SWEEP_INTERVAL_NS` (or
+//! less often when the table is so large that a sweep would take more than
+//! 2% of a CPU: `sweep_interval`) and removes the conns that IPVS's per-conn
+//! timers would have expired, so that the table and its dests' counts
+//! (`counts.rs`) follow expiry with nothing running in user space
+//! (docs/SEMANTICS.md §6.4).
 //!
 //! When a new flow found the table full, the next sweep also removes the
 //! half-open entries idle for `HALF_OPEN_GRACE_NS` (the kernel's `drop_entry`
@@ -23,7 +25,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     CONN_S_SYN_RECV, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, HALF_OPEN_GRACE_NS,
-    SWEEP_INTERVAL_NS, SweepStats, SweeperValue,
+    SWEEP_INTERVAL_NS, SweepStats, SweeperValue, sweep_interval,
 };
 
 use crate::{
@@ -135,7 +137,8 @@ extern "C" fn run(_map: *mut c_void, _key: *mut u32, s: *mut Sweeper) -> i32 {
         st.half_open_dropped += sweep.half_open;
         st.visited = sweep.visited;
         st.took_ns = bpf_ktime_get_ns().wrapping_sub(start);
-        bpf_timer_start(&mut (*s).timer, SWEEP_INTERVAL_NS, 0);
+        st.interval_ns = sweep_interval(st.took_ns);
+        bpf_timer_start(&mut (*s).timer, st.interval_ns, 0);
     }
     0
 }

@@ -327,6 +327,8 @@ pub struct PacketReport {
     pub cpu: usize,
     /// (CONNS entries, capacity, TEMPLATES entries, capacity) of the `full` plane.
     pub full_fill: (usize, u32, usize, u32),
+    /// The sweeper's first sweep of the `full` plane: (entries, ns).
+    pub sweep: (u64, u64),
     /// Verified instructions and JITed bytes of lb_xdp and lb_baseline.
     pub insns: Vec<(&'static str, u32, u32)>,
     /// Percent of the bench CPU's time stolen by the host while timing.
@@ -683,6 +685,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         .zip(steal0)
         .map(|((s1, t1), (s0, t0))| 100.0 * (s1 - s0) as f64 / (t1 - t0).max(1) as f64)
         .unwrap_or(0.0);
+    // Last, so that its timer disturbs no round: one sweep of the full plane.
+    let sweep = planes[1].sweep_once()?;
     planes.clear();
     Ok(PacketReport {
         cases: results,
@@ -690,6 +694,7 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         rounds: opts.rounds,
         cpu: opts.cpu,
         full_fill,
+        sweep,
         insns,
         steal_pct,
     })
