@@ -124,3 +124,36 @@ fn wlc_schedules_on_the_live_counts_in_the_kernels_order() -> Result<()> {
     assert_eq!(got, [b, a, b, b, b, a, b, b]);
     Ok(())
 }
+
+/// An upgrade (attaching again without `--reset`) keeps the counts: they
+/// live in the pinned `DEST_CONNS`, kept by whichever program runs, and the
+/// new program's sweeper goes on expiring entries.
+#[test]
+fn counts_survive_a_reattach_and_the_sweeper_goes_on() -> Result<()> {
+    if !require_root("counts_survive_a_reattach_and_the_sweeper_goes_on") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    lb.lbctl_ok(&["--set", "900", "2", "300"])?;
+    let vip = format!("{}:80", lb.topo.vip);
+    lb.lbctl_ok(&["-A", "-t", &vip, "-s", "rr"])?;
+    for b in &lb.topo.backends {
+        lb.lbctl_ok(&["-a", "-t", &vip, "-r", &b.addr.to_string()])?;
+    }
+    let line = format!("TCP  {vip}");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(HoldConn::open(&lb.topo.client.ns, lb.topo.vip_sock(80), T)?);
+    }
+    wait_counts(&lb, &line, (4, 0), Duration::from_secs(3))?;
+    lb.lbctl_ok(&["attach", "eth0"])?;
+    assert_eq!(counts(&lb, &line)?, (4, 0));
+    for h in &mut held {
+        assert!(matches!(h.ask(T), Outcome::Answered(_)));
+    }
+    held.pop().context("held")?.close()?;
+    wait_counts(&lb, &line, (3, 1), Duration::from_secs(3))?;
+    wait_counts(&lb, &line, (3, 0), EXPIRY)?;
+    Ok(())
+}
