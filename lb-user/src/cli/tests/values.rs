@@ -230,10 +230,6 @@ fn unsupported_features() {
     let real = "-a -t 10.0.0.100:80 -r 10.0.0.11";
     let _ = real;
     assert_eq!(
-        p("-A -u 10.0.0.100:53 -o"),
-        Err(CliError::Unsupported("one-packet scheduling (-o)"))
-    );
-    assert_eq!(
         p("-A -u 10.0.0.100:5060 -p --pe sip"),
         Err(CliError::Unsupported("persistence engines (--pe)"))
     );

@@ -532,7 +532,7 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         (
             format!("{svc}\tops=yes\n"),
             3,
-            "ops=yes (one-packet scheduling) is not supported yet",
+            "One-Packet Scheduling is only for UDP virtual services",
         ),
         (
             format!("{svc}\trequest=/index.html\n"),
