@@ -157,3 +157,70 @@ fn counts_survive_a_reattach_and_the_sweeper_goes_on() -> Result<()> {
     wait_counts(&lb, &line, (3, 0), EXPIRY)?;
     Ok(())
 }
+
+/// Every scheduler through lbctl with real TCP: R1 (weight 1) added first,
+/// then R2 (weight 2), so the list is R2, R1; four connections held open, so
+/// each pick sees the ones before it in the live counts. The deterministic
+/// ones give the kernel's sequence (docs/SEMANTICS.md §5); for the others
+/// every connection is answered and counted.
+#[test]
+fn every_scheduler_on_real_tcp() -> Result<()> {
+    if !require_root("every_scheduler_on_real_tcp") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let vip = format!("{}:80", lb.topo.vip);
+    let (r1, r2) = (
+        lb.topo.backends[0].name.clone(),
+        lb.topo.backends[1].name.clone(),
+    );
+    let (a1, a2) = (
+        lb.topo.backends[0].addr.to_string(),
+        lb.topo.backends[1].addr.to_string(),
+    );
+    let (x, y) = (r1.as_str(), r2.as_str());
+    // (scheduler, the kernel's sequence, or None where it is not fixed).
+    let cases: [(&str, Option<[&str; 4]>); 12] = [
+        ("rr", Some([y, x, y, x])),
+        ("lc", Some([y, x, y, x])),
+        ("wlc", Some([y, x, y, y])),
+        ("sed", Some([y, y, x, y])),
+        ("nq", Some([y, x, y, y])),
+        ("fo", Some([y, y, y, y])),
+        ("ovf", Some([y, y, y, x])),
+        ("sh", None),
+        ("mh", None),
+        ("dh", None),
+        ("lblc", None),
+        ("twos", None),
+    ];
+    for (sched, want) in cases {
+        lb.lbctl_ok(&["-A", "-t", &vip, "-s", sched])?;
+        lb.lbctl_ok(&["-a", "-t", &vip, "-r", &a1, "-w", "1"])?;
+        lb.lbctl_ok(&["-a", "-t", &vip, "-r", &a2, "-w", "2"])?;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(HoldConn::open(&lb.topo.client.ns, lb.topo.vip_sock(80), T)?);
+        }
+        let got: Vec<&str> = held.iter().map(|h| h.backend()).collect();
+        if let Some(want) = want {
+            assert_eq!(got, want, "{sched}");
+        }
+        if matches!(sched, "dh" | "lblc") {
+            // One destination address (the VIP): one real while it is not
+            // overloaded.
+            assert!(got[..3].iter().all(|r| *r == got[0]), "{sched}: {got:?}");
+        }
+        wait_counts(
+            &lb,
+            &format!("TCP  {vip} {sched}"),
+            (4, 0),
+            Duration::from_secs(3),
+        )
+        .with_context(|| sched.to_string())?;
+        drop(held);
+        lb.lbctl_ok(&["-D", "-t", &vip])?;
+    }
+    Ok(())
+}
