@@ -685,9 +685,9 @@ pub const MH_TAB_BITS: u32 = 6;
 /// key words are the same.
 pub const MH_HASH1_KEY: u64 = 2_654_435_761;
 pub const MH_HASH2_KEY: u64 = 2_654_446_892;
-/// Slots `mh-fallback` probes after the client's own (the kernel probes up
-/// to `MH_TAB_SIZE`; docs/SEMANTICS.md §5.6 and README say why not here).
-pub const MH_FALLBACK_PROBES: u32 = 256;
+/// Slots `mh-fallback` probes after the client's own: up to `MH_TAB_SIZE`,
+/// as the kernel (one probe a `bpf_loop` step, docs/SEMANTICS.md §5.6).
+pub const MH_FALLBACK_PROBES: u32 = MH_TAB_SIZE as u32;
 /// An empty bucket or slot (no dest).
 pub const NO_POS: u16 = u16::MAX;
 /// Tables per service in `SH_TABLES` / `MH_TABLES` (the current one and

@@ -5,13 +5,7 @@
 //! real server available → ICMP port unreachable. The conn entry is made and
 //! the packet forwarded.
 
-use core::ffi::c_void;
-
-use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::generated::{bpf_get_prandom_u32, bpf_loop},
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, COUNTED_INACTIVE, Conn,
     ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
@@ -20,7 +14,7 @@ use lb_common::{
     TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for, dest_overloaded,
 };
 use lb_ebpf::{
-    schedulers::{self, Client, Nodes, scan::Steps},
+    schedulers::{self, Client, Nodes},
     tcp_state::next_state,
 };
 
@@ -157,7 +151,7 @@ struct LoopCtx<'a, S> {
 
 /// One iteration of a schedulers' loop (0 goes on, 1 stops).
 #[inline(never)]
-extern "C" fn loop_step<S: Steps>(i: u32, ctx: *mut c_void) -> i64 {
+extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi::c_void) -> i64 {
     // Sound: `ctx` is the `LoopCtx<S>` that `MapNodes::run` handed to
     // `bpf_loop`, alive for the whole loop.
     let ctx = unsafe { &mut *(ctx as *mut LoopCtx<S>) };
@@ -202,7 +196,9 @@ impl Nodes for MapNodes {
     }
 
     #[inline(always)]
-    fn run<S: Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+    fn run<S: schedulers::scan::Steps>(&self, svc: &Service, n: u32, steps: &mut S) {
+        use aya_ebpf::helpers::generated::bpf_loop;
+        use core::ffi::c_void;
         let mut ctx = LoopCtx { svc, steps };
         // Sound: the callback takes (u32, *mut c_void) as bpf_loop calls it,
         // and `ctx` outlives the call. A failed call (n over bpf_loop's
@@ -220,6 +216,6 @@ impl Nodes for MapNodes {
     #[inline(always)]
     fn random(&self) -> u32 {
         // Sound: a helper without arguments.
-        unsafe { bpf_get_prandom_u32() }
+        unsafe { aya_ebpf::helpers::generated::bpf_get_prandom_u32() }
     }
 }

@@ -1120,6 +1120,54 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn counting_schedulers_are_listed_and_saved_by_name() {
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let scheds = [
+            Sched::Lc,
+            Sched::Wlc,
+            Sched::Sed,
+            Sched::Nq,
+            Sched::Fo,
+            Sched::Ovf,
+            Sched::Twos,
+        ];
+        let views: Vec<ServiceView> = scheds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| svc(Proto::Tcp, "10.0.0.1", 80 + i as u16, s, None))
+            .collect();
+        let listed = list_services_with(&views, &opts, 4096, &names());
+        let services: Vec<&str> = listed.lines().skip(3).collect();
+        assert_eq!(
+            services,
+            vec![
+                "TCP  10.0.0.1:80 lc",
+                "TCP  10.0.0.1:81 wlc",
+                "TCP  10.0.0.1:82 sed",
+                "TCP  10.0.0.1:83 nq",
+                "TCP  10.0.0.1:84 fo",
+                "TCP  10.0.0.1:85 ovf",
+                "TCP  10.0.0.1:86 twos",
+            ]
+        );
+        assert_eq!(
+            save_with(&views, true, &names()),
+            concat!(
+                "-A -t 10.0.0.1:80 -s lc\n",
+                "-A -t 10.0.0.1:81 -s wlc\n",
+                "-A -t 10.0.0.1:82 -s sed\n",
+                "-A -t 10.0.0.1:83 -s nq\n",
+                "-A -t 10.0.0.1:84 -s fo\n",
+                "-A -t 10.0.0.1:85 -s ovf\n",
+                "-A -t 10.0.0.1:86 -s twos\n",
+            )
+        );
+    }
 }
 
 /// `lbctl counters`: one line per outcome of the XDP program.

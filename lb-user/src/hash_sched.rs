@@ -420,6 +420,31 @@ mod tests {
     }
 
     #[test]
+    fn mh_fallback_probes_as_far_as_the_kernel() {
+        // A table where every slot holds an unavailable dest (position 0,
+        // weight 0) but the one the client's 4,000th probe reaches: the
+        // kernel probes up to 4,093 slots and finds it.
+        let mut s = Svc::new(SCHED_MH, SVC_F_SCHED_FALLBACK);
+        s.add(1, 1);
+        s.add(2, 1);
+        s.set_weight(2, 0);
+        assert_eq!(s.pos(2), 0);
+        let ihash = mh_slot(hash_input(C1, [0, 0], 0));
+        let probe = |i: u32| mh_slot(hash_input(C1, [0, 0], (i + ihash) % MH_TAB_SIZE as u32));
+        let far = probe(4000);
+        assert!(
+            (0..300).all(|i| probe(i) != far),
+            "an early probe reaches it"
+        );
+        s.mh.pos.fill(0);
+        s.mh.pos[far as usize] = 1;
+        assert_eq!(s.pick(C1, 0), Some(1));
+        // Nothing available anywhere: none.
+        s.mh.pos[far as usize] = 0;
+        assert_eq!(s.pick(C1, 0), None);
+    }
+
+    #[test]
     fn sh_picks_the_bucket_of_the_client() {
         let mut s = Svc::new(SCHED_SH, 0);
         s.add(1, 1);

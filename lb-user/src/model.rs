@@ -45,9 +45,7 @@ pub struct ServiceId {
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 10] = [
-    "lc", "wlc", "lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf", "twos",
-];
+pub const UNSUPPORTED_SCHEDULERS: [&str; 3] = ["lblc", "lblcr", "dh"];
 
 /// The implemented schedulers' names, for messages.
 pub fn supported_names() -> String {

@@ -76,6 +76,9 @@ pub fn dests_changed(svc: &mut Service, list: &[ServiceDest]) {
 pub mod packet_path;
 
 #[cfg(test)]
+mod counted;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use lb_common::{MhTable, SCHED_RR, SCHED_WRR, SchedState, ShTable};

@@ -733,9 +733,9 @@ fn a_bad_configuration_changes_nothing() -> Result<()> {
             "Unknown command \"email=x\"",
         ),
         (
-            "virtual=203.0.113.20:80\n\treal=198.51.100.11 gate\n\tscheduler=wlc\n",
+            "virtual=203.0.113.20:80\n\treal=198.51.100.11 gate\n\tscheduler=bogus\n",
             3,
-            "scheduler wlc is not supported yet",
+            "scheduler bogus: no such scheduler",
         ),
     ];
     for (text, line, msg) in cases {

@@ -1215,3 +1215,203 @@ lab_test!(
         Ok(())
     }
 );
+
+// --- the counting schedulers (docs/SEMANTICS.md §5.3, §5.4, §5.9–§5.13) -----
+
+/// The `DESTS` slot of real `i` (port 80) of the service on port `port`.
+fn dest_slot(dp: &Dataplane, i: u8) -> Result<u32> {
+    let dests = dp.table.dest_table()?;
+    let slot = dests
+        .iter()
+        .position(|d| d.flags & DEST_F_IN_USE != 0 && d.addr == rs(i).octets())
+        .ok_or_else(|| anyhow::anyhow!("real {i} has no slot"))?;
+    Ok(slot as u32)
+}
+
+/// Puts real `i`'s live counts in `DEST_CONNS`, as the program keeps them.
+fn set_conns(dp: &mut Dataplane, i: u8, active: u32, inactive: u32) -> Result<()> {
+    let slot = dest_slot(dp, i)?;
+    let mut c = dp.table.pins.dest_conns.get(&slot, 0)?;
+    c.active = active;
+    c.inactive = inactive;
+    dp.table.pins.dest_conns.set(slot, c, 0)?;
+    Ok(())
+}
+
+/// Makes real `i` overloaded (or not): an upper threshold of 1 in `DESTS`
+/// and the OVERLOAD mark set under it in `DEST_CONNS`, as binding a conn at
+/// the threshold leaves them.
+fn set_overloaded(dp: &mut Dataplane, i: u8, on: bool) -> Result<()> {
+    let slot = dest_slot(dp, i)?;
+    let mut d = dp.table.pins.dests.get(&slot, 0)?;
+    d.u_threshold = 1;
+    dp.table.pins.dests.set(slot, d, 0)?;
+    let mut c = dp.table.pins.dest_conns.get(&slot, 0)?;
+    c.overloaded = if on { 1 } else { 0 };
+    dp.table.pins.dest_conns.set(slot, c, 0)?;
+    Ok(())
+}
+
+/// The real a SYN from a new port is scheduled to.
+fn syn_to(dp: &Dataplane, sport: u16) -> Result<Option<u8>> {
+    let syn = tcp(sport).syn().build();
+    let (r, moved) = run_counted(dp, &syn)?;
+    if real_of(&r).is_some() {
+        assert_eq!(moved, only(REASON_FWD_NEW));
+    }
+    Ok(real_of(&r))
+}
+
+lab_test!(
+    counting_schedulers_pick_by_the_live_counts_as_the_kernel,
+    |dp| {
+        // Reals 11 (w 1), 12 (w 3), 13 (w 2), added in that order: list 13, 12, 11.
+        let s = sid(Proto::Tcp, 80);
+        add_service(&mut dp, s, Sched::Lc, None)?;
+        for (i, w) in [(11, 1), (12, 3), (13, 2)] {
+            dp.table.add_real(&s, &real(i, 80, w))?;
+        }
+        let mut sport = 41000;
+        // Each case: scheduler, counts (active, inactive) of 13, 12, 11, the real.
+        type Case = (Sched, [(u32, u32); 3], u8);
+        let cases: [Case; 12] = [
+            // lc: 256, 300, 256: the tie goes to the earlier (13).
+            (Sched::Lc, [(1, 0), (0, 300), (1, 0)], 13),
+            (Sched::Lc, [(1, 0), (0, 300), (0, 255)], 11),
+            // wlc: 512/2, 768/3, 200/1.
+            (Sched::Wlc, [(2, 0), (3, 0), (0, 200)], 11),
+            // wlc: 256 each per weight: the earliest.
+            (Sched::Wlc, [(2, 0), (3, 0), (0, 256)], 13),
+            // sed: (a+1)/w = 2, 2, 1; inactive conns do not count.
+            (Sched::Sed, [(3, 0), (5, 0), (0, 10_000)], 11),
+            (Sched::Sed, [(3, 0), (4, 0), (1, 0)], 12),
+            // nq: the first idle real, whatever the others' cost.
+            (Sched::Nq, [(1, 0), (0, 9), (0, 0)], 12),
+            // nq, nobody idle: sed's 4/2, 5/3, 2/1.
+            (Sched::Nq, [(3, 0), (4, 0), (1, 0)], 12),
+            // fo: the highest weight, counts or not.
+            (Sched::Fo, [(0, 0), (100, 0), (0, 0)], 12),
+            // ovf: 12 has 4 active > weight 3: the next highest weight.
+            (Sched::Ovf, [(0, 0), (4, 0), (0, 0)], 13),
+            (Sched::Ovf, [(3, 0), (4, 0), (1, 0)], 11),
+            (Sched::Ovf, [(0, 0), (3, 0), (0, 0)], 12),
+        ];
+        for (sched, counts, want) in cases {
+            dp.table.edit_service(&ServiceSpec {
+                id: s,
+                sched,
+                persistent: None,
+                netmask: Ipv4Addr::BROADCAST,
+                one_packet: false,
+            })?;
+            for (i, (a, n)) in [13, 12, 11].into_iter().zip(counts) {
+                set_conns(&mut dp, i, a, n)?;
+            }
+            sport += 1;
+            assert_eq!(syn_to(&dp, sport)?, Some(want), "{sched:?} {counts:?}");
+        }
+        // ovf with every real past its weight: no dest, ICMP.
+        for (i, a) in [(13, 3), (12, 4), (11, 2)] {
+            set_conns(&mut dp, i, a, 0)?;
+        }
+        let syn = tcp(42000).syn().build();
+        let (r, moved) = run_counted(&dp, &syn)?;
+        assert_port_unreachable(&r, &syn);
+        assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+        Ok(())
+    }
+);
+
+lab_test!(twos_draws_two_reals_by_weight, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Twos, None)?;
+    for (i, w) in [(11, 1), (12, 3), (13, 2)] {
+        dp.table.add_real(&s, &real(i, 80, w))?;
+    }
+    // Idle reals: every real is drawn, in proportion to its weight.
+    let mut got = std::collections::BTreeMap::new();
+    for sport in 0..300u16 {
+        *got.entry(syn_to(&dp, 20000 + sport)?).or_insert(0) += 1;
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[&Some(12)] > got[&Some(11)], "{got:?}");
+    // Loaded reals lose the second draw: 12 busy, 13 and 11 idle.
+    set_conns(&mut dp, 12, 50, 0)?;
+    set_overloaded(&mut dp, 11, true)?;
+    let mut twelves = 0;
+    for sport in 0..200u16 {
+        // 13 stays idle (whatever the program counts for the conns made).
+        set_conns(&mut dp, 13, 0, 0)?;
+        let r = syn_to(&dp, 21000 + sport)?;
+        assert_ne!(r, Some(11), "overloaded");
+        twelves += (r == Some(12)) as u32;
+    }
+    // 12 only when both draws are 12: (3/6)^2 of the picks, about 50.
+    assert!(twelves < 100, "{twelves}");
+    Ok(())
+});
+
+lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
+    let s = sid(Proto::Tcp, 80);
+    add_service(&mut dp, s, Sched::Rr, None)?;
+    for i in [11, 12, 13] {
+        dp.table.add_real(&s, &real(i, 80, 1))?;
+    }
+    // rr: list 13, 12, 11; 12 overloaded: 13, 11, 13, 11.
+    set_overloaded(&mut dp, 12, true)?;
+    let mut got = Vec::new();
+    for sport in 0..4u16 {
+        got.push(syn_to(&dp, 22000 + sport)?.unwrap_or(0));
+    }
+    assert_eq!(got, vec![13, 11, 13, 11]);
+    // Back below its threshold: its turn again.
+    set_overloaded(&mut dp, 12, false)?;
+    let mut got = Vec::new();
+    for sport in 0..3u16 {
+        got.push(syn_to(&dp, 22100 + sport)?.unwrap_or(0));
+    }
+    assert_eq!(got, vec![13, 12, 11]);
+    // wrr with 12 the heaviest and overloaded: the others share the picks.
+    dp.table.edit_service(&ServiceSpec {
+        id: s,
+        sched: Sched::Wrr,
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
+    })?;
+    dp.table.edit_real(&s, &real(12, 80, 5))?;
+    set_overloaded(&mut dp, 12, true)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for sport in 0..12u16 {
+        let r = syn_to(&dp, 22200 + sport)?;
+        assert_ne!(r, Some(12));
+        seen.insert(r);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // wlc: 12 is the least loaded but overloaded.
+    dp.table.edit_service(&ServiceSpec {
+        id: s,
+        sched: Sched::Wlc,
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
+    })?;
+    set_conns(&mut dp, 13, 1, 0)?;
+    set_conns(&mut dp, 11, 2, 0)?;
+    assert_eq!(syn_to(&dp, 22300)?, Some(13));
+    // Every real overloaded: no dest, for all three.
+    set_overloaded(&mut dp, 13, true)?;
+    set_overloaded(&mut dp, 11, true)?;
+    for (k, sched) in [Sched::Wlc, Sched::Rr, Sched::Wrr].into_iter().enumerate() {
+        dp.table.edit_service(&ServiceSpec {
+            id: s,
+            sched,
+            persistent: None,
+            netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
+        })?;
+        let syn = tcp(22400 + k as u16).syn().build();
+        assert_port_unreachable(&dp.run(&syn)?, &syn);
+    }
+    Ok(())
+});

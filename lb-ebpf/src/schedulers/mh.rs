@@ -30,11 +30,10 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
 }
 
 /// `ip_vs_mh_get_fallback`'s loop: slot `hsiphash(((i + ihash) % 4093) +
-/// port + addr) % 4093` for i = 0, 1, ..., stopping at an empty slot. The
-/// kernel goes on for up to 4,093 probes; here at most
-/// `MH_FALLBACK_PROBES`, one probe a step of a [`Nodes::run`] loop
-/// (`bpf_loop` in the program). `hashed` is the client with the port mh
-/// hashes.
+/// port + addr) % 4093` for i = 0, 1, ..., stopping at an empty slot, for
+/// up to 4,093 probes as the kernel (`MH_FALLBACK_PROBES`), one probe a step
+/// of a [`Nodes::run`] loop (`bpf_loop` in the program). `hashed` is the
+/// client with the port mh hashes.
 #[inline(always)]
 fn fallback<N: Nodes>(
     svc: &Service,

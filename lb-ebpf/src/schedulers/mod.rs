@@ -1,6 +1,7 @@
 //! The schedulers: which real server takes a new flow, as IPVS's scheduler
-//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_sh.c`,
-//! `ip_vs_mh.c`; docs/SEMANTICS.md §5).
+//! modules decide it (`ip_vs_rr.c`, `ip_vs_wrr.c`, `ip_vs_lc.c`,
+//! `ip_vs_wlc.c`, `ip_vs_sed.c`, `ip_vs_nq.c`, `ip_vs_fo.c`, `ip_vs_ovf.c`,
+//! `ip_vs_twos.c`, `ip_vs_sh.c`, `ip_vs_mh.c`; docs/SEMANTICS.md §5).
 //! Pure logic over the service's dest list and weight tree, reached through
 //! [`Nodes`]: each CPU runs the kernel's state machine on its own state
 //! (`SchedState`) over the service's dest list, which the controller keeps
@@ -10,32 +11,44 @@
 //! is at least w" ([`first_at_least`]). The controller keeps, beside the
 //! list, a max-tree of the weights (lb-common's `ServiceDest` documents the
 //! block; lb-user's `sched_table` builds it), so the answer takes at most
-//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals: the packet path
-//! never loops over the reals, and the verifier sees two short bounded
-//! loops. Nothing here can panic.
+//! `2 * SVC_TREE_DEPTH` reads whatever the number of reals, and the
+//! verifier sees two short bounded loops. Only when the dest found is
+//! overloaded do they fall back to scans of the list (`overload.rs`).
+//!
+//! lc, wlc, sed, nq, fo, ovf and twos look at every dest, as the kernel's
+//! loops do: a [`scan::Scan`] over the list with each dest's live counts
+//! ([`Nodes::conns`]), run by [`Nodes::scan`] (`bpf_loop` in the program).
 //!
 //! sh and mh look the client up in the service's hash table (`ShTable`,
 //! `MhTable` in lb-common, built by lb-user's `hash_sched`), whose entries
 //! are positions in the same dest list; the fallback flags probe further
-//! entries in bounded loops of their own (`sh.rs`, `mh.rs`).
+//! entries (`sh.rs` in a bounded loop, `mh.rs` in a [`Nodes::run`] loop).
+//! Nothing here can panic.
 //!
 //! One file per scheduler; [`pick`] dispatches on `Service::sched`. This
 //! module refers to nothing outside itself but lb-common, so that lb-user's
 //! tests can run it over the blocks the controller builds.
 
+mod fo;
+mod lc;
 mod mh;
+mod nq;
+mod overload;
+mod ovf;
 mod rr;
 pub mod scan;
+mod sed;
 mod sh;
+mod twos;
 pub mod wlc;
 mod wrr;
 
 use scan::{Scan, Steps};
 
 use lb_common::{
-    DestConns, MhTable, NO_DEST, NO_POS, SCHED_HEAD, SCHED_MH, SCHED_RR, SCHED_SH, SCHED_WLC,
-    SCHED_WRR, SVC_F_SCHED_PORT, SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable,
-    wrr_adjust_cw,
+    DestConns, MhTable, NO_DEST, NO_POS, SCHED_FO, SCHED_HEAD, SCHED_LC, SCHED_MH, SCHED_NQ,
+    SCHED_OVF, SCHED_RR, SCHED_SED, SCHED_SH, SCHED_TWOS, SCHED_WLC, SCHED_WRR, SVC_F_SCHED_PORT,
+    SVC_TREE_DEPTH, SchedState, Service, ServiceDest, ShTable, wrr_adjust_cw,
 };
 
 /// A service's block of `SVC_DESTS`, as the scheduler reads it: the packet
@@ -163,19 +176,71 @@ pub fn pick<N: Nodes>(
     client: &Client,
 ) -> Option<Pick> {
     match svc.sched {
-        SCHED_WRR => {
+        SCHED_RR | SCHED_WRR => {
             sync_state(svc, st);
-            wrr::pick(svc, st, nodes)
-        }
-        SCHED_RR => {
-            sync_state(svc, st);
-            rr::pick(svc, st, nodes)
+            let mut packed = if svc.sched == SCHED_RR {
+                rr::pick(svc, st, nodes)
+            } else {
+                wrr::pick(svc, st, nodes)
+            };
+            if packed == OVERLOADED {
+                packed = overload::pick(svc, st, nodes);
+            }
+            unpack(packed)
         }
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
-        SCHED_WLC => wlc::pick(svc, nodes),
+        SCHED_WLC | SCHED_LC | SCHED_SED | SCHED_NQ | SCHED_FO | SCHED_OVF | SCHED_TWOS => {
+            unpack(pick_counted(svc, nodes))
+        }
         _ => None,
     }
+}
+
+/// The schedulers that pick by the live counts, as one BPF subprogram: the
+/// rest of the program is verified once after it whatever the scheduler,
+/// and their scan states live in its stack frame, not the program's.
+#[inline(never)]
+fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+    pack(match svc.sched {
+        SCHED_WLC => wlc::pick(svc, nodes),
+        SCHED_LC => lc::pick(svc, nodes),
+        SCHED_SED => sed::pick(svc, nodes),
+        SCHED_NQ => nq::pick(svc, nodes),
+        SCHED_FO => fo::pick(svc, nodes),
+        SCHED_OVF => ovf::pick(svc, nodes),
+        SCHED_TWOS => twos::pick(svc, nodes),
+        _ => None,
+    })
+}
+
+/// What rr's and wrr's searches of the weight tree give besides a
+/// [`pack`]ed pick: an overloaded dest in the way, which leaves the pick to
+/// the scans of `overload.rs`. (A value, not an enum holding an
+/// `Option<Pick>`: copying the payload of a `None` reads registers the
+/// verifier knows were never written.)
+const OVERLOADED: u64 = u64::MAX - 1;
+
+/// A pick in one register, `pos << 32 | dest` (`u64::MAX`: none): what a
+/// BPF subprogram returns (a struct would come back through a pointer to
+/// the caller's stack, which the verifier refuses).
+#[inline(always)]
+fn pack(p: Option<Pick>) -> u64 {
+    match p {
+        Some(p) => ((p.pos as u64) << 32) | p.dest as u64,
+        None => u64::MAX,
+    }
+}
+
+#[inline(always)]
+fn unpack(v: u64) -> Option<Pick> {
+    if v == u64::MAX {
+        return None;
+    }
+    Some(Pick {
+        pos: (v >> 32) as u32,
+        dest: v as u32,
+    })
 }
 
 /// Brings a CPU's state up to date with the service: a state of another

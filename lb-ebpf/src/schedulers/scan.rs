@@ -10,8 +10,15 @@
 //! verifier can walk in a loop, so every such walk is a [`Steps`] loop run
 //! by [`Nodes::run`]: the program's `Nodes` runs it with `bpf_loop`, the
 //! host's with a plain loop ([`run_steps`]). A list scan is the loop of
-//! [`ListWalk`], one [`visit`] per position; the probes of sh's and mh's
-//! fallbacks are `Steps` too.
+//! [`ListWalk`], one [`visit`] per position; mh's fallback probes are
+//! `Steps` too.
+//!
+//! A new scheduler that looks at every dest: a struct holding what it
+//! keeps between dests, `impl Scan` for it, then
+//! `nodes.scan(svc, 0, &mut state)` and read the result from the state
+//! (`wlc.rs` is the model; its `WeightedLeast` is the weighted-least pick
+//! lblc and lblcr also make). Each call site of `Nodes::scan` is one more
+//! `bpf_loop` callback for the verifier to check: keep them few.
 
 use lb_common::{NO_DEST, Service, ServiceDest};
 

@@ -94,7 +94,10 @@ pub enum CliError {
     #[error("IPv6 is not supported yet")]
     Ipv6Unsupported,
     /// A known IPVS scheduler that lbctl does not implement yet.
-    #[error("scheduler {0} is not supported yet (supported: rr, wrr, sh, mh)")]
+    #[error(
+        "scheduler {0} is not supported yet (supported: {supported})",
+        supported = crate::model::supported_names()
+    )]
     SchedulerUnsupported(String),
     /// A scheduler name IPVS does not know (ipvsadm's wording; the kernel's
     /// ENOENT).

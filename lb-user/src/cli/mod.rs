@@ -65,14 +65,9 @@ pub use lb_common::MAX_TIMEOUT;
 /// real `ipvsadm -A -t ... -p` lists `persistent 360`; the README says so.
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
 
-/// Scheduler used when `-A`/`-E` has no `-s`.
-///
-/// ipvsadm's default is `wlc` (`DEF_SCHED`), which lbctl does not implement
-/// yet. Rather than refusing every `-A` without `-s`, lbctl deliberately falls
-/// back to `wrr`, which with equal weights and no connection counts behaves
-/// closest to `wlc`. Like ipvsadm, `-E` without `-s` also resets the scheduler
-/// to this default.
-pub const DEFAULT_SCHED: Sched = Sched::Wrr;
+/// Scheduler used when `-A`/`-E` has no `-s`: ipvsadm's `DEF_SCHED`, wlc.
+/// As in ipvsadm, `-E` without `-s` also resets the scheduler to it.
+pub const DEFAULT_SCHED: Sched = crate::model::DEFAULT_SCHEDULER;
 
 /// Weight of `-a`/`-e` without `-w` (ipvsadm re-sends it on `-e` too).
 pub const DEFAULT_WEIGHT: u32 = 1;
@@ -395,8 +390,8 @@ pub fn usage() -> String {
          \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
          \n\
          Options:\n\
-         \x20 --scheduler    -s scheduler         one of rr|wrr|sh|mh,\n\
-         \x20                                     the default scheduler is wrr.\n\
+         \x20 --scheduler    -s scheduler         one of rr|wrr|lc|wlc|sh|sed|nq|fo|ovf|mh|twos,\n\
+         \x20                                     the default scheduler is wlc.\n\
          \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
          \x20 --netmask      -M netmask           persistent granularity mask\n\
          \x20 --sched-flags  -b flags             scheduler flags (comma-separated):\n\

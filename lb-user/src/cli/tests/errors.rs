@@ -46,8 +46,11 @@ fn messages() {
         "invalid timeout value `0' specified"
     );
     assert_eq!(
-        msg("-A -t 10.0.0.1:80 -s lc"),
-        "scheduler lc is not supported yet (supported: rr, wrr, sh, mh)"
+        msg("-A -t 10.0.0.1:80 -s lblc"),
+        format!(
+            "scheduler lblc is not supported yet (supported: {})",
+            crate::model::supported_names()
+        )
     );
     assert_eq!(
         msg("-A -t 10.0.0.1:80 -b sh-port"),
@@ -99,8 +102,8 @@ fn usage_lists_what_is_supported() {
         "--tcp-service|-t",
         "--udp-service|-u",
         "--scheduler    -s",
-        "one of rr|wrr",
-        "the default scheduler is wrr.",
+        "one of rr|wrr|lc|wlc|",
+        "the default scheduler is wlc.",
         "--persistent   -p [timeout]",
         "--gatewaying   -g",
         "--weight       -w",
@@ -119,11 +122,21 @@ fn usage_lists_what_is_supported() {
         "--ipip",
         "--fwmark-service",
         "--start-daemon",
-        "wlc",
         "--pe ",
     ] {
         assert!(!u.contains(absent), "usage mentions unsupported {absent:?}");
     }
+    // The schedulers it lists are those lbctl implements.
+    let listed = u
+        .split("scheduler         one of ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_default();
+    let implemented: Vec<&str> = crate::model::ALL_SCHEDULERS
+        .into_iter()
+        .filter(|n| !UNSUPPORTED_SCHEDULERS.contains(n))
+        .collect();
+    assert_eq!(listed, implemented.join("|"), "{u}");
     assert!(u.lines().all(|l| l.len() <= 100), "overlong line in usage");
 }
 

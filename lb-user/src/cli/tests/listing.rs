@@ -276,7 +276,7 @@ fn restore_lines() {
         r("-E -t 10.0.0.100:80 -p"),
         Ok(Some(Command::EditService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             Some(300),
             ALL
         ))))

@@ -51,12 +51,12 @@ fn one_packet_scheduling() {
 }
 
 #[test]
-fn add_service_defaults_to_wrr() {
+fn add_service_defaults_to_wlc_as_ipvsadm() {
     assert_eq!(
         p("-A -t 10.0.0.100:80"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -114,7 +114,7 @@ fn persistent_timeout() {
     let add = |t: Option<u32>| {
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             t,
             ALL,
         )))
@@ -160,7 +160,7 @@ fn zero_port_needs_persistence() {
         p("-A -t 10.0.0.100 -p"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 0),
-            Sched::Wrr,
+            Sched::Wlc,
             Some(300),
             ALL
         )))
@@ -178,7 +178,7 @@ fn edit_service_resends_defaults() {
         p("-E -t 10.0.0.100:80"),
         Ok(Command::EditService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -235,7 +235,7 @@ fn netmask() {
         p("-A -t 10.0.0.100:80 -p -M 0.0.0.0"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             Some(300),
             "0.0.0.0"
         )))

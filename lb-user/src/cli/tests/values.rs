@@ -8,7 +8,7 @@ fn host_and_port_names() {
         p("-A -t vip:http"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -17,7 +17,7 @@ fn host_and_port_names() {
         p("-A -t VIP.example.COM:www"),
         Ok(Command::AddService(spec(
             tcp("10.0.0.100", 80),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -26,7 +26,7 @@ fn host_and_port_names() {
         p("-A -u vip:domain"),
         Ok(Command::AddService(spec(
             udp("10.0.0.100", 53),
-            Sched::Wrr,
+            Sched::Wlc,
             None,
             ALL
         )))
@@ -97,6 +97,26 @@ fn schedulers() {
         assert_eq!(
             p(&format!("-A -t 10.0.0.100:80 -s {name}")),
             Err(CliError::SchedulerUnsupported(name.to_owned())),
+            "{name}"
+        );
+    }
+    for (name, sched) in [
+        ("lc", Sched::Lc),
+        ("wlc", Sched::Wlc),
+        ("sed", Sched::Sed),
+        ("nq", Sched::Nq),
+        ("fo", Sched::Fo),
+        ("ovf", Sched::Ovf),
+        ("twos", Sched::Twos),
+    ] {
+        assert_eq!(
+            p(&format!("-A -t 10.0.0.100:80 -s {name}")),
+            Ok(Command::AddService(spec(
+                tcp("10.0.0.100", 80),
+                sched,
+                None,
+                ALL
+            ))),
             "{name}"
         );
     }

@@ -480,11 +480,6 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "service must be dns, ftp",
         ),
         (
-            format!("{svc}\tscheduler=wlc\n"),
-            3,
-            "scheduler wlc is not supported yet (supported: rr, wrr, sh, mh)",
-        ),
-        (
             format!("{svc}\tschedflags=sh-port\n"),
             3,
             "incompatible scheduler flag `sh-port'",
@@ -620,6 +615,25 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
                 .starts_with(&format!("/etc/ha.d/test.cf:{line}: ")),
             "{e}"
         );
+    }
+    // A scheduler lbctl does not implement (while one is left) is refused
+    // with the list of those it does.
+    for name in crate::model::UNSUPPORTED_SCHEDULERS {
+        let text = format!("{svc}\tscheduler={name}\n");
+        let e = parse_str(&text).expect_err(&text);
+        let want = format!(
+            "scheduler {name} is not supported yet (supported: {})",
+            crate::model::supported_names()
+        );
+        assert_eq!((e.line, e.message.contains(&want)), (3, true), "{e}");
+    }
+    // Every implemented one is taken.
+    for name in crate::model::ALL_SCHEDULERS {
+        let sched = Sched::from_name(name).unwrap();
+        if sched.implemented() {
+            let text = format!("{svc}\tscheduler={name}\n");
+            assert!(parse_str(&text).is_ok(), "{name}");
+        }
     }
     // A service lbctl cannot negotiate is fine when it is not negotiated.
     assert!(parse_str(&format!("{svc}\tservice=imaps\n\tchecktype=connect\n")).is_ok());
