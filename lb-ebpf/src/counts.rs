@@ -59,7 +59,7 @@ fn total(dc: *const DestConns) -> u32 {
 /// A conn entry was just made for `dest` in the count `counted`
 /// (`ip_vs_bind_dest`): counted, and the dest becomes overloaded when its
 /// conns reach its upper threshold.
-#[inline(always)]
+#[inline(never)]
 pub fn bind(dest: u32, counted: u32) {
     let Some(dc) = DEST_CONNS.get_ptr_mut(dest) else {
         return;
@@ -77,7 +77,7 @@ pub fn bind(dest: u32, counted: u32) {
 /// The count a conn leaves (`ip_vs_unbind_dest`), and the overload cleared
 /// when its conns fall below the lower threshold (or below ¾ of the upper
 /// when there is no lower one, or at once when there is none).
-#[inline(always)]
+#[inline(never)]
 pub fn unbind(dest: u32, counted: u32) {
     let Some(dc) = DEST_CONNS.get_ptr_mut(dest) else {
         return;
@@ -105,7 +105,7 @@ pub fn unbind(dest: u32, counted: u32) {
 
 /// The conn `c` entered `state`: its count follows when the state is of
 /// the other kind (`set_tcp_state`'s `IP_VS_CONN_F_INACTIVE` moves).
-#[inline(always)]
+#[inline(never)]
 pub fn state_changed(c: *mut Conn, state: u8) {
     let now = counted_for(state);
     let (was, dest) = unsafe { ((*c).counted, (*c).dest) };
@@ -127,7 +127,7 @@ pub fn state_changed(c: *mut Conn, state: u8) {
 
 /// Removes the conn `c` of `key` from the table and from its dest's count.
 /// Whoever takes the count first (the packet path or the sweeper) moves it.
-#[inline(always)]
+#[inline(never)]
 pub fn remove(key: &ConnKey, c: *mut Conn) {
     let dest = unsafe { (*c).dest };
     let was = unsafe { atomic_xchg::<u32, { Relaxed }>(&raw mut (*c).counted, COUNTED_NONE) };
