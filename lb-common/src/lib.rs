@@ -46,8 +46,9 @@ pub const MAP_SH_TABLES: &str = "SH_TABLES";
 pub const MAP_MH_TABLES: &str = "MH_TABLES";
 pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
 pub const MAP_LBLC: &str = "LBLC";
+pub const MAP_SWEEPER: &str = "SWEEPER";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 17] = [
+pub const MAP_NAMES: [&str; 18] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -62,12 +63,15 @@ pub const MAP_NAMES: [&str; 17] = [
     MAP_DEST_STATS,
     MAP_DEST_CONNS,
     MAP_LBLC,
+    MAP_SWEEPER,
     MAP_REPLY_RATE,
     MAP_IFACES,
     MAP_VIPS,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
+/// The program `lbctl attach` runs once to arm the sweeper's timer.
+pub const SWEEP_ARM_PROGRAM: &str = "lb_sweep_arm";
 
 /// Default number of virtual services (entries of `SERVICES`, indices of
 /// `SCHED`, `SVC_STATS`); `lbctl attach --services` changes it.
@@ -96,7 +100,8 @@ pub const MAX_WEIGHT: u32 = 65535;
 /// ipvsadm's `MAX_TIMEOUT`: 31 days in seconds, the upper bound of a
 /// persistence timeout (`-p`, ldirectord's `persistent`) and of `--set`.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
-/// Default size of the connection table (LRU); `lbctl attach --conns` changes it.
+/// Default size of the connection table (a preallocated hash: a full table
+/// refuses new flows, it never evicts); `lbctl attach --conns` changes it.
 pub const DEFAULT_CONNS: u32 = 1 << 20;
 /// Default size of the template table (LRU); `lbctl attach --templates` changes it.
 pub const DEFAULT_TEMPLATES: u32 = 1 << 20;
@@ -463,9 +468,103 @@ pub struct Conn {
     pub state: u8,
     /// `CONN_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// Which `DEST_CONNS` count of `dest` holds this conn (`COUNTED_*`).
+    /// Changed only by atomic exchanges, so that of two CPUs moving or
+    /// removing the same conn at once exactly one moves its count.
+    pub counted: u32,
 }
 const _: () = assert!(size_of::<Conn>() == 40);
+
+/// `Conn::counted`: the conn is in no count (being removed, or a
+/// one-packet entry that never is).
+pub const COUNTED_NONE: u32 = 0;
+/// `Conn::counted`: the conn is in its dest's `DestConns::active`.
+pub const COUNTED_ACTIVE: u32 = 1;
+/// `Conn::counted`: the conn is in its dest's `DestConns::inactive`.
+pub const COUNTED_INACTIVE: u32 = 2;
+
+/// The count a conn in `state` belongs to (IPVS's `IP_VS_CONN_F_INACTIVE`
+/// and `tcp_state_active`; a UDP conn is always inactive).
+pub const fn counted_for(state: u8) -> u32 {
+    if conn_state_is_active(state) {
+        COUNTED_ACTIVE
+    } else {
+        COUNTED_INACTIVE
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SWEEPER: Array<(bpf_timer, SweepStats), 1>
+// ---------------------------------------------------------------------------
+
+/// How often the sweeper walks `CONNS` (a BPF timer, armed by `lbctl
+/// attach`): an expired conn leaves the table, and its dest's count, at most
+/// this long after its expiry, while a sweep takes less than
+/// 1/`SWEEP_DUTY` of it.
+pub const SWEEP_INTERVAL_NS: u64 = NS_PER_SEC;
+/// A sweep costs about 100 ns per entry (a walk of the whole table, memory
+/// bound), in the timer's softirq on one CPU. When the last one took longer
+/// than 1/`SWEEP_DUTY` of `SWEEP_INTERVAL_NS`, the next one waits
+/// `SWEEP_DUTY` times as long as it took, so sweeping never uses more than
+/// 2% of a CPU: about 200,000 live entries are swept every second, 1,000,000
+/// about every 5 s.
+pub const SWEEP_DUTY: u64 = 50;
+
+/// The wait before the next sweep after one that took `took_ns`.
+pub const fn sweep_interval(took_ns: u64) -> u64 {
+    // No `saturating_mul`: BPF has no 128-bit multiply.
+    let stretched = if took_ns > u64::MAX / SWEEP_DUTY {
+        u64::MAX
+    } else {
+        took_ns * SWEEP_DUTY
+    };
+    if stretched > SWEEP_INTERVAL_NS {
+        stretched
+    } else {
+        SWEEP_INTERVAL_NS
+    }
+}
+
+/// The sweeper's own counters, after the kernel's 16-byte `struct
+/// bpf_timer` in the value of `SWEEPER` (the program declares the value
+/// with the timer; the controller reads it as [`SweeperValue`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SweepStats {
+    /// Sweeps run since the timer was armed.
+    pub runs: u64,
+    /// Conns the sweeper removed (expired, or of a flushed dest).
+    pub expired: u64,
+    /// Entries the last sweep visited.
+    pub visited: u64,
+    /// How long the last sweep took, in ns.
+    pub took_ns: u64,
+    /// The wait before the next sweep (`sweep_interval`), in ns.
+    pub interval_ns: u64,
+    /// Set by the packet path when a new flow found `CONNS` full; the next
+    /// sweep clears it and also removes stale half-open entries.
+    pub full: u64,
+    /// Half-open entries removed because the table was full (the kernel's
+    /// `drop_entry` victims: SYN_RECV, idle for `HALF_OPEN_GRACE_NS`).
+    pub half_open_dropped: u64,
+}
+
+/// The value of `SWEEPER` as the controller sees it: the timer's bytes
+/// (opaque; the kernel never shows them) and the stats.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SweeperValue {
+    pub timer: [u64; 2],
+    pub stats: SweepStats,
+}
+const _: () = assert!(size_of::<SweeperValue>() == 72);
+
+/// When the table was found full, a sweep also removes the SYN_RECV entries
+/// idle for this long: handshakes a client left unfinished (a SYN flood's),
+/// as IPVS's `drop_entry` drops them under memory pressure. A real client
+/// completes its handshake within a round trip.
+pub const HALF_OPEN_GRACE_NS: u64 = NS_PER_SEC;
 
 impl Conn {
     /// Absolute expiry time in ns: the meaning of `last_seen` + `timeout`,
@@ -525,6 +624,29 @@ pub struct Template {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(size_of::<Template>() == 40);
+
+/// `ip_vs_check_template`: whether a template may still take a new
+/// connection of its client at `now`, given the `DESTS` entry at
+/// `Template::dest` and the `expire_quiescent_template` sysctl
+/// (docs/SEMANTICS.md §2.4, §3.2): not expired; its dest still in its
+/// service (not removed), the same real it was made for (generation) and
+/// not invalidated since (template epoch); and not quiescent when
+/// `expire_quiescent_template` is set. An overloaded dest is no reason: the
+/// kernel sends a persistent client to it anyway. The one rule of the
+/// packet path (lb-ebpf's `template.rs`) and of `lbctl whereis`.
+pub const fn template_usable(
+    t: &Template,
+    d: &Dest,
+    expire_quiescent_template: u32,
+    now: u64,
+) -> bool {
+    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
+    now < t.expires
+        && d.flags & usable == usable
+        && d.generation == t.dest_gen
+        && d.tmpl_epoch == t.epoch
+        && !(expire_quiescent_template != 0 && d.weight == 0)
+}
 
 /// The kernel re-checks an expired template that still controls conns every
 /// this often.
@@ -854,7 +976,14 @@ pub const REASON_PASS_NOT_FOR_US: u32 = 18;
 /// real server's replies), forwarded to the flow's real server as IPVS's
 /// `ip_vs_in_icmp` does, so path MTU discovery works through the director.
 pub const REASON_FWD_ICMP: u32 = 19;
-pub const REASON_COUNT: u32 = 20;
+/// A new flow whose conn entry another CPU made in the same instant (the
+/// insert found the key taken): dropped, the client's retransmission finds
+/// the entry.
+pub const REASON_DROP_CONN_RACE: u32 = 20;
+/// A UDP datagram of a one-packet (`-o`) service: scheduled on its own and
+/// forwarded with no conn entry kept.
+pub const REASON_FWD_ONE_PACKET: u32 = 21;
+pub const REASON_COUNT: u32 = 22;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ipv4",
@@ -877,6 +1006,8 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_reply_rate",
     "pass_not_for_us",
     "fwd_icmp",
+    "drop_conn_race",
+    "fwd_one_packet",
 ];
 
 /// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.
@@ -934,6 +1065,7 @@ mod user {
     unsafe impl aya::Pod for DestConns {}
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for LblcEntry {}
+    unsafe impl aya::Pod for SweeperValue {}
     unsafe impl aya::Pod for ConnKey {}
     unsafe impl aya::Pod for Conn {}
     unsafe impl aya::Pod for TemplateKey {}
@@ -966,6 +1098,48 @@ mod tests {
         assert_eq!(template_expiry(100 * s, 101 * s), 160 * s);
         assert_eq!(template_expiry(100 * s, 160 * s), 160 * s);
         assert_eq!(template_expiry(100 * s, 161 * s), 220 * s);
+    }
+
+    #[test]
+    fn template_usable_is_ip_vs_check_template() {
+        let d = Dest {
+            flags: DEST_F_IN_USE | DEST_F_AVAILABLE,
+            weight: 1,
+            generation: 4,
+            tmpl_epoch: 7,
+            u_threshold: 1,
+            ..Dest::default()
+        };
+        let t = Template {
+            expires: 100,
+            dest_gen: 4,
+            epoch: 7,
+            ..Template::default()
+        };
+        assert!(template_usable(&t, &d, 0, 99));
+        // Expired.
+        assert!(!template_usable(&t, &d, 0, 100));
+        // Removed (-d), or a slot never or no longer in use.
+        for flags in [DEST_F_IN_USE, DEST_F_AVAILABLE, 0] {
+            assert!(!template_usable(&t, &Dest { flags, ..d }, 0, 0));
+        }
+        // Another real in the slot; templates invalidated.
+        assert!(!template_usable(&t, &Dest { generation: 5, ..d }, 0, 0));
+        assert!(!template_usable(&t, &Dest { tmpl_epoch: 8, ..d }, 0, 0));
+        // Quiescent: usable unless expire_quiescent_template.
+        let quiescent = Dest { weight: 0, ..d };
+        assert!(template_usable(&t, &quiescent, 0, 0));
+        assert!(!template_usable(&t, &quiescent, 1, 0));
+    }
+
+    #[test]
+    fn sweeps_use_at_most_two_percent_of_a_cpu() {
+        let ms = 1_000_000;
+        assert_eq!(sweep_interval(0), NS_PER_SEC);
+        assert_eq!(sweep_interval(20 * ms), NS_PER_SEC);
+        assert_eq!(sweep_interval(21 * ms), 1_050 * ms);
+        assert_eq!(sweep_interval(95 * ms), 4_750 * ms);
+        assert_eq!(sweep_interval(u64::MAX), u64::MAX);
     }
 
     #[test]

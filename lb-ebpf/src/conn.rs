@@ -12,7 +12,7 @@ use lb_common::{
 use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
 
 use crate::{
-    Verdict, clock, forward, lookup,
+    Verdict, clock, counts, forward, lookup,
     maps::{CONNS, DESTS},
     new_flow,
     parse::Packet,
@@ -113,10 +113,13 @@ fn existing(
         )
     };
     if now >= expires {
-        // The entry's timer has run out: in IPVS it would be gone.
+        // The entry's timer has run out: in IPVS it would be gone. The
+        // sweeper has not come by yet; it goes now.
+        counts::remove(key, c);
         return Existing::Gone;
     }
     let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        counts::remove(key, c);
         return Existing::Gone;
     };
     let (dflags, dgen, weight) = unsafe { ((*dest).flags, (*dest).generation, (*dest).weight) };
@@ -132,7 +135,7 @@ fn existing(
             || (cfg.conn_reuse_mode & 2 != 0 && state == CONN_S_FIN_WAIT);
         let reuse = cfg.conn_reuse_mode != 0 && flags & CONN_F_CONTROLLED == 0 && closing;
         if quiescent_reuse || reuse {
-            let _ = CONNS.remove(key);
+            counts::remove(key, c);
             return Existing::Gone;
         }
     }
@@ -141,7 +144,7 @@ fn existing(
         // The real server was removed (§4.2, §4.3). A flushed entry (another
         // generation) is gone whatever the sysctl says now.
         if cfg.expire_nodest_conn != 0 || !bound {
-            let _ = CONNS.remove(key);
+            counts::remove(key, c);
             if pkt.is_tcp() && !schedulable {
                 return Existing::Done(reply::tcp_reset(ctx, pkt));
             }
@@ -161,6 +164,9 @@ fn existing(
         (*c).state = new_state;
         (*c).last_seen = now;
         (*c).timeout = timeout(cfg, new_state);
+    }
+    if new_state != state {
+        counts::state_changed(c, new_state);
     }
     if flags & CONN_F_CONTROLLED != 0 {
         let assured = new_state == CONN_S_ESTABLISHED && state != CONN_S_ESTABLISHED;

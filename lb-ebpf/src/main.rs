@@ -17,14 +17,21 @@
 //!    counters.
 //!
 //! Beside the stages: `maps.rs` (the maps), `settings.rs` (sysctls and
-//! timeouts), `clock.rs` (the time, from jiffies). The pure logic
+//! timeouts), `clock.rs` (the time, from jiffies), `counts.rs` (each dest's
+//! live ActiveConn/InActConn), `sweep.rs` (the timer that expires conns). The pure logic
 //! (`schedulers/`, `tcp_state.rs`, checksums) is the `lb_ebpf` lib
 //! (`lib.rs`), unit-tested on the host.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "the atomic intrinsics: the BPF target has no AtomicU32 (counts.rs)"
+)]
 
 mod clock;
 mod conn;
+mod counts;
 mod forward;
 mod lookup;
 mod maps;
@@ -33,6 +40,7 @@ mod parse;
 mod reply;
 mod settings;
 mod stats;
+mod sweep;
 mod template;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -92,6 +100,18 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
     };
     stats::count(verdict.reason, len as u64);
     verdict.action
+}
+
+/// Arms the sweeper (`sweep.rs`) with this program's callback. Never
+/// attached: `lbctl attach` runs it once with `BPF_PROG_TEST_RUN`; it answers
+/// `XDP_PASS` when the timer runs, `XDP_ABORTED` when it could not be armed.
+#[xdp]
+pub fn lb_sweep_arm(_ctx: XdpContext) -> u32 {
+    if sweep::arm() == 0 {
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_ABORTED
+    }
 }
 
 /// Passes everything. Attached to a veth's peer so that the frames the load

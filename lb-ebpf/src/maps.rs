@@ -8,6 +8,7 @@
 //! `MAP_*` for it (`#[btf_map]` takes no constant): the controller takes
 //! every map from the object by those names, so a mismatch fails every load.
 
+use crate::sweep::Sweeper;
 use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::{
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
@@ -52,8 +53,16 @@ pub static MH_TABLES: HashMap<
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
 
+/// The connection table: preallocated, never evicting. Entries leave it by
+/// expiry (the sweeper, `sweep.rs`) or the packet path's rules, each time
+/// through `counts::remove`, so `DEST_CONNS` stays equal to its entries; a
+/// full table refuses new flows (docs/SEMANTICS.md §6.4).
 #[btf_map]
-pub static CONNS: LruHashMap<ConnKey, Conn, { DEFAULT_CONNS as usize }> = LruHashMap::new();
+pub static CONNS: HashMap<ConnKey, Conn, { DEFAULT_CONNS as usize }> = HashMap::new();
+
+/// The sweeper's timer and counters (`sweep.rs`).
+#[btf_map]
+pub static SWEEPER: Array<Sweeper, 1> = Array::new();
 
 #[btf_map]
 pub static TEMPLATES: LruHashMap<TemplateKey, Template, { DEFAULT_TEMPLATES as usize }> =

@@ -5,12 +5,13 @@
 //! real server available → ICMP port unreachable. The conn entry is made and
 //! the packet forwarded.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, Conn, ConnKey,
-    DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
-    REASON_FWD_TEMPLATE, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, dest_overloaded,
+    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, COUNTED_INACTIVE, Conn,
+    ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
+    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET, REASON_FWD_TEMPLATE,
+    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
+    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for, dest_overloaded,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -18,13 +19,16 @@ use lb_ebpf::{
 };
 
 use crate::{
-    Verdict, forward,
+    Verdict, counts, forward,
     maps::{CONNS, DEST_CONNS, DESTS, MH_TABLES, SCHED, SH_TABLES, SVC_DESTS},
     parse::Packet,
     reply,
     settings::timeout,
-    stats, template,
+    stats, sweep, template,
 };
+
+/// `-EEXIST`: `BPF_NOEXIST` found the key taken.
+const EEXIST: i32 = 17;
 
 /// Schedules the flow `key` of `pkt` to a real server of `svc`, makes its
 /// conn entry and forwards the packet.
@@ -79,6 +83,16 @@ pub fn schedule(
         }
     };
 
+    if svc.flags & SVC_F_ONEPACKET != 0 && !pkt.is_tcp() {
+        // One-packet scheduling (`-o`, §2.7): the datagram's entry is made
+        // and freed at once in IPVS, so it passes through the counts (and
+        // may leave the dest overloaded) but nothing is kept.
+        counts::bind(dest_id, COUNTED_INACTIVE);
+        counts::unbind(dest_id, COUNTED_INACTIVE);
+        stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
+        return forward::direct_route(ctx, dest, dest_id, REASON_FWD_ONE_PACKET);
+    }
+
     let mut flags = 0;
     if port0 {
         flags |= CONN_F_PORT0;
@@ -89,6 +103,7 @@ pub fn schedule(
             flags |= CONN_F_OPEN;
         }
     }
+    let counted = counted_for(state);
     let conn = Conn {
         last_seen: now,
         tmpl_pushed: if persistent {
@@ -102,10 +117,21 @@ pub fn schedule(
         svc: svc.id,
         state,
         flags,
-        _pad: [0; 6],
+        _pad: [0; 2],
+        counted,
     };
-    if CONNS.insert(key, conn, 0).is_err() {
-        return Verdict::Drop(REASON_DROP_CONN_TABLE);
+    // Only a new key: an entry still in the table (expired ones were
+    // removed by `conn`) must not be overwritten, or its count would stay.
+    match CONNS.insert(key, conn, BPF_NOEXIST as u64) {
+        Ok(()) => counts::bind(dest_id, counted),
+        Err(e) if e == -EEXIST => return Verdict::Drop(REASON_DROP_CONN_RACE),
+        // Full: as IPVS when it cannot allocate an entry, the new flow is
+        // dropped; no entry is evicted, but the next sweep removes stale
+        // half-open ones (§6.4).
+        Err(_) => {
+            sweep::table_full();
+            return Verdict::Drop(REASON_DROP_CONN_TABLE);
+        }
     }
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
     forward::direct_route(ctx, dest, dest_id, reason)

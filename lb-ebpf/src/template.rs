@@ -4,9 +4,9 @@
 //! controls.
 
 use lb_common::{
-    CONN_F_OPEN, CONN_F_PORT0, Conn, DEST_F_AVAILABLE, DEST_F_IN_USE, Dest, NS_PER_SEC, ServiceKey,
-    Settings, TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey,
-    conn_state_is_closing, template_expiry,
+    CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
+    TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey,
+    conn_state_is_closing, template_expiry, template_usable,
 };
 
 use crate::{
@@ -31,31 +31,14 @@ pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
     }
 }
 
-/// `ip_vs_check_template`: the template's dest if it may still be used.
+/// `ip_vs_check_template`: the template's dest if it may still be used
+/// (lb-common's `template_usable`, the rule `lbctl whereis` applies too).
 #[inline(always)]
 fn check(t: *const Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
-    let (expires, dest_id, dest_gen, epoch) =
-        unsafe { ((*t).expires, (*t).dest, (*t).dest_gen, (*t).epoch) };
-    if now >= expires {
-        return None;
-    }
-    let dest = DESTS.get_ptr_mut(dest_id)?;
-    let (flags, gen_, tmpl_epoch, weight) = unsafe {
-        (
-            (*dest).flags,
-            (*dest).generation,
-            (*dest).tmpl_epoch,
-            (*dest).weight,
-        )
-    };
-    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
-    if flags & usable != usable || gen_ != dest_gen || tmpl_epoch != epoch {
-        return None;
-    }
-    if cfg.expire_quiescent_template != 0 && weight == 0 {
-        return None;
-    }
-    Some(dest)
+    let dest = DESTS.get_ptr_mut(unsafe { (*t).dest })?;
+    // Sound: both point into map values, which outlive the packet.
+    let usable = unsafe { template_usable(&*t, &*dest, cfg.expire_quiescent_template, now) };
+    usable.then_some(dest)
 }
 
 /// A new flow of a persistent service: the dest of the client's template

@@ -12,6 +12,7 @@ use aya::programs::{
     links::{FdLink, PinnedLink},
     xdp::XdpLink,
 };
+use aya::{TestRun, TestRunOptions};
 
 use crate::{
     error::Error,
@@ -75,16 +76,52 @@ pub fn attach(
         let id = prog
             .attach_to_link(xdp_link)
             .map_err(prog_err(format!("replacing the program on {iface}")))?;
-        return pin_link(prog, id, &pin);
+        pin_link(prog, id, &pin)?;
+    } else {
+        let flags = match mode {
+            Mode::Native => XdpMode::Driver,
+            Mode::Generic => XdpMode::Skb,
+        };
+        let id = prog
+            .attach(iface, flags)
+            .map_err(prog_err(format!("attaching to {iface}")))?;
+        pin_link(prog, id, &pin)?;
     }
-    let flags = match mode {
-        Mode::Native => XdpMode::Driver,
-        Mode::Generic => XdpMode::Skb,
-    };
-    let id = prog
-        .attach(iface, flags)
-        .map_err(prog_err(format!("attaching to {iface}")))?;
-    pin_link(prog, id, &pin)
+    if program == lb_common::PROGRAM_NAME {
+        arm_sweeper(&mut ebpf)?;
+    }
+    Ok(())
+}
+
+/// `XDP_PASS`, what `lb_sweep_arm` answers when the timer runs.
+const XDP_PASS: u32 = 2;
+
+/// Arms the sweeper, the program's timer that expires conns (lb-ebpf's
+/// `sweep.rs`), by running `lb_sweep_arm` once. The timer then runs on its
+/// own, holding the program it calls; arming again (the next attach, an
+/// upgrade) hands it to this build's code.
+fn arm_sweeper(ebpf: &mut aya::Ebpf) -> Result<(), Error> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(lb_common::SWEEP_ARM_PROGRAM)
+        .ok_or(Error::MissingMap("program"))?
+        .try_into()
+        .map_err(prog_err("loading the sweeper"))?;
+    prog.load().map_err(prog_err("verifying the sweeper"))?;
+    // Any frame will do: the program only arms the timer.
+    let frame = [0u8; 64];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(&frame),
+            ..TestRunOptions::default()
+        })
+        .map_err(prog_err("running the sweeper's arming program"))?;
+    if r.return_value != XDP_PASS {
+        return Err(Error::Io {
+            what: "arming the sweeper (bpf_timer) failed".into(),
+            source: std::io::Error::other("lb_sweep_arm did not answer XDP_PASS"),
+        });
+    }
+    Ok(())
 }
 
 fn pin_link(prog: &mut Xdp, id: aya::programs::xdp::XdpLinkId, pin: &Path) -> Result<(), Error> {

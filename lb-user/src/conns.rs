@@ -1,5 +1,6 @@
 //! Reading the connection and template tables for the listings: `-L -c`'s
-//! rows and `-L`'s ActiveConn/InActConn/PersistConn gauges. The tables may
+//! rows and `-L`'s PersistConn gauge (ActiveConn/InActConn are the
+//! program's live counts, `DEST_CONNS`). The tables may
 //! hold millions of entries, so they are walked a batch at a time
 //! (`batch::for_each`) and never collected: `-L -c` formats and writes each
 //! row as it is read, `-L` only adds to one counter per real server, and the
@@ -7,11 +8,14 @@
 //! in the kernel's hash order, connection entries first, then templates, as
 //! ipvsadm prints the kernel's table unsorted.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, ops::ControlFlow};
+use std::{collections::BTreeMap, net::Ipv4Addr, ops::ControlFlow, os::fd::AsFd};
+
+use aya::maps::IterableMap;
 
 use lb_common::{
-    CONN_STATE_NAMES, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, Dest, MAP_CONNS,
-    MAP_TEMPLATES, NS_PER_SEC, TMPL_S_ASSURED, Template, TemplateKey, conn_state_is_active,
+    CONN_STATE_NAMES, COUNTED_ACTIVE, COUNTED_INACTIVE, Conn, ConnKey, DEST_F_AVAILABLE,
+    DEST_F_IN_USE, Dest, DestConns, MAP_CONNS, MAP_DEST_CONNS, MAP_SWEEPER, MAP_TEMPLATES,
+    NS_PER_SEC, SweepStats, TMPL_S_ASSURED, Template, TemplateKey,
 };
 
 use crate::{
@@ -68,29 +72,21 @@ impl Table {
         Ok(out)
     }
 
-    /// The live entries and templates of each dest slot of `dests` (the
-    /// `DESTS` table by slot) at `now`; entries of a flushed dest (another
-    /// generation, or a free slot) are not counted.
+    /// Each dest slot's gauges: ActiveConn and InActConn as the program
+    /// keeps them (`DEST_CONNS`, live to within the sweeper's second), and
+    /// PersistConn, the live templates bound to the slot (from `TEMPLATES`
+    /// at `now`; templates of a flushed dest, of another generation or a
+    /// free slot, are not counted).
     pub fn conn_gauges(&self, dests: &[Dest], now: u64) -> Result<Gauges, Error> {
         let mut gauges = Gauges::new();
-        self.for_each_conn(|_, c| {
-            if now >= c.expires() {
-                return ControlFlow::Continue(());
+        for (slot, c) in self.dest_conns(dests.len() as u32)?.iter().enumerate() {
+            if c.active_now() != 0 || c.inactive_now() != 0 {
+                gauges.insert(
+                    slot as u32,
+                    (c.active_now() as u64, c.inactive_now() as u64, 0),
+                );
             }
-            let Some(d) = dests.get(c.dest as usize) else {
-                return ControlFlow::Continue(());
-            };
-            if d.generation != c.dest_gen || d.flags & DEST_F_IN_USE == 0 {
-                return ControlFlow::Continue(());
-            }
-            let g = gauges.entry(c.dest).or_default();
-            if conn_state_is_active(c.state) {
-                g.0 += 1;
-            } else {
-                g.1 += 1;
-            }
-            ControlFlow::Continue(())
-        })?;
+        }
         self.for_each_template(|_, t| {
             if now >= t.expires {
                 return ControlFlow::Continue(());
@@ -104,6 +100,43 @@ impl Table {
             ControlFlow::Continue(())
         })?;
         Ok(gauges)
+    }
+
+    /// The live counts of the first `n` dest slots (`DEST_CONNS`).
+    pub fn dest_conns(&self, n: u32) -> Result<Vec<DestConns>, Error> {
+        let n = n.min(self.pins.sizes.reals);
+        batch::array_range(self.pins.dest_conns.map().fd().as_fd(), 0, n)
+            .map_err(|e| map_err(MAP_DEST_CONNS)(batch::syscall_error("bpf_map_lookup_batch", e)))
+    }
+
+    /// The sweeper's counters (`SWEEPER`): its runs, the entries it
+    /// expired, and its last sweep's size and duration.
+    pub fn sweeper(&self) -> Result<SweepStats, Error> {
+        Ok(self
+            .pins
+            .sweeper
+            .get(&0, 0)
+            .map_err(map_err(MAP_SWEEPER))?
+            .stats)
+    }
+
+    /// The counts `DEST_CONNS` should hold for the first `n` slots: the
+    /// conns of each slot in `CONNS` by their `counted`, walked now. Equal
+    /// to `dest_conns` when no conn changes during the walk (tests, and
+    /// `lbctl attach`'s check after an upgrade).
+    pub fn walked_dest_conns(&self, n: u32) -> Result<Vec<DestConns>, Error> {
+        let mut out = vec![DestConns::default(); n as usize];
+        self.for_each_conn(|_, c| {
+            if let Some(d) = out.get_mut(c.dest as usize) {
+                match c.counted {
+                    COUNTED_ACTIVE => d.active += 1,
+                    COUNTED_INACTIVE => d.inactive += 1,
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
     }
 
     /// Calls `f` on each row of `-L -c` (live connection entries, then

@@ -72,6 +72,14 @@ pub enum Error {
     RealExists(ServiceId, RealId),
     #[error("no such destination")]
     NoReal(ServiceId, RealId),
+    /// ipvsadm prints `strerror(ERANGE)` for the kernel's refusal
+    /// (`ip_vs_add_dest`/`ip_vs_edit_dest`: "lower threshold is higher than
+    /// upper threshold").
+    #[error(
+        "numerical result out of range: the lower threshold (-y {lower}) is higher than the \
+         upper threshold (-x {upper})"
+    )]
+    ThresholdRange { upper: u32, lower: u32 },
     #[error("too many services (at most {0})")]
     TooManyServices(u32),
     #[error("too many real servers in one service (at most {0})")]

@@ -9,7 +9,7 @@
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
-use crate::model::{ConnView, Proto, RealView, ServiceView, Timeouts};
+use crate::model::{ConnView, Proto, RealView, ServiceView, Thresholds, Timeouts};
 use crate::resolve::Resolver;
 
 /// IPVS version ipvsadm reports in the header (that of every kernel since
@@ -27,7 +27,8 @@ pub struct ListFormat {
     pub stats: bool,
     /// `--rate`.
     pub rate: bool,
-    /// `--thresholds` (lbctl has no thresholds: they show as 0, "unset").
+    /// `--thresholds`: Uthreshold and Lthreshold instead of Forward and
+    /// Weight (0 = none).
     pub thresholds: bool,
     /// `--persistent-conn`.
     pub persistent_conn: bool,
@@ -153,7 +154,11 @@ pub fn conn_row(out: &mut String, c: &ConnView, opts: &ListFormat, names: &Resol
 }
 
 /// `-S [-n]`: the rules in `-R` format. Services and reals are always sorted
-/// (ipvsadm's `-S` takes no `--nosort`); thresholds are not saved.
+/// (ipvsadm's `-S` takes no `--nosort`). A real with thresholds gets
+/// ` -x U -y L` after its weight, which ipvsadm 1.31's `-S` leaves out (it
+/// loses them): a file of reals without thresholds is ipvsadm's byte for
+/// byte, and one with them restores them with `lbctl -R` and
+/// `ipvsadm-restore` alike.
 pub fn save(views: &[ServiceView], numeric: bool) -> String {
     save_with(views, numeric, names_for(numeric))
 }
@@ -179,6 +184,10 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
                 out.push_str(&format!(" -M {}", spec.netmask));
             }
         }
+        // [" -o"]
+        if spec.one_packet {
+            out.push_str(" -o");
+        }
         // [" -b " print_sched_flags]
         if spec.sched.flags().any() {
             out.push_str(&format!(" -b {}", spec.sched.flag_names()));
@@ -187,12 +196,18 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
         for real in sorted_reals(&view.reals, false) {
             let r = &real.spec;
             let dname = addrport(r.id.addr, r.id.port, proto, numeric, names);
-            // "-a %s -r %s %s -w %d\n"
+            // "-a %s -r %s %s -w %d\n", with " -x %u -y %u" before the
+            // newline when a threshold is set (not in ipvsadm: see above).
             out.push_str(&format!(
-                "-a {svc_name} -r {dname} {} -w {}\n",
+                "-a {svc_name} -r {dname} {} -w {}",
                 r.fwd.switch(),
                 r.weight
             ));
+            let t = r.thresholds;
+            if t != Thresholds::NONE {
+                out.push_str(&format!(" -x {} -y {}", t.upper, t.lower));
+            }
+            out.push('\n');
         }
     }
     out
@@ -374,6 +389,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
                 out.push_str(&format!(" mask {}", spec.netmask));
             }
         }
+        // [" ops"]
+        if spec.one_packet {
+            out.push_str(" ops");
+        }
     }
     out.push('\n');
 
@@ -402,10 +421,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
             largenum(out, t.outbps, opts.exact);
             out.push('\n');
         } else if opts.thresholds {
-            // "  -> %-28s %-10u %-10u %-10u %-10u\n": lbctl has no thresholds (0)
+            // "  -> %-28s %-10u %-10u %-10u %-10u\n"
             out.push_str(&format!(
                 "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}\n",
-                0, 0, real.active_conns, real.inactive_conns
+                r.thresholds.upper, r.thresholds.lower, real.active_conns, real.inactive_conns
             ));
         } else if opts.persistent_conn {
             // "  -> %-28s %-9u %-11u %-10u %-10u\n"
@@ -455,6 +474,7 @@ mod tests {
                 sched,
                 persistent,
                 netmask: Ipv4Addr::BROADCAST,
+                one_packet: false,
             },
             stats: Stats::default(),
             rates: Rates::default(),
@@ -471,6 +491,7 @@ mod tests {
                 },
                 fwd: Fwd::Route,
                 weight,
+                thresholds: Thresholds::NONE,
             },
             active_conns: active,
             inactive_conns: inactive,
@@ -741,17 +762,25 @@ mod tests {
     #[test]
     fn thresholds_listing() {
         let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, Some(300));
-        v.reals = vec![real("10.0.0.11", 80, 1, 2, 5)];
+        let mut with = real("10.0.0.12", 80, 1, 123456, 7);
+        with.spec.thresholds = Thresholds {
+            upper: 2147483647,
+            lower: 1500,
+        };
+        v.reals = vec![real("10.0.0.11", 80, 1, 2, 5), with];
         let opts = ListFormat {
             numeric: true,
             thresholds: true,
             ..ListFormat::default()
         };
+        // printf("  -> %-28s %-10u %-10u %-10u %-10u\n", ...): a value of ten
+        // digits fills its column, and one space still follows.
         let expected = concat!(
             "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
             "  -> RemoteAddress:Port\n",
             "TCP  10.0.0.100:80 wrr persistent 300\n",
             "  -> 10.0.0.11:80                 0          0          2          5         \n",
+            "  -> 10.0.0.12:80                 2147483647 1500       123456     7         \n",
         );
         assert_eq!(list_service_with(&v, &opts, &names()), expected);
     }
@@ -970,6 +999,29 @@ mod tests {
             "-a -u vip.example.com:domain -r rs1:domain -g -w 65535\n",
         );
         assert_eq!(save_with(&table(), false, &names()), expected);
+    }
+
+    #[test]
+    fn save_writes_thresholds_only_where_there_are_some() {
+        let mut v = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Wrr, None);
+        let mut a = real("10.0.0.11", 80, 3, 0, 0);
+        a.spec.thresholds = Thresholds {
+            upper: 100,
+            lower: 0,
+        };
+        let mut b = real("10.0.0.12", 80, 1, 0, 0);
+        b.spec.thresholds = Thresholds {
+            upper: 100,
+            lower: 75,
+        };
+        v.reals = vec![a, b, real("10.0.0.13", 80, 1, 0, 0)];
+        let expected = concat!(
+            "-A -t 10.0.0.100:80 -s wrr\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 3 -x 100 -y 0\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.12:80 -g -w 1 -x 100 -y 75\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.13:80 -g -w 1\n",
+        );
+        assert_eq!(save_with(&[v], true, &names()), expected);
     }
 
     #[test]

@@ -26,19 +26,43 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    if let Command::Drain(spec) = cmd {
+        return drain(&spec);
+    }
     match run(cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = format!("lbctl: {e}");
-            let mut src = std::error::Error::source(&*e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("lbctl: {}", chain(&*e));
             ExitCode::from(1)
         }
     }
+}
+
+/// `lbctl drain`: its own exit status (3 on timeout), and the tables opened
+/// for each look only (`lb_user::drain`).
+fn drain(spec: &lb_user::drain::DrainSpec) -> ExitCode {
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    let mut tables = lb_user::drain::Pinned(open);
+    match lb_user::drain::drain(spec, &mut tables, &mut stdout, tty, lb_user::drain::POLL) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbctl: {}", chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
 }
 
 fn open() -> Result<Table, lb_user::Error> {
@@ -227,6 +251,13 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         }
         Command::Sysctl(SysctlCmd::Set(s, v)) => t.set_sysctl(s.name(), v)?,
         Command::Counters => out(&format::counters(&t.counters()?))?,
+        Command::Whereis {
+            service,
+            client,
+            port,
+        } => out(&lb_user::whereis::format(
+            &t.whereis(&service, client, port)?,
+        ))?,
         Command::Help
         | Command::Version
         | Command::Print(_)
@@ -236,7 +267,8 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         | Command::Attach { .. }
         | Command::Detach { .. }
         | Command::Daemon { .. }
-        | Command::DaemonStatus { .. } => {
+        | Command::DaemonStatus { .. }
+        | Command::Drain(_) => {
             return Err(format!("{cmd:?} is not allowed here").into());
         }
     }

@@ -315,6 +315,8 @@ pub struct ServiceSpec {
     pub persistent: Option<u32>,
     /// `-M netmask` (255.255.255.255 when not given).
     pub netmask: Ipv4Addr,
+    /// `-o`: one-packet scheduling (UDP only).
+    pub one_packet: bool,
 }
 
 /// Forwarding method (`-g` only for now).
@@ -345,6 +347,36 @@ pub struct RealId {
     pub port: u16,
 }
 
+/// A real server's connection thresholds (`-x`/`--u-threshold`,
+/// `-y`/`--l-threshold`; docs/SEMANTICS.md §5.8): 0 is "none", IPVS's
+/// default. With an upper threshold the real takes no new connections once
+/// its connections (active + inactive) reach it, until they fall below the
+/// lower one (¾ of the upper when the lower is 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `-x`: 0..=[`MAX_THRESHOLD`].
+    pub upper: u32,
+    /// `-y`: 0..=[`MAX_THRESHOLD`], at most `upper` (the kernel refuses a
+    /// lower threshold above the upper one).
+    pub lower: u32,
+}
+
+impl Thresholds {
+    /// No thresholds: what `-a`/`-e` without `-x`/`-y` sends (ipvsadm sends
+    /// 0 for an omitted one, so `-e` without them clears them).
+    pub const NONE: Thresholds = Thresholds { upper: 0, lower: 0 };
+
+    /// Whether the kernel would take them (`ip_vs_add_dest`,
+    /// `ip_vs_edit_dest`: a lower threshold above the upper one is ERANGE).
+    pub fn valid(self) -> bool {
+        self.lower <= self.upper && self.upper <= MAX_THRESHOLD && self.lower <= MAX_THRESHOLD
+    }
+}
+
+/// Largest `-x`/`-y` (ipvsadm parses them with `string_to_number(optarg, 0,
+/// INT_MAX)`).
+pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
+
 /// Everything `-a`/`-e` sets on a real server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RealSpec {
@@ -352,6 +384,8 @@ pub struct RealSpec {
     pub fwd: Fwd,
     /// 0..=[`lb_common::MAX_WEIGHT`]; 0 = quiescent.
     pub weight: u32,
+    /// `-x`/`-y`.
+    pub thresholds: Thresholds,
 }
 
 /// Traffic counters as ipvsadm shows them (`--stats`). DR sees no replies, so

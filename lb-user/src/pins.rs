@@ -28,9 +28,9 @@ use lb_common::{
     Dest, DestConns, Iface, LblcEntry, LblcKey, MAP_CONNS, MAP_DEST_CONNS, MAP_DEST_STATS,
     MAP_DESTS, MAP_IFACES, MAP_LBLC, MAP_MH_TABLES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED,
     MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS,
-    MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL,
-    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
-    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
+    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -128,6 +128,7 @@ pub struct Pins {
     pub svc_stats: PerCpuArray<MapData, ServiceStats>,
     pub dest_stats: PerCpuArray<MapData, ServiceStats>,
     pub dest_conns: Array<MapData, DestConns>,
+    pub sweeper: Array<MapData, SweeperValue>,
     pub ifaces: Array<MapData, Iface>,
     pub vips: Array<MapData, u64>,
     pub sizes: Sizes,
@@ -154,6 +155,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_DEST_STATS => (4, size_of::<ServiceStats>(), None),
         MAP_DEST_CONNS => (4, size_of::<DestConns>(), None),
         MAP_LBLC => (size_of::<LblcKey>(), size_of::<LblcEntry>(), None),
+        MAP_SWEEPER => (4, size_of::<SweeperValue>(), Some(1)),
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
@@ -349,6 +351,7 @@ impl Pins {
         let dest_stats =
             PerCpuArray::try_from(take(MAP_DEST_STATS)).map_err(map_err(MAP_DEST_STATS))?;
         let dest_conns = Array::try_from(take(MAP_DEST_CONNS)).map_err(map_err(MAP_DEST_CONNS))?;
+        let sweeper = Array::try_from(take(MAP_SWEEPER)).map_err(map_err(MAP_SWEEPER))?;
         let ifaces = Array::try_from(take(MAP_IFACES)).map_err(map_err(MAP_IFACES))?;
         let vips = Array::try_from(take(MAP_VIPS)).map_err(map_err(MAP_VIPS))?;
         let mut pins = Pins {
@@ -366,6 +369,7 @@ impl Pins {
             svc_stats,
             dest_stats,
             dest_conns,
+            sweeper,
             ifaces,
             vips,
             sizes: found,

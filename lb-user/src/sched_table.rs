@@ -70,10 +70,10 @@ pub fn dests_changed(svc: &mut Service, list: &[ServiceDest]) {
 
 /// The packet path's schedulers, compiled here from lb-ebpf's source: they
 /// refer to nothing but lb-common, so the tests below run the very picks of
-/// the XDP program over the tables built above.
-#[cfg(test)]
+/// the XDP program over the tables built above, and `lbctl whereis`
+/// (`crate::whereis`) runs them over the pinned maps.
 #[path = "../../lb-ebpf/src/schedulers/mod.rs"]
-pub(crate) mod packet_path;
+pub mod packet_path;
 
 #[cfg(test)]
 mod counted;

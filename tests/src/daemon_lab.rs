@@ -164,7 +164,11 @@ impl DaemonLab {
         let t = Table::new(Pins::open(self.pins.path(), None)?);
         Ok(t.configured()?
             .into_iter()
-            .flat_map(|(spec, reals)| reals.into_iter().map(move |(r, w)| ((spec.id, r.addr), w)))
+            .flat_map(|(spec, reals)| {
+                reals
+                    .into_iter()
+                    .map(move |r| ((spec.id, r.id.addr), r.weight))
+            })
             .collect())
     }
 

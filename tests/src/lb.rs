@@ -109,6 +109,25 @@ impl Dataplane {
         })
     }
 
+    /// Arms the sweeper as `lbctl attach` does (`lb_sweep_arm`, run once):
+    /// from then on the program's timer expires entries on its own.
+    pub fn arm_sweeper(&mut self) -> Result<()> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(lb_common::SWEEP_ARM_PROGRAM)
+            .context("lb_sweep_arm missing from the object")?
+            .try_into()?;
+        prog.load().context("loading lb_sweep_arm")?;
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(&[0u8; 64]),
+            ..TestRunOptions::default()
+        })?;
+        if r.return_value != XDP_PASS {
+            bail!("lb_sweep_arm answered {}", r.return_value);
+        }
+        Ok(())
+    }
+
     fn prog(&self, name: &str) -> &Xdp {
         self.ebpf
             .program(name)

@@ -1015,3 +1015,58 @@ fn https_checks_quiesce_and_restore_with_sni() -> Result<()> {
     drop(servers);
     Ok(())
 }
+
+/// (Uthreshold, Lthreshold) of each real in `-L -n --thresholds`.
+fn thresholds(lb: &LbTopology) -> Result<BTreeMap<String, (String, String)>> {
+    let text = lb.lbctl_ok(&["-L", "-n", "--thresholds"])?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("  ->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.get(1)?.to_string(),
+                (f.get(2)?.to_string(), f.get(3)?.to_string()),
+            ))
+        })
+        .collect())
+}
+
+/// ldirectord's `l:`/`u:` (§9.1, §5.8): passed as `-y`/`-x` when the real
+/// is up, gone while it is quiesced (`-e -w 0` alone), back when restored.
+#[test]
+fn real_thresholds_follow_the_configuration_as_ldirectord_passes_them() -> Result<()> {
+    if !require_root("real_thresholds_follow_the_configuration_as_ldirectord_passes_them") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=yes\ncleanstop=no\nlogfile=\"@LOG@\"\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate 2 l:10 u:100\n\treal={rs2}:80 gate\n\
+         \tchecktype=connect\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    let t = |u: &str, l: &str| (u.to_owned(), l.to_owned());
+    wait_weights(&lb, &d, &[(&rs1, 2), (&rs2, 1)], limit)?;
+    let got = thresholds(&lb)?;
+    ensure!(
+        got == BTreeMap::from([
+            (format!("{rs1}:80"), t("100", "10")),
+            (format!("{rs2}:80"), t("0", "0"))
+        ]),
+        "{got:?}"
+    );
+    lb.topo.backends[0].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs1, 0), (&rs2, 1)], limit)?;
+    ensure!(thresholds(&lb)?[&format!("{rs1}:80")] == t("0", "0"));
+    lb.topo.backends[0].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 2), (&rs2, 1)], limit)?;
+    ensure!(thresholds(&lb)?[&format!("{rs1}:80")] == t("100", "10"));
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}");
+    Ok(())
+}

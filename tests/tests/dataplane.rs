@@ -12,7 +12,9 @@ use lb_tests::{
     lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, in_lab, real_mac},
     require_root,
 };
-use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use lb_user::model::{
+    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, Timeouts,
+};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -43,6 +45,7 @@ fn add_service(
         sched,
         persistent,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     Ok(())
 }
@@ -52,6 +55,7 @@ fn real(i: u8, port: u16, weight: u32) -> RealSpec {
         id: RealId { addr: rs(i), port },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 
@@ -373,6 +377,7 @@ fn persistent(dp: &mut Dataplane, mask: Ipv4Addr) -> Result<ServiceId> {
         sched: Sched::Rr,
         persistent: Some(300),
         netmask: mask,
+        one_packet: false,
     })?;
     dp.table.add_real(&s, &real(11, 80, 1))?;
     dp.table.add_real(&s, &real(12, 80, 1))?;
@@ -1043,6 +1048,7 @@ lab_test!(
             sched: Sched::Sh(flags(&[SVC_F_SCHED_PORT])),
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         let mut reals = std::collections::BTreeSet::new();
         for sport in 5000..5030 {
@@ -1077,6 +1083,7 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         sched: Sched::Sh(flags(&[SVC_F_SCHED_FALLBACK])),
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     let b = sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), 0);
     let want = (0..256)
@@ -1095,6 +1102,7 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         sched: Sched::Sh(flags(&[])),
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     assert_port_unreachable(
         &dp.run(&tcp(40002).syn().build())?,
@@ -1175,6 +1183,7 @@ lab_test!(
             sched: Sched::Mh(flags(&[SVC_F_SCHED_PORT, SVC_F_SCHED_FALLBACK])),
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         // A port of the client whose slot is the quiesced real's: the first
         // available real along the kernel's probes.
@@ -1394,6 +1403,7 @@ lab_test!(
                 sched,
                 persistent: None,
                 netmask: Ipv4Addr::BROADCAST,
+                one_packet: false,
             })?;
             for (i, (a, n)) in [13, 12, 11].into_iter().zip(counts) {
                 set_conns(&mut dp, i, a, n)?;
@@ -1468,6 +1478,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
         sched: Sched::Wrr,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     dp.table.edit_real(&s, &real(12, 80, 5))?;
     set_overloaded(&mut dp, 12, true)?;
@@ -1484,6 +1495,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
         sched: Sched::Wlc,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     set_conns(&mut dp, 13, 1, 0)?;
     set_conns(&mut dp, 11, 2, 0)?;
@@ -1497,6 +1509,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
             sched,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         let syn = tcp(22400 + k as u16).syn().build();
         assert_port_unreachable(&dp.run(&syn)?, &syn);

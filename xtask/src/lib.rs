@@ -70,7 +70,7 @@ pub const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 pub const DEBIAN_CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
 /// Both flags are needed for BTF (docs/DEVELOPING.md), separated by 0x1f as
 /// CARGO_ENCODED_RUSTFLAGS requires.
-pub const BPF_RUSTFLAGS: &str = "-Cdebuginfo=2\x1f-Clink-arg=--btf";
+pub const BPF_RUSTFLAGS: &str = "-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3";
 /// bpf-linker's LLVM must match rustc's LLVM major (§8.1).
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const LLVM_MAJOR: u32 = 22;

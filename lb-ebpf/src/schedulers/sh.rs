@@ -2,7 +2,7 @@
 
 use lb_common::{SH_TAB_SIZE, SVC_F_SCHED_FALLBACK, Service, ShTable, hash_input, sh_bucket};
 
-use super::{Client, Entry, Nodes, Pick, entry};
+use super::{Client, Entry, Nodes, Pick, entry, opaque, scan::Steps};
 
 /// The dest of the client's bucket (`hash_32(port + addr, 8)`, the port only
 /// with `sh-port`) if it is available; with `sh-fallback`, else the first
@@ -25,8 +25,9 @@ pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Optio
 
 /// `ip_vs_sh_get_fallback`'s loop: bucket `((i + ihash) % 256 + hash) & 255`
 /// for i = 0..256 (so every bucket once, from `2 * ihash`), stopping at an
-/// empty bucket. One BPF subprogram, bounded by the table's size.
-#[inline(never)]
+/// empty bucket. Its steps run in `Nodes::run` (a `bpf_loop` in the
+/// program), so the verifier checks one probe, not 256.
+#[inline(always)]
 fn fallback<N: Nodes>(
     svc: &Service,
     nodes: &N,
@@ -34,15 +35,39 @@ fn fallback<N: Nodes>(
     v: u32,
     ihash: u32,
 ) -> Option<Pick> {
-    for offset in 0..SH_TAB_SIZE as u32 {
-        let roffset = (offset + ihash) % SH_TAB_SIZE as u32;
-        let b = sh_bucket(v, roffset);
-        let pos = *table.pos.get(b as usize)?;
+    let mut probe = Fallback {
+        table,
+        v,
+        ihash,
+        found: None,
+    };
+    nodes.run(svc, SH_TAB_SIZE as u32, &mut probe);
+    probe.found
+}
+
+/// One probe of the fallback.
+struct Fallback<'a> {
+    table: &'a ShTable,
+    v: u32,
+    ihash: u32,
+    found: Option<Pick>,
+}
+
+impl Steps for Fallback<'_> {
+    #[inline(always)]
+    fn step<N: Nodes>(&mut self, nodes: &N, svc: &Service, offset: u32) -> bool {
+        let roffset = (offset.wrapping_add(self.ihash)) % SH_TAB_SIZE as u32;
+        let b = sh_bucket(self.v, roffset);
+        let Some(&pos) = self.table.pos.get(opaque(b) as usize) else {
+            return false;
+        };
         match entry(svc, nodes, pos) {
-            Entry::Available(p) => return Some(p),
-            Entry::Empty => return None,
-            Entry::Unavailable => {}
+            Entry::Available(p) => {
+                self.found = Some(p);
+                false
+            }
+            Entry::Empty => false,
+            Entry::Unavailable => true,
         }
     }
-    None
 }

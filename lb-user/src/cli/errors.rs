@@ -62,6 +62,9 @@ pub enum CliError {
     IllegalServiceAddress,
     #[error("illegal real server address[:port] specified")]
     IllegalRealAddress,
+    /// `lbctl whereis`'s client.
+    #[error("illegal client address[:port] specified")]
+    IllegalClientAddress,
     #[error("illegal virtual server persistent mask specified")]
     IllegalNetmask,
     /// lbctl only: ipvsadm passes such masks on; they make no sense.
@@ -70,7 +73,8 @@ pub enum CliError {
     #[error("illegal weight specified")]
     IllegalWeight,
     /// Other `illegal <what> specified` errors of ipvsadm (`u_threshold`,
-    /// `syncid`, `tunnel port`, ...), for options lbctl does not support.
+    /// `l_threshold`, `syncid`, `tunnel port`, ...), and of lbctl's words'
+    /// values.
     #[error("illegal {what} specified")]
     IllegalValue { what: &'static str },
     /// `-p` or `--set` value out of range or not a number.

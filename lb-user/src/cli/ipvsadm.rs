@@ -16,7 +16,10 @@ use super::{
     CliError, Command, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHED, DEFAULT_WEIGHT, ListTarget,
 };
 use crate::format::ListFormat;
-use crate::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Timeouts};
+use crate::model::{
+    Fwd, MAX_THRESHOLD, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds,
+    Timeouts,
+};
 use crate::resolve::Resolver;
 /// A service or real address that lbctl can use, or the error that explains
 /// why not (already recorded as the deferred error).
@@ -41,9 +44,14 @@ pub(super) struct State {
     sched_name: Option<String>,
     /// `-b` as given, parsed once all options are read (as ipvsadm does).
     sched_flags: Option<String>,
+    /// `-o`: one-packet scheduling.
+    one_packet: bool,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     weight: Option<u32>,
+    /// `-x`, `-y` (0 when omitted, as ipvsadm sends them).
+    u_threshold: Option<u32>,
+    l_threshold: Option<u32>,
     tunnel_opts: bool,
     format: ListFormat,
     /// The first "not supported yet" error, reported after the table check.
@@ -299,20 +307,13 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                 string_to_number(&arg, 0, i64::from(MAX_WEIGHT)).ok_or(CliError::IllegalWeight)?;
             st.weight = u32::try_from(w).ok();
         }
-        Tag::UThreshold | Tag::LThreshold => {
-            let (opt, what) = if tag == Tag::UThreshold {
-                (Opt::UThreshold, "u_threshold")
-            } else {
-                (Opt::LThreshold, "l_threshold")
-            };
-            st.set(opt)?;
-            let v = string_to_number(&arg, 0, i64::from(i32::MAX))
-                .ok_or(CliError::IllegalValue { what })?;
-            // 0 is "no threshold", IPVS's default: what ldirectord passes
-            // on every -a/-e (`-x 0 -y 0`), accepted as the no-op it is.
-            if v != 0 {
-                st.defer(CliError::Unsupported("thresholds (-x/-y)"));
-            }
+        Tag::UThreshold => {
+            st.set(Opt::UThreshold)?;
+            st.u_threshold = Some(parse_threshold(&arg, "u_threshold")?);
+        }
+        Tag::LThreshold => {
+            st.set(Opt::LThreshold)?;
+            st.l_threshold = Some(parse_threshold(&arg, "l_threshold")?);
         }
         Tag::Connection => st.set(Opt::Connection)?,
         Tag::Numeric => {
@@ -363,7 +364,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::Ops => {
             st.set(Opt::OnePacket)?;
-            st.defer(CliError::Unsupported("one-packet scheduling (-o)"));
+            st.one_packet = true;
         }
         Tag::Pe => {
             st.set(Opt::Pe)?;
@@ -439,6 +440,15 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
     Ok(())
 }
 
+/// `-x`/`-y`: ipvsadm's `string_to_number(optarg, 0, INT_MAX)`, failing
+/// with "illegal u_threshold specified" (or `l_threshold`). Whether the
+/// lower one is above the upper one is the kernel's check (`Table`).
+fn parse_threshold(arg: &str, what: &'static str) -> Result<u32, CliError> {
+    string_to_number(arg, 0, i64::from(MAX_THRESHOLD))
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or(CliError::IllegalValue { what })
+}
+
 /// `-b`, once every option is read (ipvsadm parses it last, against the
 /// `-s` given or its default `wlc`): sh's and mh's flags go with their
 /// scheduler; `flag-1`..`flag-3` on another scheduler are not supported yet.
@@ -466,6 +476,7 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
             sched: st.sched.unwrap_or(DEFAULT_SCHED),
             persistent: st.persistent,
             netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST),
+            one_packet: st.one_packet,
         })
     };
     let real_spec = || -> Result<(ServiceId, RealSpec), CliError> {
@@ -482,6 +493,12 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
                 },
                 fwd: Fwd::Route,
                 weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
+                // ipvsadm sends 0 for an omitted -x/-y, on -e too: the
+                // kernel then clears them (Thresholds::NONE).
+                thresholds: Thresholds {
+                    upper: st.u_threshold.unwrap_or(0),
+                    lower: st.l_threshold.unwrap_or(0),
+                },
             },
         ))
     };

@@ -1,6 +1,7 @@
 //! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `version`, `help`, `completions`), which clap reads: a
+//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`),
+//! which clap reads: a
 //! first argument that starts with `-` is ipvsadm's, any other is a word.
 //!
 //! The ipvsadm part follows `ipvsadm.c` closely:
@@ -16,7 +17,7 @@
 //!   command/option table (`commands_v_options`), then the post-checks (zero
 //!   port, list conflicts), with ipvsadm's own messages;
 //! * features that ipvsadm has and lbctl does not yet (IPv6, fwmark and SCTP
-//!   services, NAT and tunnelling, thresholds, other schedulers, ...) are
+//!   services, NAT and tunnelling, one-packet scheduling, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.
@@ -91,7 +92,8 @@ pub enum Command {
     /// `-a`: add a real server. The real's port is the service's port (direct
     /// routing cannot change ports; ipvsadm forces it the same way).
     AddReal { service: ServiceId, real: RealSpec },
-    /// `-e`: edit a real server; omitted `-w` resets the weight to 1.
+    /// `-e`: edit a real server; omitted `-w` resets the weight to 1, and
+    /// omitted `-x`/`-y` the thresholds to 0 (ipvsadm re-sends them all).
     EditReal { service: ServiceId, real: RealSpec },
     /// `-d`: delete a real server. The port is the one given with `-r`, or the
     /// service's port when none is given (ipvsadm does not force it here).
@@ -148,6 +150,16 @@ pub enum Command {
     Completions(Shell),
     /// `lbctl manpage` (hidden): print [`manpage`]'s lbctl(8).
     Manpage,
+    /// `lbctl drain -t|-u VIP:PORT -r RIP[:PORT] [--timeout S] [--remove]
+    /// [--inactive]`: quiesce the real and wait for its connections to end.
+    Drain(crate::drain::DrainSpec),
+    /// `lbctl whereis -t|-u VIP:PORT CLIENT[:PORT]`: where a new connection
+    /// of the client would go now, and why.
+    Whereis {
+        service: ServiceId,
+        client: std::net::Ipv4Addr,
+        port: Option<u16>,
+    },
 }
 
 /// What `-L` lists.
@@ -263,7 +275,7 @@ pub fn parse_with(args: &[String], names: &Resolver) -> Result<Command, CliError
             format: ListFormat::default(),
         }),
         // A word (or a mistyped one) goes to clap; options to ipvsadm's popt.
-        Some(word) if !word.starts_with('-') => parse_word(args),
+        Some(word) if !word.starts_with('-') => parse_word(args, names),
         Some(_) => parse_ipvsadm(args, names, false),
     }
 }
@@ -331,6 +343,8 @@ pub fn usage() -> String {
          \x20 lbctl counters\n\
          \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
          \x20 lbctl daemon-status [CONFIG]\n\
+         \x20 lbctl drain -t|u service-address -r server-address [--timeout S] [--remove] [--inactive]\n\
+         \x20 lbctl whereis -t|u service-address client-address[:port]\n\
          \x20 lbctl version\n\
          \x20 lbctl completions bash|zsh|fish\n\
          \n\
@@ -362,6 +376,11 @@ pub fn usage() -> String {
          \x20 daemon CONFIG               check real servers as ldirectord does with CONFIG (an\n\
          \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
          \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\
+         \x20 drain -t|u VIP:PORT -r RIP  quiesce a real server (weight 0) and wait until its\n\
+         \x20     [--timeout S] [--remove]  ActiveConn (with --inactive, InActConn too) is 0;\n\
+         \x20     [--inactive]            exit 3 on timeout; --remove deletes it when drained\n\
+         \x20 whereis -t|u VIP:PORT CLIENT[:PORT]\n\
+         \x20                             where a new connection of CLIENT would go now, and why\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
          \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
@@ -380,6 +399,8 @@ pub fn usage() -> String {
          \x20 --real-server  -r server-address    server-address is host (and port)\n\
          \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
          \x20 --weight       -w weight            capacity of real server\n\
+         \x20 --u-threshold  -x uthreshold        upper threshold of connections\n\
+         \x20 --l-threshold  -y lthreshold        lower threshold of connections\n\
          \x20 --connection   -c                   output of current IPVS connections\n\
          \x20 --timeout                           output of timeout (tcp tcpfin udp)\n\
          \x20 --stats                             output of statistics information\n\

@@ -344,7 +344,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::Required,
         Tag::UThreshold,
         "uthreshold",
-        "upper connection threshold of a real server (not supported by lbctl yet)",
+        "upper threshold of connections of a real server (0 = none, the default)",
     ),
     spec(
         "l-threshold",
@@ -352,7 +352,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::Required,
         Tag::LThreshold,
         "lthreshold",
-        "lower connection threshold of a real server (not supported by lbctl yet)",
+        "lower threshold of connections of a real server (0 = none, the default)",
     ),
     spec(
         "numeric",

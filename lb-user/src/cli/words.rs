@@ -1,5 +1,5 @@
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `version`, `help`, `completions`), on clap: each has
+//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`), on clap: each has
 //! `--help`, and a mistyped word or option gets clap's "similar ... exists"
 //! tip. Values are checked by lbctl's own parsers, so a bad interface name,
 //! table size, sysctl or metrics address gets the same [`CliError`] as ever.
@@ -9,11 +9,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use super::values::{Addr, parse_addr};
 use super::{CliError, Command, Shell, Sysctl, SysctlCmd, XdpMode};
+use crate::drain::DrainSpec;
+use crate::model::{Proto, ServiceId};
+use crate::resolve::Resolver;
 
 /// Smallest and largest `--conns`/`--templates` (the tables' sizes).
 const TABLE_SIZES: std::ops::RangeInclusive<u32> = 1024..=134_217_728;
@@ -91,6 +96,30 @@ enum Word {
         #[arg(value_name = "CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Quiesce a real server and wait until its connections are gone
+    #[command(
+        long_about = "Quiesce a real server (weight 0, as -e -w 0 with everything else kept)\n\
+                      and wait until its ActiveConn, and with --inactive its InActConn too,\n\
+                      is 0, as -L shows them. On a terminal a progress line (connections left,\n\
+                      time elapsed) is rewritten in place; otherwise a line is written when\n\
+                      the counts change. Exits 0 once drained (--remove then deletes the real\n\
+                      server), 3 on --timeout (the real stays at weight 0), 1 on an error,\n\
+                      among them the real's weight set again or the real removed meanwhile."
+    )]
+    Drain(DrainArgs),
+    /// Where a new connection of a client would go now, and why
+    #[command(
+        long_about = "Where a new connection of CLIENT[:PORT] to the service would go now, and\n\
+                      why: the client's persistence template while it is valid, else the\n\
+                      service's scheduler, computed by the packet path's own code over the\n\
+                      tables (nothing is changed). rr and wrr keep their rotation per CPU: the\n\
+                      answer is then one line per CPU, the next in rotation on that CPU.\n\
+                      Output: one line per answer of key=value words: [cpu=N]\n\
+                      real=ADDRESS:PORT|none by=template expires=SECONDS, or by=SCHEDULER\n\
+                      [next=yes] [template=none|expired|invalid]. real=none: no real server may\n\
+                      take it (the client gets ICMP port unreachable)."
+    )]
+    Whereis(WhereisArgs),
     /// Display the version
     Version,
     /// Display the help message, or a word's
@@ -161,9 +190,68 @@ struct DaemonArgs {
     action: Option<String>,
 }
 
+/// `-t VIP:PORT` or `-u VIP:PORT`, as ipvsadm names a service.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ServiceArg {
+    /// A TCP virtual service (host[:port])
+    #[arg(short = 't', long = "tcp-service", value_name = "SERVICE-ADDRESS")]
+    tcp: Option<String>,
+    /// A UDP virtual service (host[:port])
+    #[arg(short = 'u', long = "udp-service", value_name = "SERVICE-ADDRESS")]
+    udp: Option<String>,
+}
+
+impl ServiceArg {
+    /// The service, with ipvsadm's messages for a bad address.
+    fn service(&self, names: &Resolver) -> Result<ServiceId, CliError> {
+        let (proto, text) = match (&self.tcp, &self.udp) {
+            (Some(t), _) => (Proto::Tcp, t),
+            (None, Some(u)) => (Proto::Udp, u),
+            (None, None) => return Err(CliError::IllegalServiceAddress),
+        };
+        match parse_addr(text, Some(proto), names) {
+            Some(Addr::V4 { addr, port }) => Ok(ServiceId {
+                proto,
+                addr,
+                port: port.unwrap_or(0),
+            }),
+            Some(Addr::V6 { .. }) => Err(CliError::Ipv6Unsupported),
+            None => Err(CliError::IllegalServiceAddress),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct DrainArgs {
+    #[command(flatten)]
+    service: ServiceArg,
+    /// The real server (host[:port]; the port is the service's)
+    #[arg(short = 'r', long = "real-server", value_name = "SERVER-ADDRESS")]
+    real: String,
+    /// Give up after this many seconds (exit 3); default: wait as long as it takes
+    #[arg(long, value_name = "SECONDS", value_parser = parse_drain_timeout)]
+    timeout: Option<u32>,
+    /// Delete the real server once drained
+    #[arg(long)]
+    remove: bool,
+    /// Wait for InActConn to reach 0 too (closing connections, UDP flows)
+    #[arg(long)]
+    inactive: bool,
+}
+
+#[derive(Args, Debug)]
+struct WhereisArgs {
+    #[command(flatten)]
+    service: ServiceArg,
+    /// The client (host[:port]); the port matters to sh and mh with sh-port/mh-port
+    #[arg(value_name = "CLIENT-ADDRESS")]
+    client: String,
+}
+
 /// Parses a command line whose first word is not an option (`args` without
 /// the program name): an lbctl word, or a mistyped one.
-pub(super) fn parse_word(args: &[String]) -> Result<Command, CliError> {
+pub(super) fn parse_word(args: &[String], names: &Resolver) -> Result<Command, CliError> {
     match args {
         [w] if w == MANPAGE => return Ok(Command::Manpage),
         [w, extra, ..] if w == MANPAGE => {
@@ -177,7 +265,7 @@ pub(super) fn parse_word(args: &[String]) -> Result<Command, CliError> {
     }
     let argv = std::iter::once("lbctl".to_owned()).chain(args.iter().cloned());
     match Words::try_parse_from(argv) {
-        Ok(w) => w.word.into_command(),
+        Ok(w) => w.word.into_command(names),
         Err(e) => outcome(e),
     }
 }
@@ -215,7 +303,7 @@ fn word_error(word: Option<&str>, kind: ErrorKind, message: &str) -> CliError {
 }
 
 impl Word {
-    fn into_command(self) -> Result<Command, CliError> {
+    fn into_command(self, names: &Resolver) -> Result<Command, CliError> {
         Ok(match self {
             Word::Attach(a) => Command::Attach {
                 iface: a.iface,
@@ -234,7 +322,36 @@ impl Word {
             Word::Version => Command::Version,
             Word::Help { word: None } => Command::Help,
             Word::Help { word: Some(w) } => {
-                return parse_word(&[w, "--help".to_owned()]);
+                return parse_word(&[w, "--help".to_owned()], names);
+            }
+            Word::Drain(d) => {
+                let service = d.service.service(names)?;
+                let (addr, port) = match parse_addr(&d.real, Some(service.proto), names) {
+                    Some(Addr::V4 { addr, port }) => (addr, port),
+                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
+                    None => return Err(CliError::IllegalRealAddress),
+                };
+                Command::Drain(DrainSpec {
+                    service,
+                    addr,
+                    port,
+                    timeout: d.timeout.map(|s| Duration::from_secs(s.into())),
+                    remove: d.remove,
+                    inactive: d.inactive,
+                })
+            }
+            Word::Whereis(w) => {
+                let service = w.service.service(names)?;
+                let (client, port) = match parse_addr(&w.client, Some(service.proto), names) {
+                    Some(Addr::V4 { addr, port }) => (addr, port),
+                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
+                    None => return Err(CliError::IllegalClientAddress),
+                };
+                Command::Whereis {
+                    service,
+                    client,
+                    port,
+                }
             }
             Word::Completions { shell } => Command::Completions(shell),
         })
@@ -320,6 +437,14 @@ fn parse_conns(v: &str) -> Result<u32, CliError> {
 fn parse_templates(v: &str) -> Result<u32, CliError> {
     table_size(v).ok_or(CliError::IllegalValue {
         what: "template table size (1024..=134217728)",
+    })
+}
+
+/// `drain --timeout`: whole seconds, 0 to ipvsadm's `MAX_TIMEOUT` (0: look
+/// once).
+fn parse_drain_timeout(v: &str) -> Result<u32, CliError> {
+    size_in(v, &(0..=lb_common::MAX_TIMEOUT)).ok_or(CliError::IllegalValue {
+        what: "drain timeout (seconds, 0 to 2678400)",
     })
 }
 

@@ -491,6 +491,7 @@ mod tests {
             },
             port_given,
             weight: 1,
+            thresholds: crate::model::Thresholds::NONE,
             check_port,
             request: None,
             receive: None,

@@ -394,6 +394,7 @@ mod tests {
     use crate::daemon::status::{FallbackStatus, RealStatus, ServiceStatus};
     use crate::model::{
         Fwd, Proto, Rates, RealId, RealSpec, RealView, Sched, ServiceId, ServiceSpec, Stats,
+        Thresholds,
     };
 
     #[test]
@@ -425,6 +426,7 @@ mod tests {
                 sched: Sched::Wrr,
                 persistent: None,
                 netmask: "255.255.255.255".parse().unwrap(),
+                one_packet: false,
             },
             stats: stats(7, 70, 7000),
             rates: Rates::default(),
@@ -436,6 +438,7 @@ mod tests {
                     },
                     fwd: Fwd::Route,
                     weight: 0,
+                    thresholds: Thresholds::NONE,
                 },
                 active_conns: 1,
                 inactive_conns: 2,

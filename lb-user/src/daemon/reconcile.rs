@@ -26,16 +26,18 @@ use std::collections::BTreeMap;
 use super::{config::Config, health::Health};
 use crate::{
     error::Error,
-    model::{Fwd, Proto, RealId, RealSpec, ServiceId, ServiceSpec},
+    model::{Fwd, Proto, RealId, RealSpec, ServiceId, ServiceSpec, Thresholds},
     table::Table,
 };
 
-/// A service as the table has it: its settings and its real servers'
-/// weights.
+/// A service as the table has it: its settings, its real servers' weights
+/// and the thresholds of those that have some.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActualService {
     pub spec: ServiceSpec,
     pub reals: BTreeMap<RealId, u32>,
+    /// `-x`/`-y` of the reals that have them (the others have none).
+    pub thresholds: BTreeMap<RealId, Thresholds>,
 }
 
 /// The services in the table.
@@ -51,7 +53,12 @@ pub fn read_actual(t: &Table) -> Result<Actual, Error> {
                 spec.id,
                 ActualService {
                     spec,
-                    reals: reals.into_iter().collect(),
+                    reals: reals.iter().map(|r| (r.id, r.weight)).collect(),
+                    thresholds: reals
+                        .iter()
+                        .filter(|r| r.thresholds != Thresholds::NONE)
+                        .map(|r| (r.id, r.thresholds))
+                        .collect(),
                 },
             )
         })
@@ -136,6 +143,7 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
         let empty = ActualService {
             spec: v.spec,
             reals: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
         };
         let have = match actual.get(&id) {
             Some(a) => {
@@ -158,7 +166,8 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             // deleted it): left alone until the next reload, as ldirectord.
             None => continue,
         };
-        let mut wants: Vec<(RealId, u32, Want, bool)> = Vec::new();
+        // (real, its thresholds when up, what it should be, fallback)
+        let mut wants: Vec<(RealId, Thresholds, Want, bool)> = Vec::new();
         for r in &v.reals {
             let up = health.get(&(id, r.id)).is_some_and(|h| h.up);
             let want = if up {
@@ -170,7 +179,7 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             } else {
                 Want::Absent
             };
-            wants.push((r.id, r.weight, want, false));
+            wants.push((r.id, r.thresholds, want, false));
         }
         if let Some(fb) = v.fallback {
             let want = if any_up(cfg, &id, health) {
@@ -178,32 +187,43 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             } else {
                 Want::Weight(1)
             };
-            wants.push((fb, 1, want, true));
+            wants.push((fb, Thresholds::NONE, want, true));
         }
-        for (rid, _, want, fallback) in &wants {
+        for (rid, up_thresholds, want, fallback) in &wants {
             let kind = if *fallback { "fallback" } else { "real" };
             let rl = real_label(rid);
             let cur = have.reals.get(rid).copied();
-            let spec = |weight| RealSpec {
+            let cur_thresholds = have
+                .thresholds
+                .get(rid)
+                .copied()
+                .unwrap_or(Thresholds::NONE);
+            // ldirectord's `_restore_service` passes `-x U -y L` (its `l:`
+            // and `u:`); `_remove_service` quiesces and re-adds with `-w 0`
+            // alone, which clears them.
+            let spec = |weight, thresholds| RealSpec {
                 id: *rid,
                 fwd: Fwd::Route,
                 weight,
+                thresholds,
             };
             match (*want, cur) {
                 (Want::Weight(w), None) => steps.push(Step {
-                    op: Op::AddReal(id, spec(w)),
+                    op: Op::AddReal(id, spec(w, *up_thresholds)),
                     log: format!("Added {kind} server: {rl} ({vl}) (Weight set to {w})"),
                 }),
-                (Want::Weight(w), Some(c)) if c != w => steps.push(Step {
-                    op: Op::EditReal(id, spec(w)),
-                    log: format!("Restored {kind} server: {rl} ({vl}) (Weight set to {w})"),
-                }),
+                (Want::Weight(w), Some(c)) if c != w || cur_thresholds != *up_thresholds => {
+                    steps.push(Step {
+                        op: Op::EditReal(id, spec(w, *up_thresholds)),
+                        log: format!("Restored {kind} server: {rl} ({vl}) (Weight set to {w})"),
+                    })
+                }
                 (Want::Quiescent { .. }, Some(c)) if c != 0 => steps.push(Step {
-                    op: Op::EditReal(id, spec(0)),
+                    op: Op::EditReal(id, spec(0, Thresholds::NONE)),
                     log: format!("Quiescent {kind} server: {rl} ({vl}) (Weight set to 0)"),
                 }),
                 (Want::Quiescent { readd: true }, None) => steps.push(Step {
-                    op: Op::AddReal(id, spec(0)),
+                    op: Op::AddReal(id, spec(0, Thresholds::NONE)),
                     log: format!(
                         "Added quiescent {kind} server: {rl} ({vl}) (Weight set to 0 until a check succeeds)"
                     ),
@@ -322,6 +342,7 @@ virtual=203.0.113.10:80
             ActualService {
                 spec: c.virtuals[0].spec,
                 reals: reals.iter().map(|(r, w)| (rid(*r), *w)).collect(),
+                thresholds: BTreeMap::new(),
             },
         );
         a
@@ -384,7 +405,8 @@ virtual=203.0.113.10:80
                 RealSpec {
                     id: rid(12),
                     fwd: Fwd::Route,
-                    weight: 0
+                    weight: 0,
+                    thresholds: Thresholds::NONE,
                 }
             )
         );
@@ -394,6 +416,47 @@ virtual=203.0.113.10:80
             logs(&steps),
             ["Restored real server: 198.51.100.12:80 (203.0.113.10:80) (Weight set to 3)"]
         );
+    }
+
+    /// ldirectord's `_restore_service` passes `-x U -y L` and compares them
+    /// with `-L -n --thresholds`; `_remove_service` quiesces with `-w 0`
+    /// alone, which clears them.
+    #[test]
+    fn thresholds_follow_ldirectord() {
+        let c = cfg(&CONF.replace(
+            "198.51.100.12:80 gate 3",
+            "198.51.100.12:80 gate 3 l:10 u:100",
+        ));
+        let want = Thresholds {
+            upper: 100,
+            lower: 10,
+        };
+        let spec = |weight, thresholds| RealSpec {
+            id: rid(12),
+            fwd: Fwd::Route,
+            weight,
+            thresholds,
+        };
+        // Up and missing: added with them.
+        let a = actual(&c, &[(11, 2)]);
+        let steps = plan(&c, &health(&[(11, true), (12, true)]), &a, &Mode::Health);
+        assert_eq!(steps[0].op, Op::AddReal(sid(), spec(3, want)));
+        // Up with the right weight but other thresholds: restored.
+        let a = actual(&c, &[(11, 2), (12, 3)]);
+        let steps = plan(&c, &health(&[(11, true), (12, true)]), &a, &Mode::Health);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].op, Op::EditReal(sid(), spec(3, want)));
+        assert_eq!(
+            steps[0].log,
+            "Restored real server: 198.51.100.12:80 (203.0.113.10:80) (Weight set to 3)"
+        );
+        // As configured: nothing to do.
+        let mut a = actual(&c, &[(11, 2), (12, 3)]);
+        a.get_mut(&sid()).unwrap().thresholds.insert(rid(12), want);
+        assert!(plan(&c, &health(&[(11, true), (12, true)]), &a, &Mode::Health).is_empty());
+        // Down: quiesced with -w 0 alone.
+        let steps = plan(&c, &health(&[(11, true), (12, false)]), &a, &Mode::Health);
+        assert_eq!(steps[0].op, Op::EditReal(sid(), spec(0, Thresholds::NONE)));
     }
 
     #[test]
@@ -416,7 +479,8 @@ virtual=203.0.113.10:80
                 RealSpec {
                     id: rid(12),
                     fwd: Fwd::Route,
-                    weight: 3
+                    weight: 3,
+                    thresholds: Thresholds::NONE,
                 }
             )
         );
@@ -461,7 +525,8 @@ virtual=203.0.113.10:80
                 RealSpec {
                     id: rid(12),
                     fwd: Fwd::Route,
-                    weight: 0
+                    weight: 0,
+                    thresholds: Thresholds::NONE,
                 }
             )
         );
@@ -483,6 +548,7 @@ virtual=203.0.113.10:80
                     ..c.virtuals[0].spec
                 },
                 reals: BTreeMap::new(),
+                thresholds: BTreeMap::new(),
             },
         );
         let c2 = cfg(&CONF.replace("198.51.100.12:80 gate 3", "198.51.100.12:80 gate 5"));
@@ -544,6 +610,7 @@ virtual=203.0.113.10:80
             ActualService {
                 spec: c.virtuals[1].spec,
                 reals: BTreeMap::new(),
+                thresholds: BTreeMap::new(),
             },
         );
         let steps = plan_stop(&c, &a);
@@ -571,7 +638,8 @@ virtual=203.0.113.10:80
                 RealSpec {
                     id: rid(11),
                     fwd: Fwd::Route,
-                    weight: 0
+                    weight: 0,
+                    thresholds: Thresholds::NONE,
                 }
             )
         );

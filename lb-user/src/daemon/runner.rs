@@ -321,6 +321,7 @@ mod tests {
                 },
                 port_given: 80,
                 weight: 1,
+                thresholds: crate::model::Thresholds::NONE,
                 check_port: 80,
                 request: None,
                 receive: None,

@@ -22,8 +22,8 @@ use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
     DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
     MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
-    REASON_NAMES, SCHED_MH, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest,
-    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
+    REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK,
+    Service, ServiceDest, ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 mod hops;
@@ -37,7 +37,10 @@ use crate::{
     error::Error,
     hash_sched,
     list_pool::ListPool,
-    model::{Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Timeouts},
+    model::{
+        Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds,
+        Timeouts,
+    },
     neigh::{self, NextHop},
     pins::{Pins, map_err},
     sched_table,
@@ -77,6 +80,16 @@ fn set_weight(list: &mut [ServiceDest], pos: usize, d: &mut Dest, weight: u32, a
     }
 }
 
+/// Sets the thresholds of `-a`/`-e` (docs/SEMANTICS.md §5.8). The
+/// overload state is the program's (`DEST_CONNS`); lb-common's
+/// `dest_overloaded` reads it against the new upper threshold, so that
+/// removing or raising it clears the overload at once, as
+/// `__ip_vs_update_dest` does.
+fn set_thresholds(d: &mut Dest, real: &RealSpec) {
+    d.u_threshold = real.thresholds.upper;
+    d.l_threshold = real.thresholds.lower;
+}
+
 /// The `DESTS` slot `-a` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
@@ -91,8 +104,8 @@ enum Slot {
 /// How far `Settings::dests_used` is raised at a time.
 const DESTS_USED_STEP: u32 = 1024;
 
-/// A service and its real servers with their weights, in list order.
-pub type Configured = (ServiceSpec, Vec<(RealId, u32)>);
+/// A service and its real servers (weights and thresholds), in list order.
+pub type Configured = (ServiceSpec, Vec<RealSpec>);
 
 /// The control plane: LVS operations on the pinned maps.
 pub struct Table {
@@ -234,8 +247,8 @@ impl Table {
         Ok(out)
     }
 
-    /// The services and their real servers' weights, in list order: what
-    /// `-S` saves. Reads only the service and dest maps (no scan of the
+    /// The services and their real servers' weights and thresholds, in list
+    /// order: what `-S` saves. Reads only the service and dest maps (no scan of the
     /// connection table, unlike `views`).
     pub fn configured(&self) -> Result<Vec<Configured>, Error> {
         let mut out = Vec::new();
@@ -243,13 +256,18 @@ impl Table {
             let mut reals = Vec::new();
             for sd in &self.read_list(&svc)? {
                 let d = self.dest(sd.dest)?;
-                reals.push((
-                    RealId {
+                reals.push(RealSpec {
+                    id: RealId {
                         addr: Ipv4Addr::from(d.addr),
                         port: u16::from_be_bytes(d.port),
                     },
-                    sd.weight,
-                ));
+                    fwd: Fwd::Route,
+                    weight: sd.weight,
+                    thresholds: Thresholds {
+                        upper: d.u_threshold,
+                        lower: d.l_threshold,
+                    },
+                });
             }
             out.push((spec_of(&id, &svc), reals));
         }
@@ -506,6 +524,7 @@ impl Table {
     pub fn add_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        validate_thresholds(real)?;
         let mut list = self.list(sid, &svc)?;
         let key = service_key(sid);
         if self.real_pos(&list, &real.id)?.is_some() {
@@ -534,6 +553,7 @@ impl Table {
             },
         );
         set_weight(&mut list, 0, &mut d, real.weight, true);
+        set_thresholds(&mut d, real);
         if kind == Slot::Taken {
             // Another real's counters were there.
             self.zero_stats(None, Some(slot))?;
@@ -607,6 +627,7 @@ impl Table {
     pub fn edit_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
         validate_real(real)?;
         let mut svc = self.service(sid)?;
+        validate_thresholds(real)?;
         let mut list = self.list(sid, &svc)?;
         let pos = self
             .real_pos(&list, &real.id)?
@@ -616,6 +637,7 @@ impl Table {
         let mut d = self.dest(slot)?;
         let was = d.weight;
         set_weight(&mut list, pos, &mut d, real.weight, false);
+        set_thresholds(&mut d, real);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -756,6 +778,9 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
     if spec.id.port == 0 {
         svc.flags |= SVC_F_PORT0;
     }
+    if spec.one_packet {
+        svc.flags |= SVC_F_ONEPACKET;
+    }
     svc.netmask = spec.netmask.octets();
 }
 
@@ -765,6 +790,7 @@ fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
         sched: Sched::of(svc.sched, SchedFlags(svc.flags & SVC_F_SCHED_MASK)),
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
         netmask: Ipv4Addr::from(svc.netmask),
+        one_packet: svc.flags & SVC_F_ONEPACKET != 0,
     }
 }
 
@@ -779,9 +805,28 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
     {
         return Err(Error::Invalid("Illegal timeout specified".into()));
     }
+    if spec.one_packet && spec.id.proto != Proto::Udp {
+        return Err(Error::Invalid(
+            "One-Packet Scheduling is only for UDP virtual services".into(),
+        ));
+    }
     let m = u32::from(spec.netmask);
     if m.leading_ones() + m.trailing_zeros() != 32 {
         return Err(Error::Invalid("Illegal netmask specified".into()));
+    }
+    Ok(())
+}
+
+/// The kernel's check of `-x`/`-y`, made after the service is found (as
+/// `ip_vs_add_dest`/`ip_vs_edit_dest` run after the service lookup) and
+/// before the real is looked up.
+fn validate_thresholds(real: &RealSpec) -> Result<(), Error> {
+    let t = real.thresholds;
+    if !t.valid() {
+        return Err(Error::ThresholdRange {
+            upper: t.upper,
+            lower: t.lower,
+        });
     }
     Ok(())
 }
@@ -809,6 +854,7 @@ mod tests {
             sched: Sched::Wrr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         };
         assert!(validate_service(&spec).is_err());
         spec.persistent = Some(300);

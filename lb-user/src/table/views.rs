@@ -10,7 +10,7 @@ use super::{Table, spec_of};
 use crate::{
     clock::monotonic_ns,
     error::Error,
-    model::{Fwd, Rates, RealId, RealSpec, RealView, ServiceView, Stats},
+    model::{Fwd, Rates, RealId, RealSpec, RealView, ServiceView, Stats, Thresholds},
     pins::map_err,
 };
 
@@ -98,6 +98,10 @@ impl Table {
                         },
                         fwd: Fwd::Route,
                         weight: sd.weight,
+                        thresholds: Thresholds {
+                            upper: d.u_threshold,
+                            lower: d.l_threshold,
+                        },
                     },
                     active_conns: g.0,
                     inactive_conns: g.1,

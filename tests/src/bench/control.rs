@@ -252,6 +252,7 @@ fn weight_apply(opts: &ControlOpts) -> Result<(f64, f64)> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     t.add_real(&svc, &real(0, PORT, 1))?;
     t.add_real(&svc, &real(1, PORT, 0))?;
@@ -333,6 +334,7 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
             sched: Sched::Wrr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         for i in 0..16 {
             t.add_real(&id, &real(i, 80, 1 + i as u32 % 4))?;
@@ -346,6 +348,7 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     let start = Instant::now();
     t.add_real(&extra, &real(0, 80, 1))?;

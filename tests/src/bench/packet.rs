@@ -22,7 +22,7 @@ use lb_tests::{
 };
 use lb_user::{
     Sizes,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec},
+    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds},
     table::service_key,
 };
 
@@ -75,6 +75,7 @@ pub fn real(i: usize, port: u16, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 
@@ -124,12 +125,14 @@ pub fn provision(plane: &mut Plane) -> Result<()> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     t.add_service(&ServiceSpec {
         id: persist(),
         sched: Sched::Wrr,
         persistent: Some(300),
         netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
     })?;
     for i in 0..REALS {
         t.add_real(&web(), &real(i, WEB_PORT, i as u32 + 1))?;
@@ -181,7 +184,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 svc: 0,
                 state: CONN_S_ESTABLISHED,
                 flags: 0,
-                _pad: [0; 6],
+                _pad: [0; 2],
+                counted: 0,
             });
         }
         from_every_cpu(plane.conns_fd()?, &keys, &values)
@@ -323,6 +327,8 @@ pub struct PacketReport {
     pub cpu: usize,
     /// (CONNS entries, capacity, TEMPLATES entries, capacity) of the `full` plane.
     pub full_fill: (usize, u32, usize, u32),
+    /// The sweeper's first sweep of the `full` plane: (entries, ns).
+    pub sweep: (u64, u64),
     /// Verified instructions and JITed bytes of lb_xdp and lb_baseline.
     pub insns: Vec<(&'static str, u32, u32)>,
     /// Percent of the bench CPU's time stolen by the host while timing.
@@ -418,6 +424,7 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
             sched,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })?;
         for i in 0..REALS {
             t.add_real(&id, &real(i, port, 1))?;
@@ -678,6 +685,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         .zip(steal0)
         .map(|((s1, t1), (s0, t0))| 100.0 * (s1 - s0) as f64 / (t1 - t0).max(1) as f64)
         .unwrap_or(0.0);
+    // Last, so that its timer disturbs no round: one sweep of the full plane.
+    let sweep = planes[1].sweep_once()?;
     planes.clear();
     Ok(PacketReport {
         cases: results,
@@ -685,6 +694,7 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         rounds: opts.rounds,
         cpu: opts.cpu,
         full_fill,
+        sweep,
         insns,
         steal_pct,
     })

@@ -197,6 +197,15 @@ fn packet_table(s: &mut String, p: &PacketReport, object: &str) {
         "full: CONNS {fc}/{fcm}, TEMPLATES {ft}/{ftm}. Each call's duration includes ~60 ns of \
          timer overhead: compare ratios, or +ns above the baseline."
     );
+    let (visited, took) = p.sweep;
+    let _ = writeln!(
+        s,
+        "sweeper: one sweep of the full CONNS ({visited} entries) took {:.1} ms; the next one \
+         {:.1} s later ({:.2}% of one CPU)",
+        took as f64 / 1e6,
+        lb_common::sweep_interval(took) as f64 / 1e9,
+        100.0 * took as f64 / lb_common::sweep_interval(took) as f64
+    );
     for (name, insns, jited) in &p.insns {
         let _ = writeln!(
             s,

@@ -275,6 +275,7 @@ pub fn services(bin: &Path, services: usize, sizes: Sizes, reps: usize) -> Resul
             sched: Sched::Wrr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         })
         .with_context(|| format!("adding service {k}"))?;
         for i in 0..REALS {

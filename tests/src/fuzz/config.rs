@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
-use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec};
+use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds};
 
 use crate::lb::Dataplane;
 
@@ -143,6 +143,7 @@ pub(super) fn real_spec(d: &SvcDef, last: u8, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 
@@ -156,6 +157,7 @@ pub fn configure(dp: &mut Dataplane) -> Result<()> {
                 sched: d.sched,
                 persistent: d.persistent.then_some(PERSIST_SECS),
                 netmask: d.netmask,
+                one_packet: false,
             })
             .with_context(|| format!("adding {:?}", service_id(d)))?;
         for &(last, w) in d.reals {

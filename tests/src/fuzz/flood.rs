@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use lb_common::REASON_COUNT;
-use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec};
+use lb_user::model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds};
 
 use super::{
     config::{HOST, VIP_A},
@@ -185,6 +185,7 @@ pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
         sched: Sched::Wrr,
         persistent: None,
         netmask: HOST,
+        one_packet: false,
     })?;
     for last in [11, 12] {
         rig.table.add_real(
@@ -196,6 +197,7 @@ pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
                 },
                 fwd: Fwd::Route,
                 weight: 1,
+                thresholds: Thresholds::NONE,
             },
         )?;
     }

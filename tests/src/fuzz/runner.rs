@@ -275,6 +275,7 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
                 sched: m.sched,
                 persistent: m.persistent.then_some(PERSIST_SECS),
                 netmask: Ipv4Addr::from(m.netmask),
+                one_packet: false,
             };
             dp.table.edit_service(&spec)?;
             Ok(format!(

@@ -4,13 +4,15 @@
 use super::*;
 
 /// Every visible lbctl word (the hidden `manpage` aside).
-pub(super) const WORDS: [&str; 9] = [
+pub(super) const WORDS: [&str; 11] = [
     "attach",
     "detach",
     "sysctl",
     "counters",
     "daemon",
     "daemon-status",
+    "drain",
+    "whereis",
     "version",
     "help",
     "completions",

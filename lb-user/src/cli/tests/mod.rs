@@ -9,7 +9,7 @@ use super::options::{Cmd, OPT_NAMES, Opt};
 use super::*;
 use crate::format::ListFormat;
 use crate::model::{
-    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, ServiceView, Stats,
+    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, ServiceView, Stats, Thresholds,
     UNSUPPORTED_SCHEDULERS,
 };
 use crate::resolve::Resolver;
@@ -64,6 +64,7 @@ fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>, mask: &str) -> Ser
         sched,
         persistent,
         netmask: ip(mask),
+        one_packet: false,
     }
 }
 
@@ -75,6 +76,7 @@ fn real(addr: &str, port: u16, weight: u32) -> RealSpec {
         },
         fwd: Fwd::Route,
         weight,
+        thresholds: Thresholds::NONE,
     }
 }
 

@@ -25,6 +25,32 @@ fn add_service() {
 }
 
 #[test]
+fn one_packet_scheduling() {
+    let mut want = spec(udp("10.0.0.100", 53), Sched::Rr, None, ALL);
+    want.one_packet = true;
+    assert_eq!(
+        p("-A -u 10.0.0.100:53 -s rr -o"),
+        Ok(Command::AddService(want))
+    );
+    assert_eq!(
+        p("-E -u 10.0.0.100:53 -s rr --ops"),
+        Ok(Command::EditService(want))
+    );
+    // ipvsadm lists it after the persistence, and saves it before -b.
+    let view = ServiceView {
+        spec: want,
+        stats: Default::default(),
+        rates: Default::default(),
+        reals: Vec::new(),
+    };
+    let names = names();
+    let listing = crate::format::list_service_with(&view, &Default::default(), &names);
+    assert!(listing.ends_with(" rr ops\n"), "{listing}");
+    let saved = crate::format::save_with(&[view], true, &names);
+    assert_eq!(saved, "-A -u 10.0.0.100:53 -s rr -o\n");
+}
+
+#[test]
 fn add_service_defaults_to_wlc_as_ipvsadm() {
     assert_eq!(
         p("-A -t 10.0.0.100:80"),

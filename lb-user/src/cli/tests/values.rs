@@ -193,27 +193,84 @@ fn zero_thresholds_are_no_thresholds() {
     }
 }
 
+/// The real of `-a`/`-e -t 203.0.113.10:80 -r 198.51.100.11 ... -w 2` as
+/// parsed, or the error.
+fn real_of(cmd: &str, opts: &str) -> Result<RealSpec, CliError> {
+    match p(&format!(
+        "{cmd} -t 203.0.113.10:80 -r 198.51.100.11 -w 2 {opts}"
+    ))? {
+        Command::AddReal { real, .. } | Command::EditReal { real, .. } => Ok(real),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
-fn unsupported_features() {
-    let real = "-a -t 10.0.0.100:80 -r 10.0.0.11";
+fn thresholds_are_parsed_as_ipvsadm_parses_them() {
+    let t = |upper, lower| Thresholds { upper, lower };
+    for cmd in ["-a", "-e"] {
+        assert_eq!(real_of(cmd, "-x 10 -y 5").unwrap().thresholds, t(10, 5));
+        assert_eq!(
+            real_of(cmd, "--u-threshold=10 --l-threshold 5")
+                .unwrap()
+                .thresholds,
+            t(10, 5)
+        );
+        assert_eq!(real_of(cmd, "-x10").unwrap().thresholds, t(10, 0));
+        // INT_MAX is the largest; a sign and leading blanks as strtol takes them.
+        assert_eq!(
+            real_of(cmd, "-x 2147483647 -y +7").unwrap().thresholds,
+            t(2_147_483_647, 7)
+        );
+        // Omitted: 0, which -e sends too (it clears them).
+        assert_eq!(real_of(cmd, "").unwrap().thresholds, Thresholds::NONE);
+        // Lower above upper is the kernel's refusal (Table), not the parser's.
+        assert_eq!(real_of(cmd, "-y 9").unwrap().thresholds, t(0, 9));
+    }
+    for (opts, what) in [
+        ("-x 2147483648", "u_threshold"),
+        ("-x -1", "u_threshold"),
+        ("-x 1k", "u_threshold"),
+        ("-x ''", "u_threshold"),
+        ("-y 2147483648", "l_threshold"),
+        ("-y -1", "l_threshold"),
+        ("--l-threshold=x", "l_threshold"),
+    ] {
+        assert_eq!(
+            real_of("-a", opts),
+            Err(CliError::IllegalValue { what }),
+            "{opts}"
+        );
+    }
     assert_eq!(
-        p(&format!("{real} -x 10")),
-        Err(CliError::Unsupported("thresholds (-x/-y)"))
+        real_of("-a", "-x 1 -x 2"),
+        Err(CliError::MultipleOptions("u-threshold"))
     );
     assert_eq!(
-        p(&format!("{real} --l-threshold 5")),
-        Err(CliError::Unsupported("thresholds (-x/-y)"))
-    );
-    assert_eq!(
-        p(&format!("{real} -x -1")),
-        Err(CliError::IllegalValue {
-            what: "u_threshold"
+        p("-A -t 203.0.113.10:80 -x 5"),
+        Err(CliError::IllegalOption {
+            option: "u-threshold",
+            command: "add-service"
         })
     );
     assert_eq!(
-        p("-A -u 10.0.0.100:53 -o"),
-        Err(CliError::Unsupported("one-packet scheduling (-o)"))
+        p("-d -t 203.0.113.10:80 -r 198.51.100.11 -y 5"),
+        Err(CliError::IllegalOption {
+            option: "l-threshold",
+            command: "delete-server"
+        })
     );
+    // -S output with thresholds reads back.
+    let line = "-a -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2 -x 100 -y 75";
+    let Ok(Some(Command::AddReal { real, .. })) = parse_restore_line_with(line, &names()) else {
+        panic!("{line}");
+    };
+    assert_eq!(real.thresholds, t(100, 75));
+}
+
+#[test]
+fn unsupported_features() {
+    let real = "-a -t 10.0.0.100:80 -r 10.0.0.11";
+    let _ = real;
     assert_eq!(
         p("-A -u 10.0.0.100:5060 -p --pe sip"),
         Err(CliError::Unsupported("persistence engines (--pe)"))

@@ -289,3 +289,104 @@ fn daemon_words() {
         Some(ErrorKind::ArgumentConflict)
     );
 }
+
+// --- drain and whereis ----------------------------------------------------
+
+#[test]
+fn drain_takes_a_service_a_real_and_its_options() {
+    use crate::drain::DrainSpec;
+    use std::time::Duration;
+    let spec = |proto, port: Option<u16>, timeout, remove, inactive| {
+        Command::Drain(DrainSpec {
+            service: ServiceId {
+                proto,
+                addr: ip("10.0.0.100"),
+                port: 80,
+            },
+            addr: ip("10.0.0.11"),
+            port,
+            timeout,
+            remove,
+            inactive,
+        })
+    };
+    assert_eq!(
+        p("drain -t 10.0.0.100:80 -r 10.0.0.11"),
+        Ok(spec(Proto::Tcp, None, None, false, false))
+    );
+    // Names from the hosts and services files, as ipvsadm takes them.
+    assert_eq!(
+        p("drain -u vip:80 -r rs1:80 --timeout 30 --remove --inactive"),
+        Ok(spec(
+            Proto::Udp,
+            Some(80),
+            Some(Duration::from_secs(30)),
+            true,
+            true
+        ))
+    );
+    assert_eq!(
+        p("drain --tcp-service vip:http --real-server=rs1 --timeout=0"),
+        Ok(spec(Proto::Tcp, None, Some(Duration::ZERO), false, false))
+    );
+    assert_eq!(
+        p("drain -t nowhere:80 -r rs1"),
+        Err(CliError::IllegalServiceAddress)
+    );
+    assert_eq!(
+        p("drain -t vip:80 -r 10.0.0"),
+        Err(CliError::IllegalRealAddress)
+    );
+    assert_eq!(
+        p("drain -t vip:80 -r rs1 --timeout 1m"),
+        Err(CliError::IllegalValue {
+            what: "drain timeout (seconds, 0 to 2678400)"
+        })
+    );
+    // A service, exactly one, and a real are needed.
+    for bad in [
+        "drain -r rs1",
+        "drain -t vip:80 -u vip:80 -r rs1",
+        "drain -t vip:80",
+    ] {
+        assert!(
+            matches!(p(bad), Err(CliError::Word { .. })),
+            "{bad}: {:?}",
+            p(bad)
+        );
+    }
+}
+
+#[test]
+fn whereis_takes_a_service_and_a_client() {
+    let svc = |proto| ServiceId {
+        proto,
+        addr: ip("10.0.0.100"),
+        port: 80,
+    };
+    assert_eq!(
+        p("whereis -t 10.0.0.100:80 192.0.2.7"),
+        Ok(Command::Whereis {
+            service: svc(Proto::Tcp),
+            client: ip("192.0.2.7"),
+            port: None,
+        })
+    );
+    assert_eq!(
+        p("whereis 192.0.2.7:40000 -u vip:80"),
+        Ok(Command::Whereis {
+            service: svc(Proto::Udp),
+            client: ip("192.0.2.7"),
+            port: Some(40000),
+        })
+    );
+    assert_eq!(
+        p("whereis -t vip:80 192.0.2"),
+        Err(CliError::IllegalClientAddress)
+    );
+    assert_eq!(
+        p("whereis -t vip:80 192.0.2.7:70000"),
+        Err(CliError::IllegalClientAddress)
+    );
+    assert!(matches!(p("whereis -t vip:80"), Err(CliError::Word { .. })));
+}

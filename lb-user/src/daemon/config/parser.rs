@@ -11,9 +11,11 @@ use std::{
 use lb_common::{MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT};
 use regex::Regex;
 
+mod reals;
+
 use super::types::*;
 use crate::{
-    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
+    model::{MAX_THRESHOLD, Proto, RealId, Sched, ServiceId, ServiceSpec, Thresholds},
     resolve::Resolver,
 };
 
@@ -71,6 +73,8 @@ struct RawVirtual {
     checkport: Option<u16>,
     scheduler: Option<Sched>,
     schedflags: Option<(usize, String)>,
+    /// The line of `ops=yes`: one-packet scheduling (ipvsadm `-o`).
+    ops: Option<usize>,
     persistent: Option<u32>,
     netmask: Option<Ipv4Addr>,
     protocol: Option<Proto>,
@@ -478,6 +482,7 @@ impl Parser<'_> {
             checkport: None,
             scheduler: None,
             schedflags: None,
+            ops: None,
             persistent: None,
             netmask: None,
             protocol: None,
@@ -583,10 +588,8 @@ impl Parser<'_> {
                     })
                 }
                 "ops" => match value {
-                    "no" => {}
-                    "yes" => {
-                        return self.err(l, "ops=yes (one-packet scheduling) is not supported yet");
-                    }
+                    "no" => v.ops = None,
+                    "yes" => v.ops = Some(l),
                     _ => return self.err(l, "ops must be 'yes' or 'no'"),
                 },
                 "service" => {
@@ -667,137 +670,6 @@ impl Parser<'_> {
         }
     }
 
-    /// `real=host[->host2][:port] gate [weight] ["request", "receive"]`.
-    fn reals(
-        &self,
-        line: usize,
-        text: &str,
-        proto: Proto,
-        vport: u16,
-        out: &mut Vec<Real>,
-    ) -> Result<(), ConfigError> {
-        let text = text.trim();
-        let (target, rest) = match text.find(char::is_whitespace) {
-            Some(i) => (&text[..i], text[i..].trim_start()),
-            None => {
-                return self.err(
-                    line,
-                    "invalid real server line: the forwarding method is missing (real=ADDRESS[:PORT] gate [WEIGHT] [\"REQUEST\", \"RECEIVE\"])",
-                );
-            }
-        };
-        if target.contains('[') {
-            return self.err(line, "IPv6 real servers are not supported yet");
-        }
-        let (hosts, port) = match target.rsplit_once(':') {
-            Some((h, p)) if !p.is_empty() => (h, Some(p)),
-            Some(_) => return self.err(line, "invalid address for real server (wrong format)"),
-            None => (target, None),
-        };
-        let port_given = match port {
-            Some(p) => self.port(line, p, proto, "real server")?,
-            None => 0,
-        };
-        let (first, last) = match hosts.split_once("->") {
-            Some((a, b)) => (
-                self.host(line, a, "real server")?,
-                self.host(line, b, "real server")?,
-            ),
-            None => {
-                let a = self.host(line, hosts, "real server")?;
-                (a, a)
-            }
-        };
-        if u32::from(first) > u32::from(last) {
-            return self.err(line, format!(
-                "Invalid Range: {first}-{last}: the first address must not be greater than the second"
-            ));
-        }
-        // Forwarding method.
-        let (method, mut rest) = match rest.find(char::is_whitespace) {
-            Some(i) => (&rest[..i], rest[i..].trim_start()),
-            None => (rest, ""),
-        };
-        match method {
-            "gate" => {}
-            "masq" | "ipip" => {
-                return self.err(
-                    line,
-                    format!("forwarding method {method} is not supported: lbctl forwards by direct routing (gate) only"),
-                );
-            }
-            _ => return self.err(line, "forward method must be gate, masq or ipip"),
-        }
-        // Weight.
-        let mut weight = 1;
-        if rest.starts_with(|c: char| c.is_ascii_digit()) {
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            weight = match rest[..end].parse::<u32>() {
-                Ok(w) if w <= MAX_WEIGHT => w,
-                _ => {
-                    return self.err(
-                        line,
-                        format!("invalid weight {} (0 to {MAX_WEIGHT})", &rest[..end]),
-                    );
-                }
-            };
-            rest = rest[end..].trim_start();
-        }
-        // "request", "receive".
-        let mut request = None;
-        let mut receive = None;
-        if !rest.is_empty() {
-            let Some((req, rcv)) = parse_pair(rest) else {
-                return self.err(line, format!("Invalid real server line, around \"{rest}\""));
-            };
-            request = Some(
-                if req.starts_with('/') || req.starts_with("http://") || req.starts_with("https://")
-                {
-                    req
-                } else {
-                    format!("/{req}")
-                },
-            );
-            receive = Some(self.regex(line, &rcv)?);
-        }
-        let count = u32::from(last) - u32::from(first) + 1;
-        if out.len() + count as usize > MAX_SERVICE_DESTS {
-            return self.err(
-                line,
-                format!(
-                    "too many real servers in one virtual service (at most {MAX_SERVICE_DESTS})"
-                ),
-            );
-        }
-        for a in u32::from(first)..=u32::from(last) {
-            let addr = Ipv4Addr::from(a);
-            if addr.is_loopback() || addr.is_unspecified() {
-                return self.err(line, format!(
-                    "real server {addr} is the director itself: lbctl forwards by direct routing only"
-                ));
-            }
-            let id = RealId { addr, port: vport };
-            if let Some(prev) = out.iter().find(|r| r.id == id) {
-                return self.err(line, format!(
-                    "duplicate real server {addr}:{vport} (also on line {}; direct routing keeps the service's port)",
-                    prev.line
-                ));
-            }
-            out.push(Real {
-                line,
-                id,
-                port_given,
-                weight,
-                check_port: 0,
-                request: request.clone(),
-                receive: receive.clone(),
-            });
-        }
-        Ok(())
-    }
-
     fn finish(mut self) -> Result<Config, ConfigError> {
         let g = std::mem::take(&mut self.globals);
         let fork = g.fork.unwrap_or(false);
@@ -862,7 +734,12 @@ impl Parser<'_> {
                 Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST),
                 None => Ipv4Addr::BROADCAST,
             },
+            // ldirectord passes -o for ops=yes; ipvsadm refuses it but for UDP.
+            one_packet: raw.ops.is_some(),
         };
+        if let Some(l) = raw.ops.filter(|_| proto != Proto::Udp) {
+            return self.err(l, "One-Packet Scheduling is only for UDP virtual services");
+        }
         // Checks.
         let (kind_line, kind) = raw.checktype.unwrap_or((line, CheckType::Negotiate));
         let (service_line, service_name) = raw
@@ -976,15 +853,4 @@ impl Parser<'_> {
             fallbackcommand: raw.fallbackcommand.or_else(|| g.fallbackcommand.clone()),
         })
     }
-}
-
-/// `"request", "receive"` (a comma or a space between the two).
-fn parse_pair(s: &str) -> Option<(String, String)> {
-    let s = s.strip_prefix('"')?;
-    let (req, rest) = s.split_once('"')?;
-    let rest = rest.trim_start();
-    let rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-    let rest = rest.strip_prefix('"')?;
-    let (rcv, tail) = rest.rsplit_once('"')?;
-    (tail.trim().is_empty() && !req.is_empty()).then(|| (req.to_string(), rcv.to_string()))
 }

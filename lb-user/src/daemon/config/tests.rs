@@ -52,6 +52,7 @@ fn ldirectord_sample_parses() {
             sched: Sched::Rr,
             persistent: None,
             netmask: Ipv4Addr::BROADCAST,
+            one_packet: false,
         }
     );
     let reals: Vec<(Ipv4Addr, u16, u32, u16)> = v
@@ -526,7 +527,7 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         (
             format!("{svc}\tops=yes\n"),
             3,
-            "ops=yes (one-packet scheduling) is not supported yet",
+            "One-Packet Scheduling is only for UDP virtual services",
         ),
         (
             format!("{svc}\trequest=/index.html\n"),
@@ -860,4 +861,39 @@ fn a_huge_bad_line_gives_a_short_message() {
         assert!(shown.starts_with("/etc/ha.d/test.cf:"), "{shown}");
         assert!(shown.contains("xxxx"), "{shown}");
     }
+}
+
+#[test]
+fn real_thresholds_as_ldirectord_reads_them() {
+    use crate::model::Thresholds;
+    let t = |upper, lower| Thresholds { upper, lower };
+    let of = |line: &str| {
+        let c = parse_str(&format!("virtual=www:80\n\treal={line}\n"))
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let r = &c.virtuals[0].reals[0];
+        (r.weight, r.thresholds, r.request.clone())
+    };
+    assert_eq!(of("rs1 gate"), (1, Thresholds::NONE, None));
+    assert_eq!(of("rs1 gate 2 l:10 u:100"), (2, t(100, 10), None));
+    assert_eq!(of("rs1 gate 2 u:100"), (2, t(100, 0), None));
+    assert_eq!(of("rs1 gate l:0 u:0"), (1, Thresholds::NONE, None));
+    assert_eq!(
+        of("rs1:80 gate 3 \"/check\", \"ok\" l:5 u:8"),
+        (3, t(8, 5), Some("/check".to_owned()))
+    );
+    let err = |line: &str| {
+        parse_str(&format!("virtual=www:80\n\treal={line}\n"))
+            .unwrap_err()
+            .message
+    };
+    // ldirectord passes these to ipvsadm, where the kernel refuses them.
+    assert!(
+        err("rs1 gate l:10").contains("the lower threshold (l:10) is higher than the upper"),
+        "{}",
+        err("rs1 gate l:10")
+    );
+    assert!(err("rs1 gate l:10 u:5").contains("is higher than the upper threshold (u:5)"));
+    assert!(err("rs1 gate u:5 l:3").contains("ldirectord's order: l:LOWER, then u:UPPER"));
+    assert!(err("rs1 gate u:2147483648").contains("invalid upper threshold 2147483648"));
+    assert!(err("rs1 gate u:x").contains("Invalid real server line"));
 }

@@ -5,7 +5,7 @@ use std::{fmt, net::SocketAddrV4, path::PathBuf, time::Duration};
 
 use regex::Regex;
 
-use crate::model::{RealId, ServiceId, ServiceSpec};
+use crate::model::{RealId, ServiceId, ServiceSpec, Thresholds};
 
 /// ldirectord's `$CHECKINTERVAL` default.
 pub const DEFAULT_CHECKINTERVAL: u32 = 10;
@@ -146,6 +146,8 @@ pub struct Real {
     /// The port the line gave (0 when none), as ldirectord keeps it.
     pub port_given: u16,
     pub weight: u32,
+    /// `l:LOWER` and `u:UPPER` (`-y`, `-x`; none when not given).
+    pub thresholds: Thresholds,
     /// Where checks go: `checkport`, else the real's own port, else the
     /// port of the `service` protocol, else the service's port.
     pub check_port: u16,
