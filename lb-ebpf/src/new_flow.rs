@@ -83,16 +83,52 @@ pub fn schedule(
         }
     };
 
-    if svc.flags & SVC_F_ONEPACKET != 0 && !pkt.is_tcp() {
+    let reason = if svc.flags & SVC_F_ONEPACKET != 0 && !pkt.is_tcp() {
         // One-packet scheduling (`-o`, §2.7): the datagram's entry is made
         // and freed at once in IPVS, so it passes through the counts (and
         // may leave the dest overloaded) but nothing is kept.
         counts::bind(dest_id, COUNTED_INACTIVE);
         counts::unbind(dest_id, COUNTED_INACTIVE);
-        stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
-        return forward::direct_route(ctx, dest, dest_id, REASON_FWD_ONE_PACKET);
-    }
+        REASON_FWD_ONE_PACKET
+    } else {
+        let conn = entry(
+            svc,
+            dest_id,
+            dest,
+            state,
+            now,
+            conn_timeout,
+            conn_expires,
+            open,
+        );
+        let refused = insert(key, &conn);
+        if refused != 0 {
+            return Verdict::Drop(refused);
+        }
+        reason
+    };
+    stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
+    forward::direct_route(ctx, dest, dest_id, reason)
+}
 
+/// The new conn entry of a flow of `svc` to `dest_id` in `state`.
+#[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "inlined: the values of the caller"
+)]
+fn entry(
+    svc: &Service,
+    dest_id: u32,
+    dest: *const lb_common::Dest,
+    state: u8,
+    now: u64,
+    conn_timeout: u32,
+    conn_expires: u64,
+    open: bool,
+) -> Conn {
+    let persistent = svc.flags & SVC_F_PERSISTENT != 0;
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
     let mut flags = 0;
     if port0 {
         flags |= CONN_F_PORT0;
@@ -103,8 +139,7 @@ pub fn schedule(
             flags |= CONN_F_OPEN;
         }
     }
-    let counted = counted_for(state);
-    let conn = Conn {
+    Conn {
         last_seen: now,
         tmpl_pushed: if persistent {
             conn_expires + TEMPLATE_PUSH_SLACK_NS
@@ -118,23 +153,30 @@ pub fn schedule(
         state,
         flags,
         _pad: [0; 2],
-        counted,
-    };
-    // Only a new key: an entry still in the table (expired ones were
-    // removed by `conn`) must not be overwritten, or its count would stay.
+        counted: counted_for(state),
+    }
+}
+
+/// Puts the new entry in the table and its dest's count: 0, or the reason
+/// to drop the packet. Only a new key: an entry still in the table (expired
+/// ones were removed by `conn`) must not be overwritten, or its count would
+/// stay. A subprogram: one copy for the verifier.
+#[inline(never)]
+fn insert(key: &ConnKey, conn: &Conn) -> u32 {
     match CONNS.insert(key, conn, BPF_NOEXIST as u64) {
-        Ok(()) => counts::bind(dest_id, counted),
-        Err(e) if e == -EEXIST => return Verdict::Drop(REASON_DROP_CONN_RACE),
+        Ok(()) => {
+            counts::bind(conn.dest, conn.counted);
+            0
+        }
+        Err(e) if e == -EEXIST => REASON_DROP_CONN_RACE,
         // Full: as IPVS when it cannot allocate an entry, the new flow is
         // dropped; no entry is evicted, but the next sweep removes stale
         // half-open ones (§6.4).
         Err(_) => {
             sweep::table_full();
-            return Verdict::Drop(REASON_DROP_CONN_TABLE);
+            REASON_DROP_CONN_TABLE
         }
     }
-    stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
-    forward::direct_route(ctx, dest, dest_id, reason)
 }
 
 /// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
