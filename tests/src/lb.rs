@@ -109,23 +109,10 @@ impl Dataplane {
         })
     }
 
-    /// Arms the sweeper as `lbctl attach` does (`lb_sweep_arm`, run once):
-    /// from then on the program's timer expires entries on its own.
+    /// Arms the sweeper as `lbctl attach` does: from then on the program's
+    /// timer expires entries on its own.
     pub fn arm_sweeper(&mut self) -> Result<()> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(lb_common::SWEEP_ARM_PROGRAM)
-            .context("lb_sweep_arm missing from the object")?
-            .try_into()?;
-        prog.load().context("loading lb_sweep_arm")?;
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(&[0u8; 64]),
-            ..TestRunOptions::default()
-        })?;
-        if r.return_value != XDP_PASS {
-            bail!("lb_sweep_arm answered {}", r.return_value);
-        }
-        Ok(())
+        arm_sweeper(&mut self.ebpf)
     }
 
     fn prog(&self, name: &str) -> &Xdp {
@@ -317,6 +304,24 @@ pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
         pin_to_cpu(0);
         f()
     })?
+}
+
+/// Arms the sweeper of a loaded object as `lbctl attach` does (runs
+/// `lb_sweep_arm` once).
+pub fn arm_sweeper(ebpf: &mut Ebpf) -> Result<()> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(lb_common::SWEEP_ARM_PROGRAM)
+        .context("lb_sweep_arm missing from the object")?
+        .try_into()?;
+    prog.load().context("loading lb_sweep_arm")?;
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(&[0u8; 64]),
+        ..TestRunOptions::default()
+    })?;
+    if r.return_value != XDP_PASS {
+        bail!("lb_sweep_arm answered {}", r.return_value);
+    }
+    Ok(())
 }
 
 /// The MAC the lab gives real server 198.51.100.`i`.

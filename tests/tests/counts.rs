@@ -87,6 +87,16 @@ fn shown(dp: &Dataplane, id: &ServiceId, i: u8) -> Result<(u64, u64)> {
     Ok((r.active_conns, r.inactive_conns))
 }
 
+/// UDP entries expire one second after their last datagram.
+fn udp_expires_in_a_second(dp: &mut Dataplane) -> Result<()> {
+    dp.table.set_timeouts(&Timeouts {
+        tcp: 900,
+        tcpfin: 120,
+        udp: 1,
+    })?;
+    Ok(())
+}
+
 /// The program's counts equal the entries of the table, slot by slot.
 fn consistent(dp: &Dataplane) -> Result<()> {
     let n = dp.table.dest_table()?.len() as u32;
@@ -171,11 +181,7 @@ fn an_expired_entry_leaves_its_count_when_its_flow_comes_back() -> Result<()> {
     }
     let id = sid(Proto::Udp, 53);
     with_two_reals(spec(id, Sched::Rr, None, false), |dp| {
-        dp.table.set_timeouts(&Timeouts {
-            tcp: 900,
-            tcpfin: 120,
-            udp: 1,
-        })?;
+        udp_expires_in_a_second(dp)?;
         let first = real_of(&dp.run(&udp(CLIENT, 50000).build())?).context("routed")?;
         std::thread::sleep(Duration::from_millis(1100));
         // No sweeper here: the packet path finds the expired entry, removes
@@ -195,11 +201,7 @@ fn the_sweeper_expires_entries_and_their_counts_on_its_own() -> Result<()> {
     }
     let id = sid(Proto::Udp, 53);
     with_two_reals(spec(id, Sched::Rr, None, false), |dp| {
-        dp.table.set_timeouts(&Timeouts {
-            tcp: 900,
-            tcpfin: 120,
-            udp: 1,
-        })?;
+        udp_expires_in_a_second(dp)?;
         dp.arm_sweeper()?;
         for port in 0..100 {
             real_of(&dp.run(&udp(CLIENT, 40000 + port).build())?).context("routed")?;

@@ -14,7 +14,7 @@ use std::{
     path::Path,
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use aya::{
     Ebpf, TestRun, TestRunOptions,
     maps::{IterableMap, MapData, PerCpuArray},
@@ -157,21 +157,7 @@ impl Plane {
     /// Arms the sweeper as `lbctl attach` does, and waits for its first
     /// sweep: (entries it visited, ns it took).
     pub fn sweep_once(&mut self) -> Result<(u64, u64)> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(lb_common::SWEEP_ARM_PROGRAM)
-            .context("lb_sweep_arm missing from the object")?
-            .try_into()?;
-        prog.load().context("loading lb_sweep_arm")?;
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(&[0u8; 64]),
-            ..TestRunOptions::default()
-        })?;
-        ensure!(
-            r.return_value == 2,
-            "lb_sweep_arm answered {}",
-            r.return_value
-        );
+        lb_tests::lb::arm_sweeper(&mut self.ebpf)?;
         let table = self.table()?;
         lb_tests::lb::wait_for("the first sweep", std::time::Duration::from_secs(5), || {
             let s = table.sweeper()?;
