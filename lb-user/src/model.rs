@@ -45,10 +45,7 @@ pub struct ServiceId {
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.
-/// lblcr: its pick (lb-ebpf's `schedulers/lblcr.rs`, tested on the host)
-/// takes the program past the verifier's 1,000,000-instruction limit, so the
-/// program leaves it out until it is made cheaper.
-pub const UNSUPPORTED_SCHEDULERS: [&str; 1] = ["lblcr"];
+pub const UNSUPPORTED_SCHEDULERS: [&str; 0] = [];
 
 /// The implemented schedulers' names, for messages.
 pub fn supported_names() -> String {

@@ -39,10 +39,6 @@
 mod dh;
 mod fo;
 mod lblc;
-#[cfg_attr(
-    target_arch = "bpf",
-    expect(dead_code, reason = "left out of the program for now (pick_local)")
-)]
 mod lblcr;
 mod lc;
 mod locality;
@@ -293,9 +289,6 @@ fn pick_local<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
     match svc.sched {
         SCHED_DH => pack(dh::pick(svc, nodes)),
         SCHED_LBLC => lblc::pick(svc, nodes),
-        // Host tests only: in the program it exceeds the verifier's budget
-        // (lb-user's `model::UNSUPPORTED_SCHEDULERS`).
-        #[cfg(not(target_arch = "bpf"))]
         SCHED_LBLCR => lblcr::pick(svc, nodes),
         _ => pack(None),
     }

@@ -390,7 +390,7 @@ pub fn usage() -> String {
          \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
          \n\
          Options:\n\
-         \x20 --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|dh|sh|sed|nq|fo|ovf|mh|twos,\n\
+         \x20 --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,\n\
          \x20                                     the default scheduler is wlc.\n\
          \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
          \x20 --netmask      -M netmask           persistent granularity mask\n\

@@ -120,9 +120,13 @@ fn schedulers() {
             "{name}"
         );
     }
-    // dh and lblc: accepted by -A and -E, and their numbers name them
-    // again (what -S prints and -R reads back).
-    for (name, want) in [("dh", Sched::Dh), ("lblc", Sched::Lblc)] {
+    // dh, lblc and lblcr: accepted by -A and -E, and their numbers name
+    // them again (what -S prints and -R reads back).
+    for (name, want) in [
+        ("dh", Sched::Dh),
+        ("lblc", Sched::Lblc),
+        ("lblcr", Sched::Lblcr),
+    ] {
         for cmd in ["-A", "-E"] {
             assert_eq!(
                 p(&format!("{cmd} -t 10.0.0.100:80 -s {name}")).map(|c| match c {
