@@ -220,6 +220,18 @@ pub extern "C" fn lb_pick_local(svc: *const Service) -> u64 {
     }
 }
 
+/// The counting schedulers' pick ([`schedulers::pick_counted`]) as a
+/// global BPF function, as [`lb_pick_local`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lb_pick_counted(svc: *const Service) -> u64 {
+    // Sound: the caller passes a reference to a live `Service`.
+    match unsafe { svc.as_ref() } {
+        Some(svc) => schedulers::pick_counted(svc, &MapNodes),
+        None => u64::MAX,
+    }
+}
+
 impl Nodes for MapNodes {
     #[inline(always)]
     fn node(&self, svc: &Service, i: u32) -> Option<ServiceDest> {
@@ -269,6 +281,11 @@ impl Nodes for MapNodes {
                 0,
             );
         }
+    }
+
+    #[inline(always)]
+    fn pick_counted(&self, svc: &Service) -> u64 {
+        lb_pick_counted(svc)
     }
 
     #[inline(always)]
