@@ -205,6 +205,33 @@ extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi:
     }
 }
 
+/// dh's, lblc's and lblcr's pick ([`schedulers::pick_local`]) as a global
+/// BPF function: the verifier checks it once, on its own, whatever the
+/// paths of `schedule` that reach it (a static subprogram is checked again
+/// for each). Its argument is a pointer the verifier takes as possibly
+/// null; the pick comes back packed (`u64::MAX`: none).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lb_pick_local(svc: *const Service) -> u64 {
+    // Sound: the caller passes a reference to a live `Service`.
+    match unsafe { svc.as_ref() } {
+        Some(svc) => schedulers::pick_local(svc, &MapNodes),
+        None => u64::MAX,
+    }
+}
+
+/// The counting schedulers' pick ([`schedulers::pick_counted`]) as a
+/// global BPF function, as [`lb_pick_local`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lb_pick_counted(svc: *const Service) -> u64 {
+    // Sound: the caller passes a reference to a live `Service`.
+    match unsafe { svc.as_ref() } {
+        Some(svc) => schedulers::pick_counted(svc, &MapNodes),
+        None => u64::MAX,
+    }
+}
+
 impl Nodes for MapNodes {
     #[inline(always)]
     fn node(&self, svc: &Service, i: u32) -> Option<ServiceDest> {
@@ -254,6 +281,16 @@ impl Nodes for MapNodes {
                 0,
             );
         }
+    }
+
+    #[inline(always)]
+    fn pick_counted(&self, svc: &Service) -> u64 {
+        lb_pick_counted(svc)
+    }
+
+    #[inline(always)]
+    fn pick_local(&self, svc: &Service) -> u64 {
+        lb_pick_local(svc)
     }
 
     #[inline(always)]

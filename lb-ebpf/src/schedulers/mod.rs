@@ -99,6 +99,25 @@ pub trait Nodes {
             self.run(svc, n, &mut scan::ListWalk { from, scan });
         }
     }
+    /// The counting schedulers' pick, packed ([`pick_counted`]); the program
+    /// runs it as a global BPF function, as [`Nodes::pick_local`].
+    #[inline(always)]
+    fn pick_counted(&self, svc: &Service) -> u64
+    where
+        Self: Sized,
+    {
+        pick_counted(svc, self)
+    }
+    /// dh's, lblc's and lblcr's pick, packed ([`pick_local`]). The program
+    /// runs it as a global BPF function, which the verifier checks once on
+    /// its own rather than once per path of the caller that reaches it.
+    #[inline(always)]
+    fn pick_local(&self, svc: &Service) -> u64
+    where
+        Self: Sized,
+    {
+        pick_local(svc, self)
+    }
     /// A uniformly random 32-bit number (twos' draws): the program's
     /// `bpf_get_prandom_u32`; host tests inject their own.
     fn random(&self) -> u32;
@@ -256,9 +275,9 @@ pub fn pick<N: Nodes>(
         SCHED_SH => sh::pick(svc, nodes, client),
         SCHED_MH => mh::pick(svc, nodes, client),
         SCHED_WLC | SCHED_LC | SCHED_SED | SCHED_NQ | SCHED_FO | SCHED_OVF | SCHED_TWOS => {
-            unpack(pick_counted(svc, nodes))
+            unpack(nodes.pick_counted(svc))
         }
-        SCHED_DH | SCHED_LBLC | SCHED_LBLCR => unpack(pick_local(svc, nodes)),
+        SCHED_DH | SCHED_LBLC | SCHED_LBLCR => unpack(nodes.pick_local(svc)),
         _ => None,
     }
 }
@@ -267,7 +286,7 @@ pub fn pick<N: Nodes>(
 /// rest of the program is verified once after it whatever the scheduler,
 /// and their scan states live in its stack frame, not the program's.
 #[inline(never)]
-fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+pub fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
     pack(match svc.sched {
         SCHED_WLC => wlc::pick(svc, nodes),
         SCHED_LC => lc::pick(svc, nodes),
@@ -285,7 +304,7 @@ fn pick_counted<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
 /// them too. (Not inside `pick_counted`: lblc's and lblcr's own calls
 /// would stack one frame too many.)
 #[inline(never)]
-fn pick_local<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
+pub fn pick_local<N: Nodes>(svc: &Service, nodes: &N) -> u64 {
     match svc.sched {
         SCHED_DH => pack(dh::pick(svc, nodes)),
         SCHED_LBLC => lblc::pick(svc, nodes),
