@@ -68,8 +68,9 @@ pub const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 /// Debian's clippy-driver (package rust-web-clippy), of the same release as
 /// [`DEBIAN_RUSTC`]: it lints the BPF binary for bpfel-unknown-none.
 pub const DEBIAN_CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
-/// Both flags are needed for BTF (docs/DEVELOPING.md), separated by 0x1f as
-/// CARGO_ENCODED_RUSTFLAGS requires.
+/// The first two are needed for BTF (docs/DEVELOPING.md); cpu v3 gives the
+/// 32-bit atomic exchanges the connection counts use (lb-ebpf's
+/// `counts.rs`). Separated by 0x1f as CARGO_ENCODED_RUSTFLAGS requires.
 pub const BPF_RUSTFLAGS: &str = "-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3";
 /// bpf-linker's LLVM must match rustc's LLVM major (§8.1).
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -127,7 +128,7 @@ mod tests {
         assert!(BPF_MANIFEST.starts_with(BPF_CRATE_DIR));
         assert!(BPF_LOCKFILE.starts_with(BPF_CRATE_DIR));
         assert!(LBCTL.ends_with(LBCTL_BIN_NAME));
-        assert_eq!(BPF_RUSTFLAGS.split('\x1f').count(), 2);
+        assert_eq!(BPF_RUSTFLAGS.split('\x1f').count(), 3);
     }
 
     #[test]
