@@ -262,7 +262,9 @@ impl Table {
 /// separated by spaces, in this order: `cpu=N` (only when the answer is
 /// per CPU), `real=ADDRESS:PORT` (or `real=none`), `by=template` with
 /// `expires=SECONDS`, or `by=SCHEDULER` (`next=yes` for rr and wrr, whose
-/// answer is the next in rotation) with `template=none|expired|invalid`
+/// answer is the next in rotation; `random=yes` for twos, whose two draws
+/// are made anew for each connection: the real shown is the one draws at
+/// the head of the list would give) with `template=none|expired|invalid`
 /// for a persistent service.
 pub fn format(placements: &[Placement]) -> String {
     let mut out = String::new();
@@ -284,6 +286,9 @@ pub fn format(placements: &[Placement]) -> String {
                 words.push(format!("by={}", sched.name()));
                 if matches!(sched, Sched::Rr | Sched::Wrr) {
                     words.push("next=yes".to_owned());
+                }
+                if sched == Sched::Twos {
+                    words.push("random=yes".to_owned());
                 }
                 if let Some(t) = template {
                     words.push(format!("template={}", t.name()));

@@ -184,7 +184,7 @@ fn every_scheduler_on_real_tcp() -> Result<()> {
     // (scheduler, the kernel's sequence, or None where it is not fixed).
     // (rr and wrr keep per-CPU state, so their order over real TCP depends
     // on the CPUs the packets land on; balancing.rs tests them.)
-    let cases: [(&str, Option<[&str; 4]>); 11] = [
+    let cases: [(&str, Option<[&str; 4]>); 12] = [
         ("lc", Some([y, x, y, x])),
         ("wlc", Some([y, x, y, y])),
         ("sed", Some([y, y, x, y])),
@@ -195,6 +195,7 @@ fn every_scheduler_on_real_tcp() -> Result<()> {
         ("mh", None),
         ("dh", None),
         ("lblc", None),
+        ("lblcr", None),
         ("twos", None),
     ];
     for (sched, want) in cases {
