@@ -11,9 +11,9 @@ use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use lb_common::{
-    CONN_S_ESTABLISHED, Conn, ConnKey, IPPROTO_TCP, MAP_CONNS, MAP_TEMPLATES, REASON_COUNT,
-    REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES, REASON_PASS_NO_SERVICE,
-    TMPL_S_NONE, Template, TemplateKey,
+    CONN_S_ESTABLISHED, COUNTED_ACTIVE, Conn, ConnKey, IPPROTO_TCP, MAP_CONNS, MAP_TEMPLATES,
+    REASON_COUNT, REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES,
+    REASON_PASS_NO_SERVICE, TMPL_S_NONE, Template, TemplateKey,
 };
 use lb_tests::{
     frame::{DOC_DST_MAC, DOC_SRC_MAC, Frame},
@@ -185,11 +185,23 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 state: CONN_S_ESTABLISHED,
                 flags: 0,
                 _pad: [0; 2],
-                counted: 0,
+                counted: COUNTED_ACTIVE,
             });
         }
         from_every_cpu(plane.conns_fd()?, &keys, &values)
             .with_context(|| format!("filling {MAP_CONNS}"))?;
+        // What the program would have counted for them (ESTABLISHED:
+        // active), so that -L and the counting schedulers see them.
+        let mut per_dest = std::collections::BTreeMap::<u32, u32>::new();
+        for v in &values {
+            *per_dest.entry(v.dest).or_default() += 1;
+        }
+        let counts = &mut plane.table()?.pins.dest_conns;
+        for (dest, n) in per_dest {
+            let mut c = counts.get(&dest, 0)?;
+            c.active += n;
+            counts.set(dest, c, 0)?;
+        }
     }
     if templates > 0 {
         let binds = dest_bindings(plane, &persist())?;
