@@ -346,6 +346,19 @@ pub const fn dest_overloaded(set_under: u32, u_threshold: u32) -> bool {
 }
 
 impl DestConns {
+    /// These counts with `overloaded` resolved to 1 (overloaded now, by
+    /// [`dest_overloaded`]) or 0, what the schedulers read. `upper` gives
+    /// the dest's current upper threshold; it is read only when the dest
+    /// was overloaded (rarely), by the packet path and `lbctl whereis`
+    /// alike.
+    #[inline(always)]
+    pub fn resolved(mut self, upper: impl FnOnce() -> u32) -> DestConns {
+        if self.overloaded != 0 {
+            self.overloaded = dest_overloaded(self.overloaded, upper()) as u32;
+        }
+        self
+    }
+
     /// `ip_vs_dest_conn_overhead`: active × 256 + inactive, what lc, wlc,
     /// lblc, lblcr and twos compare. Counts are read while other CPUs add
     /// to them, so a transiently negative count (a removal seen before its

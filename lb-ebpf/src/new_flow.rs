@@ -11,7 +11,7 @@ use lb_common::{
     ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
     REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET, REASON_FWD_TEMPLATE,
     SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for, dest_overloaded,
+    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -257,12 +257,8 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn conns(&self, dest: u32) -> Option<DestConns> {
-        let mut c = DEST_CONNS.get(dest).copied()?;
-        if c.overloaded != 0 {
-            let upper = DESTS.get(dest).map_or(0, |d| d.u_threshold);
-            c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
-        }
-        Some(c)
+        let c = DEST_CONNS.get(dest).copied()?;
+        Some(c.resolved(|| DESTS.get(dest).map_or(0, |d| d.u_threshold)))
     }
 
     #[inline(always)]

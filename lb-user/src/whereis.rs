@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use lb_common::{
     DestConns, MAP_SCHED, MAP_SERVICES, MAP_TEMPLATES, MhTable, NS_PER_SEC, SCHED_MH, SCHED_RR,
     SCHED_SH, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, SVC_F_SCHED_PORT,
-    Service, ServiceDest, ShTable, TemplateKey, dest_overloaded, template_usable,
+    Service, ServiceDest, ShTable, TemplateKey, template_usable,
 };
 
 use crate::{
@@ -125,12 +125,8 @@ impl Nodes for PinnedNodes<'_> {
     }
 
     fn conns(&self, dest: u32) -> Option<DestConns> {
-        let mut c = self.pins.dest_conns.get(&dest, 0).ok()?;
-        if c.overloaded != 0 {
-            let upper = self.pins.dests.get(&dest, 0).map_or(0, |d| d.u_threshold);
-            c.overloaded = dest_overloaded(c.overloaded, upper) as u32;
-        }
-        Some(c)
+        let c = self.pins.dest_conns.get(&dest, 0).ok()?;
+        Some(c.resolved(|| self.pins.dests.get(&dest, 0).map_or(0, |d| d.u_threshold)))
     }
 
     /// twos' draws: whereis shows one possible pick (the one both draws
