@@ -18,22 +18,29 @@ use lb_user::{
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv = std::env::args();
+    // ipvsadm names itself by its argv[0] in `-h` and in "Try `... -h'".
+    let program = argv.next().unwrap_or_else(|| "lbctl".into());
+    let args: Vec<String> = argv.collect();
     let cmd = match cli::parse(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("lbctl: {e}");
+            eprint!("{}", e.render(&program));
             return ExitCode::from(e.exit_code() as u8);
         }
     };
     if let Command::Drain(spec) = cmd {
         return drain(&spec);
     }
-    match run(cmd) {
-        Ok(()) => ExitCode::SUCCESS,
+    let op = cli::Op::of(&cmd);
+    match run(cmd, &program) {
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("lbctl: {}", chain(&*e));
-            ExitCode::from(1)
+            // ipvsadm's message and status where IPVS would refuse the
+            // command, lbctl's own otherwise (docs/SEMANTICS.md §8.6).
+            let f = cli::failure(op, &*e);
+            eprint!("{}", f.text);
+            ExitCode::from(f.status)
         }
     }
 }
@@ -48,21 +55,10 @@ fn drain(spec: &lb_user::drain::DrainSpec) -> ExitCode {
     match lb_user::drain::drain(spec, &mut tables, &mut stdout, tty, lb_user::drain::POLL) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lbctl: {}", chain(&e));
+            eprintln!("lbctl: {}", cli::chain(&e));
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    msg
 }
 
 fn open() -> Result<Table, lb_user::Error> {
@@ -76,9 +72,11 @@ fn out(text: &str) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs `cmd`; its exit status (that of `-R`'s last line), or the error
+/// that stopped it.
+fn run(cmd: Command, program: &str) -> Result<u8, Box<dyn std::error::Error>> {
     match cmd {
-        Command::Help => out(&cli::usage())?,
+        Command::Help => out(&cli::usage(program))?,
         Command::Version => out(&cli::version_text())?,
         Command::Print(text) => out(&text)?,
         Command::Completions(shell) => out(&cli::completions(shell))?,
@@ -159,22 +157,24 @@ fn run(cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Restore => {
-            // Parse everything first: a bad line changes nothing.
-            let cmds = cli::read_restore(
+            // Parse everything first: a line that cannot be parsed or that
+            // lbctl does not implement changes nothing. Then each line in
+            // turn, as ipvsadm: a failing one is reported and the rest go
+            // on; the status is the last line's.
+            let steps = cli::read_restore(
                 std::io::stdin().lock(),
                 lb_user::resolve::Resolver::system(),
             )?;
             let mut table = open()?;
-            for c in cmds {
-                apply(&mut table, c)?;
-            }
+            let mut stderr = std::io::stderr().lock();
+            return Ok(cli::restore(steps, |c| apply(&mut table, c), &mut stderr));
         }
         other => {
             let mut table = open()?;
             apply(&mut table, other)?;
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// `-L -c`: each row written as the table is read (a batch at a time),

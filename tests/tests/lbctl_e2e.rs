@@ -278,85 +278,284 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
     );
 
     let v = vip.as_str();
-    let bad: &[&[&str]] = &[
+    // Each refusal with what ipvsadm 1.31 prints (no prefix) and its exit
+    // status; "lbctl: " for lbctl's own errors; "Try" for ipvsadm's
+    // tryhelp line, which names the program as run.
+    const TRY: &str = "Try";
+    const OWN: &str = "lbctl: ";
+    let bad: &[(&[&str], &str, i32)] = &[
         // Unknown options and commands.
-        &["-A", "-t", "203.0.113.10:81", "--bogus"],
-        &["-A", "-t", "203.0.113.10:81", "-s", "rr", "-x"],
-        &["--frobnicate"],
+        (
+            &["-A", "-t", "203.0.113.10:81", "--bogus"],
+            "--bogus: unknown option\n",
+            255,
+        ),
+        (
+            &["-A", "-t", "203.0.113.10:81", "-s", "rr", "-x"],
+            "-x: missing argument\n",
+            255,
+        ),
+        (&["--frobnicate"], TRY, 255),
+        (&["-n", "-L"], TRY, 255),
         // Bad addresses.
-        &["-A", "-t", "203.0.113.300:81"],
-        &["-A", "-t", "203.0.113.10:99999"],
-        &["-a", "-t", v, "-r", "198.51.100.300"],
-        &["-a", "-t", v, "-r", "not-an-address"],
+        (
+            &["-A", "-t", "203.0.113.300:81"],
+            "illegal virtual server address[:port] specified\n",
+            2,
+        ),
+        (
+            &["-A", "-t", "203.0.113.10:99999"],
+            "illegal virtual server address[:port] specified\n",
+            2,
+        ),
+        (
+            &["-a", "-t", v, "-r", "198.51.100.300"],
+            "illegal real server address[:port] specified\n",
+            2,
+        ),
+        (
+            &["-a", "-t", v, "-r", "not-an-address"],
+            "illegal real server address[:port] specified\n",
+            2,
+        ),
         // Port 0 on a non-persistent service.
-        &["-A", "-t", "203.0.113.10:0", "-s", "rr"],
-        &["-A", "-t", "203.0.113.10", "-s", "rr"],
-        // Bad scheduler, timeout, mask.
-        &["-A", "-t", "203.0.113.10:81", "-s", "bogus"],
-        &["-A", "-t", "203.0.113.10:81", "-p", "0"],
-        &["-A", "-t", "203.0.113.10:81", "-p", "2678401"],
-        &[
-            "-A",
-            "-t",
-            "203.0.113.10:81",
-            "-p",
-            "30",
-            "-M",
-            "255.0.255.0",
-        ],
+        (
+            &["-A", "-t", "203.0.113.10:0", "-s", "rr"],
+            "Zero port specified for non-persistent service\n",
+            2,
+        ),
+        (
+            &["-A", "-t", "203.0.113.10", "-s", "rr"],
+            "Zero port specified for non-persistent service\n",
+            2,
+        ),
+        // Bad scheduler (the kernel's refusal), timeout, mask.
+        (
+            &["-A", "-t", "203.0.113.10:81", "-s", "bogus"],
+            "Scheduler or persistence engine not found\n",
+            255,
+        ),
+        (
+            &["-A", "-t", "203.0.113.10:81", "-p", "0"],
+            "invalid timeout value `0' specified\n",
+            2,
+        ),
+        (
+            &["-A", "-t", "203.0.113.10:81", "-p", "2678401"],
+            "invalid timeout value `2678401' specified\n",
+            2,
+        ),
+        (
+            &[
+                "-A",
+                "-t",
+                "203.0.113.10:81",
+                "-p",
+                "30",
+                "-M",
+                "255.0.255.0",
+            ],
+            "lbctl: persistent mask 255.0.255.0 is not contiguous\n",
+            2,
+        ),
         // Weights out of range.
-        &["-a", "-t", v, "-r", "198.51.100.13", "-w", "65536"],
-        &["-e", "-t", v, "-r", "198.51.100.11", "-w", "65536"],
-        &["-e", "-t", v, "-r", "198.51.100.11", "-w", "-1"],
-        // Unknown service or real.
-        &["-a", "-t", "203.0.113.10:81", "-r", "198.51.100.11"],
-        &["-a", "-u", "203.0.113.10:80", "-r", "198.51.100.11"],
-        &["-e", "-t", v, "-r", "198.51.100.13", "-w", "2"],
-        &["-d", "-t", v, "-r", "198.51.100.13"],
-        &["-E", "-t", "203.0.113.10:81", "-s", "rr"],
-        &["-D", "-t", "203.0.113.10:81"],
-        &["-Z", "-t", "203.0.113.10:81"],
+        (
+            &["-a", "-t", v, "-r", "198.51.100.13", "-w", "65536"],
+            "illegal weight specified\n",
+            2,
+        ),
+        (
+            &["-e", "-t", v, "-r", "198.51.100.11", "-w", "65536"],
+            "illegal weight specified\n",
+            2,
+        ),
+        (
+            &["-e", "-t", v, "-r", "198.51.100.11", "-w", "-1"],
+            "illegal weight specified\n",
+            2,
+        ),
+        // Unknown service or real: libipvs's words for the kernel's errno.
+        (
+            &["-a", "-t", "203.0.113.10:81", "-r", "198.51.100.11"],
+            "Service not defined\n",
+            255,
+        ),
+        (
+            &["-a", "-u", "203.0.113.10:80", "-r", "198.51.100.11"],
+            "Service not defined\n",
+            255,
+        ),
+        (
+            &["-e", "-t", v, "-r", "198.51.100.13", "-w", "2"],
+            "No such destination\n",
+            255,
+        ),
+        (
+            &["-d", "-t", v, "-r", "198.51.100.13"],
+            "No such destination\n",
+            255,
+        ),
+        (
+            &["-E", "-t", "203.0.113.10:81", "-s", "rr"],
+            "No such service\n",
+            255,
+        ),
+        (&["-D", "-t", "203.0.113.10:81"], "No such service\n", 255),
+        (&["-Z", "-t", "203.0.113.10:81"], "No such service\n", 255),
+        (
+            &["-L", "-n", "-t", "203.0.113.10:81"],
+            "No such service\n",
+            1,
+        ),
         // Duplicates.
-        &["-A", "-t", v, "-s", "rr"],
-        &["-a", "-t", v, "-r", "198.51.100.11", "-w", "3"],
-        // Bad sysctls.
-        &["sysctl", "net.ipv4.vs.bogus=1"],
-        &["sysctl", "expire_nodest_conn=2"],
-        &["sysctl", "expire_quiescent_template=yes"],
-        &["sysctl", "conn_reuse_mode=4"],
-        &["sysctl", "net.ipv4.vs.expire_nodest_conn="],
+        (
+            &["-A", "-t", v, "-s", "rr"],
+            "Service already exists\n",
+            255,
+        ),
+        (
+            &["-a", "-t", v, "-r", "198.51.100.11", "-w", "3"],
+            "Destination already exists\n",
+            255,
+        ),
+        // The kernel's ERANGE, worded by strerror.
+        (
+            &["-e", "-t", v, "-r", "198.51.100.11", "-x", "1", "-y", "2"],
+            "Numerical result out of range\n",
+            255,
+        ),
+        // Bad sysctls (lbctl's own word).
+        (&["sysctl", "net.ipv4.vs.bogus=1"], OWN, 2),
+        (&["sysctl", "expire_nodest_conn=2"], OWN, 2),
+        (&["sysctl", "expire_quiescent_template=yes"], OWN, 2),
+        (&["sysctl", "conn_reuse_mode=4"], OWN, 2),
+        (&["sysctl", "net.ipv4.vs.expire_nodest_conn="], OWN, 2),
         // Bad --set.
-        &["--set", "10", "20"],
-        &["--set", "a", "20", "30"],
-        &["--set", "10", "20", "-5"],
-        &["--set", "10", "20", "99999999999"],
+        (
+            &["--set", "10", "20"],
+            "--set option requires 3 timeout values\n",
+            2,
+        ),
+        (
+            &["--set", "a", "20", "30"],
+            "invalid timeout value `a' specified\n",
+            2,
+        ),
+        (&["--set", "10", "20", "-5"], "-5: unknown option\n", 255),
+        (
+            &["--set", "10", "20", "99999999999"],
+            "invalid timeout value `99999999999' specified\n",
+            2,
+        ),
     ];
-    for args in bad {
+    for (args, message, status) in bad {
         let o = lb.lbctl(args)?;
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "lbctl {} succeeded", args.join(" "));
-        assert!(
-            stderr.starts_with("lbctl: ") && stderr.trim().len() > "lbctl:".len(),
-            "lbctl {}: no message on stderr: {stderr:?}",
-            args.join(" ")
-        );
-        assert_eq!(
-            snapshot(&lb)?,
-            before,
-            "lbctl {} changed something",
-            args.join(" ")
-        );
+        let shown = args.join(" ");
+        assert_eq!(o.status.code(), Some(*status), "lbctl {shown}: {stderr:?}");
+        match *message {
+            TRY => assert!(
+                stderr.starts_with("Try `")
+                    && stderr.ends_with(" --help' for more information.\n")
+                    && stderr.lines().count() == 1,
+                "lbctl {shown}: {stderr:?}"
+            ),
+            OWN => assert!(
+                stderr.starts_with(OWN) && stderr.trim().len() > OWN.len(),
+                "lbctl {shown}: {stderr:?}"
+            ),
+            _ => assert_eq!(stderr, *message, "lbctl {shown}"),
+        }
+        assert!(o.stdout.is_empty(), "lbctl {shown} printed on stdout");
+        assert_eq!(snapshot(&lb)?, before, "lbctl {shown} changed something");
     }
 
-    // -R with one bad line: nothing of its input is applied.
-    let input = "-A -t 203.0.113.10:82 -s rr\n-a -t 203.0.113.10:82 -r 198.51.100.11\n-A -t 203.0.113.10:83 --bogus\n";
+    // -R with a line that cannot be parsed, or that asks for what lbctl
+    // does not implement: nothing of its input is applied, and the line is
+    // named.
+    for (bad, message, status) in [
+        (
+            "-A -t 203.0.113.10:83 --bogus",
+            "lbctl: line 3: --bogus: unknown option\n",
+            255,
+        ),
+        (
+            "-a -t 203.0.113.10:82 -r 198.51.100.12 -w x",
+            "lbctl: line 3: illegal weight specified\n",
+            2,
+        ),
+        (
+            "-a -t 203.0.113.10:82 -r 198.51.100.12 -m -w 1",
+            "lbctl: line 3: forwarding method masquerading (-m) is not supported yet; \
+             only direct routing (-g)\n",
+            2,
+        ),
+        (
+            "-A -t [2001:db8::1]:80 -s rr",
+            "lbctl: line 3: IPv6 is not supported yet\n",
+            2,
+        ),
+    ] {
+        let input = format!(
+            "-A -t 203.0.113.10:82 -s rr\n-a -t 203.0.113.10:82 -r 198.51.100.11\n{bad}\n-C\n"
+        );
+        let o = lb.lbctl_stdin(&["-R"], Some(&input))?;
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            message,
+            "-R with {bad:?}"
+        );
+        assert_eq!(o.status.code(), Some(status), "-R with {bad:?}");
+        assert_eq!(snapshot(&lb)?, before, "-R with {bad:?} changed something");
+    }
+    Ok(())
+}
+
+/// `-R` as ipvsadm's `restore_table`: every line applied in turn; a line
+/// the tables refuse prints ipvsadm's message and the next lines are
+/// applied; the exit status is the last line's.
+#[test]
+fn restore_applies_each_line_and_reports_failures_as_ipvsadm() -> Result<()> {
+    if !require_root("restore_applies_each_line_and_reports_failures_as_ipvsadm") {
+        return Ok(());
+    }
+    let lb = LbTopology::new(2)?;
+    let input = "\
+        -A -t 203.0.113.10:80 -s rr\n\
+        -A -t 203.0.113.10:80 -s wrr\n\
+        # a comment\n\
+        -a -t 203.0.113.10:80 -r 198.51.100.11 -w 2\n\
+        -a -t 203.0.113.10:81 -r 198.51.100.11\n\
+        -A -t 203.0.113.10:82 -s bogus\n\
+        -e -t 203.0.113.10:80 -r 198.51.100.12 -w 1\n\
+        -a -t 203.0.113.10:80 -r 198.51.100.12 -w 3\n";
     let o = lb.lbctl_stdin(&["-R"], Some(input))?;
-    assert!(!o.status.success(), "-R with a bad line succeeded");
-    assert!(!o.stderr.is_empty(), "-R: no message");
     assert_eq!(
-        snapshot(&lb)?,
-        before,
-        "-R with a bad line changed something"
+        String::from_utf8_lossy(&o.stderr),
+        "Service already exists\n\
+         Service not defined\n\
+         Scheduler or persistence engine not found\n\
+         No such destination\n"
+    );
+    // The last line succeeded: ipvsadm returns its result, 0.
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        lb.lbctl_ok(&["-S", "-n"])?,
+        "-A -t 203.0.113.10:80 -s rr\n\
+         -a -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2\n\
+         -a -t 203.0.113.10:80 -r 198.51.100.12:80 -g -w 3\n"
+    );
+    // A failing last line gives its status, 255; the lines before it are
+    // applied.
+    let o = lb.lbctl_stdin(
+        &["-R"],
+        Some("-d -t 203.0.113.10:80 -r 198.51.100.12\n-D -t 203.0.113.10:99\n"),
+    )?;
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "No such service\n");
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(
+        lb.lbctl_ok(&["-S", "-n"])?,
+        "-A -t 203.0.113.10:80 -s rr\n-a -t 203.0.113.10:80 -r 198.51.100.11:80 -g -w 2\n"
     );
     Ok(())
 }
@@ -644,9 +843,24 @@ fn words_help_suggestions_completions_and_man_page() -> Result<()> {
         code == Some(0) && out.contains("--mode <MODE>"),
         "lbctl help attach: {out}"
     );
-    // ipvsadm's -h is still the whole usage.
+    // ipvsadm's -h and --version first, then lbctl's words.
+    const IPVSADM: &str = "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n";
     let (code, out, _) = run(&["-h"])?;
-    ensure!(code == Some(0) && out.starts_with("lbctl v") && out.contains("-A|E virtual-service"));
+    ensure!(
+        code == Some(0)
+            && out.starts_with(&format!("{IPVSADM}Usage:\n"))
+            && out.contains(" -A|E virtual-service")
+            && out.contains("\nlbctl v")
+            && out.contains("lbctl commands:"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["--version"])?;
+    ensure!(
+        code == Some(0)
+            && out.starts_with(IPVSADM)
+            && out.lines().nth(1).is_some_and(|l| l.starts_with("lbctl v")),
+        "{out}"
+    );
 
     for (args, tip) in [
         (&["atach", "eth0"][..], "'attach'"),

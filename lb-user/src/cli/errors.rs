@@ -3,9 +3,10 @@
 use std::net::Ipv4Addr;
 
 use clap::error::ErrorKind;
-/// Why a command line (or a `-R` line) was refused. `Display` gives the text to
-/// print after `lbctl: `; ipvsadm's own wording is kept where ipvsadm has the
-/// same error.
+/// Why a command line (or a `-R` line) was refused. `Display` gives the
+/// message; [`CliError::render`] the text to print, as ipvsadm prints its own
+/// errors (no prefix, docs/SEMANTICS.md §8.6) or, for lbctl's own, after
+/// `lbctl: `.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CliError {
     /// popt: an option that does not exist (the word as typed).
@@ -17,14 +18,13 @@ pub enum CliError {
     /// popt: `--numeric=1` and the like.
     #[error("{0}: option does not take an argument")]
     UnwantedArgument(String),
-    /// Only non-option words and no command.
-    #[error("no command specified; try `lbctl -h' or 'lbctl --help' for more information")]
+    /// Only non-option words and no command: ipvsadm's `tryhelp_exit`,
+    /// whose text names the program ([`CliError::render`]).
+    #[error("Try `lbctl -h' or 'lbctl --help' for more information.")]
     NoCommand,
-    /// The first option is not a command (ipvsadm needs the command first).
-    #[error(
-        "`{0}' is not a command: the command (-A, -E, -D, -C, -R, -S, -a, -e, -d, -L, -Z, --set) \
-         must come first; try `lbctl -h' for more information"
-    )]
+    /// The first option is not a command (ipvsadm needs the command first):
+    /// ipvsadm's `tryhelp_exit` too.
+    #[error("Try `lbctl -h' or 'lbctl --help' for more information.")]
     NotACommand(String),
     /// A second command after the first (ipvsadm's wording).
     #[error("invalid option `{0}'")]
@@ -99,8 +99,9 @@ pub enum CliError {
         supported = crate::model::supported_names()
     )]
     SchedulerUnsupported(String),
-    /// A scheduler name IPVS does not know (ipvsadm's wording; the kernel's
-    /// ENOENT).
+    /// A scheduler name IPVS does not know: the kernel's ENOENT, which
+    /// ipvsadm prints as libipvs words it and exits 255; in `-R` input the
+    /// line fails when it is applied, as in ipvsadm.
     #[error("Scheduler or persistence engine not found")]
     SchedulerNotFound(String),
     /// `-b` names a flag ipvsadm does not know.
@@ -149,7 +150,9 @@ pub enum CliError {
 impl CliError {
     /// Exit status ipvsadm uses for this kind of error: 255 for option-syntax
     /// errors (popt errors and "try -h", and clap's errors about lbctl's
-    /// words), 2 for everything ipvsadm reports through `fail()`.
+    /// words) and for the kernel's refusal of an unknown scheduler
+    /// (`process_options` returns -1), 2 for everything ipvsadm reports
+    /// through `fail()`.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::UnknownOption(_)
@@ -157,9 +160,46 @@ impl CliError {
             | CliError::UnwantedArgument(_)
             | CliError::NoCommand
             | CliError::NotACommand(_)
+            | CliError::SchedulerNotFound(_)
             | CliError::NotAllowedInRestore(_)
             | CliError::Word { .. } => 255,
             _ => 2,
+        }
+    }
+
+    /// Whether ipvsadm has this error, with this text: it is then printed
+    /// as ipvsadm prints it, without a prefix. lbctl's own errors (its
+    /// words, and the features it does not implement) are not.
+    pub fn is_ipvsadms(&self) -> bool {
+        !matches!(
+            self,
+            CliError::IllegalClientAddress
+                | CliError::NonContiguousNetmask(_)
+                | CliError::Ipv6Unsupported
+                | CliError::SchedulerUnsupported(_)
+                | CliError::ForwardingUnsupported(_)
+                | CliError::Unsupported(_)
+                | CliError::NotAllowedInRestore(_)
+                | CliError::Word { .. }
+                | CliError::InvalidInterface(_)
+                | CliError::UnknownSysctl(_)
+                | CliError::InvalidSysctlValue { .. }
+                | CliError::InvalidMetricsAddress(_)
+                | CliError::DaemonAction(_)
+        )
+    }
+
+    /// The text to print on standard error for a command line run as
+    /// `program` (its `argv[0]`, which ipvsadm's "Try" line names), with
+    /// its newline: ipvsadm's errors as ipvsadm prints them, lbctl's own
+    /// after `lbctl: `.
+    pub fn render(&self, program: &str) -> String {
+        match self {
+            CliError::NoCommand | CliError::NotACommand(_) => {
+                format!("Try `{program} -h' or '{program} --help' for more information.\n")
+            }
+            e if e.is_ipvsadms() => format!("{e}\n"),
+            e => format!("lbctl: {e}\n"),
         }
     }
 

@@ -56,6 +56,9 @@ pub(super) struct State {
     format: ListFormat,
     /// The first "not supported yet" error, reported after the table check.
     deferred: Option<CliError>,
+    /// An unknown scheduler: ipvsadm passes any name on and the kernel
+    /// refuses it, so it is reported after every check of the command line.
+    sched_not_found: Option<CliError>,
 }
 
 impl State {
@@ -109,7 +112,8 @@ pub(super) fn parse_ipvsadm(
     restore: bool,
 ) -> Result<Command, CliError> {
     let mut popt = Popt::new(args);
-    let Some(first) = popt.next_opt()? else {
+    // popt's errors on the first option end in ipvsadm's `tryhelp_exit` too.
+    let Some(first) = popt.next_opt().map_err(|_| CliError::NoCommand)? else {
         return Err(CliError::NoCommand);
     };
     let cmd = match first.tag {
@@ -210,6 +214,9 @@ pub(super) fn parse_ipvsadm(
             return Err(CliError::ListConflict);
         }
     }
+    if let Some(e) = st.sched_not_found.take() {
+        return Err(e);
+    }
 
     build(cmd, &st, timeouts)
 }
@@ -265,6 +272,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
             st.sched_name = Some(arg.clone());
             match parse_sched(&arg) {
                 Ok(s) => st.sched = Some(s),
+                Err(e @ CliError::SchedulerNotFound(_)) => st.sched_not_found = Some(e),
                 Err(e) => {
                     st.defer(e);
                 }
@@ -459,7 +467,8 @@ fn apply_sched_flags(st: &mut State) -> Result<(), CliError> {
     let flags = parse_sched_flags(st.sched_name.as_deref().unwrap_or("wlc"), arg)?;
     match &mut st.sched {
         Some(Sched::Sh(f) | Sched::Mh(f)) => *f = flags,
-        _ if flags.any() => {
+        // An unknown scheduler takes no flags: the kernel refuses it first.
+        _ if flags.any() && st.sched_not_found.is_none() => {
             st.defer(CliError::Unsupported(
                 "scheduler flags (-b) of schedulers other than sh and mh",
             ));

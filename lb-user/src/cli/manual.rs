@@ -22,16 +22,11 @@ pub(super) fn reference() -> clap::Command {
     cmd
 }
 
-/// The `Usage:` lines of [`super::usage`], one form a line.
+/// The forms of lbctl's command line (lbctl's `Usage:` lines of
+/// [`super::usage`]), one a line.
 fn synopsis() -> String {
-    let usage = super::usage();
-    let forms = usage
-        .split_once("Usage:\n")
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    forms
+    super::lbctl_forms()
         .lines()
-        .take_while(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_owned() + "\n")
         .collect()
 }

@@ -39,6 +39,7 @@ mod errors;
 mod ipvsadm;
 mod manual;
 mod options;
+mod outcome;
 mod popt;
 mod restore;
 mod values;
@@ -53,6 +54,7 @@ use crate::resolve::{Resolver, uncomment};
 pub use errors::CliError;
 use ipvsadm::parse_ipvsadm;
 pub use manual::{completions, manpage};
+pub use outcome::{Failure, Op, Step, chain, failure, ipvs_strerror, restore};
 pub use restore::{MAX_RESTORE_LINE, RestoreError, read_restore};
 use words::parse_word;
 
@@ -107,7 +109,7 @@ pub enum Command {
     Zero(Option<ServiceId>),
     /// `--set tcp tcpfin udp`; a value of 0 leaves that timeout unchanged.
     SetTimeouts(Timeouts),
-    /// `-h`, `--help`, `lbctl help`: print [`usage`].
+    /// `-h`, `--help`, `lbctl help`: print [`usage`] (ipvsadm's help first).
     Help,
     /// `-v`, `--version`, `lbctl version`: print [`version_text`].
     Version,
@@ -311,61 +313,161 @@ pub fn parse_restore_line_with(line: &str, names: &Resolver) -> Result<Option<Co
     parse_ipvsadm(&words, names, true).map(Some)
 }
 
-/// `lbctl -v` / `lbctl version` text (one line, with newline).
+/// ipvsadm 1.31's version line, the first line of `--version` and `-h`.
+pub const IPVSADM_VERSION_LINE: &str =
+    "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n";
+
+/// `lbctl -v` / `--version` / `lbctl version`: ipvsadm's line, then lbctl's.
 pub fn version_text() -> String {
     format!(
-        "lbctl v{} (ipvsadm v1.31 command line and listings, IPVS v1.2.1)\n",
+        "{IPVSADM_VERSION_LINE}lbctl v{}: ipvsadm v1.31's commands and listings for the XDP \
+         load balancer\n",
         env!("CARGO_PKG_VERSION")
     )
 }
 
-/// `lbctl -h` text, modelled on ipvsadm's usage and limited to what lbctl
-/// supports.
-pub fn usage() -> String {
-    let mut s = version_text();
+/// ipvsadm 1.31's `-h` text after its version line, byte for byte, with
+/// `%s` where it prints its `argv[0]`.
+const IPVSADM_USAGE: &str = "\
+Usage:
+  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  %s -D virtual-service
+  %s -C
+  %s -R
+  %s -S [-n]
+  %s -a|e virtual-service -r server-address [options]
+  %s -d virtual-service -r server-address
+  %s -L|l [virtual-service] [options]
+  %s -Z [virtual-service]
+  %s --set tcp tcpfin udp
+  %s --start-daemon {master|backup} [daemon-options]
+  %s --stop-daemon {master|backup}
+  %s -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --sctp-service    service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh,
+                                      the default scheduler is wlc.
+  --pe            engine              alternate persistence engine may be sip,
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=255)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
+";
+
+/// The forms of lbctl's command line it implements (the man page's
+/// synopsis, and lbctl's part of `-h`).
+const LBCTL_FORMS: &str =
+    "  lbctl -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]
+  lbctl -D virtual-service
+  lbctl -C
+  lbctl -R
+  lbctl -S [-n]
+  lbctl -a|e virtual-service -r server-address [-g] [-w weight] [-x upper] [-y lower]
+  lbctl -d virtual-service -r server-address
+  lbctl -L|l [virtual-service] [options]
+  lbctl -Z [virtual-service]
+  lbctl --set tcp tcpfin udp
+  lbctl -h|--help
+  lbctl -v|--version
+  lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]
+      [--services N] [--reals N] [--reset]
+  lbctl detach IFACE
+  lbctl sysctl [NAME[=VALUE]]
+  lbctl counters
+  lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG
+  lbctl daemon-status [CONFIG]
+  lbctl drain -t|u service-address -r server-address [--timeout S] [--remove] [--inactive]
+  lbctl whereis -t|u service-address client-address[:port]
+  lbctl version
+  lbctl completions bash|zsh|fish
+";
+
+/// [`LBCTL_FORMS`].
+pub(crate) fn lbctl_forms() -> &'static str {
+    LBCTL_FORMS
+}
+
+/// `lbctl -h` as run as `program` (its `argv[0]`): ipvsadm 1.31's help as
+/// ipvsadm prints it, then what lbctl adds and leaves out, and its own
+/// words.
+pub fn usage(program: &str) -> String {
+    let mut s = String::from(IPVSADM_VERSION_LINE);
+    s.push_str(&IPVSADM_USAGE.replace("%s", program));
+    s.push('\n');
+    s.push_str(&version_text()[IPVSADM_VERSION_LINE.len()..]);
     s.push_str(
-        "Usage:\n\
-         \x20 lbctl -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]\n\
-         \x20 lbctl -D virtual-service\n\
-         \x20 lbctl -C\n\
-         \x20 lbctl -R\n\
-         \x20 lbctl -S [-n]\n\
-         \x20 lbctl -a|e virtual-service -r server-address [options]\n\
-         \x20 lbctl -d virtual-service -r server-address\n\
-         \x20 lbctl -L|l [virtual-service] [options]\n\
-         \x20 lbctl -Z [virtual-service]\n\
-         \x20 lbctl --set tcp tcpfin udp\n\
-         \x20 lbctl -h\n\
-         \x20 lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
-         \x20     [--services N] [--reals N] [--reset]\n\
-         \x20 lbctl detach IFACE\n\
-         \x20 lbctl sysctl [NAME[=VALUE]]\n\
-         \x20 lbctl counters\n\
-         \x20 lbctl daemon [--foreground] [--metrics ADDR:PORT [--metrics-public]] CONFIG\n\
-         \x20 lbctl daemon-status [CONFIG]\n\
-         \x20 lbctl drain -t|u service-address -r server-address [--timeout S] [--remove] [--inactive]\n\
-         \x20 lbctl whereis -t|u service-address client-address[:port]\n\
-         \x20 lbctl version\n\
-         \x20 lbctl completions bash|zsh|fish\n\
+        "It implements the commands and options above for IPv4 TCP and UDP services\n\
+         with direct routing (-g), and also the scheduler twos, -X for --exact and\n\
+         -v|--version. Not implemented (refused with an error, nothing changes): IPv6\n\
+         (-6), fwmark services (-f), --sctp-service, --pe, -i and -m with the --tun-*\n\
+         options and --tun-info, the sync daemon (--start-daemon, --stop-daemon,\n\
+         --daemon and its options), and -b's flag-1..flag-3 (sh and mh take\n\
+         sh-fallback,sh-port and mh-fallback,mh-port).\n\
          \n\
-         Commands:\n\
-         Either long or short options are allowed.\n\
-         \x20 --add-service     -A        add virtual service with options\n\
-         \x20 --edit-service    -E        edit virtual service with options\n\
-         \x20 --delete-service  -D        delete virtual service\n\
-         \x20 --clear           -C        clear the whole table\n\
-         \x20 --restore         -R        restore rules from stdin\n\
-         \x20 --save            -S        save rules to stdout\n\
-         \x20 --add-server      -a        add real server with options\n\
-         \x20 --edit-server     -e        edit real server with options\n\
-         \x20 --delete-server   -d        delete real server\n\
-         \x20 --list            -L|-l     list the table\n\
-         \x20 --zero            -Z        zero counters in a service or all services\n\
-         \x20 --set tcp tcpfin udp        set connection timeout values\n\
-         \x20 --help            -h        display this help message\n\
-         \x20 --version         -v        display the version\n\
-         \n\
-         lbctl commands:\n\
+         Usage:\n",
+    );
+    s.push_str(LBCTL_FORMS);
+    s.push('\n');
+    s.push_str(
+        "lbctl commands:\n\
          \x20 attach IFACE [--mode native|generic] [--conns N] [--templates N]\n\
          \x20     [--services N] [--reals N] [--reset]\n\
          \x20                             attach the load balancer to IFACE (default: native)\n\
@@ -383,34 +485,7 @@ pub fn usage() -> String {
          \x20                             where a new connection of CLIENT would go now, and why\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
-         \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
-         \n\
-         virtual-service:\n\
-         \x20 --tcp-service|-t  service-address   service-address is host[:port]\n\
-         \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
-         \n\
-         Options:\n\
-         \x20 --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,\n\
-         \x20                                     the default scheduler is wlc.\n\
-         \x20 --persistent   -p [timeout]         persistent service (default timeout 300)\n\
-         \x20 --netmask      -M netmask           persistent granularity mask\n\
-         \x20 --sched-flags  -b flags             scheduler flags (comma-separated):\n\
-         \x20                                     sh-fallback,sh-port for sh, mh-fallback,mh-port for mh\n\
-         \x20 --real-server  -r server-address    server-address is host (and port)\n\
-         \x20 --gatewaying   -g                   gatewaying (direct routing) (default)\n\
-         \x20 --weight       -w weight            capacity of real server\n\
-         \x20 --u-threshold  -x uthreshold        upper threshold of connections\n\
-         \x20 --l-threshold  -y lthreshold        lower threshold of connections\n\
-         \x20 --connection   -c                   output of current IPVS connections\n\
-         \x20 --timeout                           output of timeout (tcp tcpfin udp)\n\
-         \x20 --stats                             output of statistics information\n\
-         \x20 --rate                              output of rate information\n\
-         \x20 --exact        -X                   expand numbers (display exact values)\n\
-         \x20 --thresholds                        output of thresholds information\n\
-         \x20 --persistent-conn                   output of persistent connection info\n\
-         \x20 --nosort                            disable sorting output of service/server entries\n\
-         \x20 --sort                              does nothing, for backwards compatibility\n\
-         \x20 --numeric      -n                   numeric output of addresses and ports\n",
+         \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n",
     );
     s
 }

@@ -1,5 +1,8 @@
 //! `lbctl -R`: the commands of standard input, one per line, all parsed
-//! before any is applied (a bad line changes nothing). A line is read up to
+//! before any is applied (a line that cannot be parsed, or that asks for
+//! what lbctl does not implement, changes nothing: the whole input is
+//! refused with its line number); `outcome::restore` then applies them in
+//! turn as ipvsadm does. A line is read up to
 //! [`MAX_RESTORE_LINE`] bytes (ipvsadm reads words of at most 4,096 bytes,
 //! and a saved line is under 100), so an input without newlines such as
 //! `/dev/zero` is refused at its first line instead of filling memory. A
@@ -8,7 +11,7 @@
 
 use std::io::BufRead;
 
-use super::{Command, parse_restore_line_with};
+use super::{Step, parse_restore_line_with};
 use crate::{
     cli::CliError,
     input::{self, LineError, NotUtf8},
@@ -36,10 +39,9 @@ pub enum RestoreError {
 }
 
 /// Every command of `input`, in order; comment and blank lines give none.
-pub fn read_restore<R: BufRead>(
-    mut input: R,
-    names: &Resolver,
-) -> Result<Vec<Command>, RestoreError> {
+/// A line that IPVS itself would refuse when applied (an unknown
+/// scheduler) is a [`Step::Refused`], not a refusal of the input.
+pub fn read_restore<R: BufRead>(mut input: R, names: &Resolver) -> Result<Vec<Step>, RestoreError> {
     let mut cmds = Vec::new();
     let mut buf = Vec::new();
     for line in 1.. {
@@ -52,8 +54,9 @@ pub fn read_restore<R: BufRead>(
         let end = input::comment_start(&buf, false).unwrap_or(buf.len());
         let text = input::utf8(&buf[..end]).map_err(|at| RestoreError::NotUtf8 { line, at })?;
         match parse_restore_line_with(text, names) {
-            Ok(Some(c)) => cmds.push(c),
+            Ok(Some(c)) => cmds.push(Step::Apply(c)),
             Ok(None) => {}
+            Err(e @ CliError::SchedulerNotFound(_)) => cmds.push(Step::Refused(e)),
             Err(error) => return Err(RestoreError::Parse { line, error }),
         }
     }
@@ -65,8 +68,9 @@ mod tests {
     use std::io::{BufReader, Cursor, Read};
 
     use super::*;
+    use crate::cli::Command;
 
-    fn restore(input: &[u8]) -> Result<Vec<Command>, RestoreError> {
+    fn restore(input: &[u8]) -> Result<Vec<Step>, RestoreError> {
         read_restore(Cursor::new(input.to_vec()), &Resolver::new())
     }
 
@@ -77,8 +81,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cmds.len(), 2);
-        assert!(matches!(cmds[0], Command::AddService(_)));
-        assert!(matches!(cmds[1], Command::AddReal { .. }));
+        assert!(matches!(cmds[0], Step::Apply(Command::AddService(_))));
+        assert!(matches!(cmds[1], Step::Apply(Command::AddReal { .. })));
     }
 
     #[test]
@@ -107,7 +111,7 @@ mod tests {
         // Exactly the bound is read.
         let mut fits = b"-C".to_vec();
         fits.extend(std::iter::repeat_n(b' ', MAX_RESTORE_LINE - 2));
-        assert_eq!(restore(&fits).unwrap(), [Command::Clear]);
+        assert_eq!(restore(&fits).unwrap(), [Step::Apply(Command::Clear)]);
     }
 
     #[test]
@@ -122,6 +126,37 @@ mod tests {
                 }
             ),
             "{e:?}"
+        );
+    }
+
+    /// What lbctl does not implement refuses the whole input, with the
+    /// line; what IPVS refuses only when applied (an unknown scheduler) is
+    /// a step that fails in its turn.
+    #[test]
+    fn unsupported_lines_refuse_the_input_and_unknown_schedulers_fail_in_turn() {
+        for line in [
+            "-A -t [2001:db8::1]:80 -s rr",
+            "-a -t 203.0.113.10:80 -r 198.51.100.11 -m -w 1",
+            "-a -t 203.0.113.10:80 -r 198.51.100.11 -i -w 1",
+            "-A --sctp-service 203.0.113.10:80 -s rr",
+            "-A -t 203.0.113.10:80 -s rr -p 60 --pe sip",
+            "-L -n",
+        ] {
+            let input = format!("-A -t 203.0.113.10:80 -s rr\n\n{line}\n-C\n");
+            let e = restore(input.as_bytes()).unwrap_err();
+            let RestoreError::Parse { line: 3, error } = &e else {
+                panic!("{line}: {e:?}");
+            };
+            assert!(!error.is_ipvsadms(), "{line}: {error}");
+            assert!(e.to_string().starts_with("line 3: "), "{e}");
+        }
+        let steps = restore(b"-A -t 203.0.113.10:80 -s bogus\n-C\n").unwrap();
+        assert_eq!(
+            steps,
+            [
+                Step::Refused(CliError::SchedulerNotFound("bogus".into())),
+                Step::Apply(Command::Clear)
+            ]
         );
     }
 }

@@ -84,53 +84,142 @@ fn exit_codes() {
     assert_eq!(p("-n").unwrap_err().exit_code(), 255);
     assert_eq!(p("-A -t 10.0.0.100").unwrap_err().exit_code(), 2);
     assert_eq!(p("-C -n").unwrap_err().exit_code(), 2);
+    // The kernel's refusal: process_options returns -1.
+    assert_eq!(p("-A -t 10.0.0.1:80 -s xx").unwrap_err().exit_code(), 255);
+}
+
+/// What goes to standard error, as ipvsadm 1.31 prints it (no prefix; its
+/// "Try" line names the program as run), and lbctl's own errors after
+/// `lbctl: `.
+#[test]
+fn errors_are_printed_as_ipvsadm_prints_them() {
+    let shown = |s: &str| {
+        let e = p(s).unwrap_err();
+        (e.render("/usr/sbin/ipvsadm"), e.exit_code())
+    };
+    assert_eq!(
+        shown("-a -t 10.0.0.1:80 -r 10.0.0.2 -w x"),
+        ("illegal weight specified\n".into(), 2)
+    );
+    assert_eq!(
+        shown("-A -t 10.0.0.1:80 --bogus"),
+        ("--bogus: unknown option\n".into(), 255)
+    );
+    assert_eq!(
+        shown("-A -t 10.0.0.1:80 -w"),
+        ("-w: missing argument\n".into(), 255)
+    );
+    assert_eq!(shown("-L -A"), ("invalid option `-A'\n".into(), 2));
+    assert_eq!(
+        shown("-A -t 10.0.0.1:80 x"),
+        ("unexpected argument x\n".into(), 2)
+    );
+    for s in ["-n -L", "-X", "--numeric=1 -L", "-- -L"] {
+        assert_eq!(
+            shown(s),
+            (
+                "Try `/usr/sbin/ipvsadm -h' or '/usr/sbin/ipvsadm --help' for more information.\n"
+                    .into(),
+                255
+            ),
+            "{s}"
+        );
+    }
+    assert_eq!(
+        shown("-A -t 10.0.0.1:80 -s xx"),
+        ("Scheduler or persistence engine not found\n".into(), 255)
+    );
+    // The kernel refuses an unknown scheduler only after every check of
+    // the command line (ipvsadm's order).
+    assert_eq!(
+        shown("-A -t 10.0.0.1:0 -s xx"),
+        ("Zero port specified for non-persistent service\n".into(), 2)
+    );
+    assert_eq!(
+        shown("-A -t 10.0.0.1:80 -s xx -b flag-1"),
+        ("Scheduler or persistence engine not found\n".into(), 255)
+    );
+    // lbctl's own.
+    assert_eq!(
+        shown("-A -f 1"),
+        (
+            "lbctl: fwmark services (-f) is not supported yet\n".into(),
+            2
+        )
+    );
+    assert_eq!(
+        shown("-A -t [::1]:80"),
+        ("lbctl: IPv6 is not supported yet\n".into(), 2)
+    );
 }
 
 #[test]
-fn usage_lists_what_is_supported() {
-    let u = usage();
-    assert!(u.starts_with("lbctl v"), "{u}");
+fn version_and_usage_start_as_ipvsadms() {
+    let v = version_text();
+    assert!(
+        v.starts_with("ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\nlbctl v"),
+        "{v}"
+    );
+    assert_eq!(v.lines().count(), 2, "{v}");
+    let u = usage("/usr/sbin/ipvsadm");
+    // ipvsadm 1.31's own first lines, naming the program as it was run.
+    assert!(
+        u.starts_with(
+            "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n\
+             Usage:\n\
+             \x20 /usr/sbin/ipvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] \
+             [--pe persistence_engine] [-b sched-flags]\n\
+             \x20 /usr/sbin/ipvsadm -D virtual-service\n"
+        ),
+        "{u}"
+    );
     for needle in [
-        "-A|E virtual-service",
-        "--tcp-service|-t",
-        "--udp-service|-u",
-        "--scheduler    -s",
-        "one of rr|wrr|lc|wlc|",
-        "the default scheduler is wlc.",
-        "--persistent   -p [timeout]",
-        "--gatewaying   -g",
-        "--weight       -w",
-        "--set tcp tcpfin udp",
-        "--persistent-conn",
-        "attach IFACE [--mode native|generic] [--conns N] [--templates N]",
-        "[--services N] [--reals N] [--reset]",
-        "detach IFACE",
-        "sysctl NAME[=VALUE]",
-        "conn_reuse_mode (0-3)",
+        "  /usr/sbin/ipvsadm -h\n\nCommands:\nEither long or short options are allowed.\n",
+        "  --help            -h        display this help message\n\nvirtual-service:\n",
+        "  --fwmark-service|-f fwmark          fwmark is an integer greater than zero\n\nOptions:\n",
+        "  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh,\n\
+         \x20                                     the default scheduler is wlc.\n",
+        "  --sched-flags  -b flags             scheduler flags (comma-separated)\nDaemon Options:\n",
+        "  --mcast-ttl ttl                     Multicast TTL (default=1)\n\nlbctl v",
     ] {
         assert!(u.contains(needle), "usage lacks {needle:?}");
     }
-    for absent in [
-        "--masquerading",
-        "--ipip",
-        "--fwmark-service",
-        "--start-daemon",
-        "--pe ",
+    // Then lbctl's own words and forms.
+    let own = &u[u.find("\nlbctl v").expect("lbctl's part")..];
+    for needle in [
+        "\nUsage:\n  lbctl -A|E virtual-service ",
+        "scheduler twos",
+        "fwmark services (-f)",
+        "lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]",
+        "[--services N] [--reals N] [--reset]",
+        "lbctl detach IFACE",
+        "sysctl NAME[=VALUE]",
+        "conn_reuse_mode (0-3)",
+        "lbctl whereis -t|u service-address client-address[:port]",
     ] {
-        assert!(!u.contains(absent), "usage mentions unsupported {absent:?}");
+        assert!(own.contains(needle), "lbctl's part lacks {needle:?}");
     }
-    // The schedulers it lists are those lbctl implements.
-    let listed = u
+    assert!(
+        own.lines().all(|l| l.len() <= 100),
+        "overlong line in usage"
+    );
+    // Every scheduler lbctl implements is named in one of the two parts.
+    let ipvsadms: Vec<&str> = u
         .split("scheduler         one of ")
         .nth(1)
         .and_then(|r| r.split(',').next())
-        .unwrap_or_default();
-    let implemented: Vec<&str> = crate::model::ALL_SCHEDULERS
+        .unwrap_or_default()
+        .split('|')
+        .collect();
+    for name in crate::model::ALL_SCHEDULERS
         .into_iter()
         .filter(|n| !UNSUPPORTED_SCHEDULERS.contains(n))
-        .collect();
-    assert_eq!(listed, implemented.join("|"), "{u}");
-    assert!(u.lines().all(|l| l.len() <= 100), "overlong line in usage");
+    {
+        assert!(
+            ipvsadms.contains(&name) || own.contains(&format!("scheduler {name}")),
+            "{name}"
+        );
+    }
 }
 
 #[test]
