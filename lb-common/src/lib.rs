@@ -23,7 +23,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -634,9 +634,22 @@ pub struct Template {
     pub open: u32,
     /// `TMPL_S_*`.
     pub state: u8,
-    pub _pad: [u8; 3],
+    /// `TMPL_F_*`.
+    pub flags: u8,
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(size_of::<Template>() == 40);
+
+/// An invalidated template (docs/SEMANTICS.md §3.2): a new connection of its
+/// client found it unusable, so, as the kernel's `ip_vs_check_template`
+/// rehashes it with ports 65535, it was moved to the key with `vport`
+/// [`TMPL_INVALID_PORT`] and flagged. It is never used again and stays,
+/// listed with ports 65535, until it expires.
+pub const TMPL_F_INVALID: u8 = 1;
+
+/// The port an invalidated template is listed with and keyed by (the
+/// kernel's `htons(0xffff)`).
+pub const TMPL_INVALID_PORT: u16 = 0xffff;
 
 /// `ip_vs_check_template`: whether a template may still take a new
 /// connection of its client at `now`, given the `DESTS` entry at
@@ -653,9 +666,17 @@ pub const fn template_usable(
     expire_quiescent_template: u32,
     now: u64,
 ) -> bool {
-    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
     now < t.expires
-        && d.flags & usable == usable
+        && t.flags & TMPL_F_INVALID == 0
+        && template_dest_valid(t, d, expire_quiescent_template)
+}
+
+/// The part of `ip_vs_check_template` that looks at the dest: false when a
+/// new connection finding the (live) template would invalidate it
+/// ([`TMPL_F_INVALID`]).
+pub const fn template_dest_valid(t: &Template, d: &Dest, expire_quiescent_template: u32) -> bool {
+    let usable = DEST_F_IN_USE | DEST_F_AVAILABLE;
+    d.flags & usable == usable
         && d.generation == t.dest_gen
         && d.tmpl_epoch == t.epoch
         && !(expire_quiescent_template != 0 && d.weight == 0)
@@ -1143,6 +1164,14 @@ mod tests {
         let quiescent = Dest { weight: 0, ..d };
         assert!(template_usable(&t, &quiescent, 0, 0));
         assert!(!template_usable(&t, &quiescent, 1, 0));
+        assert!(!template_dest_valid(&t, &quiescent, 1));
+        // Invalidated already: never used again, whatever its dest.
+        let parked = Template {
+            flags: TMPL_F_INVALID,
+            ..t
+        };
+        assert!(template_dest_valid(&parked, &d, 0));
+        assert!(!template_usable(&parked, &d, 0, 0));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use lb_common::{
     CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
-    TEMPLATE_PUSH_SLACK_NS, TMPL_S_ASSURED, TMPL_S_NONE, Template, TemplateKey,
-    conn_state_is_closing, template_expiry, template_usable,
+    TEMPLATE_PUSH_SLACK_NS, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, TMPL_S_NONE,
+    Template, TemplateKey, conn_state_is_closing, template_dest_valid, template_expiry,
 };
 
 use crate::{
@@ -33,12 +33,40 @@ pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
 
 /// `ip_vs_check_template`: the template's dest if it may still be used
 /// (lb-common's `template_usable`, the rule `lbctl whereis` applies too).
+/// A live template whose dest it may no longer use is invalidated as the
+/// kernel invalidates it: moved out of the way to the key with vport 65535
+/// and flagged, where `-L -c` lists it with ports 65535 until it expires.
 #[inline(always)]
-fn check(t: *const Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
-    let dest = DESTS.get_ptr_mut(unsafe { (*t).dest })?;
-    // Sound: both point into map values, which outlive the packet.
-    let usable = unsafe { template_usable(&*t, &*dest, cfg.expire_quiescent_template, now) };
-    usable.then_some(dest)
+fn check(tkey: &TemplateKey, t: *mut Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
+    // Sound: `t` and `dest` point into map values, which outlive the packet.
+    let (expires, flags, dest_id) = unsafe { ((*t).expires, (*t).flags, (*t).dest) };
+    // Expired (the kernel's timer would have removed it), or an
+    // invalidated one found at its key of port 65535.
+    if now >= expires || flags & TMPL_F_INVALID != 0 {
+        return None;
+    }
+    let dest = DESTS.get_ptr_mut(dest_id)?;
+    if unsafe { template_dest_valid(&*t, &*dest, cfg.expire_quiescent_template) } {
+        return Some(dest);
+    }
+    invalidate(tkey, t);
+    None
+}
+
+/// Moves the template at `tkey` to its key of port 65535, flagged invalid:
+/// the kernel's rehash with `vport = dport = 0xffff`. Rare (once per
+/// invalidated template), so a subprogram: one copy for the verifier.
+#[inline(never)]
+fn invalidate(tkey: &TemplateKey, t: *mut Template) {
+    let mut parked = unsafe { *t };
+    parked.flags |= TMPL_F_INVALID;
+    let key = TemplateKey {
+        vport: TMPL_INVALID_PORT.to_be_bytes(),
+        ..*tkey
+    };
+    // Failure loses only the listing of the old template.
+    let _ = TEMPLATES.insert(&key, &parked, 0);
+    let _ = TEMPLATES.remove(tkey);
 }
 
 /// A new flow of a persistent service: the dest of the client's template
@@ -53,7 +81,7 @@ pub fn reuse(
     open: bool,
 ) -> Option<(u32, *mut Dest)> {
     let t = TEMPLATES.get_ptr_mut(tkey)?;
-    let dest = check(t, cfg, now)?;
+    let dest = check(tkey, t, cfg, now)?;
     unsafe {
         let deadline = now + (*t).timeout as u64 * NS_PER_SEC;
         if deadline > (*t).deadline {
@@ -90,7 +118,8 @@ pub fn create(
         timeout,
         open: open as u32,
         state: TMPL_S_NONE,
-        _pad: [0; 3],
+        flags: 0,
+        _pad: [0; 2],
     };
     // A full LRU evicts an old template; failure only loses persistence for
     // this client, the flow still goes on.

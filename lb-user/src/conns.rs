@@ -15,7 +15,8 @@ use aya::maps::IterableMap;
 use lb_common::{
     CONN_STATE_NAMES, COUNTED_ACTIVE, COUNTED_INACTIVE, Conn, ConnKey, DEST_F_AVAILABLE,
     DEST_F_IN_USE, Dest, DestConns, MAP_CONNS, MAP_DEST_CONNS, MAP_SWEEPER, MAP_TEMPLATES,
-    NS_PER_SEC, SweepStats, TMPL_S_ASSURED, Template, TemplateKey,
+    NS_PER_SEC, SweepStats, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, Template,
+    TemplateKey,
 };
 
 use crate::{
@@ -166,6 +167,9 @@ impl Table {
             let Some(proto) = Proto::from_number(k.proto) else {
                 return ControlFlow::Continue(());
             };
+            // A port-0 service's dest has port 0: the kernel stores the
+            // port the client used (docs/SEMANTICS.md §2.1).
+            let dport = if d.port == [0, 0] { k.vport } else { d.port };
             let flow = f(&ConnView {
                 proto,
                 expire_secs: secs(c.expires()),
@@ -178,7 +182,7 @@ impl Table {
                 vaddr: Ipv4Addr::from(k.vaddr),
                 vport: u16::from_be_bytes(k.vport),
                 daddr: Ipv4Addr::from(d.addr),
-                dport: u16::from_be_bytes(d.port),
+                dport: u16::from_be_bytes(dport),
             });
             stopped = flow.is_break();
             flow
@@ -199,24 +203,17 @@ impl Table {
             let Some(proto) = Proto::from_number(k.proto) else {
                 return ControlFlow::Continue(());
             };
-            // An invalidated template is shown as the kernel shows it after
-            // rehashing it out of the way: ports 65535 (§3.2).
-            let valid = d.flags & DEST_F_AVAILABLE != 0
-                && d.tmpl_epoch == t.epoch
-                && !(settings.expire_quiescent_template != 0 && d.weight == 0);
-            let vport = if valid {
-                u16::from_be_bytes(k.vport)
+            // A template that a new connection of its client found invalid
+            // was moved to the key of port 65535 and flagged, as the kernel
+            // rehashes it (§3.2): ports 65535. Until then it shows its own
+            // ports, whatever happened to its real since. A port-0
+            // service's template keeps port 0.
+            let (vport, dport) = if t.flags & TMPL_F_INVALID != 0 {
+                (TMPL_INVALID_PORT, TMPL_INVALID_PORT)
+            } else if k.vport == [0, 0] {
+                (0, 0)
             } else {
-                65535
-            };
-            let dport = if valid {
-                if k.vport == [0, 0] {
-                    0
-                } else {
-                    u16::from_be_bytes(d.port)
-                }
-            } else {
-                65535
+                (u16::from_be_bytes(k.vport), u16::from_be_bytes(d.port))
             };
             f(&ConnView {
                 proto,

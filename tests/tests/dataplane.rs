@@ -458,19 +458,76 @@ lab_test!(
         // Even with weight restored, the flushed template is gone.
         dp.table.set_sysctl("expire_quiescent_template", 0)?;
         dp.table.edit_real(&s, &real(first, 80, 1))?;
-        let rows = dp.table.conn_rows()?;
-        let t = rows.iter().find(|c| c.cport == 0).expect("template row");
-        assert_eq!(
-            (t.vport, t.dport),
-            (65535, 65535),
-            "shown invalidated, as the kernel does"
-        );
+        // Listed with its own ports until a new connection of its client
+        // finds it invalid (the kernel rewrites it only then).
+        assert_eq!(template_rows(&dp)?, [(80, rs(first), 80)]);
         let (_, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
         assert_eq!(
             moved,
             only(REASON_FWD_NEW),
             "rescheduled, not sent by the old template"
         );
+        let rows = template_rows(&dp)?;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(
+            rows.contains(&(65535, rs(first), 65535)),
+            "shown invalidated, as the kernel does: {rows:?}"
+        );
+        Ok(())
+    }
+);
+
+/// `-L -c`'s template rows: (vport, real, dport).
+fn template_rows(dp: &Dataplane) -> Result<Vec<(u16, Ipv4Addr, u16)>> {
+    Ok(dp
+        .table
+        .conn_rows()?
+        .into_iter()
+        .filter(|c| c.cport == 0)
+        .map(|c| (c.vport, c.daddr, c.dport))
+        .collect())
+}
+
+lab_test!(
+    a_removed_reals_template_shows_ports_65535_once_a_new_connection_found_it_invalid,
+    |dp| {
+        let s = persistent(&mut dp, Ipv4Addr::BROADCAST)?;
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        let before = dp.table.template_entries()?;
+        assert_eq!(before.len(), 1);
+        dp.table.delete_real(
+            &s,
+            &lb_user::model::RealId {
+                addr: rs(first),
+                port: 80,
+            },
+        )?;
+        // The real is gone, its template untouched: its own ports.
+        assert_eq!(template_rows(&dp)?, [(80, rs(first), 80)]);
+        // A new connection of the client: the template is invalidated (moved
+        // to port 65535, as the kernel rehashes it), a new one made.
+        let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        let second = real_of(&r).expect("routed");
+        assert_ne!(second, first);
+        assert_eq!(moved, only(REASON_FWD_NEW));
+        let mut rows = template_rows(&dp)?;
+        rows.sort();
+        assert_eq!(rows, [(80, rs(second), 80), (65535, rs(first), 65535)]);
+        // The invalidated one keeps its expiry: it lives as long as it did.
+        let entries = dp.table.template_entries()?;
+        let parked = entries
+            .iter()
+            .find(|(k, _)| k.vport == [0xff, 0xff])
+            .expect("invalidated template");
+        assert_eq!(parked.1.expires, before[0].1.expires);
+        assert_ne!(parked.1.flags, 0);
+        // And is never used again: the client stays on its new real.
+        let (r, moved) = run_counted(&dp, &tcp(40002).syn().build())?;
+        assert_eq!(
+            (real_of(&r), moved),
+            (Some(second), only(REASON_FWD_TEMPLATE))
+        );
+        assert_eq!(template_rows(&dp)?.len(), 2);
         Ok(())
     }
 );
@@ -629,6 +686,16 @@ lab_test!(
             (real_of(&r), moved),
             (Some(first), only(REASON_FWD_TEMPLATE))
         );
+        // -L -c: each connection with the port the client used, virtual and
+        // destination (the kernel stores it); the template with port 0.
+        let mut rows: Vec<(u16, u16, u16)> = dp
+            .table
+            .conn_rows()?
+            .into_iter()
+            .map(|c| (c.cport, c.vport, c.dport))
+            .collect();
+        rows.sort();
+        assert_eq!(rows, [(0, 0, 0), (40000, 443, 443), (40001, 8080, 8080)]);
         Ok(())
     }
 );

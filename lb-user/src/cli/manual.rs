@@ -156,11 +156,14 @@ fn tail_sections(roff: &mut Roff) {
     )]);
     roff.control("SH", ["EXIT STATUS"]);
     roff.text([roman(
-        "0 on success; 1 when a command fails (no such service, no privilege, ...); \
-         2 for a value ipvsadm refuses (its fail()); 255 for a command-line syntax error \
-         (ipvsadm's \"try -h\") and a misused lbctl word. lbctl daemon-status exits 0 when \
-         the daemon runs, 1 when its pid file is stale and 3 when none runs, as \
-         ldirectord's status does.",
+        "As ipvsadm: 0 on success; 255 when IPVS would refuse the command (ipvsadm's \
+         messages, e.g. Service already exists, No such destination, Memory allocation \
+         problem), for a command-line syntax error (popt's, and ipvsadm's \"Try\" line) and \
+         a misused lbctl word; 2 for a value ipvsadm refuses (its fail()); 1 for -L of a \
+         missing service and for lbctl's own errors (no privilege, a real server behind a \
+         gateway, ...). -R exits with the status of its last line. lbctl daemon-status \
+         exits 0 when the daemon runs, 1 when its pid file is stale and 3 when none runs, \
+         as ldirectord's status does.",
     )]);
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman("ipvsadm(8), ldirectord(8)")]);

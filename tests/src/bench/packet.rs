@@ -221,7 +221,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 timeout: 300,
                 open: 0,
                 state: TMPL_S_NONE,
-                _pad: [0; 3],
+                flags: 0,
+                _pad: [0; 2],
             });
         }
         from_every_cpu(plane.templates_fd()?, &keys, &values)
