@@ -77,7 +77,16 @@ pub fn schedule(
                 return Verdict::Drop(REASON_DROP_INTERNAL);
             };
             if persistent {
-                template::create(&tkey, dest_id, dest, svc.timeout, now, conn_expires, open);
+                template::create(
+                    &tkey,
+                    dest_id,
+                    dest,
+                    svc.timeout,
+                    cfg,
+                    now,
+                    conn_expires,
+                    open,
+                );
             }
             (dest_id, dest, REASON_FWD_NEW)
         }

@@ -7,6 +7,7 @@ use lb_common::{
     CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
     TEMPLATE_PUSH_SLACK_NS, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, TMPL_S_NONE,
     Template, TemplateKey, conn_state_is_closing, template_dest_valid, template_expiry,
+    template_usable,
 };
 
 use crate::{
@@ -33,40 +34,44 @@ pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
 
 /// `ip_vs_check_template`: the template's dest if it may still be used
 /// (lb-common's `template_usable`, the rule `lbctl whereis` applies too).
-/// A live template whose dest it may no longer use is invalidated as the
-/// kernel invalidates it: moved out of the way to the key with vport 65535
-/// and flagged, where `-L -c` lists it with ports 65535 until it expires.
 #[inline(always)]
-fn check(tkey: &TemplateKey, t: *mut Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
-    // Sound: `t` and `dest` point into map values, which outlive the packet.
-    let (expires, flags, dest_id) = unsafe { ((*t).expires, (*t).flags, (*t).dest) };
-    // Expired (the kernel's timer would have removed it), or an
-    // invalidated one found at its key of port 65535.
-    if now >= expires || flags & TMPL_F_INVALID != 0 {
-        return None;
-    }
-    let dest = DESTS.get_ptr_mut(dest_id)?;
-    if unsafe { template_dest_valid(&*t, &*dest, cfg.expire_quiescent_template) } {
-        return Some(dest);
-    }
-    invalidate(tkey, t);
-    None
+fn check(t: *const Template, cfg: &Settings, now: u64) -> Option<*mut Dest> {
+    let dest = DESTS.get_ptr_mut(unsafe { (*t).dest })?;
+    // Sound: both point into map values, which outlive the packet.
+    let usable = unsafe { template_usable(&*t, &*dest, cfg.expire_quiescent_template, now) };
+    usable.then_some(dest)
 }
 
-/// Moves the template at `tkey` to its key of port 65535, flagged invalid:
-/// the kernel's rehash with `vport = dport = 0xffff`. Rare (once per
-/// invalidated template), so a subprogram: one copy for the verifier.
+/// Before a new template replaces the one at `tkey` (which [`reuse`]
+/// refused): when that one is live and its dest the reason, it is
+/// invalidated as the kernel's `ip_vs_check_template` does, kept at the key
+/// with vport 65535 and flagged, where `-L -c` lists it with ports 65535
+/// until it expires. An expired one (the kernel's timer would have removed
+/// it) or one invalidated already is left to be replaced. A subprogram, so
+/// that the paths that make a template stay one for the verifier.
 #[inline(never)]
-fn invalidate(tkey: &TemplateKey, t: *mut Template) {
+fn invalidate(tkey: &TemplateKey, expire_quiescent_template: u32, now: u64) {
+    let Some(t) = TEMPLATES.get_ptr(tkey) else {
+        return;
+    };
+    // Sound: `t` points into a map value, which outlives the packet.
     let mut parked = unsafe { *t };
+    if now >= parked.expires || parked.flags & TMPL_F_INVALID != 0 {
+        return;
+    }
+    let Some(dest) = DESTS.get_ptr(parked.dest) else {
+        return;
+    };
+    if unsafe { template_dest_valid(&parked, &*dest, expire_quiescent_template) } {
+        return;
+    }
     parked.flags |= TMPL_F_INVALID;
     let key = TemplateKey {
         vport: TMPL_INVALID_PORT.to_be_bytes(),
         ..*tkey
     };
     // Failure loses only the listing of the old template.
-    let _ = TEMPLATES.insert(&key, &parked, 0);
-    let _ = TEMPLATES.remove(tkey);
+    let _ = TEMPLATES.insert(key, parked, 0);
 }
 
 /// A new flow of a persistent service: the dest of the client's template
@@ -81,7 +86,7 @@ pub fn reuse(
     open: bool,
 ) -> Option<(u32, *mut Dest)> {
     let t = TEMPLATES.get_ptr_mut(tkey)?;
-    let dest = check(tkey, t, cfg, now)?;
+    let dest = check(t, cfg, now)?;
     unsafe {
         let deadline = now + (*t).timeout as u64 * NS_PER_SEC;
         if deadline > (*t).deadline {
@@ -97,17 +102,24 @@ pub fn reuse(
 }
 
 /// A new template for the client: its flows go to `dest_id` for `timeout`
-/// seconds after the last new flow (and while its conns live).
+/// seconds after the last new flow (and while its conns live). The one it
+/// replaces, refused by [`reuse`], is invalidated first.
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "inlined: the values of the caller"
+)]
 pub fn create(
     tkey: &TemplateKey,
     dest_id: u32,
     dest: *const Dest,
     timeout: u32,
+    cfg: &Settings,
     now: u64,
     conn_expires: u64,
     open: bool,
 ) {
+    invalidate(tkey, cfg.expire_quiescent_template, now);
     let deadline = now + timeout as u64 * NS_PER_SEC;
     let t = Template {
         expires: template_expiry(deadline, conn_expires),

@@ -497,7 +497,7 @@ lab_test!(
         assert_eq!(before.len(), 1);
         dp.table.delete_real(
             &s,
-            &lb_user::model::RealId {
+            &RealId {
                 addr: rs(first),
                 port: 80,
             },

@@ -200,6 +200,12 @@ fn expire_quiescent_template_moves_the_client_to_another_real() -> Result<()> {
     let x = only(&gets(&lb, 3)?)?;
     let x_sock = real_sock(&lb, &x, 80)?;
     lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_sock.ip().to_string(), "-w", "0"])?;
+    // Until a new connection of the client finds it invalid, -L -c shows the
+    // template with its own ports, as the kernel does.
+    let before = templates(&lb)?;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].dest, x_sock, "{before:?}");
+    assert_eq!(before[0].virt, vip.parse()?, "{before:?}");
 
     // The template to the quiescent real is expired when next used: the client is
     // scheduled afresh, gets a new template, and sticks to its new real server.
@@ -215,12 +221,14 @@ fn expire_quiescent_template_moves_the_client_to_another_real() -> Result<()> {
         .collect();
     assert_eq!(valid.len(), 1, "{tmpl:?}");
     assert_eq!(valid[0].dest, real_sock(&lb, &y, 80)?, "{tmpl:?}");
-    // If the old one is still listed, it is as the kernel shows an invalidated template.
-    for r in &tmpl {
-        if r.dest.ip() == x_sock.ip() {
-            assert_eq!((r.virt.port(), r.dest.port()), (65535, 65535), "{tmpl:?}");
-        }
-    }
+    // The old one is listed as the kernel shows an invalidated template.
+    let old: Vec<&ConnRow> = tmpl.iter().filter(|r| r.dest.ip() == x_sock.ip()).collect();
+    assert_eq!(old.len(), 1, "{tmpl:?}");
+    assert_eq!(
+        (old[0].source, old[0].virt.port(), old[0].dest.port()),
+        (client0, 65535, 65535),
+        "{tmpl:?}"
+    );
     Ok(())
 }
 

@@ -775,7 +775,8 @@ fn pinned_tables_of_another_layout_are_refused_until_reset() -> Result<()> {
 
 /// `lbctl -R` (which keeps what it read and writes each change once) leaves
 /// exactly the tables that running its lines one by one does: services and
-/// real servers added, edited, removed and re-added, in any order.
+/// real servers added, edited, removed and re-added, in any order, and
+/// lines that fail (as ipvsadm, the next ones are applied).
 #[test]
 fn restore_leaves_what_its_lines_one_by_one_leave() -> Result<()> {
     if !require_root("restore_leaves_what_its_lines_one_by_one_leave") {
@@ -792,6 +793,9 @@ fn restore_leaves_what_its_lines_one_by_one_leave() -> Result<()> {
             lines.push(format!("-a -t {vip} -r 198.51.100.{r} -w {}", 1 + r % 3));
         }
     }
+    // Refused in the middle: a service that exists, a real of none.
+    lines.push("-A -t 203.0.113.10:7003 -s rr".into());
+    lines.push("-a -t 203.0.113.10:7999 -r 198.51.100.11".into());
     for s in (0..12u16).step_by(3) {
         let vip = format!("203.0.113.10:{}", 7000 + s);
         lines.push(format!("-e -t {vip} -r 198.51.100.12 -w 0"));
@@ -803,12 +807,19 @@ fn restore_leaves_what_its_lines_one_by_one_leave() -> Result<()> {
     lines.push("-A -t 203.0.113.10:7001 -s rr".into());
     lines.push("-a -t 203.0.113.10:7001 -r 198.51.100.20".into());
     let o = ctl.run_stdin(&["-R"], &(lines.join("\n") + "\n"))?;
+    // The last line succeeded: status 0, the two failures reported.
     assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(
+        stderr_of(&o),
+        "Service already exists\nService not defined\n"
+    );
+    let mut failed = 0;
     for line in &lines {
         let args: Vec<&str> = line.split_whitespace().collect();
         let o = ctl.cmd_at(other.path(), &args).output()?;
-        assert!(o.status.success(), "{line}: {}", stderr_of(&o));
+        failed += usize::from(!o.status.success());
     }
+    assert_eq!(failed, 2);
     for args in [&["-S", "-n"][..], &["-L", "-n"]] {
         let a = ctl.ok(args)?;
         let b = ctl.cmd_at(other.path(), args).output()?;
