@@ -70,6 +70,14 @@ fn invalidate(tkey: &TemplateKey, expire_quiescent_template: u32, now: u64) {
         vport: TMPL_INVALID_PORT.to_be_bytes(),
         ..*tkey
     };
+    // A live template of a service of port 65535 holds that key: it stays,
+    // and only the listing of the invalidated one is lost.
+    if let Some(there) = TEMPLATES.get_ptr(key) {
+        let (expires, flags) = unsafe { ((*there).expires, (*there).flags) };
+        if now < expires && flags & TMPL_F_INVALID == 0 {
+            return;
+        }
+    }
     // Failure loses only the listing of the old template.
     let _ = TEMPLATES.insert(key, parked, 0);
 }

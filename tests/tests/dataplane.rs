@@ -477,6 +477,39 @@ lab_test!(
     }
 );
 
+lab_test!(
+    an_invalidated_template_never_displaces_a_live_one_of_port_65535,
+    |dp| {
+        // Two persistent services of one VIP, one of port 65535: the key an
+        // invalidated template of the other moves to.
+        let web = persistent(&mut dp, Ipv4Addr::BROADCAST)?;
+        let high = sid(Proto::Tcp, 65535);
+        add_service(&mut dp, high, Sched::Rr, Some(300))?;
+        dp.table.add_real(&high, &real(11, 65535, 1))?;
+        dp.table.add_real(&high, &real(12, 65535, 1))?;
+        let to_high = |sport: u16| tcp(sport).dport(65535).syn().build();
+        let kept = real_of(&dp.run(&to_high(41000))?).expect("routed");
+        let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
+        dp.table.delete_real(
+            &web,
+            &RealId {
+                addr: rs(first),
+                port: 80,
+            },
+        )?;
+        // The web template is invalidated and replaced...
+        let (_, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
+        assert_eq!(moved, only(REASON_FWD_NEW));
+        // ...and the client keeps its template of port 65535.
+        let (r, moved) = run_counted(&dp, &to_high(41001))?;
+        assert_eq!(
+            (real_of(&r), moved),
+            (Some(kept), only(REASON_FWD_TEMPLATE))
+        );
+        Ok(())
+    }
+);
+
 /// `-L -c`'s template rows: (vport, real, dport).
 fn template_rows(dp: &Dataplane) -> Result<Vec<(u16, Ipv4Addr, u16)>> {
     Ok(dp
