@@ -141,13 +141,6 @@ fn errors_are_printed_as_ipvsadm_prints_them() {
     );
     // lbctl's own.
     assert_eq!(
-        shown("-A -f 1"),
-        (
-            "lbctl: fwmark services (-f) is not supported yet\n".into(),
-            2
-        )
-    );
-    assert_eq!(
         shown("-A -t [::1]:80"),
         ("lbctl: IPv6 is not supported yet\n".into(), 2)
     );
@@ -189,7 +182,6 @@ fn version_and_usage_start_as_ipvsadms() {
     for needle in [
         "\nUsage:\n  lbctl -A|E virtual-service ",
         "scheduler twos",
-        "fwmark services (-f)",
         "lbctl attach IFACE [--mode native|generic] [--conns N] [--templates N]",
         "[--services N] [--reals N] [--reset]",
         "lbctl detach IFACE",
