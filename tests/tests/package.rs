@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -83,6 +84,8 @@ struct HostState {
     diversions: Vec<u8>,
     ipvsadm: Option<Vec<u8>>,
     lbctl_exists: bool,
+    /// The postinst runs systemd-tmpfiles, which sets it (in the root).
+    bpffs_mode: Option<u32>,
 }
 
 impl HostState {
@@ -91,6 +94,7 @@ impl HostState {
             diversions: fs::read("/var/lib/dpkg/diversions").unwrap_or_default(),
             ipvsadm: fs::read("/usr/sbin/ipvsadm").ok(),
             lbctl_exists: Path::new("/usr/sbin/lbctl").exists(),
+            bpffs_mode: fs::metadata("/sys/fs/bpf").ok().map(|m| m.mode()),
         })
     }
 }
@@ -134,6 +138,8 @@ else
         rm "$R/usr/sbin/$f"
     done
 fi
+# man-db's trigger (mandb after every dpkg run) takes seconds and checks nothing here.
+rm -f "$R/var/lib/man-db/auto-update"
 mkdir -p "$R/dev" "$R/proc" "$R/tmp" "$R/run" "$R/root" "$R/sys/fs/bpf"
 chmod 1777 "$R/tmp"
 mount --rbind /dev "$R/dev"
