@@ -120,7 +120,8 @@ pub fn build(root: &Path, built: &Built) -> Result<PathBuf> {
         std::env::var("DEBFULLNAME").ok().as_deref(),
         std::env::var("DEBEMAIL").ok().as_deref(),
     );
-    let changelog = debian::changelog(&version, &maintainer, build_time(root));
+    let time = build_time(root);
+    let changelog = debian::changelog(&version, &maintainer, time);
     stage.file(
         &format!("{}/changelog.Debian.gz", layout::DOC),
         &gzip(changelog.as_bytes())?,
@@ -150,12 +151,20 @@ pub fn build(root: &Path, built: &Built) -> Result<PathBuf> {
     }
 
     let deb = dir.join(format!("{}_{version}_{arch}.deb", debian::DEB_PACKAGE));
+    // One package in DEB_DIR: the tests take it when LB_DEB is not set.
+    for old in fs::read_dir(&dir)? {
+        let old = old?.path();
+        let name = old.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(&format!("{}_", debian::DEB_PACKAGE)) && name.ends_with(".deb") {
+            fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+    }
     let mut dpkg_deb = Command::new("dpkg-deb");
     dpkg_deb
         .args(["--root-owner-group", "--build"])
         .arg(&stage.root)
         .arg(&deb)
-        .env("SOURCE_DATE_EPOCH", build_time(root).to_string());
+        .env("SOURCE_DATE_EPOCH", time.to_string());
     cmd::stdout(&mut dpkg_deb)?;
     step(format!("Debian package is {}", deb.display()));
     Ok(deb)
