@@ -144,6 +144,17 @@ impl Ldirectord {
         .with_context(|| format!("log:\n{}", self.log()))
     }
 
+    /// Replaces its configuration with `conf` and sends SIGHUP (ldirectord's reload).
+    pub fn reload(&mut self, conf: &str) -> Result<()> {
+        self.running()?;
+        let path = self.conf()?;
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, conf)?;
+        std::fs::rename(&tmp, &path)?;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGHUP)?;
+        Ok(())
+    }
+
     /// SIGTERM (ldirectord's stop), and its exit.
     pub fn stop(&mut self) -> Result<ExitStatus> {
         if let Some(st) = self.child.try_wait()? {

@@ -177,7 +177,8 @@ fn addr(lb: &LbTopology, i: usize) -> String {
 /// - `:84` wlc, weights 1 and 3: held connections fill the reals one for three;
 /// - UDP `:53` rr with `ops=yes` (`-o`): one client socket's datagrams alternate;
 ///
-/// and at the end ldirectord's stop (SIGTERM, `cleanstop=yes`, its default) removes it all.
+/// then a reload (SIGHUP) changes `:82` to rr and drops `:84`; and at the end ldirectord's
+/// stop (SIGTERM, `cleanstop=yes`, its default) removes it all.
 #[test]
 fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
     if !require_ldirectord("ldirectord_installs_quiesces_restores_and_cleans_up") {
@@ -339,6 +340,28 @@ fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
         "rs2 gets no clients: {counts:?}"
     );
     on_rs2.close()?;
+
+    // Reload (SIGHUP) on a configuration without :84 and with rr on :82: ldirectord changes
+    // :82 (-E, which drops sh-port) and purges :84 (-D); the rest stays as it is.
+    let (with84, without84) = (
+        format!(
+            "virtual={vip}:84\n\treal={rs1}:84 gate 1\n\treal={rs2}:84 gate 3\n\
+             \tchecktype=connect\n\tscheduler=wlc\n"
+        ),
+        String::new(),
+    );
+    ensure!(conf.contains(&with84));
+    let reloaded = conf
+        .replace(&with84, &without84)
+        .replace("\tscheduler=sh\n\tschedflags=sh-port\n", "\tscheduler=rr\n");
+    ld.reload(&reloaded)?;
+    let mut want = started(&[1, 2, 3]);
+    want.remove(&s84);
+    let reals82 = want.remove(&s82).context("no :82")?;
+    want.insert(format!("TCP {vip}:82 rr"), reals82);
+    wait_table(&lb, &mut ld, &want, CHANGE)?;
+    ld.wait_log(&format!("Purged virtual server (start): {vip}:84"), CHANGE)?;
+    logged(&ld, &[format!("Changed virtual server: {vip}:82")])?;
 
     // Stop: SIGTERM with cleanstop=yes removes everything it installed.
     let st = ld.stop()?;
