@@ -395,7 +395,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
     if !require_ldirectord("ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes") {
         return Ok(());
     }
-    let mut lb = LbTopology::new(3)?;
+    let lb = LbTopology::new(3)?;
     let servers: Vec<NsChild> = lb
         .topo
         .backends
@@ -469,7 +469,6 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
         again.log()
     );
     no_failed_command(&again)?;
-    lb.topo.backends[2].stop_servers()?;
     Ok(())
 }
 
@@ -478,7 +477,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
 /// separate port, so the service itself still answers) and is quiesced. With
 /// `expire_quiescent_template=0` the client keeps going to it; with 1 it is moved.
 fn persistent_client_under_ldirectord(expire_quiescent_template: u32) -> Result<()> {
-    let mut lb = LbTopology::new(2)?;
+    let lb = LbTopology::new(2)?;
     let mut health = Vec::new();
     for b in &lb.topo.backends {
         serve(b, &[80], false)?;
@@ -542,7 +541,6 @@ fn persistent_client_under_ldirectord(expire_quiescent_template: u32) -> Result<
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
     no_failed_command(&ld)?;
-    lb.topo.backends[0].stop_servers()?;
     Ok(())
 }
 
@@ -578,4 +576,58 @@ fn ldirectord_fwmark_virtual() -> Result<()> {
         return Ok(());
     }
     bail!("to be written with fwmark services")
+}
+
+/// `fork=yes`: one ldirectord process per virtual service, so twelve processes run ipvsadm
+/// (lbctl) at the same time, each reading the table and changing its own service. Every
+/// change lands, none fails: the start, rs2's failure on every service at once (quiesced
+/// twelve times), its recovery, and the stop.
+#[test]
+fn ldirectord_fork_yes_changes_the_table_from_many_processes_at_once() -> Result<()> {
+    if !require_ldirectord("ldirectord_fork_yes_changes_the_table_from_many_processes_at_once") {
+        return Ok(());
+    }
+    let lb = LbTopology::new(2)?;
+    let ports: Vec<u16> = (1000..1012).collect();
+    serve(&lb.topo.backends[0], &ports, false)?;
+    let rs2_server = serve(&lb.topo.backends[1], &ports, false)?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    let mut conf = "checkinterval=1\nchecktimeout=1\nfork=yes\nquiescent=yes\n".to_string();
+    for p in &ports {
+        conf.push_str(&format!(
+            "virtual={vip}:{p}\n\treal={rs1}:{p} gate 1\n\treal={rs2}:{p} gate 2\n\
+             \tchecktype=connect\n\tscheduler=rr\n"
+        ));
+    }
+    let all = |w2: u32| -> Listing {
+        ports
+            .iter()
+            .map(|p| {
+                (
+                    format!("TCP {vip}:{p} rr"),
+                    BTreeMap::from([(format!("{rs1}:{p}"), 1), (format!("{rs2}:{p}"), w2)]),
+                )
+            })
+            .collect()
+    };
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    wait_table(&lb, &mut ld, &all(2), START)?;
+    ensure!(gets(&lb, 1000, 6)?.len() == 2);
+
+    rs2_server.kill()?;
+    wait_table(&lb, &mut ld, &all(0), CHANGE)?;
+    for p in [1000, 1011] {
+        ensure!(gets(&lb, p, 6)? == BTreeMap::from([("rs1".to_string(), 6)]));
+    }
+
+    serve(&lb.topo.backends[1], &ports, false)?;
+    wait_table(&lb, &mut ld, &all(2), CHANGE)?;
+    ensure!(gets(&lb, 1011, 6)?.len() == 2);
+
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    no_failed_command(&ld)?;
+    Ok(())
 }
