@@ -298,10 +298,9 @@ fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
             other => bail!("UDP datagram: {other}"),
         }
     }
-    ensure!(
-        seen == BTreeMap::from([("rs1".to_string(), 3), ("rs2".to_string(), 3)]),
-        "ops: {seen:?}"
-    );
+    // (Without ops they would all follow the flow's connection entry to one real; rr's
+    // position is kept per CPU, so the split need not be three and three.)
+    ensure!(seen.len() == 2, "ops: {seen:?}");
 
     // rs2 fails its check: quiesced (weight 0). New clients avoid it, a connection it
     // already holds keeps working.
@@ -469,6 +468,41 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
         again.log()
     );
     no_failed_command(&again)?;
+    Ok(())
+}
+
+/// ldirectord's example configuration has `fallback=127.0.0.1:80 gate`. IPVS serves such a
+/// real server on the director (`Local`); direct routing cannot, so lbctl refuses it, and
+/// ldirectord logs the failed command, instead of a fallback that takes every client while
+/// nothing answers them.
+#[test]
+fn ldirectord_loopback_fallback_is_refused_not_installed() -> Result<()> {
+    if !require_ldirectord("ldirectord_loopback_fallback_is_refused_not_installed") {
+        return Ok(());
+    }
+    let lb = LbTopology::new(1)?;
+    let rs1 = addr(&lb, 0);
+    let vip = lb.topo.vip;
+    // rs1 serves nothing: down from its first check, so the fallback is wanted.
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=no\n\
+         virtual={vip}:80\n\treal={rs1}:80 gate\n\tfallback=127.0.0.1:80 gate\n\
+         \tchecktype=connect\n"
+    );
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    ld.wait_log("-r 127.0.0.1:80 -g -w 1) failed", START)?;
+    logged(
+        &ld,
+        &["real server 127.0.0.1 is the director itself".to_string()],
+    )?;
+    ld.wait_log(&format!("Deleted real server: {rs1}:80 ({vip}:80)"), CHANGE)?;
+    ensure!(
+        listing(&lb)? == table(&[(&format!("TCP {vip}:80 wrr"), &[])]),
+        "{:?}",
+        listing(&lb)?
+    );
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     Ok(())
 }
 
