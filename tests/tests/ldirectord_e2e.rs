@@ -21,7 +21,7 @@ use lb_tests::{
     lb::{LbTopology, lbctl_path, wait_for},
     ldirectord::{Ldirectord, require_ldirectord},
     netns::NsChild,
-    topo::{Node, is_listening},
+    topo::{LB_ADDR, Node, is_listening},
 };
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -474,7 +474,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
 /// ldirectord's example configuration has `fallback=127.0.0.1:80 gate`. IPVS serves such a
 /// real server on the director (`Local`); direct routing cannot, so lbctl refuses it, and
 /// ldirectord logs the failed command, instead of a fallback that takes every client while
-/// nothing answers them.
+/// nothing answers them. So is the director's own address.
 #[test]
 fn ldirectord_loopback_fallback_is_refused_not_installed() -> Result<()> {
     if !require_ldirectord("ldirectord_loopback_fallback_is_refused_not_installed") {
@@ -501,6 +501,27 @@ fn ldirectord_loopback_fallback_is_refused_not_installed() -> Result<()> {
         "{:?}",
         listing(&lb)?
     );
+    // The director's own address is as local as 127.0.0.1 (the kernel routes both to
+    // itself, which is what makes IPVS serve them locally): refused too.
+    let own = format!("{LB_ADDR}:80");
+    let o = lb.lbctl(&[
+        "-a",
+        "-t",
+        &format!("{vip}:80"),
+        "-r",
+        &own,
+        "-g",
+        "-w",
+        "1",
+    ])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        !o.status.success()
+            && err.contains(&format!("real server {LB_ADDR} is the director itself")),
+        "-a -r {own}: {} {err}",
+        o.status
+    );
+    ensure!(listing(&lb)? == table(&[(&format!("TCP {vip}:80 wrr"), &[])]));
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     Ok(())
