@@ -2,16 +2,18 @@
 //! (docs/SEMANTICS.md §9.1), with real TCP and UDP clients through the XDP load balancer.
 //!
 //! Every test builds a direct-routing topology (`LbTopology`), starts
-//! `/usr/sbin/ldirectord CONF start` in the director's network namespace and in a private
-//! mount namespace where lbctl is bind-mounted over `/usr/sbin/ipvsadm`
-//! (`lb_tests::ldirectord`), with `supervised=yes`, `checkinterval=1`, `checktimeout=1`.
+//! `/usr/sbin/ldirectord -d CONF start` (in the foreground) in the director's network
+//! namespace and in a private mount namespace where lbctl is bind-mounted over
+//! `/usr/sbin/ipvsadm` (`lb_tests::ldirectord`), with `checkinterval=1`, `checktimeout=1`.
 //! What ldirectord did is read back with `lbctl -L -n` and seen by clients: which real
 //! server answers a new connection, whether a held one still answers. ldirectord is always
 //! stopped by a guard. Independent scenarios are separate tests (cargo runs them in
 //! parallel); the scenarios of one test share its topology and its ldirectord.
 //!
 //! Every test also checks that no ipvsadm command ldirectord ran failed (ldirectord logs
-//! `system(…) failed` for a non-zero exit status).
+//! `system(…) failed` for a non-zero exit status) and that it read every line lbctl listed
+//! (it logs `Unknown line read from ipvsadm` for the others), except the one about a
+//! loopback fallback, where the failure is the point.
 
 use std::{collections::BTreeMap, os::unix::fs::MetadataExt as _, time::Duration};
 
