@@ -530,9 +530,10 @@ fn ldirectord_loopback_fallback_is_refused_not_installed() -> Result<()> {
 }
 
 /// docs/SEMANTICS.md §9.1 with the real ldirectord: a persistent virtual (`persistent=300`,
-/// `quiescent=yes`); the real server a client's template points to fails its check (on a
-/// separate port, so the service itself still answers) and is quiesced. With
-/// `expire_quiescent_template=0` the client keeps going to it; with 1 it is moved.
+/// `netmask=255.255.255.0`, so `-M` and a `mask` in the listing; `quiescent=yes`); the real
+/// server a client's template points to fails its check (on a separate port, so the
+/// service itself still answers) and is quiesced. With `expire_quiescent_template=0` the
+/// client keeps going to it; with 1 it is moved.
 fn persistent_client_under_ldirectord(expire_quiescent_template: u32) -> Result<()> {
     let lb = LbTopology::new(2)?;
     let mut health = Vec::new();
@@ -549,9 +550,10 @@ fn persistent_client_under_ldirectord(expire_quiescent_template: u32) -> Result<
     let conf = format!(
         "checkinterval=1\nchecktimeout=1\nquiescent=yes\n\
          virtual={vip}:80\n\treal={rs1}:80 gate\n\treal={rs2}:80 gate\n\
-         \tchecktype=connect\n\tcheckport=8080\n\tpersistent=300\n\tscheduler=rr\n"
+         \tchecktype=connect\n\tcheckport=8080\n\tpersistent=300\n\tnetmask=255.255.255.0\n\
+         \tscheduler=rr\n"
     );
-    let svc = format!("TCP {vip}:80 rr persistent 300");
+    let svc = format!("TCP {vip}:80 rr persistent 300 mask 255.255.255.0");
     let weights = |w1: u32, w2: u32| {
         table(&[(
             &svc,
