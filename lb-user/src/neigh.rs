@@ -114,7 +114,7 @@ pub enum Lookup {
     Resolved(NextHop),
     /// On-link, MAC not known yet: the kernel was asked to resolve it.
     Pending,
-    /// No usable route (unreachable, or one of this host's addresses).
+    /// No usable route (unreachable).
     NoRoute,
 }
 
@@ -129,6 +129,14 @@ pub fn gateway_error(real: Ipv4Addr, gateway: Ipv4Addr, dev: &str) -> String {
          MAC, so the real server must be on the same link as the director: give the director \
          an address on the real server's network, or use a real server on one of its networks"
     )
+}
+
+/// The error refusing a real server that the kernel routes to the director itself (a local
+/// route: one of its addresses, loopback, `0.0.0.0`). IPVS serves such a real server on
+/// the director (`Local`, the kernel's `inet_addr_type` test); direct routing cannot
+/// (docs/SEMANTICS.md §7).
+pub fn local_error(real: Ipv4Addr) -> String {
+    format!("real server {real} is the director itself: lbctl forwards by direct routing (-g) only")
 }
 
 /// A synchronous rtnetlink socket.
@@ -368,8 +376,9 @@ impl Netlink {
     }
 
     /// The route check and the next hop of a direct-routing real server.
-    /// `Err(text)` when the kernel routes it through a gateway (the real
-    /// server is refused, see [`gateway_error`]). Never waits: when the MAC
+    /// `Err(text)` when the kernel routes it through a gateway or to this
+    /// host itself (the real server is refused, see [`gateway_error`] and
+    /// [`local_error`]). Never waits: when the MAC
     /// is not known, the kernel is asked to resolve it and `Pending` comes
     /// back at once.
     pub fn next_hop(&mut self, addr: Ipv4Addr) -> io::Result<Result<Lookup, String>> {
@@ -380,7 +389,10 @@ impl Netlink {
             let dev = self.if_name(route.oif);
             return Ok(Err(gateway_error(addr, gw, &dev)));
         }
-        if route.local || route.oif == 0 {
+        if route.local {
+            return Ok(Err(local_error(addr)));
+        }
+        if route.oif == 0 {
             return Ok(Ok(Lookup::NoRoute));
         }
         let entry = self.neighbour(addr, route.oif)?;
@@ -479,6 +491,17 @@ mod tests {
         assert_eq!(parse_mac("aa:bb:cc:dd:ee:ff:00"), None);
         let m = parse_mac("02:00:c6:33:64:0b").unwrap();
         assert_eq!(format_mac(&m), "02:00:c6:33:64:0b");
+    }
+
+    #[test]
+    fn the_local_error_is_the_command_lines() {
+        // `lbctl -a` refuses loopback reals before it asks the kernel (the command line's
+        // check); the same words either way.
+        assert_eq!(
+            local_error(Ipv4Addr::new(198, 51, 100, 2)),
+            "real server 198.51.100.2 is the director itself: lbctl forwards by direct \
+             routing (-g) only"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`client`]: TCP/UDP helpers that run inside the client namespace.
 //! - [`daemon_lab`]: a director for `lbctl daemon` at scale: answering and silent real
 //!   servers behind a veth, the program attached in generic mode.
+//! - [`ldirectord`]: Debian's real ldirectord run unmodified against lbctl (bind-mounted over
+//!   ipvsadm in a private mount namespace), for the ldirectord suite.
 //! - [`frame`]: Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frames for `BPF_PROG_TEST_RUN`
 //!   fixtures: a builder, a mutator for malformed frames, and a strict parser on `etherparse`
 //!   (independent of the builder) to check the frames the program outputs.
@@ -25,6 +27,7 @@ pub mod daemon_lab;
 pub mod frame;
 pub mod fuzz;
 pub mod lb;
+pub mod ldirectord;
 pub mod netns;
 pub mod topo;
 

@@ -19,6 +19,7 @@
 //! All relative paths below are relative to the workspace root.
 
 pub mod artifact;
+pub mod debian;
 pub mod diag;
 pub mod elf;
 pub mod lockfile;

@@ -1,9 +1,10 @@
-//! `cargo xtask`: setup, build, run, test, demo, clippy, bench, fuzz.
+//! `cargo xtask`: setup, build, run, test, demo, clippy, bench, fuzz, deb.
 //!
 //! Every step prints a `==> ` progress line and the command it runs; a failure
 //! exits non-zero and names the failing command.
 
 mod cmd;
+mod deb;
 mod lint;
 mod setup;
 mod tasks;
@@ -86,6 +87,10 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
+    /// Build, then the Debian package lbctl (target/deb/lbctl_VERSION_ARCH.deb):
+    /// lbctl, its man page, completions and systemd units; it diverts
+    /// /usr/sbin/ipvsadm to lbctl while installed.
+    Deb,
 }
 
 fn main() -> ExitCode {
@@ -118,6 +123,10 @@ fn real_main() -> Result<()> {
         Cmd::Clippy => tasks::clippy(&root),
         Cmd::Bench { quick } => tasks::bench(&root, quick),
         Cmd::Fuzz { frames, seed, args } => fuzz(&root, frames, seed, &args),
+        Cmd::Deb => {
+            let built = tasks::build(&root, false)?;
+            deb::build(&root, &built).map(drop)
+        }
     }
 }
 

@@ -21,6 +21,9 @@ struct Need {
     package: &'static str,
     why: &'static str,
     present: fn() -> bool,
+    /// Whether apt also installs the package's Recommends (`--no-install-recommends`
+    /// when false).
+    recommends: bool,
 }
 
 fn has_bpf_core() -> bool {
@@ -39,41 +42,64 @@ const NEEDS: &[Need] = &[
         package: "rustc-web",
         why: "Debian's rustc at /usr/bin/rustc, which builds the BPF crate",
         present: || Path::new(DEBIAN_RUSTC).exists(),
+        recommends: true,
     },
     Need {
         package: "libstd-rust-web-dev-bpf",
         why: "prebuilt core for bpfel-unknown-none",
         present: has_bpf_core,
+        recommends: true,
     },
     Need {
         package: "rust-web-clippy",
         why: "Debian's clippy-driver, which lints the BPF binary as rustc-web builds it",
         present: || Path::new(DEBIAN_CLIPPY_DRIVER).exists(),
+        recommends: true,
     },
     Need {
         package: "iproute2",
         why: "`ip` for the test namespaces and veth pairs",
         present: || cmd::which("ip").is_some(),
+        recommends: true,
     },
     Need {
         package: "ethtool",
         why: "`ethtool`, used by the namespace tests on veths",
         present: || cmd::which("ethtool").is_some(),
+        recommends: true,
     },
     Need {
         package: "util-linux",
         why: "`nsenter` to run commands inside test namespaces",
         present: || cmd::which("nsenter").is_some(),
+        recommends: true,
     },
     Need {
         package: "systemd",
         why: "`systemd-analyze verify`, `systemd-sysusers`, `systemd-tmpfiles`: the privileges suite checks the shipped units",
         present: || cmd::which("systemd-analyze").is_some(),
+        recommends: true,
     },
     Need {
         package: "bpftool",
         why: "`bpftool` to inspect programs and maps when debugging",
         present: || cmd::which("bpftool").is_some(),
+        recommends: true,
+    },
+    // Debian's ldirectord, run unmodified against lbctl by tests/tests/ldirectord_e2e.rs.
+    // Without Recommends: they are rsyslog (a syslog daemon the package would start on the
+    // machine) and logrotate; the tests run ldirectord `supervised`, logging to stdout.
+    Need {
+        package: "ldirectord",
+        why: "Debian's ldirectord, which the ldirectord suite runs with lbctl as its ipvsadm",
+        present: || Path::new("/usr/sbin/ldirectord").exists(),
+        recommends: false,
+    },
+    Need {
+        package: "ipvsadm",
+        why: "ldirectord's dependency; the ldirectord suite binds lbctl over it in a mount namespace",
+        present: || cmd::which("ipvsadm").is_some(),
+        recommends: false,
     },
 ];
 
@@ -83,11 +109,13 @@ const LINKER_NEEDS: &[Need] = &[
         package: "llvm-22-dev",
         why: "LLVM 22 to build bpf-linker against",
         present: || Path::new(LLVM_PREFIX).join("bin/llvm-config").exists(),
+        recommends: true,
     },
     Need {
         package: "libpolly-22-dev",
         why: "LLVM 22's Polly, which llvm-config lists for static linking",
         present: || Path::new(LLVM_PREFIX).join("lib/libPolly.a").exists(),
+        recommends: true,
     },
 ];
 
@@ -174,6 +202,26 @@ fn by_hand(missing: &[&Need], linker_ok: bool) -> String {
     text
 }
 
+/// ` && sudo apt-get install -y …` for the packages with their Recommends, then for those
+/// without.
+fn apt_install_lines(missing: &[&Need]) -> String {
+    let mut text = String::new();
+    for (recommends, flag) in [(true, ""), (false, " --no-install-recommends")] {
+        let batch: Vec<&str> = missing
+            .iter()
+            .filter(|n| n.recommends == recommends)
+            .map(|n| n.package)
+            .collect();
+        if !batch.is_empty() {
+            text.push_str(&format!(
+                " && sudo apt-get install -y{flag} {}",
+                batch.join(" ")
+            ));
+        }
+    }
+    text
+}
+
 fn install_packages(missing: &[&Need], linker_ok: bool) -> Result<()> {
     let names: Vec<&str> = missing.iter().map(|n| n.package).collect();
     if cmd::which("apt-get").is_none() {
@@ -186,20 +234,30 @@ fn install_packages(missing: &[&Need], linker_ok: bool) -> Result<()> {
     }
     if !cmd::is_root() {
         bail!(
-            "installing packages needs root. Run `sudo apt-get update && sudo apt-get install -y {}`, \
+            "installing packages needs root. Run `sudo apt-get update{}`, \
              then `cargo xtask setup` again (or run it as root). Missing:{}",
-            names.join(" "),
+            apt_install_lines(missing),
             by_hand(missing, linker_ok)
         );
     }
     step(format!("installing Debian packages: {}", names.join(" ")));
     cmd::run(Command::new("apt-get").arg("update"))?;
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(&names)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    for recommends in [true, false] {
+        let batch: Vec<&str> = missing
+            .iter()
+            .filter(|n| n.recommends == recommends)
+            .map(|n| n.package)
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let mut apt = Command::new("apt-get");
+        apt.args(["install", "-y"]);
+        if !recommends {
+            apt.arg("--no-install-recommends");
+        }
+        cmd::run(apt.args(&batch).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
     let still: Vec<&str> = missing
         .iter()
         .filter(|n| !(n.present)())
@@ -269,6 +327,17 @@ mod tests {
                 need.package
             );
         }
+    }
+
+    #[test]
+    fn ldirectord_comes_without_its_recommends() {
+        let missing: Vec<&Need> = NEEDS.iter().collect();
+        let lines = apt_install_lines(&missing);
+        assert!(
+            lines.contains("--no-install-recommends ldirectord ipvsadm"),
+            "{lines}"
+        );
+        assert!(lines.contains("install -y rustc-web"), "{lines}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use xtask::{
 };
 
 use crate::cmd::{self, step};
-use crate::{lint, setup};
+use crate::{deb, lint, setup};
 
 /// The host triple xtask itself was built for (set by build.rs): the target of
 /// lb-ebpf's host unit tests and host clippy.
@@ -182,10 +182,12 @@ fn warn_if_not_root() {
     );
 }
 
-/// `cargo xtask test`: build, pins, rustfmt and clippy, lb-ebpf host unit
-/// tests, workspace tests, the quick benchmark.
+/// `cargo xtask test`: build, the Debian package, pins, rustfmt and clippy,
+/// lb-ebpf host unit tests, workspace tests, the quick benchmark.
 pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     let built = build(root, false)?;
+    // The package's test installs it (tests/tests/package.rs).
+    let deb = deb::build(root, &built)?;
     check_lockfiles(root)?;
     lint::run(root)?;
     warn_if_not_root();
@@ -208,7 +210,8 @@ pub fn test(root: &Path, extra: &[OsString]) -> Result<()> {
     cargo
         .current_dir(root)
         .args(["test", "--workspace", "--release"])
-        .args(extra);
+        .args(extra)
+        .env(xtask::debian::DEB_ENV, &deb);
     cmd::run(built.apply(&mut cargo))?;
 
     // The benchmark's reduced form, so that it cannot rot: every case runs and

@@ -113,6 +113,10 @@ pub enum CliError {
     /// `-i` or `-m`.
     #[error("forwarding method {0} is not supported yet; only direct routing (-g)")]
     ForwardingUnsupported(&'static str),
+    /// `-a`/`-e` of a loopback or unspecified real server: IPVS serves it on the director
+    /// (`Local`, e.g. ldirectord's `fallback=127.0.0.1:80`); direct routing cannot.
+    #[error("real server {0} is the director itself: lbctl forwards by direct routing (-g) only")]
+    LocalReal(Ipv4Addr),
     /// Any other ipvsadm feature that lbctl does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),

@@ -201,6 +201,12 @@ pub(super) fn parse_ipvsadm(
     {
         return Err(CliError::ZeroPort);
     }
+    if matches!(cmd, Cmd::AddDest | Cmd::EditDest)
+        && let Some(Usable::Yes((addr, _))) = &st.real
+        && (addr.is_loopback() || addr.is_unspecified())
+    {
+        return Err(CliError::LocalReal(*addr));
+    }
     if matches!(cmd, Cmd::AddDest | Cmd::EditDest) && st.tunnel_opts {
         // Only -g gets here (-i and -m were refused as unsupported).
         return Err(CliError::TunnelOptionsConflict);

@@ -433,3 +433,27 @@ fn sched_flags_as_ipvsadm_parses_them() {
         Err(CliError::MultipleOptions("sched-flags"))
     );
 }
+
+/// ldirectord's example configuration has `fallback=127.0.0.1:80 gate`: IPVS serves such a
+/// real server on the director itself (`Local`), which direct routing cannot do. Refused
+/// on `-a`/`-e`, as `lbctl daemon` refuses it; `-d` still removes one.
+#[test]
+fn a_real_server_on_the_director_itself_is_refused() {
+    for cmd in [
+        "-a -t 10.0.0.100:80 -r 127.0.0.1:80 -g -w 1",
+        "-e -t 10.0.0.100:80 -x 0 -y 0 -r 127.0.0.1:80 -g -w 1",
+        "-a -t 10.0.0.100:80 -r 127.1.2.3",
+        "-a -t 10.0.0.100:80 -r 0.0.0.0:80",
+    ] {
+        let err = p(cmd).expect_err(cmd);
+        assert!(matches!(err, CliError::LocalReal(_)), "{cmd}: {err:?}");
+        assert_eq!(err.exit_code(), 2);
+    }
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 127.0.0.1:80")
+            .unwrap_err()
+            .to_string(),
+        "real server 127.0.0.1 is the director itself: lbctl forwards by direct routing (-g) only"
+    );
+    assert!(p("-d -t 10.0.0.100:80 -r 127.0.0.1:80").is_ok());
+}
