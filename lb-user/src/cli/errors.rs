@@ -182,6 +182,7 @@ impl CliError {
                 | CliError::Ipv6Unsupported
                 | CliError::SchedulerUnsupported(_)
                 | CliError::ForwardingUnsupported(_)
+                | CliError::LocalReal(_)
                 | CliError::Unsupported(_)
                 | CliError::NotAllowedInRestore(_)
                 | CliError::Word { .. }

@@ -141,6 +141,15 @@ fn errors_are_printed_as_ipvsadm_prints_them() {
     );
     // lbctl's own.
     assert_eq!(
+        shown("-a -t 10.0.0.1:80 -r 127.0.0.1"),
+        (
+            "lbctl: real server 127.0.0.1 is the director itself: lbctl forwards by direct \
+             routing (-g) only\n"
+                .into(),
+            2
+        )
+    );
+    assert_eq!(
         shown("-A -t [::1]:80"),
         ("lbctl: IPv6 is not supported yet\n".into(), 2)
     );
