@@ -7,11 +7,11 @@
 
 use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, COUNTED_INACTIVE, Conn,
-    ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET, REASON_FWD_TEMPLATE,
-    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
+    CONN_F_CONTROLLED, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP,
+    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE,
+    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET,
+    REASON_FWD_TEMPLATE, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    Settings, ShTable, TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -30,13 +30,14 @@ use crate::{
 /// `-EEXIST`: `BPF_NOEXIST` found the key taken.
 const EEXIST: i32 = 17;
 
-/// Schedules the flow `key` of `pkt` to a real server of `svc`, makes its
-/// conn entry and forwards the packet.
+/// Schedules the flow `key` of `pkt` to a real server of `svc` (fwmark
+/// service `mark`, or 0), makes its conn entry and forwards the packet.
 #[inline(always)]
 pub fn schedule(
     ctx: &XdpContext,
     pkt: &Packet,
     svc: &Service,
+    mark: u32,
     cfg: &Settings,
     key: &ConnKey,
     now: u64,
@@ -53,7 +54,7 @@ pub fn schedule(
     let open = pkt.is_tcp() && !conn_state_is_closing(state);
 
     let port0 = svc.flags & SVC_F_PORT0 != 0;
-    let tkey = template::key(pkt, &svc.netmask, port0);
+    let tkey = template::key(pkt, &svc.netmask, port0, mark);
     let reused = if persistent {
         template::reuse(&tkey, cfg, now, conn_expires, open)
     } else {
@@ -93,6 +94,7 @@ pub fn schedule(
     } else {
         let conn = entry(
             svc,
+            mark != 0,
             dest_id,
             dest,
             state,
@@ -119,6 +121,7 @@ pub fn schedule(
 )]
 fn entry(
     svc: &Service,
+    fwmark: bool,
     dest_id: u32,
     dest: *const lb_common::Dest,
     state: u8,
@@ -132,6 +135,9 @@ fn entry(
     let mut flags = 0;
     if port0 {
         flags |= CONN_F_PORT0;
+    }
+    if fwmark {
+        flags |= CONN_F_FWMARK;
     }
     if persistent {
         flags |= CONN_F_CONTROLLED;

@@ -153,6 +153,9 @@ pub enum Command {
     /// `lbctl drain -t|-u VIP:PORT -r RIP[:PORT] [--timeout S] [--remove]
     /// [--inactive]`: quiesce the real and wait for its connections to end.
     Drain(crate::drain::DrainSpec),
+    /// `lbctl fwmark [list]`, `lbctl fwmark add|del RULE`: the fwmark
+    /// classifier's rules.
+    Fwmark(FwmarkCmd),
     /// `lbctl whereis -t|-u VIP:PORT CLIENT[:PORT]`: where a new connection
     /// of the client would go now, and why.
     Whereis {
@@ -160,6 +163,17 @@ pub enum Command {
         client: std::net::Ipv4Addr,
         port: Option<u16>,
     },
+}
+
+/// `lbctl fwmark ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FwmarkCmd {
+    /// `lbctl fwmark`, `lbctl fwmark list`: the rules, as `add` lines.
+    List,
+    /// `lbctl fwmark add RULE`.
+    Add(crate::fwmark::FwmarkRule),
+    /// `lbctl fwmark del RULE`.
+    Del(crate::fwmark::FwmarkRule),
 }
 
 /// What `-L` lists.
@@ -307,6 +321,13 @@ pub fn parse_restore_line_with(line: &str, names: &Resolver) -> Result<Option<Co
     }
     if words.is_empty() {
         return Ok(None);
+    }
+    // `-S` saves the fwmark classifier's rules as `fwmark add` lines.
+    if words[0] == "fwmark" {
+        return match parse_word(&words, names)? {
+            c @ Command::Fwmark(FwmarkCmd::Add(_) | FwmarkCmd::Del(_)) => Ok(Some(c)),
+            _ => Err(CliError::NotAllowedInRestore(words.join(" "))),
+        };
     }
     parse_ipvsadm(&words, names, true).map(Some)
 }
