@@ -251,8 +251,10 @@ pub struct Service {
     /// (`2 * id` or `2 * id + 1`: each change writes the other one, then
     /// this value).
     pub table: u32,
+    /// The mark of a fwmark service (its templates are keyed by it), else 0.
+    pub fwmark: u32,
 }
-const _: () = assert!(size_of::<Service>() == 56);
+const _: () = assert!(size_of::<Service>() == 60);
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>

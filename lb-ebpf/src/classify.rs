@@ -9,6 +9,10 @@
 //! VIP filter turns away is classified when some rule covers more
 //! addresses than the filter holds (`FWMARK_F_WIDE`): a destination with a
 //! mark goes on, else the stage's outcome is `pass_no_service`.
+//!
+//! The lookup is the global BPF function `lb_classify`, verified once on
+//! its own: its mark is then an unknown number to each caller, so the
+//! verifier does not walk the rest of the packet path once per rule.
 
 use aya_ebpf::btf_maps::lpm_trie::Key;
 use lb_common::{
@@ -20,16 +24,28 @@ use crate::{Verdict, maps::FWMARK, parse::Packet, settings::settings};
 /// The packet's mark by the classifier's rules, or 0 (no rule matches).
 #[inline(always)]
 pub fn mark(pkt: &Packet) -> u32 {
+    lb_classify(
+        pkt.proto as u32,
+        u32::from_ne_bytes(pkt.daddr),
+        u16::from_be_bytes(pkt.dport) as u32,
+    )
+}
+
+/// The mark of (protocol, destination address as its bytes in memory,
+/// destination port in host order), or 0.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lb_classify(proto: u32, daddr: u32, dport: u32) -> u32 {
     let key = Key::new(
         FWMARK_KEY_FIXED_BITS + 32,
         FwmarkKey {
-            proto: pkt.proto,
+            proto: proto as u8,
             _pad: [0; 3],
-            addr: pkt.daddr,
+            addr: daddr.to_ne_bytes(),
         },
     );
     match FWMARK.get(&key) {
-        Some(rules) => fwmark_match(rules, u16::from_be_bytes(pkt.dport)),
+        Some(rules) => fwmark_match(rules, dport as u16),
         None => 0,
     }
 }

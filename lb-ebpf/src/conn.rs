@@ -47,14 +47,14 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
             Existing::Gone => {}
         }
     }
-    let Some((svc, mark)) = lookup::service(pkt, cfg) else {
+    let Some(svc) = lookup::service(pkt, cfg) else {
         return Verdict::Pass(REASON_PASS_NO_SERVICE);
     };
     if !schedulable {
         // A TCP segment of no known flow: IPVS hands it to the local stack.
         return Verdict::Pass(REASON_PASS_NO_CONN);
     }
-    new_flow::schedule(ctx, pkt, svc, mark, cfg, &key, now)
+    new_flow::schedule(ctx, pkt, svc, cfg, &key, now)
 }
 
 /// An ICMP error about a flow in the table goes to the flow's real server,

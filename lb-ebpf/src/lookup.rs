@@ -36,16 +36,16 @@ pub fn vip_filter(pkt: &Packet) -> Result<(), Verdict> {
     classify::beyond_filter(pkt)
 }
 
-/// The packet's service, and its mark when it is a fwmark service (else 0).
+/// The packet's service (a fwmark service has its mark in `fwmark`).
 #[inline(always)]
-pub fn service(pkt: &Packet, cfg: &Settings) -> Option<(&'static Service, u32)> {
+pub fn service(pkt: &Packet, cfg: &Settings) -> Option<&'static Service> {
     if cfg.fwmark & FWMARK_F_CLASSIFY != 0 {
         let mark = classify::mark(pkt);
         if mark != 0
             && let Some(svc) = SERVICES.get_ptr(fwmark_service_key(mark))
         {
             // SAFETY: as below.
-            return Some((unsafe { &*svc }, mark));
+            return Some(unsafe { &*svc });
         }
     }
     let mut key = ServiceKey {
@@ -57,11 +57,11 @@ pub fn service(pkt: &Packet, cfg: &Settings) -> Option<(&'static Service, u32)> 
     if let Some(svc) = SERVICES.get_ptr(key) {
         // SAFETY: SERVICES entries are replaced whole, never modified in place;
         // the pointer stays valid for this program run (RCU).
-        return Some((unsafe { &*svc }, 0));
+        return Some(unsafe { &*svc });
     }
     if cfg.has_port0 == 0 {
         return None;
     }
     key.port = [0, 0];
-    SERVICES.get_ptr(key).map(|svc| (unsafe { &*svc }, 0))
+    SERVICES.get_ptr(key).map(|svc| unsafe { &*svc })
 }

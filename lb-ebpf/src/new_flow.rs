@@ -30,14 +30,13 @@ use crate::{
 /// `-EEXIST`: `BPF_NOEXIST` found the key taken.
 const EEXIST: i32 = 17;
 
-/// Schedules the flow `key` of `pkt` to a real server of `svc` (fwmark
-/// service `mark`, or 0), makes its conn entry and forwards the packet.
+/// Schedules the flow `key` of `pkt` to a real server of `svc`, makes its
+/// conn entry and forwards the packet.
 #[inline(always)]
 pub fn schedule(
     ctx: &XdpContext,
     pkt: &Packet,
     svc: &Service,
-    mark: u32,
     cfg: &Settings,
     key: &ConnKey,
     now: u64,
@@ -54,7 +53,7 @@ pub fn schedule(
     let open = pkt.is_tcp() && !conn_state_is_closing(state);
 
     let port0 = svc.flags & SVC_F_PORT0 != 0;
-    let tkey = template::key(pkt, &svc.netmask, port0, mark);
+    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
     let reused = if persistent {
         template::reuse(&tkey, cfg, now, conn_expires, open)
     } else {
@@ -94,7 +93,6 @@ pub fn schedule(
     } else {
         let conn = entry(
             svc,
-            mark != 0,
             dest_id,
             dest,
             state,
@@ -121,7 +119,6 @@ pub fn schedule(
 )]
 fn entry(
     svc: &Service,
-    fwmark: bool,
     dest_id: u32,
     dest: *const lb_common::Dest,
     state: u8,
@@ -136,7 +133,7 @@ fn entry(
     if port0 {
         flags |= CONN_F_PORT0;
     }
-    if fwmark {
+    if svc.fwmark != 0 {
         flags |= CONN_F_FWMARK;
     }
     if persistent {

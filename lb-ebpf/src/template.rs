@@ -16,8 +16,8 @@ use crate::{
 };
 
 /// The template key of a packet (§2.1): masked client address, VIP, service
-/// port (0 for a port-0 service), protocol; for a fwmark service (`mark`
-/// non-zero) protocol 0 ("IP"), the mark as the address and port 0, so TCP
+/// port (0 for a port-0 service), protocol; for a fwmark service (`mark`,
+/// its `Service::fwmark`, non-zero) protocol 0 ("IP"), the mark as the address and port 0, so TCP
 /// and UDP flows of every port of the mark share it (`ip_vs_sched_persist`
 /// with `svc->fwmark`).
 #[inline(always)]
@@ -170,7 +170,7 @@ pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
     let Some(svc) = SERVICES.get_ptr(skey) else {
         return;
     };
-    let tkey = key(pkt, unsafe { &(*svc).netmask }, port0, mark);
+    let tkey = unsafe { key(pkt, &(*svc).netmask, port0, (*svc).fwmark) };
     if let Some(t) = TEMPLATES.get_ptr_mut(tkey) {
         unsafe {
             // Only the conn's own template: a new template made after this

@@ -487,7 +487,8 @@ fn map_data(map: Map) -> MapData {
         | Map::LruHashMap(m)
         | Map::Array(m)
         | Map::PerCpuArray(m)
-        | Map::PerCpuHashMap(m) => m,
+        | Map::PerCpuHashMap(m)
+        | Map::LpmTrie(m) => m,
         other => panic!("unexpected map kind {other:?}"),
     }
 }

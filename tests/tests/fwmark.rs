@@ -279,3 +279,131 @@ lab_test!(wide_rules_get_past_the_vip_filter, |dp| {
     assert_eq!(dp.run(&syn(Proto::Tcp, far, 40002, 80))?.action, XDP_PASS);
     Ok(())
 });
+
+// ---- end to end: real TCP through the attached program ------------------
+
+const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
+
+/// An LVS operator's fwmark bundle: `-A -f 1 -s rr -p 300` over VIP:80 and
+/// VIP:443 (two `lbctl fwmark add` rules), two reals. A client's
+/// connections to both ports go to one real through one template, listed
+/// as the kernel lists it; `-S` | `-C` | `-R` gives the same tables back.
+#[test]
+fn a_fwmark_service_bundles_two_ports_with_one_template_per_client() -> Result<()> {
+    use lb_tests::{client, lb::LbTopology};
+    if !require_root("a_fwmark_service_bundles_two_ports_with_one_template_per_client") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(2)?;
+    lb.topo
+        .start_servers(std::path::Path::new(SRV), 80, false)?;
+    lb.topo
+        .start_servers(std::path::Path::new(SRV), 443, false)?;
+    let vip = lb.topo.vip.to_string();
+    for port in ["80", "443"] {
+        lb.lbctl_ok(&[
+            "fwmark",
+            "add",
+            "-p",
+            "tcp",
+            "-d",
+            &vip,
+            "--dport",
+            port,
+            "--set-mark",
+            "1",
+        ])?;
+    }
+    // The same match again is refused, and changes nothing.
+    let again = lb.lbctl(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip,
+        "--dport",
+        "80",
+        "--set-mark",
+        "2",
+    ])?;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    lb.lbctl_ok(&["-A", "-f", "1", "-s", "rr", "-p", "300"])?;
+    for b in &lb.topo.backends {
+        lb.lbctl_ok(&["-a", "-f", "1", "-r", &b.addr.to_string(), "-g", "-w", "1"])?;
+    }
+    let t = client::DEFAULT_TIMEOUT;
+    let ns = &lb.topo.client.ns;
+    let mut reals = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        for port in [80, 443] {
+            reals.insert(client::http_get(ns, lb.topo.vip_sock(port), t)?);
+        }
+    }
+    assert_eq!(reals.len(), 1, "both ports on one real: {reals:?}");
+    let reasons = lb.reasons()?;
+    assert_eq!(
+        (
+            reasons[REASON_FWD_NEW as usize],
+            reasons[REASON_FWD_TEMPLATE as usize]
+        ),
+        (1, 5),
+        "one scheduling, then the template"
+    );
+    let real = lb.topo.backend_named(reals.first().unwrap()).unwrap().addr;
+    let rows = lb.conn_rows()?;
+    let templates: Vec<_> = rows.iter().filter(|r| r.is_template()).collect();
+    assert_eq!(templates.len(), 1, "{rows:?}");
+    let tm = templates[0];
+    assert_eq!(
+        (tm.proto.as_str(), tm.source, tm.virt, tm.dest),
+        (
+            "IP",
+            std::net::SocketAddrV4::new(lb.topo.client.addr, 0),
+            "0.0.0.1:0".parse()?,
+            std::net::SocketAddrV4::new(real, 0),
+        )
+    );
+    // The conns themselves show the ports the client used.
+    assert!(
+        rows.iter()
+            .any(|r| r.proto == "TCP" && r.virt.port() == 443)
+    );
+
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    assert!(listed.contains("\nFWM  1 rr persistent 300\n"), "{listed}");
+    assert!(
+        listed.contains(&format!("  -> {}:0 ", lb.topo.backends[0].addr)),
+        "{listed}"
+    );
+    let one = lb.lbctl_ok(&["-L", "-f", "1", "-n"])?;
+    assert!(one.contains("FWM  1 rr persistent 300"), "{one}");
+
+    // -S | -C | -R round trip, rules included.
+    let saved = lb.lbctl_ok(&["-S", "-n"])?;
+    assert!(
+        saved.starts_with(&format!(
+            "fwmark add -p tcp -d {vip}/32 --dport 80 --set-mark 1\n\
+             fwmark add -p tcp -d {vip}/32 --dport 443 --set-mark 1\n\
+             -A -f 1 -s rr -p 300\n"
+        )),
+        "{saved}"
+    );
+    lb.lbctl_ok(&["-C"])?;
+    assert_eq!(lb.lbctl_ok(&["fwmark"])?, "");
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, "");
+    let o = lb.lbctl_stdin(&["-R"], Some(&saved))?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, saved);
+    // The same services and reals (ActiveConn/InActConn aside).
+    let shape = |l: &str| -> Vec<String> {
+        l.lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(shape(&lb.lbctl_ok(&["-L", "-n"])?), shape(&listed));
+    // Traffic still goes through the restored service.
+    client::http_get(ns, lb.topo.vip_sock(443), t)?;
+    Ok(())
+}

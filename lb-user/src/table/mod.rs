@@ -809,6 +809,7 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
         svc.flags |= SVC_F_ONEPACKET;
     }
     svc.netmask = spec.netmask.octets();
+    svc.fwmark = spec.id.mark().unwrap_or(0);
 }
 
 fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
