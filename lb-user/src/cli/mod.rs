@@ -16,8 +16,8 @@
 //! * value errors are reported in argument order, then leftover words, then the
 //!   command/option table (`commands_v_options`), then the post-checks (zero
 //!   port, list conflicts), with ipvsadm's own messages;
-//! * features that ipvsadm has and lbctl does not yet (IPv6, fwmark and SCTP
-//!   services, NAT and tunnelling, one-packet scheduling, ...) are
+//! * features that ipvsadm has and lbctl does not yet (IPv6 and SCTP
+//!   services, NAT and tunnelling, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.
@@ -402,6 +402,9 @@ pub fn usage() -> String {
          \x20     [--inactive]            exit 3 on timeout; --remove deletes it when drained\n\
          \x20 whereis -t|u VIP:PORT CLIENT[:PORT]\n\
          \x20                             where a new connection of CLIENT would go now, and why\n\
+         \x20 fwmark [list]               the fwmark classifier's rules, as `fwmark add' lines\n\
+         \x20 fwmark add|del -p tcp|udp -d ADDR[/PLEN] [--dport PORT[:PORT]] --set-mark MARK\n\
+         \x20                             add or delete a rule giving such packets MARK (-f MARK)\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
          \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n\
@@ -409,6 +412,7 @@ pub fn usage() -> String {
          virtual-service:\n\
          \x20 --tcp-service|-t  service-address   service-address is host[:port]\n\
          \x20 --udp-service|-u  service-address   service-address is host[:port]\n\
+         \x20 --fwmark-service|-f fwmark         fwmark is an integer greater than zero\n\
          \n\
          Options:\n\
          \x20 --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,\n\

@@ -267,3 +267,28 @@ fn whereis_and_drain_name_a_fwmark_service() {
         Err(CliError::InvalidFwmark("0".into()))
     );
 }
+
+#[test]
+fn a_fwmark_template_is_listed_with_protocol_ip() {
+    let row = crate::model::ConnView {
+        proto: Proto::Fwm,
+        expire_secs: 298,
+        state: "ASSURED",
+        caddr: ip("192.0.2.7"),
+        cport: 0,
+        vaddr: ip("0.0.0.1"),
+        vport: 0,
+        daddr: ip("198.51.100.12"),
+        dport: 0,
+    };
+    let mut out = String::new();
+    let f = ListFormat {
+        numeric: true,
+        ..ListFormat::default()
+    };
+    crate::format::conn_row(&mut out, &row, &f, &names());
+    assert_eq!(
+        out,
+        "IP  04:58  ASSURED     192.0.2.7:0        0.0.0.1:0          198.51.100.12:0\n"
+    );
+}
