@@ -250,6 +250,17 @@ lab_test!(templates_of_a_fwmark_service_are_keyed_by_the_mark, |dp| {
         (t.proto.conn_name(), t.vaddr, t.vport, t.daddr, t.dport),
         ("IP", Ipv4Addr::new(0, 0, 0, 1), 0, rs(first), 0)
     );
+    // `lbctl whereis -f 1 CLIENT` finds the same template.
+    let w = dp.table.whereis(&id, CLIENT, None)?;
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        w[0].real,
+        Some(RealId {
+            addr: rs(first),
+            port: 0
+        })
+    );
+    assert!(matches!(w[0].why, lb_user::whereis::Why::Template { .. }));
     // Another client gets the next real, with its own template.
     let other = Frame::tcp(Ipv4Addr::new(198, 51, 100, 99), VIP)
         .src_mac(CLIENT_MAC)
