@@ -1,5 +1,5 @@
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`), on clap: each has
+//! `daemon-status`, `drain`, `whereis`, `fwmark`, `version`, `help`, `completions`), on clap: each has
 //! `--help`, and a mistyped word or option gets clap's "similar ... exists"
 //! tip. Values are checked by lbctl's own parsers, so a bad interface name,
 //! table size, sysctl or metrics address gets the same [`CliError`] as ever.
