@@ -602,7 +602,9 @@ impl Conn {
 // ---------------------------------------------------------------------------
 
 /// Key of `TEMPLATES`: (protocol, client address & netmask, VIP, service port
-/// or 0 for a port-0 service). The client port is always 0 (§2.1).
+/// or 0 for a port-0 service). The client port is always 0 (§2.1). A fwmark
+/// service's templates have protocol 0, the mark as `vaddr` and port 0
+/// (docs/SEMANTICS.md §16).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct TemplateKey {

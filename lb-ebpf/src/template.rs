@@ -17,9 +17,9 @@ use crate::{
 
 /// The template key of a packet (§2.1): masked client address, VIP, service
 /// port (0 for a port-0 service), protocol; for a fwmark service (`mark`,
-/// its `Service::fwmark`, non-zero) protocol 0 ("IP"), the mark as the address and port 0, so TCP
-/// and UDP flows of every port of the mark share it (`ip_vs_sched_persist`
-/// with `svc->fwmark`).
+/// its `Service::fwmark`, non-zero) protocol 0 ("IP"), the mark as the
+/// address and port 0, so TCP and UDP flows of every port of the mark share
+/// it (`ip_vs_sched_persist` with `svc->fwmark`).
 #[inline(always)]
 pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool, mark: u32) -> TemplateKey {
     let mut caddr = pkt.saddr;
