@@ -419,26 +419,30 @@ fn a_fwmark_service_bundles_two_ports_with_one_template_per_client() -> Result<(
     Ok(())
 }
 
-lab_test!(dh_on_a_fwmark_service_hashes_the_packets_destination, |dp| {
-    // The transparent cache cluster of the LVS documentation: dh over a
-    // fwmark service whose rule covers many destinations. Each destination
-    // keeps its real, and the destinations spread over the reals, as
-    // `ip_vs_dh_schedule` hashes the packet's own destination address.
-    let id = ServiceId::fwmark(3);
-    dp.table.add_service(&spec(id, Sched::Dh, None))?;
-    for i in 11..15 {
-        dp.table.add_real(&id, &real(i, 0))?;
+lab_test!(
+    dh_on_a_fwmark_service_hashes_the_packets_destination,
+    |dp| {
+        // The transparent cache cluster of the LVS documentation: dh over a
+        // fwmark service whose rule covers many destinations. Each destination
+        // keeps its real, and the destinations spread over the reals, as
+        // `ip_vs_dh_schedule` hashes the packet's own destination address.
+        let id = ServiceId::fwmark(3);
+        dp.table.add_service(&spec(id, Sched::Dh, None))?;
+        for i in 11..15 {
+            dp.table.add_real(&id, &real(i, 0))?;
+        }
+        let net = Ipv4Addr::new(203, 0, 113, 0);
+        dp.table
+            .add_fwmark_rule(&rule(Proto::Tcp, net, 24, Some((80, 80)), 3))?;
+        let mut reals = std::collections::BTreeSet::new();
+        for host in 1..=32u8 {
+            let dst = Ipv4Addr::new(203, 0, 113, host);
+            let first = to(&dp, Proto::Tcp, dst, 40000 + u16::from(host), 80)?.expect("routed");
+            let again = to(&dp, Proto::Tcp, dst, 41000 + u16::from(host), 80)?;
+            assert_eq!(again, Some(first), "{dst} keeps its real");
+            reals.insert(first);
+        }
+        assert!(reals.len() >= 3, "32 destinations over 4 reals: {reals:?}");
+        Ok(())
     }
-    let net = Ipv4Addr::new(203, 0, 113, 0);
-    dp.table.add_fwmark_rule(&rule(Proto::Tcp, net, 24, Some((80, 80)), 3))?;
-    let mut reals = std::collections::BTreeSet::new();
-    for host in 1..=32u8 {
-        let dst = Ipv4Addr::new(203, 0, 113, host);
-        let first = to(&dp, Proto::Tcp, dst, 40000 + u16::from(host), 80)?.expect("routed");
-        let again = to(&dp, Proto::Tcp, dst, 41000 + u16::from(host), 80)?;
-        assert_eq!(again, Some(first), "{dst} keeps its real");
-        reals.insert(first);
-    }
-    assert!(reals.len() >= 3, "32 destinations over 4 reals: {reals:?}");
-    Ok(())
-});
+);
