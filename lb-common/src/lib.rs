@@ -21,6 +21,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
+mod fwmark;
+pub use fwmark::*;
+
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
 pub const LAYOUT_VERSION: u32 = 9;
@@ -47,8 +50,9 @@ pub const MAP_MH_TABLES: &str = "MH_TABLES";
 pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
 pub const MAP_LBLC: &str = "LBLC";
 pub const MAP_SWEEPER: &str = "SWEEPER";
+pub const MAP_FWMARK: &str = "FWMARK";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 18] = [
+pub const MAP_NAMES: [&str; 19] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -67,6 +71,7 @@ pub const MAP_NAMES: [&str; 18] = [
     MAP_REPLY_RATE,
     MAP_IFACES,
     MAP_VIPS,
+    MAP_FWMARK,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -246,8 +251,10 @@ pub struct Service {
     /// (`2 * id` or `2 * id + 1`: each change writes the other one, then
     /// this value).
     pub table: u32,
+    /// The mark of a fwmark service (its templates are keyed by it), else 0.
+    pub fwmark: u32,
 }
-const _: () = assert!(size_of::<Service>() == 56);
+const _: () = assert!(size_of::<Service>() == 60);
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>
@@ -408,6 +415,8 @@ pub const CONN_F_CONTROLLED: u8 = 1 << 0;
 pub const CONN_F_OPEN: u8 = 1 << 1;
 /// Conn flag: made for a port-0 service (its template key has port 0).
 pub const CONN_F_PORT0: u8 = 1 << 2;
+/// Conn flag: made for a fwmark service (its template key is the mark's).
+pub const CONN_F_FWMARK: u8 = 1 << 3;
 
 /// Connection states, numbered as in the kernel (`IP_VS_TCP_S_*`), plus UDP.
 pub const CONN_S_NONE: u8 = 0;
@@ -593,7 +602,9 @@ impl Conn {
 // ---------------------------------------------------------------------------
 
 /// Key of `TEMPLATES`: (protocol, client address & netmask, VIP, service port
-/// or 0 for a port-0 service). The client port is always 0 (§2.1).
+/// or 0 for a port-0 service). The client port is always 0 (§2.1). A fwmark
+/// service's templates have protocol 0, the mark as `vaddr` and port 0
+/// (docs/SEMANTICS.md §16).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct TemplateKey {
@@ -933,7 +944,10 @@ pub struct Settings {
     /// used (slots are given out lowest first), so the controller reads
     /// only the slots below it.
     pub dests_used: u32,
-    pub _pad: u32,
+    /// `FWMARK_F_*`: whether the service lookup classifies (fwmark rules
+    /// and fwmark services exist), and whether the VIP filter may miss a
+    /// classified destination.
+    pub fwmark: u32,
     /// The packet path's clock: `jiffies * clock_ns_per_jiffy + clock_offset`
     /// is CLOCK_MONOTONIC in ns, to within one tick (the jiffies read is
     /// inlined by the verifier; a clock helper call costs ~40 ns). Measured
@@ -955,7 +969,7 @@ impl Settings {
         next_epoch: 1,
         layout: LAYOUT_VERSION,
         dests_used: 0,
-        _pad: 0,
+        fwmark: 0,
         clock_ns_per_jiffy: 0,
         clock_offset: 0,
     };
@@ -1110,6 +1124,8 @@ mod user {
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for ReplyRate {}
     unsafe impl aya::Pod for Iface {}
+    unsafe impl aya::Pod for FwmarkKey {}
+    unsafe impl aya::Pod for FwmarkRules {}
 }
 
 #[cfg(test)]

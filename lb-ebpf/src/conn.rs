@@ -47,7 +47,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
             Existing::Gone => {}
         }
     }
-    let Some(svc) = lookup::service(pkt) else {
+    let Some(svc) = lookup::service(pkt, cfg) else {
         return Verdict::Pass(REASON_PASS_NO_SERVICE);
     };
     if !schedulable {
@@ -65,7 +65,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
 #[inline(never)]
 pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let other = Verdict::Pass(REASON_PASS_NOT_L4);
-    if !lookup::maybe_vip(pkt) {
+    if lookup::vip_filter(pkt).is_err() {
         return other;
     }
     let key = pkt.conn_key();

@@ -4,7 +4,10 @@
 //!
 //! 1. `parse.rs`: Ethernet, IPv4, TCP/UDP (or an ICMP error about a flow)
 //!    into a `Packet`; anything else passes to the kernel.
-//! 2. `lookup.rs`: the VIP filter (`maybe_vip`), later the service lookup.
+//! 2. `lookup.rs`: the VIP filter (`maybe_vip`), later the service lookup,
+//!    which asks `classify.rs` for the packet's fwmark first (as IPVS looks
+//!    at `skb->mark` first); `classify.rs` also lets through a packet the
+//!    filter turned away when a wide fwmark rule gives it a mark.
 //! 3. `conn.rs`: an existing flow is forwarded without a service lookup, as in
 //!    IPVS (expiry, port reuse, removed real server, TCP state from
 //!    `tcp_state.rs`); an ICMP error about a flow goes to its real server.
@@ -29,6 +32,7 @@
     reason = "the atomic intrinsics: the BPF target has no AtomicU32 (counts.rs)"
 )]
 
+mod classify;
 mod clock;
 mod conn;
 mod counts;
@@ -95,8 +99,10 @@ pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let verdict = match parse::packet(&ctx) {
         Err(v) => v,
         Ok(pkt) if pkt.icmp_error => conn::icmp_error(&ctx, &pkt),
-        Ok(pkt) if !lookup::maybe_vip(&pkt) => Verdict::Pass(lb_common::REASON_PASS_NO_SERVICE),
-        Ok(pkt) => conn::handle(&ctx, &pkt),
+        Ok(pkt) => match lookup::vip_filter(&pkt) {
+            Err(v) => v,
+            Ok(()) => conn::handle(&ctx, &pkt),
+        },
     };
     stats::count(verdict.reason, len as u64);
     verdict.action

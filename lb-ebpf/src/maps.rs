@@ -11,14 +11,15 @@
 use crate::sweep::Sweeper;
 use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, DestConns, Iface, LblcEntry, LblcKey, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
-    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    ShTable, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAX_FWMARK_PREFIXES,
+    MAX_IFACES, MhTable, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
+    ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE, Template,
+    TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
@@ -102,3 +103,10 @@ pub static IFACES: Array<Iface, { MAX_IFACES as usize }> = Array::new();
 
 #[btf_map]
 pub static VIPS: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
+
+/// The fwmark classifier (`classify.rs`): (protocol, destination prefix) →
+/// the rules of that prefix and of the shorter ones covering it, most
+/// specific first (lb-common's `FwmarkRules`). Written by `Table` only.
+#[btf_map]
+pub static FWMARK: LpmTrie<FwmarkKey, FwmarkRules, { MAX_FWMARK_PREFIXES as usize }> =
+    LpmTrie::new();

@@ -7,11 +7,11 @@
 
 use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
-    CONN_F_CONTROLLED, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP, COUNTED_INACTIVE, Conn,
-    ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET, REASON_FWD_TEMPLATE,
-    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest, Settings, ShTable,
-    TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
+    CONN_F_CONTROLLED, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP,
+    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE,
+    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET,
+    REASON_FWD_TEMPLATE, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
+    Settings, ShTable, TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -53,7 +53,7 @@ pub fn schedule(
     let open = pkt.is_tcp() && !conn_state_is_closing(state);
 
     let port0 = svc.flags & SVC_F_PORT0 != 0;
-    let tkey = template::key(pkt, &svc.netmask, port0);
+    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
     let reused = if persistent {
         template::reuse(&tkey, cfg, now, conn_expires, open)
     } else {
@@ -69,7 +69,8 @@ pub fn schedule(
                 addr: key.caddr,
                 port: key.cport,
             };
-            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &MapNodes, &client) else {
+            let nodes = MapNodes { daddr: pkt.daddr };
+            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &nodes, &client) else {
                 return reply::port_unreachable(ctx, pkt);
             };
             let dest_id = p.dest;
@@ -142,6 +143,9 @@ fn entry(
     if port0 {
         flags |= CONN_F_PORT0;
     }
+    if svc.fwmark != 0 {
+        flags |= CONN_F_FWMARK;
+    }
     if persistent {
         flags |= CONN_F_CONTROLLED;
         if open {
@@ -191,8 +195,13 @@ fn insert(key: &ConnKey, conn: &Conn) -> u32 {
 /// The schedulers' view of the maps: a service's block of `SVC_DESTS`, the
 /// place in its list `DESTS` records for a dest, its sh, mh or dh table, a
 /// dest's counts, the lblc/lblcr entries; scans of the list run in
-/// `bpf_loop`.
-struct MapNodes;
+/// `bpf_loop`. `daddr` is the packet's destination address, which dh, lblc
+/// and lblcr hash (for a fwmark service it is not the address of the
+/// service's key: docs/SEMANTICS.md §16); the scans and the counting
+/// schedulers never ask for it.
+struct MapNodes {
+    daddr: [u8; 4],
+}
 
 /// What a `bpf_loop` of the schedulers carries: the service and the loop's
 /// state (both the caller's).
@@ -207,7 +216,7 @@ extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi:
     // Sound: `ctx` is the `LoopCtx<S>` that `MapNodes::run` handed to
     // `bpf_loop`, alive for the whole loop.
     let ctx = unsafe { &mut *(ctx as *mut LoopCtx<S>) };
-    if ctx.steps.step(&MapNodes, ctx.svc, i) {
+    if ctx.steps.step(&MapNodes { daddr: [0; 4] }, ctx.svc, i) {
         0
     } else {
         1
@@ -217,14 +226,18 @@ extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi:
 /// dh's, lblc's and lblcr's pick ([`schedulers::pick_local`]) as a global
 /// BPF function: the verifier checks it once, on its own, whatever the
 /// paths of `schedule` that reach it (a static subprogram is checked again
-/// for each). Its argument is a pointer the verifier takes as possibly
-/// null; the pick comes back packed (`u64::MAX`: none).
+/// for each). Its arguments are a pointer the verifier takes as possibly
+/// null and the packet's destination address (its bytes as they are in
+/// memory); the pick comes back packed (`u64::MAX`: none).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn lb_pick_local(svc: *const Service) -> u64 {
+pub extern "C" fn lb_pick_local(svc: *const Service, daddr: u32) -> u64 {
+    let nodes = MapNodes {
+        daddr: daddr.to_ne_bytes(),
+    };
     // Sound: the caller passes a reference to a live `Service`.
     match unsafe { svc.as_ref() } {
-        Some(svc) => schedulers::pick_local(svc, &MapNodes),
+        Some(svc) => schedulers::pick_local(svc, &nodes),
         None => u64::MAX,
     }
 }
@@ -236,7 +249,7 @@ pub extern "C" fn lb_pick_local(svc: *const Service) -> u64 {
 pub extern "C" fn lb_pick_counted(svc: *const Service) -> u64 {
     // Sound: the caller passes a reference to a live `Service`.
     match unsafe { svc.as_ref() } {
-        Some(svc) => schedulers::pick_counted(svc, &MapNodes),
+        Some(svc) => schedulers::pick_counted(svc, &MapNodes { daddr: [0; 4] }),
         None => u64::MAX,
     }
 }
@@ -295,7 +308,15 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn pick_local(&self, svc: &Service) -> u64 {
-        lb_pick_local(svc)
+        lb_pick_local(svc, u32::from_ne_bytes(self.daddr))
+    }
+
+    /// The packet's own destination: the VIP for a service looked up by
+    /// (VIP, port, protocol), any address of its rules for a fwmark
+    /// service (`ip_vs_dh_schedule` hashes `iph->daddr`).
+    #[inline(always)]
+    fn daddr(&self, svc: &Service) -> Option<[u8; 4]> {
+        (svc.ndests != 0).then_some(self.daddr)
     }
 
     #[inline(always)]

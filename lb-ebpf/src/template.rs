@@ -4,24 +4,37 @@
 //! controls.
 
 use lb_common::{
-    CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
+    CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
     TEMPLATE_PUSH_SLACK_NS, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, TMPL_S_NONE,
-    Template, TemplateKey, conn_state_is_closing, template_dest_valid, template_expiry,
-    template_usable,
+    Template, TemplateKey, conn_state_is_closing, fwmark_service_key, template_dest_valid,
+    template_expiry, template_usable,
 };
 
 use crate::{
+    classify,
     maps::{DESTS, SERVICES, TEMPLATES},
     parse::Packet,
 };
 
 /// The template key of a packet (§2.1): masked client address, VIP, service
-/// port (0 for a port-0 service), protocol.
+/// port (0 for a port-0 service), protocol; for a fwmark service (`mark`,
+/// its `Service::fwmark`, non-zero) protocol 0 ("IP"), the mark as the
+/// address and port 0, so TCP and UDP flows of every port of the mark share
+/// it (`ip_vs_sched_persist` with `svc->fwmark`).
 #[inline(always)]
-pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool) -> TemplateKey {
+pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool, mark: u32) -> TemplateKey {
     let mut caddr = pkt.saddr;
     for (b, m) in caddr.iter_mut().zip(netmask.iter()) {
         *b &= *m;
+    }
+    if mark != 0 {
+        return TemplateKey {
+            caddr,
+            vaddr: mark.to_be_bytes(),
+            vport: [0, 0],
+            proto: 0,
+            _pad: 0,
+        };
     }
     TemplateKey {
         caddr,
@@ -184,18 +197,29 @@ pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
         }
     }
     // The service's netmask gives the template key; a service deleted since
-    // has no templates to keep.
+    // has no templates to keep. A fwmark service's conn finds it by its
+    // packet's mark again (a rule changed since: the template is left to
+    // expire).
     let port0 = flags & CONN_F_PORT0 != 0;
-    let skey = ServiceKey {
-        addr: pkt.daddr,
-        port: if port0 { [0, 0] } else { pkt.dport },
-        proto: pkt.proto,
-        _pad: 0,
+    let mark = if flags & CONN_F_FWMARK != 0 {
+        classify::mark(pkt)
+    } else {
+        0
+    };
+    let skey = if mark != 0 {
+        fwmark_service_key(mark)
+    } else {
+        ServiceKey {
+            addr: pkt.daddr,
+            port: if port0 { [0, 0] } else { pkt.dport },
+            proto: pkt.proto,
+            _pad: 0,
+        }
     };
     let Some(svc) = SERVICES.get_ptr(skey) else {
         return;
     };
-    let tkey = key(pkt, unsafe { &(*svc).netmask }, port0);
+    let tkey = unsafe { key(pkt, &(*svc).netmask, port0, (*svc).fwmark) };
     if let Some(t) = TEMPLATES.get_ptr_mut(tkey) {
         unsafe {
             // Only the conn's own template: a new template made after this

@@ -93,4 +93,7 @@ pub enum Error {
     TooManyDests(u32),
     #[error("{0}")]
     Invalid(String),
+    /// `lbctl fwmark add|del` refused.
+    #[error(transparent)]
+    Fwmark(#[from] crate::fwmark::FwmarkError),
 }

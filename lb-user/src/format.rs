@@ -140,7 +140,7 @@ pub fn conn_row(out: &mut String, c: &ConnView, opts: &ListFormat, names: &Resol
         out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
         out.push(' ');
     };
-    field(out, 3, &|o| o.push_str(c.proto.name()));
+    field(out, 3, &|o| o.push_str(c.proto.conn_name()));
     field(out, 6, &|o| {
         let _ = write!(o, "{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
     });
@@ -169,13 +169,15 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
     for view in sorted_services(views, false) {
         let spec = &view.spec;
         let proto = spec.id.proto;
-        let stype = match proto {
-            Proto::Tcp => "-t",
-            Proto::Udp => "-u",
+        // "-f %d" for a fwmark service, else "%s %s", stype, vname
+        let svc_name = match spec.id.mark() {
+            Some(mark) => format!("-f {mark}"),
+            None => {
+                let stype = if proto == Proto::Udp { "-u" } else { "-t" };
+                let vname = addrport(spec.id.addr, spec.id.port, proto, numeric, names);
+                format!("{stype} {vname}")
+            }
         };
-        let vname = addrport(spec.id.addr, spec.id.port, proto, numeric, names);
-        // "%s %s", stype, vname
-        let svc_name = format!("{stype} {vname}");
         // "-A %s -s %s" [" -p %u" [" -M %s"]]
         out.push_str(&format!("-A {svc_name} -s {}", spec.sched.name()));
         if let Some(timeout) = spec.persistent {
@@ -235,8 +237,8 @@ pub fn sysctls(list: &[(&str, u32)]) -> String {
 fn sorted_services(views: &[ServiceView], nosort: bool) -> Vec<&ServiceView> {
     let mut sorted: Vec<&ServiceView> = views.iter().collect();
     if !nosort {
-        // ipvs_cmp_services: protocol, address, port (fwmark and family first,
-        // which lbctl does not have).
+        // ipvs_cmp_services: fwmark (services without one first), then
+        // protocol, address, port (`ServiceId`'s order; one family).
         sorted.sort_by_key(|v| v.spec.id);
     }
     sorted
@@ -358,10 +360,17 @@ fn print_title(out: &mut String, opts: &ListFormat) {
 fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, names: &Resolver) {
     let spec = &view.spec;
     let proto = spec.id.proto;
-    let vname = addrport(spec.id.addr, spec.id.port, proto, opts.numeric, names);
-    // snprintf(svc_name, ..., "%-4s %s", stype, vname); svc_name[33] = '\0';
-    let mut svc_name = format!("{:<4} {vname}", proto.name());
-    truncate(&mut svc_name, 33);
+    // "FWM  %d" for a fwmark service; else snprintf(svc_name, ...,
+    // "%-4s %s", stype, vname); svc_name[33] = '\0';
+    let svc_name = match spec.id.mark() {
+        Some(mark) => format!("FWM  {mark}"),
+        None => {
+            let vname = addrport(spec.id.addr, spec.id.port, proto, opts.numeric, names);
+            let mut svc_name = format!("{:<4} {vname}", proto.name());
+            truncate(&mut svc_name, 33);
+            svc_name
+        }
+    };
 
     if opts.stats {
         // printf("%-33s", svc_name) and five print_largenum
@@ -893,7 +902,7 @@ mod tests {
         let a = |addr, port| addrport(addr, port, c.proto, numeric, names);
         format!(
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}\n",
-            c.proto.name(),
+            c.proto.conn_name(),
             format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60),
             c.state,
             a(c.caddr, c.cport),

@@ -17,6 +17,7 @@ pub mod dest_slots;
 pub mod drain;
 pub mod error;
 pub mod format;
+pub mod fwmark;
 pub mod hash_sched;
 pub mod input;
 pub mod list_pool;

@@ -8,7 +8,7 @@ use std::{io::Write, ops::ControlFlow, process::ExitCode, time::Duration};
 use lb_user::{
     Pins, Sizes, Table,
     attach::{self, Mode},
-    cli::{self, Command, ListTarget, SysctlCmd, XdpMode},
+    cli::{self, Command, FwmarkCmd, ListTarget, SysctlCmd, XdpMode},
     format,
     pins::pin_dir,
 };
@@ -213,6 +213,11 @@ fn list_conns(t: &Table, f: &format::ListFormat) -> Result<(), Box<dyn std::erro
     Err(e.into())
 }
 
+/// The fwmark classifier's rules, one `fwmark add` line each.
+fn fwmark_lines(t: &Table) -> Result<String, lb_user::Error> {
+    Ok(t.fwmark_rules()?.iter().map(|r| format!("{r}\n")).collect())
+}
+
 fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> {
     match cmd {
         Command::AddService(spec) => t.add_service(&spec)?,
@@ -224,7 +229,16 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         Command::DeleteReal { service, real } => t.delete_real(&service, &real)?,
         Command::Zero(svc) => t.zero(svc.as_ref())?,
         Command::SetTimeouts(tm) => t.set_timeouts(&tm)?,
-        Command::Save { numeric } => out(&format::save(&t.views(None)?, numeric))?,
+        Command::Save { numeric } => {
+            // The fwmark classifier's rules first, as `lbctl fwmark add`
+            // lines, so that `-R` has them before the services.
+            let mut text = fwmark_lines(t)?;
+            text.push_str(&format::save(&t.views(None)?, numeric));
+            out(&text)?
+        }
+        Command::Fwmark(FwmarkCmd::List) => out(&fwmark_lines(t)?)?,
+        Command::Fwmark(FwmarkCmd::Add(rule)) => t.add_fwmark_rule(&rule)?,
+        Command::Fwmark(FwmarkCmd::Del(rule)) => t.delete_fwmark_rule(&rule)?,
         Command::List { target, format: f } => {
             let window = f.rate.then_some(RATE_WINDOW);
             match target {

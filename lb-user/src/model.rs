@@ -4,44 +4,75 @@
 
 use std::net::Ipv4Addr;
 
-/// Transport protocol of a virtual service.
+/// Transport protocol of a virtual service, or `Fwm` for a fwmark service
+/// (`-f MARK`), which has none: it takes TCP and UDP packets of its mark.
+/// A fwmark template (protocol 0, the kernel's `IPPROTO_IP`) reads back as
+/// `Fwm` too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
     Tcp,
     Udp,
+    Fwm,
 }
 
 impl Proto {
-    /// The IP protocol number.
+    /// The IP protocol number (0 for `Fwm`, as the maps key it).
     pub fn number(self) -> u8 {
         match self {
             Proto::Tcp => lb_common::IPPROTO_TCP,
             Proto::Udp => lb_common::IPPROTO_UDP,
+            Proto::Fwm => 0,
         }
     }
-    /// As ipvsadm prints it in listings ("TCP", "UDP").
+    /// As ipvsadm prints it in service lines ("TCP", "UDP", "FWM").
     pub fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "TCP",
             Proto::Udp => "UDP",
+            Proto::Fwm => "FWM",
+        }
+    }
+    /// As `-L -c` prints it: a fwmark template's protocol is "IP".
+    pub fn conn_name(self) -> &'static str {
+        match self {
+            Proto::Fwm => "IP",
+            p => p.name(),
         }
     }
     pub fn from_number(n: u8) -> Option<Proto> {
         match n {
             lb_common::IPPROTO_TCP => Some(Proto::Tcp),
             lb_common::IPPROTO_UDP => Some(Proto::Udp),
+            0 => Some(Proto::Fwm),
             _ => None,
         }
     }
 }
 
-/// Identity of a virtual service: `-t|-u addr:port`. Ordered like ipvsadm's
-/// sorted listing (protocol, address, port).
+/// Identity of a virtual service: `-t|-u addr:port`, or `-f MARK` (protocol
+/// `Fwm`, the mark as the address, port 0: the key the maps use). Ordered
+/// like ipvsadm's sorted listing (`ipvs_cmp_services`: fwmark services
+/// after the others, by mark; then protocol, address, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceId {
     pub proto: Proto,
     pub addr: Ipv4Addr,
     pub port: u16,
+}
+
+impl ServiceId {
+    /// The fwmark service `-f mark`.
+    pub fn fwmark(mark: u32) -> ServiceId {
+        ServiceId {
+            proto: Proto::Fwm,
+            addr: Ipv4Addr::from(mark),
+            port: 0,
+        }
+    }
+    /// The mark of a fwmark service, else `None`.
+    pub fn mark(&self) -> Option<u32> {
+        (self.proto == Proto::Fwm).then(|| u32::from(self.addr))
+    }
 }
 
 /// The IPVS schedulers that lbctl knows of but does not implement yet.

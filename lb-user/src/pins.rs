@@ -21,16 +21,17 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, lpm_trie::LpmTrie},
 };
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
-    Dest, DestConns, Iface, LblcEntry, LblcKey, MAP_CONNS, MAP_DEST_CONNS, MAP_DEST_STATS,
-    MAP_DESTS, MAP_IFACES, MAP_LBLC, MAP_MH_TABLES, MAP_NAMES, MAP_REPLY_RATE, MAP_SCHED,
-    MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS,
-    MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS, MAX_IFACES, MhTable, REASON_COUNT, ReplyRate,
-    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
+    Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAP_CONNS, MAP_DEST_CONNS,
+    MAP_DEST_STATS, MAP_DESTS, MAP_FWMARK, MAP_IFACES, MAP_LBLC, MAP_MH_TABLES, MAP_NAMES,
+    MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS,
+    MAP_SVC_STATS, MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS, MAX_FWMARK_PREFIXES, MAX_IFACES, MhTable,
+    REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey,
+    ServiceStats, Settings, ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey,
+    VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -131,6 +132,7 @@ pub struct Pins {
     pub sweeper: Array<MapData, SweeperValue>,
     pub ifaces: Array<MapData, Iface>,
     pub vips: Array<MapData, u64>,
+    pub fwmark: LpmTrie<MapData, FwmarkKey, FwmarkRules>,
     pub sizes: Sizes,
     /// Held for the lifetime of `Pins`: the exclusive lock on `dir`.
     _lock: File,
@@ -159,6 +161,11 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_REPLY_RATE => (4, size_of::<ReplyRate>(), Some(1)),
         MAP_IFACES => (4, size_of::<Iface>(), Some(MAX_IFACES)),
         MAP_VIPS => (4, 8, Some(VIP_FILTER_WORDS)),
+        MAP_FWMARK => (
+            4 + size_of::<FwmarkKey>(),
+            size_of::<FwmarkRules>(),
+            Some(MAX_FWMARK_PREFIXES),
+        ),
         _ => (0, 0, Some(0)),
     }
 }
@@ -354,6 +361,7 @@ impl Pins {
         let sweeper = Array::try_from(take(MAP_SWEEPER)).map_err(map_err(MAP_SWEEPER))?;
         let ifaces = Array::try_from(take(MAP_IFACES)).map_err(map_err(MAP_IFACES))?;
         let vips = Array::try_from(take(MAP_VIPS)).map_err(map_err(MAP_VIPS))?;
+        let fwmark = LpmTrie::try_from(take(MAP_FWMARK)).map_err(map_err(MAP_FWMARK))?;
         let mut pins = Pins {
             dir: dir.to_path_buf(),
             services,
@@ -372,6 +380,7 @@ impl Pins {
             sweeper,
             ifaces,
             vips,
+            fwmark,
             sizes: found,
             _lock: lock,
         };
@@ -478,7 +487,8 @@ fn map_data(map: Map) -> MapData {
         | Map::LruHashMap(m)
         | Map::Array(m)
         | Map::PerCpuArray(m)
-        | Map::PerCpuHashMap(m) => m,
+        | Map::PerCpuHashMap(m)
+        | Map::LpmTrie(m) => m,
         other => panic!("unexpected map kind {other:?}"),
     }
 }

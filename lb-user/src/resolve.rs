@@ -96,7 +96,9 @@ impl Resolver {
 
 fn proto_file_name(proto: Proto) -> &'static str {
     match proto {
-        Proto::Tcp => "tcp",
+        // A fwmark service's names are TCP's, as ipvsadm gives `-f`
+        // protocol TCP.
+        Proto::Tcp | Proto::Fwm => "tcp",
         Proto::Udp => "udp",
     }
 }

@@ -1070,3 +1070,55 @@ fn real_thresholds_follow_the_configuration_as_ldirectord_passes_them() -> Resul
     ensure!(st.success(), "daemon exit {st}");
     Ok(())
 }
+
+/// ldirectord's `virtual=MARK`: the daemon makes `-A -f MARK` and its
+/// reals (port 0: their own port), checks them on `checkport`, quiesces a
+/// failed one; traffic classified by an `lbctl fwmark` rule follows.
+#[test]
+fn a_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
+    if !require_root("a_fwmark_virtual_is_checked_and_quiesced") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::new(2)?;
+    let servers = lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip.to_string();
+    lb.lbctl_ok(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip,
+        "--dport",
+        "80",
+        "--set-mark",
+        "1",
+    ])?;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nlogfile=\"@LOG@\"\n\
+         virtual=1\n\treal={rs1} gate\n\treal={rs2} gate\n\
+         \tchecktype=connect\n\tcheckport=80\n\tscheduler=rr\n"
+    );
+    let d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    let at0 = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
+        pairs.iter().map(|(a, w)| (format!("{a}:0"), *w)).collect()
+    };
+    let wait = |pairs: &[(&str, u32)]| -> Result<()> {
+        let wanted = at0(pairs);
+        poll(&format!("weights {wanted:?}"), limit, || {
+            Ok((weights(&lb)? == wanted).then_some(()))
+        })
+        .with_context(|| format!("log:\n{}", d.log()))
+    };
+    wait(&[(&rs1, 1), (&rs2, 1)])?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    ensure!(listed.contains("\nFWM  1 rr\n"), "{listed}");
+    ensure!(gets(&lb, 2)?.values().sum::<usize>() == 2);
+    // rs1's service (its check port) stops: quiesced, its traffic goes on.
+    servers[0].kill()?;
+    wait(&[(&rs1, 0), (&rs2, 1)])?;
+    ensure!(gets(&lb, 3)? == BTreeMap::from([("rs2".to_string(), 3)]));
+    Ok(())
+}

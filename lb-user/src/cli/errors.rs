@@ -121,7 +121,9 @@ pub enum CliError {
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
     /// A command other than -A -E -D -a -e -d -C in `-R` input.
-    #[error("`{0}' is not allowed in restore input (only -A, -E, -D, -a, -e, -d and -C are)")]
+    #[error(
+        "`{0}' is not allowed in restore input (only -A, -E, -D, -a, -e, -d, -C and `fwmark add|del' are)"
+    )]
     NotAllowedInRestore(String),
     /// Wrong use of an lbctl word (or a mistyped one), as clap reports it:
     /// the message, the word's usage and clap's tips (a similar word or

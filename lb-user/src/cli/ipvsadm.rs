@@ -265,13 +265,14 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::FwmarkService => {
             st.set(Opt::Service)?;
-            string_to_number(&arg, 1, i64::from(u32::MAX))
+            let mark = string_to_number(&arg, 1, i64::from(u32::MAX))
+                .and_then(|m| u32::try_from(m).ok())
                 .ok_or_else(|| CliError::InvalidFwmark(arg.clone()))?;
             st.fwmark = true;
+            // As ipvsadm: protocol TCP for the names of `-r`, port 0.
             st.svc_proto = Some(Proto::Tcp);
-            st.svc = Some(Usable::No(
-                st.defer(CliError::Unsupported("fwmark services (-f)")),
-            ));
+            st.svc_port = 0;
+            st.svc = Some(Usable::Yes(ServiceId::fwmark(mark)));
         }
         Tag::Scheduler => {
             st.set(Opt::Scheduler)?;
@@ -496,16 +497,15 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
     };
     let real_spec = || -> Result<(ServiceId, RealSpec), CliError> {
         let service = st.service(cmd)?;
-        let (addr, _given_port) = st.real(cmd)?;
+        let (addr, given_port) = st.real(cmd)?;
         // Direct routing cannot change the port: ipvsadm forces the service's
-        // port for -g (and -i) on non-fwmark services.
+        // port for -g (and -i) on non-fwmark services. A fwmark service's
+        // real keeps the port given (0 when none: the packet's port).
+        let port = if st.fwmark { given_port } else { service.port };
         Ok((
             service,
             RealSpec {
-                id: RealId {
-                    addr,
-                    port: service.port,
-                },
+                id: RealId { addr, port },
                 fwd: Fwd::Route,
                 weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
                 // ipvsadm sends 0 for an omitted -x/-y, on -e too: the

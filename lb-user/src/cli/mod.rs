@@ -16,8 +16,8 @@
 //! * value errors are reported in argument order, then leftover words, then the
 //!   command/option table (`commands_v_options`), then the post-checks (zero
 //!   port, list conflicts), with ipvsadm's own messages;
-//! * features that ipvsadm has and lbctl does not yet (IPv6, fwmark and SCTP
-//!   services, NAT and tunnelling, one-packet scheduling, ...) are
+//! * features that ipvsadm has and lbctl does not yet (IPv6 and SCTP
+//!   services, NAT and tunnelling, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.
@@ -155,6 +155,9 @@ pub enum Command {
     /// `lbctl drain -t|-u VIP:PORT -r RIP[:PORT] [--timeout S] [--remove]
     /// [--inactive]`: quiesce the real and wait for its connections to end.
     Drain(crate::drain::DrainSpec),
+    /// `lbctl fwmark [list]`, `lbctl fwmark add|del RULE`: the fwmark
+    /// classifier's rules.
+    Fwmark(FwmarkCmd),
     /// `lbctl whereis -t|-u VIP:PORT CLIENT[:PORT]`: where a new connection
     /// of the client would go now, and why.
     Whereis {
@@ -162,6 +165,17 @@ pub enum Command {
         client: std::net::Ipv4Addr,
         port: Option<u16>,
     },
+}
+
+/// `lbctl fwmark ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FwmarkCmd {
+    /// `lbctl fwmark`, `lbctl fwmark list`: the rules, as `add` lines.
+    List,
+    /// `lbctl fwmark add RULE`.
+    Add(crate::fwmark::FwmarkRule),
+    /// `lbctl fwmark del RULE`.
+    Del(crate::fwmark::FwmarkRule),
 }
 
 /// What `-L` lists.
@@ -310,6 +324,13 @@ pub fn parse_restore_line_with(line: &str, names: &Resolver) -> Result<Option<Co
     if words.is_empty() {
         return Ok(None);
     }
+    // `-S` saves the fwmark classifier's rules as `fwmark add` lines.
+    if words[0] == "fwmark" {
+        return match parse_word(&words, names)? {
+            c @ Command::Fwmark(FwmarkCmd::Add(_) | FwmarkCmd::Del(_)) => Ok(Some(c)),
+            _ => Err(CliError::NotAllowedInRestore(words.join(" "))),
+        };
+    }
     parse_ipvsadm(&words, names, true).map(Some)
 }
 
@@ -454,13 +475,13 @@ pub fn usage(program: &str) -> String {
     s.push('\n');
     s.push_str(&version_text()[IPVSADM_VERSION_LINE.len()..]);
     s.push_str(
-        "It implements the commands and options above for IPv4 TCP and UDP services\n\
-         with direct routing (-g), and also the scheduler twos, -X for --exact and\n\
-         -v|--version. Not implemented (refused with an error, nothing changes): IPv6\n\
-         (-6), fwmark services (-f), --sctp-service, --pe, -i and -m with the --tun-*\n\
-         options and --tun-info, the sync daemon (--start-daemon, --stop-daemon,\n\
-         --daemon and its options), and -b's flag-1..flag-3 (sh and mh take\n\
-         sh-fallback,sh-port and mh-fallback,mh-port).\n\
+        "It implements the commands and options above for IPv4 TCP, UDP and fwmark\n\
+         services (-f, marks given by `lbctl fwmark') with direct routing (-g), and also\n\
+         the scheduler twos, -X for --exact and -v|--version. Not implemented (refused\n\
+         with an error, nothing changes): IPv6 (-6), --sctp-service, --pe, -i and -m\n\
+         with the --tun-* options and --tun-info, the sync daemon (--start-daemon,\n\
+         --stop-daemon, --daemon and its options), and -b's flag-1..flag-3 (sh and mh\n\
+         take sh-fallback,sh-port and mh-fallback,mh-port).\n\
          \n\
          Usage:\n",
     );
@@ -483,6 +504,9 @@ pub fn usage(program: &str) -> String {
          \x20     [--inactive]            exit 3 on timeout; --remove deletes it when drained\n\
          \x20 whereis -t|u VIP:PORT CLIENT[:PORT]\n\
          \x20                             where a new connection of CLIENT would go now, and why\n\
+         \x20 fwmark [list]               the fwmark classifier's rules, as `fwmark add' lines\n\
+         \x20 fwmark add|del -p tcp|udp -d ADDR[/PLEN] [--dport PORT[:PORT]] --set-mark MARK\n\
+         \x20                             add or delete a rule giving such packets MARK (-f MARK)\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
          \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n",

@@ -1,5 +1,5 @@
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`), on clap: each has
+//! `daemon-status`, `drain`, `whereis`, `fwmark`, `version`, `help`, `completions`), on clap: each has
 //! `--help`, and a mistyped word or option gets clap's "similar ... exists"
 //! tip. Values are checked by lbctl's own parsers, so a bad interface name,
 //! table size, sysctl or metrics address gets the same [`CliError`] as ever.
@@ -15,7 +15,7 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use super::values::{Addr, parse_addr};
-use super::{CliError, Command, Shell, Sysctl, SysctlCmd, XdpMode};
+use super::{CliError, Command, FwmarkCmd, Shell, Sysctl, SysctlCmd, XdpMode};
 use crate::drain::DrainSpec;
 use crate::model::{Proto, ServiceId};
 use crate::resolve::Resolver;
@@ -120,6 +120,20 @@ enum Word {
                       take it (the client gets ICMP port unreachable)."
     )]
     Whereis(WhereisArgs),
+    /// List, add or delete the fwmark classifier's rules
+    #[command(
+        long_about = "The fwmark classifier: rules that give a packet's (protocol, destination\n\
+                      address or prefix, destination port or port range) a mark, which selects\n\
+                      the fwmark service (-f MARK) of that mark, as iptables mangle rules\n\
+                      (-j MARK --set-mark) do for IPVS. Without an action, or with `list',\n\
+                      print the rules as `fwmark add' lines (as -S saves them). When rules\n\
+                      overlap, the most specific wins: the longest prefix, then an explicit\n\
+                      port range over any port, then the narrower range."
+    )]
+    Fwmark {
+        #[command(subcommand)]
+        action: Option<FwmarkAction>,
+    },
     /// Display the version
     Version,
     /// Display the help message, or a word's
@@ -138,6 +152,82 @@ enum Word {
         #[arg(value_name = "SHELL", value_enum)]
         shell: Shell,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum FwmarkAction {
+    /// Print the rules as `fwmark add' lines
+    List,
+    /// Add a rule (its match must be new)
+    Add(FwmarkRuleArgs),
+    /// Delete a rule (the same words as it was added with)
+    Del(FwmarkRuleArgs),
+}
+
+/// A rule, in iptables' words.
+#[derive(Args, Debug)]
+struct FwmarkRuleArgs {
+    /// tcp or udp
+    #[arg(short = 'p', long = "protocol", value_name = "PROTO", value_parser = parse_fwmark_proto)]
+    proto: Proto,
+    /// The destination address, or a prefix (ADDR/PLEN)
+    #[arg(short = 'd', long = "destination", value_name = "ADDR[/PLEN]", value_parser = parse_fwmark_dest)]
+    dest: (std::net::Ipv4Addr, u8),
+    /// The destination port or port range (LO:HI); default: any port
+    #[arg(long = "dport", alias = "destination-port", value_name = "PORT[:PORT]", value_parser = parse_fwmark_ports)]
+    dport: Option<(u16, u16)>,
+    /// iptables' `-j MARK', accepted and ignored
+    #[arg(short = 'j', long = "jump", value_name = "MARK", value_parser = parse_fwmark_jump)]
+    jump: Option<String>,
+    /// The mark (decimal or 0x hexadecimal, not 0)
+    #[arg(long = "set-mark", value_name = "MARK", value_parser = parse_fwmark_mark)]
+    mark: u32,
+}
+
+impl FwmarkRuleArgs {
+    fn rule(&self) -> crate::fwmark::FwmarkRule {
+        crate::fwmark::FwmarkRule {
+            matches: crate::fwmark::FwmarkMatch::new(
+                self.proto,
+                self.dest.0,
+                self.dest.1,
+                self.dport,
+            ),
+            mark: self.mark,
+        }
+    }
+}
+
+fn parse_fwmark_proto(v: &str) -> Result<Proto, CliError> {
+    crate::fwmark::parse_proto(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule protocol (tcp or udp)",
+    })
+}
+
+fn parse_fwmark_dest(v: &str) -> Result<(std::net::Ipv4Addr, u8), CliError> {
+    crate::fwmark::parse_destination(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule destination (an IPv4 address or ADDR/PLEN)",
+    })
+}
+
+fn parse_fwmark_ports(v: &str) -> Result<(u16, u16), CliError> {
+    crate::fwmark::parse_ports(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule destination port (PORT or LO:HI, numbers)",
+    })
+}
+
+fn parse_fwmark_mark(v: &str) -> Result<u32, CliError> {
+    crate::fwmark::parse_mark(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule mark (1 to 4294967295, decimal or 0x hexadecimal)",
+    })
+}
+
+fn parse_fwmark_jump(v: &str) -> Result<String, CliError> {
+    (v == "MARK")
+        .then(|| v.to_owned())
+        .ok_or(CliError::IllegalValue {
+            what: "fwmark rule target (only MARK)",
+        })
 }
 
 /// The hidden word that prints lbctl(8); outside clap, so that no `--help`,
@@ -190,7 +280,7 @@ struct DaemonArgs {
     action: Option<String>,
 }
 
-/// `-t VIP:PORT` or `-u VIP:PORT`, as ipvsadm names a service.
+/// `-t VIP:PORT`, `-u VIP:PORT` or `-f MARK`, as ipvsadm names a service.
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 struct ServiceArg {
@@ -200,15 +290,24 @@ struct ServiceArg {
     /// A UDP virtual service (host[:port])
     #[arg(short = 'u', long = "udp-service", value_name = "SERVICE-ADDRESS")]
     udp: Option<String>,
+    /// A fwmark service (its mark, an integer greater than zero)
+    #[arg(short = 'f', long = "fwmark-service", value_name = "FWMARK")]
+    fwmark: Option<String>,
 }
 
 impl ServiceArg {
     /// The service, with ipvsadm's messages for a bad address.
     fn service(&self, names: &Resolver) -> Result<ServiceId, CliError> {
-        let (proto, text) = match (&self.tcp, &self.udp) {
-            (Some(t), _) => (Proto::Tcp, t),
-            (None, Some(u)) => (Proto::Udp, u),
-            (None, None) => return Err(CliError::IllegalServiceAddress),
+        let (proto, text) = match (&self.tcp, &self.udp, &self.fwmark) {
+            (Some(t), _, _) => (Proto::Tcp, t),
+            (None, Some(u), _) => (Proto::Udp, u),
+            (None, None, Some(f)) => {
+                // ipvsadm's parse_fwmark: decimal, 1 to UINT_MAX.
+                let mark = super::values::string_to_number(f, 1, i64::from(u32::MAX))
+                    .ok_or_else(|| CliError::InvalidFwmark(f.clone()))?;
+                return Ok(ServiceId::fwmark(mark as u32));
+            }
+            (None, None, None) => return Err(CliError::IllegalServiceAddress),
         };
         match parse_addr(text, Some(proto), names) {
             Some(Addr::V4 { addr, port }) => Ok(ServiceId {
@@ -354,6 +453,11 @@ impl Word {
                 }
             }
             Word::Completions { shell } => Command::Completions(shell),
+            Word::Fwmark { action } => Command::Fwmark(match action {
+                None | Some(FwmarkAction::List) => FwmarkCmd::List,
+                Some(FwmarkAction::Add(r)) => FwmarkCmd::Add(r.rule()),
+                Some(FwmarkAction::Del(r)) => FwmarkCmd::Del(r.rule()),
+            }),
         })
     }
 }

@@ -103,6 +103,7 @@ pub fn service_label(id: &ServiceId) -> String {
     match id.proto {
         Proto::Tcp => format!("{}:{}", id.addr, id.port),
         Proto::Udp => format!("{}:{}/udp", id.addr, id.port),
+        Proto::Fwm => format!("fwmark {}", u32::from(id.addr)),
     }
 }
 

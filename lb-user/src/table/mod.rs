@@ -20,12 +20,14 @@ use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd};
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
-    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
-    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
-    REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK,
-    Service, ServiceDest, ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
+    DEST_F_RESOLVED, Dest, FWD_ROUTE, FWMARK_F_CLASSIFY, FWMARK_F_WIDE, MAP_DEST_STATS, MAP_DESTS,
+    MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS,
+    MAX_TIMEOUT, MAX_WEIGHT, REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    VIP_FILTER_WORDS, vip_bit,
 };
 
+mod fwmark;
 mod hops;
 mod views;
 
@@ -386,15 +388,23 @@ impl Table {
         Ok(())
     }
 
-    /// Rewrites the VIP filter (`VIPS`) for the current services: the words
-    /// that change only. Called after a service is added or deleted, and
-    /// when the tables are opened (the filter is derived state).
+    /// Rewrites the VIP filter (`VIPS`) for the current services and fwmark
+    /// rules: the words that change only. Called after a service or a rule
+    /// is added or deleted, and when the tables are opened (the filter is
+    /// derived state).
     pub fn sync_vip_filter(&mut self) -> Result<(), Error> {
         let mut want = vec![0u64; VIP_FILTER_WORDS as usize];
-        for id in self.index()?.ids() {
-            let bit = vip_bit(id.addr.octets());
+        let mut set = |addr: Ipv4Addr| {
+            let bit = vip_bit(addr.octets());
             want[(bit / 64) as usize] |= 1u64 << (bit % 64);
+        };
+        for id in self.index()?.ids() {
+            if id.proto != Proto::Fwm {
+                set(id.addr);
+            }
         }
+        let (addrs, _) = crate::fwmark::filter_addresses(&self.fwmark_rules()?);
+        addrs.into_iter().for_each(&mut set);
         let m = &self.pins.vips;
         let mut have = batch::entries(m, || {
             m.iter()
@@ -415,13 +425,29 @@ impl Table {
         Ok(())
     }
 
+    /// The state derived from the services and the fwmark rules: the VIP
+    /// filter, `Settings::has_port0` and `Settings::fwmark`.
     fn update_port0_flag(&mut self) -> Result<(), Error> {
         self.sync_vip_filter()?;
-        let any = self.index()?.ids().any(|id| id.port == 0);
+        let any = self
+            .index()?
+            .ids()
+            .any(|id| id.port == 0 && id.proto != Proto::Fwm);
+        let any_fwm = self.index()?.ids().any(|id| id.proto == Proto::Fwm);
+        let rules = self.fwmark_rules()?;
+        let (_, wide) = crate::fwmark::filter_addresses(&rules);
+        let mut fwmark = 0;
+        if any_fwm && !rules.is_empty() {
+            fwmark |= FWMARK_F_CLASSIFY;
+            if wide {
+                fwmark |= FWMARK_F_WIDE;
+            }
+        }
         let mut s = self.pins.settings()?;
         let v = any as u32;
-        if s.has_port0 != v {
+        if s.has_port0 != v || s.fwmark != fwmark {
             s.has_port0 = v;
+            s.fwmark = fwmark;
             self.pins.set_settings(&s)?;
         }
         Ok(())
@@ -499,12 +525,13 @@ impl Table {
         self.update_port0_flag()
     }
 
-    /// `-C`.
+    /// `-C`: every service, and every fwmark rule (lbctl's classifier
+    /// stands in for the iptables rules, which `ipvsadm -C` leaves alone).
     pub fn clear(&mut self) -> Result<(), Error> {
         for id in self.services()?.keys() {
             self.delete_service(id)?;
         }
-        Ok(())
+        self.clear_fwmark_rules()
     }
 
     /// A dest leaves its service: its slot stays (trash) so that its flows
@@ -775,13 +802,14 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
         svc.flags |= SVC_F_PERSISTENT;
         svc.timeout = t;
     }
-    if spec.id.port == 0 {
+    if spec.id.port == 0 && spec.id.proto != Proto::Fwm {
         svc.flags |= SVC_F_PORT0;
     }
     if spec.one_packet {
         svc.flags |= SVC_F_ONEPACKET;
     }
     svc.netmask = spec.netmask.octets();
+    svc.fwmark = spec.id.mark().unwrap_or(0);
 }
 
 fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
@@ -795,7 +823,7 @@ fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
 }
 
 fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
-    if spec.id.port == 0 && spec.persistent.is_none() {
+    if spec.id.port == 0 && spec.id.proto != Proto::Fwm && spec.persistent.is_none() {
         return Err(Error::Invalid(
             "Zero port specified for non-persistent service".into(),
         ));
@@ -805,7 +833,7 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
     {
         return Err(Error::Invalid("Illegal timeout specified".into()));
     }
-    if spec.one_packet && spec.id.proto != Proto::Udp {
+    if spec.one_packet && spec.id.proto == Proto::Tcp {
         return Err(Error::Invalid(
             "One-Packet Scheduling is only for UDP virtual services".into(),
         ));

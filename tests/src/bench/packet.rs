@@ -46,6 +46,9 @@ pub const PERSIST_PORT: u16 = 443;
 /// `-b mh-port`), set up by the packet benchmark only.
 pub const SH_PORT: u16 = 8001;
 pub const MH_PORT: u16 = 8002;
+/// The port of the `new-fwm` case: a rule gives it mark 1, the fwmark
+/// service of 16 reals (wrr) takes it.
+pub const FWM_PORT: u16 = 8003;
 /// Real servers per service.
 pub const REALS: usize = 16;
 /// Clients with a persistence template in the `template` case.
@@ -472,6 +475,30 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
     Ok(bound)
 }
 
+/// The plane of the `new-fwm` case: only `-A -f 1 -s wrr` of 16 reals and
+/// the rule `-p tcp -d VIP --dport FWM_PORT --set-mark 1` (a plane of its
+/// own: fwmark rules on the other plane would make its new flows classify
+/// too, and their cost comparable with no earlier run).
+fn prepare_fwmark(plane: &mut Plane) -> Result<()> {
+    let t = plane.table()?;
+    let id = ServiceId::fwmark(1);
+    t.add_service(&ServiceSpec {
+        id,
+        sched: Sched::Wrr,
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST,
+        one_packet: false,
+    })?;
+    for i in 0..REALS {
+        t.add_real(&id, &real(i, 0, 1))?;
+    }
+    t.add_fwmark_rule(&lb_user::fwmark::FwmarkRule {
+        matches: lb_user::fwmark::FwmarkMatch::new(Proto::Tcp, VIP, 32, Some((FWM_PORT, FWM_PORT))),
+        mark: 1,
+    })?;
+    Ok(())
+}
+
 fn template_client(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, 100 + k as u8)
 }
@@ -533,6 +560,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
     let mut new_keys = Vec::with_capacity(n);
     let mut hash_frames = [Vec::with_capacity(n), Vec::with_capacity(n)];
     let mut hash_keys = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    let mut fwm_frames = Vec::with_capacity(n);
+    let mut fwm_keys = Vec::with_capacity(n);
     for i in 0..n {
         // Same clients, a new source port each frame.
         let (c, port) = (
@@ -553,6 +582,8 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             hash_frames[k].push(tcp(c, port, VIP, vport).syn().build());
             hash_keys[k].push(conn_key(c, port, vport));
         }
+        fwm_frames.push(tcp(c, port, VIP, FWM_PORT).syn().build());
+        fwm_keys.push(conn_key(c, port, FWM_PORT));
     }
 
     let cases = [
@@ -634,6 +665,17 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             what: "SYN of a new client, mh (mh-port) over 16 reals",
         },
         Case {
+            name: "new-fwm",
+            plane: 2,
+            prog: PROG_LB,
+            frames: fwm_frames,
+            action: XDP_TX,
+            reason: Some(REASON_FWD_NEW),
+            expect: Expect::Routed,
+            creates: fwm_keys,
+            what: "SYN of a new client, classified: fwmark service, wrr over 16 reals",
+        },
+        Case {
             name: "full",
             plane: 1,
             prog: PROG_LB,
@@ -646,7 +688,9 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
         },
     ];
 
-    let mut planes = vec![a, b];
+    let mut c = Plane::new(opts.sizes)?;
+    prepare_fwmark(&mut c)?;
+    let mut planes = vec![a, b, c];
     let insns = instructions(&planes[0])?;
     let mut results: Vec<CaseResult> = cases
         .iter()

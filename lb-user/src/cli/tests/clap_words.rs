@@ -4,7 +4,7 @@
 use super::*;
 
 /// Every visible lbctl word (the hidden `manpage` aside).
-pub(super) const WORDS: [&str; 11] = [
+pub(super) const WORDS: [&str; 12] = [
     "attach",
     "detach",
     "sysctl",
@@ -13,6 +13,7 @@ pub(super) const WORDS: [&str; 11] = [
     "daemon-status",
     "drain",
     "whereis",
+    "fwmark",
     "version",
     "help",
     "completions",

@@ -62,7 +62,7 @@ fn messages() {
         "forwarding method masquerading (-m) is not supported yet; only direct routing (-g)"
     );
     assert_eq!(msg("-A -t [::1]:80"), "IPv6 is not supported yet");
-    assert_eq!(msg("-A -f 1"), "fwmark services (-f) is not supported yet");
+    assert_eq!(msg("-A -f 1 -6"), "IPv6 is not supported yet");
     assert_eq!(
         msg("-A -t x"),
         "illegal virtual server address[:port] specified"
@@ -197,6 +197,7 @@ fn version_and_usage_start_as_ipvsadms() {
         "sysctl NAME[=VALUE]",
         "conn_reuse_mode (0-3)",
         "lbctl whereis -t|u service-address client-address[:port]",
+        "fwmark add|del",
     ] {
         assert!(own.contains(needle), "lbctl's part lacks {needle:?}");
     }

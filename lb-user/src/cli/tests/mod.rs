@@ -97,6 +97,7 @@ const ALL: &str = "255.255.255.255";
 
 mod clap_words;
 mod errors;
+mod fwmark;
 mod listing;
 mod manual;
 mod services;

@@ -281,14 +281,7 @@ fn unsupported_features() {
             "scheduler flags (-b) of schedulers other than sh and mh"
         ))
     );
-    assert_eq!(
-        p("-A -f 1"),
-        Err(CliError::Unsupported("fwmark services (-f)"))
-    );
-    assert_eq!(
-        p("-A -f 1 -6"),
-        Err(CliError::Unsupported("fwmark services (-f)"))
-    );
+    assert_eq!(p("-A -f 1 -6"), Err(CliError::Ipv6Unsupported));
     assert_eq!(p("-A -f 0"), Err(CliError::InvalidFwmark("0".into())));
     assert_eq!(
         p("-A --sctp-service 10.0.0.100:80"),

@@ -60,6 +60,8 @@ struct FallbackSpec {
 /// A virtual block as written.
 struct RawVirtual {
     line: usize,
+    /// `virtual=MARK`: a fwmark service (`host` and `port` are then empty).
+    fwmark: Option<u32>,
     host: String,
     port: String,
     reals: Vec<(usize, String)>,
@@ -426,7 +428,7 @@ impl Parser<'_> {
             };
         }
         let other = match proto {
-            Proto::Tcp => Proto::Udp,
+            Proto::Tcp | Proto::Fwm => Proto::Udp,
             Proto::Udp => Proto::Tcp,
         };
         match self
@@ -457,18 +459,25 @@ impl Parser<'_> {
                 "cannot specify an IPv6 address here. please use \"virtual6\" instead (IPv6 is not supported yet)",
             );
         }
-        let (host, port) = match value.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && !p.is_empty() => (h.to_string(), p.to_string()),
+        let (host, port, fwmark) = match value.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.is_empty() => (h.to_string(), p.to_string(), None),
+            // ldirectord's `virtual=MARK` (a number): `-f MARK`.
             _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                return self.err(
-                    line,
-                    "firewall-mark virtual services (virtual=MARK) are not supported yet",
-                );
+                match value.parse::<u32>() {
+                    Ok(m @ 1..) => (String::new(), "0".to_string(), Some(m)),
+                    _ => {
+                        return self.err(
+                            line,
+                            format!("invalid fwmark value `{value}' (1 to {})", u32::MAX),
+                        );
+                    }
+                }
             }
             _ => return self.err(line, "invalid address for virtual server"),
         };
         let mut v = RawVirtual {
             line,
+            fwmark,
             host,
             port,
             reals: Vec::new(),
@@ -578,12 +587,13 @@ impl Parser<'_> {
                     v.netmask = Some(m);
                 }
                 "protocol" => {
-                    v.protocol = Some(match value {
-                        "tcp" => Proto::Tcp,
-                        "udp" => Proto::Udp,
-                        "fwm" => {
-                            return self.err(l, "protocol must be tcp or udp if the virtual service is an address and port (fwmark services are not supported yet)");
+                    v.protocol = Some(match (value, v.fwmark) {
+                        ("fwm", Some(_)) => Proto::Fwm,
+                        (_, Some(_)) => {
+                            return self.err(l, "protocol must be fwm if the virtual service is a fwmark (a number)");
                         }
+                        ("tcp", None) => Proto::Tcp,
+                        ("udp", None) => Proto::Udp,
                         _ => return self.err(l, "protocol must be tcp or udp if the virtual service is an address and port"),
                     })
                 }
@@ -706,19 +716,30 @@ impl Parser<'_> {
         global_interval: u32,
     ) -> Result<Virtual, ConfigError> {
         let line = raw.line;
-        let proto = raw
-            .protocol
-            .unwrap_or(if raw.port == "53" || raw.port == "domain" {
-                Proto::Udp
-            } else {
-                Proto::Tcp
-            });
-        let addr = self.host(line, &raw.host, "virtual service")?;
-        let port = self.port(line, &raw.port, proto, "virtual service")?;
-        if port == 0 && raw.persistent.is_none() {
-            return self.err(line, "Zero port specified for non-persistent service");
-        }
-        let id = ServiceId { proto, addr, port };
+        let proto = match raw.fwmark {
+            Some(_) => Proto::Fwm,
+            None => raw
+                .protocol
+                .unwrap_or(if raw.port == "53" || raw.port == "domain" {
+                    Proto::Udp
+                } else {
+                    Proto::Tcp
+                }),
+        };
+        let (id, addr, port) = match raw.fwmark {
+            Some(mark) => {
+                let id = ServiceId::fwmark(mark);
+                (id, id.addr, 0)
+            }
+            None => {
+                let addr = self.host(line, &raw.host, "virtual service")?;
+                let port = self.port(line, &raw.port, proto, "virtual service")?;
+                if port == 0 && raw.persistent.is_none() {
+                    return self.err(line, "Zero port specified for non-persistent service");
+                }
+                (ServiceId { proto, addr, port }, addr, port)
+            }
+        };
         let mut sched = raw.scheduler.unwrap_or(Sched::Wrr);
         if let Some((l, words)) = &raw.schedflags {
             // ldirectord passes `-b` on to ipvsadm, which checks it so.
@@ -735,17 +756,24 @@ impl Parser<'_> {
                 None => Ipv4Addr::BROADCAST,
             },
             // ldirectord passes -o for ops=yes; ipvsadm refuses it but for UDP.
-            one_packet: raw.ops.is_some(),
+            // A fwmark service: ldirectord passes -o for protocol udp only,
+            // so ops=yes is ignored.
+            one_packet: raw.ops.is_some() && proto != Proto::Fwm,
         };
-        if let Some(l) = raw.ops.filter(|_| proto != Proto::Udp) {
+        if let Some(l) = raw.ops.filter(|_| proto == Proto::Tcp) {
             return self.err(l, "One-Packet Scheduling is only for UDP virtual services");
         }
         // Checks.
         let (kind_line, kind) = raw.checktype.unwrap_or((line, CheckType::Negotiate));
+        // A fwmark service's default is ldirectord's `service=none`.
+        let default_service = match raw.fwmark {
+            Some(_) => "none",
+            None => port_to_service(port),
+        };
         let (service_line, service_name) = raw
             .service
             .clone()
-            .unwrap_or_else(|| (line, port_to_service(port).to_string()));
+            .unwrap_or_else(|| (line, default_service.to_string()));
         let service = match service_name.as_str() {
             "http" => Some(CheckService::Http),
             "https" => Some(CheckService::Https),
@@ -812,6 +840,16 @@ impl Parser<'_> {
                 .or((r.port_given > 0).then_some(r.port_given))
                 .or(service_to_port(&service_name))
                 .unwrap_or(port);
+            // ldirectord's ld_checkport: a fwmark service's checks go to
+            // `checkport`, else the real's port, else the service's port;
+            // with none of them a check that connects has nowhere to go.
+            let connects = kind.connects() || (kind.negotiates() && service != CheckService::None);
+            if r.check_port == 0 && connects {
+                return self.err(r.line, format!(
+                    "real server {} of fwmark virtual service {}: its check needs a port: give the real a port (real={}:PORT) or the virtual service checkport=",
+                    r.id.addr, raw.fwmark.unwrap_or(0), r.id.addr
+                ));
+            }
         }
         // Fallback: the virtual's, else the global one.
         let fallback = match raw.fallback.as_ref().or(g.fallback.as_ref()) {

@@ -380,10 +380,16 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "fallback forwarding method masq is not supported",
         ),
         (
-            "virtual=1\n\treal=198.51.100.11 gate\n".into(),
-            1,
-            "firewall-mark virtual services",
+            "virtual=1\n\tchecktype=connect\n\treal=198.51.100.11 gate\n".into(),
+            3,
+            "its check needs a port",
         ),
+        (
+            "virtual=1\n\tprotocol=tcp\n".into(),
+            2,
+            "protocol must be fwm if the virtual service is a fwmark (a number)",
+        ),
+        ("virtual=0\n".into(), 1, "invalid fwmark value"),
         (
             "virtual6=[2001:db8::1]:80\n".into(),
             1,
@@ -517,7 +523,7 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         (
             format!("{svc}\tprotocol=fwm\n"),
             3,
-            "fwmark services are not supported yet",
+            "protocol must be tcp or udp if the virtual service is an address and port",
         ),
         (
             format!("{svc}\tprotocol=sctp\n"),
@@ -896,4 +902,35 @@ fn real_thresholds_as_ldirectord_reads_them() {
     assert!(err("rs1 gate u:5 l:3").contains("ldirectord's order: l:LOWER, then u:UPPER"));
     assert!(err("rs1 gate u:2147483648").contains("invalid upper threshold 2147483648"));
     assert!(err("rs1 gate u:x").contains("Invalid real server line"));
+}
+
+#[test]
+fn a_fwmark_virtual_is_an_f_service() {
+    let c = parse_str(
+        "virtual=1\n\
+         \treal=198.51.100.11 gate\n\
+         \treal=198.51.100.12:8080 gate 2\n\
+         \tscheduler=rr\n\
+         \tpersistent=300\n\
+         \tprotocol=fwm\n\
+         virtual=2\n\
+         \tchecktype=connect\n\
+         \tcheckport=443\n\
+         \treal=198.51.100.13 gate\n\
+         \tops=yes\n",
+    )
+    .unwrap();
+    let v = &c.virtuals[0];
+    assert_eq!(v.spec.id, ServiceId::fwmark(1));
+    assert_eq!(v.spec.persistent, Some(300));
+    // Reals keep their own port (0 without one); ldirectord's default
+    // check of a fwmark service is service=none.
+    let ports: Vec<u16> = v.reals.iter().map(|r| r.id.port).collect();
+    assert_eq!(ports, [0, 8080]);
+    assert_eq!(v.check.service, CheckService::None);
+    // Connect checks go to checkport; ops=yes is not passed on for fwm.
+    let w = &c.virtuals[1];
+    assert_eq!(w.spec.id, ServiceId::fwmark(2));
+    assert_eq!(w.reals[0].check_port, 443);
+    assert!(!w.spec.one_packet);
 }

@@ -177,10 +177,17 @@ impl Parser<'_> {
                     "real server {addr} is the director itself: lbctl forwards by direct routing only"
                 ));
             }
-            let id = RealId { addr, port: vport };
+            // A fwmark service's real keeps its own port (ldirectord forces
+            // the virtual's port for TCP and UDP services only).
+            let rport = if proto == Proto::Fwm {
+                port_given
+            } else {
+                vport
+            };
+            let id = RealId { addr, port: rport };
             if let Some(prev) = out.iter().find(|r| r.id == id) {
                 return self.err(line, format!(
-                    "duplicate real server {addr}:{vport} (also on line {}; direct routing keeps the service's port)",
+                    "duplicate real server {addr}:{rport} (also on line {}; direct routing keeps the service's port)",
                     prev.line
                 ));
             }

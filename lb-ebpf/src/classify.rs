@@ -1,0 +1,66 @@
+//! The fwmark classifier: the mark that lbctl's rules give a packet's
+//! (protocol, destination address, destination port), standing in for the
+//! `skb->mark` that iptables mangle rules give IPVS (docs/SEMANTICS.md
+//! "fwmark services"). One longest-prefix lookup in `FWMARK`, then a
+//! bounded scan of that prefix's port ranges, most specific first.
+//!
+//! Two uses: the service lookup (`lookup.rs`) classifies a new flow first,
+//! as `ip_vs_service_find` looks at the mark first; and a packet that the
+//! VIP filter turns away is classified when some rule covers more
+//! addresses than the filter holds (`FWMARK_F_WIDE`): a destination with a
+//! mark goes on, else the stage's outcome is `pass_no_service`.
+//!
+//! The lookup is the global BPF function `lb_classify`, verified once on
+//! its own: its mark is then an unknown number to each caller, so the
+//! verifier does not walk the rest of the packet path once per rule.
+
+use aya_ebpf::btf_maps::lpm_trie::Key;
+use lb_common::{
+    FWMARK_F_WIDE, FWMARK_KEY_FIXED_BITS, FwmarkKey, REASON_PASS_NO_SERVICE, fwmark_match,
+};
+
+use crate::{Verdict, maps::FWMARK, parse::Packet, settings::settings};
+
+/// The packet's mark by the classifier's rules, or 0 (no rule matches).
+#[inline(always)]
+pub fn mark(pkt: &Packet) -> u32 {
+    lb_classify(
+        pkt.proto as u32,
+        u32::from_ne_bytes(pkt.daddr),
+        u16::from_be_bytes(pkt.dport) as u32,
+    )
+}
+
+/// The mark of (protocol, destination address as its bytes in memory,
+/// destination port in host order), or 0.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lb_classify(proto: u32, daddr: u32, dport: u32) -> u32 {
+    let key = Key::new(
+        FWMARK_KEY_FIXED_BITS + 32,
+        FwmarkKey {
+            proto: proto as u8,
+            _pad: [0; 3],
+            addr: daddr.to_ne_bytes(),
+        },
+    );
+    match FWMARK.get(&key) {
+        Some(rules) => fwmark_match(rules, dport as u16),
+        None => 0,
+    }
+}
+
+/// A packet the VIP filter turned away: `Err(pass_no_service)` unless some
+/// rule is wider than the filter and gives the packet a mark.
+#[inline(always)]
+pub fn beyond_filter(pkt: &Packet) -> Result<(), Verdict> {
+    let wide = match settings() {
+        Some(cfg) => cfg.fwmark & FWMARK_F_WIDE != 0,
+        None => false,
+    };
+    if wide && mark(pkt) != 0 {
+        Ok(())
+    } else {
+        Err(Verdict::Pass(REASON_PASS_NO_SERVICE))
+    }
+}

@@ -1,0 +1,455 @@
+//! The fwmark classifier's rules in LVS words, their `lbctl fwmark` form,
+//! and their projection onto the `FWMARK` map (docs/SEMANTICS.md "fwmark
+//! services").
+//!
+//! A rule is what an iptables mangle rule `-p tcp -d ADDR/PLEN [--dport
+//! LO[:HI]] -j MARK --set-mark MARK` says: a protocol, a destination prefix
+//! and port range, and a mark. The projection (`project`) gives each
+//! (protocol, prefix) that has rules of its own one `FwmarkRules` value
+//! holding its rules and those of every shorter prefix covering it, most
+//! specific first (longest prefix, then an explicit port range before any
+//! port, then the narrower range, then the lower port), so that the packet
+//! path's single longest-prefix lookup and first matching range give the
+//! most specific rule. Pure: `table/fwmark.rs` writes what it computes.
+
+use std::{collections::BTreeMap, fmt, net::Ipv4Addr};
+
+use lb_common::{
+    FWMARK_FILTER_MIN_PLEN, FWMARK_RULES_PER_PREFIX, FwmarkKey, FwmarkRule as MapRule, FwmarkRules,
+    MAX_FWMARK_PREFIXES,
+};
+
+use crate::model::Proto;
+
+/// What a rule matches: protocol, destination prefix (address bits past
+/// `plen` are zero), destination ports (`None`: any port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwmarkMatch {
+    pub proto: Proto,
+    pub addr: Ipv4Addr,
+    pub plen: u8,
+    pub ports: Option<(u16, u16)>,
+}
+
+/// One classifier rule: packets its match holds get `mark`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwmarkRule {
+    pub matches: FwmarkMatch,
+    pub mark: u32,
+}
+
+/// Why the classifier refuses a change (nothing is changed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FwmarkError {
+    #[error("fwmark rule already exists: {0}")]
+    Exists(String),
+    #[error("no such fwmark rule: {0}")]
+    NotFound(String),
+    #[error(
+        "fwmark rule table full: at most {MAX_FWMARK_PREFIXES} distinct (protocol, destination \
+         prefix) pairs"
+    )]
+    TooManyPrefixes,
+    #[error(
+        "too many fwmark rules apply to {0}: at most {FWMARK_RULES_PER_PREFIX}, counting those \
+         of the shorter prefixes that cover it"
+    )]
+    TooManyRules(String),
+}
+
+impl FwmarkMatch {
+    /// The match of `addr/plen` (the address masked to the prefix, as
+    /// iptables does with `-d`).
+    pub fn new(proto: Proto, addr: Ipv4Addr, plen: u8, ports: Option<(u16, u16)>) -> FwmarkMatch {
+        let plen = plen.min(32);
+        FwmarkMatch {
+            proto,
+            addr: Ipv4Addr::from(u32::from(addr) & mask(plen)),
+            plen,
+            ports: ports.filter(|&(lo, hi)| (lo, hi) != (0, u16::MAX)),
+        }
+    }
+
+    /// Whether this match's prefix covers `addr` (same protocol assumed).
+    fn covers(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & mask(self.plen) == u32::from(self.addr)
+    }
+
+    /// The port range, 0..=65535 for any port.
+    fn range(&self) -> (u16, u16) {
+        self.ports.unwrap_or((0, u16::MAX))
+    }
+
+    /// The order of specificity: longest prefix, an explicit range before
+    /// any port, the narrower range, the lower port.
+    fn specificity(&self) -> (std::cmp::Reverse<u8>, bool, u32, u16) {
+        let (lo, hi) = self.range();
+        (
+            std::cmp::Reverse(self.plen),
+            self.ports.is_none(),
+            u32::from(hi) - u32::from(lo),
+            lo,
+        )
+    }
+}
+
+fn mask(plen: u8) -> u32 {
+    match plen {
+        0 => 0,
+        p => u32::MAX << (32 - u32::from(p.min(32))),
+    }
+}
+
+impl fmt::Display for FwmarkMatch {
+    /// The words of `lbctl fwmark add` before `--set-mark`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.proto {
+            Proto::Udp => "udp",
+            _ => "tcp",
+        };
+        write!(f, "-p {proto} -d {}/{}", self.addr, self.plen)?;
+        match self.ports {
+            None => Ok(()),
+            Some((lo, hi)) if lo == hi => write!(f, " --dport {lo}"),
+            Some((lo, hi)) => write!(f, " --dport {lo}:{hi}"),
+        }
+    }
+}
+
+impl fmt::Display for FwmarkRule {
+    /// The rule as `lbctl fwmark add` takes it (and `-S` prints it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fwmark add {} --set-mark {}", self.matches, self.mark)
+    }
+}
+
+/// The map's entries for `rules`: per (protocol, prefix) with rules of its
+/// own, the prefix's key (its prefix length in bits, `FwmarkKey`) and its
+/// rules with those of the shorter prefixes covering it, most specific
+/// first; or why they do not fit.
+pub fn project(
+    rules: &[FwmarkRule],
+) -> Result<BTreeMap<(u32, FwmarkKey), FwmarkRules>, FwmarkError> {
+    let mut prefixes: Vec<(Proto, Ipv4Addr, u8)> = rules
+        .iter()
+        .map(|r| (r.matches.proto, r.matches.addr, r.matches.plen))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    if prefixes.len() > MAX_FWMARK_PREFIXES as usize {
+        return Err(FwmarkError::TooManyPrefixes);
+    }
+    let mut out = BTreeMap::new();
+    for (proto, addr, plen) in prefixes {
+        let mut applying: Vec<&FwmarkRule> = rules
+            .iter()
+            .filter(|r| {
+                r.matches.proto == proto && r.matches.plen <= plen && r.matches.covers(addr)
+            })
+            .collect();
+        if applying.len() > FWMARK_RULES_PER_PREFIX {
+            return Err(FwmarkError::TooManyRules(format!("{addr}/{plen}")));
+        }
+        applying.sort_by_key(|r| r.matches.specificity());
+        let mut value = FwmarkRules {
+            count: applying.len() as u32,
+            ..FwmarkRules::default()
+        };
+        for (slot, r) in value.rules.iter_mut().zip(&applying) {
+            let (lo, hi) = r.matches.range();
+            *slot = MapRule {
+                port_lo: lo,
+                port_hi: hi,
+                mark: r.mark,
+                plen: r.matches.plen,
+                _pad: [0; 3],
+            };
+        }
+        out.insert(key_of(proto, addr, plen), value);
+    }
+    Ok(out)
+}
+
+/// The `FWMARK` key of a prefix.
+pub fn key_of(proto: Proto, addr: Ipv4Addr, plen: u8) -> (u32, FwmarkKey) {
+    (
+        lb_common::FWMARK_KEY_FIXED_BITS + u32::from(plen),
+        FwmarkKey {
+            proto: proto.number(),
+            _pad: [0; 3],
+            addr: addr.octets(),
+        },
+    )
+}
+
+/// The rules an `FWMARK` entry holds as its own (those of its prefix
+/// length), read back from the map.
+pub fn own_rules(prefix_bits: u32, key: &FwmarkKey, value: &FwmarkRules) -> Vec<FwmarkRule> {
+    let Some(proto) = Proto::from_number(key.proto).filter(|p| *p != Proto::Fwm) else {
+        return Vec::new();
+    };
+    let plen = prefix_bits.saturating_sub(lb_common::FWMARK_KEY_FIXED_BITS) as u8;
+    let n = (value.count as usize).min(FWMARK_RULES_PER_PREFIX);
+    value.rules[..n]
+        .iter()
+        .filter(|r| r.plen == plen)
+        .map(|r| FwmarkRule {
+            matches: FwmarkMatch::new(
+                proto,
+                Ipv4Addr::from(key.addr),
+                plen,
+                Some((r.port_lo, r.port_hi)),
+            ),
+            mark: r.mark,
+        })
+        .collect()
+}
+
+/// The addresses the VIP filter must let through for `rules` (those of
+/// prefixes at least `FWMARK_FILTER_MIN_PLEN` long), and whether some rule
+/// is wider than that (`FWMARK_F_WIDE`).
+pub fn filter_addresses(rules: &[FwmarkRule]) -> (Vec<Ipv4Addr>, bool) {
+    let mut addrs = Vec::new();
+    let mut wide = false;
+    for r in rules {
+        if r.matches.plen < FWMARK_FILTER_MIN_PLEN {
+            wide = true;
+            continue;
+        }
+        let base = u32::from(r.matches.addr);
+        let n = 1u32 << (32 - u32::from(r.matches.plen));
+        addrs.extend((0..n).map(|i| Ipv4Addr::from(base | i)));
+    }
+    addrs.sort();
+    addrs.dedup();
+    (addrs, wide)
+}
+
+/// The mark the rules give a packet, as the packet path computes it: the
+/// longest prefix with rules of its own that covers the address, then its
+/// first matching range (for tests and `whereis`).
+pub fn classify(
+    map: &BTreeMap<(u32, FwmarkKey), FwmarkRules>,
+    proto: Proto,
+    addr: Ipv4Addr,
+    port: u16,
+) -> u32 {
+    map.iter()
+        .filter(|((bits, k), _)| {
+            let plen = (bits - lb_common::FWMARK_KEY_FIXED_BITS) as u8;
+            k.proto == proto.number()
+                && u32::from(addr) & mask(plen) == u32::from(Ipv4Addr::from(k.addr))
+        })
+        .max_by_key(|((bits, _), _)| *bits)
+        .map_or(0, |(_, v)| lb_common::fwmark_match(v, port))
+}
+
+/// `--set-mark`: decimal or `0x` hexadecimal, as iptables takes it; not 0
+/// (a mark of 0 is no mark).
+pub fn parse_mark(s: &str) -> Option<u32> {
+    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u32::from_str_radix(hex, 16).ok()?
+        }
+        _ if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok()?,
+        _ => return None,
+    };
+    (v != 0).then_some(v)
+}
+
+/// `-d ADDR[/PLEN]`: a dotted quad and an optional prefix length 0..=32.
+pub fn parse_destination(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: Ipv4Addr = a.parse().ok()?;
+    let plen = match p {
+        None => 32,
+        Some(p) if !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u8>().ok().filter(|n| *n <= 32)?
+        }
+        Some(_) => return None,
+    };
+    Some((addr, plen))
+}
+
+/// `--dport PORT`, `LO:HI`, `LO:` (to 65535) or `:HI` (from 0), as
+/// iptables takes them; numbers only; `LO` not above `HI`.
+pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
+    let num = |t: &str| -> Option<u16> {
+        (!t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (lo, hi) = match s.split_once(':') {
+        None => {
+            let p = num(s)?;
+            (p, p)
+        }
+        Some(("", hi)) => (0, num(hi)?),
+        Some((lo, "")) => (num(lo)?, u16::MAX),
+        Some((lo, hi)) => (num(lo)?, num(hi)?),
+    };
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// `-p tcp|udp` (as iptables, any case).
+pub fn parse_proto(s: &str) -> Option<Proto> {
+    match s.to_ascii_lowercase().as_str() {
+        "tcp" | "6" => Some(Proto::Tcp),
+        "udp" | "17" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(proto: Proto, dest: &str, ports: Option<&str>, mark: u32) -> FwmarkRule {
+        let (addr, plen) = parse_destination(dest).unwrap();
+        FwmarkRule {
+            matches: FwmarkMatch::new(proto, addr, plen, ports.map(|p| parse_ports(p).unwrap())),
+            mark,
+        }
+    }
+
+    fn mark_of(rules: &[FwmarkRule], proto: Proto, addr: &str, port: u16) -> u32 {
+        classify(&project(rules).unwrap(), proto, addr.parse().unwrap(), port)
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins() {
+        let rules = [
+            rule(Proto::Tcp, "203.0.113.0/24", None, 1),
+            rule(Proto::Tcp, "203.0.113.0/24", Some("80"), 2),
+            rule(Proto::Tcp, "203.0.113.0/24", Some("1:1024"), 3),
+            rule(Proto::Tcp, "203.0.113.10", Some("443"), 4),
+            rule(Proto::Tcp, "203.0.113.10", None, 5),
+            rule(Proto::Udp, "203.0.113.0/24", Some("53"), 6),
+        ];
+        let m = |proto, a, p| mark_of(&rules, proto, a, p);
+        // Longest prefix first, whatever the ports.
+        assert_eq!(m(Proto::Tcp, "203.0.113.10", 443), 4);
+        assert_eq!(m(Proto::Tcp, "203.0.113.10", 80), 5);
+        // In the /24: the narrower range, then any port.
+        assert_eq!(m(Proto::Tcp, "203.0.113.11", 80), 2);
+        assert_eq!(m(Proto::Tcp, "203.0.113.11", 81), 3);
+        assert_eq!(m(Proto::Tcp, "203.0.113.11", 8080), 1);
+        // The protocol is part of the match; outside every prefix: none.
+        assert_eq!(m(Proto::Udp, "203.0.113.11", 53), 6);
+        assert_eq!(m(Proto::Udp, "203.0.113.11", 54), 0);
+        assert_eq!(m(Proto::Tcp, "203.0.114.1", 80), 0);
+    }
+
+    #[test]
+    fn shorter_prefixes_are_pushed_down_into_longer_ones() {
+        let rules = [
+            rule(Proto::Tcp, "198.51.100.0/22", Some("80:81"), 7),
+            rule(Proto::Tcp, "198.51.100.0/22", Some("443"), 7),
+            rule(Proto::Tcp, "198.51.101.7/32", Some("22"), 9),
+        ];
+        let map = project(&rules).unwrap();
+        assert_eq!(map.len(), 2);
+        let host = &map[&key_of(Proto::Tcp, "198.51.101.7".parse().unwrap(), 32)];
+        assert_eq!(host.count, 3);
+        assert_eq!((host.rules[0].port_lo, host.rules[0].mark), (22, 9));
+        // The /22's rules reach the host, whose own rule does not match 443.
+        assert_eq!(mark_of(&rules, Proto::Tcp, "198.51.101.7", 443), 7);
+        assert_eq!(mark_of(&rules, Proto::Tcp, "198.51.101.7", 81), 7);
+        assert_eq!(mark_of(&rules, Proto::Tcp, "198.51.101.7", 82), 0);
+        // Read back, each rule once, from its own prefix.
+        let mut back: Vec<FwmarkRule> = map
+            .iter()
+            .flat_map(|((bits, k), v)| own_rules(*bits, k, v))
+            .collect();
+        back.sort();
+        let mut want = rules.to_vec();
+        want.sort();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn tables_are_bounded() {
+        let many: Vec<FwmarkRule> = (0..=FWMARK_RULES_PER_PREFIX as u16)
+            .map(|p| rule(Proto::Tcp, "203.0.113.10", Some(&(p + 1).to_string()), 1))
+            .collect();
+        assert_eq!(
+            project(&many),
+            Err(FwmarkError::TooManyRules("203.0.113.10/32".into()))
+        );
+        assert!(project(&many[1..]).is_ok());
+        let hosts: Vec<FwmarkRule> = (0..=MAX_FWMARK_PREFIXES)
+            .map(|i| FwmarkRule {
+                matches: FwmarkMatch::new(Proto::Udp, Ipv4Addr::from(0xc633_6400 + i), 32, None),
+                mark: 1,
+            })
+            .collect();
+        assert_eq!(project(&hosts), Err(FwmarkError::TooManyPrefixes));
+    }
+
+    #[test]
+    fn words_parse_as_iptables_takes_them() {
+        assert_eq!(parse_mark("1"), Some(1));
+        assert_eq!(parse_mark("0x10"), Some(16));
+        assert_eq!(parse_mark("4294967295"), Some(u32::MAX));
+        for bad in ["0", "0x0", "", "-1", "4294967296", "0x", "1/0xff", "ten"] {
+            assert_eq!(parse_mark(bad), None, "{bad}");
+        }
+        assert_eq!(parse_ports("80"), Some((80, 80)));
+        assert_eq!(parse_ports("80:81"), Some((80, 81)));
+        assert_eq!(parse_ports("1024:"), Some((1024, 65535)));
+        assert_eq!(parse_ports(":1023"), Some((0, 1023)));
+        for bad in ["81:80", "", ":", "65536", "http", "80-81"] {
+            assert_eq!(parse_ports(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_destination("203.0.113.10"),
+            Some(("203.0.113.10".parse().unwrap(), 32))
+        );
+        assert_eq!(
+            parse_destination("203.0.113.0/24"),
+            Some(("203.0.113.0".parse().unwrap(), 24))
+        );
+        for bad in [
+            "203.0.113.0/33",
+            "203.0.113.0/",
+            "example.com",
+            "2001:db8::1",
+        ] {
+            assert_eq!(parse_destination(bad), None, "{bad}");
+        }
+        // Host bits are dropped and 0:65535 is any port, as iptables does.
+        let r = FwmarkRule {
+            matches: FwmarkMatch::new(
+                Proto::Udp,
+                "203.0.113.77".parse().unwrap(),
+                24,
+                Some((0, 65535)),
+            ),
+            mark: 3,
+        };
+        assert_eq!(
+            r.to_string(),
+            "fwmark add -p udp -d 203.0.113.0/24 --set-mark 3"
+        );
+        let r = rule(Proto::Tcp, "203.0.113.10", Some("80:81"), 0x10);
+        assert_eq!(
+            r.to_string(),
+            "fwmark add -p tcp -d 203.0.113.10/32 --dport 80:81 --set-mark 16"
+        );
+    }
+
+    #[test]
+    fn the_vip_filter_covers_narrow_prefixes_only() {
+        let (addrs, wide) = filter_addresses(&[
+            rule(Proto::Tcp, "203.0.113.10", None, 1),
+            rule(Proto::Udp, "198.51.100.0/30", None, 1),
+        ]);
+        assert!(!wide);
+        assert_eq!(addrs.len(), 5);
+        let (_, wide) = filter_addresses(&[rule(Proto::Tcp, "198.51.100.0/23", None, 1)]);
+        assert!(wide);
+    }
+}
