@@ -133,7 +133,9 @@ fn a_real_behind_a_gateway_is_refused_and_nothing_changes() -> Result<()> {
     assert_eq!(lab.ok(&["-L", "-n"])?, listing);
     assert!(lab.dests()? == dests, "DESTS changed");
 
-    // A `-R` batch stops at the refused line (the lines before it apply, as with ipvsadm).
+    // In a `-R` batch the refused line prints its message and changes nothing; the next
+    // lines still apply and the status is the last line's, as ipvsadm -R goes on after a
+    // line the kernel refused (README, "Messages and exit statuses").
     let o = lab.lbctl(
         &["-R"],
         Some(&format!(
@@ -141,11 +143,19 @@ fn a_real_behind_a_gateway_is_refused_and_nothing_changes() -> Result<()> {
             lab.vip(81)
         )),
     )?;
-    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the last line succeeded: {err}");
     assert!(
-        !lab.ok(&["-L", "-n"])?.contains(&lab.vip(81)),
-        "the line after the refused one applied"
+        err.contains("real server 192.0.2.21") && err.contains("gateway"),
+        "{err}"
     );
+    let after = lab.ok(&["-L", "-n"])?;
+    assert!(
+        after.contains(&lab.vip(81)),
+        "the line after the refused one did not apply"
+    );
+    assert!(!after.contains("192.0.2.21"), "the refused real was added");
+    assert!(lab.dests()? == dests, "DESTS changed");
     Ok(())
 }
 
