@@ -15,7 +15,12 @@
 //! (it logs `Unknown line read from ipvsadm` for the others), except the one about a
 //! loopback fallback, where the failure is the point.
 
-use std::{collections::BTreeMap, os::unix::fs::MetadataExt as _, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddrV4},
+    os::unix::fs::MetadataExt as _,
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
@@ -622,19 +627,204 @@ fn ldirectord_persistent_client_moves_with_expire_quiescent_template_1() -> Resu
     persistent_client_under_ldirectord(1)
 }
 
-/// FWMARK: ldirectord's `virtual=MARK` (`-A -f MARK`, `-a -f MARK -r …`, `FWM  MARK` lines in
-/// `-L -n`), to be written once lbctl has fwmark services (`-f MARK` and its classifier,
-/// issue 11). The scenario to fill in: a classifier rule giving the VIP's ports 80 and 443
-/// one mark; ldirectord with `virtual=1`, `persistent=300`, reals checked on a separate port;
-/// a client's connections to both ports reach the same real; a failed real is quiesced;
-/// stop removes the service.
+/// GET `http://VIP:port/` from the client's namespace on the local address `from` (a
+/// client address of its own); the real server's name.
+fn get_from(lb: &LbTopology, from: Ipv4Addr, port: u16) -> Result<String> {
+    let local = SocketAddrV4::new(from, 0);
+    match client::http_try_from(
+        &lb.topo.client.ns,
+        local,
+        lb.topo.vip_sock(port),
+        client::DEFAULT_TIMEOUT,
+    )? {
+        Outcome::Answered(name) => Ok(name),
+        other => bail!("GET port {port} from {from}: {other}"),
+    }
+}
+
+/// Adds `n` client addresses `198.51.100.<first>…` (in the client's /24, clear of the real
+/// servers' addresses) to the client's eth0: new clients, one persistence template each.
+fn new_clients(lb: &LbTopology, first: u8, n: u8) -> Result<Vec<Ipv4Addr>> {
+    (first..first + n)
+        .map(|last| {
+            let a = Ipv4Addr::new(198, 51, 100, last);
+            lb.topo
+                .client
+                .ns
+                .ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
+            Ok(a)
+        })
+        .collect()
+}
+
+/// FWMARK with the real ldirectord (docs/SEMANTICS.md §9.1): two `lbctl fwmark add` rules
+/// give the VIP's TCP ports 80 and 443 mark 1; ldirectord has `virtual=1` (`-A -f 1`),
+/// `persistent=300`, and two reals without a port (`-r RIP:0`, the packet's own port) checked
+/// on a separate port (`checkport=9000`), so that a real server's check can fail while it
+/// keeps serving. It installs `FWM  1 rr persistent 300` with both reals and reads it back
+/// from `-L -n`; a client's connections to 80 and 443 reach one real through one template
+/// (`IP` and the mark in `-L -c -n`); that real fails its check: quiesced, new clients go to
+/// the other one (the client with a template stays, expire_quiescent_template being 0); it
+/// recovers: weight 1 again, and new clients reach it; a reload changes the persistence
+/// (`-E -f 1`, a netmask too) and purges rs2 (`-d -f 1`); the stop (`cleanstop=yes`) removes
+/// the service and leaves the rules, which are not ldirectord's.
 #[test]
-#[ignore = "fwmark services (-f MARK) are not in lbctl yet"]
 fn ldirectord_fwmark_virtual() -> Result<()> {
     if !require_ldirectord("ldirectord_fwmark_virtual") {
         return Ok(());
     }
-    bail!("to be written with fwmark services")
+    let lb = LbTopology::new(2)?;
+    let mut health = Vec::new();
+    for b in &lb.topo.backends {
+        serve(b, &[80, 443], false)?;
+        health.push(serve(b, &[9000], false)?);
+    }
+    let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
+    let vip = lb.topo.vip;
+    for port in ["80", "443"] {
+        lb.lbctl_ok(&[
+            "fwmark",
+            "add",
+            "-p",
+            "tcp",
+            "-d",
+            &vip.to_string(),
+            "--dport",
+            port,
+            "--set-mark",
+            "1",
+        ])?;
+    }
+    let rules = lb.lbctl_ok(&["fwmark"])?;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=yes\n\
+         virtual=1\n\treal={rs1} gate\n\treal={rs2} gate\n\
+         \tchecktype=connect\n\tcheckport=9000\n\tscheduler=rr\n\tpersistent=300\n"
+    );
+    let svc = "FWM 1 rr persistent 300";
+    let weights =
+        |w1: u32, w2: u32| table(&[(svc, &[(&format!("{rs1}:0"), w1), (&format!("{rs2}:0"), w2)])]);
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    wait_table(&lb, &mut ld, &weights(1, 1), START)?;
+    logged(
+        &ld,
+        &[
+            "Added virtual server: 1".to_string(),
+            format!("Restored real server: {rs2}:0 (1) (Weight set to 1)"),
+        ],
+    )?;
+
+    // The client's connections to both ports go to one real, through one template: protocol
+    // IP, the mark as the virtual address, the ports 0.
+    let client_addr = lb.topo.client.addr;
+    let first = get_from(&lb, client_addr, 80)?;
+    for port in [443, 80, 443] {
+        let got = get_from(&lb, client_addr, port)?;
+        ensure!(
+            got == first,
+            "port {port} went to {got}, port 80 to {first}"
+        );
+    }
+    let i = usize::from(first != "rs1");
+    let (held, other) = (addr(&lb, i), if i == 0 { "rs2" } else { "rs1" });
+    let rows = lb.conn_rows()?;
+    let templates: Vec<_> = rows.iter().filter(|r| r.is_template()).collect();
+    ensure!(
+        templates.len() == 1
+            && (
+                templates[0].proto.as_str(),
+                templates[0].source,
+                templates[0].virt,
+                templates[0].dest.to_string()
+            ) == (
+                "IP",
+                SocketAddrV4::new(client_addr, 0),
+                "0.0.0.1:0".parse()?,
+                format!("{held}:0")
+            ),
+        "not one template for the client to {held}: {rows:?}"
+    );
+    ensure!(
+        rows.iter()
+            .any(|r| r.proto == "TCP" && r.virt.port() == 443 && !r.is_template()),
+        "no connection entry to port 443: {rows:?}"
+    );
+
+    // Its real fails its check: quiesced (weight 0). New clients go to the other real; the
+    // client with a template keeps its real (expire_quiescent_template=0, the default).
+    health[i].kill()?;
+    let want = if i == 0 { weights(0, 1) } else { weights(1, 0) };
+    wait_table(&lb, &mut ld, &want, CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Quiescent real server: {held}:0 (1) (Weight set to 0)"
+        )],
+    )?;
+    for a in new_clients(&lb, 200, 4)? {
+        for port in [80, 443] {
+            let got = get_from(&lb, a, port)?;
+            ensure!(
+                got == other,
+                "new client {a} went to the quiesced {first} on port {port}"
+            );
+        }
+    }
+    let got = get_from(&lb, client_addr, 443)?;
+    ensure!(
+        got == first,
+        "the client's template to {first} ignored: {got}"
+    );
+
+    // It recovers: weight 1 again, and new clients reach it. (rr keeps its position per CPU:
+    // of six new clients on two CPUs, one CPU schedules at least two in a row, and rr gives
+    // them both reals.)
+    health[i] = serve(&lb.topo.backends[i], &[9000], false)?;
+    wait_table(&lb, &mut ld, &weights(1, 1), CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Restored real server: {held}:0 (1) (Weight set to 1)"
+        )],
+    )?;
+    let mut counts = BTreeMap::new();
+    for a in new_clients(&lb, 210, 6)? {
+        *counts.entry(get_from(&lb, a, 80)?).or_insert(0) += 1;
+    }
+    ensure!(
+        counts.contains_key(&first),
+        "the restored {first} gets no new clients: {counts:?}"
+    );
+
+    // Reload (SIGHUP) with persistent=120, netmask=255.255.255.0 and rs2 gone: ldirectord
+    // changes the service (`-E -f 1 … -p 120 -M 255.255.255.0`) and purges rs2 (`-d -f 1 -r
+    // RIP:0`).
+    let reloaded = conf.replace(&format!("\treal={rs2} gate\n"), "").replace(
+        "persistent=300\n",
+        "persistent=120\n\tnetmask=255.255.255.0\n",
+    );
+    ensure!(reloaded.len() < conf.len() && reloaded.contains("netmask"));
+    ld.reload(&reloaded)?;
+    wait_table(
+        &lb,
+        &mut ld,
+        &table(&[(
+            "FWM 1 rr persistent 120 mask 255.255.255.0",
+            &[(&format!("{rs1}:0"), 1)],
+        )]),
+        CHANGE,
+    )?;
+    ld.wait_log(&format!("Purged real server (start): {rs2}:0 (1)"), CHANGE)?;
+    logged(&ld, &["Changed virtual server: 1".to_string()])?;
+
+    // Stop: cleanstop removes the service; the rules stay (the operator made them).
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    logged(&ld, &["Purged virtual server (stop): 1".to_string()])?;
+    ensure!(lb.lbctl_ok(&["fwmark"])? == rules, "the rules changed");
+    no_failed_command(&ld)?;
+    Ok(())
 }
 
 /// `fork=yes`: one ldirectord process per virtual service, so twelve processes run ipvsadm
