@@ -1052,6 +1052,64 @@ mod tests {
         assert!(listed.ends_with("TCP  10.0.0.1:80 rr\n"), "{listed}");
     }
 
+    /// A fwmark service's reals and a fwmark template's ports are numbers
+    /// even without `-n`: the kernel reports no protocol for a fwmark
+    /// service (libipvs leaves it 0) and `/proc/net/ip_vs_conn` gives its
+    /// templates protocol `IP`, so ipvsadm's `port_to_service` names none.
+    /// Host names are looked up as for any service.
+    #[test]
+    fn fwmark_ports_are_printed_as_numbers_even_with_names() {
+        let mut v = svc(Proto::Tcp, "0.0.0.0", 0, Sched::Rr, Some(300));
+        v.spec.id = ServiceId::fwmark(1);
+        v.reals = vec![
+            real("10.0.0.11", 80, 3, 0, 0),
+            real("10.0.0.12", 0, 1, 0, 0),
+        ];
+        assert_eq!(
+            save_with(std::slice::from_ref(&v), false, &names()),
+            concat!(
+                "-A -f 1 -s rr -p 300\n",
+                "-a -f 1 -r rs1:80 -g -w 3\n",
+                "-a -f 1 -r 10.0.0.12:0 -g -w 1\n",
+            )
+        );
+        let listed = list_service_with(&v, &ListFormat::default(), &names());
+        assert!(
+            listed.ends_with(concat!(
+                "FWM  1 rr persistent 300\n",
+                "  -> rs1:80                       Route   3      0          0         \n",
+                "  -> 10.0.0.12:0                  Route   1      0          0         \n",
+            )),
+            "{listed}"
+        );
+        let template = conn(
+            Proto::Fwm,
+            300,
+            "NONE",
+            ("192.0.2.5", 0),
+            ("0.0.0.1", 0),
+            ("10.0.0.11", 80),
+        );
+        let mut row = String::new();
+        conn_row(&mut row, &template, &ListFormat::default(), &names());
+        assert_eq!(
+            row,
+            "IP  05:00  NONE        192.0.2.5:0        0.0.0.1:0          rs1:80\n"
+        );
+        // A connection of a fwmark service is TCP or UDP: named ports.
+        let entry = conn(
+            Proto::Tcp,
+            60,
+            "ESTABLISHED",
+            ("192.0.2.5", 40000),
+            ("10.0.0.100", 80),
+            ("10.0.0.11", 80),
+        );
+        let mut row = String::new();
+        conn_row(&mut row, &entry, &ListFormat::default(), &names());
+        assert!(row.ends_with("vip.example.com:http rs1:http\n"), "{row}");
+    }
+
     #[test]
     fn save_of_nothing_is_empty() {
         assert_eq!(save_with(&[], true, &names()), "");
