@@ -238,8 +238,15 @@ fn sorted_services(views: &[ServiceView], nosort: bool) -> Vec<&ServiceView> {
     let mut sorted: Vec<&ServiceView> = views.iter().collect();
     if !nosort {
         // ipvs_cmp_services: fwmark (services without one first), then
-        // protocol, address, port (`ServiceId`'s order; one family).
-        sorted.sort_by_key(|v| v.spec.id);
+        // protocol, address, port (one family).
+        qsort(&mut sorted, &|a, b| {
+            let (a, b) = (a.spec.id, b.spec.id);
+            let mark = |id: crate::model::ServiceId| id.mark().unwrap_or(0);
+            int_order(mark(a), mark(b))
+                .then_with(|| a.proto.number().cmp(&b.proto.number()))
+                .then_with(|| int_order(a.addr.into(), b.addr.into()))
+                .then_with(|| a.port.cmp(&b.port))
+        });
     }
     sorted
 }
@@ -248,9 +255,54 @@ fn sorted_reals(reals: &[RealView], nosort: bool) -> Vec<&RealView> {
     let mut sorted: Vec<&RealView> = reals.iter().collect();
     if !nosort {
         // ipvs_cmp_dests: address, port.
-        sorted.sort_by_key(|r| r.spec.id);
+        qsort(&mut sorted, &|a, b| {
+            let (a, b) = (a.spec.id, b.spec.id);
+            int_order(a.addr.into(), b.addr.into()).then_with(|| a.port.cmp(&b.port))
+        });
     }
     sorted
+}
+
+/// How libipvs's comparators order two 32-bit values (addresses in host
+/// order, marks): by their difference read as an `int`, so values 2^31 or
+/// more apart compare the wrong way round (203.0.113.10 before 10.0.0.100),
+/// and ipvsadm lists them so.
+fn int_order(a: u32, b: u32) -> std::cmp::Ordering {
+    // The wrap is the point: `(int)(a - b)`.
+    #[expect(clippy::cast_possible_wrap, reason = "ipvsadm's int difference")]
+    let r = a.wrapping_sub(b) as i32;
+    r.cmp(&0)
+}
+
+/// glibc's `qsort` as ipvsadm calls it: its merge sort (`msort_with_tmp`:
+/// halves of n / 2 and the rest, the left element taken while it compares
+/// `<= 0`). Where the comparator is a total order (values within 2^31 of
+/// each other) any sort gives the same list; where [`int_order`] is not
+/// transitive, this never panics (as `sort_by` may) and, like ipvsadm's,
+/// the result depends on the order the table gave.
+fn qsort<T: Copy>(v: &mut [T], cmp: &impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    let (left, right) = v.split_at_mut(n1);
+    qsort(left, cmp);
+    qsort(right, cmp);
+    let mut merged = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]).is_le() {
+            merged.push(v[i]);
+            i += 1;
+        } else {
+            merged.push(v[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&v[i..n1]);
+    merged.extend_from_slice(&v[j..]);
+    v.copy_from_slice(&merged);
 }
 
 /// Cuts `s` to at most `max` bytes (on a character boundary), like ipvsadm's
@@ -1050,6 +1102,100 @@ mod tests {
             &names(),
         );
         assert!(listed.ends_with("TCP  10.0.0.1:80 rr\n"), "{listed}");
+    }
+
+    /// A fwmark service's reals and a fwmark template's ports are numbers
+    /// even without `-n`: the kernel reports no protocol for a fwmark
+    /// service (libipvs leaves it 0) and `/proc/net/ip_vs_conn` gives its
+    /// templates protocol `IP`, so ipvsadm's `port_to_service` names none.
+    /// Host names are looked up as for any service.
+    #[test]
+    fn fwmark_ports_are_printed_as_numbers_even_with_names() {
+        let mut v = svc(Proto::Tcp, "0.0.0.0", 0, Sched::Rr, Some(300));
+        v.spec.id = ServiceId::fwmark(1);
+        v.reals = vec![
+            real("10.0.0.11", 80, 3, 0, 0),
+            real("10.0.0.12", 0, 1, 0, 0),
+        ];
+        assert_eq!(
+            save_with(std::slice::from_ref(&v), false, &names()),
+            concat!(
+                "-A -f 1 -s rr -p 300\n",
+                "-a -f 1 -r rs1:80 -g -w 3\n",
+                "-a -f 1 -r 10.0.0.12:0 -g -w 1\n",
+            )
+        );
+        let listed = list_service_with(&v, &ListFormat::default(), &names());
+        assert!(
+            listed.ends_with(concat!(
+                "FWM  1 rr persistent 300\n",
+                "  -> rs1:80                       Route   3      0          0         \n",
+                "  -> 10.0.0.12:0                  Route   1      0          0         \n",
+            )),
+            "{listed}"
+        );
+        let template = conn(
+            Proto::Fwm,
+            300,
+            "NONE",
+            ("192.0.2.5", 0),
+            ("0.0.0.1", 0),
+            ("10.0.0.11", 80),
+        );
+        let mut row = String::new();
+        conn_row(&mut row, &template, &ListFormat::default(), &names());
+        assert_eq!(
+            row,
+            "IP  05:00  NONE        192.0.2.5:0        0.0.0.1:0          rs1:80\n"
+        );
+        // A connection of a fwmark service is TCP or UDP: named ports.
+        let entry = conn(
+            Proto::Tcp,
+            60,
+            "ESTABLISHED",
+            ("192.0.2.5", 40000),
+            ("10.0.0.100", 80),
+            ("10.0.0.11", 80),
+        );
+        let mut row = String::new();
+        conn_row(&mut row, &entry, &ListFormat::default(), &names());
+        assert!(row.ends_with("vip.example.com:http rs1:http\n"), "{row}");
+    }
+
+    /// libipvs's comparators read a 32-bit difference as an `int`: a
+    /// service or real 2^31 or more above another sorts before it, as
+    /// ipvsadm lists and saves them (here 192.0.2.10, 203.0.113.10, then
+    /// 10.0.0.100); a set where that order is not transitive is still
+    /// listed whole.
+    #[test]
+    fn services_and_reals_sort_as_ipvsadms_comparators() {
+        let mut low = svc(Proto::Tcp, "10.0.0.100", 80, Sched::Rr, None);
+        low.reals = vec![
+            real("10.0.0.11", 80, 1, 0, 0),
+            real("198.51.100.11", 80, 1, 0, 0),
+        ];
+        let views = [
+            low,
+            svc(Proto::Tcp, "203.0.113.10", 80, Sched::Rr, None),
+            svc(Proto::Tcp, "192.0.2.10", 80, Sched::Rr, None),
+        ];
+        let expected = concat!(
+            "-A -t 192.0.2.10:80 -s rr\n",
+            "-A -t 203.0.113.10:80 -s rr\n",
+            "-A -t 10.0.0.100:80 -s rr\n",
+            "-a -t 10.0.0.100:80 -r 198.51.100.11:80 -g -w 1\n",
+            "-a -t 10.0.0.100:80 -r 10.0.0.11:80 -g -w 1\n",
+        );
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+            let given: Vec<_> = order.iter().map(|&i| views[i].clone()).collect();
+            assert_eq!(save_with(&given, true, &names()), expected);
+        }
+        // 10.0.0.1 < 100.0.0.1 < 192.0.2.1 < 10.0.0.1: no total order.
+        let cycle: Vec<_> = ["10.0.0.1", "100.0.0.1", "192.0.2.1"]
+            .into_iter()
+            .map(|a| svc(Proto::Tcp, a, 80, Sched::Rr, None))
+            .collect();
+        assert_eq!(save_with(&cycle, true, &names()).lines().count(), 3);
     }
 
     #[test]

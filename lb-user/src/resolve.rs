@@ -83,8 +83,15 @@ impl Resolver {
             .map(|e| e.port)
     }
 
-    /// `getservbyport(port, "tcp"|"udp")`.
+    /// `getservbyport(port, "tcp"|"udp")`, as ipvsadm's `port_to_service`
+    /// asks it: never for a fwmark service's reals or a fwmark template,
+    /// whose protocol ipvsadm reads as 0 (the kernel reports none for a
+    /// fwmark service; `/proc/net/ip_vs_conn` says `IP`), so their ports
+    /// are printed as numbers.
     pub fn service_name(&self, port: u16, proto: Proto) -> Option<&str> {
+        if proto == Proto::Fwm {
+            return None;
+        }
         let proto = proto_file_name(proto);
         self.services
             .iter()
@@ -96,8 +103,8 @@ impl Resolver {
 
 fn proto_file_name(proto: Proto) -> &'static str {
     match proto {
-        // A fwmark service's names are TCP's, as ipvsadm gives `-f`
-        // protocol TCP.
+        // A fwmark service's names are TCP's when parsed, as ipvsadm
+        // gives `-f` protocol TCP (`service_name` prints none).
         Proto::Tcp | Proto::Fwm => "tcp",
         Proto::Udp => "udp",
     }

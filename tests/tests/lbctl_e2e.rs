@@ -650,6 +650,156 @@ fn save_clear_restore_round_trip_and_listing_format() -> Result<()> {
     Ok(())
 }
 
+/// An operator's `/etc/ipvsadm.rules` as lbctl saves it: Debian's ipvsadm
+/// init script (`save`) writes `# ipvsadm.rules` and then `ipvsadm -S -n`;
+/// with lbctl in ipvsadm's place that is the fwmark classifier's rules, then
+/// the services ipvsadm would save, with `-x`/`-y` on the reals that have
+/// thresholds (README, "Differences from IPVS"). Every scheduler, `-p` with
+/// and without `-M`, a port-0 persistent service, `-o` on UDP, quiescent
+/// reals, thresholds, fwmark services.
+const RULES: &str = include_str!("../fixtures/ipvsadm.rules");
+/// `ipvsadm -L -n` of those rules (ipvsadm's formats, counters at zero).
+const RULES_LIST: &str = include_str!("../fixtures/ipvsadm.rules.list");
+/// The same services as ipvsadm 1.31's `ipvsadm-save` (no `-n`) writes
+/// them: ports by their `/etc/services` name, no thresholds, and no fwmark
+/// rules (the marks come from the operator's iptables).
+const IPVSADM_SAVE: &str = include_str!("../fixtures/ipvsadm-save.rules");
+
+/// `text` without its comment lines: what `-S` prints of a saved file
+/// (the init script's `# ipvsadm.rules` heading is not `-S` output).
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The real-server lines of `listing` under the service line `service`.
+fn reals_of<'a>(listing: &'a str, service: &str) -> Vec<&'a str> {
+    listing
+        .lines()
+        .skip_while(|l| *l != service)
+        .skip(1)
+        .take_while(|l| l.starts_with("  -> "))
+        .collect()
+}
+
+/// `lbctl -R` of `input`, which must succeed silently, as `ipvsadm -R` of a
+/// file it saved itself.
+fn restore_silently(lb: &LbTopology, input: &str) -> Result<()> {
+    let o = lb.lbctl_stdin(&["-R"], Some(input))?;
+    ensure!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "-R: {} stdout {:?} stderr {:?}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(())
+}
+
+/// issue 11's "Done when": a realistic saved file restores unchanged and
+/// lists back identically; `-S | -C | -R` gives the same tables; restoring
+/// it again on top refuses every line as ipvsadm does and changes nothing;
+/// and a file saved by ipvsadm 1.31 itself, with names (netbase's
+/// `/etc/services`), restores the same services.
+#[test]
+fn ipvsadm_rules_file_restores_unchanged_and_lists_back_identically() -> Result<()> {
+    if !require_root("ipvsadm_rules_file_restores_unchanged_and_lists_back_identically") {
+        return Ok(());
+    }
+    // The reals are the topology's 198.51.100.11-14, on the director's own
+    // network (lbctl refuses reals behind a gateway).
+    let lb = LbTopology::new(4)?;
+    restore_silently(&lb, RULES)?;
+
+    let saved = lb.lbctl_ok(&["-S", "-n"])?;
+    assert_eq!(saved, without_comments(RULES));
+    let listing = lb.lbctl_ok(&["-L", "-n"])?;
+    assert_eq!(listing, RULES_LIST);
+    assert_eq!(
+        lb.lbctl_ok(&["fwmark"])?,
+        RULES
+            .lines()
+            .filter(|l| l.starts_with("fwmark add "))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    // ipvsadm's "  -> %-28s %-10u %-10u %-10u %-10u" rows.
+    let thresholds = lb.lbctl_ok(&["-L", "-n", "--thresholds"])?;
+    assert_eq!(
+        reals_of(&thresholds, "TCP  203.0.113.10:80 wrr"),
+        [
+            "  -> 198.51.100.11:80             1000       800        0          0         ",
+            "  -> 198.51.100.12:80             1000       800        0          0         ",
+            "  -> 198.51.100.13:80             0          0          0          0         ",
+            "  -> 198.51.100.14:80             0          0          0          0         ",
+        ]
+    );
+    assert_eq!(
+        reals_of(&thresholds, "TCP  203.0.113.11:993 nq")[0],
+        "  -> 198.51.100.11:993            200        0          0          0         "
+    );
+    assert_eq!(
+        reals_of(
+            &thresholds,
+            "UDP  203.0.113.12:161 sh (sh-fallback,sh-port) ops"
+        )[1],
+        "  -> 198.51.100.14:161            50         40         0          0         "
+    );
+    assert_eq!(
+        reals_of(&thresholds, "FWM  1 rr persistent 600 mask 255.255.255.0")[1],
+        "  -> 198.51.100.12:0              500        400        0          0         "
+    );
+
+    // -S | -C | -R: the same tables.
+    lb.lbctl_ok(&["-C"])?;
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, "");
+    restore_silently(&lb, &saved)?;
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, saved);
+    assert_eq!(lb.lbctl_ok(&["-L", "-n"])?, listing);
+    assert_eq!(lb.lbctl_ok(&["-L", "-n", "--thresholds"])?, thresholds);
+
+    // The same file again on top: every line is refused in its turn, with
+    // ipvsadm's message for the services and reals (lbctl's own for its
+    // fwmark rules); the exit status is the last line's (255); nothing
+    // changes.
+    let o = lb.lbctl_stdin(&["-R"], Some(RULES))?;
+    let expected: String = RULES
+        .lines()
+        .filter_map(|l| match l.split(' ').next() {
+            Some("fwmark") => Some(format!("lbctl: fwmark rule already exists: {l}\n")),
+            Some("-A") => Some("Service already exists\n".to_owned()),
+            Some("-a") => Some("Destination already exists\n".to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&o.stderr), expected);
+    assert!(o.stdout.is_empty());
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, saved);
+    assert_eq!(lb.lbctl_ok(&["-L", "-n"])?, listing);
+
+    // A file saved by ipvsadm 1.31 without -n restores the same services
+    // (without thresholds or fwmark rules, which it does not save); lbctl's
+    // own -S without -n prints it back byte for byte.
+    lb.lbctl_ok(&["-C"])?;
+    restore_silently(&lb, IPVSADM_SAVE)?;
+    assert_eq!(lb.lbctl_ok(&["-S"])?, IPVSADM_SAVE);
+    let numeric: String = without_comments(RULES)
+        .lines()
+        .filter(|l| !l.starts_with("fwmark "))
+        .map(|l| match l.find(" -x ") {
+            Some(at) => format!("{}\n", &l[..at]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, numeric);
+    assert_eq!(lb.lbctl_ok(&["-L", "-n"])?, listing);
+    assert_eq!(lb.lbctl_ok(&["fwmark"])?, "");
+    Ok(())
+}
+
 #[test]
 fn conn_listing_shows_entries_and_zero_clears_counters() -> Result<()> {
     if !require_root("conn_listing_shows_entries_and_zero_clears_counters") {
