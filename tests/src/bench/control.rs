@@ -203,9 +203,11 @@ fn invalidation(opts: &ControlOpts) -> Result<((usize, usize), (f64, f64))> {
             real_addr(y),
             lb_common::REASON_NAMES[reason as usize]
         );
+        // None deleted; the probe client's invalidated template stays beside its new one
+        // (moved to port 65535, as ip_vs_check_template rehashes it: SEMANTICS §3.2).
         let after = count_templates(&mut plane)?;
         ensure!(
-            after == count,
+            after >= count,
             "templates were deleted ({count} -> {after}): invalidation must be lazy"
         );
         plane
