@@ -17,7 +17,7 @@ use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -258,29 +258,17 @@ pub struct DaemonProc {
     _dir: Scratch,
 }
 
-impl DaemonProc {
-    /// The process id of lbctl (prlimit and nsenter exec it).
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
+/// The daemon's pid (prlimit and nsenter exec lbctl), log (its log file, then its standard
+/// error), `running`, `wait_log` and `stop` (SIGTERM and its exit) are its [`LoggedChild`]'s.
+impl std::ops::Deref for DaemonProc {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.proc
     }
+}
 
-    /// Its log and standard error.
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// Fails if the daemon has exited.
-    pub fn running(&mut self) -> Result<()> {
-        self.proc.running()
-    }
-
-    /// Waits for a log line containing `needle`.
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
-        self.proc.wait_log(needle, limit)
-    }
-
-    /// SIGTERM, and the exit.
-    pub fn stop(&mut self) -> Result<ExitStatus> {
-        self.proc.stop()
+impl std::ops::DerefMut for DaemonProc {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.proc
     }
 }

@@ -29,7 +29,6 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -123,21 +122,6 @@ impl Ldirectord {
         bail!("no configuration in {}", self.scratch.0.display())
     }
 
-    /// Its standard error: its log and debug lines, perl's warnings, lbctl's messages.
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// Fails if ldirectord has exited.
-    pub fn running(&mut self) -> Result<()> {
-        self.proc.running()
-    }
-
-    /// Waits for a log line containing `needle` while ldirectord runs.
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
-        self.proc.wait_log(needle, limit)
-    }
-
     /// Replaces its configuration with `conf` and sends SIGHUP (ldirectord's reload).
     pub fn reload(&mut self, conf: &str) -> Result<()> {
         self.running()?;
@@ -152,5 +136,20 @@ impl Ldirectord {
     pub fn stop(&mut self) -> Result<ExitStatus> {
         self.running().context("ldirectord had already exited")?;
         self.proc.stop()
+    }
+}
+
+/// Its pid, log (its standard error: its log and debug lines, perl's warnings, lbctl's
+/// messages), `running` and `wait_log` are its [`LoggedChild`]'s; its `stop` is its own.
+impl std::ops::Deref for Ldirectord {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Ldirectord {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.proc
     }
 }
