@@ -17,21 +17,17 @@ use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     time::Duration,
-};
-
-use anyhow::{Context as _, Result, bail};
-use lb_user::{Pins, Table, model::ServiceId};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
 };
 
 use crate::{
     lb::{lbctl_path, wait_for},
-    netns::{BpfPinDir, Netns, NsChild, next_id},
+    logged_child::LoggedChild,
+    netns::{BpfPinDir, Netns, NsChild, Scratch},
 };
+use anyhow::{Context as _, Result, bail};
+use lb_user::{Pins, Table, model::ServiceId};
 
 /// The director's address on its link.
 pub const DIRECTOR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -216,9 +212,8 @@ impl DaemonLab {
         args: &[&str],
         nofile: Option<(u64, u64)>,
     ) -> Result<DaemonProc> {
-        let dir =
-            std::env::temp_dir().join(format!("lbt-dlab-{}-{}", std::process::id(), next_id()));
-        std::fs::create_dir_all(dir.join("run"))?;
+        let scratch = Scratch::new("dlab")?;
+        let dir = &scratch.0;
         let log = dir.join("daemon.log");
         let conf_path = dir.join("ldirectord.cf");
         std::fs::write(
@@ -248,61 +243,32 @@ impl DaemonLab {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr"))?);
         let child = cmd.spawn().context("spawning lbctl daemon")?;
-        Ok(DaemonProc { child, dir })
+        let logs = vec![log, dir.join("stderr")];
+        Ok(DaemonProc {
+            proc: LoggedChild::new(child, "the daemon", logs),
+            _dir: scratch,
+        })
     }
 }
 
 /// A running `lbctl daemon`; killed on drop if still running, its files removed.
 pub struct DaemonProc {
-    child: Child,
-    dir: PathBuf,
+    // Declared first, so dropped first: the daemon is killed before its files go.
+    proc: LoggedChild,
+    _dir: Scratch,
 }
 
-impl DaemonProc {
-    /// The process id of lbctl (prlimit and nsenter exec it).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its log and standard error.
-    pub fn log(&self) -> String {
-        let mut s = std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
-        s.push_str(&std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default());
-        s
-    }
-
-    /// Fails if the daemon has exited.
-    pub fn running(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
-            bail!("the daemon exited ({st}); log:\n{}", self.log());
-        }
-        Ok(())
-    }
-
-    /// Waits for a log line containing `needle`.
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
-        wait_for(&format!("log line {needle:?}"), limit, || {
-            self.running()?;
-            Ok(self.log().contains(needle).then_some(()))
-        })
-        .with_context(|| format!("log:\n{}", self.log()))
-    }
-
-    /// SIGTERM, and the exit.
-    pub fn stop(&mut self) -> Result<ExitStatus> {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
-        wait_for("daemon exit", Duration::from_secs(30), || {
-            Ok(self.child.try_wait()?)
-        })
+/// The daemon's pid (prlimit and nsenter exec lbctl), log (its log file, then its standard
+/// error), `running`, `wait_log` and `stop` (SIGTERM and its exit) are its [`LoggedChild`]'s.
+impl std::ops::Deref for DaemonProc {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.proc
     }
 }
 
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::DerefMut for DaemonProc {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.proc
     }
 }

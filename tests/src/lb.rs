@@ -3,6 +3,7 @@
 //! fixtures, both on a private pin directory per test.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddrV4,
     path::{Path, PathBuf},
     process::Output,
@@ -15,6 +16,7 @@ use lb_common::{Counters, MAP_STATS, PROGRAM_NAME, REASON_COUNT};
 use lb_user::{Pins, Sizes, Table, pins::load_maps};
 
 use crate::{
+    client,
     netns::BpfPinDir,
     topo::{DrTopology, TopoConfig},
 };
@@ -269,6 +271,83 @@ impl LbTopology {
         Ok(out)
     }
 
+    /// One `GET /` from the client's namespace to the VIP's `port`; the real server's name.
+    pub fn get(&self, port: u16) -> Result<String> {
+        client::http_get(
+            &self.topo.client.ns,
+            self.topo.vip_sock(port),
+            client::DEFAULT_TIMEOUT,
+        )
+    }
+
+    /// `n` GETs from the client's namespace to the VIP's `port`, each on a new connection;
+    /// how many each real server answered.
+    pub fn gets(&self, port: u16, n: usize) -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &self.topo.client.ns,
+            self.topo.vip_sock(port),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    }
+
+    /// The arguments of `lbctl fwmark add -p tcp -d VIP --dport PORT --set-mark MARK`: the
+    /// VIP's TCP `port` gets `mark`.
+    pub fn mark_args(&self, port: u16, mark: u32) -> Vec<String> {
+        let vip = self.topo.vip.to_string();
+        let (port, mark) = (port.to_string(), mark.to_string());
+        [
+            "fwmark",
+            "add",
+            "-p",
+            "tcp",
+            "-d",
+            &vip,
+            "--dport",
+            &port,
+            "--set-mark",
+            &mark,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// `lbctl fwmark add` of [`LbTopology::mark_args`], which must succeed.
+    pub fn mark_tcp(&self, port: u16, mark: u32) -> Result<()> {
+        let args = self.mark_args(port, mark);
+        self.lbctl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        Ok(())
+    }
+
+    /// One GET to the VIP's `port`, then five more that must all reach the same real server:
+    /// a client held by its persistence template (docs/SEMANTICS.md §9.1), on a topology of
+    /// two real servers.
+    pub fn sticky_client(&self, port: u16) -> Result<StickyClient> {
+        if self.topo.backends.len() != 2 {
+            bail!("a sticky client wants two real servers");
+        }
+        let name = self.get(port)?;
+        let got = self.gets(port, 5)?;
+        if got != BTreeMap::from([(name.clone(), 5)]) {
+            bail!("the client's template to {name} ignored: {got:?}");
+        }
+        let index = self
+            .topo
+            .backends
+            .iter()
+            .position(|b| b.name == name)
+            .with_context(|| format!("no real server called {name}"))?;
+        let other = self.topo.backends[1 - index].name.clone();
+        Ok(StickyClient {
+            name,
+            index,
+            other,
+            port,
+        })
+    }
+
     /// `lbctl ARGS`, which must succeed; returns stdout.
     pub fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
         let o = self.lbctl(args)?;
@@ -282,6 +361,60 @@ impl LbTopology {
         }
         Ok(String::from_utf8_lossy(&o.stdout).into_owned())
     }
+}
+
+/// A client held by its persistence template ([`LbTopology::sticky_client`]).
+#[derive(Debug)]
+pub struct StickyClient {
+    /// The real server its template points to.
+    pub name: String,
+    /// That real server's index in the topology.
+    pub index: usize,
+    /// The other real server.
+    pub other: String,
+    /// The VIP's port it connects to.
+    pub port: u16,
+}
+
+impl StickyClient {
+    /// After its real server was quiesced (weight 0, still answering): with
+    /// `expire_quiescent_template` 0 its next GET still goes there, with 1 it is
+    /// rescheduled to the other one (docs/SEMANTICS.md §9.1). Returns `lbctl -L -c -n`,
+    /// read after that GET.
+    pub fn after_quiesce(&self, lb: &LbTopology, expire_quiescent_template: u32) -> Result<String> {
+        let next = lb.get(self.port)?;
+        let rows = lb.lbctl_ok(&["-L", "-c", "-n"])?;
+        let (want, why) = if expire_quiescent_template == 0 {
+            (&self.name, "template ignored")
+        } else {
+            (&self.other, "template kept")
+        };
+        if next != *want {
+            bail!("{why}: {next} instead of {want}\n{rows}");
+        }
+        Ok(rows)
+    }
+}
+
+/// A `Dataplane` fixture test: `lab_test!(name, |dp| { … })` is a `#[test]` that skips
+/// without root (`require_root`) and runs the body in [`in_lab`] on a fresh [`Dataplane`]
+/// whose ingress is `lab0` (one-armed direct routing: frames come in where the reals are).
+/// The body returns `anyhow::Result<()>`; it runs as a closure so that `?` returns from it.
+#[macro_export]
+macro_rules! lab_test {
+    ($name:ident, |$dp:ident| $body:block) => {
+        #[test]
+        fn $name() -> ::anyhow::Result<()> {
+            if !$crate::netns::require_root(stringify!($name)) {
+                return Ok(());
+            }
+            $crate::lb::in_lab(|| {
+                let mut $dp = $crate::lb::Dataplane::new()?;
+                $dp.set_ingress("lab0")?;
+                (|| -> ::anyhow::Result<()> { $body })()
+            })
+        }
+    };
 }
 
 /// A private network namespace for `Dataplane` fixtures: a veth interface

@@ -28,18 +28,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    time::Duration,
+    process::{Command, ExitStatus, Stdio},
 };
 
 use anyhow::{Context as _, Result, bail};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 
 use crate::{
-    lb::{lbctl_path, wait_for},
+    lb::lbctl_path,
+    logged_child::LoggedChild,
     netns::{Netns, Scratch, log, next_id, require_root},
 };
 
@@ -82,7 +79,8 @@ pub fn require_ldirectord(test: &str) -> bool {
 
 /// A running ldirectord; killed on drop if a test did not stop it.
 pub struct Ldirectord {
-    child: Child,
+    // Declared first, so dropped first: ldirectord is killed before its files go.
+    proc: LoggedChild,
     scratch: Scratch,
 }
 
@@ -94,6 +92,7 @@ impl Ldirectord {
         let name = format!("lbt-ldirectord-{}-{}.cf", std::process::id(), next_id());
         let conf_path = scratch.0.join(name);
         std::fs::write(&conf_path, conf)?;
+        let log = scratch.0.join("log");
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(LAUNCH)
@@ -105,10 +104,11 @@ impl Ldirectord {
             .current_dir(&scratch.0)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(scratch.0.join("stdout"))?)
-            .stderr(std::fs::File::create(scratch.0.join("log"))?)
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("spawning unshare … ldirectord")?;
-        Ok(Ldirectord { child, scratch })
+        let proc = LoggedChild::new(child, "ldirectord", vec![log]);
+        Ok(Ldirectord { proc, scratch })
     }
 
     /// Its configuration file.
@@ -122,28 +122,6 @@ impl Ldirectord {
         bail!("no configuration in {}", self.scratch.0.display())
     }
 
-    /// Its standard error: its log and debug lines, perl's warnings, lbctl's messages.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.scratch.0.join("log")).unwrap_or_default()
-    }
-
-    /// Fails if ldirectord has exited.
-    pub fn running(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
-            bail!("ldirectord exited ({st}); log:\n{}", self.log());
-        }
-        Ok(())
-    }
-
-    /// Waits for a log line containing `needle` while ldirectord runs.
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> Result<()> {
-        wait_for(&format!("ldirectord log line {needle:?}"), limit, || {
-            self.running()?;
-            Ok(self.log().contains(needle).then_some(()))
-        })
-        .with_context(|| format!("log:\n{}", self.log()))
-    }
-
     /// Replaces its configuration with `conf` and sends SIGHUP (ldirectord's reload).
     pub fn reload(&mut self, conf: &str) -> Result<()> {
         self.running()?;
@@ -151,30 +129,27 @@ impl Ldirectord {
         let tmp = path.with_extension("new");
         std::fs::write(&tmp, conf)?;
         std::fs::rename(&tmp, &path)?;
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGHUP)?;
-        Ok(())
+        self.proc.signal(Signal::SIGHUP)
     }
 
-    /// SIGTERM (ldirectord's stop), and its exit.
+    /// SIGTERM (ldirectord's stop), and its exit; fails if it had already exited.
     pub fn stop(&mut self) -> Result<ExitStatus> {
-        if let Some(st) = self.child.try_wait()? {
-            bail!("ldirectord had already exited ({st}); log:\n{}", self.log());
-        }
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM)?;
-        wait_for(
-            "ldirectord's exit after SIGTERM",
-            Duration::from_secs(30),
-            || Ok(self.child.try_wait()?),
-        )
-        .with_context(|| format!("log:\n{}", self.log()))
+        self.running().context("ldirectord had already exited")?;
+        self.proc.stop()
     }
 }
 
-impl Drop for Ldirectord {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+/// Its pid, log (its standard error: its log and debug lines, perl's warnings, lbctl's
+/// messages), `running` and `wait_log` are its [`LoggedChild`]'s; its `stop` is its own.
+impl std::ops::Deref for Ldirectord {
+    type Target = LoggedChild;
+    fn deref(&self) -> &LoggedChild {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Ldirectord {
+    fn deref_mut(&mut self) -> &mut LoggedChild {
+        &mut self.proc
     }
 }

@@ -9,6 +9,8 @@
 //!   servers behind a veth, the program attached in generic mode.
 //! - [`ldirectord`]: Debian's real ldirectord run unmodified against lbctl (bind-mounted over
 //!   ipvsadm in a private mount namespace), for the ldirectord suite.
+//! - [`logged_child`]: a background child that logs to files (wait for a line, stop,
+//!   killed on drop), under both of those.
 //! - [`frame`]: Ethernet/IPv4/IPv6/TCP/UDP/ICMP/ARP frames for `BPF_PROG_TEST_RUN`
 //!   fixtures: a builder, a mutator for malformed frames, and a strict parser on `etherparse`
 //!   (independent of the builder) to check the frames the program outputs.
@@ -28,6 +30,7 @@ pub mod frame;
 pub mod fuzz;
 pub mod lb;
 pub mod ldirectord;
+pub mod logged_child;
 pub mod netns;
 pub mod topo;
 

@@ -211,18 +211,6 @@ fn wait_weights(lb: &LbTopology, d: &Daemon, pairs: &[(&str, u32)], limit: Durat
     .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
 }
 
-/// `n` GETs from the client; answers per real server name.
-fn gets(lb: &LbTopology, n: usize) -> Result<BTreeMap<String, usize>> {
-    Ok(client::http_get_many(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(80),
-        n,
-        client::DEFAULT_TIMEOUT,
-    )?
-    .into_iter()
-    .collect())
-}
-
 fn addr(lb: &LbTopology, i: usize) -> String {
     lb.topo.backends[i].addr.to_string()
 }
@@ -317,7 +305,7 @@ fn failed_real_is_quiesced_then_restored_with_status_and_metrics() -> Result<()>
     ] {
         ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
     }
-    let counts = gets(&lb, 30)?;
+    let counts = lb.gets(80, 30)?;
     ensure!(
         !counts.contains_key("rs2"),
         "rs2 still gets new clients: {counts:?}"
@@ -374,7 +362,7 @@ fn failed_real_is_quiesced_then_restored_with_status_and_metrics() -> Result<()>
         d.log()
             .contains(&format!("Real server up: {rs2}:80 ({vip}:80)"))
     );
-    let counts = gets(&lb, 30)?;
+    let counts = lb.gets(80, 30)?;
     ensure!(
         counts.get("rs2").copied().unwrap_or(0) > 0,
         "rs2 gets no clients: {counts:?}"
@@ -432,7 +420,7 @@ fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
         d.log()
             .contains(&format!("Deleted real server: {rs1}:80 ({vip}:80)"))
     );
-    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs2".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs2".to_string(), 10)]));
 
     // All down: the fallback comes in with weight 1 and takes the clients.
     lb.topo.backends[1].stop_servers()?;
@@ -440,7 +428,7 @@ fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
     ensure!(d.log().contains(&format!(
         "Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"
     )));
-    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs3".to_string(), 10)]));
     let (_, text) = d.status()?;
     ensure!(
         text.contains(&format!("-> {rs3}:80")) && text.contains("fallback in use (weight 1)"),
@@ -461,7 +449,7 @@ fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
         log.contains(&format!("Deleted fallback server: {rs3}:80 ({vip}:80)")),
         "{log}"
     );
-    ensure!(gets(&lb, 10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs1".to_string(), 10)]));
 
     // fallbackcommand ran with start/stop at each change, in order (at
     // start every real is down until its first check).
@@ -479,7 +467,7 @@ fn quiescent_no_removes_reals_and_the_fallback_stands_in() -> Result<()> {
     ensure!(st.success(), "daemon exit {st}");
     ensure!(!d.log().contains("Purged virtual server"));
     ensure!(weights(&lb)? == want(&[(&rs1, 1)]));
-    ensure!(gets(&lb, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
+    ensure!(lb.gets(80, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
     Ok(())
 }
 
@@ -513,40 +501,16 @@ fn persistent_client_follows_template(expire_quiescent_template: u32) -> Result<
     wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
 
     // The client gets a template to one real server and sticks to it.
-    let first = client::http_get(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(80),
-        client::DEFAULT_TIMEOUT,
-    )?;
-    ensure!(gets(&lb, 5)? == BTreeMap::from([(first.clone(), 5)]));
-    let (i, other) = if first == "rs1" {
-        (0, "rs2")
-    } else {
-        (1, "rs1")
-    };
-    let failed = addr(&lb, i);
+    let client = lb.sticky_client(80)?;
+    let failed = addr(&lb, client.index);
 
     // Its check fails: the daemon quiesces it.
-    health[i].kill()?;
-    let remaining = addr(&lb, 1 - i);
+    health[client.index].kill()?;
+    let remaining = addr(&lb, 1 - client.index);
     wait_weights(&lb, &d, &[(&failed, 0), (&remaining, 1)], limit)?;
 
-    let next = client::http_get(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(80),
-        client::DEFAULT_TIMEOUT,
-    )?;
-    let rows = lb.lbctl_ok(&["-L", "-c", "-n"])?;
-    if expire_quiescent_template == 0 {
-        ensure!(
-            next == first,
-            "template ignored: {next} instead of {first}\n{rows}"
-        );
-    } else {
-        ensure!(
-            next == other,
-            "template kept: {next} instead of {other}\n{rows}"
-        );
+    let rows = client.after_quiesce(&lb, expire_quiescent_template)?;
+    if expire_quiescent_template != 0 {
         // A new template now points to the real server that is up.
         ensure!(
             rows.lines().any(|l| l.contains(&format!("{vip}:80"))
@@ -1082,19 +1046,7 @@ fn a_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
     let mut lb = LbTopology::new(2)?;
     let servers = lb.topo.start_servers(Path::new(SRV), 80, false)?;
     let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
-    let vip = lb.topo.vip.to_string();
-    lb.lbctl_ok(&[
-        "fwmark",
-        "add",
-        "-p",
-        "tcp",
-        "-d",
-        &vip,
-        "--dport",
-        "80",
-        "--set-mark",
-        "1",
-    ])?;
+    lb.mark_tcp(80, 1)?;
     let conf = format!(
         "checkinterval=1\nchecktimeout=1\nlogfile=\"@LOG@\"\n\
          virtual=1\n\treal={rs1} gate\n\treal={rs2} gate\n\
@@ -1115,10 +1067,10 @@ fn a_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
     wait(&[(&rs1, 1), (&rs2, 1)])?;
     let listed = lb.lbctl_ok(&["-L", "-n"])?;
     ensure!(listed.contains("\nFWM  1 rr\n"), "{listed}");
-    ensure!(gets(&lb, 2)?.values().sum::<usize>() == 2);
+    ensure!(lb.gets(80, 2)?.values().sum::<usize>() == 2);
     // rs1's service (its check port) stops: quiesced, its traffic goes on.
     servers[0].kill()?;
     wait(&[(&rs1, 0), (&rs2, 1)])?;
-    ensure!(gets(&lb, 3)? == BTreeMap::from([("rs2".to_string(), 3)]));
+    ensure!(lb.gets(80, 3)? == BTreeMap::from([("rs2".to_string(), 3)]));
     Ok(())
 }

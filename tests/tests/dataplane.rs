@@ -9,8 +9,8 @@ use anyhow::Result;
 use lb_common::*;
 use lb_tests::{
     frame::{self, Frame, mutate},
-    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, in_lab, real_mac},
-    require_root,
+    lab_test,
+    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, real_mac},
 };
 use lb_user::model::{
     Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, Timeouts,
@@ -48,6 +48,14 @@ fn add_service(
         one_packet: false,
     })?;
     Ok(())
+}
+
+/// Real server `i` on port 80.
+fn rid(i: u8) -> RealId {
+    RealId {
+        addr: rs(i),
+        port: 80,
+    }
 }
 
 fn real(i: u8, port: u16, weight: u32) -> RealSpec {
@@ -92,24 +100,6 @@ fn only(reason: u32) -> Vec<u64> {
     let mut v = vec![0; REASON_COUNT as usize];
     v[reason as usize] = 1;
     v
-}
-
-macro_rules! lab_test {
-    ($name:ident, |$dp:ident| $body:block) => {
-        #[test]
-        fn $name() -> Result<()> {
-            if !require_root(stringify!($name)) {
-                return Ok(());
-            }
-            in_lab(|| {
-                let mut $dp = Dataplane::new()?;
-                // One-armed direct routing: frames come in where the reals are.
-                $dp.set_ingress("lab0")?;
-                // The body runs as a closure so that `?` returns from it.
-                (|| -> Result<()> { $body })()
-            })
-        }
-    };
 }
 
 lab_test!(traffic_to_no_service_passes_untouched, |dp| {
@@ -490,13 +480,7 @@ lab_test!(
         let to_high = |sport: u16| tcp(sport).dport(65535).syn().build();
         let kept = real_of(&dp.run(&to_high(41000))?).expect("routed");
         let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
-        dp.table.delete_real(
-            &web,
-            &RealId {
-                addr: rs(first),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&web, &rid(first))?;
         // The web template is invalidated and replaced...
         let (_, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
         assert_eq!(moved, only(REASON_FWD_NEW));
@@ -528,13 +512,7 @@ lab_test!(
         let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
         let before = dp.table.template_entries()?;
         assert_eq!(before.len(), 1);
-        dp.table.delete_real(
-            &s,
-            &RealId {
-                addr: rs(first),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&s, &rid(first))?;
         // The real is gone, its template untouched: its own ports.
         assert_eq!(template_rows(&dp)?, [(80, rs(first), 80)]);
         // A new connection of the client: the template is invalidated (moved
@@ -594,13 +572,7 @@ lab_test!(
         dp.table.add_real(&s, &real(11, 80, 1))?;
         dp.table.add_real(&s, &real(12, 80, 1))?;
         let first = real_of(&dp.run(&tcp(40000).syn().build())?).expect("routed");
-        dp.table.delete_real(
-            &s,
-            &RealId {
-                addr: rs(first),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&s, &rid(first))?;
         let ack = tcp(40000).ack().build();
         let (r, moved) = run_counted(&dp, &ack)?;
         assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_NODEST)));
@@ -628,13 +600,7 @@ lab_test!(
         dp.table.set_sysctl("expire_nodest_conn", 1)?;
         let first = real_of(&dp.run(&tcp(40000).syn().seq(7).build())?).expect("routed");
         let second = real_of(&dp.run(&tcp(40001).syn().build())?).expect("routed");
-        dp.table.delete_real(
-            &s,
-            &RealId {
-                addr: rs(first),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&s, &rid(first))?;
         assert!(
             dp.table.conn_rows()?.iter().all(|c| c.cport != 40000),
             "expired at once"
@@ -651,13 +617,7 @@ lab_test!(
         // A segment without ACK on another such flow: RST|ACK acknowledging it.
         dp.table.add_real(&s, &real(first, 80, 1))?;
         let third = real_of(&dp.run(&tcp(40002).syn().seq(100).build())?).expect("routed");
-        dp.table.delete_real(
-            &s,
-            &RealId {
-                addr: rs(third),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&s, &rid(third))?;
         let r = dp.run(
             &tcp(40002)
                 .flags(frame::tcp_flags::FIN)
@@ -1229,13 +1189,7 @@ lab_test!(
             before.push(got);
         }
         assert!(before.contains(&Some(13)));
-        dp.table.delete_real(
-            &s,
-            &RealId {
-                addr: rs(13),
-                port: 80,
-            },
-        )?;
+        dp.table.delete_real(&s, &rid(13))?;
         let list: Vec<(u8, u32)> = list.into_iter().filter(|&(i, _)| i != 13).collect();
         let mut moved_others = 0;
         for (c, was) in clients.zip(&before) {

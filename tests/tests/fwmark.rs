@@ -11,7 +11,8 @@ use anyhow::Result;
 use lb_common::*;
 use lb_tests::{
     frame::{self, Frame},
-    lb::{Dataplane, RunResult, XDP_PASS, XDP_TX, in_lab, real_mac},
+    lab_test,
+    lb::{Dataplane, RunResult, XDP_PASS, XDP_TX, real_mac},
     require_root,
 };
 use lb_user::{
@@ -88,22 +89,6 @@ fn to(dp: &Dataplane, proto: Proto, dst: Ipv4Addr, sport: u16, dport: u16) -> Re
     Ok(real_of(&dp.run(&syn(proto, dst, sport, dport))?))
 }
 
-macro_rules! lab_test {
-    ($name:ident, |$dp:ident| $body:block) => {
-        #[test]
-        fn $name() -> Result<()> {
-            if !require_root(stringify!($name)) {
-                return Ok(());
-            }
-            in_lab(|| {
-                let mut $dp = Dataplane::new()?;
-                $dp.set_ingress("lab0")?;
-                (|| -> Result<()> { $body })()
-            })
-        }
-    };
-}
-
 lab_test!(the_most_specific_rule_picks_the_fwmark_service, |dp| {
     // One real per mark tells which service a packet went to.
     for (mark, i) in [(1, 11), (2, 12), (3, 13), (4, 14)] {
@@ -119,26 +104,14 @@ lab_test!(the_most_specific_rule_picks_the_fwmark_service, |dp| {
     dp.table
         .add_fwmark_rule(&rule(Proto::Tcp, VIP, 32, Some((443, 443)), 4))?;
     let other = Ipv4Addr::new(203, 0, 113, 20);
-    assert_eq!(
-        to(&dp, Proto::Tcp, other, 40000, 80)?,
-        Some(13),
-        "narrowest range"
-    );
-    assert_eq!(
-        to(&dp, Proto::Tcp, other, 40001, 81)?,
-        Some(12),
-        "a range over any port"
-    );
-    assert_eq!(
-        to(&dp, Proto::Tcp, other, 40002, 8080)?,
-        Some(11),
-        "any port"
-    );
-    assert_eq!(
-        to(&dp, Proto::Tcp, VIP, 40003, 443)?,
-        Some(14),
-        "longest prefix"
-    );
+    for (dst, sport, dport, want, why) in [
+        (other, 40000, 80, 13, "narrowest range"),
+        (other, 40001, 81, 12, "a range over any port"),
+        (other, 40002, 8080, 11, "any port"),
+        (VIP, 40003, 443, 14, "longest prefix"),
+    ] {
+        assert_eq!(to(&dp, Proto::Tcp, dst, sport, dport)?, Some(want), "{why}");
+    }
     // The /32 holds the /24's rules too.
     assert_eq!(to(&dp, Proto::Tcp, VIP, 40004, 80)?, Some(13));
     // Another protocol, another prefix: no mark, no service.
@@ -311,33 +284,12 @@ fn a_fwmark_service_bundles_two_ports_with_one_template_per_client() -> Result<(
     lb.topo
         .start_servers(std::path::Path::new(SRV), 443, false)?;
     let vip = lb.topo.vip.to_string();
-    for port in ["80", "443"] {
-        lb.lbctl_ok(&[
-            "fwmark",
-            "add",
-            "-p",
-            "tcp",
-            "-d",
-            &vip,
-            "--dport",
-            port,
-            "--set-mark",
-            "1",
-        ])?;
+    for port in [80, 443] {
+        lb.mark_tcp(port, 1)?;
     }
     // The same match again is refused, and changes nothing.
-    let again = lb.lbctl(&[
-        "fwmark",
-        "add",
-        "-p",
-        "tcp",
-        "-d",
-        &vip,
-        "--dport",
-        "80",
-        "--set-mark",
-        "2",
-    ])?;
+    let again = lb.mark_args(80, 2);
+    let again = lb.lbctl(&again.iter().map(String::as_str).collect::<Vec<_>>())?;
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     lb.lbctl_ok(&["-A", "-f", "1", "-s", "rr", "-p", "300"])?;

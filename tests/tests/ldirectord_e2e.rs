@@ -117,18 +117,6 @@ fn logged(ld: &Ldirectord, lines: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `n` GETs to the VIP's `port`, each on a new connection; answers per real server.
-fn gets(lb: &LbTopology, port: u16, n: usize) -> Result<BTreeMap<String, usize>> {
-    Ok(client::http_get_many(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(port),
-        n,
-        client::DEFAULT_TIMEOUT,
-    )?
-    .into_iter()
-    .collect())
-}
-
 /// Opens held connections to the VIP's `port` until one lands on `name` (the others are
 /// closed); at most 12 tries.
 fn hold_on(lb: &LbTopology, port: u16, name: &str) -> Result<HoldConn> {
@@ -257,16 +245,16 @@ fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
             == ["->", r83[0].as_str(), "1", "0", "0", "0"]),
         "u:1 is not rs1's upper threshold:\n{th}"
     );
-    let counts = gets(&lb, 80, 30)?;
+    let counts = lb.gets(80, 30)?;
     ensure!(counts.len() == 3, "not every real gets clients: {counts:?}");
 
     // sh-port: the source port is hashed too, so one client's connections spread.
-    let counts = gets(&lb, 82, 30)?;
+    let counts = lb.gets(82, 30)?;
     ensure!(counts.len() >= 2, "sh-port ignored: {counts:?}");
 
     // u:1: with a connection held on rs1, rs1 is overloaded and rr skips it.
     let on_rs1 = hold_on(&lb, 83, "rs1")?;
-    let counts = gets(&lb, 83, 10)?;
+    let counts = lb.gets(83, 10)?;
     ensure!(
         counts == BTreeMap::from([("rs2".to_string(), 10)]),
         "an overloaded real gets new clients: {counts:?}"
@@ -320,7 +308,7 @@ fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
             "Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"
         )],
     )?;
-    let counts = gets(&lb, 80, 30)?;
+    let counts = lb.gets(80, 30)?;
     ensure!(
         !counts.contains_key("rs2") && counts.values().sum::<usize>() == 30,
         "a quiesced real gets new clients: {counts:?}"
@@ -340,7 +328,7 @@ fn ldirectord_installs_quiesces_restores_and_cleans_up() -> Result<()> {
             "Restored real server: {rs2}:80 ({vip}:80) (Weight set to 2)"
         )],
     )?;
-    let counts = gets(&lb, 80, 30)?;
+    let counts = lb.gets(80, 30)?;
     ensure!(
         counts.contains_key("rs2"),
         "rs2 gets no clients: {counts:?}"
@@ -428,7 +416,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
     servers[0].kill()?;
     wait_table(&lb, &mut ld, &only(&[&rs2]), CHANGE)?;
     logged(&ld, &[format!("Deleted real server: {rs1}:80 ({vip}:80)")])?;
-    ensure!(gets(&lb, 80, 10)? == BTreeMap::from([("rs2".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs2".to_string(), 10)]));
 
     // rs2 fails too: the fallback comes in and takes the clients.
     servers[1].kill()?;
@@ -439,7 +427,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
             "Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"
         )],
     )?;
-    ensure!(gets(&lb, 80, 10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs3".to_string(), 10)]));
 
     // rs1 comes back: added again, and the fallback leaves.
     serve(&lb.topo.backends[0], &[80], false)?;
@@ -451,14 +439,14 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
             format!("Deleted fallback server: {rs3}:80 ({vip}:80)"),
         ],
     )?;
-    ensure!(gets(&lb, 80, 10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+    ensure!(lb.gets(80, 10)? == BTreeMap::from([("rs1".to_string(), 10)]));
 
     // cleanstop=no: stopped, ldirectord leaves the table as it was, and it still forwards.
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     no_failed_command(&ld)?;
     ensure!(listing(&lb)? == only(&[&rs1]));
-    ensure!(gets(&lb, 80, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
+    ensure!(lb.gets(80, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
 
     // The next ldirectord changes the service it finds (-E) and converges on the same table
     // (at start it adds every real it has not checked yet and deletes it again: wait for rs2's
@@ -467,7 +455,7 @@ fn ldirectord_quiescent_no_removes_and_the_fallback_comes_and_goes() -> Result<(
     again.wait_log(&format!("Changed virtual server: {vip}:80"), START)?;
     again.wait_log(&format!("Deleted real server: {rs2}:80 ({vip}:80)"), CHANGE)?;
     wait_table(&lb, &mut again, &only(&[&rs1]), CHANGE)?;
-    ensure!(gets(&lb, 80, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
+    ensure!(lb.gets(80, 5)? == BTreeMap::from([("rs1".to_string(), 5)]));
     let st = again.stop()?;
     ensure!(
         st.success(),
@@ -569,37 +557,17 @@ fn persistent_client_under_ldirectord(expire_quiescent_template: u32) -> Result<
     wait_table(&lb, &mut ld, &weights(1, 1), START)?;
 
     // The client gets a template and sticks to its real server.
-    let first = client::http_get(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(80),
-        client::DEFAULT_TIMEOUT,
-    )?;
-    ensure!(gets(&lb, 80, 5)? == BTreeMap::from([(first.clone(), 5)]));
-    let (i, other) = if first == "rs1" {
-        (0, "rs2")
-    } else {
-        (1, "rs1")
-    };
+    let client = lb.sticky_client(80)?;
 
     // Its check fails: ldirectord quiesces it.
-    health[i].kill()?;
-    let want = if i == 0 { weights(0, 1) } else { weights(1, 0) };
-    wait_table(&lb, &mut ld, &want, CHANGE)?;
-
-    let next = client::http_get(
-        &lb.topo.client.ns,
-        lb.topo.vip_sock(80),
-        client::DEFAULT_TIMEOUT,
-    )?;
-    let rows = lb.lbctl_ok(&["-L", "-c", "-n"])?;
-    if expire_quiescent_template == 0 {
-        ensure!(
-            next == first,
-            "template ignored: {next}, not {first}\n{rows}"
-        );
+    health[client.index].kill()?;
+    let want = if client.index == 0 {
+        weights(0, 1)
     } else {
-        ensure!(next == other, "template kept: {next}, not {other}\n{rows}");
-    }
+        weights(1, 0)
+    };
+    wait_table(&lb, &mut ld, &want, CHANGE)?;
+    client.after_quiesce(&lb, expire_quiescent_template)?;
 
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
@@ -680,20 +648,8 @@ fn ldirectord_fwmark_virtual() -> Result<()> {
         health.push(serve(b, &[9000], false)?);
     }
     let (rs1, rs2) = (addr(&lb, 0), addr(&lb, 1));
-    let vip = lb.topo.vip;
-    for port in ["80", "443"] {
-        lb.lbctl_ok(&[
-            "fwmark",
-            "add",
-            "-p",
-            "tcp",
-            "-d",
-            &vip.to_string(),
-            "--dport",
-            port,
-            "--set-mark",
-            "1",
-        ])?;
+    for port in [80, 443] {
+        lb.mark_tcp(port, 1)?;
     }
     let rules = lb.lbctl_ok(&["fwmark"])?;
     let conf = format!(
@@ -862,17 +818,17 @@ fn ldirectord_fork_yes_changes_the_table_from_many_processes_at_once() -> Result
     };
     let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
     wait_table(&lb, &mut ld, &all(2), START)?;
-    ensure!(gets(&lb, 1000, 6)?.len() == 2);
+    ensure!(lb.gets(1000, 6)?.len() == 2);
 
     rs2_server.kill()?;
     wait_table(&lb, &mut ld, &all(0), CHANGE)?;
     for p in [1000, 1011] {
-        ensure!(gets(&lb, p, 6)? == BTreeMap::from([("rs1".to_string(), 6)]));
+        ensure!(lb.gets(p, 6)? == BTreeMap::from([("rs1".to_string(), 6)]));
     }
 
     serve(&lb.topo.backends[1], &ports, false)?;
     wait_table(&lb, &mut ld, &all(2), CHANGE)?;
-    ensure!(gets(&lb, 1011, 6)?.len() == 2);
+    ensure!(lb.gets(1011, 6)?.len() == 2);
 
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());

@@ -308,6 +308,34 @@ const LBCTL_DIVERSIONS: [&str; 3] = [
     "diversion of /usr/share/man/man8/ipvsadm.8.gz to /usr/share/man/man8/ipvsadm.distrib.8.gz by lbctl",
 ];
 
+/// Runs `body` on a fresh root of `sbin` with the package put in it (`body` gets the root,
+/// the package's path in it and the host's state before), then checks that the host's
+/// diversions and ipvsadm did not change.
+fn with_root(
+    sbin: Sbin,
+    body: impl FnOnce(&PackageRoot, &str, &HostState) -> Result<()>,
+) -> Result<()> {
+    let host = HostState::now()?;
+    {
+        let root = PackageRoot::new(sbin)?;
+        let deb = root.put_deb()?;
+        body(&root, deb, &host)?;
+    }
+    assert_eq!(
+        HostState::now()?,
+        host,
+        "the host's diversions or ipvsadm changed"
+    );
+    Ok(())
+}
+
+/// None of `paths` exists in `root`.
+fn assert_gone(root: &PackageRoot, paths: &[&str]) {
+    for gone in paths {
+        assert!(!root.exists(gone), "{gone} left behind");
+    }
+}
+
 /// Debian's ipvsadm on the host (`cargo xtask setup` installs it with
 /// ldirectord): the original the package must put back.
 fn host_ipvsadm() -> Result<(Vec<u8>, Vec<u8>)> {
@@ -428,10 +456,7 @@ fn install_takes_ipvsadms_place_and_remove_gives_it_back() -> Result<()> {
         return Ok(());
     }
     let (ipvsadm, ipvsadm_man) = host_ipvsadm()?;
-    let host = HostState::now()?;
-    {
-        let root = PackageRoot::new(Sbin::Merged)?;
-        let deb = root.put_deb()?;
+    with_root(Sbin::Merged, |root, deb, _| {
         assert_eq!(root.read("/usr/sbin/ipvsadm")?, ipvsadm);
         root.run(&["dpkg", "-i", deb])?;
 
@@ -477,25 +502,21 @@ fn install_takes_ipvsadms_place_and_remove_gives_it_back() -> Result<()> {
         assert_eq!(root.diversions()?, Vec::<String>::new());
         assert_eq!(root.read("/usr/sbin/ipvsadm")?, ipvsadm);
         assert_eq!(root.read("/usr/share/man/man8/ipvsadm.8.gz")?, ipvsadm_man);
-        for gone in [
-            "/usr/sbin/ipvsadm.distrib",
-            "/usr/sbin/lbctl",
-            "/usr/share/man/man8/ipvsadm.distrib.8.gz",
-            "/usr/share/man/man8/lbctl.8.gz",
-        ] {
-            assert!(!root.exists(gone), "{gone} left behind");
-        }
+        assert_gone(
+            root,
+            &[
+                "/usr/sbin/ipvsadm.distrib",
+                "/usr/sbin/lbctl",
+                "/usr/share/man/man8/ipvsadm.distrib.8.gz",
+                "/usr/share/man/man8/lbctl.8.gz",
+            ],
+        );
         ensure!(
             root.run(&["dpkg-query", "-W", "-f", "${Status}", "ipvsadm"])?
                 == "install ok installed"
         );
-    }
-    assert_eq!(
-        HostState::now()?,
-        host,
-        "the host's diversions or ipvsadm changed"
-    );
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Debian's ipvsadm ships /sbin/ipvsadm, which is /usr/sbin/ipvsadm on a
@@ -507,10 +528,7 @@ fn ipvsadm_upgraded_under_lbctl_goes_aside() -> Result<()> {
         return Ok(());
     }
     host_ipvsadm()?;
-    let host = HostState::now()?;
-    {
-        let root = PackageRoot::new(Sbin::Merged)?;
-        let deb = root.put_deb()?;
+    with_root(Sbin::Merged, |root, deb, _| {
         root.run(&["dpkg", "-i", deb])?;
         // A newer ipvsadm, as Debian's: /sbin/ipvsadm.
         root.run(&[
@@ -531,13 +549,8 @@ fn ipvsadm_upgraded_under_lbctl_goes_aside() -> Result<()> {
         root.run(&["dpkg", "-r", "lbctl"])?;
         assert_eq!(root.run(&["/usr/sbin/ipvsadm"])?, "newer ipvsadm\n");
         assert_eq!(root.diversions()?, Vec::<String>::new());
-    }
-    assert_eq!(
-        HostState::now()?,
-        host,
-        "the host's diversions or ipvsadm changed"
-    );
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Without Debian's ipvsadm: lbctl is ipvsadm while installed (and satisfies
@@ -548,10 +561,7 @@ fn install_without_ipvsadm() -> Result<()> {
     if !require_root("install_without_ipvsadm") {
         return Ok(());
     }
-    let host = HostState::now()?;
-    {
-        let root = PackageRoot::new(Sbin::Merged)?;
-        let deb = root.put_deb()?;
+    with_root(Sbin::Merged, |root, deb, host| {
         if host.ipvsadm.is_some() {
             // ldirectord depends on it.
             root.run(&["dpkg", "--purge", "--force-depends", "ipvsadm"])?;
@@ -574,20 +584,16 @@ fn install_without_ipvsadm() -> Result<()> {
         }
         root.run(&["dpkg", "--purge", "--force-depends", "lbctl"])?;
         assert_eq!(root.diversions()?, Vec::<String>::new());
-        for gone in [
-            "/usr/sbin/ipvsadm",
-            "/usr/sbin/ipvsadm.distrib",
-            "/usr/share/man/man8/ipvsadm.8.gz",
-        ] {
-            assert!(!root.exists(gone), "{gone} left behind");
-        }
-    }
-    assert_eq!(
-        HostState::now()?,
-        host,
-        "the host's diversions or ipvsadm changed"
-    );
-    Ok(())
+        assert_gone(
+            root,
+            &[
+                "/usr/sbin/ipvsadm",
+                "/usr/sbin/ipvsadm.distrib",
+                "/usr/share/man/man8/ipvsadm.8.gz",
+            ],
+        );
+        Ok(())
+    })
 }
 
 /// /sbin not merged into /usr/sbin: Debian's /sbin/ipvsadm goes aside and
@@ -599,10 +605,7 @@ fn install_with_sbin_not_merged() -> Result<()> {
         return Ok(());
     }
     let (ipvsadm, _) = host_ipvsadm()?;
-    let host = HostState::now()?;
-    {
-        let root = PackageRoot::new(Sbin::Split)?;
-        let deb = root.put_deb()?;
+    with_root(Sbin::Split, |root, deb, _| {
         assert!(!root.exists("/usr/sbin/ipvsadm"));
         root.run(&["dpkg", "-i", deb])?;
         assert_eq!(root.diversions()?, LBCTL_DIVERSIONS);
@@ -619,11 +622,6 @@ fn install_with_sbin_not_merged() -> Result<()> {
         assert_eq!(root.read("/sbin/ipvsadm")?, ipvsadm);
         assert!(!root.exists("/sbin/ipvsadm.distrib"));
         assert!(!root.exists("/usr/sbin/ipvsadm"));
-    }
-    assert_eq!(
-        HostState::now()?,
-        host,
-        "the host's diversions or ipvsadm changed"
-    );
-    Ok(())
+        Ok(())
+    })
 }
