@@ -29,8 +29,9 @@ pub const FWMARK_FILTER_MIN_PLEN: u8 = 24;
 /// `Settings::fwmark`: rules exist and some fwmark service exists, so the
 /// service lookup classifies a new flow first.
 pub const FWMARK_F_CLASSIFY: u32 = 1 << 0;
-/// `Settings::fwmark`: some rule is wider than the VIP filter covers, so a
-/// packet the filter turns away is classified before it is passed.
+/// `Settings::fwmark`: some rule is (or was, while a fwmark service
+/// exists) wider than the VIP filter covers, so a packet the filter turns
+/// away goes on to the connection table and the service lookup.
 pub const FWMARK_F_WIDE: u32 = 1 << 1;
 
 /// The data of an `FWMARK` key (the trie's key is this behind a prefix

@@ -4,11 +4,13 @@
 //! "fwmark services"). One longest-prefix lookup in `FWMARK`, then a
 //! bounded scan of that prefix's port ranges, most specific first.
 //!
-//! Two uses: the service lookup (`lookup.rs`) classifies a new flow first,
-//! as `ip_vs_service_find` looks at the mark first; and a packet that the
-//! VIP filter turns away is classified when some rule covers more
-//! addresses than the filter holds (`FWMARK_F_WIDE`): a destination with a
-//! mark goes on, else the stage's outcome is `pass_no_service`.
+//! The service lookup (`lookup.rs`) classifies a new flow first, as
+//! `ip_vs_service_find` looks at the mark first. A packet that the VIP
+//! filter turns away goes on unclassified when some rule covers (or
+//! covered, while a fwmark service exists) more addresses than the filter
+//! holds (`FWMARK_F_WIDE`): the connection table comes first, as in
+//! `ip_vs_in`, so a conn whose rule is gone keeps flowing, and the service
+//! lookup classifies the rest.
 //!
 //! The lookup is the global BPF function `lb_classify`, verified once on
 //! its own: its mark is then an unknown number to each caller, so the
@@ -51,14 +53,15 @@ pub extern "C" fn lb_classify(proto: u32, daddr: u32, dport: u32) -> u32 {
 }
 
 /// A packet the VIP filter turned away: `Err(pass_no_service)` unless some
-/// rule is wider than the filter and gives the packet a mark.
+/// rule is (or was) wider than the filter; then it goes on to the
+/// connection table and the service lookup, which classifies it.
 #[inline(always)]
-pub fn beyond_filter(pkt: &Packet) -> Result<(), Verdict> {
+pub fn beyond_filter() -> Result<(), Verdict> {
     let wide = match settings() {
         Some(cfg) => cfg.fwmark & FWMARK_F_WIDE != 0,
         None => false,
     };
-    if wide && mark(pkt) != 0 {
+    if wide {
         Ok(())
     } else {
         Err(Verdict::Pass(REASON_PASS_NO_SERVICE))

@@ -26,14 +26,14 @@ pub fn maybe_vip(pkt: &Packet) -> bool {
     }
 }
 
-/// The VIP filter stage: on when the destination may be a VIP or a
-/// classified destination, else `pass_no_service`.
+/// The VIP filter stage: on when the destination may be a VIP or a rule
+/// is wider than the filter, else `pass_no_service`.
 #[inline(always)]
 pub fn vip_filter(pkt: &Packet) -> Result<(), Verdict> {
     if maybe_vip(pkt) {
         return Ok(());
     }
-    classify::beyond_filter(pkt)
+    classify::beyond_filter()
 }
 
 /// The packet's service (a fwmark service has its mark in `fwmark`).

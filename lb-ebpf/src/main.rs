@@ -7,7 +7,7 @@
 //! 2. `lookup.rs`: the VIP filter (`maybe_vip`), later the service lookup,
 //!    which asks `classify.rs` for the packet's fwmark first (as IPVS looks
 //!    at `skb->mark` first); `classify.rs` also lets through a packet the
-//!    filter turned away when a wide fwmark rule gives it a mark.
+//!    filter turned away when a fwmark rule is wider than the filter.
 //! 3. `conn.rs`: an existing flow is forwarded without a service lookup, as in
 //!    IPVS (expiry, port reuse, removed real server, TCP state from
 //!    `tcp_state.rs`); an ICMP error about a flow goes to its real server.

@@ -15,8 +15,8 @@
 use std::{collections::BTreeMap, fmt, net::Ipv4Addr};
 
 use lb_common::{
-    FWMARK_FILTER_MIN_PLEN, FWMARK_RULES_PER_PREFIX, FwmarkKey, FwmarkRule as MapRule, FwmarkRules,
-    MAX_FWMARK_PREFIXES,
+    FWMARK_F_CLASSIFY, FWMARK_F_WIDE, FWMARK_FILTER_MIN_PLEN, FWMARK_RULES_PER_PREFIX, FwmarkKey,
+    FwmarkRule as MapRule, FwmarkRules, MAX_FWMARK_PREFIXES,
 };
 
 use crate::model::Proto;
@@ -223,6 +223,39 @@ pub fn filter_addresses(rules: &[FwmarkRule]) -> (Vec<Ipv4Addr>, bool) {
     addrs.sort();
     addrs.dedup();
     (addrs, wide)
+}
+
+/// The VIP filter word to write where the map holds `have` and the
+/// services and rules want `want`. While a fwmark service exists the
+/// filter loses no bit, as IPVS's hooks stay registered while a service
+/// exists: a conn whose rule was deleted still reaches the connection
+/// table, which comes before the service (docs/SEMANTICS.md "fwmark
+/// services"). Without one it is `want`, recomputed from scratch.
+pub fn filter_word(want: u64, have: u64, any_fwmark_service: bool) -> u64 {
+    if any_fwmark_service {
+        want | have
+    } else {
+        want
+    }
+}
+
+/// `Settings::fwmark` for the services and rules, where it is `current`:
+/// `FWMARK_F_CLASSIFY` while rules and a fwmark service exist;
+/// `FWMARK_F_WIDE` while a fwmark service exists and a rule wider than the
+/// VIP filter exists or once did (kept, as the filter's bits are, until the
+/// last fwmark service goes).
+pub fn settings_flags(any_fwmark_service: bool, any_rule: bool, wide: bool, current: u32) -> u32 {
+    if !any_fwmark_service {
+        return 0;
+    }
+    let mut flags = 0;
+    if any_rule {
+        flags |= FWMARK_F_CLASSIFY;
+    }
+    if wide || current & FWMARK_F_WIDE != 0 {
+        flags |= FWMARK_F_WIDE;
+    }
+    flags
 }
 
 /// The mark the rules give a packet, as the packet path computes it: the
@@ -451,5 +484,20 @@ mod tests {
         assert_eq!(addrs.len(), 5);
         let (_, wide) = filter_addresses(&[rule(Proto::Tcp, "198.51.100.0/23", None, 1)]);
         assert!(wide);
+    }
+
+    #[test]
+    fn the_vip_filter_keeps_its_bits_while_a_fwmark_service_exists() {
+        // A rule's address went (bit 0), a service's came (bit 2).
+        assert_eq!(filter_word(0b100, 0b011, true), 0b111);
+        assert_eq!(filter_word(0b100, 0b011, false), 0b100);
+        // WIDE stays once set, until the last fwmark service goes.
+        let both = FWMARK_F_CLASSIFY | FWMARK_F_WIDE;
+        assert_eq!(settings_flags(true, true, true, 0), both);
+        assert_eq!(settings_flags(true, true, false, both), both);
+        assert_eq!(settings_flags(true, false, false, both), FWMARK_F_WIDE);
+        assert_eq!(settings_flags(true, true, false, 0), FWMARK_F_CLASSIFY);
+        assert_eq!(settings_flags(false, true, true, both), 0);
+        assert_eq!(settings_flags(true, false, false, 0), 0);
     }
 }

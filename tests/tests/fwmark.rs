@@ -264,6 +264,50 @@ lab_test!(wide_rules_get_past_the_vip_filter, |dp| {
     Ok(())
 });
 
+/// A TCP flow to `dst`:80, made by a SYN and an ACK while rule `r` marks
+/// it for a fwmark service whose real is 11; then `r` is deleted. IPVS
+/// finds the conn before the service and never needs the mark again: the
+/// flow's next packet still goes to real 11, while a new SYN there has no
+/// service now.
+fn conn_outlives_its_rule(dp: &mut Dataplane, r: FwmarkRule, dst: Ipv4Addr) -> Result<()> {
+    let dport = 80;
+    let ack = |sport| {
+        Frame::tcp(CLIENT, dst)
+            .src_mac(CLIENT_MAC)
+            .dst_mac(LB_MAC)
+            .ports(sport, dport)
+            .ack()
+            .build()
+    };
+    dp.table.add_fwmark_rule(&r)?;
+    assert_eq!(to(dp, Proto::Tcp, dst, 40000, dport)?, Some(11));
+    assert_eq!(real_of(&dp.run(&ack(40000))?), Some(11));
+    dp.table.delete_fwmark_rule(&r)?;
+    let before = dp.reasons()?;
+    assert_eq!(real_of(&dp.run(&ack(40000))?), Some(11), "the conn");
+    let f = syn(Proto::Tcp, dst, 40001, dport);
+    let res = dp.run(&f)?;
+    assert_eq!((res.action, res.frame == f), (XDP_PASS, true), "a new flow");
+    let after = dp.reasons()?;
+    for reason in [REASON_FWD_CONN, REASON_PASS_NO_SERVICE] {
+        let i = reason as usize;
+        assert_eq!(after[i] - before[i], 1, "{}", REASON_NAMES[i]);
+    }
+    Ok(())
+}
+
+lab_test!(a_conn_outlives_its_deleted_narrow_rule, |dp| {
+    fwm(&mut dp, 3, 11, None)?;
+    conn_outlives_its_rule(&mut dp, rule(Proto::Tcp, VIP, 32, Some((80, 80)), 3), VIP)
+});
+
+lab_test!(a_conn_outlives_its_deleted_wide_rule, |dp| {
+    fwm(&mut dp, 3, 11, None)?;
+    let net = Ipv4Addr::new(203, 0, 0, 0);
+    let far = Ipv4Addr::new(203, 0, 77, 5);
+    conn_outlives_its_rule(&mut dp, rule(Proto::Tcp, net, 16, Some((80, 80)), 3), far)
+});
+
 // ---- end to end: real TCP through the attached program ------------------
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");

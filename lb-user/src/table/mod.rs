@@ -20,11 +20,10 @@ use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd};
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
-    DEST_F_RESOLVED, Dest, FWD_ROUTE, FWMARK_F_CLASSIFY, FWMARK_F_WIDE, MAP_DEST_STATS, MAP_DESTS,
-    MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS,
-    MAX_TIMEOUT, MAX_WEIGHT, REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
-    SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
-    VIP_FILTER_WORDS, vip_bit,
+    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
+    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
+    REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK,
+    Service, ServiceDest, ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 mod fwmark;
@@ -391,8 +390,10 @@ impl Table {
     /// Rewrites the VIP filter (`VIPS`) for the current services and fwmark
     /// rules: the words that change only. Called after a service or a rule
     /// is added or deleted, and when the tables are opened (the filter is
-    /// derived state).
+    /// derived state). While a fwmark service exists no bit is cleared
+    /// (`fwmark::filter_word`).
     pub fn sync_vip_filter(&mut self) -> Result<(), Error> {
+        let sticky = self.index()?.ids().any(|id| id.proto == Proto::Fwm);
         let mut want = vec![0u64; VIP_FILTER_WORDS as usize];
         let mut set = |addr: Ipv4Addr| {
             let bit = vip_bit(addr.octets());
@@ -418,6 +419,7 @@ impl Table {
             let Some(&new) = want.get(i as usize) else {
                 continue;
             };
+            let new = crate::fwmark::filter_word(new, w, sticky);
             if new != w {
                 self.pins.vips.set(i, new, 0).map_err(map_err(MAP_VIPS))?;
             }
@@ -436,14 +438,8 @@ impl Table {
         let any_fwm = self.index()?.ids().any(|id| id.proto == Proto::Fwm);
         let rules = self.fwmark_rules()?;
         let (_, wide) = crate::fwmark::filter_addresses(&rules);
-        let mut fwmark = 0;
-        if any_fwm && !rules.is_empty() {
-            fwmark |= FWMARK_F_CLASSIFY;
-            if wide {
-                fwmark |= FWMARK_F_WIDE;
-            }
-        }
         let mut s = self.pins.settings()?;
+        let fwmark = crate::fwmark::settings_flags(any_fwm, !rules.is_empty(), wide, s.fwmark);
         let v = any as u32;
         if s.has_port0 != v || s.fwmark != fwmark {
             s.has_port0 = v;
