@@ -329,6 +329,17 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "Zero port specified for non-persistent service\n",
             2,
         ),
+        // -o on a TCP service: ipvsadm's parser refuses it.
+        (
+            &["-A", "-t", "203.0.113.10:81", "-o", "-s", "rr"],
+            "One-Packet Scheduling is only for UDP virtual services\n",
+            2,
+        ),
+        (
+            &["-E", "-t", v, "-s", "rr", "-o"],
+            "One-Packet Scheduling is only for UDP virtual services\n",
+            2,
+        ),
         // Bad scheduler (the kernel's refusal), timeout, mask.
         (
             &["-A", "-t", "203.0.113.10:81", "-s", "bogus"],
@@ -493,6 +504,11 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
         (
             "-A -t [2001:db8::1]:80 -s rr",
             "lbctl: line 3: IPv6 is not supported yet\n",
+            2,
+        ),
+        (
+            "-A -t 203.0.113.10:83 -s rr -o",
+            "lbctl: line 3: One-Packet Scheduling is only for UDP virtual services\n",
             2,
         ),
     ] {

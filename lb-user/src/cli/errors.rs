@@ -87,6 +87,10 @@ pub enum CliError {
     /// `-A`/`-E` without a port (or with port 0) and without `-p`.
     #[error("Zero port specified for non-persistent service")]
     ZeroPort,
+    /// `-A`/`-E -o` on a TCP service (ipvsadm allows it on UDP and fwmark
+    /// services only).
+    #[error("One-Packet Scheduling is only for UDP virtual services")]
+    OnePacketNotUdp,
     #[error("Tunnel options conflict with forward method")]
     TunnelOptionsConflict,
     #[error("-6 used before -f")]

@@ -201,6 +201,13 @@ pub(super) fn parse_ipvsadm(
     {
         return Err(CliError::ZeroPort);
     }
+    if matches!(cmd, Cmd::Add | Cmd::Edit)
+        && st.one_packet
+        && !st.fwmark
+        && st.svc_proto != Some(Proto::Udp)
+    {
+        return Err(CliError::OnePacketNotUdp);
+    }
     if matches!(cmd, Cmd::AddDest | Cmd::EditDest)
         && let Some(Usable::Yes((addr, _))) = &st.real
         && (addr.is_loopback() || addr.is_unspecified())

@@ -129,6 +129,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn one_packet_scheduling_on_tcp_names_its_line() {
+        let e = restore(b"-A -u 203.0.113.10:53 -s rr -o\n-A -t 203.0.113.10:80 -s rr -o\n")
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RestoreError::Parse {
+                    line: 2,
+                    error: CliError::OnePacketNotUdp
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
     /// What lbctl does not implement refuses the whole input, with the
     /// line; what IPVS refuses only when applied (an unknown scheduler) is
     /// a step that fails in its turn.

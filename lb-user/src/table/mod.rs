@@ -829,6 +829,8 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
     {
         return Err(Error::Invalid("Illegal timeout specified".into()));
     }
+    // The parser refuses it first, as ipvsadm does; this guards other
+    // callers with the same text.
     if spec.one_packet && spec.id.proto == Proto::Tcp {
         return Err(Error::Invalid(
             "One-Packet Scheduling is only for UDP virtual services".into(),

@@ -50,6 +50,27 @@ fn one_packet_scheduling() {
     assert_eq!(saved, "-A -u 10.0.0.100:53 -s rr -o\n");
 }
 
+/// ipvsadm refuses `-o` on a TCP service while parsing (after the zero
+/// port check, before the kernel sees the scheduler): status 2, its text.
+#[test]
+fn one_packet_scheduling_is_refused_on_tcp_services() {
+    for line in [
+        "-A -t 10.0.0.100:80 -o -s rr",
+        "-E -t 10.0.0.100:80 -s rr --ops",
+        "-A -t 10.0.0.100:80 -p 60 -o",
+        "-A -t 10.0.0.100:80 -s bogus -o",
+    ] {
+        let e = p(line).unwrap_err();
+        assert_eq!(e, CliError::OnePacketNotUdp, "{line}");
+        assert_eq!(e.exit_code(), 2, "{line}");
+        assert_eq!(
+            e.render("ipvsadm"),
+            "One-Packet Scheduling is only for UDP virtual services\n"
+        );
+    }
+    assert_eq!(p("-A -t 10.0.0.100 -o"), Err(CliError::ZeroPort));
+}
+
 #[test]
 fn add_service_defaults_to_wlc_as_ipvsadm() {
     assert_eq!(
