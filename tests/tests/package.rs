@@ -553,6 +553,82 @@ fn ipvsadm_upgraded_under_lbctl_goes_aside() -> Result<()> {
     })
 }
 
+/// A diversion of ipvsadm that is not lbctl's (here a local one, as an
+/// operator makes by hand): installing stops before changing anything, says
+/// which diversion and how to remove it, and leaves neither the package nor
+/// a diversion of its own; once the operator removes it, installing works.
+#[test]
+fn install_refuses_a_diversion_that_is_not_lbctls() -> Result<()> {
+    if !require_root("install_refuses_a_diversion_that_is_not_lbctls") {
+        return Ok(());
+    }
+    let (ipvsadm, _) = host_ipvsadm()?;
+    let host = HostState::now()?;
+    {
+        let root = PackageRoot::new(Sbin::Merged)?;
+        let deb = root.put_deb()?;
+        root.run(&[
+            "dpkg-divert",
+            "--local",
+            "--rename",
+            "--divert",
+            "/usr/sbin/ipvsadm.orig",
+            "/usr/sbin/ipvsadm",
+        ])?;
+        let local = root.run(&["dpkg-divert", "--list", "*ipvsadm*"])?;
+        assert_eq!(
+            local,
+            "local diversion of /usr/sbin/ipvsadm to /usr/sbin/ipvsadm.orig\n"
+        );
+
+        let refused = output(&mut root.command(&["dpkg", "-i", deb]))?;
+        let says = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "dpkg -i succeeded: {says}");
+        assert!(
+            says.contains("lbctl: /usr/sbin/ipvsadm has a local diversion, not lbctl's:\n")
+                && says
+                    .contains("  local diversion of /usr/sbin/ipvsadm to /usr/sbin/ipvsadm.orig\n")
+                && says.contains("  dpkg-divert --local --remove --rename /usr/sbin/ipvsadm\n"),
+            "{says}"
+        );
+        // Not installed, not half-installed: dpkg forgot it or knows it as
+        // not installed.
+        let status = output(&mut root.command(&["dpkg-query", "-W", "-f=${Status}", "lbctl"]))?;
+        let status = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            status.is_empty() || status.ends_with(" not-installed"),
+            "lbctl's status after the refusal: {status:?}"
+        );
+        assert_eq!(
+            root.run(&["dpkg-divert", "--list", "*ipvsadm*"])?,
+            local,
+            "the local diversion changed"
+        );
+        assert_eq!(root.read("/usr/sbin/ipvsadm.orig")?, ipvsadm);
+        for absent in ["/usr/sbin/ipvsadm", "/usr/sbin/lbctl"] {
+            assert!(!root.exists(absent), "{absent} after the refusal");
+        }
+
+        root.run(&[
+            "dpkg-divert",
+            "--local",
+            "--remove",
+            "--rename",
+            "/usr/sbin/ipvsadm",
+        ])?;
+        root.run(&["dpkg", "-i", deb])?;
+        assert_eq!(root.diversions()?, LBCTL_DIVERSIONS);
+        assert_eq!(root.read("/usr/sbin/ipvsadm.distrib")?, ipvsadm);
+        root.assert_is_lbctl("/usr/sbin/ipvsadm")?;
+    }
+    assert_eq!(
+        HostState::now()?,
+        host,
+        "the host's diversions or ipvsadm changed"
+    );
+    Ok(())
+}
+
 /// Without Debian's ipvsadm: lbctl is ipvsadm while installed (and satisfies
 /// ldirectord's `Depends: ipvsadm`), and nothing is left at ipvsadm's names
 /// after removal.
