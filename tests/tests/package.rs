@@ -563,10 +563,7 @@ fn install_refuses_a_diversion_that_is_not_lbctls() -> Result<()> {
         return Ok(());
     }
     let (ipvsadm, _) = host_ipvsadm()?;
-    let host = HostState::now()?;
-    {
-        let root = PackageRoot::new(Sbin::Merged)?;
-        let deb = root.put_deb()?;
+    with_root(Sbin::Merged, |root, deb, _| {
         root.run(&[
             "dpkg-divert",
             "--local",
@@ -605,9 +602,7 @@ fn install_refuses_a_diversion_that_is_not_lbctls() -> Result<()> {
             "the local diversion changed"
         );
         assert_eq!(root.read("/usr/sbin/ipvsadm.orig")?, ipvsadm);
-        for absent in ["/usr/sbin/ipvsadm", "/usr/sbin/lbctl"] {
-            assert!(!root.exists(absent), "{absent} after the refusal");
-        }
+        assert_gone(root, &["/usr/sbin/ipvsadm", "/usr/sbin/lbctl"]);
 
         root.run(&[
             "dpkg-divert",
@@ -619,14 +614,8 @@ fn install_refuses_a_diversion_that_is_not_lbctls() -> Result<()> {
         root.run(&["dpkg", "-i", deb])?;
         assert_eq!(root.diversions()?, LBCTL_DIVERSIONS);
         assert_eq!(root.read("/usr/sbin/ipvsadm.distrib")?, ipvsadm);
-        root.assert_is_lbctl("/usr/sbin/ipvsadm")?;
-    }
-    assert_eq!(
-        HostState::now()?,
-        host,
-        "the host's diversions or ipvsadm changed"
-    );
-    Ok(())
+        root.assert_is_lbctl("/usr/sbin/ipvsadm")
+    })
 }
 
 /// Without Debian's ipvsadm: lbctl is ipvsadm while installed (and satisfies
