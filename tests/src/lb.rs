@@ -536,3 +536,15 @@ pub fn wait_for<T>(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The fields of the `-L -n` line of real server `addr` (e.g. `198.51.100.11:80`):
+/// `["->", addr, Forward, Weight, ActiveConn, InActConn]` (or the `--stats` columns).
+pub fn real_line(listing: &str, addr: &str) -> Option<Vec<String>> {
+    listing
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|f| {
+            f.first().map(String::as_str) == Some("->")
+                && f.get(1).map(String::as_str) == Some(addr)
+        })
+}

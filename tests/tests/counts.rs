@@ -10,29 +10,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use lb_common::*;
+use lb_tests::fixture::{CLIENT, VIP, real, rs, sid};
 use lb_tests::{
     frame::{self, Frame},
     lb::{Dataplane, RunResult, TEST_SIZES, XDP_DROP, XDP_TX, in_lab, real_mac, wait_for},
     require_root,
 };
-use lb_user::model::{
-    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, Timeouts,
-};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-
-fn rs(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 51, 100, i)
-}
-
-fn sid(proto: Proto, port: u16) -> ServiceId {
-    ServiceId {
-        proto,
-        addr: VIP,
-        port,
-    }
-}
+use lb_user::model::{Proto, Sched, ServiceId, ServiceSpec, Timeouts};
 
 fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>, one_packet: bool) -> ServiceSpec {
     ServiceSpec {
@@ -41,15 +25,6 @@ fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>, one_packet: bool) 
         persistent,
         netmask: Ipv4Addr::BROADCAST,
         one_packet,
-    }
-}
-
-fn real(i: u8, port: u16) -> RealSpec {
-    RealSpec {
-        id: RealId { addr: rs(i), port },
-        fwd: Fwd::Route,
-        weight: 1,
-        thresholds: Thresholds::NONE,
     }
 }
 
@@ -116,8 +91,8 @@ fn with_two_reals(
         let mut dp = Dataplane::new()?;
         dp.set_ingress("lab0")?;
         dp.table.add_service(&svc)?;
-        dp.table.add_real(&svc.id, &real(11, svc.id.port))?;
-        dp.table.add_real(&svc.id, &real(12, svc.id.port))?;
+        dp.table.add_real(&svc.id, &real(11, svc.id.port, 1))?;
+        dp.table.add_real(&svc.id, &real(12, svc.id.port, 1))?;
         f(&mut dp)
     })
 }

@@ -7,32 +7,17 @@ use std::net::Ipv4Addr;
 
 use anyhow::Result;
 use lb_common::*;
+use lb_tests::fixture::{CLIENT, VIP, real, rs, sid};
 use lb_tests::{
     frame::{self, Frame, mutate},
     lab_test,
     lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, real_mac},
 };
-use lb_user::model::{
-    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, Timeouts,
-};
+use lb_user::model::{Proto, RealId, Sched, ServiceId, ServiceSpec, Timeouts};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 /// MAC of the load balancer's interface, as the client's frames carry it.
 const LB_MAC: [u8; 6] = frame::DOC_DST_MAC;
 const CLIENT_MAC: [u8; 6] = frame::DOC_SRC_MAC;
-
-fn rs(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 51, 100, i)
-}
-
-fn sid(proto: Proto, port: u16) -> ServiceId {
-    ServiceId {
-        proto,
-        addr: VIP,
-        port,
-    }
-}
 
 fn add_service(
     dp: &mut Dataplane,
@@ -55,15 +40,6 @@ fn rid(i: u8) -> RealId {
     RealId {
         addr: rs(i),
         port: 80,
-    }
-}
-
-fn real(i: u8, port: u16, weight: u32) -> RealSpec {
-    RealSpec {
-        id: RealId { addr: rs(i), port },
-        fwd: Fwd::Route,
-        weight,
-        thresholds: Thresholds::NONE,
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::Result;
 use lb_common::*;
+use lb_tests::fixture::{CLIENT, VIP, real, rs};
 use lb_tests::{
     frame::{self, Frame},
     lab_test,
@@ -17,26 +18,11 @@ use lb_tests::{
 };
 use lb_user::{
     fwmark::{FwmarkMatch, FwmarkRule},
-    model::{Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds},
+    model::{Proto, RealId, Sched, ServiceId, ServiceSpec},
 };
 
-const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const LB_MAC: [u8; 6] = frame::DOC_DST_MAC;
 const CLIENT_MAC: [u8; 6] = frame::DOC_SRC_MAC;
-
-fn rs(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 51, 100, i)
-}
-
-fn real(i: u8, port: u16) -> RealSpec {
-    RealSpec {
-        id: RealId { addr: rs(i), port },
-        fwd: Fwd::Route,
-        weight: 1,
-        thresholds: Thresholds::NONE,
-    }
-}
 
 fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>) -> ServiceSpec {
     ServiceSpec {
@@ -65,7 +51,7 @@ fn rule(
 fn fwm(dp: &mut Dataplane, mark: u32, i: u8, persistent: Option<u32>) -> Result<ServiceId> {
     let id = ServiceId::fwmark(mark);
     dp.table.add_service(&spec(id, Sched::Rr, persistent))?;
-    dp.table.add_real(&id, &real(i, 0))?;
+    dp.table.add_real(&id, &real(i, 0, 1))?;
     Ok(id)
 }
 
@@ -142,7 +128,7 @@ lab_test!(the_fwmark_service_is_looked_up_first, |dp| {
         port: 80,
     };
     dp.table.add_service(&spec(tcp80, Sched::Rr, None))?;
-    dp.table.add_real(&tcp80, &real(11, 80))?;
+    dp.table.add_real(&tcp80, &real(11, 80, 1))?;
     assert_eq!(to(&dp, Proto::Tcp, VIP, 40000, 80)?, Some(11));
     // A rule without its fwmark service changes nothing.
     dp.table
@@ -166,7 +152,7 @@ lab_test!(the_fwmark_service_is_looked_up_first, |dp| {
 
 lab_test!(a_fwmark_service_takes_tcp_and_udp_of_its_mark, |dp| {
     let id = fwm(&mut dp, 5, 11, None)?;
-    dp.table.add_real(&id, &real(12, 0))?;
+    dp.table.add_real(&id, &real(12, 0, 1))?;
     dp.table
         .add_fwmark_rule(&rule(Proto::Tcp, VIP, 32, Some((443, 443)), 5))?;
     dp.table
@@ -188,8 +174,8 @@ lab_test!(a_fwmark_service_takes_tcp_and_udp_of_its_mark, |dp| {
 
 lab_test!(templates_of_a_fwmark_service_are_keyed_by_the_mark, |dp| {
     let id = fwm(&mut dp, 1, 11, Some(300))?;
-    dp.table.add_real(&id, &real(12, 0))?;
-    dp.table.add_real(&id, &real(13, 0))?;
+    dp.table.add_real(&id, &real(12, 0, 1))?;
+    dp.table.add_real(&id, &real(13, 0, 1))?;
     dp.table
         .add_fwmark_rule(&rule(Proto::Tcp, VIP, 32, Some((80, 80)), 1))?;
     dp.table
@@ -425,7 +411,7 @@ lab_test!(
         let id = ServiceId::fwmark(3);
         dp.table.add_service(&spec(id, Sched::Dh, None))?;
         for i in 11..15 {
-            dp.table.add_real(&id, &real(i, 0))?;
+            dp.table.add_real(&id, &real(i, 0, 1))?;
         }
         let net = Ipv4Addr::new(203, 0, 113, 0);
         dp.table

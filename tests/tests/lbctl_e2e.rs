@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, ensure};
 use lb_common::{REASON_FWD_CONN, REASON_FWD_NEW, REASON_TX_ICMP_UNREACH};
 use lb_tests::client::{self, HoldConn, Outcome, UdpFlow};
-use lb_tests::lb::{ConnRow, LbTopology, wait_for};
+use lb_tests::lb::{ConnRow, LbTopology, real_line, wait_for};
 use lb_tests::require_root;
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -20,18 +20,6 @@ const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 const T: Duration = client::DEFAULT_TIMEOUT;
 /// What the client asks when it expects no answer (a hang must be seen quickly).
 const SHORT: Duration = Duration::from_secs(1);
-
-/// The fields of the `-L -n` line of real server `addr` (e.g. `198.51.100.11:80`):
-/// `["->", addr, Forward, Weight, ActiveConn, InActConn]` (or the `--stats` columns).
-fn real_line(listing: &str, addr: &str) -> Option<Vec<String>> {
-    listing
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-        .find(|f| {
-            f.first().map(String::as_str) == Some("->")
-                && f.get(1).map(String::as_str) == Some(addr)
-        })
-}
 
 /// The real server's address for a name the test server answers with (`rs1`, ...).
 fn addr_of(lb: &LbTopology, name: &str) -> Result<String> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::client::{self, HoldConn, Outcome};
-use lb_tests::lb::{LbTopology, wait_for};
+use lb_tests::lb::{LbTopology, real_line, wait_for};
 use lb_tests::require_root;
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -21,17 +21,6 @@ const T: Duration = client::DEFAULT_TIMEOUT;
 /// How long a drain may take to see a closed connection (bounds a wait
 /// that must end; never a timing assertion).
 const SEE: Duration = Duration::from_secs(30);
-
-/// The fields of the `-L -n` line of real server `addr` (`198.51.100.11:80`).
-fn real_line(listing: &str, addr: &str) -> Option<Vec<String>> {
-    listing
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-        .find(|f| {
-            f.first().map(String::as_str) == Some("->")
-                && f.get(1).map(String::as_str) == Some(addr)
-        })
-}
 
 /// The address of the real server that answers with `name` (`rs1`, ...).
 fn addr_of(lb: &LbTopology, name: &str) -> Result<Ipv4Addr> {
