@@ -12,7 +12,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::ServiceKey;
+use crate::{Addr, ServiceKey, addr_v4};
 
 /// Distinct (protocol, prefix) pairs the classifier holds at most.
 pub const MAX_FWMARK_PREFIXES: u32 = 1024;
@@ -43,10 +43,11 @@ pub struct FwmarkKey {
     pub proto: u8,
     pub _pad: [u8; 3],
     /// The destination address (prefix), network order; bits past the
-    /// prefix are zero.
-    pub addr: [u8; 4],
+    /// prefix are zero. An IPv4 prefix `/p` is the IPv4-mapped prefix
+    /// `/(96 + p)`.
+    pub addr: Addr,
 }
-const _: () = assert!(size_of::<FwmarkKey>() == 8);
+const _: () = assert!(size_of::<FwmarkKey>() == 20);
 
 /// One rule: destination ports `port_lo..=port_hi` (host order; 0..=65535
 /// is "any port") get `mark`. `plen` is the address prefix length of the
@@ -72,12 +73,23 @@ pub struct FwmarkRules {
 }
 const _: () = assert!(size_of::<FwmarkRules>() == 196);
 
-/// The `SERVICES` key of fwmark service `mark`: protocol 0 (IPVS's
-/// fwmark services have no protocol of their own), the mark as the
-/// address, port 0. Both sides compute it.
-pub const fn fwmark_service_key(mark: u32) -> ServiceKey {
+/// The address that stands for mark `mark` of family IPv4 (`-f MARK`) or
+/// IPv6 (`-f MARK -6`) in fwmark service keys and template keys, as IPVS
+/// puts `htonl(fwmark)` in the first word of the template's virtual
+/// address: `::ffff:0.0.0.MARK` or `MARK::` (its first 32 bits).
+pub const fn fwmark_addr(mark: u32, v6: bool) -> Addr {
+    if v6 {
+        return [mark.to_be(), 0, 0, 0];
+    }
+    addr_v4(mark.to_be_bytes())
+}
+
+/// The `SERVICES` key of fwmark service `mark` of one family: protocol 0
+/// (IPVS's fwmark services have no protocol of their own), the mark's
+/// `fwmark_addr` as the address, port 0. Both sides compute it.
+pub const fn fwmark_service_key(mark: u32, v6: bool) -> ServiceKey {
     ServiceKey {
-        addr: mark.to_be_bytes(),
+        addr: fwmark_addr(mark, v6),
         port: [0, 0],
         proto: 0,
         _pad: 0,

@@ -5,7 +5,9 @@
 //! at compile time. No enums, `bool`s or `Option`s: every bit pattern is valid.
 //!
 //! Byte order: addresses and ports are in **network order** (`[u8; N]`), every
-//! other integer is in host order. Times are CLOCK_MONOTONIC nanoseconds: the
+//! other integer is in host order. Every address is an [`Addr`] of 16 bytes:
+//! IPv6, or IPv4 as its IPv4-mapped IPv6 address, so one packet path and one
+//! set of maps serve both families (docs/SEMANTICS.md "IPv6"). Times are CLOCK_MONOTONIC nanoseconds: the
 //! packet path reads them from jiffies with the controller's calibration
 //! (`Settings::clock_ns_per_jiffy`), so they are exact to within one tick.
 //!
@@ -26,7 +28,7 @@ pub use fwmark::*;
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -119,6 +121,107 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 
 // ---------------------------------------------------------------------------
+// Addresses of both families
+// ---------------------------------------------------------------------------
+
+/// An address as the maps hold it: an IPv6 address, or an IPv4 address
+/// `a.b.c.d` as its IPv4-mapped IPv6 address `::ffff:a.b.c.d` (which never
+/// appears on the wire: the packet path passes IPv6 packets that carry
+/// one). Four 32-bit words, each holding its four bytes of the address in
+/// network order as they lie in memory (the kernel's `in6_u.u6_addr32`):
+/// aligned, so the packet path copies and compares it a word at a time.
+/// The family of a key is the family of its addresses.
+pub type Addr = [u32; 4];
+
+/// The third word of an IPv4-mapped address (bytes `00 00 ff ff`).
+const V4_MAPPED_WORD: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+
+/// The `Addr` of an IPv4 address (its bytes in network order).
+#[inline(always)]
+pub const fn addr_v4(a: [u8; 4]) -> Addr {
+    [0, 0, V4_MAPPED_WORD, u32::from_ne_bytes(a)]
+}
+
+/// Whether an `Addr` holds an IPv4 address.
+#[inline(always)]
+pub const fn addr_is_v4(a: &Addr) -> bool {
+    a[0] == 0 && a[1] == 0 && a[2] == V4_MAPPED_WORD
+}
+
+/// The last four bytes of an `Addr`: the IPv4 address when it holds one.
+#[inline(always)]
+pub const fn addr_low32(a: &Addr) -> [u8; 4] {
+    a[3].to_ne_bytes()
+}
+
+/// The `Addr` of the 16 bytes of an address in network order.
+pub const fn addr_from_octets(b: [u8; 16]) -> Addr {
+    [
+        u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+        u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        u32::from_ne_bytes([b[12], b[13], b[14], b[15]]),
+    ]
+}
+
+/// The 16 bytes, network order, of an `Addr`.
+pub const fn addr_octets(a: &Addr) -> [u8; 16] {
+    let (w0, w1, w2, w3) = (
+        a[0].to_ne_bytes(),
+        a[1].to_ne_bytes(),
+        a[2].to_ne_bytes(),
+        a[3].to_ne_bytes(),
+    );
+    [
+        w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0],
+        w3[1], w3[2], w3[3],
+    ]
+}
+
+/// The 32 bits IPVS's hashes take of an address (sh, mh, dh, lblc, lblcr
+/// and the VIP filter): `ntohl` of the IPv4 address, or of the XOR of the
+/// four 32-bit words of an IPv6 address (the kernel's `addr_fold`).
+#[inline(always)]
+pub const fn addr_fold(a: &Addr) -> u32 {
+    if addr_is_v4(a) {
+        return u32::from_be(a[3]);
+    }
+    u32::from_be(a[0] ^ a[1] ^ a[2] ^ a[3])
+}
+
+/// `a & mask`, word by word.
+#[inline(always)]
+pub const fn addr_masked(a: &Addr, mask: &Addr) -> Addr {
+    [
+        a[0] & mask[0],
+        a[1] & mask[1],
+        a[2] & mask[2],
+        a[3] & mask[3],
+    ]
+}
+
+/// The persistence netmask of `-M`: an IPv4 mask as `::ffff:m.m.m.m`
+/// (ANDed with an IPv4-mapped address it keeps the mapping), an IPv6
+/// prefix length `plen` as the mask of its first `plen` bits.
+pub const fn netmask_v6(plen: u8) -> Addr {
+    let mut m = [0u32; 4];
+    let mut i = 0;
+    while i < 4 {
+        let bits = plen as i32 - 32 * i as i32;
+        let host = if bits >= 32 {
+            u32::MAX
+        } else if bits <= 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
+        m[i] = host.to_be();
+        i += 1;
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------
 // SERVICES: HashMap<ServiceKey, Service>
 // ---------------------------------------------------------------------------
 
@@ -127,12 +230,12 @@ pub const IPPROTO_UDP: u8 = 17;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Pod, Zeroable)]
 pub struct ServiceKey {
-    pub addr: [u8; 4],
+    pub addr: Addr,
     pub port: [u8; 2],
     pub proto: u8,
     pub _pad: u8,
 }
-const _: () = assert!(size_of::<ServiceKey>() == 8);
+const _: () = assert!(size_of::<ServiceKey>() == 20);
 
 /// Service flag: persistent (`-p`).
 pub const SVC_F_PERSISTENT: u32 = 1 << 0;
@@ -227,8 +330,9 @@ pub struct Service {
     pub sched: u32,
     /// Persistence timeout in seconds (meaningful with `SVC_F_PERSISTENT`).
     pub timeout: u32,
-    /// Persistence netmask, network order.
-    pub netmask: [u8; 4],
+    /// Persistence netmask, network order: the client's address ANDed with
+    /// it keys its templates (`netmask_v6` for an IPv6 service).
+    pub netmask: Addr,
     /// Unique per service creation (and scheduler change): a per-CPU
     /// scheduler state of another epoch starts afresh.
     pub epoch: u32,
@@ -254,7 +358,7 @@ pub struct Service {
     /// The mark of a fwmark service (its templates are keyed by it), else 0.
     pub fwmark: u32,
 }
-const _: () = assert!(size_of::<Service>() == 60);
+const _: () = assert!(size_of::<Service>() == 72);
 
 // ---------------------------------------------------------------------------
 // DESTS: Array<Dest>
@@ -277,7 +381,7 @@ pub const FWD_ROUTE: u8 = 0;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Dest {
-    pub addr: [u8; 4],
+    pub addr: Addr,
     pub port: [u8; 2],
     /// `FWD_*`.
     pub fwd: u8,
@@ -314,7 +418,7 @@ pub struct Dest {
     /// Lower connection threshold (`-y`, 0 = ¾ of the upper).
     pub l_threshold: u32,
 }
-const _: () = assert!(size_of::<Dest>() == 64);
+const _: () = assert!(size_of::<Dest>() == 88);
 
 // ---------------------------------------------------------------------------
 // DEST_CONNS: Array<DestConns>, indexed like DESTS
@@ -399,14 +503,14 @@ impl DestConns {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ConnKey {
-    pub caddr: [u8; 4],
-    pub vaddr: [u8; 4],
+    pub caddr: Addr,
+    pub vaddr: Addr,
     pub cport: [u8; 2],
     pub vport: [u8; 2],
     pub proto: u8,
     pub _pad: [u8; 3],
 }
-const _: () = assert!(size_of::<ConnKey>() == 16);
+const _: () = assert!(size_of::<ConnKey>() == 40);
 
 /// Conn flag: created under a persistence template.
 pub const CONN_F_CONTROLLED: u8 = 1 << 0;
@@ -608,13 +712,13 @@ impl Conn {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct TemplateKey {
-    pub caddr: [u8; 4],
-    pub vaddr: [u8; 4],
+    pub caddr: Addr,
+    pub vaddr: Addr,
     pub vport: [u8; 2],
     pub proto: u8,
     pub _pad: u8,
 }
-const _: () = assert!(size_of::<TemplateKey>() == 12);
+const _: () = assert!(size_of::<TemplateKey>() == 36);
 
 /// Template state `NONE` (just made) and `ASSURED` (a controlled TCP conn
 /// reached ESTABLISHED).
@@ -768,11 +872,12 @@ pub const fn hash_32(v: u32, bits: u32) -> u32 {
 }
 
 /// What sh and mh hash for an address and port: `ntohs(port) +
-/// ntohl(addr)` (IPv4), plus an offset (the fallback's probe number).
-pub const fn hash_input(addr: [u8; 4], port: [u8; 2], offset: u32) -> u32 {
+/// ntohl(addr_fold)` (`addr_fold`), plus an offset (the fallback's probe
+/// number).
+pub const fn hash_input(addr: &Addr, port: [u8; 2], offset: u32) -> u32 {
     offset
         .wrapping_add(u16::from_be_bytes(port) as u32)
-        .wrapping_add(u32::from_be_bytes(addr))
+        .wrapping_add(addr_fold(addr))
 }
 
 /// sh's bucket (`ip_vs_sh_hashkey`): `(offset + hash_32(v, 8)) & 255`.
@@ -840,9 +945,9 @@ pub struct LblcKey {
     /// `Service::id`.
     pub svc: u32,
     /// The destination address, network order.
-    pub addr: [u8; 4],
+    pub addr: Addr,
 }
-const _: () = assert!(size_of::<LblcKey>() == 8);
+const _: () = assert!(size_of::<LblcKey>() == 20);
 
 /// A dest of an lblc or lblcr entry: its `DESTS` slot and the slot's
 /// `generation` when it was recorded (another generation: the slot went to
@@ -1066,8 +1171,8 @@ pub const VIP_FILTER_WORDS: u32 = 1024;
 /// array read. A set bit may be a collision; the full lookups decide. Both
 /// sides must compute it identically: the controller sets the bits, the
 /// packet path tests them.
-pub const fn vip_bit(addr: [u8; 4]) -> u32 {
-    u32::from_be_bytes(addr).wrapping_mul(0x9e37_79b1) >> 16
+pub const fn vip_bit(addr: &Addr) -> u32 {
+    addr_fold(addr).wrapping_mul(0x9e37_79b1) >> 16
 }
 
 /// Slots of `IFACES`, indexed by `ifindex % MAX_IFACES`.
@@ -1198,6 +1303,35 @@ mod tests {
         assert_eq!(sweep_interval(21 * ms), 1_050 * ms);
         assert_eq!(sweep_interval(95 * ms), 4_750 * ms);
         assert_eq!(sweep_interval(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn addresses_of_both_families() {
+        let v4 = addr_v4([192, 0, 2, 1]);
+        assert!(addr_is_v4(&v4));
+        assert_eq!(addr_low32(&v4), [192, 0, 2, 1]);
+        assert_eq!(addr_fold(&v4), 0xc000_0201);
+        let mut b = [0u8; 16];
+        b[10] = 0xff;
+        b[11] = 0xff;
+        b[12..].copy_from_slice(&[192, 0, 2, 1]);
+        assert_eq!(addr_from_octets(b), v4);
+        assert_eq!(addr_octets(&v4), b);
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        b[15] = 1;
+        let v6 = addr_from_octets(b);
+        assert!(!addr_is_v4(&v6));
+        // The kernel's fold: the XOR of the four words.
+        assert_eq!(addr_fold(&v6), 0x2001_0db8 ^ 1);
+        assert_eq!(netmask_v6(0), [0; 4]);
+        assert_eq!(netmask_v6(128), [u32::MAX; 4]);
+        let m = addr_octets(&netmask_v6(65));
+        assert_eq!(m[..8], [0xff; 8]);
+        assert_eq!(m[8], 0x80);
+        assert_eq!(m[9..], [0; 7]);
+        let v4_mask = addr_v4([255, 255, 255, 0]);
+        assert_eq!(addr_masked(&v4, &v4_mask), addr_v4([192, 0, 2, 0]));
     }
 
     #[test]

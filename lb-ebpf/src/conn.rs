@@ -35,14 +35,14 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
     let now = clock::now(cfg);
-    let key = pkt.conn_key();
+    let key = &pkt.key;
     // IPVS schedules only a TCP SYN (without RST), and any UDP datagram.
     let schedulable = !pkt.is_tcp() || pkt.tcp_flags & (TCP_SYN | TCP_RST) == TCP_SYN;
 
     // Like IPVS, the connection table first: an existing flow needs no
     // service lookup.
     if let Some(c) = CONNS.get_ptr_mut(key) {
-        match existing(ctx, pkt, cfg, &key, c, now, schedulable) {
+        match existing(ctx, pkt, cfg, key, c, now, schedulable) {
             Existing::Done(v) => return v,
             Existing::Gone => {}
         }
@@ -54,7 +54,7 @@ pub fn handle(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         // A TCP segment of no known flow: IPVS hands it to the local stack.
         return Verdict::Pass(REASON_PASS_NO_CONN);
     }
-    new_flow::schedule(ctx, pkt, svc, cfg, &key, now)
+    new_flow::schedule(ctx, pkt, svc, cfg, now)
 }
 
 /// An ICMP error about a flow in the table goes to the flow's real server,
@@ -68,7 +68,7 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     if lookup::vip_filter(pkt).is_err() {
         return other;
     }
-    let key = pkt.conn_key();
+    let key = &pkt.key;
     let Some(c) = CONNS.get_ptr(key) else {
         return other;
     };

@@ -10,6 +10,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH,
+    addr_is_v4, addr_octets,
 };
 
 use crate::{
@@ -18,6 +19,7 @@ use crate::{
 };
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 
 #[inline(always)]
 pub fn direct_route(ctx: &XdpContext, dest: *mut Dest, _dest_id: u32, reason: u32) -> Verdict {
@@ -48,11 +50,15 @@ pub fn direct_route(ctx: &XdpContext, dest: *mut Dest, _dest_id: u32, reason: u3
 #[inline(never)]
 fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
     let mut p: FibParams = unsafe { core::mem::zeroed() };
-    p.family = AF_INET;
+    let addr = unsafe { (*dest).addr };
     p.l4_protocol = IPPROTO_TCP;
     p.ifindex = ingress;
-    unsafe {
-        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes((*dest).addr);
+    if addr_is_v4(&addr) {
+        p.family = AF_INET;
+        p.__bindgen_anon_4.ipv4_dst = addr[3];
+    } else {
+        p.family = AF_INET6;
+        p.__bindgen_anon_4.ipv6_dst = addr;
     }
     let rc = unsafe { bpf_fib_lookup(ctx.ctx as *mut _, &mut p, size_of::<FibParams>() as i32, 0) };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
@@ -64,7 +70,7 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
                 aya_log_ebpf::warn!(
                     ctx,
                     "real server {:i}: no neighbour entry, its packets are dropped until the kernel resolves it",
-                    u32::from_be_bytes((*dest).addr)
+                    addr_octets(&(*dest).addr)
                 );
             }
         }
@@ -78,7 +84,7 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         aya_log_ebpf::info!(
             ctx,
             "real server {:i}: next hop learned from the kernel's neighbour table",
-            u32::from_be_bytes((*dest).addr)
+            addr_octets(&(*dest).addr)
         );
     }
     true

@@ -19,7 +19,7 @@ use crate::{
 /// unless a fwmark rule is wider than the filter (`classify::beyond_filter`).
 #[inline(always)]
 pub fn maybe_vip(pkt: &Packet) -> bool {
-    let bit = vip_bit(pkt.daddr);
+    let bit = vip_bit(&pkt.key.vaddr);
     match VIPS.get((bit / 64) % VIP_FILTER_WORDS) {
         Some(w) => *w & (1u64 << (bit % 64)) != 0,
         None => true,
@@ -42,16 +42,16 @@ pub fn service(pkt: &Packet, cfg: &Settings) -> Option<&'static Service> {
     if cfg.fwmark & FWMARK_F_CLASSIFY != 0 {
         let mark = classify::mark(pkt);
         if mark != 0
-            && let Some(svc) = SERVICES.get_ptr(fwmark_service_key(mark))
+            && let Some(svc) = SERVICES.get_ptr(fwmark_service_key(mark, pkt.v6))
         {
             // SAFETY: as below.
             return Some(unsafe { &*svc });
         }
     }
     let mut key = ServiceKey {
-        addr: pkt.daddr,
-        port: pkt.dport,
-        proto: pkt.proto,
+        addr: pkt.key.vaddr,
+        port: pkt.key.vport,
+        proto: pkt.key.proto,
         _pad: 0,
     };
     if let Some(svc) = SERVICES.get_ptr(key) {

@@ -92,20 +92,48 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// As one register, for a subprogram's return value (a BPF function
+    /// returns one register; a struct would take a sixth, stack argument).
+    #[inline(always)]
+    pub const fn pack(self) -> u64 {
+        ((self.action as u64) << 32) | self.reason as u64
+    }
+    #[inline(always)]
+    pub const fn unpack(v: u64) -> Verdict {
+        Verdict {
+            action: (v >> 32) as u32,
+            reason: v as u32,
+        }
+    }
+}
+
 /// The load balancer.
 #[xdp]
 pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let len = ctx.data_end() - ctx.data();
-    let verdict = match parse::packet(&ctx) {
-        Err(v) => v,
-        Ok(pkt) if pkt.icmp_error => conn::icmp_error(&ctx, &pkt),
-        Ok(pkt) => match lookup::vip_filter(&pkt) {
-            Err(v) => v,
-            Ok(()) => conn::handle(&ctx, &pkt),
-        },
+    let verdict = match maps::PACKET.get_ptr_mut(0) {
+        // Sound: this CPU's slot, used by this program run alone (XDP runs
+        // with preemption off; nothing else touches `PACKET`).
+        Some(pkt) => handle(&ctx, unsafe { &mut *pkt }),
+        None => Verdict::Drop(lb_common::REASON_DROP_INTERNAL),
     };
     stats::count(verdict.reason, len as u64);
     verdict.action
+}
+
+#[inline(always)]
+fn handle(ctx: &XdpContext, pkt: &mut parse::Packet) -> Verdict {
+    if let Err(v) = parse::packet(ctx, pkt) {
+        return v;
+    }
+    if pkt.icmp_error {
+        return conn::icmp_error(ctx, pkt);
+    }
+    match lookup::vip_filter(pkt) {
+        Err(v) => v,
+        Ok(()) => conn::handle(ctx, pkt),
+    }
 }
 
 /// Arms the sweeper (`sweep.rs`) with this program's callback. Never

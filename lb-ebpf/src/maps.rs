@@ -110,3 +110,11 @@ pub static VIPS: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
 #[btf_map]
 pub static FWMARK: LpmTrie<FwmarkKey, FwmarkRules, { MAX_FWMARK_PREFIXES as usize }> =
     LpmTrie::new();
+
+/// The packet being handled (`parse::Packet`), one per CPU. Its 16-byte
+/// addresses and the stages' keys do not all fit the BPF stack (512 bytes
+/// for the whole call chain), so the parse stage writes it here and every
+/// later stage reads it by reference. Not pinned: scratch space, each load
+/// of the program has its own.
+#[btf_map]
+pub static PACKET: PerCpuArray<crate::parse::Packet, 1> = PerCpuArray::new();

@@ -30,69 +30,18 @@ use crate::{
 /// `-EEXIST`: `BPF_NOEXIST` found the key taken.
 const EEXIST: i32 = 17;
 
-/// Schedules the flow `key` of `pkt` to a real server of `svc`, makes its
-/// conn entry and forwards the packet.
+/// Schedules the flow of `pkt` to a real server of `svc`, makes its conn
+/// entry and forwards the packet.
 #[inline(always)]
-pub fn schedule(
-    ctx: &XdpContext,
-    pkt: &Packet,
-    svc: &Service,
-    cfg: &Settings,
-    key: &ConnKey,
-    now: u64,
-) -> Verdict {
-    let persistent = svc.flags & SVC_F_PERSISTENT != 0;
-    let state = if pkt.is_tcp() {
-        next_state(CONN_S_NONE, pkt.tcp_flags)
-    } else {
-        CONN_S_UDP
+pub fn schedule(ctx: &XdpContext, pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> Verdict {
+    let chosen = choose(pkt, svc, cfg, now);
+    if chosen == NO_CHOICE {
+        return reply::port_unreachable(ctx, pkt);
+    }
+    let (dest_id, reason) = ((chosen >> 32) as u32, chosen as u32);
+    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    let conn_timeout = timeout(cfg, state);
-    let conn_expires = now + conn_timeout as u64 * NS_PER_SEC;
-    // TCP conns count as open in their template until they close.
-    let open = pkt.is_tcp() && !conn_state_is_closing(state);
-
-    let port0 = svc.flags & SVC_F_PORT0 != 0;
-    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
-    let reused = if persistent {
-        template::reuse(&tkey, cfg, now, conn_expires, open)
-    } else {
-        None
-    };
-    let (dest_id, dest, reason) = match reused {
-        Some((dest_id, dest)) => (dest_id, dest, REASON_FWD_TEMPLATE),
-        None => {
-            let Some(st) = SCHED.get_ptr_mut(svc.id) else {
-                return Verdict::Drop(REASON_DROP_INTERNAL);
-            };
-            let client = Client {
-                addr: key.caddr,
-                port: key.cport,
-            };
-            let nodes = MapNodes { daddr: pkt.daddr };
-            let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &nodes, &client) else {
-                return reply::port_unreachable(ctx, pkt);
-            };
-            let dest_id = p.dest;
-            let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
-                return Verdict::Drop(REASON_DROP_INTERNAL);
-            };
-            if persistent {
-                template::create(
-                    &tkey,
-                    dest_id,
-                    dest,
-                    svc.timeout,
-                    cfg,
-                    now,
-                    conn_expires,
-                    open,
-                );
-            }
-            (dest_id, dest, REASON_FWD_NEW)
-        }
-    };
-
     let reason = if svc.flags & SVC_F_ONEPACKET != 0 && !pkt.is_tcp() {
         // One-packet scheduling (`-o`, §2.7): the datagram's entry is made
         // and freed at once in IPVS, so it passes through the counts (and
@@ -101,17 +50,7 @@ pub fn schedule(
         counts::unbind(dest_id, COUNTED_INACTIVE);
         REASON_FWD_ONE_PACKET
     } else {
-        let conn = entry(
-            svc,
-            dest_id,
-            dest,
-            state,
-            now,
-            conn_timeout,
-            conn_expires,
-            open,
-        );
-        let refused = insert(key, &conn);
+        let refused = new_conn(pkt, svc, cfg, dest_id, now);
         if refused != 0 {
             return Verdict::Drop(refused);
         }
@@ -119,6 +58,92 @@ pub fn schedule(
     };
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
     forward::direct_route(ctx, dest, dest_id, reason)
+}
+
+/// [`choose`]: no real server can take the flow.
+const NO_CHOICE: u64 = u64::MAX;
+
+/// What a new conn of `pkt` starts as: its state, its timeout in seconds,
+/// when it expires, and whether it counts as open in its template (TCP
+/// conns do until they close).
+#[inline(always)]
+fn first_state(pkt: &Packet, cfg: &Settings, now: u64) -> (u8, u32, u64, bool) {
+    let state = if pkt.is_tcp() {
+        next_state(CONN_S_NONE, pkt.tcp_flags)
+    } else {
+        CONN_S_UDP
+    };
+    let conn_timeout = timeout(cfg, state);
+    let conn_expires = now + conn_timeout as u64 * NS_PER_SEC;
+    let open = pkt.is_tcp() && !conn_state_is_closing(state);
+    (state, conn_timeout, conn_expires, open)
+}
+
+/// The flow's dest: the client's template if it may be used, else the
+/// scheduler's pick (and a persistent service makes the client's
+/// template). Packed as `dest << 32 | reason`, or [`NO_CHOICE`]. A
+/// subprogram: the template key and the scheduler's state take a frame of
+/// their own, beside the established path's.
+#[inline(never)]
+fn choose(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u64 {
+    let persistent = svc.flags & SVC_F_PERSISTENT != 0;
+    let (_, _, conn_expires, open) = first_state(pkt, cfg, now);
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
+    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
+    if persistent && let Some((dest_id, _)) = template::reuse(&tkey, cfg, now, conn_expires, open) {
+        return ((dest_id as u64) << 32) | REASON_FWD_TEMPLATE as u64;
+    }
+    let Some(st) = SCHED.get_ptr_mut(svc.id) else {
+        return NO_CHOICE;
+    };
+    let client = Client {
+        addr: pkt.key.caddr,
+        port: pkt.key.cport,
+    };
+    let nodes = MapNodes {
+        daddr: pkt.key.vaddr,
+    };
+    let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &nodes, &client) else {
+        return NO_CHOICE;
+    };
+    let dest_id = p.dest;
+    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        return NO_CHOICE;
+    };
+    if persistent {
+        template::create(
+            &tkey,
+            dest_id,
+            dest,
+            svc.timeout,
+            cfg,
+            now,
+            conn_expires,
+            open,
+        );
+    }
+    ((dest_id as u64) << 32) | REASON_FWD_NEW as u64
+}
+
+/// Makes the conn entry of `pkt`'s flow to `dest_id` and counts it: 0, or
+/// the reason to drop the packet. A subprogram, as [`choose`].
+#[inline(never)]
+fn new_conn(pkt: &Packet, svc: &Service, cfg: &Settings, dest_id: u32, now: u64) -> u32 {
+    let Some(dest) = DESTS.get_ptr(dest_id) else {
+        return REASON_DROP_INTERNAL;
+    };
+    let (state, conn_timeout, conn_expires, open) = first_state(pkt, cfg, now);
+    let conn = entry(
+        svc,
+        dest_id,
+        dest,
+        state,
+        now,
+        conn_timeout,
+        conn_expires,
+        open,
+    );
+    insert(&pkt.key, &conn)
 }
 
 /// The new conn entry of a flow of `svc` to `dest_id` in `state`.
@@ -173,8 +198,8 @@ fn entry(
 /// Puts the new entry in the table and its dest's count: 0, or the reason
 /// to drop the packet. Only a new key: an entry still in the table (expired
 /// ones were removed by `conn`) must not be overwritten, or its count would
-/// stay. A subprogram: one copy for the verifier.
-#[inline(never)]
+/// stay.
+#[inline(always)]
 fn insert(key: &ConnKey, conn: &Conn) -> u32 {
     match CONNS.insert(key, conn, BPF_NOEXIST as u64) {
         Ok(()) => {
@@ -200,7 +225,7 @@ fn insert(key: &ConnKey, conn: &Conn) -> u32 {
 /// service's key: docs/SEMANTICS.md §16); the scans and the counting
 /// schedulers never ask for it.
 struct MapNodes {
-    daddr: [u8; 4],
+    daddr: lb_common::Addr,
 }
 
 /// What a `bpf_loop` of the schedulers carries: the service and the loop's
@@ -227,13 +252,13 @@ extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi:
 /// BPF function: the verifier checks it once, on its own, whatever the
 /// paths of `schedule` that reach it (a static subprogram is checked again
 /// for each). Its arguments are a pointer the verifier takes as possibly
-/// null and the packet's destination address (its bytes as they are in
-/// memory); the pick comes back packed (`u64::MAX`: none).
+/// null and the packet's destination address (as `classify::words`); the
+/// pick comes back packed (`u64::MAX`: none).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn lb_pick_local(svc: *const Service, daddr: u32) -> u64 {
+pub extern "C" fn lb_pick_local(svc: *const Service, a0: u32, a1: u32, a2: u32, a3: u32) -> u64 {
     let nodes = MapNodes {
-        daddr: daddr.to_ne_bytes(),
+        daddr: crate::classify::unwords(a0, a1, a2, a3),
     };
     // Sound: the caller passes a reference to a live `Service`.
     match unsafe { svc.as_ref() } {
@@ -308,14 +333,15 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn pick_local(&self, svc: &Service) -> u64 {
-        lb_pick_local(svc, u32::from_ne_bytes(self.daddr))
+        let w = crate::classify::words(&self.daddr);
+        lb_pick_local(svc, w[0], w[1], w[2], w[3])
     }
 
     /// The packet's own destination: the VIP for a service looked up by
     /// (VIP, port, protocol), any address of its rules for a fwmark
     /// service (`ip_vs_dh_schedule` hashes `iph->daddr`).
     #[inline(always)]
-    fn daddr(&self, svc: &Service) -> Option<[u8; 4]> {
+    fn daddr(&self, svc: &Service) -> Option<lb_common::Addr> {
         (svc.ndests != 0).then_some(self.daddr)
     }
 

@@ -11,7 +11,7 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{
     ConnKey, IPPROTO_TCP, IPPROTO_UDP, MAX_IFACES, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
     REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IPV4, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED,
-    REASON_PASS_VLAN,
+    REASON_PASS_VLAN, addr_v4,
 };
 
 use crate::{Verdict, maps::IFACES};
@@ -87,11 +87,12 @@ pub struct Packet {
     pub ihl: usize,
     /// IPv4 total length.
     pub tot_len: u16,
-    pub proto: u8,
-    pub saddr: [u8; 4],
-    pub daddr: [u8; 4],
-    pub sport: [u8; 2],
-    pub dport: [u8; 2],
+    /// The flow as the client sent it: its key in `CONNS`, and where the
+    /// later stages read its protocol, addresses and ports (client =
+    /// `caddr`/`cport`, destination = `vaddr`/`vport`).
+    pub key: ConnKey,
+    /// An IPv6 packet (else IPv4, whose addresses are IPv4-mapped).
+    pub v6: bool,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
     /// TCP sequence and acknowledgement numbers (host order).
@@ -101,32 +102,20 @@ pub struct Packet {
     pub tcp_payload: u32,
     /// An ICMP error quoting a packet from VIP:vport to a client: the
     /// addresses and ports above are the quoted flow's, seen from the
-    /// client (`saddr` = the client), so they make its conn key.
+    /// client (`caddr` = the client), so they make its conn key.
     pub icmp_error: bool,
 }
 
 impl Packet {
     #[inline(always)]
     pub fn is_tcp(&self) -> bool {
-        self.proto == IPPROTO_TCP
-    }
-
-    /// The key of the packet's flow in `CONNS` (as the client sent it).
-    #[inline(always)]
-    pub fn conn_key(&self) -> ConnKey {
-        ConnKey {
-            caddr: self.saddr,
-            vaddr: self.daddr,
-            cport: self.sport,
-            vport: self.dport,
-            proto: self.proto,
-            _pad: [0; 3],
-        }
+        self.key.proto == IPPROTO_TCP
     }
 }
 
+/// Parses the frame into `out` (the per-CPU `PACKET`: see `maps.rs`).
 #[inline(always)]
-pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
+pub fn packet(ctx: &XdpContext, out: &mut Packet) -> Result<(), Verdict> {
     let eth: *const EthHdr = ptr_at(ctx, 0).ok_or(Verdict::Pass(REASON_PASS_NOT_IPV4))?;
     let ethertype = u16::from_be_bytes(unsafe { (*eth).proto });
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
@@ -158,7 +147,8 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
     if saddr[0] == 0 || saddr[0] == 127 || saddr[0] >= 224 {
         return Err(Verdict::Pass(REASON_PASS_BAD_IP));
     }
-    let daddr = unsafe { (*ip).daddr };
+    let saddr = addr_v4(saddr);
+    let daddr = addr_v4(unsafe { (*ip).daddr });
     let l4 = ETH_LEN + ihl;
     let l4_len = tot_len as usize - ihl;
 
@@ -169,42 +159,52 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Verdict> {
             if doff < 20 || doff > l4_len {
                 return Err(Verdict::Pass(REASON_PASS_TRUNCATED));
             }
-            Ok(Packet {
+            *out = Packet {
                 ihl,
                 tot_len,
-                proto,
-                saddr,
-                daddr,
-                sport: unsafe { (*tcp).sport },
-                dport: unsafe { (*tcp).dport },
+                key: ConnKey {
+                    caddr: saddr,
+                    vaddr: daddr,
+                    cport: unsafe { (*tcp).sport },
+                    vport: unsafe { (*tcp).dport },
+                    proto,
+                    _pad: [0; 3],
+                },
+                v6: false,
                 tcp_flags: unsafe { (*tcp).flags },
                 seq: u32::from_be_bytes(unsafe { (*tcp).seq }),
                 ack_seq: u32::from_be_bytes(unsafe { (*tcp).ack_seq }),
                 tcp_payload: (l4_len - doff) as u32,
                 icmp_error: false,
-            })
+            };
+            Ok(())
         }
         IPPROTO_UDP => {
             let udp: *const UdpHdr = ptr_at(ctx, l4).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
             if l4_len < 8 {
                 return Err(Verdict::Pass(REASON_PASS_TRUNCATED));
             }
-            Ok(Packet {
+            *out = Packet {
                 ihl,
                 tot_len,
-                proto,
-                saddr,
-                daddr,
-                sport: unsafe { (*udp).sport },
-                dport: unsafe { (*udp).dport },
+                key: ConnKey {
+                    caddr: saddr,
+                    vaddr: daddr,
+                    cport: unsafe { (*udp).sport },
+                    vport: unsafe { (*udp).dport },
+                    proto,
+                    _pad: [0; 3],
+                },
+                v6: false,
                 tcp_flags: 0,
                 seq: 0,
                 ack_seq: 0,
                 tcp_payload: 0,
                 icmp_error: false,
-            })
+            };
+            Ok(())
         }
-        IPPROTO_ICMP => icmp_error(ctx, l4, tot_len),
+        IPPROTO_ICMP => icmp_error(ctx, l4, tot_len, out),
         _ => Err(Verdict::Pass(REASON_PASS_NOT_L4)),
     }
 }
@@ -218,7 +218,7 @@ const ICMP_PARAMETERPROB: u8 = 12;
 /// problem) quoting a TCP or UDP packet: the quoted flow, turned around.
 /// Anything else ICMP goes to the kernel as before (`pass_not_tcp_udp`).
 #[inline(always)]
-fn icmp_error(ctx: &XdpContext, l4: usize, tot_len: u16) -> Result<Packet, Verdict> {
+fn icmp_error(ctx: &XdpContext, l4: usize, tot_len: u16, out: &mut Packet) -> Result<(), Verdict> {
     let other = Verdict::Pass(REASON_PASS_NOT_L4);
     let icmp: *const [u8; 8] = ptr_at(ctx, l4).ok_or(other)?;
     let ty = unsafe { (*icmp)[0] };
@@ -234,20 +234,25 @@ fn icmp_error(ctx: &XdpContext, l4: usize, tot_len: u16) -> Result<Packet, Verdi
     }
     let ports: *const [u8; 4] = ptr_at(ctx, l4 + 8 + ihl).ok_or(other)?;
     let p = unsafe { *ports };
-    Ok(Packet {
+    *out = Packet {
         ihl,
         tot_len,
-        proto,
-        saddr: unsafe { (*inner).daddr },
-        daddr: unsafe { (*inner).saddr },
-        sport: [p[2], p[3]],
-        dport: [p[0], p[1]],
+        key: ConnKey {
+            caddr: addr_v4(unsafe { (*inner).daddr }),
+            vaddr: addr_v4(unsafe { (*inner).saddr }),
+            cport: [p[2], p[3]],
+            vport: [p[0], p[1]],
+            proto,
+            _pad: [0; 3],
+        },
+        v6: false,
         tcp_flags: 0,
         seq: 0,
         ack_seq: 0,
         tcp_payload: 0,
         icmp_error: true,
-    })
+    };
+    Ok(())
 }
 
 /// Whether the frame is addressed to this host (PACKET_HOST): not to a

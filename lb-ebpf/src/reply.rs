@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     NS_PER_SEC, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_TX_ICMP_UNREACH,
-    REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC,
+    REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC, addr_low32,
 };
 use lb_ebpf::{
     csum,
@@ -39,6 +39,7 @@ const MAX_QUOTE: usize = 60 + 8;
 #[inline(always)]
 fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
     let l = tot_len.to_be_bytes();
+    let (vip, client) = (addr_low32(&pkt.key.vaddr), addr_low32(&pkt.key.caddr));
     let mut h = [
         0x45,
         tos,
@@ -52,14 +53,14 @@ fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
         proto,
         0,
         0,
-        pkt.daddr[0],
-        pkt.daddr[1],
-        pkt.daddr[2],
-        pkt.daddr[3],
-        pkt.saddr[0],
-        pkt.saddr[1],
-        pkt.saddr[2],
-        pkt.saddr[3],
+        vip[0],
+        vip[1],
+        vip[2],
+        vip[3],
+        client[0],
+        client[1],
+        client[2],
+        client[3],
     ];
     let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
     h[10] = c[0];
@@ -193,10 +194,10 @@ pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let s = seq.to_be_bytes();
     let a = ack.to_be_bytes();
     let mut tcp = [
-        pkt.dport[0],
-        pkt.dport[1],
-        pkt.sport[0],
-        pkt.sport[1],
+        pkt.key.vport[0],
+        pkt.key.vport[1],
+        pkt.key.cport[0],
+        pkt.key.cport[1],
         s[0],
         s[1],
         s[2],
@@ -215,8 +216,8 @@ pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         0,
     ];
     // Pseudo-header: VIP, client, zero, protocol, TCP length.
-    let mut sum = csum::add_bytes(0, &pkt.daddr);
-    sum = csum::add_bytes(sum, &pkt.saddr);
+    let mut sum = csum::add_bytes(0, &addr_low32(&pkt.key.vaddr));
+    sum = csum::add_bytes(sum, &addr_low32(&pkt.key.caddr));
     sum += 6 + TCP_LEN as u32;
     sum = csum::add_bytes(sum, &tcp);
     let c = csum::fold(sum).to_be_bytes();

@@ -4,9 +4,9 @@
 //! controls.
 
 use lb_common::{
-    CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
+    Addr, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
     TEMPLATE_PUSH_SLACK_NS, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, TMPL_S_NONE,
-    Template, TemplateKey, conn_state_is_closing, fwmark_service_key, template_dest_valid,
+    Template, TemplateKey, addr_masked, conn_state_is_closing, fwmark_addr, fwmark_service_key, template_dest_valid,
     template_expiry, template_usable,
 };
 
@@ -22,15 +22,12 @@ use crate::{
 /// address and port 0, so TCP and UDP flows of every port of the mark share
 /// it (`ip_vs_sched_persist` with `svc->fwmark`).
 #[inline(always)]
-pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool, mark: u32) -> TemplateKey {
-    let mut caddr = pkt.saddr;
-    for (b, m) in caddr.iter_mut().zip(netmask.iter()) {
-        *b &= *m;
-    }
+pub fn key(pkt: &Packet, netmask: &Addr, port0: bool, mark: u32) -> TemplateKey {
+    let caddr = addr_masked(&pkt.key.caddr, netmask);
     if mark != 0 {
         return TemplateKey {
             caddr,
-            vaddr: mark.to_be_bytes(),
+            vaddr: fwmark_addr(mark, pkt.v6),
             vport: [0, 0],
             proto: 0,
             _pad: 0,
@@ -38,9 +35,9 @@ pub fn key(pkt: &Packet, netmask: &[u8; 4], port0: bool, mark: u32) -> TemplateK
     }
     TemplateKey {
         caddr,
-        vaddr: pkt.daddr,
-        vport: if port0 { [0, 0] } else { pkt.dport },
-        proto: pkt.proto,
+        vaddr: pkt.key.vaddr,
+        vport: if port0 { [0, 0] } else { pkt.key.vport },
+        proto: pkt.key.proto,
         _pad: 0,
     }
 }
@@ -167,7 +164,7 @@ pub fn create(
 /// connections' real lifetimes by the ESTABLISHED timeout. Touches the
 /// template map on state changes and at most once per
 /// `TEMPLATE_PUSH_SLACK_NS` otherwise.
-#[inline(always)]
+#[inline(never)]
 pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
     let (expires, pushed, dest, dest_gen, flags, state) = unsafe {
         (
@@ -207,12 +204,12 @@ pub fn keep(pkt: &Packet, c: *mut Conn, assured: bool) {
         0
     };
     let skey = if mark != 0 {
-        fwmark_service_key(mark)
+        fwmark_service_key(mark, pkt.v6)
     } else {
         ServiceKey {
-            addr: pkt.daddr,
-            port: if port0 { [0, 0] } else { pkt.dport },
-            proto: pkt.proto,
+            addr: pkt.key.vaddr,
+            port: if port0 { [0, 0] } else { pkt.key.vport },
+            proto: pkt.key.proto,
             _pad: 0,
         }
     };

@@ -1,6 +1,6 @@
 //! Destination hashing, as `ip_vs_dh_schedule` (docs/SEMANTICS.md §5.14).
 
-use lb_common::{Service, sh_bucket};
+use lb_common::{Service, addr_fold, sh_bucket};
 
 use super::{Entry, Nodes, Pick, entry};
 
@@ -12,7 +12,7 @@ use super::{Entry, Nodes, Pick, entry};
 #[inline(always)]
 pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N) -> Option<Pick> {
     let daddr = nodes.daddr(svc)?;
-    let bucket = sh_bucket(u32::from_be_bytes(daddr), 0);
+    let bucket = sh_bucket(addr_fold(&daddr), 0);
     let table = nodes.sh_table(svc)?;
     let pos = *table.pos.get(bucket as usize)?;
     match entry(svc, nodes, pos) {

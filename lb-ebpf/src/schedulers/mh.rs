@@ -12,7 +12,7 @@ use super::{Client, Entry, Nodes, Pick, entry, opaque, scan::Steps};
 #[inline(always)]
 pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Option<Pick> {
     let port = client.hashed_port(svc);
-    let ihash = mh_slot(hash_input(client.addr, port, 0));
+    let ihash = mh_slot(hash_input(&client.addr, port, 0));
     let table = nodes.mh_table(svc)?;
     let pos = *table.pos.get(opaque(ihash) as usize)?;
     match entry(svc, nodes, pos) {
@@ -64,7 +64,7 @@ impl Steps for Fallback<'_> {
     #[inline(always)]
     fn step<N: Nodes>(&mut self, nodes: &N, svc: &Service, offset: u32) -> bool {
         let roffset = (offset.wrapping_add(self.ihash)) % MH_TAB_SIZE as u32;
-        let slot = mh_slot(hash_input(self.hashed.addr, self.hashed.port, roffset));
+        let slot = mh_slot(hash_input(&self.hashed.addr, self.hashed.port, roffset));
         let Some(&pos) = self.table.pos.get(opaque(slot) as usize) else {
             return false;
         };

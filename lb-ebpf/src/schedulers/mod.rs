@@ -148,7 +148,7 @@ pub trait Nodes {
     /// The packet's destination address, which for a service looked up by
     /// (VIP, port, protocol) is its VIP, as every dest of the service
     /// records it (`Dest::svc`); `None` for a service with no dests.
-    fn daddr(&self, svc: &Service) -> Option<[u8; 4]> {
+    fn daddr(&self, svc: &Service) -> Option<lb_common::Addr> {
         if svc.ndests == 0 {
             return None;
         }
@@ -173,14 +173,14 @@ pub struct DestState {
     /// `Dest::rank`.
     pub rank: u32,
     /// The address of the dest's service (`Dest::svc`).
-    pub vip: [u8; 4],
+    pub vip: lb_common::Addr,
 }
 
 /// What sh and mh hash: the client's address and source port, in network
 /// order, as the packet carries them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Client {
-    pub addr: [u8; 4],
+    pub addr: lb_common::Addr,
     pub port: [u8; 2],
 }
 

@@ -9,7 +9,7 @@ use super::{Client, Entry, Nodes, Pick, entry, opaque, scan::Steps};
 /// available dest of the buckets probed after it.
 #[inline(always)]
 pub(super) fn pick<N: Nodes>(svc: &Service, nodes: &N, client: &Client) -> Option<Pick> {
-    let v = hash_input(client.addr, client.hashed_port(svc), 0);
+    let v = hash_input(&client.addr, client.hashed_port(svc), 0);
     let ihash = sh_bucket(v, 0);
     let table = nodes.sh_table(svc)?;
     let pos = *table.pos.get(ihash as usize)?;
