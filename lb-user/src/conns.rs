@@ -8,7 +8,7 @@
 //! in the kernel's hash order, connection entries first, then templates, as
 //! ipvsadm prints the kernel's table unsorted.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, ops::ControlFlow, os::fd::AsFd};
+use std::{collections::BTreeMap, ops::ControlFlow, os::fd::AsFd};
 
 use aya::maps::IterableMap;
 
@@ -20,6 +20,7 @@ use lb_common::{
 };
 
 use crate::{
+    addr::from_addr,
     batch,
     clock::monotonic_ns,
     error::Error,
@@ -177,11 +178,11 @@ impl Table {
                     .get(c.state as usize)
                     .copied()
                     .unwrap_or("NONE"),
-                caddr: Ipv4Addr::from(k.caddr),
+                caddr: from_addr(&k.caddr),
                 cport: u16::from_be_bytes(k.cport),
-                vaddr: Ipv4Addr::from(k.vaddr),
+                vaddr: from_addr(&k.vaddr),
                 vport: u16::from_be_bytes(k.vport),
-                daddr: Ipv4Addr::from(d.addr),
+                daddr: from_addr(&d.addr),
                 dport: u16::from_be_bytes(dport),
             });
             stopped = flow.is_break();
@@ -223,11 +224,11 @@ impl Table {
                 } else {
                     "NONE"
                 },
-                caddr: Ipv4Addr::from(k.caddr),
+                caddr: from_addr(&k.caddr),
                 cport: 0,
-                vaddr: Ipv4Addr::from(k.vaddr),
+                vaddr: from_addr(&k.vaddr),
                 vport,
-                daddr: Ipv4Addr::from(d.addr),
+                daddr: from_addr(&d.addr),
                 dport,
             })
         })

@@ -12,7 +12,7 @@ use lb_common::{DEST_F_AVAILABLE, DEST_F_IN_USE, Dest, ServiceKey};
 use crate::model::RealId;
 
 /// Who a trashed slot belonged to: (service key bytes, address, port).
-type Owner = (Vec<u8>, [u8; 4], [u8; 2]);
+type Owner = (Vec<u8>, lb_common::Addr, [u8; 2]);
 
 #[derive(Debug, Clone)]
 pub struct DestSlots {
@@ -118,7 +118,7 @@ impl DestSlots {
     pub fn pick(&self, key: &ServiceKey, real: &RealId) -> Option<(u32, bool)> {
         let owner = (
             bytemuck::bytes_of(key).to_vec(),
-            real.addr.octets(),
+            crate::addr::to_addr(real.addr),
             real.port.to_be_bytes(),
         );
         if let Some(i) = self
@@ -153,7 +153,7 @@ mod tests {
 
     fn real(last: u8) -> RealId {
         RealId {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: Ipv4Addr::new(198, 51, 100, last).into(),
             port: 80,
         }
     }
@@ -161,7 +161,7 @@ mod tests {
     fn dest(key: &ServiceKey, r: &RealId, flags: u32) -> Dest {
         let mut d = Dest::zeroed();
         d.svc = *key;
-        d.addr = r.addr.octets();
+        d.addr = crate::addr::to_addr(r.addr);
         d.port = r.port.to_be_bytes();
         d.flags = flags;
         d
@@ -175,7 +175,10 @@ mod tests {
             if d.flags & DEST_F_IN_USE == 0 {
                 free = free.or(Some(i));
             } else if d.flags & DEST_F_AVAILABLE == 0 {
-                if d.svc == *key && d.addr == r.addr.octets() && d.port == r.port.to_be_bytes() {
+                if d.svc == *key
+                    && d.addr == crate::addr::to_addr(r.addr)
+                    && d.port == r.port.to_be_bytes()
+                {
                     return Some((i, true));
                 }
                 trashed = trashed.or(Some(i));

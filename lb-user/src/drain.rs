@@ -10,7 +10,7 @@
 
 use std::{
     io::Write,
-    net::Ipv4Addr,
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -26,7 +26,7 @@ pub struct DrainSpec {
     pub service: ServiceId,
     /// The real server's address; its port is the service's when not given
     /// (direct routing keeps the service's port).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: Option<u16>,
     /// Give up after this long (`None`: wait as long as it takes).
     pub timeout: Option<Duration>,
@@ -84,7 +84,7 @@ impl DrainError {
 }
 
 fn label(r: &RealId) -> String {
-    format!("{}:{}", r.addr, r.port)
+    crate::addr::addr_port(r.addr, r.port)
 }
 
 /// The counts a drain waits for.
@@ -262,15 +262,16 @@ mod tests {
     use super::*;
     use crate::model::{Fwd, Proto, Rates, Stats, Thresholds};
     use std::collections::VecDeque;
+    use std::net::Ipv4Addr;
 
     fn spec(timeout: Option<Duration>, remove: bool, inactive: bool) -> DrainSpec {
         DrainSpec {
             service: ServiceId {
                 proto: Proto::Tcp,
-                addr: Ipv4Addr::new(203, 0, 113, 10),
+                addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                 port: 80,
             },
-            addr: Ipv4Addr::new(198, 51, 100, 11),
+            addr: Ipv4Addr::new(198, 51, 100, 11).into(),
             port: None,
             timeout,
             remove,
@@ -446,7 +447,7 @@ mod tests {
     #[test]
     fn progress_says_what_is_left() {
         let r = RealId {
-            addr: Ipv4Addr::new(198, 51, 100, 11),
+            addr: Ipv4Addr::new(198, 51, 100, 11).into(),
             port: 80,
         };
         let left = Left {

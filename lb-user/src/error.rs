@@ -64,6 +64,9 @@ pub enum Error {
     },
     #[error("interface {0} not found")]
     NoInterface(String),
+    /// An IPv4-mapped IPv6 address as a service's or real's.
+    #[error(transparent)]
+    Addr(#[from] crate::addr::AddrError),
     #[error("service already exists")]
     ServiceExists(ServiceId),
     #[error("no such service")]

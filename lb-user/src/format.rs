@@ -7,7 +7,9 @@
 //! `/etc/hosts` and `/etc/services` (falling back to numbers), like ipvsadm
 //! minus DNS; the `*_with` variants take the name tables explicitly.
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::{fmt::Write as _, net::IpAddr};
+
+use crate::addr::{host_words, is_full_netmask, v6_prefix_len};
 
 use crate::model::{ConnView, Proto, RealView, ServiceView, Thresholds, Timeouts};
 use crate::resolve::Resolver;
@@ -169,8 +171,10 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
     for view in sorted_services(views, false) {
         let spec = &view.spec;
         let proto = spec.id.proto;
-        // "-f %d" for a fwmark service, else "%s %s", stype, vname
+        // "-f %d" ("-f %d -6" for IPv6) for a fwmark service, else
+        // "%s %s", stype, vname
         let svc_name = match spec.id.mark() {
+            Some(mark) if spec.id.is_v6() => format!("-f {mark} -6"),
             Some(mark) => format!("-f {mark}"),
             None => {
                 let stype = if proto == Proto::Udp { "-u" } else { "-t" };
@@ -182,8 +186,8 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
         out.push_str(&format!("-A {svc_name} -s {}", spec.sched.name()));
         if let Some(timeout) = spec.persistent {
             out.push_str(&format!(" -p {timeout}"));
-            if spec.netmask != Ipv4Addr::BROADCAST {
-                out.push_str(&format!(" -M {}", spec.netmask));
+            if !is_full_netmask(spec.netmask) {
+                out.push_str(&format!(" -M {}", netmask_text(spec.netmask)));
             }
         }
         // [" -o"]
@@ -238,13 +242,14 @@ fn sorted_services(views: &[ServiceView], nosort: bool) -> Vec<&ServiceView> {
     let mut sorted: Vec<&ServiceView> = views.iter().collect();
     if !nosort {
         // ipvs_cmp_services: fwmark (services without one first), then
-        // protocol, address, port (one family).
+        // family (IPv4 first), protocol, address word by word, port.
         qsort(&mut sorted, &|a, b| {
             let (a, b) = (a.spec.id, b.spec.id);
             let mark = |id: crate::model::ServiceId| id.mark().unwrap_or(0);
             int_order(mark(a), mark(b))
+                .then_with(|| a.is_v6().cmp(&b.is_v6()))
                 .then_with(|| a.proto.number().cmp(&b.proto.number()))
-                .then_with(|| int_order(a.addr.into(), b.addr.into()))
+                .then_with(|| addr_order(a.addr, b.addr))
                 .then_with(|| a.port.cmp(&b.port))
         });
     }
@@ -254,10 +259,10 @@ fn sorted_services(views: &[ServiceView], nosort: bool) -> Vec<&ServiceView> {
 fn sorted_reals(reals: &[RealView], nosort: bool) -> Vec<&RealView> {
     let mut sorted: Vec<&RealView> = reals.iter().collect();
     if !nosort {
-        // ipvs_cmp_dests: address, port.
+        // ipvs_cmp_dests: address (word by word for IPv6), port.
         qsort(&mut sorted, &|a, b| {
             let (a, b) = (a.spec.id, b.spec.id);
-            int_order(a.addr.into(), b.addr.into()).then_with(|| a.port.cmp(&b.port))
+            addr_order(a.addr, b.addr).then_with(|| a.port.cmp(&b.port))
         });
     }
     sorted
@@ -272,6 +277,27 @@ fn int_order(a: u32, b: u32) -> std::cmp::Ordering {
     #[expect(clippy::cast_possible_wrap, reason = "ipvsadm's int difference")]
     let r = a.wrapping_sub(b) as i32;
     r.cmp(&0)
+}
+
+/// libipvs's address comparison: [`int_order`] of each 32-bit word in
+/// host order, as many words as `a`'s family has (one for IPv4, four for
+/// IPv6; `b` is read as that family, the words it lacks are zero).
+fn addr_order(a: IpAddr, b: IpAddr) -> std::cmp::Ordering {
+    let (a, b) = (host_words(a), host_words(b));
+    a.iter()
+        .enumerate()
+        .map(|(i, &w)| int_order(w, b.get(i).copied().unwrap_or(0)))
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// A persistence netmask as ipvsadm prints it: an IPv4 mask dotted
+/// (`inet_ntoa`), an IPv6 one as its prefix length (`%i`).
+fn netmask_text(mask: IpAddr) -> String {
+    match mask {
+        IpAddr::V4(m) => m.to_string(),
+        IpAddr::V6(m) => v6_prefix_len(m).map_or_else(|| m.to_string(), |p| p.to_string()),
+    }
 }
 
 /// glibc's `qsort` as ipvsadm calls it: its merge sort (`msort_with_tmp`:
@@ -320,25 +346,29 @@ fn truncate(s: &mut String, max: usize) {
 /// [`addrport`], appended to `out`.
 fn addrport_into(
     out: &mut String,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     proto: Proto,
     numeric: bool,
     names: &Resolver,
 ) {
     if numeric {
-        // At most 21 bytes: nothing to cut.
-        let _ = write!(out, "{addr}:{port}");
+        // At most 47 bytes: nothing to cut.
+        let _ = match addr {
+            IpAddr::V4(a) => write!(out, "{a}:{port}"),
+            IpAddr::V6(a) => write!(out, "[{a}]:{port}"),
+        };
     } else {
         out.push_str(&addrport(addr, port, proto, numeric, names));
     }
 }
 
 /// ipvsadm's `addrport_to_anyname`: `addr:port`, or `host:service` with names
-/// where known; at most 59 bytes (its 60-byte buffer).
-fn addrport(addr: Ipv4Addr, port: u16, proto: Proto, numeric: bool, names: &Resolver) -> String {
+/// where known, an IPv6 address or its name in brackets (`[addr]:port`); at
+/// most 59 bytes (its 60-byte buffer).
+fn addrport(addr: IpAddr, port: u16, proto: Proto, numeric: bool, names: &Resolver) -> String {
     let mut s = if numeric {
-        format!("{addr}:{port}")
+        crate::addr::addr_port(addr, port)
     } else {
         let host = names
             .host_name(addr)
@@ -346,7 +376,10 @@ fn addrport(addr: Ipv4Addr, port: u16, proto: Proto, numeric: bool, names: &Reso
         let service = names
             .service_name(port, proto)
             .map_or_else(|| port.to_string(), str::to_owned);
-        format!("{host}:{service}")
+        match addr {
+            IpAddr::V4(_) => format!("{host}:{service}"),
+            IpAddr::V6(_) => format!("[{host}]:{service}"),
+        }
     };
     truncate(&mut s, 59);
     s
@@ -412,14 +445,18 @@ fn print_title(out: &mut String, opts: &ListFormat) {
 fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, names: &Resolver) {
     let spec = &view.spec;
     let proto = spec.id.proto;
-    // "FWM  %d" for a fwmark service; else snprintf(svc_name, ...,
-    // "%-4s %s", stype, vname); svc_name[33] = '\0';
+    // "FWM  %d" ("FWM  %d IPv6") for a fwmark service; else
+    // snprintf(svc_name, ..., "%-4s %s", stype, vname);
+    // if (se->af != AF_INET6) svc_name[33] = '\0';
     let svc_name = match spec.id.mark() {
+        Some(mark) if spec.id.is_v6() => format!("FWM  {mark} IPv6"),
         Some(mark) => format!("FWM  {mark}"),
         None => {
             let vname = addrport(spec.id.addr, spec.id.port, proto, opts.numeric, names);
             let mut svc_name = format!("{:<4} {vname}", proto.name());
-            truncate(&mut svc_name, 33);
+            if !spec.id.is_v6() {
+                truncate(&mut svc_name, 33);
+            }
             svc_name
         }
     };
@@ -446,8 +483,8 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
         }
         if let Some(timeout) = spec.persistent {
             out.push_str(&format!(" persistent {timeout}"));
-            if spec.netmask != Ipv4Addr::BROADCAST {
-                out.push_str(&format!(" mask {}", spec.netmask));
+            if !is_full_netmask(spec.netmask) {
+                out.push_str(&format!(" mask {}", netmask_text(spec.netmask)));
             }
         }
         // [" ops"]
@@ -460,8 +497,10 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
     for real in sorted_reals(&view.reals, opts.nosort) {
         let r = &real.spec;
         let mut dname = addrport(r.id.addr, r.id.port, proto, opts.numeric, names);
-        // dname[28] = '\0'
-        truncate(&mut dname, 28);
+        // if (e->af != AF_INET6) dname[28] = '\0'
+        if r.id.addr.is_ipv4() {
+            truncate(&mut dname, 28);
+        }
         if opts.stats {
             // printf("  -> %-28s", dname) and five print_largenum
             out.push_str(&format!("  -> {dname:<28}"));
@@ -514,7 +553,7 @@ mod tests {
     use super::*;
     use crate::model::{Fwd, Rates, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Stats};
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -534,7 +573,7 @@ mod tests {
                 },
                 sched,
                 persistent,
-                netmask: Ipv4Addr::BROADCAST,
+                netmask: ip("255.255.255.255"),
                 one_packet: false,
             },
             stats: Stats::default(),

@@ -16,10 +16,10 @@ use std::{collections::BTreeMap, fmt, net::Ipv4Addr};
 
 use lb_common::{
     FWMARK_F_CLASSIFY, FWMARK_F_WIDE, FWMARK_FILTER_MIN_PLEN, FWMARK_RULES_PER_PREFIX, FwmarkKey,
-    FwmarkRule as MapRule, FwmarkRules, MAX_FWMARK_PREFIXES,
+    FwmarkRule as MapRule, FwmarkRules, MAX_FWMARK_PREFIXES, addr_is_v4, addr_low32,
 };
 
-use crate::model::Proto;
+use crate::{addr::v4_to_addr, model::Proto};
 
 /// What a rule matches: protocol, destination prefix (address bits past
 /// `plen` are zero), destination ports (`None`: any port).
@@ -170,16 +170,27 @@ pub fn project(
     Ok(out)
 }
 
-/// The `FWMARK` key of a prefix.
+/// Bits of an IPv4-mapped address before the IPv4 address: an IPv4 prefix
+/// `/p` is the trie's `/(96 + p)`.
+const V4_MAPPED_BITS: u32 = 96;
+
+/// The `FWMARK` key of an IPv4 prefix.
 pub fn key_of(proto: Proto, addr: Ipv4Addr, plen: u8) -> (u32, FwmarkKey) {
     (
-        lb_common::FWMARK_KEY_FIXED_BITS + u32::from(plen),
+        lb_common::FWMARK_KEY_FIXED_BITS + V4_MAPPED_BITS + u32::from(plen),
         FwmarkKey {
             proto: proto.number(),
             _pad: [0; 3],
-            addr: addr.octets(),
+            addr: v4_to_addr(addr),
         },
     )
+}
+
+/// The IPv4 prefix of an `FWMARK` key, `None` for another family.
+fn v4_prefix(prefix_bits: u32, key: &FwmarkKey) -> Option<(Ipv4Addr, u8)> {
+    let plen = prefix_bits.checked_sub(lb_common::FWMARK_KEY_FIXED_BITS + V4_MAPPED_BITS)?;
+    (addr_is_v4(&key.addr) && plen <= 32)
+        .then(|| (Ipv4Addr::from(addr_low32(&key.addr)), plen as u8))
 }
 
 /// The rules an `FWMARK` entry holds as its own (those of its prefix
@@ -188,18 +199,15 @@ pub fn own_rules(prefix_bits: u32, key: &FwmarkKey, value: &FwmarkRules) -> Vec<
     let Some(proto) = Proto::from_number(key.proto).filter(|p| *p != Proto::Fwm) else {
         return Vec::new();
     };
-    let plen = prefix_bits.saturating_sub(lb_common::FWMARK_KEY_FIXED_BITS) as u8;
+    let Some((addr, plen)) = v4_prefix(prefix_bits, key) else {
+        return Vec::new();
+    };
     let n = (value.count as usize).min(FWMARK_RULES_PER_PREFIX);
     value.rules[..n]
         .iter()
         .filter(|r| r.plen == plen)
         .map(|r| FwmarkRule {
-            matches: FwmarkMatch::new(
-                proto,
-                Ipv4Addr::from(key.addr),
-                plen,
-                Some((r.port_lo, r.port_hi)),
-            ),
+            matches: FwmarkMatch::new(proto, addr, plen, Some((r.port_lo, r.port_hi))),
             mark: r.mark,
         })
         .collect()
@@ -269,9 +277,9 @@ pub fn classify(
 ) -> u32 {
     map.iter()
         .filter(|((bits, k), _)| {
-            let plen = (bits - lb_common::FWMARK_KEY_FIXED_BITS) as u8;
-            k.proto == proto.number()
-                && u32::from(addr) & mask(plen) == u32::from(Ipv4Addr::from(k.addr))
+            v4_prefix(*bits, k).is_some_and(|(prefix, plen)| {
+                k.proto == proto.number() && u32::from(addr) & mask(plen) == u32::from(prefix)
+            })
         })
         .max_by_key(|((bits, _), _)| *bits)
         .map_or(0, |(_, v)| lb_common::fwmark_match(v, port))

@@ -14,7 +14,7 @@
 //! under the service's other table key before the `Service` value.
 
 use lb_common::{
-    Dest, MAP_MH_TABLES, MAP_SH_TABLES, MH_HASH1_KEY, MH_HASH2_KEY, MH_TAB_BITS, MH_TAB_SIZE,
+    Addr, Dest, MAP_MH_TABLES, MAP_SH_TABLES, MH_HASH1_KEY, MH_HASH2_KEY, MH_TAB_BITS, MH_TAB_SIZE,
     MhTable, NO_POS, SCHED_DH, SCHED_MH, SCHED_SH, SH_TAB_SIZE, Service, ServiceDest, ShTable,
     TABLES_PER_SERVICE, hash_input, hsiphash_u32,
 };
@@ -137,7 +137,7 @@ pub fn dh_table(list: &[ServiceDest]) -> ShTable {
 /// What mh needs of a dest: its address, port and `last_weight`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MhDest {
-    pub addr: [u8; 4],
+    pub addr: Addr,
     pub port: [u8; 2],
     pub last_weight: u32,
 }
@@ -145,7 +145,7 @@ pub struct MhDest {
 /// A dest's place in Maglev's permutation: `offset = h1(port + addr) % M`,
 /// `skip = h2(port + addr) % (M - 1) + 1`.
 pub fn mh_offset_skip(d: &MhDest) -> (u32, u32) {
-    let v = hash_input(d.addr, d.port, 0);
+    let v = hash_input(&d.addr, d.port, 0);
     let m = MH_TAB_SIZE as u32;
     (
         hsiphash_u32(v, MH_HASH1_KEY) % m,
@@ -235,7 +235,7 @@ pub fn mh_table(dests: &[MhDest]) -> Option<MhTable> {
 mod tests {
     use super::*;
     use lb_common::{SCHED_MH, SCHED_SH, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_PORT};
-    use lb_common::{SchedState, Service, hash_32, mh_slot, sh_bucket};
+    use lb_common::{SchedState, Service, addr_v4, hash_32, mh_slot, sh_bucket};
 
     use crate::sched_table::packet_path::{Client, Nodes, pick};
     use crate::sched_table::{block, dests_changed};
@@ -251,7 +251,7 @@ mod tests {
 
     fn mhd(addr: [u8; 4], w: u32) -> MhDest {
         MhDest {
-            addr,
+            addr: addr_v4(addr),
             port: 80u16.to_be_bytes(),
             last_weight: w,
         }
@@ -262,12 +262,15 @@ mod tests {
         assert_eq!(hash_32(0xC000_0201, 8), 50);
         assert_eq!(hash_32(0xC000_0201 + 12345, 8), 145);
         assert_eq!(hash_32(0xC000_0202, 8), 148);
-        assert_eq!(sh_bucket(hash_input(C1, [0, 0], 0), 0), 50);
-        assert_eq!(sh_bucket(hash_input(C1, 12345u16.to_be_bytes(), 0), 0), 145);
+        assert_eq!(sh_bucket(hash_input(&addr_v4(C1), [0, 0], 0), 0), 50);
+        assert_eq!(
+            sh_bucket(hash_input(&addr_v4(C1), 12345u16.to_be_bytes(), 0), 0),
+            145
+        );
         assert_eq!(hsiphash_u32(0, MH_HASH1_KEY), 0x1d5a_77c2);
         assert_eq!(hsiphash_u32(0xC000_0201, MH_HASH1_KEY), 0x9288_9c88);
         assert_eq!(hsiphash_u32(0xC000_0201, MH_HASH2_KEY), 0xc6fe_83e5);
-        assert_eq!(mh_slot(hash_input(C1, [0, 0], 0)), 2891);
+        assert_eq!(mh_slot(hash_input(&addr_v4(C1), [0, 0], 0)), 2891);
     }
 
     #[test]
@@ -429,7 +432,7 @@ mod tests {
         }
         fn pick(&self, addr: [u8; 4], port: u16) -> Option<u32> {
             let client = Client {
-                addr,
+                addr: addr_v4(addr),
                 port: port.to_be_bytes(),
             };
             let mut st: SchedState = bytemuck::Zeroable::zeroed();
@@ -454,8 +457,14 @@ mod tests {
         s.add(2, 1);
         s.set_weight(2, 0);
         assert_eq!(s.pos(2), 0);
-        let ihash = mh_slot(hash_input(C1, [0, 0], 0));
-        let probe = |i: u32| mh_slot(hash_input(C1, [0, 0], (i + ihash) % MH_TAB_SIZE as u32));
+        let ihash = mh_slot(hash_input(&addr_v4(C1), [0, 0], 0));
+        let probe = |i: u32| {
+            mh_slot(hash_input(
+                &addr_v4(C1),
+                [0, 0],
+                (i + ihash) % MH_TAB_SIZE as u32,
+            ))
+        };
         let far = probe(4000);
         assert!(
             (0..300).all(|i| probe(i) != far),

@@ -7,6 +7,7 @@
 //! IPVS: `drain` (quiesce a real and wait for its connections to end) and
 //! `whereis` (where a client's next connection goes, and why).
 
+pub mod addr;
 pub mod attach;
 pub mod batch;
 pub mod cli;

@@ -17,7 +17,7 @@ use crate::hash_sched::{dh_table, sh_table};
 use crate::sched_table::packet_path::{Client, DestState, Nodes, pick};
 use crate::sched_table::{block, dests_changed};
 
-const VIP: [u8; 4] = [203, 0, 113, 10];
+const VIP: lb_common::Addr = lb_common::addr_v4([203, 0, 113, 10]);
 const HOUR: u64 = 3600 * 1_000_000_000;
 
 /// A `DESTS` slot as the schedulers read it.

@@ -2,7 +2,10 @@
 //! arguments into these types, `format` prints listings from them, and `table`
 //! projects them onto the pinned maps.
 
-use std::net::Ipv4Addr;
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+use crate::addr::{fwmark_ip, fwmark_of};
 
 /// Transport protocol of a virtual service, or `Fwm` for a fwmark service
 /// (`-f MARK`), which has none: it takes TCP and UDP packets of its mark.
@@ -49,29 +52,61 @@ impl Proto {
     }
 }
 
-/// Identity of a virtual service: `-t|-u addr:port`, or `-f MARK` (protocol
-/// `Fwm`, the mark as the address, port 0: the key the maps use). Ordered
-/// like ipvsadm's sorted listing (`ipvs_cmp_services`: fwmark services
-/// after the others, by mark; then protocol, address, port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Identity of a virtual service: `-t|-u addr:port`, or `-f MARK [-6]`
+/// (protocol `Fwm`, port 0, and as the address the mark of one family:
+/// `addr::fwmark_ip`, IPv4 `0.0.0.MARK` or IPv6 with the mark in its first
+/// 32 bits, mirroring lb-common's `fwmark_addr`, the key the maps use).
+/// Ordered like ipvsadm's sorted listing (`ipvs_cmp_services`: services
+/// without a mark first, then by mark; then family, IPv4 first; protocol;
+/// address; port), without its int wrap (`format` has that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceId {
     pub proto: Proto,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
 impl ServiceId {
-    /// The fwmark service `-f mark`.
+    /// The IPv4 fwmark service `-f mark`.
     pub fn fwmark(mark: u32) -> ServiceId {
+        ServiceId::fwmark_of_family(mark, false)
+    }
+    /// The fwmark service `-f mark`, or `-f mark -6` when `v6`.
+    pub fn fwmark_of_family(mark: u32, v6: bool) -> ServiceId {
         ServiceId {
             proto: Proto::Fwm,
-            addr: Ipv4Addr::from(mark),
+            addr: fwmark_ip(mark, v6),
             port: 0,
         }
     }
     /// The mark of a fwmark service, else `None`.
     pub fn mark(&self) -> Option<u32> {
-        (self.proto == Proto::Fwm).then(|| u32::from(self.addr))
+        (self.proto == Proto::Fwm).then(|| fwmark_of(self.addr))
+    }
+    /// Whether the service is of family IPv6 (an IPv6 address, or `-6`).
+    pub fn is_v6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+}
+
+impl Ord for ServiceId {
+    fn cmp(&self, other: &ServiceId) -> Ordering {
+        let key = |s: &ServiceId| {
+            (
+                s.mark().unwrap_or(0),
+                s.is_v6(),
+                s.proto.number(),
+                s.addr,
+                s.port,
+            )
+        };
+        key(self).cmp(&key(other))
+    }
+}
+
+impl PartialOrd for ServiceId {
+    fn partial_cmp(&self, other: &ServiceId) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -344,8 +379,10 @@ pub struct ServiceSpec {
     pub sched: Sched,
     /// `-p [timeout]`: persistence timeout in seconds.
     pub persistent: Option<u32>,
-    /// `-M netmask` (255.255.255.255 when not given).
-    pub netmask: Ipv4Addr,
+    /// `-M netmask`: an IPv4 mask, or for an IPv6 service the mask of its
+    /// prefix length as an IPv6 address; all ones of the service's family
+    /// (`addr::full_netmask`) when not given.
+    pub netmask: IpAddr,
     /// `-o`: one-packet scheduling (UDP only).
     pub one_packet: bool,
 }
@@ -371,10 +408,11 @@ impl Fwd {
     }
 }
 
-/// Identity of a real server within a service: `-r addr[:port]`.
+/// Identity of a real server within a service: `-r addr[:port]`. Ordered
+/// by family (IPv4 first), address, port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RealId {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
@@ -471,11 +509,11 @@ pub struct ConnView {
     pub expire_secs: u64,
     /// "ESTABLISHED", "UDP", "NONE", "ASSURED", ...
     pub state: &'static str,
-    pub caddr: Ipv4Addr,
+    pub caddr: IpAddr,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: IpAddr,
     pub vport: u16,
-    pub daddr: Ipv4Addr,
+    pub daddr: IpAddr,
     pub dport: u16,
 }
 

@@ -3,7 +3,7 @@
 //! `port_to_service` helper group. A leaf room: the command line, the listings
 //! and the daemon's configuration all use it, and it uses none of them.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 use crate::model::Proto;
@@ -15,8 +15,8 @@ use crate::model::Proto;
 /// line's canonical (first) name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resolver {
-    /// (address, names) per IPv4 line of the hosts file, in file order.
-    hosts: Vec<(Ipv4Addr, Vec<String>)>,
+    /// (address, names) per line of the hosts file, in file order.
+    hosts: Vec<(IpAddr, Vec<String>)>,
     /// One entry per line of the services file, in file order.
     services: Vec<ServiceEntry>,
 }
@@ -59,14 +59,14 @@ impl Resolver {
 
     /// `gethostbyname` restricted to the hosts file (IPv4 entries only).
     pub fn host_addr(&self, name: &str) -> Option<Ipv4Addr> {
-        self.hosts
-            .iter()
-            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
-            .map(|(addr, _)| *addr)
+        self.hosts.iter().find_map(|(addr, names)| match addr {
+            IpAddr::V4(a) if names.iter().any(|n| n.eq_ignore_ascii_case(name)) => Some(*a),
+            _ => None,
+        })
     }
 
-    /// `gethostbyaddr` restricted to the hosts file.
-    pub fn host_name(&self, addr: Ipv4Addr) -> Option<&str> {
+    /// `gethostbyaddr` restricted to the hosts file (either family).
+    pub fn host_name(&self, addr: IpAddr) -> Option<&str> {
         self.hosts
             .iter()
             .find(|(a, _)| *a == addr)
@@ -115,11 +115,11 @@ pub(crate) fn uncomment(line: &str) -> &str {
     line.split('#').next().unwrap_or("")
 }
 
-fn parse_hosts(text: &str) -> Vec<(Ipv4Addr, Vec<String>)> {
+fn parse_hosts(text: &str) -> Vec<(IpAddr, Vec<String>)> {
     text.lines()
         .filter_map(|line| {
             let mut fields = uncomment(line).split_whitespace();
-            let addr = fields.next()?.parse::<Ipv4Addr>().ok()?;
+            let addr = fields.next()?.parse::<IpAddr>().ok()?;
             let names: Vec<String> = fields.map(str::to_owned).collect();
             (!names.is_empty()).then_some((addr, names))
         })

@@ -68,7 +68,7 @@ mod tests {
     fn sid(port: u16) -> ServiceId {
         ServiceId {
             proto: Proto::Tcp,
-            addr: Ipv4Addr::new(203, 0, 113, 10),
+            addr: Ipv4Addr::new(203, 0, 113, 10).into(),
             port,
         }
     }

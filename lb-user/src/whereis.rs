@@ -11,15 +11,16 @@
 //! give every CPU the same answer; rr and wrr give each CPU's next in
 //! rotation, since the CPU that takes the client's SYN decides.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use lb_common::{
     DestConns, MAP_SCHED, MAP_SERVICES, MAP_TEMPLATES, MhTable, NS_PER_SEC, SCHED_MH, SCHED_RR,
     SCHED_SH, SCHED_WRR, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, SVC_F_SCHED_PORT,
-    Service, ServiceDest, ShTable, TemplateKey, template_usable,
+    Service, ServiceDest, ShTable, TemplateKey, addr_masked, template_usable,
 };
 
 use crate::{
+    addr::{addr_port, from_addr, to_addr},
     clock::monotonic_ns,
     error::Error,
     model::{RealId, Sched, SchedFlags, ServiceId},
@@ -150,7 +151,7 @@ impl Table {
     pub fn whereis(
         &self,
         sid: &ServiceId,
-        client: Ipv4Addr,
+        client: IpAddr,
         port: Option<u16>,
     ) -> Result<Vec<Placement>, WhereisError> {
         let pins = &self.pins;
@@ -175,7 +176,7 @@ impl Table {
                 .get(&dest, 0)
                 .map_err(map_err(lb_common::MAP_DESTS))?;
             Ok(RealId {
-                addr: Ipv4Addr::from(d.addr),
+                addr: from_addr(&d.addr),
                 port: u16::from_be_bytes(d.port),
             })
         };
@@ -183,13 +184,9 @@ impl Table {
         // A persistent service: the client's template first (§2, §3.2).
         let mut template = None;
         if svc.flags & SVC_F_PERSISTENT != 0 {
-            let mut caddr = client.octets();
-            for (b, m) in caddr.iter_mut().zip(svc.netmask) {
-                *b &= m;
-            }
             let key = TemplateKey {
-                caddr,
-                vaddr: sid.addr.octets(),
+                caddr: addr_masked(&to_addr(client), &svc.netmask),
+                vaddr: to_addr(sid.addr),
                 vport: if svc.flags & SVC_F_PORT0 != 0 {
                     [0, 0]
                 } else {
@@ -226,7 +223,7 @@ impl Table {
         let nodes = PinnedNodes::new(pins, &svc);
         let states = pins.sched.get(&svc.id, 0).map_err(map_err(MAP_SCHED))?;
         let who = Client {
-            addr: client.octets(),
+            addr: to_addr(client),
             port: port.unwrap_or(0).to_be_bytes(),
         };
         let why = Why::Scheduler { sched, template };
@@ -270,7 +267,7 @@ pub fn format(placements: &[Placement]) -> String {
             words.push(format!("cpu={cpu}"));
         }
         words.push(match p.real {
-            Some(r) => format!("real={}:{}", r.addr, r.port),
+            Some(r) => format!("real={}", addr_port(r.addr, r.port)),
             None => "real=none".to_owned(),
         });
         match p.why {
@@ -303,7 +300,7 @@ mod tests {
 
     fn real(last: u8) -> Option<RealId> {
         Some(RealId {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: std::net::Ipv4Addr::new(198, 51, 100, last).into(),
             port: 80,
         })
     }

@@ -264,7 +264,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                     st.svc_port = port.unwrap_or(0);
                     Usable::Yes(ServiceId {
                         proto,
-                        addr,
+                        addr: addr.into(),
                         port: st.svc_port,
                     })
                 }
@@ -498,7 +498,7 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
             id: st.service(cmd)?,
             sched: st.sched.unwrap_or(DEFAULT_SCHED),
             persistent: st.persistent,
-            netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST),
+            netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST).into(),
             one_packet: st.one_packet,
         })
     };
@@ -512,7 +512,10 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
         Ok((
             service,
             RealSpec {
-                id: RealId { addr, port },
+                id: RealId {
+                    addr: addr.into(),
+                    port,
+                },
                 fwd: Fwd::Route,
                 weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
                 // ipvsadm sends 0 for an omitted -x/-y, on -e too: the
@@ -546,7 +549,10 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
             let (addr, port) = st.real(cmd)?;
             Command::DeleteReal {
                 service,
-                real: RealId { addr, port },
+                real: RealId {
+                    addr: addr.into(),
+                    port,
+                },
             }
         }
         Cmd::List => {

@@ -162,7 +162,7 @@ pub enum Command {
     /// of the client would go now, and why.
     Whereis {
         service: ServiceId,
-        client: std::net::Ipv4Addr,
+        client: std::net::IpAddr,
         port: Option<u16>,
     },
 }

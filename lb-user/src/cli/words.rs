@@ -312,7 +312,7 @@ impl ServiceArg {
         match parse_addr(text, Some(proto), names) {
             Some(Addr::V4 { addr, port }) => Ok(ServiceId {
                 proto,
-                addr,
+                addr: addr.into(),
                 port: port.unwrap_or(0),
             }),
             Some(Addr::V6 { .. }) => Err(CliError::Ipv6Unsupported),
@@ -426,7 +426,7 @@ impl Word {
             Word::Drain(d) => {
                 let service = d.service.service(names)?;
                 let (addr, port) = match parse_addr(&d.real, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr, port),
+                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
                     Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
                     None => return Err(CliError::IllegalRealAddress),
                 };
@@ -442,7 +442,7 @@ impl Word {
             Word::Whereis(w) => {
                 let service = w.service.service(names)?;
                 let (client, port) = match parse_addr(&w.client, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr, port),
+                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
                     Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
                     None => return Err(CliError::IllegalClientAddress),
                 };

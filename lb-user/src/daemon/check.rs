@@ -16,7 +16,7 @@
 //! and back-references are refused when the configuration is read).
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
     time::Duration,
@@ -145,7 +145,7 @@ async fn bounded(t: Duration, f: impl Future<Output = Outcome>) -> Outcome {
 /// A TCP connection to `addr` within `t`. The connection is then reset
 /// rather than closed (`SO_LINGER` 0, as HAProxy ends its checks): no FIN
 /// exchange, and no TIME_WAIT socket left on the director for each check.
-pub async fn connect_check(addr: SocketAddrV4, t: Duration) -> Outcome {
+pub async fn connect_check(addr: SocketAddr, t: Duration) -> Outcome {
     match tokio::time::timeout(t, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => {
             let _ = s.set_zero_linger();
@@ -179,7 +179,7 @@ pub fn is_local_error(e: &std::io::Error) -> bool {
 
 /// The outcome of a failed connect: a local error ([`is_local_error`]), or
 /// a failure of the real server.
-pub fn connect_failed(addr: SocketAddrV4, e: &std::io::Error) -> Outcome {
+pub fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Outcome {
     let detail = format!("connect to {addr}: {e}");
     if is_local_error(e) {
         Outcome::local(detail)
@@ -195,7 +195,7 @@ pub fn http_target(
     request: &str,
     real: &Real,
     names: &Resolver,
-) -> Result<(SocketAddrV4, String, String), String> {
+) -> Result<(SocketAddr, String, String), String> {
     let (rest, default_port) = match request.strip_prefix("http://") {
         Some(rest) => (Some(rest), 80),
         None => (request.strip_prefix("https://"), 443),
@@ -224,7 +224,7 @@ pub fn http_target(
         .ok()
         .or_else(|| names.host_addr(host))
         .ok_or_else(|| format!("cannot resolve {host} (from {request}) in /etc/hosts"))?;
-    Ok((SocketAddrV4::new(addr, port), host.to_string(), path))
+    Ok((SocketAddr::new(addr.into(), port), host.to_string(), path))
 }
 
 /// The first line of an answer, for messages.
@@ -286,7 +286,7 @@ struct HttpQuery<'a> {
     receive: Option<&'a Receive>,
 }
 
-async fn http_check(addr: SocketAddrV4, q: HttpQuery<'_>) -> Outcome {
+async fn http_check(addr: SocketAddr, q: HttpQuery<'_>) -> Outcome {
     match TcpStream::connect(addr).await {
         Ok(s) => http_exchange(s, addr, q).await,
         Err(e) => connect_failed(addr, &e),
@@ -308,7 +308,7 @@ pub fn sni_name(virtualhost: &str) -> Option<ServerName<'static>> {
 }
 
 async fn https_check(
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     sni: Option<ServerName<'static>>,
     q: HttpQuery<'_>,
 ) -> Outcome {
@@ -317,8 +317,7 @@ async fn https_check(
         Err(e) => return connect_failed(addr, &e),
     };
     // Without a name rustls sends no SNI for an address.
-    let name =
-        sni.unwrap_or_else(|| ServerName::IpAddress(std::net::IpAddr::V4(*addr.ip()).into()));
+    let name = sni.unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
     match TlsConnector::from(tls_config()).connect(name, tcp).await {
         Ok(s) => http_exchange(s, addr, q).await,
         Err(e) => Outcome::failed(format!("TLS handshake with {addr}: {e}")),
@@ -327,7 +326,7 @@ async fn https_check(
 
 async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     q: HttpQuery<'_>,
 ) -> Outcome {
     let HttpQuery {
@@ -416,7 +415,7 @@ impl ServerCertVerifier for AnyCertificate {
 /// ldirectord's simpletcp: the request (its leading `/` dropped, `\n`
 /// turned into newlines) is sent, the sending side shut, and a line of the
 /// answer must match `receive`.
-async fn simpletcp_check(addr: SocketAddrV4, request: &str, receive: Option<&Receive>) -> Outcome {
+async fn simpletcp_check(addr: SocketAddr, request: &str, receive: Option<&Receive>) -> Outcome {
     let mut s = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return connect_failed(addr, &e),
@@ -667,7 +666,7 @@ mod tests {
         // would otherwise leave as many TIME_WAIT sockets on the director.
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
         for _ in 0..20 {
             assert!(connect_check(addr, Duration::from_secs(2)).await.ok);
             let (mut s, _) = l.accept().await.unwrap();
@@ -703,7 +702,7 @@ mod tests {
 
     #[test]
     fn local_errors_are_not_failures_of_the_real() {
-        let addr: SocketAddrV4 = "198.51.100.11:80".parse().unwrap();
+        let addr: SocketAddr = "198.51.100.11:80".parse().unwrap();
         for errno in [
             libc::EMFILE,
             libc::ENFILE,

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use super::{config::Config, health::Health};
 use crate::{
+    addr::addr_port,
     error::Error,
     model::{Fwd, Proto, RealId, RealSpec, ServiceId, ServiceSpec, Thresholds},
     table::Table,
@@ -101,14 +102,14 @@ pub enum Mode {
 /// `/udp` suffix).
 pub fn service_label(id: &ServiceId) -> String {
     match id.proto {
-        Proto::Tcp => format!("{}:{}", id.addr, id.port),
-        Proto::Udp => format!("{}:{}/udp", id.addr, id.port),
-        Proto::Fwm => format!("fwmark {}", u32::from(id.addr)),
+        Proto::Tcp => addr_port(id.addr, id.port),
+        Proto::Udp => format!("{}/udp", addr_port(id.addr, id.port)),
+        Proto::Fwm => format!("fwmark {}", id.mark().unwrap_or(0)),
     }
 }
 
 fn real_label(r: &RealId) -> String {
-    format!("{}:{}", r.addr, r.port)
+    addr_port(r.addr, r.port)
 }
 
 /// What the table should hold for one real server.
@@ -325,7 +326,7 @@ virtual=203.0.113.10:80
 
     fn rid(last: u8) -> RealId {
         RealId {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: Ipv4Addr::new(198, 51, 100, last).into(),
             port: 80,
         }
     }

@@ -316,7 +316,7 @@ mod tests {
             real: crate::daemon::config::Real {
                 line: 1,
                 id: crate::model::RealId {
-                    addr: std::net::Ipv4Addr::new(198, 51, 100, 11),
+                    addr: std::net::Ipv4Addr::new(198, 51, 100, 11).into(),
                     port: 80,
                 },
                 port_given: 80,

@@ -15,7 +15,7 @@
 use std::{
     fs::{File, OpenOptions, TryLockError},
     io::Write,
-    net::Ipv4Addr,
+    net::IpAddr,
     os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
@@ -166,7 +166,7 @@ pub struct CheckStatus {
 /// One real server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealStatus {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub check_port: u16,
     pub configured_weight: u32,
@@ -182,7 +182,7 @@ pub struct RealStatus {
 /// The fallback server of a service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FallbackStatus {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// In the table (it is while no real server is up).
     pub weight: Option<u32>,
@@ -193,7 +193,7 @@ pub struct FallbackStatus {
 pub struct ServiceStatus {
     /// "TCP" or "UDP".
     pub proto: String,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub scheduler: String,
     pub persistent: Option<u32>,

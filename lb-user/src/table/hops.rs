@@ -1,12 +1,13 @@
 //! Next hops of direct-routing real servers, asked of the kernel over
 //! netlink (docs/SEMANTICS.md §7), and followed when they change.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use lb_common::{DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE};
 
 use super::Table;
 use crate::{
+    addr::from_addr,
     error::Error,
     neigh::{self, Lookup, NextHop},
 };
@@ -18,11 +19,16 @@ impl Table {
     /// gateway, `None` when its MAC is not known yet (the kernel was asked to
     /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
     /// and `lbctl daemon` fills it in when the kernel learns it).
-    pub(super) fn next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+    /// IPv4 only for now: an IPv6 real server has no next hop here (the
+    /// XDP program asks `bpf_fib_lookup`).
+    pub(super) fn next_hop(&mut self, addr: IpAddr) -> Result<Option<NextHop>, Error> {
         if let Some(known) = self.hops.get(&addr) {
             return known.clone().map_err(Error::Invalid);
         }
-        let hop = self.ask_next_hop(addr);
+        let IpAddr::V4(v4) = addr else {
+            return Ok(None);
+        };
+        let hop = self.ask_next_hop(v4);
         match &hop {
             Ok(h) => self.hops.insert(addr, Ok(*h)),
             Err(Error::Invalid(refused)) => self.hops.insert(addr, Err(refused.clone())),
@@ -61,7 +67,7 @@ impl Table {
             .collect();
         for (i, mut d) in todo {
             // A real refused today (behind a gateway) stays as it is.
-            if let Ok(Some(hop)) = self.next_hop(Ipv4Addr::from(d.addr)) {
+            if let Ok(Some(hop)) = self.next_hop(from_addr(&d.addr)) {
                 set_hop(&mut d, &hop);
                 self.write_dest(i, &d)?;
             }
@@ -81,7 +87,9 @@ impl Table {
             if d.flags & DEST_F_IN_USE == 0 || d.fwd != FWD_ROUTE {
                 continue;
             }
-            let addr = Ipv4Addr::from(d.addr);
+            let IpAddr::V4(addr) = from_addr(&d.addr) else {
+                continue;
+            };
             let Some((_, hop)) = hops.iter().find(|(a, _)| *a == addr) else {
                 continue;
             };

@@ -15,7 +15,7 @@
 //!
 //! Every operation validates first; on `Err` nothing has changed.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, os::fd::AsFd};
+use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd};
 
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
@@ -33,6 +33,7 @@ mod views;
 use hops::set_hop;
 
 use crate::{
+    addr::{checked, from_addr, netmask_from_addr, netmask_to_addr, to_addr, v6_prefix_len},
     batch,
     dest_slots::DestSlots,
     error::Error,
@@ -50,7 +51,7 @@ use crate::{
 
 pub fn service_key(id: &ServiceId) -> ServiceKey {
     ServiceKey {
-        addr: id.addr.octets(),
+        addr: to_addr(id.addr),
         port: id.port.to_be_bytes(),
         proto: id.proto.number(),
         _pad: 0,
@@ -60,7 +61,7 @@ pub fn service_key(id: &ServiceId) -> ServiceKey {
 fn service_id(k: &ServiceKey) -> Option<ServiceId> {
     Some(ServiceId {
         proto: Proto::from_number(k.proto)?,
-        addr: Ipv4Addr::from(k.addr),
+        addr: from_addr(&k.addr),
         port: u16::from_be_bytes(k.port),
     })
 }
@@ -132,7 +133,7 @@ pub struct Table {
     nl: Option<neigh::Netlink>,
     /// Next hops as the kernel gave them during this table's life (a `-R`
     /// names the same real servers in many services: they are asked once).
-    hops: BTreeMap<Ipv4Addr, Result<Option<NextHop>, String>>,
+    hops: BTreeMap<IpAddr, Result<Option<NextHop>, String>>,
 }
 
 impl Table {
@@ -259,7 +260,7 @@ impl Table {
                 let d = self.dest(sd.dest)?;
                 reals.push(RealSpec {
                     id: RealId {
-                        addr: Ipv4Addr::from(d.addr),
+                        addr: from_addr(&d.addr),
                         port: u16::from_be_bytes(d.port),
                     },
                     fwd: Fwd::Route,
@@ -395,8 +396,8 @@ impl Table {
     pub fn sync_vip_filter(&mut self) -> Result<(), Error> {
         let sticky = self.index()?.ids().any(|id| id.proto == Proto::Fwm);
         let mut want = vec![0u64; VIP_FILTER_WORDS as usize];
-        let mut set = |addr: Ipv4Addr| {
-            let bit = vip_bit(addr.octets());
+        let mut set = |addr: IpAddr| {
+            let bit = vip_bit(&to_addr(addr));
             want[(bit / 64) as usize] |= 1u64 << (bit % 64);
         };
         for id in self.index()?.ids() {
@@ -405,7 +406,7 @@ impl Table {
             }
         }
         let (addrs, _) = crate::fwmark::filter_addresses(&self.fwmark_rules()?);
-        addrs.into_iter().for_each(&mut set);
+        addrs.into_iter().map(IpAddr::V4).for_each(&mut set);
         let m = &self.pins.vips;
         let mut have = batch::entries(m, || {
             m.iter()
@@ -557,7 +558,7 @@ impl Table {
             return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
         }
         let (slot, mut d, kind) = self.find_slot(&key, &real.id)?;
-        d.addr = real.id.addr.octets();
+        d.addr = to_addr(real.id.addr);
         d.port = real.id.port.to_be_bytes();
         d.fwd = FWD_ROUTE;
         d.svc = key;
@@ -639,7 +640,7 @@ impl Table {
     fn real_pos(&self, list: &[ServiceDest], real: &RealId) -> Result<Option<usize>, Error> {
         for (pos, sd) in list.iter().enumerate() {
             let d = self.dest_cached(sd.dest)?;
-            if d.addr == real.addr.octets() && d.port == real.port.to_be_bytes() {
+            if d.addr == to_addr(real.addr) && d.port == real.port.to_be_bytes() {
                 return Ok(Some(pos));
             }
         }
@@ -804,7 +805,7 @@ fn apply_spec(svc: &mut Service, spec: &ServiceSpec) {
     if spec.one_packet {
         svc.flags |= SVC_F_ONEPACKET;
     }
-    svc.netmask = spec.netmask.octets();
+    svc.netmask = netmask_to_addr(spec.netmask);
     svc.fwmark = spec.id.mark().unwrap_or(0);
 }
 
@@ -813,7 +814,7 @@ fn spec_of(id: &ServiceId, svc: &Service) -> ServiceSpec {
         id: *id,
         sched: Sched::of(svc.sched, SchedFlags(svc.flags & SVC_F_SCHED_MASK)),
         persistent: (svc.flags & SVC_F_PERSISTENT != 0).then_some(svc.timeout),
-        netmask: Ipv4Addr::from(svc.netmask),
+        netmask: netmask_from_addr(&svc.netmask, id.is_v6()),
         one_packet: svc.flags & SVC_F_ONEPACKET != 0,
     }
 }
@@ -836,8 +837,17 @@ fn validate_service(spec: &ServiceSpec) -> Result<(), Error> {
             "One-Packet Scheduling is only for UDP virtual services".into(),
         ));
     }
-    let m = u32::from(spec.netmask);
-    if m.leading_ones() + m.trailing_zeros() != 32 {
+    checked(spec.id.addr)?;
+    let contiguous = match (spec.id.addr, spec.netmask) {
+        (IpAddr::V4(_), IpAddr::V4(m)) => {
+            let m = u32::from(m);
+            m.leading_ones() + m.trailing_zeros() == 32
+        }
+        // The kernel's check of an IPv6 prefix length: 1..=128.
+        (IpAddr::V6(_), IpAddr::V6(m)) => v6_prefix_len(m).is_some_and(|p| p >= 1),
+        _ => false,
+    };
+    if !contiguous {
         return Err(Error::Invalid("Illegal netmask specified".into()));
     }
     Ok(())
@@ -858,6 +868,7 @@ fn validate_thresholds(real: &RealSpec) -> Result<(), Error> {
 }
 
 fn validate_real(real: &RealSpec) -> Result<(), Error> {
+    checked(real.id.addr)?;
     if real.weight > MAX_WEIGHT {
         return Err(Error::Invalid("Illegal weight specified".into()));
     }
@@ -879,7 +890,7 @@ mod tests {
             id,
             sched: Sched::Wrr,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: "255.255.255.255".parse().unwrap(),
             one_packet: false,
         };
         assert!(validate_service(&spec).is_err());

@@ -1,7 +1,7 @@
 //! The reads `-L`, `--stats` and `--rate` print: every service with its
 //! real servers, their weights, counters and connection gauges.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::time::Duration;
 
 use aya::maps::PerCpuValues;
 use lb_common::{MAP_DEST_STATS, MAP_SVC_STATS, ServiceStats};
@@ -93,7 +93,7 @@ impl Table {
                 reals.push(RealView {
                     spec: RealSpec {
                         id: RealId {
-                            addr: Ipv4Addr::from(d.addr),
+                            addr: crate::addr::from_addr(&d.addr),
                             port: u16::from_be_bytes(d.port),
                         },
                         fwd: Fwd::Route,

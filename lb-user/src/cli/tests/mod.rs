@@ -1,7 +1,5 @@
 //! The command line's tests, by topic.
 
-use std::net::Ipv4Addr;
-
 use clap::error::ErrorKind;
 
 use super::ipvsadm::SYNC_DAEMON;
@@ -38,7 +36,11 @@ fn p(s: &str) -> Result<Command, CliError> {
     parse_with(&words(s), &names())
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+/// An address of the type the context wants (`Ipv4Addr` or `IpAddr`).
+fn ip<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
     s.parse().unwrap()
 }
 

@@ -3,7 +3,7 @@
 //! `finish` resolves them (names, ports, defaults) into a [`Config`].
 
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -737,6 +737,7 @@ impl Parser<'_> {
                 if port == 0 && raw.persistent.is_none() {
                     return self.err(line, "Zero port specified for non-persistent service");
                 }
+                let addr = IpAddr::V4(addr);
                 (ServiceId { proto, addr, port }, addr, port)
             }
         };
@@ -752,8 +753,8 @@ impl Parser<'_> {
             sched,
             persistent: raw.persistent,
             netmask: match raw.persistent {
-                Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST),
-                None => Ipv4Addr::BROADCAST,
+                Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST).into(),
+                None => Ipv4Addr::BROADCAST.into(),
             },
             // ldirectord passes -o for ops=yes; ipvsadm refuses it but for UDP.
             // A fwmark service: ldirectord passes -o for protocol udp only,
@@ -858,7 +859,10 @@ impl Parser<'_> {
                 if let Some(p) = &fb.port {
                     self.port(*l, p, proto, "fallback server")?;
                 }
-                let fid = RealId { addr: a, port };
+                let fid = RealId {
+                    addr: a.into(),
+                    port,
+                };
                 if let Some(r) = reals.iter().find(|r| r.id == fid) {
                     return self.err(*l, format!(
                         "fallback {a}:{port} is also a real server of virtual service {}:{} (line {})",

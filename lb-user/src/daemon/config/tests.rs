@@ -1,7 +1,11 @@
 //! The configuration parser against ldirectord's behaviour: fixtures,
 //! defaults, and every refusal with its message.
 
-use std::{net::Ipv4Addr, path::Path, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::Path,
+    time::Duration,
+};
 
 use super::*;
 use crate::model::{Proto, RealId, Sched, ServiceId, ServiceSpec};
@@ -25,7 +29,7 @@ fn fixture(name: &str) -> Config {
     parse(&path, &text, &names()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -51,11 +55,11 @@ fn ldirectord_sample_parses() {
             },
             sched: Sched::Rr,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         }
     );
-    let reals: Vec<(Ipv4Addr, u16, u32, u16)> = v
+    let reals: Vec<(IpAddr, u16, u32, u16)> = v
         .reals
         .iter()
         .map(|r| (r.id.addr, r.id.port, r.weight, r.check_port))
@@ -137,7 +141,7 @@ fn every_directive_is_read() {
         web.fallbackcommand.as_deref(),
         Some("/usr/local/sbin/sorry-page")
     );
-    let reals: Vec<(Ipv4Addr, u32, u16)> = web
+    let reals: Vec<(IpAddr, u32, u16)> = web
         .reals
         .iter()
         .map(|r| (r.id.addr, r.weight, r.check_port))

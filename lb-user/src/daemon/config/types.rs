@@ -1,7 +1,7 @@
 //! What a parsed `ldirectord.cf` is: the virtual services, their real
 //! servers and checks, with ldirectord's defaults, and [`ConfigError`].
 
-use std::{fmt, net::SocketAddrV4, path::PathBuf, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use regex::Regex;
 
@@ -157,8 +157,8 @@ pub struct Real {
 }
 
 impl Real {
-    pub fn check_addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.id.addr, self.check_port)
+    pub fn check_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.id.addr, self.check_port)
     }
 }
 

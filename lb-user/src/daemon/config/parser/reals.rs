@@ -184,7 +184,10 @@ impl Parser<'_> {
             } else {
                 vport
             };
-            let id = RealId { addr, port: rport };
+            let id = RealId {
+                addr: addr.into(),
+                port: rport,
+            };
             if let Some(prev) = out.iter().find(|r| r.id == id) {
                 return self.err(line, format!(
                     "duplicate real server {addr}:{rport} (also on line {}; direct routing keeps the service's port)",
