@@ -15,7 +15,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -156,7 +156,7 @@ impl DaemonLab {
     }
 
     /// The table: the weight of every (service, real address) pair.
-    pub fn weights(&self) -> Result<BTreeMap<(ServiceId, Ipv4Addr), u32>> {
+    pub fn weights(&self) -> Result<BTreeMap<(ServiceId, IpAddr), u32>> {
         let t = Table::new(Pins::open(self.pins.path(), None)?);
         Ok(t.configured()?
             .into_iter()

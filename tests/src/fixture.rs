@@ -19,7 +19,7 @@ pub fn rs(i: u8) -> Ipv4Addr {
 pub fn sid(proto: Proto, port: u16) -> ServiceId {
     ServiceId {
         proto,
-        addr: VIP,
+        addr: VIP.into(),
         port,
     }
 }
@@ -27,7 +27,10 @@ pub fn sid(proto: Proto, port: u16) -> ServiceId {
 /// Real server `i` on `port`, direct routing, `weight`, no thresholds.
 pub fn real(i: u8, port: u16, weight: u32) -> RealSpec {
     RealSpec {
-        id: RealId { addr: rs(i), port },
+        id: RealId {
+            addr: rs(i).into(),
+            port,
+        },
         fwd: Fwd::Route,
         weight,
         thresholds: Thresholds::NONE,

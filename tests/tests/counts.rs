@@ -23,7 +23,7 @@ fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>, one_packet: bool) 
         id,
         sched,
         persistent,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet,
     }
 }

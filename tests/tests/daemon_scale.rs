@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     io::{Read as _, Write as _},
-    net::{Ipv4Addr, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, TcpListener, TcpStream},
     path::Path,
     time::{Duration, Instant},
 };
@@ -31,7 +31,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
 
-type Weights = BTreeMap<(ServiceId, Ipv4Addr), u32>;
+type Weights = BTreeMap<(ServiceId, IpAddr), u32>;
 
 /// Waits until the table is exactly `want`.
 fn wait_weights(
@@ -81,7 +81,7 @@ fn expected(lab: &DaemonLab, virtuals: usize, answering: u32, silent: u32) -> Re
     let mut w = Weights::new();
     for v in &cfg.virtuals {
         for r in &v.reals {
-            let up = lab.answering.contains(&r.id.addr);
+            let up = lab.answering.iter().any(|a| IpAddr::V4(*a) == r.id.addr);
             w.insert((v.id(), r.id.addr), if up { answering } else { silent });
         }
     }
@@ -173,12 +173,16 @@ fn small_conf(lab: &DaemonLab) -> String {
 fn small_weights(lab: &DaemonLab, w: u32, fallback: bool) -> Weights {
     let id = ServiceId {
         proto: lb_user::model::Proto::Tcp,
-        addr: Ipv4Addr::new(203, 0, 113, 10),
+        addr: Ipv4Addr::new(203, 0, 113, 10).into(),
         port: 80,
     };
-    let mut m: Weights = lab.answering.iter().map(|a| ((id, *a), w)).collect();
+    let mut m: Weights = lab
+        .answering
+        .iter()
+        .map(|a| ((id, (*a).into()), w))
+        .collect();
     if fallback {
-        m.insert((id, Ipv4Addr::new(198, 51, 100, 99)), 1);
+        m.insert((id, Ipv4Addr::new(198, 51, 100, 99).into()), 1);
     }
     m
 }

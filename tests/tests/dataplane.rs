@@ -3,7 +3,7 @@
 //! the outcome counters checked. Provisioned through the same `Table` that
 //! lbctl uses.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::Result;
 use lb_common::*;
@@ -29,7 +29,7 @@ fn add_service(
         id,
         sched,
         persistent,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     Ok(())
@@ -38,7 +38,7 @@ fn add_service(
 /// Real server `i` on port 80.
 fn rid(i: u8) -> RealId {
     RealId {
-        addr: rs(i),
+        addr: rs(i).into(),
         port: 80,
     }
 }
@@ -342,7 +342,7 @@ fn persistent(dp: &mut Dataplane, mask: Ipv4Addr) -> Result<ServiceId> {
         id: s,
         sched: Sched::Rr,
         persistent: Some(300),
-        netmask: mask,
+        netmask: mask.into(),
         one_packet: false,
     })?;
     dp.table.add_real(&s, &real(11, 80, 1))?;
@@ -368,7 +368,7 @@ lab_test!(persistence_template_sends_a_client_to_its_real, |dp| {
     let t = rows.iter().find(|c| c.cport == 0).expect("template row");
     assert_eq!(
         (t.caddr, t.vport, t.daddr, t.state),
-        ("198.51.100.0".parse()?, 80, rs(first), "NONE")
+        ("198.51.100.0".parse()?, 80, rs(first).into(), "NONE")
     );
     // The template turns ASSURED when a flow it controls is established.
     dp.run(&tcp(40000).ack().build())?;
@@ -426,7 +426,7 @@ lab_test!(
         dp.table.edit_real(&s, &real(first, 80, 1))?;
         // Listed with its own ports until a new connection of its client
         // finds it invalid (the kernel rewrites it only then).
-        assert_eq!(template_rows(&dp)?, [(80, rs(first), 80)]);
+        assert_eq!(template_rows(&dp)?, [(80, rs(first).into(), 80)]);
         let (_, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
         assert_eq!(
             moved,
@@ -436,7 +436,7 @@ lab_test!(
         let rows = template_rows(&dp)?;
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(
-            rows.contains(&(65535, rs(first), 65535)),
+            rows.contains(&(65535, rs(first).into(), 65535)),
             "shown invalidated, as the kernel does: {rows:?}"
         );
         Ok(())
@@ -471,7 +471,7 @@ lab_test!(
 );
 
 /// `-L -c`'s template rows: (vport, real, dport).
-fn template_rows(dp: &Dataplane) -> Result<Vec<(u16, Ipv4Addr, u16)>> {
+fn template_rows(dp: &Dataplane) -> Result<Vec<(u16, IpAddr, u16)>> {
     Ok(dp
         .table
         .conn_rows()?
@@ -490,7 +490,7 @@ lab_test!(
         assert_eq!(before.len(), 1);
         dp.table.delete_real(&s, &rid(first))?;
         // The real is gone, its template untouched: its own ports.
-        assert_eq!(template_rows(&dp)?, [(80, rs(first), 80)]);
+        assert_eq!(template_rows(&dp)?, [(80, rs(first).into(), 80)]);
         // A new connection of the client: the template is invalidated (moved
         // to port 65535, as the kernel rehashes it), a new one made.
         let (r, moved) = run_counted(&dp, &tcp(40001).syn().build())?;
@@ -499,7 +499,13 @@ lab_test!(
         assert_eq!(moved, only(REASON_FWD_NEW));
         let mut rows = template_rows(&dp)?;
         rows.sort();
-        assert_eq!(rows, [(80, rs(second), 80), (65535, rs(first), 65535)]);
+        assert_eq!(
+            rows,
+            [
+                (80, rs(second).into(), 80),
+                (65535, rs(first).into(), 65535)
+            ]
+        );
         // The invalidated one keeps its expiry: it lives as long as it did.
         let entries = dp.table.template_entries()?;
         let parked = entries
@@ -1031,7 +1037,10 @@ fn syn_from(i: u8, sport: u16) -> Vec<u8> {
 /// position `bucket % n` when the `n` reals (newest first, `list`) all
 /// have weight 1.
 fn sh_expected(list: &[u8], addr: Ipv4Addr, port: u16) -> u8 {
-    let b = sh_bucket(hash_input(addr.octets(), port.to_be_bytes(), 0), 0);
+    let b = sh_bucket(
+        hash_input(&addr_v4(addr.octets()), port.to_be_bytes(), 0),
+        0,
+    );
     list[b as usize % list.len()]
 }
 
@@ -1041,13 +1050,13 @@ fn mh_expected(list: &[(u8, u32)], addr: Ipv4Addr, port: u16) -> Option<u8> {
     let dests: Vec<lb_user::hash_sched::MhDest> = list
         .iter()
         .map(|&(i, w)| lb_user::hash_sched::MhDest {
-            addr: rs(i).octets(),
+            addr: addr_v4(rs(i).octets()),
             port: 80u16.to_be_bytes(),
             last_weight: w,
         })
         .collect();
     let t = lb_user::hash_sched::mh_table(&dests)?;
-    let pos = t.pos[mh_slot(hash_input(addr.octets(), port.to_be_bytes(), 0)) as usize];
+    let pos = t.pos[mh_slot(hash_input(&addr_v4(addr.octets()), port.to_be_bytes(), 0)) as usize];
     list.get(pos as usize).map(|&(i, _)| i)
 }
 
@@ -1083,7 +1092,7 @@ lab_test!(
             id: s,
             sched: Sched::Sh(flags(&[SVC_F_SCHED_PORT])),
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })?;
         let mut reals = std::collections::BTreeSet::new();
@@ -1118,13 +1127,17 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         id: s,
         sched: Sched::Sh(flags(&[SVC_F_SCHED_FALLBACK])),
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
-    let b = sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), 0);
+    let b = sh_bucket(hash_input(&addr_v4(CLIENT.octets()), [0, 0], 0), 0);
     let want = (0..256)
         .map(|i| {
-            list[sh_bucket(hash_input(CLIENT.octets(), [0, 0], 0), (i + b) % 256) as usize % 3]
+            list[sh_bucket(
+                hash_input(&addr_v4(CLIENT.octets()), [0, 0], 0),
+                (i + b) % 256,
+            ) as usize
+                % 3]
         })
         .find(|&r| r != owner)
         .unwrap();
@@ -1137,7 +1150,7 @@ lab_test!(sh_quiescent_real_gives_icmp_unless_sh_fallback, |dp| {
         id: s,
         sched: Sched::Sh(flags(&[])),
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     assert_port_unreachable(
@@ -1212,7 +1225,7 @@ lab_test!(
             id: s,
             sched: Sched::Mh(flags(&[SVC_F_SCHED_PORT, SVC_F_SCHED_FALLBACK])),
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })?;
         // A port of the client whose slot is the quiesced real's: the first
@@ -1223,17 +1236,21 @@ lab_test!(
         let dests: Vec<lb_user::hash_sched::MhDest> = list
             .iter()
             .map(|&(i, w)| lb_user::hash_sched::MhDest {
-                addr: rs(i).octets(),
+                addr: addr_v4(rs(i).octets()),
                 port: 80u16.to_be_bytes(),
                 last_weight: w,
             })
             .collect();
         let t = lb_user::hash_sched::mh_table(&dests).unwrap();
         let (addr, port) = (CLIENT.octets(), sport.to_be_bytes());
-        let ihash = mh_slot(hash_input(addr, port, 0));
+        let ihash = mh_slot(hash_input(&addr_v4(addr), port, 0));
         let want = (0..MH_TAB_SIZE as u32)
             .map(|i| {
-                let slot = mh_slot(hash_input(addr, port, (i + ihash) % MH_TAB_SIZE as u32));
+                let slot = mh_slot(hash_input(
+                    &addr_v4(addr),
+                    port,
+                    (i + ihash) % MH_TAB_SIZE as u32,
+                ));
                 list[t.pos[slot as usize] as usize].0
             })
             .find(|&r| r != owner)
@@ -1354,7 +1371,7 @@ fn dest_slot(dp: &Dataplane, i: u8) -> Result<u32> {
     let dests = dp.table.dest_table()?;
     let slot = dests
         .iter()
-        .position(|d| d.flags & DEST_F_IN_USE != 0 && d.addr == rs(i).octets())
+        .position(|d| d.flags & DEST_F_IN_USE != 0 && d.addr == addr_v4(rs(i).octets()))
         .ok_or_else(|| anyhow::anyhow!("real {i} has no slot"))?;
     Ok(slot as u32)
 }
@@ -1432,7 +1449,7 @@ lab_test!(
                 id: s,
                 sched,
                 persistent: None,
-                netmask: Ipv4Addr::BROADCAST,
+                netmask: Ipv4Addr::BROADCAST.into(),
                 one_packet: false,
             })?;
             for (i, (a, n)) in [13, 12, 11].into_iter().zip(counts) {
@@ -1507,7 +1524,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
         id: s,
         sched: Sched::Wrr,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     dp.table.edit_real(&s, &real(12, 80, 5))?;
@@ -1524,7 +1541,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
         id: s,
         sched: Sched::Wlc,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     set_conns(&mut dp, 13, 1, 0)?;
@@ -1538,7 +1555,7 @@ lab_test!(an_overloaded_real_is_skipped_by_rr_wrr_and_wlc, |dp| {
             id: s,
             sched,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })?;
         let syn = tcp(22400 + k as u16).syn().build();

@@ -29,7 +29,7 @@ fn spec(id: ServiceId, sched: Sched, persistent: Option<u32>) -> ServiceSpec {
         id,
         sched,
         persistent,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     }
 }
@@ -124,7 +124,7 @@ lab_test!(the_fwmark_service_is_looked_up_first, |dp| {
     // as ip_vs_service_find, the mark wins.
     let tcp80 = ServiceId {
         proto: Proto::Tcp,
-        addr: VIP,
+        addr: VIP.into(),
         port: 80,
     };
     dp.table.add_service(&spec(tcp80, Sched::Rr, None))?;
@@ -201,21 +201,27 @@ lab_test!(templates_of_a_fwmark_service_are_keyed_by_the_mark, |dp| {
     let (k, _) = templates[0];
     assert_eq!(
         (k.proto, k.vaddr, k.vport, k.caddr),
-        (0, [0, 0, 0, 1], [0, 0], CLIENT.octets())
+        (0, addr_v4([0, 0, 0, 1]), [0, 0], addr_v4(CLIENT.octets()))
     );
     let rows = dp.table.conn_rows()?;
     let t = rows.iter().find(|c| c.cport == 0).expect("template row");
     assert_eq!(
         (t.proto.conn_name(), t.vaddr, t.vport, t.daddr, t.dport),
-        ("IP", Ipv4Addr::new(0, 0, 0, 1), 0, rs(first), 0)
+        (
+            "IP",
+            Ipv4Addr::new(0, 0, 0, 1).into(),
+            0,
+            rs(first).into(),
+            0
+        )
     );
     // `lbctl whereis -f 1 CLIENT` finds the same template.
-    let w = dp.table.whereis(&id, CLIENT, None)?;
+    let w = dp.table.whereis(&id, CLIENT.into(), None)?;
     assert_eq!(w.len(), 1);
     assert_eq!(
         w[0].real,
         Some(RealId {
-            addr: rs(first),
+            addr: rs(first).into(),
             port: 0
         })
     );

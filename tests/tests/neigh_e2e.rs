@@ -69,7 +69,10 @@ impl Lab {
     fn dest_of(&self, addr: Ipv4Addr) -> Result<Dest> {
         self.dests()?
             .into_iter()
-            .find(|d| d.flags & lb_common::DEST_F_IN_USE != 0 && d.addr == addr.octets())
+            .find(|d| {
+                d.flags & lb_common::DEST_F_IN_USE != 0
+                    && d.addr == lb_common::addr_v4(addr.octets())
+            })
             .with_context(|| format!("no dest for {addr}"))
     }
 

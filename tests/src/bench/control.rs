@@ -244,7 +244,7 @@ fn weight_apply(opts: &ControlOpts) -> Result<(f64, f64)> {
     const PORT: u16 = 8080;
     let svc = ServiceId {
         proto: Proto::Tcp,
-        addr: VIP,
+        addr: VIP.into(),
         port: PORT,
     };
     let mut plane = Plane::new(lb_tests::lb::TEST_SIZES)?;
@@ -253,7 +253,7 @@ fn weight_apply(opts: &ControlOpts) -> Result<(f64, f64)> {
         id: svc,
         sched: Sched::Wrr,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     t.add_real(&svc, &real(0, PORT, 1))?;
@@ -324,7 +324,7 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
     let mut plane = Plane::new(opts.list_sizes)?;
     let first = |port: u16| ServiceId {
         proto: Proto::Tcp,
-        addr: VIP,
+        addr: VIP.into(),
         port,
     };
     const BASE: u16 = 10000;
@@ -335,7 +335,7 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
             id,
             sched: Sched::Wrr,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })?;
         for i in 0..16 {
@@ -349,7 +349,7 @@ fn listing(opts: &ControlOpts) -> Result<Listing> {
         id: extra,
         sched: Sched::Wrr,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     let start = Instant::now();

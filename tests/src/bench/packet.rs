@@ -57,7 +57,7 @@ const TEMPLATE_CLIENTS: usize = 4;
 pub fn web() -> ServiceId {
     ServiceId {
         proto: Proto::Tcp,
-        addr: VIP,
+        addr: VIP.into(),
         port: WEB_PORT,
     }
 }
@@ -65,7 +65,7 @@ pub fn web() -> ServiceId {
 pub fn persist() -> ServiceId {
     ServiceId {
         proto: Proto::Tcp,
-        addr: VIP,
+        addr: VIP.into(),
         port: PERSIST_PORT,
     }
 }
@@ -73,7 +73,7 @@ pub fn persist() -> ServiceId {
 pub fn real(i: usize, port: u16, weight: u32) -> RealSpec {
     RealSpec {
         id: RealId {
-            addr: real_addr(i),
+            addr: real_addr(i).into(),
             port,
         },
         fwd: Fwd::Route,
@@ -127,14 +127,14 @@ pub fn provision(plane: &mut Plane) -> Result<()> {
         id: web(),
         sched: Sched::Wrr,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     t.add_service(&ServiceSpec {
         id: persist(),
         sched: Sched::Wrr,
         persistent: Some(300),
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     for i in 0..REALS {
@@ -170,8 +170,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
         let mut values = Vec::with_capacity(conns);
         for i in 0..conns {
             keys.push(ConnKey {
-                caddr: doc_addr(i).octets(),
-                vaddr: VIP.octets(),
+                caddr: lb_common::addr_v4(doc_addr(i).octets()),
+                vaddr: lb_common::addr_v4(VIP.octets()),
                 cport: (1024 + (i / 768) as u16).to_be_bytes(),
                 vport: WEB_PORT.to_be_bytes(),
                 proto: IPPROTO_TCP,
@@ -266,8 +266,8 @@ fn from_every_cpu<K: aya::Pod + Sync, V: aya::Pod + Sync>(
 
 pub fn template_key(caddr: Ipv4Addr, vport: u16) -> TemplateKey {
     TemplateKey {
-        caddr: caddr.octets(),
-        vaddr: VIP.octets(),
+        caddr: lb_common::addr_v4(caddr.octets()),
+        vaddr: lb_common::addr_v4(VIP.octets()),
         vport: vport.to_be_bytes(),
         proto: IPPROTO_TCP,
         _pad: 0,
@@ -276,8 +276,8 @@ pub fn template_key(caddr: Ipv4Addr, vport: u16) -> TemplateKey {
 
 pub fn conn_key(frame_src: Ipv4Addr, sport: u16, dport: u16) -> ConnKey {
     ConnKey {
-        caddr: frame_src.octets(),
-        vaddr: VIP.octets(),
+        caddr: lb_common::addr_v4(frame_src.octets()),
+        vaddr: lb_common::addr_v4(VIP.octets()),
         cport: sport.to_be_bytes(),
         vport: dport.to_be_bytes(),
         proto: IPPROTO_TCP,
@@ -439,7 +439,7 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
             id,
             sched,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })?;
         for i in 0..REALS {
@@ -486,7 +486,7 @@ fn prepare_fwmark(plane: &mut Plane) -> Result<()> {
         id,
         sched: Sched::Wrr,
         persistent: None,
-        netmask: Ipv4Addr::BROADCAST,
+        netmask: Ipv4Addr::BROADCAST.into(),
         one_packet: false,
     })?;
     for i in 0..REALS {

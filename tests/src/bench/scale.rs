@@ -267,14 +267,14 @@ pub fn services(bin: &Path, services: usize, sizes: Sizes, reps: usize) -> Resul
     for k in 0..services {
         let id = ServiceId {
             proto: Proto::Tcp,
-            addr: VIP,
+            addr: VIP.into(),
             port: BASE + k as u16,
         };
         t.add_service(&ServiceSpec {
             id,
             sched: Sched::Wrr,
             persistent: None,
-            netmask: Ipv4Addr::BROADCAST,
+            netmask: Ipv4Addr::BROADCAST.into(),
             one_packet: false,
         })
         .with_context(|| format!("adding service {k}"))?;

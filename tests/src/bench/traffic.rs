@@ -282,7 +282,8 @@ pub fn run(opts: &TrafficOpts) -> Result<TrafficReport> {
         Array::try_from(Map::Array(MapData::from_pin(lb.pins.join(MAP_DESTS))?))?;
     let d0 = dests.get(&0, 0)?;
     ensure!(
-        d0.addr == lb.topo.backend(0).addr.octets() && d0.flags & DEST_F_RESOLVED != 0,
+        d0.addr == lb_common::addr_v4(lb.topo.backend(0).addr.octets())
+            && d0.flags & DEST_F_RESOLVED != 0,
         "DESTS slot 0 is not the resolved real server"
     );
 

@@ -130,7 +130,7 @@ pub(super) const PORTS: &[u16] = &[80, 443, 53, 8080, 5353, 81, 22, 8443, 0, 655
 pub(super) fn service_id(d: &SvcDef) -> ServiceId {
     ServiceId {
         proto: d.proto,
-        addr: d.vip,
+        addr: d.vip.into(),
         port: d.port,
     }
 }
@@ -138,7 +138,7 @@ pub(super) fn service_id(d: &SvcDef) -> ServiceId {
 pub(super) fn real_spec(d: &SvcDef, last: u8, weight: u32) -> RealSpec {
     RealSpec {
         id: RealId {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: Ipv4Addr::new(198, 51, 100, last).into(),
             port: d.port,
         },
         fwd: Fwd::Route,
@@ -156,7 +156,7 @@ pub fn configure(dp: &mut Dataplane) -> Result<()> {
                 id: service_id(d),
                 sched: d.sched,
                 persistent: d.persistent.then_some(PERSIST_SECS),
-                netmask: d.netmask,
+                netmask: d.netmask.into(),
                 one_packet: false,
             })
             .with_context(|| format!("adding {:?}", service_id(d)))?;

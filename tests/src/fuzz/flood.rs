@@ -177,14 +177,14 @@ impl FloodReport {
 pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
     let id = ServiceId {
         proto: Proto::Tcp,
-        addr: VIP_A,
+        addr: VIP_A.into(),
         port: 80,
     };
     rig.table.add_service(&ServiceSpec {
         id,
         sched: Sched::Wrr,
         persistent: None,
-        netmask: HOST,
+        netmask: HOST.into(),
         one_packet: false,
     })?;
     for last in [11, 12] {
@@ -192,7 +192,7 @@ pub(super) fn flood_setup(rig: &mut Rig) -> Result<()> {
             &id,
             &RealSpec {
                 id: RealId {
-                    addr: Ipv4Addr::new(198, 51, 100, last),
+                    addr: Ipv4Addr::new(198, 51, 100, last).into(),
                     port: 80,
                 },
                 fwd: Fwd::Route,

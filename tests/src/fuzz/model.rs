@@ -10,7 +10,7 @@ use lb_common::{
     CONN_S_TIME_WAIT, CONN_S_UDP, ConnKey, REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_ICMP,
     REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
     REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IPV4,
-    REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey,
+    REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey, addr_v4,
 };
 use lb_user::model::Sched;
 
@@ -42,8 +42,8 @@ impl Pkt {
     }
     pub(super) fn key(&self) -> ConnKey {
         ConnKey {
-            caddr: self.saddr,
-            vaddr: self.daddr,
+            caddr: addr_v4(self.saddr),
+            vaddr: addr_v4(self.daddr),
             cport: self.sport.to_be_bytes(),
             vport: self.dport.to_be_bytes(),
             proto: self.proto,
@@ -350,8 +350,8 @@ impl Model {
             *b &= m;
         }
         TemplateKey {
-            caddr,
-            vaddr: p.daddr,
+            caddr: addr_v4(caddr),
+            vaddr: addr_v4(p.daddr),
             vport: if s.port == 0 {
                 [0, 0]
             } else {

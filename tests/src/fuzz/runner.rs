@@ -233,7 +233,7 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
             dp.table.delete_real(
                 &id,
                 &RealId {
-                    addr: Ipv4Addr::new(198, 51, 100, real.last),
+                    addr: Ipv4Addr::new(198, 51, 100, real.last).into(),
                     port: def.port,
                 },
             )?;
@@ -274,7 +274,7 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
                 id,
                 sched: m.sched,
                 persistent: m.persistent.then_some(PERSIST_SECS),
-                netmask: Ipv4Addr::from(m.netmask),
+                netmask: Ipv4Addr::from(m.netmask).into(),
                 one_packet: false,
             };
             dp.table.edit_service(&spec)?;
