@@ -82,7 +82,7 @@ pub fn v6_netmask(plen: u8) -> Ipv6Addr {
 pub fn v6_prefix_len(mask: Ipv6Addr) -> Option<u8> {
     let m = u128::from(mask);
     let ones = m.leading_ones();
-    (m.checked_shl(ones).unwrap_or(0) == 0).then(|| ones as u8)
+    (m.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
 }
 
 /// The maps' netmask (`Service::netmask`) of a service's: an IPv4 mask `m`

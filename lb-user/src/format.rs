@@ -1362,6 +1362,144 @@ mod tests {
             )
         );
     }
+
+    /// IPv6 services and reals (docs/SEMANTICS.md "IPv6"): bracketed,
+    /// never truncated (the columns after them move right), the mask as a
+    /// prefix length, `FWM  N IPv6` / `-f N -6`, and ipvsadm's order: IPv4
+    /// before IPv6 at equal mark, then protocol, address word by word.
+    #[test]
+    fn ipv6_services_list_and_save_as_ipvsadm() {
+        let mut web6 = svc(Proto::Tcp, "2001:db8::1", 80, Sched::Wlc, Some(300));
+        web6.spec.netmask = ip("ffff:ffff:ffff:ffff::");
+        web6.reals = vec![
+            real("2001:db8:1111:2222:3333:4444:5555:11", 8080, 100, 12, 3),
+            real("2001:db8::11", 80, 1, 0, 0),
+        ];
+        let mut dns6 = svc(Proto::Udp, "2001:db8::1", 53, Sched::Rr, None);
+        dns6.spec.one_packet = true;
+        let fwm = |mark, v6| {
+            let mut v = svc(Proto::Tcp, "0.0.0.0", 0, Sched::Rr, None);
+            v.spec.id = ServiceId::fwmark_of_family(mark, v6);
+            v.spec.netmask = crate::addr::full_netmask(v.spec.id.addr);
+            v
+        };
+        let mut fwm1_6 = fwm(1, true);
+        fwm1_6.reals = vec![real("2001:db8::11", 0, 1, 0, 0)];
+        let views = vec![
+            fwm(2, false),
+            fwm1_6,
+            dns6,
+            web6,
+            fwm(1, false),
+            svc(Proto::Udp, "10.0.0.1", 53, Sched::Rr, None),
+            svc(Proto::Tcp, "10.0.0.1", 80, Sched::Rr, None),
+        ];
+        let opts = ListFormat {
+            numeric: true,
+            ..ListFormat::default()
+        };
+        let listed = list_services_with(&views, &opts, 4096, &Resolver::new());
+        assert_eq!(
+            listed,
+            concat!(
+                "IP Virtual Server version 1.2.1 (size=4096)\n",
+                "Prot LocalAddress:Port Scheduler Flags\n",
+                "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+                "TCP  10.0.0.1:80 rr\n",
+                "UDP  10.0.0.1:53 rr\n",
+                "TCP  [2001:db8::1]:80 wlc persistent 300 mask 64\n",
+                "  -> [2001:db8::11]:80            Route   1      0          0         \n",
+                "  -> [2001:db8:1111:2222:3333:4444:5555:11]:8080 Route   100    12         3         \n",
+                "UDP  [2001:db8::1]:53 rr ops\n",
+                "FWM  1 rr\n",
+                "FWM  1 IPv6 rr\n",
+                "  -> [2001:db8::11]:0             Route   1      0          0         \n",
+                "FWM  2 rr\n",
+            )
+        );
+        let saved = save_with(&views, true, &Resolver::new());
+        assert_eq!(
+            saved,
+            concat!(
+                "-A -t 10.0.0.1:80 -s rr\n",
+                "-A -u 10.0.0.1:53 -s rr\n",
+                "-A -t [2001:db8::1]:80 -s wlc -p 300 -M 64\n",
+                "-a -t [2001:db8::1]:80 -r [2001:db8::11]:80 -g -w 1\n",
+                "-a -t [2001:db8::1]:80 -r [2001:db8:1111:2222:3333:4444:5555:11]:8080 -g -w 100\n",
+                "-A -u [2001:db8::1]:53 -s rr -o\n",
+                "-A -f 1 -s rr\n",
+                "-A -f 1 -6 -s rr\n",
+                "-a -f 1 -6 -r [2001:db8::11]:0 -g -w 1\n",
+                "-A -f 2 -s rr\n",
+            )
+        );
+        // --stats: the long name pushes the numbers right.
+        let mut long = svc(
+            Proto::Tcp,
+            "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1",
+            443,
+            Sched::Rr,
+            None,
+        );
+        long.stats = stats([5, 50, 0, 4000, 0]);
+        let opts = ListFormat {
+            numeric: true,
+            stats: true,
+            ..ListFormat::default()
+        };
+        let listed = list_service_with(&long, &opts, &Resolver::new());
+        assert!(
+            listed.ends_with(
+                "TCP  [2001:db8:aaaa:bbbb:cccc:dddd:eeee:1]:443        5       50        0     4000        0\n"
+            ),
+            "{listed}"
+        );
+        // A v6 real's word differing by 2^31 or more sorts "backwards", as
+        // libipvs's int difference does it per word.
+        let mut quirk = svc(Proto::Tcp, "2001:db8::1", 80, Sched::Rr, None);
+        quirk.reals = vec![
+            real("2001:db8::11", 80, 1, 0, 0),
+            real("2001:db8:aaaa::11", 80, 1, 0, 0),
+        ];
+        let saved = save_with(&[quirk], true, &Resolver::new());
+        assert!(
+            saved.contains(
+                "-r [2001:db8:aaaa::11]:80 -g -w 1\n-a -t [2001:db8::1]:80 -r [2001:db8::11]:80"
+            ),
+            "{saved}"
+        );
+    }
+
+    #[test]
+    fn ipv6_conn_rows_bracket_and_overflow() {
+        let rows = [
+            conn(
+                Proto::Tcp,
+                898,
+                "ESTABLISHED",
+                ("2001:db8::100", 40000),
+                ("2001:db8::1", 80),
+                ("2001:db8::11", 80),
+            ),
+            conn(
+                Proto::Fwm,
+                300,
+                "NONE",
+                ("2001:db8::", 0),
+                ("0:1::", 0),
+                ("2001:db8::11", 0),
+            ),
+        ];
+        assert_eq!(
+            list_conns_with(&rows, &ListFormat::default(), &NO_NAMES),
+            concat!(
+                "IPVS connection entries\n",
+                "pro expire state       source             virtual            destination\n",
+                "TCP 14:58  ESTABLISHED [2001:db8::100]:40000 [2001:db8::1]:80   [2001:db8::11]:80\n",
+                "IP  05:00  NONE        [2001:db8::]:0     [0:1::]:0          [2001:db8::11]:0\n",
+            )
+        );
+    }
 }
 
 /// `lbctl counters`: one line per outcome of the XDP program.

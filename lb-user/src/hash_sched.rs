@@ -273,6 +273,24 @@ mod tests {
         assert_eq!(mh_slot(hash_input(&addr_v4(C1), [0, 0], 0)), 2891);
     }
 
+    /// An IPv6 client hashes by the XOR fold of its four words, as the
+    /// kernel's sh, mh and dh do: addresses of equal folds share a bucket.
+    #[test]
+    fn ipv6_addresses_hash_by_their_fold() {
+        let v6 = |s: &str| crate::addr::to_addr(s.parse().unwrap());
+        let (a, b) = (v6("2001:db8::1"), v6("0:1::2001:db8"));
+        assert_eq!(hash_input(&a, [0, 0], 0), 0x2001_0db9);
+        assert_eq!(hash_input(&a, [0, 80], 0), hash_input(&b, [0, 80], 0));
+        assert_eq!(
+            sh_bucket(hash_input(&a, [0, 0], 0), 0),
+            hash_32(0x2001_0db9, 8)
+        );
+        assert_ne!(
+            hash_input(&a, [0, 0], 0),
+            hash_input(&v6("2001:db8::2"), [0, 0], 0)
+        );
+    }
+
     #[test]
     fn sh_fills_round_and_round_by_weight() {
         let sd = |dest, weight| ServiceDest { dest, weight };

@@ -524,3 +524,38 @@ pub struct Timeouts {
     pub tcpfin: u32,
     pub udp: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ServiceId`'s order is ipvsadm's (`ipvs_cmp_services`): services
+    /// without a mark first; at equal mark IPv4 before IPv6; then protocol,
+    /// address, port. `-f 1` and `-f 1 -6` are distinct services.
+    #[test]
+    fn service_ids_order_as_ipvsadm_lists_them() {
+        let id = |proto, addr: &str, port| ServiceId {
+            proto,
+            addr: addr.parse().unwrap(),
+            port,
+        };
+        let want = vec![
+            id(Proto::Tcp, "10.0.0.1", 80),
+            id(Proto::Udp, "10.0.0.1", 53),
+            id(Proto::Tcp, "2001:db8::1", 80),
+            id(Proto::Udp, "2001:db8::1", 53),
+            ServiceId::fwmark(1),
+            ServiceId::fwmark_of_family(1, true),
+            ServiceId::fwmark(2),
+        ];
+        let mut got = want.clone();
+        got.reverse();
+        got.sort();
+        assert_eq!(got, want);
+        assert_ne!(ServiceId::fwmark(1), ServiceId::fwmark_of_family(1, true));
+        assert_eq!(ServiceId::fwmark_of_family(1, true).mark(), Some(1));
+        assert!(ServiceId::fwmark_of_family(1, true).is_v6());
+        assert!(!ServiceId::fwmark(u32::MAX).is_v6());
+        assert_eq!(ServiceId::fwmark(u32::MAX).mark(), Some(u32::MAX));
+    }
+}

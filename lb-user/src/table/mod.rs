@@ -902,4 +902,45 @@ mod tests {
         spec.persistent = Some(0);
         assert!(validate_service(&spec).is_err());
     }
+
+    /// An IPv6 service takes an IPv6 prefix mask of 1..=128 bits, and no
+    /// service or real may have an IPv4-mapped IPv6 address (it would be
+    /// stored as the IPv4 one).
+    #[test]
+    fn ipv6_service_validation() {
+        let mut spec = ServiceSpec {
+            id: ServiceId {
+                proto: Proto::Tcp,
+                addr: "2001:db8::1".parse().unwrap(),
+                port: 80,
+            },
+            sched: Sched::Wrr,
+            persistent: Some(300),
+            netmask: crate::addr::v6_netmask(64).into(),
+            one_packet: false,
+        };
+        assert!(validate_service(&spec).is_ok());
+        spec.netmask = crate::addr::v6_netmask(0).into();
+        assert!(validate_service(&spec).is_err());
+        spec.netmask = "ffff::1".parse().unwrap();
+        assert!(validate_service(&spec).is_err());
+        spec.netmask = "255.255.255.255".parse().unwrap();
+        assert!(
+            validate_service(&spec).is_err(),
+            "an IPv4 mask on an IPv6 service"
+        );
+        spec.netmask = crate::addr::v6_netmask(128).into();
+        spec.id.addr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(matches!(validate_service(&spec), Err(Error::Addr(_))));
+        let real = RealSpec {
+            id: RealId {
+                addr: "::ffff:198.51.100.11".parse().unwrap(),
+                port: 80,
+            },
+            fwd: Fwd::Route,
+            weight: 1,
+            thresholds: Thresholds::NONE,
+        };
+        assert!(matches!(validate_real(&real), Err(Error::Addr(_))));
+    }
 }
