@@ -1103,7 +1103,7 @@ pub struct Counters {
 }
 
 /// Why the program did what it did with a packet. Every outcome has one.
-pub const REASON_PASS_NOT_IPV4: u32 = 0;
+pub const REASON_PASS_NOT_IP: u32 = 0;
 pub const REASON_PASS_VLAN: u32 = 1;
 pub const REASON_PASS_FRAGMENT: u32 = 2;
 pub const REASON_PASS_NOT_L4: u32 = 3;
@@ -1136,10 +1136,13 @@ pub const REASON_DROP_CONN_RACE: u32 = 20;
 /// A UDP datagram of a one-packet (`-o`) service: scheduled on its own and
 /// forwarded with no conn entry kept.
 pub const REASON_FWD_ONE_PACKET: u32 = 21;
-pub const REASON_COUNT: u32 = 22;
+/// An IPv6 packet with more extension headers before its transport header
+/// than the program walks (lb-ebpf's `MAX_EXT_HEADERS`): passed.
+pub const REASON_PASS_EXT_HEADERS: u32 = 22;
+pub const REASON_COUNT: u32 = 23;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
-    "pass_not_ipv4",
+    "pass_not_ip",
     "pass_vlan",
     "pass_fragment",
     "pass_not_tcp_udp",
@@ -1161,6 +1164,7 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "fwd_icmp",
     "drop_conn_race",
     "fwd_one_packet",
+    "pass_ext_headers",
 ];
 
 /// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.

@@ -8,7 +8,7 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP,
-    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NS_PER_SEC, REASON_DROP_CONN_RACE,
+    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NO_DEST, NS_PER_SEC, REASON_DROP_CONN_RACE,
     REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET,
     REASON_FWD_TEMPLATE, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
     Settings, ShTable, TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
@@ -81,17 +81,18 @@ fn first_state(pkt: &Packet, cfg: &Settings, now: u64) -> (u8, u32, u64, bool) {
 
 /// The flow's dest: the client's template if it may be used, else the
 /// scheduler's pick (and a persistent service makes the client's
-/// template). Packed as `dest << 32 | reason`, or [`NO_CHOICE`]. A
-/// subprogram: the template key and the scheduler's state take a frame of
-/// their own, beside the established path's.
-#[inline(never)]
+/// template). Packed as `dest << 32 | reason`, or [`NO_CHOICE`]. The
+/// template's work is two subprograms: the template key (16-byte
+/// addresses) would not fit the program's frame beside the scheduler's
+/// chain (the BPF stack is 512 bytes for the whole chain of calls).
+#[inline(always)]
 fn choose(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u64 {
     let persistent = svc.flags & SVC_F_PERSISTENT != 0;
-    let (_, _, conn_expires, open) = first_state(pkt, cfg, now);
-    let port0 = svc.flags & SVC_F_PORT0 != 0;
-    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
-    if persistent && let Some((dest_id, _)) = template::reuse(&tkey, cfg, now, conn_expires, open) {
-        return ((dest_id as u64) << 32) | REASON_FWD_TEMPLATE as u64;
+    if persistent {
+        let dest_id = by_template(pkt, svc, cfg, now);
+        if dest_id != NO_DEST {
+            return ((dest_id as u64) << 32) | REASON_FWD_TEMPLATE as u64;
+        }
     }
     let Some(st) = SCHED.get_ptr_mut(svc.id) else {
         return NO_CHOICE;
@@ -106,23 +107,43 @@ fn choose(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u64 {
     let Some(p) = schedulers::pick(svc, unsafe { &mut *st }, &nodes, &client) else {
         return NO_CHOICE;
     };
-    let dest_id = p.dest;
-    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
-        return NO_CHOICE;
-    };
     if persistent {
-        template::create(
-            &tkey,
-            dest_id,
-            dest,
-            svc.timeout,
-            cfg,
-            now,
-            conn_expires,
-            open,
-        );
+        make_template(pkt, svc, cfg, p.dest, now);
     }
-    ((dest_id as u64) << 32) | REASON_FWD_NEW as u64
+    ((p.dest as u64) << 32) | REASON_FWD_NEW as u64
+}
+
+/// The dest of the client's template when it may be used, else `NO_DEST`.
+#[inline(never)]
+fn by_template(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u32 {
+    let (_, _, conn_expires, open) = first_state(pkt, cfg, now);
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
+    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
+    match template::reuse(&tkey, cfg, now, conn_expires, open) {
+        Some((dest_id, _)) => dest_id,
+        None => NO_DEST,
+    }
+}
+
+/// Makes the client's template, pointing to `dest_id`.
+#[inline(never)]
+fn make_template(pkt: &Packet, svc: &Service, cfg: &Settings, dest_id: u32, now: u64) {
+    let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
+        return;
+    };
+    let (_, _, conn_expires, open) = first_state(pkt, cfg, now);
+    let port0 = svc.flags & SVC_F_PORT0 != 0;
+    let tkey = template::key(pkt, &svc.netmask, port0, svc.fwmark);
+    template::create(
+        &tkey,
+        dest_id,
+        dest,
+        svc.timeout,
+        cfg,
+        now,
+        conn_expires,
+        open,
+    );
 }
 
 /// Makes the conn entry of `pkt`'s flow to `dest_id` and counts it: 0, or

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     NS_PER_SEC, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_TX_ICMP_UNREACH,
-    REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC, addr_low32,
+    REASON_TX_RST_NODEST, REPLY_BURST, REPLY_RATE_PER_SEC, addr_low32, addr_octets,
 };
 use lb_ebpf::{
     csum,
@@ -25,7 +25,7 @@ use lb_ebpf::{
 use crate::{
     Verdict,
     maps::REPLY_RATE,
-    parse::{ETH_LEN, EthHdr, Packet, ptr_at, ptr_at_mut},
+    parse::{ETH_LEN, EthHdr, IPV6_LEN, Ipv6Hdr, Packet, ptr_at, ptr_at_mut},
 };
 
 const IP_LEN: usize = 20;
@@ -114,14 +114,34 @@ fn reply_allowed() -> bool {
     true
 }
 
-/// Turns the frame into an ICMP port unreachable to the client, quoting the
-/// original IP header and the first 8 bytes of its payload (RFC 792).
-#[inline(never)]
+/// Turns the frame into an ICMP (ICMPv6) port unreachable to the client.
+#[inline(always)]
 pub fn port_unreachable(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    if pkt.v6 {
+        port_unreachable_v6(ctx, pkt)
+    } else {
+        port_unreachable_v4(ctx, pkt)
+    }
+}
+
+/// Turns the frame into the reset the client's stack accepts.
+#[inline(always)]
+pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    if pkt.v6 {
+        tcp_reset_v6(ctx, pkt)
+    } else {
+        tcp_reset_v4(ctx, pkt)
+    }
+}
+
+/// An ICMP port unreachable to the client, quoting the original IP header
+/// and the first 8 bytes of its payload (RFC 792).
+#[inline(never)]
+fn port_unreachable_v4(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     if !reply_allowed() {
         return Verdict::Drop(REASON_DROP_REPLY_RATE);
     }
-    let ihl = pkt.ihl;
+    let ihl = pkt.l3_len as usize;
     if !(20..=60).contains(&ihl) {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     }
@@ -178,19 +198,27 @@ pub fn port_unreachable(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     Verdict::Tx(REASON_TX_ICMP_UNREACH)
 }
 
-/// Turns a TCP segment into the reset the client's stack accepts, as Linux's
-/// `tcp_v4_send_reset` builds it: to an ACK, `seq = its ack`; otherwise
-/// `RST|ACK` acknowledging everything the segment occupied.
-#[inline(never)]
-pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
-    let (seq, ack, flags) = if pkt.tcp_flags & TCP_ACK != 0 {
+/// The sequence number, acknowledgement number and flags of the reset
+/// Linux's `tcp_v4_send_reset`/`tcp_v6_send_reset` answer a segment with:
+/// to an ACK, `seq = its ack`; otherwise `RST|ACK` acknowledging everything
+/// the segment occupied.
+#[inline(always)]
+fn reset_numbers(pkt: &Packet) -> (u32, u32, u8) {
+    if pkt.tcp_flags & TCP_ACK != 0 {
         (pkt.ack_seq, 0u32, TCP_RST)
     } else {
         let len = pkt.tcp_payload
             + (pkt.tcp_flags & TCP_SYN != 0) as u32
             + (pkt.tcp_flags & TCP_FIN != 0) as u32;
         (0u32, pkt.seq.wrapping_add(len), TCP_RST | TCP_ACK)
-    };
+    }
+}
+
+/// The 20-byte TCP reset from VIP:vport to the client, its checksum over
+/// the pseudo-header sum `pseudo` (addresses, protocol, length) and itself.
+#[inline(always)]
+fn reset_segment(pkt: &Packet, pseudo: u32) -> [u8; TCP_LEN] {
+    let (seq, ack, flags) = reset_numbers(pkt);
     let s = seq.to_be_bytes();
     let a = ack.to_be_bytes();
     let mut tcp = [
@@ -215,14 +243,20 @@ pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         0,
         0,
     ];
-    // Pseudo-header: VIP, client, zero, protocol, TCP length.
-    let mut sum = csum::add_bytes(0, &addr_low32(&pkt.key.vaddr));
-    sum = csum::add_bytes(sum, &addr_low32(&pkt.key.caddr));
-    sum += 6 + TCP_LEN as u32;
-    sum = csum::add_bytes(sum, &tcp);
-    let c = csum::fold(sum).to_be_bytes();
+    let c = csum::fold(csum::add_bytes(pseudo, &tcp)).to_be_bytes();
     tcp[16] = c[0];
     tcp[17] = c[1];
+    tcp
+}
+
+/// The TCP reset to a segment over IPv4 (`tcp_v4_send_reset`).
+#[inline(never)]
+fn tcp_reset_v4(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    // Pseudo-header: VIP, client, zero, protocol, TCP length.
+    let mut pseudo = csum::add_bytes(0, &addr_low32(&pkt.key.vaddr));
+    pseudo = csum::add_bytes(pseudo, &addr_low32(&pkt.key.caddr));
+    pseudo += 6 + TCP_LEN as u32;
+    let tcp = reset_segment(pkt, pseudo);
     let ip = ip_header(pkt, (IP_LEN + TCP_LEN) as u16, 0, 6);
 
     if !truncate(ctx, ETH_LEN + IP_LEN + TCP_LEN) {
@@ -237,6 +271,135 @@ pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     };
     unsafe { *ip_p = ip };
     let Some(tcp_p) = ptr_at_mut::<[u8; TCP_LEN]>(ctx, ETH_LEN + IP_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *tcp_p = tcp };
+    Verdict::Tx(REASON_TX_RST_NODEST)
+}
+
+/// The most an ICMPv6 error quotes: the IPv6 header, its extension headers
+/// and the first 8 bytes of TCP/UDP, as the IPv4 reply quotes the header
+/// and 8 bytes (the kernel's quotes up to 1,232 bytes; these are what the
+/// client's stack reads).
+const MAX_QUOTE6: usize = 256;
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_PORT_UNREACH: u8 = 4;
+const IPPROTO_ICMPV6: u8 = 58;
+
+/// The sum of the 16-bit words of an address (for a pseudo-header).
+#[inline(always)]
+fn addr_sum(a: &lb_common::Addr) -> u32 {
+    let mut sum = 0u32;
+    for w in a {
+        let b = w.to_ne_bytes();
+        sum += u16::from_be_bytes([b[0], b[1]]) as u32 + u16::from_be_bytes([b[2], b[3]]) as u32;
+    }
+    sum
+}
+
+/// Writes the IPv6 header from the VIP to the client at `ip` (traffic
+/// class and flow label 0, hop limit 64, as the kernel's replies), in place.
+#[inline(always)]
+fn write_ipv6_header(ip: *mut Ipv6Hdr, pkt: &Packet, payload_len: u16, nexthdr: u8) {
+    unsafe {
+        (*ip).vtc_flow = [0x60, 0, 0, 0];
+        (*ip).payload_len = payload_len.to_be_bytes();
+        (*ip).nexthdr = nexthdr;
+        (*ip).hop_limit = 64;
+        (*ip).saddr = addr_octets(&pkt.key.vaddr);
+        (*ip).daddr = addr_octets(&pkt.key.caddr);
+    }
+}
+
+/// The pseudo-header's sum for an upper-layer packet of `len` bytes of
+/// `nexthdr` from the VIP to the client (RFC 8200 §8.1).
+#[inline(always)]
+fn pseudo_v6(pkt: &Packet, len: u32, nexthdr: u8) -> u32 {
+    addr_sum(&pkt.key.vaddr) + addr_sum(&pkt.key.caddr) + (len >> 16) + (len & 0xffff) + nexthdr as u32
+}
+
+/// An ICMPv6 destination unreachable / port unreachable to the client
+/// (`icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0)`), from
+/// the VIP, quoting the packet's IPv6 header, extension headers and first 8
+/// bytes of TCP/UDP; rate-limited with the IPv4 replies, as the kernel's
+/// global ICMP limit covers both.
+#[inline(never)]
+fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    if !reply_allowed() {
+        return Verdict::Drop(REASON_DROP_REPLY_RATE);
+    }
+    let quote = pkt.l3_len as usize + 8;
+    if quote > MAX_QUOTE6 || quote < IPV6_LEN + 8 {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    let (client_mac, our_mac) = unsafe { ((*eth).src, (*eth).dst) };
+
+    // [eth][ipv6][icmpv6][orig ipv6 ...]
+    let grow = (IPV6_LEN + ICMP_LEN) as i32;
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let icmp_off = ETH_LEN + IPV6_LEN;
+    let quote_off = icmp_off + ICMP_LEN;
+    if !truncate(ctx, quote_off + quote) {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe {
+        (*eth).dst = client_mac;
+        (*eth).src = our_mac;
+        (*eth).proto = [0x86, 0xdd];
+    }
+    let len = (ICMP_LEN + quote) as u32;
+    let Some(ip) = ptr_at_mut::<Ipv6Hdr>(ctx, ETH_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    write_ipv6_header(ip, pkt, len as u16, IPPROTO_ICMPV6);
+
+    // Checksum: pseudo-header, the ICMPv6 header (type, code, rest zero),
+    // the quote (a multiple of 8 bytes) read from the packet in words.
+    let mut sum = pseudo_v6(pkt, len, IPPROTO_ICMPV6)
+        + u16::from_be_bytes([ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH]) as u32;
+    for i in 0..MAX_QUOTE6 / 4 {
+        if 4 * i >= quote {
+            break;
+        }
+        let Some(w) = ptr_at::<[u8; 4]>(ctx, quote_off + 4 * i) else {
+            return Verdict::Drop(REASON_DROP_INTERNAL);
+        };
+        let w = unsafe { *w };
+        sum += u16::from_be_bytes([w[0], w[1]]) as u32 + u16::from_be_bytes([w[2], w[3]]) as u32;
+    }
+    let c = csum::fold(sum).to_be_bytes();
+    let Some(icmp) = ptr_at_mut::<[u8; ICMP_LEN]>(ctx, icmp_off) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    unsafe { *icmp = [ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, c[0], c[1], 0, 0, 0, 0] };
+    Verdict::Tx(REASON_TX_ICMP_UNREACH)
+}
+
+/// The TCP reset to a segment over IPv6 (`tcp_v6_send_reset`): IPv6 header
+/// and 20 bytes of TCP, nothing else of the segment.
+#[inline(never)]
+fn tcp_reset_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
+    let tcp = reset_segment(pkt, pseudo_v6(pkt, TCP_LEN as u32, 6));
+    if !truncate(ctx, ETH_LEN + IPV6_LEN + TCP_LEN) {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    }
+    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    swap_macs(eth);
+    let Some(ip_p) = ptr_at_mut::<Ipv6Hdr>(ctx, ETH_LEN) else {
+        return Verdict::Drop(REASON_DROP_INTERNAL);
+    };
+    write_ipv6_header(ip_p, pkt, TCP_LEN as u16, 6);
+    let Some(tcp_p) = ptr_at_mut::<[u8; TCP_LEN]>(ctx, ETH_LEN + IPV6_LEN) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
     unsafe { *tcp_p = tcp };
