@@ -9,7 +9,7 @@ use lb_common::{
     CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_NONE, CONN_S_SYN_RECV,
     CONN_S_TIME_WAIT, CONN_S_UDP, ConnKey, REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_ICMP,
     REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
-    REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IPV4,
+    REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IP,
     REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey, addr_v4,
 };
 use lb_user::model::Sched;
@@ -65,13 +65,13 @@ pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
 /// server's kernel checks it, as it would without a load balancer).
 pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
     let Some(ethertype) = be16(f, 12) else {
-        return Err(REASON_PASS_NOT_IPV4);
+        return Err(REASON_PASS_NOT_IP);
     };
     if ethertype == 0x8100 || ethertype == 0x88a8 {
         return Err(REASON_PASS_VLAN);
     }
     if ethertype != 0x0800 {
-        return Err(REASON_PASS_NOT_IPV4);
+        return Err(REASON_PASS_NOT_IP);
     }
     // Group-addressed frames are not for the director (PACKET_HOST only).
     // (The lab registers no interface MAC, so any unicast MAC is ours.)
@@ -571,7 +571,7 @@ mod tests {
         assert_eq!((p.sport, p.dport, p.flags), (1024, 80, tcp_flags::SYN));
         let mut f = good.clone();
         f.truncate(13);
-        assert_eq!(classify(&f).unwrap_err(), REASON_PASS_NOT_IPV4);
+        assert_eq!(classify(&f).unwrap_err(), REASON_PASS_NOT_IP);
         let mut f = good.clone();
         f.truncate(14 + 20 + 19);
         assert_eq!(classify(&f).unwrap_err(), REASON_PASS_BAD_IP);
