@@ -19,7 +19,7 @@ use anyhow::{Context, Result, ensure};
 use lb_common::{
     MAP_CONNS, MAP_SERVICES, MAP_SETTINGS, MAP_TEMPLATES, REASON_COUNT, REASON_DROP_NODEST,
     REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES, REASON_PASS_BAD_IP,
-    REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_IPV4,
+    REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_IP,
     REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, REASON_TX_ICMP_UNREACH,
     REASON_TX_RST_NODEST,
 };
@@ -59,7 +59,7 @@ fn fuzz_quick_run_keeps_every_invariant() -> Result<()> {
     assert!(report.violations.is_empty(), "{}", report.render());
     assert_eq!(report.frames, 10_000);
     for reason in [
-        REASON_PASS_NOT_IPV4,
+        REASON_PASS_NOT_IP,
         REASON_PASS_VLAN,
         REASON_PASS_FRAGMENT,
         REASON_PASS_NOT_L4,
