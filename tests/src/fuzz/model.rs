@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use lb_common::{
     CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_NONE, CONN_S_SYN_RECV,
     CONN_S_TIME_WAIT, CONN_S_UDP, ConnKey, REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_ICMP,
-    REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_BAD_IP, REASON_PASS_FRAGMENT,
-    REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US, REASON_PASS_NOT_IP,
-    REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey, addr_v4,
+    REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_BAD_IP, REASON_PASS_EXT_HEADERS,
+    REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US,
+    REASON_PASS_NOT_IP, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey,
+    addr_v4,
 };
 use lb_user::model::Sched;
 
@@ -70,13 +71,16 @@ pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
     if ethertype == 0x8100 || ethertype == 0x88a8 {
         return Err(REASON_PASS_VLAN);
     }
-    if ethertype != 0x0800 {
+    if ethertype != 0x0800 && ethertype != 0x86dd {
         return Err(REASON_PASS_NOT_IP);
     }
     // Group-addressed frames are not for the director (PACKET_HOST only).
     // (The lab registers no interface MAC, so any unicast MAC is ours.)
     if f[0] & 1 != 0 {
         return Err(REASON_PASS_NOT_FOR_US);
+    }
+    if ethertype == 0x86dd {
+        return Err(ipv6_outcome(f));
     }
     let ip = &f[14..];
     if ip.len() < 20 {
@@ -144,6 +148,81 @@ pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
         1 => icmp_error(ip, ihl).ok_or(REASON_PASS_NOT_L4),
         _ => Err(REASON_PASS_NOT_L4),
     }
+}
+
+/// What the program does with an IPv6 frame (lb-ebpf's parse stage doc):
+/// the fuzzer's services and flows are all IPv4, so a packet it parses is
+/// for no service (`pass_no_service`), and an ICMPv6 error, about a flow
+/// or not, finds no conn (`pass_not_tcp_udp`); else the first rule of the
+/// IPv6 policy it breaks.
+fn ipv6_outcome(f: &[u8]) -> u32 {
+    const ETH: usize = 14;
+    const IPV6: usize = 40;
+    let Some(ip) = f.get(ETH..ETH + IPV6) else {
+        return REASON_PASS_TRUNCATED;
+    };
+    let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    if ip[0] >> 4 != 6 || payload == 0 || IPV6 + payload > f.len() - ETH {
+        return REASON_PASS_BAD_IP;
+    }
+    let (src, dst) = (&ip[8..24], &ip[24..40]);
+    let mapped = |a: &[u8]| a[..10] == [0; 10] && a[10..12] == [0xff, 0xff];
+    let unspecified_or_loopback = src[..15] == [0; 15] && src[15] <= 1;
+    if src[0] == 0xff || unspecified_or_loopback || mapped(src) || mapped(dst) {
+        return REASON_PASS_BAD_IP;
+    }
+    let (proto, l4) = match ext_headers(f, ip[6], ETH + IPV6) {
+        Ok(p) => p,
+        Err(reason) => return reason,
+    };
+    let end = ETH + IPV6 + payload;
+    if l4 > end {
+        return REASON_PASS_TRUNCATED;
+    }
+    let l4_len = end - l4;
+    match proto {
+        6 => match f.get(l4..l4 + 20) {
+            Some(tcp) => {
+                let doff = usize::from(tcp[12] >> 4) * 4;
+                if doff < 20 || doff > l4_len {
+                    REASON_PASS_TRUNCATED
+                } else {
+                    REASON_PASS_NO_SERVICE
+                }
+            }
+            None => REASON_PASS_TRUNCATED,
+        },
+        17 if f.len() >= l4 + 8 && l4_len >= 8 => REASON_PASS_NO_SERVICE,
+        17 => REASON_PASS_TRUNCATED,
+        _ => REASON_PASS_NOT_L4,
+    }
+}
+
+/// lb-ebpf's walk of IPv6 extension headers (hop-by-hop, routing,
+/// destination options; at most 4) from `next` at frame offset `off`: the
+/// transport protocol and its offset, or why the frame is passed.
+fn ext_headers(f: &[u8], mut next: u8, mut off: usize) -> Result<(u8, usize), u32> {
+    const MAX_EXT_HEADERS: usize = 4;
+    const FRAGMENT: u8 = 44;
+    let walked = |n: u8| matches!(n, 0 | 43 | 60);
+    for _ in 0..MAX_EXT_HEADERS {
+        if next == FRAGMENT {
+            return Err(REASON_PASS_FRAGMENT);
+        }
+        if !walked(next) {
+            return Ok((next, off));
+        }
+        let h = f.get(off..off + 2).ok_or(REASON_PASS_TRUNCATED)?;
+        next = h[0];
+        off += (usize::from(h[1]) + 1) * 8;
+    }
+    if next == FRAGMENT {
+        return Err(REASON_PASS_FRAGMENT);
+    }
+    if walked(next) {
+        return Err(REASON_PASS_EXT_HEADERS);
+    }
+    Ok((next, off))
 }
 
 /// An ICMP error (types 3, 11, 12) quoting a TCP or UDP packet, as the
@@ -585,6 +664,30 @@ mod tests {
             .frag(8, false)
             .build();
         assert_eq!(classify(&frag).unwrap_err(), REASON_PASS_FRAGMENT);
+    }
+
+    /// The fuzzer's services are IPv4: an IPv6 packet the program parses is
+    /// for no service; a broken one is passed for its first broken rule.
+    #[test]
+    fn ipv6_frames_are_for_no_service_or_broken() {
+        let (c, v) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        );
+        let udp = Frame::ipv6_udp(c, v).build();
+        assert_eq!(classify(&udp).unwrap_err(), REASON_PASS_NO_SERVICE);
+        let syn = Frame::ipv6_tcp(c, v).syn().build();
+        assert_eq!(classify(&syn).unwrap_err(), REASON_PASS_NO_SERVICE);
+        let mut cut = syn.clone();
+        cut.truncate(14 + 39);
+        assert_eq!(classify(&cut).unwrap_err(), REASON_PASS_TRUNCATED);
+        let mut short = syn.clone();
+        short.truncate(syn.len() - 1);
+        assert_eq!(classify(&short).unwrap_err(), REASON_PASS_BAD_IP);
+        let mapped = Frame::ipv6_udp(c, "::ffff:203.0.113.10".parse().unwrap()).build();
+        assert_eq!(classify(&mapped).unwrap_err(), REASON_PASS_BAD_IP);
+        let echo = Frame::icmpv6(c, v, 128, 0).build();
+        assert_eq!(classify(&echo).unwrap_err(), REASON_PASS_NOT_L4);
     }
 
     #[test]
