@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH,
-    addr_is_v4, addr_octets,
+    addr_is_v4, addr_low32, addr_octets,
 };
 
 use crate::{
@@ -19,6 +19,19 @@ use crate::{
 };
 
 const AF_INET: u8 = 2;
+
+/// Logs a message about a real server with its address in its family's
+/// notation (an IPv4 address as such, not IPv4-mapped).
+macro_rules! log_real {
+    ($level:ident, $ctx:expr, $addr:expr, $msg:literal) => {{
+        let a = $addr;
+        if addr_is_v4(&a) {
+            aya_log_ebpf::$level!($ctx, $msg, u32::from_be_bytes(addr_low32(&a)));
+        } else {
+            aya_log_ebpf::$level!($ctx, $msg, addr_octets(&a));
+        }
+    }};
+}
 const AF_INET6: u8 = 10;
 
 #[inline(always)]
@@ -67,10 +80,11 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         unsafe {
             if (*dest).flags & DEST_F_WARNED == 0 {
                 (*dest).flags |= DEST_F_WARNED;
-                aya_log_ebpf::warn!(
+                log_real!(
+                    warn,
                     ctx,
-                    "real server {:i}: no neighbour entry, its packets are dropped until the kernel resolves it",
-                    addr_octets(&(*dest).addr)
+                    (*dest).addr,
+                    "real server {:i}: no neighbour entry, its packets are dropped until the kernel resolves it"
                 );
             }
         }
@@ -81,10 +95,11 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         (*dest).smac = p.smac;
         (*dest).ifindex = if p.ifindex == ingress { 0 } else { p.ifindex };
         (*dest).flags |= DEST_F_RESOLVED;
-        aya_log_ebpf::info!(
+        log_real!(
+            info,
             ctx,
-            "real server {:i}: next hop learned from the kernel's neighbour table",
-            addr_octets(&(*dest).addr)
+            (*dest).addr,
+            "real server {:i}: next hop learned from the kernel's neighbour table"
         );
     }
     true
