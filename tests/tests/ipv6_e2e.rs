@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use lb_common::{
-    REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
+    REASON_FWD_ICMP, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_TX_ICMP_UNREACH,
+    REASON_TX_RST_NODEST,
 };
 use lb_tests::client::{self, HoldConn, Outcome};
 use lb_tests::lb::{ConnRow, LbTopology, real_line};
@@ -470,5 +471,138 @@ fn ipv6_real_servers_do_not_answer_neighbour_discovery_for_the_vip_on_lo() -> Re
         !vip.contains("lladdr"),
         "a real server advertised the VIP: {vip}"
     );
+    Ok(())
+}
+
+/// An ICMPv6 Packet Too Big with MTU 1280, as a router on the way to the client would send it
+/// about a packet from `vip` to `client` of 1,400 payload bytes: the quoted IPv6 header and
+/// transport header (TCP with `seq`, or UDP). The checksum is left to the raw socket.
+fn packet_too_big(vip: SocketAddrV6, client: SocketAddrV6, tcp: Option<u32>) -> Vec<u8> {
+    let mut m = vec![2, 0, 0, 0];
+    m.extend_from_slice(&1280u32.to_be_bytes());
+    m.extend_from_slice(&[0x60, 0, 0, 0]);
+    m.extend_from_slice(&1400u16.to_be_bytes());
+    m.extend_from_slice(&[if tcp.is_some() { 6 } else { 17 }, 64]);
+    m.extend_from_slice(&vip.ip().octets());
+    m.extend_from_slice(&client.ip().octets());
+    m.extend_from_slice(&vip.port().to_be_bytes());
+    m.extend_from_slice(&client.port().to_be_bytes());
+    match tcp {
+        // seq, ack, data offset 5, ACK, window, checksum, urgent pointer.
+        Some(seq) => {
+            m.extend_from_slice(&seq.to_be_bytes());
+            m.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        None => m.extend_from_slice(&[0x05, 0x78, 0, 0]),
+    }
+    m
+}
+
+/// Sends `message` from the client's namespace to the IPv6 VIP over a raw ICMPv6 socket (the
+/// kernel fills in the checksum), so it reaches the director as a router's error would.
+fn send_icmp6(lb: &LbTopology, message: Vec<u8>) -> Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let vip = SocketAddr::V6(lb.topo.vip6_sock(0));
+    lb.topo.client.ns.run_in(move || -> std::io::Result<()> {
+        let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        sock.send_to(&message, &vip.into())?;
+        Ok(())
+    })??;
+    Ok(())
+}
+
+/// Path MTU discovery through the director: a Packet Too Big about a balanced flow (the
+/// quoted packet goes from the VIP to the client) is forwarded to that flow's real server,
+/// whose kernel then lowers its path MTU to the client: the TCP connection's `pmtu` (ss), and
+/// a route exception for a UDP flow's client (`ip -6 route get CLIENT from VIP`). The other
+/// real server learns nothing.
+#[test]
+fn ipv6_packet_too_big_about_a_flow_reaches_its_real_server() -> Result<()> {
+    if !require_root("ipv6_packet_too_big_about_a_flow_reaches_its_real_server") {
+        return Ok(());
+    }
+    let mut lb = dual_stack(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    lb.topo.start_servers(Path::new(SRV), 53, true)?;
+    service6(&lb, "-t", 80, "rr", &[], &[1, 1])?;
+    service6(&lb, "-u", 53, "rr", &[], &[1, 1])?;
+    lb.topo.add_client_address(IpAddr::V6(SAME_NET))?;
+    let vip = lb.topo.vip6;
+
+    // TCP: a held connection, idle (everything acknowledged).
+    let mut held = HoldConn::open(&lb.topo.client.ns, lb.topo.vip6_sock(80), T)?;
+    let x = held.backend().to_owned();
+    let SocketAddr::V6(local) = held.local_addr()? else {
+        bail!("not IPv6")
+    };
+    let seq = held.server_next_seq()?;
+    let pmtu = |name: &str| -> Result<String> {
+        let rs = lb.topo.backend_named(name).context("no such real")?;
+        let o = rs
+            .ns
+            .exec(&["ss", "-Htin", "state", "established", "sport", "= :80"])?;
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    assert!(pmtu(&x)?.contains("pmtu:1500"), "{}", pmtu(&x)?);
+    send_icmp6(&lb, packet_too_big(lb.topo.vip6_sock(80), local, Some(seq)))?;
+    lb_tests::lb::wait_for("the real server's pmtu", Duration::from_secs(2), || {
+        Ok(pmtu(&x)?.contains("pmtu:1280").then_some(()))
+    })
+    .with_context(|| {
+        format!(
+            "{}\n{}",
+            pmtu(&x).unwrap_or_default(),
+            lb.lbctl_ok(&["counters"]).unwrap_or_default()
+        )
+    })?;
+    assert_eq!(reason(&lb, REASON_FWD_ICMP)?, 1);
+    assert_eq!(
+        held.ask(T),
+        Outcome::Answered(x.clone()),
+        "the connection goes on"
+    );
+
+    // UDP: a flow from the second address.
+    let (y, udp_local) = lb
+        .topo
+        .client
+        .ns
+        .run_in(|| -> Result<(String, SocketAddrV6)> {
+            let sock = std::net::UdpSocket::bind(SocketAddrV6::new(SAME_NET, 0, 0, 0))?;
+            sock.connect(lb.topo.vip6_sock(53))?;
+            sock.set_read_timeout(Some(T))?;
+            sock.send(b"ask\n")?;
+            let mut buf = [0u8; 64];
+            let n = sock.recv(&mut buf)?;
+            let SocketAddr::V6(local) = sock.local_addr()? else {
+                bail!("not IPv6")
+            };
+            Ok((String::from_utf8_lossy(&buf[..n]).trim().to_owned(), local))
+        })??;
+    let route = |rs: usize| -> Result<String> {
+        let o = lb.topo.backends[rs].ns.ip(&[
+            "-6",
+            "route",
+            "get",
+            &SAME_NET.to_string(),
+            "from",
+            &vip.context("dual stack")?.to_string(),
+        ])?;
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    send_icmp6(&lb, packet_too_big(lb.topo.vip6_sock(53), udp_local, None))?;
+    let yi = lb
+        .topo
+        .backends
+        .iter()
+        .position(|b| b.name == y)
+        .context(y.clone())?;
+    lb_tests::lb::wait_for("the route exception", Duration::from_secs(2), || {
+        Ok(route(yi)?.contains("mtu 1280").then_some(()))
+    })
+    .with_context(|| route(yi).unwrap_or_default())?;
+    assert_eq!(reason(&lb, REASON_FWD_ICMP)?, 2);
+    let other = route(1 - yi)?;
+    assert!(!other.contains("mtu 1280"), "the other real: {other}");
     Ok(())
 }
