@@ -495,7 +495,7 @@ fn prepare_fwmark(plane: &mut Plane) -> Result<()> {
     t.add_fwmark_rule(&lb_user::fwmark::FwmarkRule {
         matches: lb_user::fwmark::FwmarkMatch::new(
             Proto::Tcp,
-            std::net::IpAddr::V4(VIP),
+            VIP.into(),
             32,
             Some((FWM_PORT, FWM_PORT)),
         ),
