@@ -606,3 +606,81 @@ fn ipv6_packet_too_big_about_a_flow_reaches_its_real_server() -> Result<()> {
     assert!(!other.contains("mtu 1280"), "the other real: {other}");
     Ok(())
 }
+
+/// An IPv6 fwmark service (`-f 1 -6`, `lbctl fwmark add -d VIP6`) bundles two ports under one
+/// template per client /64 (`-M 64`), listed as ipvsadm lists it (`FWM  1 IPv6`, the template
+/// `IP [2001:db8::]:0 [0:1::]:0`), next to the IPv4 fwmark service of the same mark, which
+/// is another service with its own reals.
+#[test]
+fn ipv6_fwmark_service_bundles_two_ports_next_to_the_ipv4_one_of_the_same_mark() -> Result<()> {
+    if !require_root("ipv6_fwmark_service_bundles_two_ports_next_to_the_ipv4_one_of_the_same_mark")
+    {
+        return Ok(());
+    }
+    let mut lb = dual_stack(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    lb.topo.start_servers(Path::new(SRV), 443, false)?;
+    let vip6 = lb.topo.vip6.context("dual stack")?.to_string();
+    for port in ["80", "443"] {
+        lb.lbctl_ok(&[
+            "fwmark",
+            "add",
+            "-p",
+            "tcp",
+            "-d",
+            &vip6,
+            "--dport",
+            port,
+            "--set-mark",
+            "1",
+        ])?;
+        lb.mark_tcp(port.parse()?, 1)?;
+    }
+    lb.lbctl_ok(&["-A", "-f", "1", "-6", "-s", "rr", "-p", "30", "-M", "64"])?;
+    lb.lbctl_ok(&["-A", "-f", "1", "-s", "rr"])?;
+    // The IPv6 service's reals are rs1 and rs2, the IPv4 one's rs2 only.
+    for i in 0..2 {
+        let rs = format!("[{}]:0", lb.topo.backends[i].addr6.context("dual stack")?);
+        lb.lbctl_ok(&["-a", "-f", "1", "-6", "-r", &rs, "-g", "-w", "1"])?;
+    }
+    let rs2 = lb.topo.backends[1].addr.to_string();
+    lb.lbctl_ok(&["-a", "-f", "1", "-r", &rs2, "-g", "-w", "1"])?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    assert!(
+        listed.contains("\nFWM  1 rr\n  -> ")
+            && listed.contains("\nFWM  1 IPv6 rr persistent 30 mask 64\n"),
+        "{listed}"
+    );
+
+    let ns = &lb.topo.client.ns;
+    let mut reals = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        for port in [80, 443] {
+            reals.insert(client::http_get(ns, lb.topo.vip6_sock(port), T)?);
+        }
+    }
+    assert_eq!(reals.len(), 1, "both ports on one real: {reals:?}");
+    assert_eq!(placed(&lb)?, (1, 5), "one scheduling, then the template");
+    let x = reals.pop_first().context("a real")?;
+    // The IPv4 service of mark 1 is another service.
+    for port in [80, 443] {
+        assert_eq!(client::http_get(ns, lb.topo.vip_sock(port), T)?, "rs2");
+    }
+
+    let tmpl: Vec<(String, SocketAddr, SocketAddr, SocketAddr)> = templates(&lb)?
+        .into_iter()
+        .map(|r| (r.proto, r.source, r.virt, r.dest))
+        .collect();
+    let real = lb.topo.backend_named(&x).context("real")?.sock6(0);
+    assert_eq!(
+        tmpl,
+        [(
+            "IP".to_owned(),
+            net0("2001:db8::"),
+            net0("0:1::"),
+            SocketAddr::V6(real)
+        )],
+        "{tmpl:?}"
+    );
+    Ok(())
+}
