@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use lb_common::{
-    REASON_FWD_ICMP, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_TX_ICMP_UNREACH,
-    REASON_TX_RST_NODEST,
+    REASON_FWD_ICMP, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_EXT_HEADERS,
+    REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
 };
 use lb_tests::client::{self, HoldConn, Outcome};
 use lb_tests::lb::{ConnRow, LbTopology, real_line};
@@ -681,6 +681,108 @@ fn ipv6_fwmark_service_bundles_two_ports_next_to_the_ipv4_one_of_the_same_mark()
             SocketAddr::V6(real)
         )],
         "{tmpl:?}"
+    );
+    Ok(())
+}
+
+/// Sets the sticky hop-by-hop and destination options headers (one PadN option each, 8
+/// bytes) on `sock`: every packet it sends carries both extension headers.
+fn with_extension_headers(sock: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4 bytes.
+    let header: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+    for opt in [libc::IPV6_HOPOPTS, libc::IPV6_DSTOPTS] {
+        // SAFETY: an 8-byte option buffer for a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                opt,
+                header.as_ptr().cast(),
+                header.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The Bytes column of `lbctl counters` for `name`.
+fn counter_bytes(lb: &LbTopology, name: &str) -> Result<u64> {
+    let out = lb.lbctl_ok(&["counters"])?;
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .with_context(|| format!("no {name} in:\n{out}"))
+}
+
+/// The program walks IPv6 extension headers to the transport header (docs/SEMANTICS.md): a TCP
+/// connection and a UDP flow whose every packet carries a hop-by-hop and a destination
+/// options header are balanced, and their real servers answer. The SYN's 16 extra bytes are
+/// in the `fwd_new` count, so the headers were on the wire.
+#[test]
+fn ipv6_flows_with_extension_headers_are_balanced() -> Result<()> {
+    use socket2::{Domain, Socket, Type};
+    use std::io::{Read as _, Write as _};
+    if !require_root("ipv6_flows_with_extension_headers_are_balanced") {
+        return Ok(());
+    }
+    let mut lb = dual_stack(2)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    lb.topo.start_servers(Path::new(SRV), 53, true)?;
+    service6(&lb, "-t", 80, "rr", &[], &[1, 1])?;
+    service6(&lb, "-u", 53, "rr", &[], &[1, 1])?;
+    // A SYN without them, for the size: Ethernet, IPv6 and TCP with Linux's options.
+    client::http_get(&lb.topo.client.ns, lb.topo.vip6_sock(80), T)?;
+    let plain_syn = counter_bytes(&lb, "fwd_new")?;
+
+    let (tcp_vip, udp_vip) = (
+        SocketAddr::V6(lb.topo.vip6_sock(80)),
+        SocketAddr::V6(lb.topo.vip6_sock(53)),
+    );
+    let (tcp, udp) = lb
+        .topo
+        .client
+        .ns
+        .run_in(move || -> Result<(String, String)> {
+            let s = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+            with_extension_headers(&s)?;
+            s.set_read_timeout(Some(T))?;
+            s.connect_timeout(&tcp_vip.into(), T)?;
+            let mut s = std::net::TcpStream::from(s);
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut response = String::new();
+            s.read_to_string(&mut response)?;
+            let tcp = response
+                .rsplit("\r\n\r\n")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+
+            let u = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+            with_extension_headers(&u)?;
+            u.set_read_timeout(Some(T))?;
+            u.connect(&udp_vip.into())?;
+            let u = std::net::UdpSocket::from(u);
+            u.send(b"ask\n")?;
+            let mut buf = [0u8; 64];
+            let n = u.recv(&mut buf)?;
+            Ok((tcp, String::from_utf8_lossy(&buf[..n]).trim().to_owned()))
+        })??;
+    assert!(["rs1", "rs2"].contains(&tcp.as_str()), "TCP answer {tcp:?}");
+    assert!(["rs1", "rs2"].contains(&udp.as_str()), "UDP answer {udp:?}");
+    let r = lb.reasons()?;
+    assert_eq!(r[REASON_FWD_NEW as usize], 3, "{r:?}");
+    assert_eq!(r[REASON_PASS_EXT_HEADERS as usize], 0, "{r:?}");
+    // The SYN (94 + 16 bytes) and the datagram (14 + 40 + 16 + 8 + 4).
+    assert_eq!(
+        counter_bytes(&lb, "fwd_new")?,
+        2 * plain_syn + 16 + 14 + 40 + 16 + 8 + 4,
+        "{}",
+        lb.lbctl_ok(&["counters"])?
     );
     Ok(())
 }
