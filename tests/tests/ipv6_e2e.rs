@@ -401,8 +401,10 @@ fn ipv6_expire_quiescent_template_moves_the_64_to_another_real() -> Result<()> {
     Ok(())
 }
 
-/// `expire_nodest_conn=1`: a held TCP connection to a real that is removed gets a reset the
-/// client's stack accepts (the read fails with `ECONNRESET`); new connections go to the
+/// Removing a real (`-d`): with `expire_nodest_conn=0` (the default) a held TCP connection to
+/// it hangs (its packets are dropped, its entry kept) and resumes when the real is added
+/// back; with `expire_nodest_conn=1` its entry is expired and its next segment gets a reset
+/// the client's stack accepts (the read fails with `ECONNRESET`). New connections go to the
 /// remaining real.
 #[test]
 fn ipv6_removed_real_resets_its_connections_with_expire_nodest_conn() -> Result<()> {
@@ -412,22 +414,45 @@ fn ipv6_removed_real_resets_its_connections_with_expire_nodest_conn() -> Result<
     let mut lb = dual_stack(2)?;
     lb.topo.start_servers(Path::new(SRV), 80, false)?;
     let vip = service6(&lb, "-t", 80, "rr", &[], &[1, 1])?;
-    lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_nodest_conn=1"])?;
     let ns = &lb.topo.client.ns;
+    let entry = |source: SocketAddr| -> Result<Option<ConnRow<SocketAddr>>> {
+        Ok(lb.conn_rows_any()?.into_iter().find(|r| r.source == source))
+    };
+
+    // expire_nodest_conn=0: dropped silently, then resumed.
+    let mut held = HoldConn::open(ns, lb.topo.vip6_sock(80), T)?;
+    let x = held.backend().to_owned();
+    let x_addr = real6_named(&lb, &x, 80)?.to_string();
+    let source = held.local_addr()?;
+    lb.lbctl_ok(&["-d", "-t", &vip, "-r", &x_addr])?;
+    assert_eq!(held.ask(Duration::from_secs(1)), Outcome::TimedOut);
+    let e = entry(source)?.with_context(|| format!("the entry of {source} is gone"))?;
+    assert_eq!(
+        (e.state.as_str(), e.dest),
+        ("ESTABLISHED", x_addr.parse()?),
+        "{e:?}"
+    );
+    assert_eq!(reason(&lb, REASON_TX_RST_NODEST)?, 0);
+    lb.lbctl_ok(&["-a", "-t", &vip, "-r", &x_addr, "-w", "1"])?;
+    // TCP retransmits with backoff: the answer may take a few seconds.
+    assert_eq!(
+        held.ask(Duration::from_secs(8)),
+        Outcome::Answered(x.clone())
+    );
+    held.close()?;
+
+    // expire_nodest_conn=1: a reset.
+    lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_nodest_conn=1"])?;
     let mut held = HoldConn::open(ns, lb.topo.vip6_sock(80), T)?;
     let x = held.backend().to_owned();
     let source = held.local_addr()?;
     assert!(source.is_ipv6(), "{source}");
-    assert!(
-        lb.conn_rows_any()?.iter().any(|r| r.source == source),
-        "the held connection's entry"
-    );
+    assert!(entry(source)?.is_some(), "the held connection's entry");
     assert_eq!(held.ask(T), Outcome::Answered(x.clone()));
 
     let x_addr = real6_named(&lb, &x, 80)?.to_string();
     lb.lbctl_ok(&["-d", "-t", &vip, "-r", &x_addr])?;
-    let rows = lb.conn_rows_any()?;
-    assert!(rows.iter().all(|r| r.source != source), "{rows:?}");
+    assert!(entry(source)?.is_none(), "the entry is expired at once");
     assert_eq!(held.ask(T), Outcome::Reset);
     assert_eq!(reason(&lb, REASON_TX_RST_NODEST)?, 1);
     let counts = gets6(&lb, 4)?;
