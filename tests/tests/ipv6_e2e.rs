@@ -6,8 +6,10 @@
 //! Scenarios (docs/SEMANTICS.md): weighted balancing next to an IPv4 service on the same port
 //! (the dual-stack pair), UDP balancing and ICMPv6 port unreachable seen as "connection
 //! refused", persistence with `-M 64` and quiescing under both `expire_quiescent_template`
-//! values, removal with a reset (`expire_nodest_conn=1`), and the real-server side: no
-//! neighbour advertisement for a VIP on `lo`. Whether a new connection went through a
+//! values, removal under both `expire_nodest_conn` values (a reset with 1), a Packet Too Big
+//! reaching the flow's real server, an IPv6 fwmark service next to the IPv4 one of the same
+//! mark, flows carrying extension headers, and the real-server side: no neighbour
+//! advertisement for a VIP on `lo`. Whether a new connection went through a
 //! template or the scheduler is read from the program's counters, as in
 //! `persistence_e2e.rs` (the schedulers run per CPU).
 
