@@ -6,10 +6,10 @@
 //! Scenarios (docs/SEMANTICS.md): weighted balancing next to an IPv4 service on the same port
 //! (the dual-stack pair), UDP balancing and ICMPv6 port unreachable seen as "connection
 //! refused", persistence with `-M 64` and quiescing under both `expire_quiescent_template`
-//! values, removal under both `expire_nodest_conn` values (a reset with 1), a Packet Too Big
-//! reaching the flow's real server, an IPv6 fwmark service next to the IPv4 one of the same
-//! mark, flows carrying extension headers, and the real-server side: no neighbour
-//! advertisement for a VIP on `lo`. Whether a new connection went through a
+//! values, removal under both `expire_nodest_conn` values (a reset with 1), `conn_reuse_mode`,
+//! a Packet Too Big reaching the flow's real server, an IPv6 fwmark service next to the IPv4
+//! one of the same mark, flows carrying extension headers, and the real-server side: no
+//! neighbour advertisement for a VIP on `lo`. Whether a new connection went through a
 //! template or the scheduler is read from the program's counters, as in
 //! `persistence_e2e.rs` (the schedulers run per CPU).
 
@@ -811,5 +811,61 @@ fn ipv6_flows_with_extension_headers_are_balanced() -> Result<()> {
         "{}",
         lb.lbctl_ok(&["counters"])?
     );
+    Ok(())
+}
+
+/// One GET from the fixed client address `local`, retried while the previous connection from
+/// the same port is still closing on the client (`EADDRNOTAVAIL`, `EADDRINUSE`).
+fn get6_from_port(lb: &LbTopology, local: SocketAddrV6) -> Result<String> {
+    for _ in 0..50 {
+        match client::http_try_from(&lb.topo.client.ns, local, lb.topo.vip6_sock(80), T)? {
+            Outcome::Answered(name) => return Ok(name),
+            Outcome::Error {
+                kind: std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::AddrInUse,
+                ..
+            } => std::thread::sleep(Duration::from_millis(50)),
+            other => bail!("GET from {local}: {other}"),
+        }
+    }
+    bail!("{local} stays busy on the client")
+}
+
+/// `conn_reuse_mode` over IPv6: a SYN reusing the client port of an entry in FIN_WAIT goes
+/// through that entry, even to a quiescent real; with `expire_nodest_conn=1` an entry bound to
+/// a weight-0 real is expired and the SYN is scheduled afresh.
+#[test]
+fn ipv6_syn_reusing_the_port_of_a_quiescent_real_is_rescheduled_with_expire_nodest_conn()
+-> Result<()> {
+    if !require_root(
+        "ipv6_syn_reusing_the_port_of_a_quiescent_real_is_rescheduled_with_expire_nodest_conn",
+    ) {
+        return Ok(());
+    }
+    let mut lb = dual_stack(3)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let vip = service6(&lb, "-t", 80, "rr", &[], &[1, 1, 1])?;
+    // Below the ephemeral range: no other connection takes it.
+    let local = SocketAddrV6::new(CLIENT_ADDR6, 30000, 0, 0);
+    let entry = || -> Result<ConnRow<SocketAddr>> {
+        let rows = lb.conn_rows_any()?;
+        rows.iter()
+            .find(|r| r.source == SocketAddr::V6(local))
+            .cloned()
+            .with_context(|| format!("no entry of {local}: {rows:?}"))
+    };
+    let x = get6_from_port(&lb, local)?;
+    assert_eq!(entry()?.state, "FIN_WAIT");
+    assert_eq!(get6_from_port(&lb, local)?, x, "SYN on a FIN_WAIT entry");
+    assert_eq!(reason(&lb, REASON_FWD_NEW)?, 1);
+    let x_addr = real6_named(&lb, &x, 80)?.to_string();
+    lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_addr, "-w", "0"])?;
+    assert_eq!(get6_from_port(&lb, local)?, x, "expire_nodest_conn=0");
+    assert_eq!(reason(&lb, REASON_FWD_NEW)?, 1);
+
+    lb.lbctl_ok(&["sysctl", "expire_nodest_conn=1"])?;
+    let y = get6_from_port(&lb, local)?;
+    assert_ne!(y, x, "expire_nodest_conn=1");
+    assert_eq!(reason(&lb, REASON_FWD_NEW)?, 2);
+    assert_eq!(entry()?.dest, SocketAddr::V6(real6_named(&lb, &y, 80)?));
     Ok(())
 }
