@@ -14,8 +14,9 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use super::values::{Addr, parse_addr};
+use super::values::parse_addr;
 use super::{CliError, Command, FwmarkCmd, Shell, Sysctl, SysctlCmd, XdpMode};
+use crate::addr::checked;
 use crate::drain::DrainSpec;
 use crate::model::{Proto, ServiceId};
 use crate::resolve::Resolver;
@@ -170,9 +171,9 @@ struct FwmarkRuleArgs {
     /// tcp or udp
     #[arg(short = 'p', long = "protocol", value_name = "PROTO", value_parser = parse_fwmark_proto)]
     proto: Proto,
-    /// The destination address, or a prefix (ADDR/PLEN)
+    /// The destination address, or a prefix (ADDR/PLEN), IPv4 or IPv6
     #[arg(short = 'd', long = "destination", value_name = "ADDR[/PLEN]", value_parser = parse_fwmark_dest)]
-    dest: (std::net::Ipv4Addr, u8),
+    dest: (std::net::IpAddr, u8),
     /// The destination port or port range (LO:HI); default: any port
     #[arg(long = "dport", alias = "destination-port", value_name = "PORT[:PORT]", value_parser = parse_fwmark_ports)]
     dport: Option<(u16, u16)>,
@@ -204,10 +205,20 @@ fn parse_fwmark_proto(v: &str) -> Result<Proto, CliError> {
     })
 }
 
-fn parse_fwmark_dest(v: &str) -> Result<(std::net::Ipv4Addr, u8), CliError> {
-    crate::fwmark::parse_destination(v).ok_or(CliError::IllegalValue {
-        what: "fwmark rule destination (an IPv4 address or ADDR/PLEN)",
-    })
+fn parse_fwmark_dest(v: &str) -> Result<(std::net::IpAddr, u8), CliError> {
+    let dest = crate::fwmark::parse_destination(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule destination (an IPv4 or IPv6 address or ADDR/PLEN)",
+    })?;
+    // The trie keeps IPv4 prefixes as IPv4-mapped IPv6 ones.
+    if let (std::net::IpAddr::V6(a), plen) = dest
+        && crate::fwmark::overlaps_v4_mapped(a, plen)
+    {
+        return Err(CliError::IllegalValue {
+            what: "fwmark rule destination (an IPv6 prefix sharing addresses with \
+                   ::ffff:0.0.0.0/96; give IPv4 rules as IPv4 prefixes)",
+        });
+    }
+    Ok(dest)
 }
 
 fn parse_fwmark_ports(v: &str) -> Result<(u16, u16), CliError> {
@@ -295,9 +306,20 @@ struct ServiceArg {
     fwmark: Option<String>,
 }
 
+/// `-6` after `-f`: the IPv6 fwmark service.
+#[derive(Args, Debug)]
+struct FwmarkFamily {
+    /// The fwmark service is IPv6's (-f MARK -6)
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
+}
+
 impl ServiceArg {
-    /// The service, with ipvsadm's messages for a bad address.
-    fn service(&self, names: &Resolver) -> Result<ServiceId, CliError> {
+    /// The service, with ipvsadm's messages for a bad address; `v6`: `-6`.
+    fn service(&self, v6: bool, names: &Resolver) -> Result<ServiceId, CliError> {
+        if v6 && self.fwmark.is_none() {
+            return Err(CliError::Ipv6BeforeFwmark);
+        }
         let (proto, text) = match (&self.tcp, &self.udp, &self.fwmark) {
             (Some(t), _, _) => (Proto::Tcp, t),
             (None, Some(u), _) => (Proto::Udp, u),
@@ -305,19 +327,18 @@ impl ServiceArg {
                 // ipvsadm's parse_fwmark: decimal, 1 to UINT_MAX.
                 let mark = super::values::string_to_number(f, 1, i64::from(u32::MAX))
                     .ok_or_else(|| CliError::InvalidFwmark(f.clone()))?;
-                return Ok(ServiceId::fwmark(mark as u32));
+                return Ok(ServiceId::fwmark_of_family(mark as u32, v6));
             }
             (None, None, None) => return Err(CliError::IllegalServiceAddress),
         };
-        match parse_addr(text, Some(proto), names) {
-            Some(Addr::V4 { addr, port }) => Ok(ServiceId {
-                proto,
-                addr: addr.into(),
-                port: port.unwrap_or(0),
-            }),
-            Some(Addr::V6 { .. }) => Err(CliError::Ipv6Unsupported),
-            None => Err(CliError::IllegalServiceAddress),
-        }
+        let (addr, port) = parse_addr(text, Some(proto), names)
+            .ok_or(CliError::IllegalServiceAddress)?
+            .split();
+        Ok(ServiceId {
+            proto,
+            addr: checked(addr)?,
+            port: port.unwrap_or(0),
+        })
     }
 }
 
@@ -325,6 +346,8 @@ impl ServiceArg {
 struct DrainArgs {
     #[command(flatten)]
     service: ServiceArg,
+    #[command(flatten)]
+    family: FwmarkFamily,
     /// The real server (host[:port]; the port is the service's)
     #[arg(short = 'r', long = "real-server", value_name = "SERVER-ADDRESS")]
     real: String,
@@ -343,6 +366,8 @@ struct DrainArgs {
 struct WhereisArgs {
     #[command(flatten)]
     service: ServiceArg,
+    #[command(flatten)]
+    family: FwmarkFamily,
     /// The client (host[:port]); the port matters to sh and mh with sh-port/mh-port
     #[arg(value_name = "CLIENT-ADDRESS")]
     client: String,
@@ -424,12 +449,11 @@ impl Word {
                 return parse_word(&[w, "--help".to_owned()], names);
             }
             Word::Drain(d) => {
-                let service = d.service.service(names)?;
-                let (addr, port) = match parse_addr(&d.real, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
-                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
-                    None => return Err(CliError::IllegalRealAddress),
-                };
+                let service = d.service.service(d.family.ipv6, names)?;
+                let (addr, port) = parse_addr(&d.real, Some(service.proto), names)
+                    .ok_or(CliError::IllegalRealAddress)?
+                    .split();
+                let addr = checked(addr)?;
                 Command::Drain(DrainSpec {
                     service,
                     addr,
@@ -440,12 +464,11 @@ impl Word {
                 })
             }
             Word::Whereis(w) => {
-                let service = w.service.service(names)?;
-                let (client, port) = match parse_addr(&w.client, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
-                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
-                    None => return Err(CliError::IllegalClientAddress),
-                };
+                let service = w.service.service(w.family.ipv6, names)?;
+                let (client, port) = parse_addr(&w.client, Some(service.proto), names)
+                    .ok_or(CliError::IllegalClientAddress)?
+                    .split();
+                let client = checked(client)?;
                 Command::Whereis {
                     service,
                     client,
