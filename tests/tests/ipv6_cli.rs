@@ -200,6 +200,12 @@ fn ipv6_errors_are_ipvsadms_and_change_nothing() -> Result<()> {
          -a -t [2001:db8::1]:80 -r [2001:db8:0:1::11]:80 -g -w 2\n\
          -a -t [2001:db8::1]:80 -r [2001:db8:0:1::12]:80 -g -w 1\n"
     );
+    // Without -n: the port by its name (netbase's /etc/services), the address in brackets.
+    let named = lb.lbctl_ok(&["-S"])?;
+    assert!(
+        named.starts_with("-A -t [2001:db8::1]:http -s wrr\n"),
+        "{named}"
+    );
     let invalid = "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
     let gateway = "lbctl: real server 2001:db8:99::5 is not on a directly connected network: the \
                    kernel routes it via gateway 2001:db8:0:1::fe (dev eth0); direct routing (-g) \
