@@ -41,26 +41,8 @@ fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
     let l = tot_len.to_be_bytes();
     let (vip, client) = (addr_low32(&pkt.key.vaddr), addr_low32(&pkt.key.caddr));
     let mut h = [
-        0x45,
-        tos,
-        l[0],
-        l[1],
-        0,
-        0,
-        0,
-        0,
-        64,
-        proto,
-        0,
-        0,
-        vip[0],
-        vip[1],
-        vip[2],
-        vip[3],
-        client[0],
-        client[1],
-        client[2],
-        client[3],
+        0x45, tos, l[0], l[1], 0, 0, 0, 0, 64, proto, 0, 0, vip[0], vip[1], vip[2], vip[3],
+        client[0], client[1], client[2], client[3],
     ];
     let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
     h[10] = c[0];
@@ -315,7 +297,11 @@ fn write_ipv6_header(ip: *mut Ipv6Hdr, pkt: &Packet, payload_len: u16, nexthdr: 
 /// `nexthdr` from the VIP to the client (RFC 8200 §8.1).
 #[inline(always)]
 fn pseudo_v6(pkt: &Packet, len: u32, nexthdr: u8) -> u32 {
-    addr_sum(&pkt.key.vaddr) + addr_sum(&pkt.key.caddr) + (len >> 16) + (len & 0xffff) + nexthdr as u32
+    addr_sum(&pkt.key.vaddr)
+        + addr_sum(&pkt.key.caddr)
+        + (len >> 16)
+        + (len & 0xffff)
+        + nexthdr as u32
 }
 
 /// An ICMPv6 destination unreachable / port unreachable to the client
@@ -329,7 +315,7 @@ fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Drop(REASON_DROP_REPLY_RATE);
     }
     let quote = pkt.l3_len as usize + 8;
-    if quote > MAX_QUOTE6 || quote < IPV6_LEN + 8 {
+    if !(IPV6_LEN + 8..=MAX_QUOTE6).contains(&quote) {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     }
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
@@ -379,7 +365,18 @@ fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(icmp) = ptr_at_mut::<[u8; ICMP_LEN]>(ctx, icmp_off) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    unsafe { *icmp = [ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, c[0], c[1], 0, 0, 0, 0] };
+    unsafe {
+        *icmp = [
+            ICMPV6_DEST_UNREACH,
+            ICMPV6_PORT_UNREACH,
+            c[0],
+            c[1],
+            0,
+            0,
+            0,
+            0,
+        ]
+    };
     Verdict::Tx(REASON_TX_ICMP_UNREACH)
 }
 
