@@ -612,6 +612,9 @@ mod tests {
         assert_eq!(cfg.backends, 3);
         assert_eq!(cfg.vip, Ipv4Addr::new(203, 0, 113, 20));
         assert!(!cfg.lb_neighbours && !cfg.disable_ipv6);
+        assert_eq!(cfg.vip6, None);
+        let cfg = TopoConfig::new(2).dual_stack();
+        assert_eq!((cfg.vip6, cfg.disable_ipv6), (Some(DEFAULT_VIP6), false));
         assert!(DrTopology::build(&TopoConfig::new(0)).is_err());
     }
 }

@@ -234,6 +234,17 @@ fn ipv6_udp_is_balanced_and_no_real_means_connection_refused() -> Result<()> {
         rows.iter().all(|r| r.proto == "UDP" && r.source.is_ipv6()),
         "{rows:?}"
     );
+    // The IPv4 service of the same port next to it (the real servers' one `[::]:53` socket
+    // answers both families).
+    let v4 = format!("{}:53", lb.topo.vip);
+    lb.lbctl_ok(&["-A", "-u", &v4, "-s", "rr"])?;
+    for b in &lb.topo.backends {
+        lb.lbctl_ok(&["-a", "-u", &v4, "-r", &b.addr.to_string()])?;
+    }
+    let counts4 = client::udp_ask_many(ns, lb.topo.vip_sock(53), 6, T)?;
+    for name in ["rs1", "rs2", "rs3"] {
+        assert!((share(&counts4, name) - 2).abs() <= 1, "{counts4:?}");
+    }
 
     // Port 80: a TCP and a UDP service without any real server, then with quiescent ones.
     let tcp = service6(&lb, "-t", 80, "wrr", &[], &[])?;
