@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use lb_common::{
-    REASON_FWD_ICMP, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_EXT_HEADERS,
-    REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
+    REASON_DROP_NO_NEIGH, REASON_FWD_ICMP, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
+    REASON_PASS_EXT_HEADERS, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
 };
 use lb_tests::client::{self, HoldConn, Outcome};
 use lb_tests::lb::{ConnRow, LbTopology, real_line};
@@ -878,5 +878,41 @@ fn ipv6_syn_reusing_the_port_of_a_quiescent_real_is_rescheduled_with_expire_node
     assert_ne!(y, x, "expire_nodest_conn=1");
     assert_eq!(reason(&lb, REASON_FWD_NEW)?, 2);
     assert_eq!(entry()?.dest, SocketAddr::V6(real6_named(&lb, &y, 80)?));
+    Ok(())
+}
+
+/// An IPv6 real server whose MAC the director's kernel did not know at `-a` time: lbctl asks
+/// the kernel to resolve it and returns, and the program learns the MAC with
+/// `bpf_fib_lookup`, which for IPv6 answers only with `net.ipv6.conf.IFACE.forwarding=1` (as
+/// for IPv4): without it the packets are dropped (`drop_no_neigh`) although the kernel's
+/// neighbour entry is there by then.
+#[test]
+fn ipv6_real_learned_by_the_program_needs_ipv6_forwarding_on_the_interface() -> Result<()> {
+    if !require_root("ipv6_real_learned_by_the_program_needs_ipv6_forwarding_on_the_interface") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::with_config(&TopoConfig::new(1).dual_stack().without_lb_neighbours())?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    service6(&lb, "-t", 80, "rr", &[], &[1])?;
+    let rs1 = lb.topo.backends[0].addr6.context("dual stack")?.to_string();
+    let mac = lb_tests::netns::format_mac(&lb.topo.backends[0].mac);
+    lb_tests::lb::wait_for("the kernel resolving rs1", Duration::from_secs(5), || {
+        let o = lb
+            .topo
+            .lb
+            .ns
+            .ip(&["-6", "neigh", "show", &rs1, "dev", "eth0"])?;
+        Ok(String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("lladdr {mac}"))
+            .then_some(()))
+    })?;
+    let ns = &lb.topo.client.ns;
+    assert_eq!(
+        client::http_try(ns, lb.topo.vip6_sock(80), Duration::from_secs(1))?,
+        Outcome::TimedOut
+    );
+    assert!(reason(&lb, REASON_DROP_NO_NEIGH)? >= 1);
+    lb.topo.lb.ns.sysctl("net.ipv6.conf.eth0.forwarding", "1")?;
+    assert_eq!(client::http_get(ns, lb.topo.vip6_sock(80), T)?, "rs1");
     Ok(())
 }
