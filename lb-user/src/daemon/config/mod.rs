@@ -37,6 +37,8 @@
 mod parser;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v6;
 mod types;
 
 use std::path::Path;
