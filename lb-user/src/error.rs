@@ -67,6 +67,10 @@ pub enum Error {
     /// An IPv4-mapped IPv6 address as a service's or real's.
     #[error(transparent)]
     Addr(#[from] crate::addr::AddrError),
+    /// `-a` of an IPv6 real server that is link-local, multicast or
+    /// unspecified: the kernel's -EINVAL (`ip_vs_new_dest`).
+    #[error("real server {0} is not a unicast address (link-local, multicast or unspecified)")]
+    RealNotUnicast(std::net::IpAddr),
     #[error("service already exists")]
     ServiceExists(ServiceId),
     #[error("no such service")]

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -84,19 +84,19 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Connects to `addr` from inside `ns` and returns the stream (read/write timeouts set to
-/// `timeout`). A failed connection is reported as `Ok(Err(outcome))`.
+/// Connects to `addr` (IPv4 or IPv6) from inside `ns` and returns the stream (read/write
+/// timeouts set to `timeout`). A failed connection is reported as `Ok(Err(outcome))`.
 pub fn tcp_connect(
     ns: &Netns,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     timeout: Duration,
 ) -> Result<std::result::Result<TcpStream, Outcome>> {
+    let addr = addr.into();
     ns.run_in(|| connect(addr, timeout))
 }
 
-fn connect(addr: SocketAddrV4, timeout: Duration) -> std::result::Result<TcpStream, Outcome> {
-    let stream = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)
-        .map_err(|e| Outcome::from_io(&e))?;
+fn connect(addr: SocketAddr, timeout: Duration) -> std::result::Result<TcpStream, Outcome> {
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| Outcome::from_io(&e))?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
@@ -109,21 +109,21 @@ fn connect(addr: SocketAddrV4, timeout: Duration) -> std::result::Result<TcpStre
 /// connection closed (as long as this host keeps no `TIME_WAIT` for the same four-tuple).
 /// A connection that is not answered within `timeout` is [`Outcome::TimedOut`].
 fn connect_from(
-    local: SocketAddrV4,
-    addr: SocketAddrV4,
+    local: SocketAddr,
+    addr: SocketAddr,
     timeout: Duration,
 ) -> std::result::Result<TcpStream, Outcome> {
     let os_err = |e: io::Error| Outcome::from_io(&e);
     // socket2 opens it with SOCK_CLOEXEC, as std does.
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(os_err)?;
+    let socket = Socket::new(Domain::for_address(local), Type::STREAM, None).map_err(os_err)?;
     socket.set_reuse_address(true).map_err(os_err)?;
-    socket.bind(&SocketAddr::V4(local).into()).map_err(os_err)?;
+    socket.bind(&local.into()).map_err(os_err)?;
     // connect(2) honours SO_SNDTIMEO and reports EINPROGRESS when it runs out.
     socket
         .set_write_timeout(Some(timeout))
         .and_then(|()| socket.set_read_timeout(Some(timeout)))
         .map_err(os_err)?;
-    if let Err(e) = socket.connect(&SocketAddr::V4(addr).into()) {
+    if let Err(e) = socket.connect(&addr.into()) {
         return Err(if e.raw_os_error() == Some(libc::EINPROGRESS) {
             Outcome::TimedOut
         } else {
@@ -134,7 +134,7 @@ fn connect_from(
 }
 
 /// One HTTP/1.0 GET on a new connection; the body is the real server's name.
-fn http_once(addr: SocketAddrV4, timeout: Duration) -> Outcome {
+fn http_once(addr: SocketAddr, timeout: Duration) -> Outcome {
     match connect(addr, timeout) {
         Ok(s) => http_over(s, addr),
         Err(outcome) => outcome,
@@ -142,7 +142,7 @@ fn http_once(addr: SocketAddrV4, timeout: Duration) -> Outcome {
 }
 
 /// One HTTP/1.0 GET on the connected `stream`.
-fn http_over(mut stream: TcpStream, addr: SocketAddrV4) -> Outcome {
+fn http_over(mut stream: TcpStream, addr: SocketAddr) -> Outcome {
     let request = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
     if let Err(e) = stream.write_all(request.as_bytes()) {
         return Outcome::from_io(&e);
@@ -180,7 +180,8 @@ fn parse_http_response(response: &[u8]) -> Outcome {
 }
 
 /// GET `http://addr/` from inside `ns` and report what happened.
-pub fn http_try(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<Outcome> {
+pub fn http_try(ns: &Netns, addr: impl Into<SocketAddr>, timeout: Duration) -> Result<Outcome> {
+    let addr = addr.into();
     ns.run_in(|| http_once(addr, timeout))
 }
 
@@ -188,10 +189,11 @@ pub fn http_try(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<Out
 /// second client address, or a fixed client port to reuse) and report what happened.
 pub fn http_try_from(
     ns: &Netns,
-    local: SocketAddrV4,
-    addr: SocketAddrV4,
+    local: impl Into<SocketAddr>,
+    addr: impl Into<SocketAddr>,
     timeout: Duration,
 ) -> Result<Outcome> {
+    let (local, addr) = (local.into(), addr.into());
     ns.run_in(|| match connect_from(local, addr, timeout) {
         Ok(s) => http_over(s, addr),
         Err(outcome) => outcome,
@@ -200,7 +202,8 @@ pub fn http_try_from(
 
 /// GET `http://addr/` from inside `ns`; returns the body, i.e. the real server's name.
 /// Anything but an answer is an error.
-pub fn http_get(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<String> {
+pub fn http_get(ns: &Netns, addr: impl Into<SocketAddr>, timeout: Duration) -> Result<String> {
+    let addr = addr.into();
     match http_try(ns, addr, timeout)? {
         Outcome::Answered(name) => Ok(name),
         other => bail!("GET http://{addr}/ from {}: {other}", ns.name()),
@@ -211,10 +214,11 @@ pub fn http_get(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<Str
 /// per real server name. Any request that is not answered is an error.
 pub fn http_get_many(
     ns: &Netns,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     n: usize,
     timeout: Duration,
 ) -> Result<HashMap<String, usize>> {
+    let addr = addr.into();
     let outcomes = ns.run_in(|| {
         let mut counts = HashMap::new();
         for i in 0..n {
@@ -248,7 +252,8 @@ pub struct HoldConn {
 impl HoldConn {
     /// Connects from inside `ns`, sends `HOLD` and waits for the first answer.
     /// Fails unless the connection is answered.
-    pub fn open(ns: &Netns, addr: SocketAddrV4, timeout: Duration) -> Result<Self> {
+    pub fn open(ns: &Netns, addr: impl Into<SocketAddr>, timeout: Duration) -> Result<Self> {
+        let addr = addr.into();
         match Self::try_open(ns, addr, timeout)? {
             Ok(conn) => Ok(conn),
             Err(outcome) => bail!("HOLD connection to {addr} from {}: {outcome}", ns.name()),
@@ -258,24 +263,26 @@ impl HoldConn {
     /// Like [`HoldConn::open`], reporting a failed attempt as `Ok(Err(outcome))`.
     pub fn try_open(
         ns: &Netns,
-        addr: SocketAddrV4,
+        addr: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> Result<std::result::Result<Self, Outcome>> {
+        let addr = addr.into();
         ns.run_in(|| Self::connect_in_current_ns(addr, timeout))
     }
 
     /// Like [`HoldConn::try_open`], from the local address `local` (see [`http_try_from`]).
     pub fn try_open_from(
         ns: &Netns,
-        local: SocketAddrV4,
-        addr: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        addr: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> Result<std::result::Result<Self, Outcome>> {
+        let (local, addr) = (local.into(), addr.into());
         ns.run_in(|| Self::hold_over(connect_from(local, addr, timeout)?, timeout))
     }
 
     fn connect_in_current_ns(
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         timeout: Duration,
     ) -> std::result::Result<Self, Outcome> {
         Self::hold_over(connect(addr, timeout)?, timeout)
@@ -351,10 +358,11 @@ impl HoldConn {
 /// socket is connected, so ICMP errors are reported).
 pub fn udp_ask(
     ns: &Netns,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     payload: &[u8],
     timeout: Duration,
 ) -> Result<Outcome> {
+    let addr = addr.into();
     ns.run_in(|| udp_once(addr, payload, timeout))
 }
 
@@ -362,10 +370,11 @@ pub fn udp_ask(
 /// datagram that is not answered is an error.
 pub fn udp_ask_many(
     ns: &Netns,
-    addr: SocketAddrV4,
+    addr: impl Into<SocketAddr>,
     n: usize,
     timeout: Duration,
 ) -> Result<HashMap<String, usize>> {
+    let addr = addr.into();
     let outcomes = ns.run_in(|| {
         let mut counts = HashMap::new();
         for i in 0..n {
@@ -382,8 +391,16 @@ pub fn udp_ask_many(
     }
 }
 
-fn udp_once(addr: SocketAddrV4, payload: &[u8], timeout: Duration) -> Outcome {
-    let sock = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(addr).map(|()| s)) {
+/// The wildcard address of `addr`'s family, port 0: what a client socket binds.
+fn any_of(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
+fn udp_once(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Outcome {
+    let sock = match UdpSocket::bind(any_of(addr)).and_then(|s| s.connect(addr).map(|()| s)) {
         Ok(s) => s,
         Err(e) => return Outcome::from_io(&e),
     };
@@ -416,9 +433,10 @@ pub struct UdpFlow {
 
 impl UdpFlow {
     /// Binds an ephemeral port inside `ns` and connects to `addr`.
-    pub fn open(ns: &Netns, addr: SocketAddrV4) -> Result<Self> {
+    pub fn open(ns: &Netns, addr: impl Into<SocketAddr>) -> Result<Self> {
+        let addr = addr.into();
         let sock = ns.run_in(|| -> io::Result<UdpSocket> {
-            let sock = UdpSocket::bind("0.0.0.0:0")?;
+            let sock = UdpSocket::bind(any_of(addr))?;
             sock.connect(addr)?;
             Ok(sock)
         })??;

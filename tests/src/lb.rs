@@ -4,9 +4,10 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddrV4,
+    net::{SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     process::Output,
+    str::FromStr,
     time::{Duration, Instant},
 };
 
@@ -255,6 +256,12 @@ impl LbTopology {
         parse_conn_listing(&self.lbctl_ok(&["-L", "-c", "-n"])?)
     }
 
+    /// The rows of `lbctl -L -c -n` of both families (`[2001:db8::10]:40000` as well as
+    /// `198.51.100.10:40000`).
+    pub fn conn_rows_any(&self) -> Result<Vec<ConnRow<SocketAddr>>> {
+        parse_conn_listing_as(&self.lbctl_ok(&["-L", "-c", "-n"])?)
+    }
+
     /// Packets counted under each `REASON_*` (the pinned `STATS` map), summed over CPUs:
     /// what the XDP program did with every packet, for assertions and diagnostics.
     pub fn reasons(&self) -> Result<Vec<u64>> {
@@ -463,21 +470,39 @@ pub fn real_mac(i: u8) -> [u8; 6] {
 }
 
 /// One row of `ipvsadm -L -c -n` (`lbctl -L -c -n`): a connection entry, or a persistence
-/// template (client port 0).
+/// template (client port 0). Addresses are `SocketAddrV4` ([`parse_conn_listing`]) or, for a
+/// listing with IPv6 rows, `SocketAddr` ([`parse_conn_listing_as`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnRow {
+pub struct ConnRow<A = SocketAddrV4> {
     /// `TCP` or `UDP`.
     pub proto: String,
     /// The `expire` column (`MM:SS`) in seconds.
     pub expire_secs: u64,
     /// `ESTABLISHED`, `FIN_WAIT`, `UDP`, ... for entries; `NONE` or `ASSURED` for templates.
     pub state: String,
-    pub source: SocketAddrV4,
-    pub virt: SocketAddrV4,
-    pub dest: SocketAddrV4,
+    pub source: A,
+    pub virt: A,
+    pub dest: A,
 }
 
-impl ConnRow {
+/// An address with a port (the columns of `-L -c -n`).
+pub trait HasPort {
+    fn port(&self) -> u16;
+}
+
+impl HasPort for SocketAddrV4 {
+    fn port(&self) -> u16 {
+        SocketAddrV4::port(self)
+    }
+}
+
+impl HasPort for SocketAddr {
+    fn port(&self) -> u16 {
+        SocketAddr::port(self)
+    }
+}
+
+impl<A: HasPort> ConnRow<A> {
     /// Whether the row is a persistence template (source port 0).
     pub fn is_template(&self) -> bool {
         self.source.port() == 0
@@ -485,8 +510,13 @@ impl ConnRow {
 }
 
 /// Parses `-L -c -n` output strictly: the two heading lines of ipvsadm, then one row of six
-/// columns per entry.
+/// columns per entry (IPv4 only).
 pub fn parse_conn_listing(text: &str) -> Result<Vec<ConnRow>> {
+    parse_conn_listing_as(text)
+}
+
+/// [`parse_conn_listing`] with addresses of type `A` (`SocketAddr`: both families).
+pub fn parse_conn_listing_as<A: FromStr>(text: &str) -> Result<Vec<ConnRow<A>>> {
     let mut lines = text.lines();
     if lines.next() != Some("IPVS connection entries")
         || lines.next()

@@ -19,12 +19,25 @@
 //! - Real servers hold the VIP on `lo` (/32) with `arp_ignore=1`, `arp_announce=2` (on `all`,
 //!   `lo`, `eth0`) and answer the client directly (same subnet): direct routing.
 //!
-//! Only documentation addresses are used (198.51.100.0/24, 203.0.113.0/24) and every interface
+//! - Dual stack ([`TopoConfig::dual_stack`]): every `eth0` also gets an IPv6 address of
+//!   2001:db8::/64 (client `::10`, LB `::2`, real servers `::11`, `::12`, ...), all `nodad`
+//!   with DAD off in every namespace (`accept_dad=0`, so link-local addresses are usable at
+//!   once too). The client routes the IPv6 VIP's /64 (2001:db8:0:ff::/64) via the LB's
+//!   address, for which it has a permanent neighbour entry with the LB's MAC: its frames to
+//!   the VIP carry the LB's MAC and it never asks ND for the VIP. Real servers hold the IPv6
+//!   VIP on `lo` (/128). They need nothing like `arp_ignore`: IPv6 neighbour discovery only
+//!   answers for addresses of the interface the solicitation came in on, so a VIP on `lo` is
+//!   never advertised on `eth0` (checked by `tests/ipv6_e2e.rs`). The LB has IPv6 forwarding on
+//!   its `eth0` only (`net.ipv6.conf.eth0.forwarding=1`; `all` stays 0, so its kernel routes
+//!   nothing): `bpf_fib_lookup` answers only on an interface with forwarding on, and the XDP
+//!   program asks it for the MAC of an IPv6 real server the controller did not resolve.
+//!
+//! Only documentation addresses are used (198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) and every interface
 //! lives inside a namespace owned by the topology, so nothing leaves the test. Several
 //! topologies can be built in parallel: namespace names are unique and the bridge port names
 //! only need to be unique within their own switch namespace.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -46,6 +59,17 @@ pub const LB_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const FIRST_BACKEND_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
 /// The default virtual IP.
 pub const DEFAULT_VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// Prefix length of the shared segment's IPv6 network (2001:db8::/64).
+pub const PREFIX_LEN6: u8 = 64;
+/// The client's IPv6 address (dual stack).
+pub const CLIENT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+/// The LB's IPv6 address (dual stack).
+pub const LB_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// The first real server's IPv6 address; the others follow (`::12`, `::13`, ...).
+pub const FIRST_BACKEND_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+/// The default IPv6 virtual IP (dual stack), in a /64 of its own that the client routes via
+/// the LB.
+pub const DEFAULT_VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0xff, 0, 0, 0, 0x10);
 /// How long [`DrTopology::start_servers`] waits for a server to listen.
 pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -72,6 +96,8 @@ pub struct TopoConfig {
     /// Disable IPv6 in every namespace (default), so router solicitations and MLD reports do
     /// not show up in XDP counters.
     pub disable_ipv6: bool,
+    /// The IPv6 virtual IP when the topology is dual stack ([`TopoConfig::dual_stack`]).
+    pub vip6: Option<Ipv6Addr>,
 }
 
 impl TopoConfig {
@@ -82,7 +108,16 @@ impl TopoConfig {
             vip: DEFAULT_VIP,
             lb_neighbours: true,
             disable_ipv6: true,
+            vip6: None,
         }
+    }
+
+    /// Dual stack: IPv6 addresses on every host as well, the IPv6 VIP [`DEFAULT_VIP6`] on the
+    /// real servers' `lo` (see the module's documentation).
+    pub fn dual_stack(mut self) -> Self {
+        self.disable_ipv6 = false;
+        self.vip6 = Some(DEFAULT_VIP6);
+        self
     }
 
     /// Uses `vip` as the virtual IP.
@@ -114,6 +149,8 @@ pub struct Node {
     pub ns: Netns,
     /// The address on its `eth0`.
     pub addr: Ipv4Addr,
+    /// Its IPv6 address on `eth0` (dual-stack topologies).
+    pub addr6: Option<Ipv6Addr>,
     /// The MAC of its `eth0` (read back from the device).
     pub mac: [u8; 6],
     /// The other end of its veth: a bridge port in the switch namespace.
@@ -133,13 +170,23 @@ impl Node {
         SocketAddrV4::new(self.addr, port)
     }
 
+    /// `[addr6]:port`; panics on a host without IPv6 (not a dual-stack topology).
+    pub fn sock6(&self, port: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(self.addr6.expect("a dual-stack topology"), port, 0, 0)
+    }
+
     /// Starts `lb-testsrv --name <name> --listen 0.0.0.0:<port> [--udp]` in this namespace and
-    /// waits until it listens (the wildcard bind covers the VIP on `lo`).
+    /// waits until it listens (the wildcard bind covers the VIP on `lo`). On a dual-stack host
+    /// it listens on `[::]:<port>`, which takes both families.
     pub fn start_server(&mut self, bin: &Path, port: u16, udp: bool) -> Result<NsChild> {
         let bin = bin
             .to_str()
             .with_context(|| format!("non-UTF-8 path {}", bin.display()))?;
-        let listen = format!("0.0.0.0:{port}");
+        let listen = if self.addr6.is_some() {
+            format!("[::]:{port}")
+        } else {
+            format!("0.0.0.0:{port}")
+        };
         let mut argv = vec![bin, "--name", &self.name, "--listen", &listen];
         if udp {
             argv.push("--udp");
@@ -176,17 +223,29 @@ impl Node {
 }
 
 /// Whether something in `ns` listens on `port` (TCP LISTEN, or a bound UDP socket), read
-/// from `/proc/thread-self/net/{tcp,udp}` on a thread inside the namespace.
+/// from `/proc/thread-self/net/{tcp,udp}` (and `tcp6`, `udp6`) on a thread inside the
+/// namespace.
 pub fn is_listening(ns: &Netns, port: u16, udp: bool) -> Result<bool> {
-    let (file, state) = if udp {
-        ("/proc/thread-self/net/udp", "07")
+    let (files, state) = if udp {
+        (
+            ["/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"],
+            "07",
+        )
     } else {
-        ("/proc/thread-self/net/tcp", "0A")
+        (
+            ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"],
+            "0A",
+        )
     };
-    let table = ns
-        .run_in(|| std::fs::read_to_string(file))?
-        .with_context(|| format!("cannot read {file} in {}", ns.name()))?;
-    Ok(socket_table_has(&table, port, state))
+    for file in files {
+        let table = ns
+            .run_in(|| std::fs::read_to_string(file))?
+            .with_context(|| format!("cannot read {file} in {}", ns.name()))?;
+        if socket_table_has(&table, port, state) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Parses a `/proc/net/{tcp,udp}` table: is there a socket with local port `port` in `state`?
@@ -216,6 +275,8 @@ pub struct DrTopology {
     pub switch: Netns,
     /// The virtual IP.
     pub vip: Ipv4Addr,
+    /// The IPv6 virtual IP (dual-stack topologies).
+    pub vip6: Option<Ipv6Addr>,
 }
 
 impl DrTopology {
@@ -243,6 +304,16 @@ impl DrTopology {
                 // `default` applies to interfaces created afterwards (the veth ends below).
                 ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
                 ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+            }
+        }
+        if cfg.vip6.is_some() {
+            for ns in [&switch, &client, &lb].into_iter().chain(&backend_ns) {
+                // No duplicate address detection (link-local addresses usable at once) and
+                // no router solicitations on the interfaces created below.
+                for conf in ["all", "default"] {
+                    ns.sysctl(&format!("net.ipv6.conf.{conf}.accept_dad"), "0")?;
+                }
+                ns.sysctl("net.ipv6.conf.default.router_solicitations", "0")?;
             }
         }
         // Real servers must not answer ARP for the VIP; set before any address exists.
@@ -278,10 +349,28 @@ impl DrTopology {
         switch.ip_batch(&batch).context("cannot build the switch")?;
 
         // Hosts.
+        let addr6_of = |addr: Ipv4Addr| cfg.vip6.map(|_| addr6_for(addr));
         for (ns, _, addr) in &hosts {
-            ns.ip_batch(&format!(
-                "link set {IFNAME} up\naddr add {addr}/{PREFIX_LEN} dev {IFNAME}\n"
+            let mut batch =
+                format!("link set {IFNAME} up\naddr add {addr}/{PREFIX_LEN} dev {IFNAME}\n");
+            if let Some(a6) = addr6_of(*addr) {
+                batch.push_str(&format!("addr add {a6}/{PREFIX_LEN6} dev {IFNAME} nodad\n"));
+            }
+            ns.ip_batch(&batch)?;
+        }
+        if let Some(vip6) = cfg.vip6 {
+            // The VIP's /64 via the LB, whose MAC the client knows without asking ND.
+            let vip6_net = Ipv6Addr::from(u128::from(vip6) & !u128::from(u64::MAX));
+            client.ip_batch(&format!(
+                "neigh replace {LB_ADDR6} lladdr {} dev {IFNAME} nud permanent\n\
+                 route add {vip6_net}/64 via {LB_ADDR6} dev {IFNAME}\n",
+                format_mac(&mac_for(LB_ADDR))
             ))?;
+            // bpf_fib_lookup answers on an interface with forwarding on; `all` stays 0.
+            lb.sysctl(&format!("net.ipv6.conf.{IFNAME}.forwarding"), "1")?;
+            for ns in &backend_ns {
+                ns.ip(&["addr", "add", &format!("{vip6}/128"), "dev", "lo", "nodad"])?;
+            }
         }
         let vip_net = Ipv4Addr::from(u32::from(cfg.vip) & 0xffff_ff00);
         client.ip(&[
@@ -304,6 +393,7 @@ impl DrTopology {
         }
 
         let node = |name: String, ns: Netns, port: String, addr: Ipv4Addr| -> Result<Node> {
+            let addr6 = addr6_of(addr);
             let mac = ns.mac(IFNAME)?;
             ensure!(
                 mac == mac_for(addr),
@@ -316,6 +406,7 @@ impl DrTopology {
                 name,
                 ns,
                 addr,
+                addr6,
                 mac,
                 bridge_port: port,
                 servers: Vec::new(),
@@ -333,6 +424,7 @@ impl DrTopology {
             lb: node("lb".into(), lb, "p-lb".into(), LB_ADDR)?,
             switch,
             vip: cfg.vip,
+            vip6: cfg.vip6,
         };
         if cfg.lb_neighbours {
             topo.add_lb_neighbours()?;
@@ -360,6 +452,51 @@ impl DrTopology {
         SocketAddrV4::new(self.vip, port)
     }
 
+    /// `[VIP6]:port`; panics unless the topology is dual stack.
+    pub fn vip6_sock(&self, port: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(self.vip6.expect("a dual-stack topology"), port, 0, 0)
+    }
+
+    /// `VIP:port` of the family of `v6`: the VIP's, or the IPv6 VIP's.
+    pub fn vip_sock_of(&self, v6: bool, port: u16) -> SocketAddr {
+        if v6 {
+            self.vip6_sock(port).into()
+        } else {
+            self.vip_sock(port).into()
+        }
+    }
+
+    /// Gives the client the extra address `addr` on its `eth0` (IPv6: `nodad`), e.g. a second
+    /// client for persistence. An IPv6 address outside 2001:db8::/64 gets its /64 routed on
+    /// link by every real server, so that they answer it directly.
+    pub fn add_client_address(&self, addr: IpAddr) -> Result<()> {
+        match addr {
+            IpAddr::V4(a) => self
+                .client
+                .ns
+                .ip(&["addr", "add", &format!("{a}/{PREFIX_LEN}"), "dev", IFNAME])
+                .map(drop),
+            IpAddr::V6(a) => {
+                self.client.ns.ip(&[
+                    "addr",
+                    "add",
+                    &format!("{a}/{PREFIX_LEN6}"),
+                    "dev",
+                    IFNAME,
+                    "nodad",
+                ])?;
+                let net = Ipv6Addr::from(u128::from(a) & !u128::from(u64::MAX));
+                let segment = Ipv6Addr::from(u128::from(CLIENT_ADDR6) & !u128::from(u64::MAX));
+                if net != segment {
+                    for b in &self.backends {
+                        b.ns.ip(&["route", "replace", &format!("{net}/64"), "dev", IFNAME])?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Real server `i` (0-based) by index.
     pub fn backend(&self, i: usize) -> &Node {
         &self.backends[i]
@@ -370,18 +507,22 @@ impl DrTopology {
         self.backends.iter().find(|b| b.name == name)
     }
 
-    /// Installs a permanent neighbour entry for every real server in the LB namespace
-    /// (done by [`DrTopology::build`] unless [`TopoConfig::without_lb_neighbours`]).
+    /// Installs a permanent neighbour entry for every real server (both its addresses in a
+    /// dual-stack topology) in the LB namespace (done by [`DrTopology::build`] unless
+    /// [`TopoConfig::without_lb_neighbours`]).
     pub fn add_lb_neighbours(&self) -> Result<()> {
         let batch: String = self
             .backends
             .iter()
-            .map(|b| {
-                format!(
-                    "neigh replace {} lladdr {} dev {IFNAME} nud permanent\n",
-                    b.addr,
-                    format_mac(&b.mac)
-                )
+            .flat_map(|b| {
+                let v4 = Some(IpAddr::V4(b.addr));
+                let v6 = b.addr6.map(IpAddr::V6);
+                [v4, v6].into_iter().flatten().map(|a| {
+                    format!(
+                        "neigh replace {a} lladdr {} dev {IFNAME} nud permanent\n",
+                        format_mac(&b.mac)
+                    )
+                })
             })
             .collect();
         self.lb.ns.ip_batch(&batch)
@@ -415,6 +556,14 @@ impl DrTopology {
     }
 }
 
+/// The IPv6 address of the host whose IPv4 address is `addr`: 2001:db8:: and the last octet
+/// written as hex digits (198.51.100.11 -> 2001:db8::11, .2 -> ::2, .10 -> ::10).
+pub fn addr6_for(addr: Ipv4Addr) -> Ipv6Addr {
+    let last = addr.octets()[3];
+    let low = u16::from(last / 100) << 8 | u16::from(last / 10 % 10) << 4 | u16::from(last % 10);
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, low)
+}
+
 /// Address of real server `i` (0-based), or None past the /24.
 pub fn backend_addr(i: usize) -> Option<Ipv4Addr> {
     let base = FIRST_BACKEND_ADDR.octets()[3] as usize;
@@ -437,6 +586,13 @@ mod tests {
         );
         assert_eq!(backend_addr(MAX_BACKENDS), None);
         assert_eq!(mac_for(FIRST_BACKEND_ADDR), [2, 0, 198, 51, 100, 11]);
+        assert_eq!(addr6_for(FIRST_BACKEND_ADDR), FIRST_BACKEND_ADDR6);
+        assert_eq!(addr6_for(CLIENT_ADDR), CLIENT_ADDR6);
+        assert_eq!(addr6_for(LB_ADDR), LB_ADDR6);
+        assert_eq!(
+            addr6_for(Ipv4Addr::new(198, 51, 100, 254)),
+            "2001:db8::254".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `CliError`: ipvsadm's messages and exit codes, and lbctl's own.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use clap::error::ErrorKind;
 /// Why a command line (or a `-R` line) was refused. `Display` gives the
@@ -93,10 +93,19 @@ pub enum CliError {
     OnePacketNotUdp,
     #[error("Tunnel options conflict with forward method")]
     TunnelOptionsConflict,
-    #[error("-6 used before -f")]
+    /// ipvsadm's message ends in its own newline, so a blank line follows.
+    #[error("-6 used before -f\n")]
     Ipv6BeforeFwmark,
-    #[error("IPv6 is not supported yet")]
-    Ipv6Unsupported,
+    /// `-M` of an IPv6 service: not a prefix length 1 to 128.
+    #[error("illegal ipv6 netmask specified")]
+    IllegalIpv6Netmask,
+    /// `-a`/`-e` of a real server of the other family than its service's
+    /// (ipvsadm allows it with `-i` only).
+    #[error("Different address family is allowed only for tunneling servers")]
+    DifferentFamily,
+    /// An IPv4-mapped IPv6 address as a service's or real's.
+    #[error(transparent)]
+    Addr(#[from] crate::addr::AddrError),
     /// A known IPVS scheduler that lbctl does not implement yet.
     #[error(
         "scheduler {0} is not supported yet (supported: {supported})",
@@ -120,7 +129,7 @@ pub enum CliError {
     /// `-a`/`-e` of a loopback or unspecified real server: IPVS serves it on the director
     /// (`Local`, e.g. ldirectord's `fallback=127.0.0.1:80`); direct routing cannot.
     #[error("real server {0} is the director itself: lbctl forwards by direct routing (-g) only")]
-    LocalReal(Ipv4Addr),
+    LocalReal(IpAddr),
     /// Any other ipvsadm feature that lbctl does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
@@ -185,7 +194,7 @@ impl CliError {
             self,
             CliError::IllegalClientAddress
                 | CliError::NonContiguousNetmask(_)
-                | CliError::Ipv6Unsupported
+                | CliError::Addr(_)
                 | CliError::SchedulerUnsupported(_)
                 | CliError::ForwardingUnsupported(_)
                 | CliError::LocalReal(_)

@@ -2,19 +2,20 @@
 //! fill a `State`, then the checks run in ipvsadm's order and `build` makes
 //! the [`Command`](super::Command).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use lb_common::MAX_WEIGHT;
 
 use super::options::{Cmd, OPT_NAMES, Opt, Tag, command_of, generic_opt_check};
 use super::popt::{Found, Popt};
 use super::values::{
-    Addr, parse_addr, parse_netmask, parse_sched, parse_sched_flags, parse_timeout,
+    parse_addr, parse_netmask, parse_prefix_len, parse_sched, parse_sched_flags, parse_timeout,
     string_to_number,
 };
 use super::{
     CliError, Command, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHED, DEFAULT_WEIGHT, ListTarget,
 };
+use crate::addr::{checked, full_netmask, v6_netmask};
 use crate::format::ListFormat;
 use crate::model::{
     Fwd, MAX_THRESHOLD, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds,
@@ -36,9 +37,12 @@ pub(super) struct State {
     svc_proto: Option<Proto>,
     svc_port: u16,
     fwmark: bool,
+    /// The service's family as ipvsadm knows it so far: `-t`/`-u`'s
+    /// address's, IPv4 for `-f`, IPv6 after `-6`.
+    svc_v6: bool,
     svc: Option<Usable<ServiceId>>,
     /// `-r`: address and port (port as ipvsadm computes it before forcing).
-    real: Option<Usable<(Ipv4Addr, u16)>>,
+    real: Option<Usable<(IpAddr, u16)>>,
     sched: Option<Sched>,
     /// `-s` as given (what ipvsadm checks `-b`'s words against).
     sched_name: Option<String>,
@@ -47,7 +51,10 @@ pub(super) struct State {
     /// `-o`: one-packet scheduling.
     one_packet: bool,
     persistent: Option<u32>,
-    netmask: Option<Ipv4Addr>,
+    netmask: Option<IpAddr>,
+    /// `-M` given before its service's family was settled (before `-t`/`-u`,
+    /// or after `-f`, which `-6` may follow): read once every option is.
+    netmask_pending: Option<String>,
     weight: Option<u32>,
     /// `-x`, `-y` (0 when omitted, as ipvsadm sends them).
     u_threshold: Option<u32>,
@@ -92,7 +99,7 @@ impl State {
         }
     }
 
-    fn real(&self, cmd: Cmd) -> Result<(Ipv4Addr, u16), CliError> {
+    fn real(&self, cmd: Cmd) -> Result<(IpAddr, u16), CliError> {
         match &self.real {
             Some(Usable::Yes(r)) => Ok(*r),
             Some(Usable::No(e)) => Err(e.clone()),
@@ -167,6 +174,7 @@ pub(super) fn parse_ipvsadm(
     while let Some(found) = popt.next_opt()? {
         apply_option(&mut st, found, names)?;
     }
+    apply_pending_netmask(&mut st)?;
 
     // Leftover words: --set's three values, anything else is unexpected.
     let mut leftovers = popt.leftovers.into_iter();
@@ -210,9 +218,15 @@ pub(super) fn parse_ipvsadm(
     }
     if matches!(cmd, Cmd::AddDest | Cmd::EditDest)
         && let Some(Usable::Yes((addr, _))) = &st.real
-        && (addr.is_loopback() || addr.is_unspecified())
     {
-        return Err(CliError::LocalReal(*addr));
+        // Tunneling (-i) would allow it; lbctl forwards by direct routing.
+        if addr.is_ipv6() != st.svc_v6 {
+            return Err(CliError::DifferentFamily);
+        }
+        // IPv6's `::` is not unicast: the kernel's refusal (`Table`).
+        if addr.is_loopback() || (addr.is_ipv4() && addr.is_unspecified()) {
+            return Err(CliError::LocalReal(*addr));
+        }
     }
     if matches!(cmd, Cmd::AddDest | Cmd::EditDest) && st.tunnel_opts {
         // Only -g gets here (-i and -m were refused as unsupported).
@@ -251,24 +265,25 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
             };
             st.svc_proto = proto;
             let parsed = parse_addr(&arg, proto, names).ok_or(CliError::IllegalServiceAddress)?;
-            st.svc = Some(match (proto, parsed) {
-                (None, Addr::V4 { port, .. } | Addr::V6 { port }) => {
-                    st.svc_port = port.unwrap_or(0);
+            let (addr, port) = parsed.split();
+            st.svc_port = port.unwrap_or(0);
+            st.svc_v6 = addr.is_ipv6();
+            st.svc = Some(match (proto, checked(addr)) {
+                (None, _) => {
                     Usable::No(st.defer(CliError::Unsupported("SCTP services (--sctp-service)")))
                 }
-                (Some(_), Addr::V6 { port }) => {
-                    st.svc_port = port.unwrap_or(0);
-                    Usable::No(st.defer(CliError::Ipv6Unsupported))
-                }
-                (Some(proto), Addr::V4 { addr, port }) => {
-                    st.svc_port = port.unwrap_or(0);
-                    Usable::Yes(ServiceId {
-                        proto,
-                        addr: addr.into(),
-                        port: st.svc_port,
-                    })
-                }
+                (Some(_), Err(e)) => Usable::No(st.defer(e.into())),
+                (Some(proto), Ok(addr)) => Usable::Yes(ServiceId {
+                    proto,
+                    addr,
+                    port: st.svc_port,
+                }),
             });
+            // ipvsadm's parse_service sets an IPv6 service's mask to /128
+            // (an IPv4 one keeps the -M read before it).
+            if st.svc_v6 {
+                st.netmask = None;
+            }
         }
         Tag::FwmarkService => {
             st.set(Opt::Service)?;
@@ -276,9 +291,11 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                 .and_then(|m| u32::try_from(m).ok())
                 .ok_or_else(|| CliError::InvalidFwmark(arg.clone()))?;
             st.fwmark = true;
-            // As ipvsadm: protocol TCP for the names of `-r`, port 0.
+            // As ipvsadm: protocol TCP for the names of `-r`, port 0,
+            // IPv4 until `-6`.
             st.svc_proto = Some(Proto::Tcp);
             st.svc_port = 0;
+            st.svc_v6 = false;
             st.svc = Some(Usable::Yes(ServiceId::fwmark(mark)));
         }
         Tag::Scheduler => {
@@ -303,15 +320,22 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::Netmask => {
             st.set(Opt::Netmask)?;
-            st.netmask = Some(parse_netmask(&arg)?);
+            // Read now when the family is known for good (ipvsadm reads it
+            // by the family known so far, so that a -M before -t [v6] or
+            // before -6 would be lost: docs/SEMANTICS.md §8).
+            match &st.svc {
+                Some(_) if !st.fwmark => st.netmask = Some(parse_mask(&arg, st.svc_v6)?),
+                _ => st.netmask_pending = Some(arg),
+            }
         }
         Tag::RealServer => {
             st.set(Opt::Server)?;
             let parsed =
                 parse_addr(&arg, st.svc_proto, names).ok_or(CliError::IllegalRealAddress)?;
-            st.real = Some(match parsed {
-                Addr::V6 { .. } => Usable::No(st.defer(CliError::Ipv6Unsupported)),
-                Addr::V4 { addr, port } => Usable::Yes((addr, port.unwrap_or(st.svc_port))),
+            let (addr, port) = parsed.split();
+            st.real = Some(match checked(addr) {
+                Ok(addr) => Usable::Yes((addr, port.unwrap_or(st.svc_port))),
+                Err(e) => Usable::No(st.defer(e.into())),
             });
         }
         Tag::Gatewaying => st.set(Opt::Forward)?,
@@ -379,10 +403,15 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
             st.format.exact = true;
         }
         Tag::Ipv6 => {
-            if !st.fwmark {
+            let Some(mark) = st.svc.as_ref().and_then(|s| match s {
+                Usable::Yes(id) => id.mark(),
+                Usable::No(_) => None,
+            }) else {
                 return Err(CliError::Ipv6BeforeFwmark);
-            }
-            st.defer(CliError::Ipv6Unsupported);
+            };
+            st.svc_v6 = true;
+            st.netmask = None;
+            st.svc = Some(Usable::Yes(ServiceId::fwmark_of_family(mark, true)));
         }
         Tag::Ops => {
             st.set(Opt::OnePacket)?;
@@ -462,6 +491,25 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
     Ok(())
 }
 
+/// `-M` for a service of the family `v6`: a dotted IPv4 mask, or an IPv6
+/// prefix length as ipvsadm's `atoi` reads it.
+fn parse_mask(arg: &str, v6: bool) -> Result<IpAddr, CliError> {
+    if v6 {
+        Ok(IpAddr::V6(v6_netmask(parse_prefix_len(arg)?)))
+    } else {
+        Ok(IpAddr::V4(parse_netmask(arg)?))
+    }
+}
+
+/// A `-M` read before its service's family was settled, by the family the
+/// options end with.
+fn apply_pending_netmask(st: &mut State) -> Result<(), CliError> {
+    if let Some(arg) = st.netmask_pending.take() {
+        st.netmask = Some(parse_mask(&arg, st.svc_v6)?);
+    }
+    Ok(())
+}
+
 /// `-x`/`-y`: ipvsadm's `string_to_number(optarg, 0, INT_MAX)`, failing
 /// with "illegal u_threshold specified" (or `l_threshold`). Whether the
 /// lower one is above the upper one is the kernel's check (`Table`).
@@ -494,11 +542,12 @@ fn apply_sched_flags(st: &mut State) -> Result<(), CliError> {
 
 pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<Command, CliError> {
     let service_spec = || -> Result<ServiceSpec, CliError> {
+        let id = st.service(cmd)?;
         Ok(ServiceSpec {
-            id: st.service(cmd)?,
+            id,
             sched: st.sched.unwrap_or(DEFAULT_SCHED),
             persistent: st.persistent,
-            netmask: st.netmask.unwrap_or(Ipv4Addr::BROADCAST).into(),
+            netmask: st.netmask.unwrap_or_else(|| full_netmask(id.addr)),
             one_packet: st.one_packet,
         })
     };
@@ -512,10 +561,7 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
         Ok((
             service,
             RealSpec {
-                id: RealId {
-                    addr: addr.into(),
-                    port,
-                },
+                id: RealId { addr, port },
                 fwd: Fwd::Route,
                 weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
                 // ipvsadm sends 0 for an omitted -x/-y, on -e too: the
@@ -549,10 +595,7 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
             let (addr, port) = st.real(cmd)?;
             Command::DeleteReal {
                 service,
-                real: RealId {
-                    addr: addr.into(),
-                    port,
-                },
+                real: RealId { addr, port },
             }
         }
         Cmd::List => {

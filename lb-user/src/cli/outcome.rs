@@ -67,6 +67,10 @@ pub fn ipvs_strerror(op: Op, e: &Error) -> Option<&'static str> {
         // -ERANGE of ip_vs_add_dest/edit_dest: not in libipvs's table, so
         // strerror's text.
         Error::ThresholdRange { .. } => "Numerical result out of range",
+        // -EINVAL of ip_vs_new_dest: an IPv6 real that is not unicast.
+        Error::RealNotUnicast(_) => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        }
         // A full table: the kernel's allocation fails (-ENOMEM).
         Error::TooManyServices(_)
         | Error::TooManyReals(_)

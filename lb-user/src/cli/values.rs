@@ -1,6 +1,6 @@
 //! ipvsadm's value parsers: numbers, timeouts, addresses, netmask, scheduler.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{CliError, MAX_TIMEOUT};
 use crate::model::{BadSchedFlag, Proto, Sched, SchedFlags};
@@ -37,12 +37,26 @@ pub(super) fn str_is_digit(s: &str) -> bool {
 /// What `host[:port]` named.
 pub(super) enum Addr {
     V4 { addr: Ipv4Addr, port: Option<u16> },
-    V6 { port: Option<u16> },
+    V6 { addr: Ipv6Addr, port: Option<u16> },
+}
+
+impl Addr {
+    /// The address and port (`None`: no port given).
+    pub(super) fn split(&self) -> (IpAddr, Option<u16>) {
+        match *self {
+            Addr::V4 { addr, port } => (IpAddr::V4(addr), port),
+            Addr::V6 { addr, port } => (IpAddr::V6(addr), port),
+        }
+    }
 }
 
 /// ipvsadm's `parse_service`: `None` is its `SERVICE_NONE` (an error).
 ///
-/// Hosts are dotted quads or names from the hosts file; unlike `inet_aton`,
+/// IPv6 addresses are numeric, `[addr]:port` (a port is then required, as
+/// in ipvsadm) or bare `addr` (no port); bracketed text that is not an IPv6
+/// address is refused (ipvsadm takes `[10.0.0.1]:80` as 10.0.0.1 and drops
+/// the port). Hosts are dotted quads or names from the hosts file (IPv4
+/// only, as ipvsadm's `gethostbyname`); unlike `inet_aton`,
 /// shorthand (`10.1`), octal (`010.0.0.1`) and hex forms are not accepted.
 /// Ports are numbers or names from the services file for `proto` (no names
 /// without a protocol, as in ipvsadm when `-r` comes before `-t`).
@@ -58,11 +72,14 @@ pub(super) fn parse_addr(buf: &str, proto: Option<Proto>, names: &Resolver) -> O
     if let Some(rest) = buf.strip_prefix('[') {
         let (inner, after) = rest.split_once(']')?;
         let p = after.strip_prefix(':')?;
-        inner.parse::<Ipv6Addr>().ok()?;
-        return Some(Addr::V6 { port: port(p) });
+        let addr = inner.parse::<Ipv6Addr>().ok()?;
+        return Some(Addr::V6 {
+            addr,
+            port: Some(port(p)?),
+        });
     }
-    if buf.parse::<Ipv6Addr>().is_ok() {
-        return Some(Addr::V6 { port: None });
+    if let Ok(addr) = buf.parse::<Ipv6Addr>() {
+        return Some(Addr::V6 { addr, port: None });
     }
     let (host, p) = match buf.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -88,6 +105,23 @@ pub(super) fn parse_netmask(s: &str) -> Result<Ipv4Addr, CliError> {
     } else {
         Err(CliError::NonContiguousNetmask(mask))
     }
+}
+
+/// `-M` of an IPv6 service: ipvsadm's `atoi` (leading blanks, a sign, then
+/// the digits up to the first other character), 1 to 128.
+pub(super) fn parse_prefix_len(s: &str) -> Result<u8, CliError> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'+') => (false, &t[1..]),
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or(0).min(u64::from(u32::MAX));
+    if negative || !(1..=128).contains(&n) {
+        return Err(CliError::IllegalIpv6Netmask);
+    }
+    Ok(n as u8)
 }
 
 pub(super) fn parse_sched(name: &str) -> Result<Sched, CliError> {

@@ -14,8 +14,9 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use super::values::{Addr, parse_addr};
+use super::values::parse_addr;
 use super::{CliError, Command, FwmarkCmd, Shell, Sysctl, SysctlCmd, XdpMode};
+use crate::addr::checked;
 use crate::drain::DrainSpec;
 use crate::model::{Proto, ServiceId};
 use crate::resolve::Resolver;
@@ -295,9 +296,20 @@ struct ServiceArg {
     fwmark: Option<String>,
 }
 
+/// `-6` after `-f`: the IPv6 fwmark service.
+#[derive(Args, Debug)]
+struct FwmarkFamily {
+    /// The fwmark service is IPv6's (-f MARK -6)
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
+}
+
 impl ServiceArg {
-    /// The service, with ipvsadm's messages for a bad address.
-    fn service(&self, names: &Resolver) -> Result<ServiceId, CliError> {
+    /// The service, with ipvsadm's messages for a bad address; `v6`: `-6`.
+    fn service(&self, v6: bool, names: &Resolver) -> Result<ServiceId, CliError> {
+        if v6 && self.fwmark.is_none() {
+            return Err(CliError::Ipv6BeforeFwmark);
+        }
         let (proto, text) = match (&self.tcp, &self.udp, &self.fwmark) {
             (Some(t), _, _) => (Proto::Tcp, t),
             (None, Some(u), _) => (Proto::Udp, u),
@@ -305,19 +317,18 @@ impl ServiceArg {
                 // ipvsadm's parse_fwmark: decimal, 1 to UINT_MAX.
                 let mark = super::values::string_to_number(f, 1, i64::from(u32::MAX))
                     .ok_or_else(|| CliError::InvalidFwmark(f.clone()))?;
-                return Ok(ServiceId::fwmark(mark as u32));
+                return Ok(ServiceId::fwmark_of_family(mark as u32, v6));
             }
             (None, None, None) => return Err(CliError::IllegalServiceAddress),
         };
-        match parse_addr(text, Some(proto), names) {
-            Some(Addr::V4 { addr, port }) => Ok(ServiceId {
-                proto,
-                addr: addr.into(),
-                port: port.unwrap_or(0),
-            }),
-            Some(Addr::V6 { .. }) => Err(CliError::Ipv6Unsupported),
-            None => Err(CliError::IllegalServiceAddress),
-        }
+        let (addr, port) = parse_addr(text, Some(proto), names)
+            .ok_or(CliError::IllegalServiceAddress)?
+            .split();
+        Ok(ServiceId {
+            proto,
+            addr: checked(addr)?,
+            port: port.unwrap_or(0),
+        })
     }
 }
 
@@ -325,6 +336,8 @@ impl ServiceArg {
 struct DrainArgs {
     #[command(flatten)]
     service: ServiceArg,
+    #[command(flatten)]
+    family: FwmarkFamily,
     /// The real server (host[:port]; the port is the service's)
     #[arg(short = 'r', long = "real-server", value_name = "SERVER-ADDRESS")]
     real: String,
@@ -343,6 +356,8 @@ struct DrainArgs {
 struct WhereisArgs {
     #[command(flatten)]
     service: ServiceArg,
+    #[command(flatten)]
+    family: FwmarkFamily,
     /// The client (host[:port]); the port matters to sh and mh with sh-port/mh-port
     #[arg(value_name = "CLIENT-ADDRESS")]
     client: String,
@@ -424,12 +439,11 @@ impl Word {
                 return parse_word(&[w, "--help".to_owned()], names);
             }
             Word::Drain(d) => {
-                let service = d.service.service(names)?;
-                let (addr, port) = match parse_addr(&d.real, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
-                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
-                    None => return Err(CliError::IllegalRealAddress),
-                };
+                let service = d.service.service(d.family.ipv6, names)?;
+                let (addr, port) = parse_addr(&d.real, Some(service.proto), names)
+                    .ok_or(CliError::IllegalRealAddress)?
+                    .split();
+                let addr = checked(addr)?;
                 Command::Drain(DrainSpec {
                     service,
                     addr,
@@ -440,12 +454,11 @@ impl Word {
                 })
             }
             Word::Whereis(w) => {
-                let service = w.service.service(names)?;
-                let (client, port) = match parse_addr(&w.client, Some(service.proto), names) {
-                    Some(Addr::V4 { addr, port }) => (addr.into(), port),
-                    Some(Addr::V6 { .. }) => return Err(CliError::Ipv6Unsupported),
-                    None => return Err(CliError::IllegalClientAddress),
-                };
+                let service = w.service.service(w.family.ipv6, names)?;
+                let (client, port) = parse_addr(&w.client, Some(service.proto), names)
+                    .ok_or(CliError::IllegalClientAddress)?
+                    .split();
+                let client = checked(client)?;
                 Command::Whereis {
                     service,
                     client,

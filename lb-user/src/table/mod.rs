@@ -554,6 +554,9 @@ impl Table {
         if self.real_pos(&list, &real.id)?.is_some() {
             return Err(Error::RealExists(*sid, real.id));
         }
+        if !real_is_unicast(real.id.addr) {
+            return Err(Error::RealNotUnicast(real.id.addr));
+        }
         if list.len() >= MAX_SERVICE_DESTS {
             return Err(Error::TooManyReals(MAX_SERVICE_DESTS));
         }
@@ -865,6 +868,15 @@ fn validate_thresholds(real: &RealSpec) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The kernel's check of a new IPv6 real server (`ip_vs_new_dest`):
+/// unicast and not link-local (IPv4 reals are not checked so here).
+fn real_is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_unicast_link_local()),
+    }
 }
 
 fn validate_real(real: &RealSpec) -> Result<(), Error> {

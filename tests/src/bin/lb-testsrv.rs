@@ -18,13 +18,15 @@
 //!   (rcgen, ring) for `localhost`; `--sni-log FILE` appends each connection's SNI name
 //!   (`-` without one) to FILE, one line each.
 //! - UDP (`--udp`): every datagram is answered with `NAME\n`, sent from the address the
-//!   datagram was addressed to (`IP_PKTINFO`), so a wildcard bind answers from the VIP.
+//!   datagram was addressed to (`IP_PKTINFO`, `IPV6_PKTINFO`), so a wildcard bind answers
+//!   from the VIP.
 //!
-//! Binding `0.0.0.0` covers the VIP held on `lo`. The process runs until killed (SIGTERM's
+//! Binding `0.0.0.0` covers the VIP held on `lo`; binding `[::]` covers both families (a
+//! dual-stack socket: IPv4 clients show as IPv4-mapped addresses). The process runs until killed (SIGTERM's
 //! default action ends it). Errors go to stderr.
 
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -319,8 +321,9 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 }
 
 fn serve_udp(sock: &UdpSocket, name: &str) {
-    if let Err(e) = enable_pktinfo(sock) {
-        eprintln!("lb-testsrv {name}: IP_PKTINFO: {e}");
+    let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
+    if let Err(e) = enable_pktinfo(sock, v6) {
+        eprintln!("lb-testsrv {name}: packet info: {e}");
         return;
     }
     let answer = format!("{name}\n");
@@ -328,7 +331,7 @@ fn serve_udp(sock: &UdpSocket, name: &str) {
     loop {
         match recv_with_dst(sock, &mut buf) {
             Ok((peer, dst)) => {
-                if let Err(e) = send_from(sock, answer.as_bytes(), peer, dst) {
+                if let Err(e) = send_from(sock, answer.as_bytes(), &peer, &dst) {
                     eprintln!("lb-testsrv {name}: reply to {peer}: {e}");
                 }
             }
@@ -341,17 +344,35 @@ fn serve_udp(sock: &UdpSocket, name: &str) {
     }
 }
 
-fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
-    use nix::sys::socket::{setsockopt, sockopt::Ipv4PacketInfo};
-    setsockopt(sock, Ipv4PacketInfo, &true).map_err(io::Error::from)
+/// `IP_PKTINFO`, or `IPV6_RECVPKTINFO` on an IPv6 socket (which reports the IPv4-mapped
+/// destination of an IPv4 datagram on a dual-stack `[::]` socket too).
+fn enable_pktinfo(sock: &UdpSocket, v6: bool) -> io::Result<()> {
+    use nix::sys::socket::{
+        setsockopt,
+        sockopt::{Ipv4PacketInfo, Ipv6RecvPacketInfo},
+    };
+    if v6 {
+        setsockopt(sock, Ipv6RecvPacketInfo, &true).map_err(io::Error::from)
+    } else {
+        setsockopt(sock, Ipv4PacketInfo, &true).map_err(io::Error::from)
+    }
+}
+
+/// The local address a datagram was sent to.
+enum Dst {
+    V4(libc::in_addr),
+    V6(libc::in6_addr),
 }
 
 /// Receives a datagram; returns the sender and the local address it was sent to.
-fn recv_with_dst(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(SocketAddrV4, libc::in_addr)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+fn recv_with_dst(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(nix::sys::socket::SockaddrStorage, Dst)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     let mut iov = [io::IoSliceMut::new(buf)];
-    let mut control = nix::cmsg_space!(libc::in_pktinfo);
-    let msg = recvmsg::<SockaddrIn>(
+    let mut control = nix::cmsg_space!(libc::in6_pktinfo);
+    let msg = recvmsg::<SockaddrStorage>(
         sock.as_raw_fd(),
         &mut iov,
         Some(&mut control),
@@ -360,36 +381,56 @@ fn recv_with_dst(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(SocketAddrV4, 
     let dst = msg
         .cmsgs()?
         .find_map(|c| match c {
-            ControlMessageOwned::Ipv4PacketInfo(info) => Some(info.ipi_addr),
+            ControlMessageOwned::Ipv4PacketInfo(info) => Some(Dst::V4(info.ipi_addr)),
+            ControlMessageOwned::Ipv6PacketInfo(info) => Some(Dst::V6(info.ipi6_addr)),
             _ => None,
         })
-        .ok_or_else(|| io::Error::other("no IP_PKTINFO on the datagram"))?;
+        .ok_or_else(|| io::Error::other("no packet info on the datagram"))?;
     let peer = msg
         .address
         .ok_or_else(|| io::Error::other("a datagram without a sender"))?;
-    Ok((SocketAddrV4::new(peer.ip(), peer.port()), dst))
+    Ok((peer, dst))
 }
 
 /// Sends `data` to `peer` with source address `src`.
 fn send_from(
     sock: &UdpSocket,
     data: &[u8],
-    peer: SocketAddrV4,
-    src: libc::in_addr,
+    peer: &nix::sys::socket::SockaddrStorage,
+    src: &Dst,
 ) -> io::Result<()> {
-    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, sendmsg};
-    let info = libc::in_pktinfo {
-        ipi_ifindex: 0,
-        ipi_spec_dst: src,
-        ipi_addr: libc::in_addr { s_addr: 0 },
-    };
-    sendmsg(
-        sock.as_raw_fd(),
-        &[io::IoSlice::new(data)],
-        &[ControlMessage::Ipv4PacketInfo(&info)],
-        MsgFlags::empty(),
-        Some(&SockaddrIn::from(peer)),
-    )?;
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let iov = [io::IoSlice::new(data)];
+    match src {
+        Dst::V4(src) => {
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: *src,
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            sendmsg(
+                sock.as_raw_fd(),
+                &iov,
+                &[ControlMessage::Ipv4PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(peer),
+            )?;
+        }
+        Dst::V6(src) => {
+            // An IPv4-mapped source on a dual-stack socket answers an IPv4 client.
+            let info = libc::in6_pktinfo {
+                ipi6_addr: *src,
+                ipi6_ifindex: 0,
+            };
+            sendmsg(
+                sock.as_raw_fd(),
+                &iov,
+                &[ControlMessage::Ipv6PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(peer),
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -61,8 +61,14 @@ fn messages() {
         msg("-a -t 10.0.0.1:80 -r 10.0.0.2 -m"),
         "forwarding method masquerading (-m) is not supported yet; only direct routing (-g)"
     );
-    assert_eq!(msg("-A -t [::1]:80"), "IPv6 is not supported yet");
-    assert_eq!(msg("-A -f 1 -6"), "IPv6 is not supported yet");
+    assert_eq!(
+        msg("-A -t [::1]"),
+        "illegal virtual server address[:port] specified"
+    );
+    assert_eq!(
+        msg("-A -f 1 -6 -p -M 129"),
+        "illegal ipv6 netmask specified"
+    );
     assert_eq!(
         msg("-A -t x"),
         "illegal virtual server address[:port] specified"
@@ -150,8 +156,17 @@ fn errors_are_printed_as_ipvsadm_prints_them() {
         )
     );
     assert_eq!(
-        shown("-A -t [::1]:80"),
-        ("lbctl: IPv6 is not supported yet\n".into(), 2)
+        shown("-A -t [::ffff:10.0.0.1]:80"),
+        (
+            "lbctl: ::ffff:10.0.0.1 is an IPv4-mapped IPv6 address: give the IPv4 address \
+             10.0.0.1 instead\n"
+                .into(),
+            2
+        )
+    );
+    assert_eq!(
+        shown("-A -t [2001:db8::1]:80 -6"),
+        ("-6 used before -f\n\n".into(), 2)
     );
 }
 

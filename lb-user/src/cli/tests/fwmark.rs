@@ -96,8 +96,16 @@ fn fwmark_services_parse_as_ipvsadm_takes_them() {
             "{bad}"
         );
     }
-    // -6 after -f: an IPv6 fwmark service, refused; before -f: ipvsadm's error.
-    assert_eq!(p("-A -f 1 -6"), Err(CliError::Ipv6Unsupported));
+    // -6 after -f: an IPv6 fwmark service; before -f: ipvsadm's error.
+    assert_eq!(
+        p("-A -f 1 -6"),
+        Ok(Command::AddService(spec(
+            ServiceId::fwmark_of_family(1, true),
+            Sched::Wlc,
+            None,
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        )))
+    );
     assert_eq!(p("-A -6 -f 1"), Err(CliError::Ipv6BeforeFwmark));
 }
 

@@ -100,6 +100,7 @@ const ALL: &str = "255.255.255.255";
 mod clap_words;
 mod errors;
 mod fwmark;
+mod ipv6;
 mod listing;
 mod manual;
 mod services;

@@ -70,14 +70,7 @@ fn bad_service_addresses() {
 }
 
 #[test]
-fn ipv6_is_not_supported() {
-    assert_eq!(p("-A -t [2001:db8::1]:80"), Err(CliError::Ipv6Unsupported));
-    assert_eq!(p("-A -u 2001:db8::1"), Err(CliError::Ipv6Unsupported));
-    assert_eq!(p("-L -t [::1]:80"), Err(CliError::Ipv6Unsupported));
-    assert_eq!(
-        p("-a -t 10.0.0.100:80 -r [2001:db8::2]:80"),
-        Err(CliError::Ipv6Unsupported)
-    );
+fn ipv6_option_needs_a_fwmark_before_it() {
     // The command/option table is checked first, as in ipvsadm.
     assert_eq!(
         p("-L -t [::1]:80 -s rr"),
@@ -281,7 +274,6 @@ fn unsupported_features() {
             "scheduler flags (-b) of schedulers other than sh and mh"
         ))
     );
-    assert_eq!(p("-A -f 1 -6"), Err(CliError::Ipv6Unsupported));
     assert_eq!(p("-A -f 0"), Err(CliError::InvalidFwmark("0".into())));
     assert_eq!(
         p("-A --sctp-service 10.0.0.100:80"),
