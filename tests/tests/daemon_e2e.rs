@@ -23,6 +23,7 @@ use lb_tests::{
     lb::{LbTopology, lbctl_path},
     netns::{BpfPinDir, Scratch},
     require_root,
+    topo::TopoConfig,
 };
 use nix::{
     sys::signal::{Signal, kill},
@@ -1072,5 +1073,126 @@ fn a_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
     servers[0].kill()?;
     wait(&[(&rs1, 0), (&rs2, 1)])?;
     ensure!(lb.gets(80, 3)? == BTreeMap::from([("rs2".to_string(), 3)]));
+    Ok(())
+}
+
+/// IPv6 end to end (`virtual6=`, `real6=`, `fallback6=`), on the dual-stack
+/// topology: the daemon checks the reals over IPv6 (HTTP, `Host:
+/// [2001:db8::12]`), a failing IPv6 real is quiesced and restored while
+/// real IPv6 clients go through the XDP director, the log, `daemon-status`
+/// and the metrics name it `[2001:db8::12]:80`, and with every real down
+/// the IPv6 fallback takes the clients.
+#[test]
+fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
+    if !require_root("ipv6_virtual_quiesces_restores_and_falls_back") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let vip_sock = lb.topo.vip6_sock(80);
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nnegotiatetimeout=1\nfailurecount=2\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate\n\treal6={rs2}:80 gate\n\tfallback6={rs3}:80 gate\n\
+         \tservice=http\n\tchecktype=negotiate\n\trequest=\"/\"\n\treceive=\"^rs[0-9]+$\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(
+        &lb.topo.lb.ns,
+        lb.pins.path(),
+        &conf,
+        &["--metrics", "127.0.0.1:9471"],
+    )?;
+    let limit = Duration::from_secs(2 + 1) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    ensure!(
+        listed.contains(&format!("\nTCP  {vip}:80 rr\n")),
+        "{listed}"
+    );
+    let log = d.log();
+    for line in [
+        format!("Added virtual server: {vip}:80"),
+        format!("Real server up: {rs2}:80 ({vip}:80): HTTP/1.0 200 OK"),
+        format!("Restored real server: {rs2}:80 ({vip}:80) (Weight set to 1)"),
+    ] {
+        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+    }
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(
+            client::http_get_many(&lb.topo.client.ns, vip_sock, n, client::DEFAULT_TIMEOUT)?
+                .into_iter()
+                .collect(),
+        )
+    };
+    let counts = gets(20)?;
+    ensure!(
+        counts.keys().collect::<Vec<_>>() == ["rs1", "rs2"],
+        "IPv6 clients: {counts:?}"
+    );
+
+    // rs2's server stops: quiesced, new IPv6 clients avoid it.
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 0)], limit)?;
+    let log = d.log();
+    for line in [
+        format!("Real server down: {rs2}:80 ({vip}:80)"),
+        format!("Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"),
+    ] {
+        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+    }
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+    let (code, text) = d.status()?;
+    ensure!(code == 0, "daemon-status exit {code}: {text}");
+    ensure!(text.contains(&format!("TCP  {vip}:80 rr")), "{text}");
+    let w = status_words(&text, &rs2);
+    ensure!(w.get(2).map(String::as_str) == Some("down"), "{text}");
+    let m = scrape(&lb, 9471)?;
+    let svc = format!("service=\"TCP {vip}:80\"");
+    for line in [
+        format!("lbctl_real_up{{{svc},real=\"{rs2}:80\"}} 0"),
+        format!("lbctl_real_up{{{svc},real=\"{rs1}:80\"}} 1"),
+        format!("lbctl_real_weight{{{svc},real=\"{rs2}:80\"}} 0"),
+    ] {
+        ensure!(
+            m.lines().any(|l| l == line),
+            "{line:?} missing from the metrics:\n{m}"
+        );
+    }
+
+    // rs2 comes back: restored, it gets IPv6 clients again.
+    lb.topo.backends[1].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    ensure!(gets(20)?.contains_key("rs2"));
+
+    // Every real down: the IPv6 fallback comes in with weight 1 and takes
+    // the clients; the reals stay, quiesced.
+    lb.topo.backends[0].stop_servers()?;
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs1, 0), (&rs2, 0), (&rs3, 1)], limit)?;
+    ensure!(
+        d.log().contains(&format!(
+            "Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"
+        )),
+        "{}",
+        d.log()
+    );
+    ensure!(gets(10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+    // One back: the fallback leaves.
+    lb.topo.backends[0].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 0)], limit)?;
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
+    ensure!(
+        d.log()
+            .contains(&format!("Purged virtual server (stop): {vip}:80")),
+        "{}",
+        d.log()
+    );
+    ensure!(weights(&lb)?.is_empty());
     Ok(())
 }

@@ -28,7 +28,7 @@ use lb_tests::{
     lb::{LbTopology, lbctl_path, wait_for},
     ldirectord::{Ldirectord, require_ldirectord},
     netns::NsChild,
-    topo::{LB_ADDR, Node, is_listening},
+    topo::{LB_ADDR, Node, TopoConfig, is_listening},
 };
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -137,7 +137,13 @@ fn hold_on(lb: &LbTopology, port: u16, name: &str) -> Result<HoldConn> {
 /// One lb-testsrv on every port of `ports` (TCP, or UDP with `udp`) in `node`'s namespace,
 /// answering with the node's name; the namespace's guard kills it.
 fn serve(node: &Node, ports: &[u16], udp: bool) -> Result<NsChild> {
-    let listen: Vec<String> = ports.iter().map(|p| format!("0.0.0.0:{p}")).collect();
+    // On a dual-stack host `[::]` takes both families.
+    let any = if node.addr6.is_some() {
+        "[::]"
+    } else {
+        "0.0.0.0"
+    };
+    let listen: Vec<String> = ports.iter().map(|p| format!("{any}:{p}")).collect();
     let mut argv = vec![SRV, "--name", node.name.as_str()];
     for l in &listen {
         argv.extend(["--listen", l.as_str()]);
@@ -833,6 +839,113 @@ fn ldirectord_fork_yes_changes_the_table_from_many_processes_at_once() -> Result
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    no_failed_command(&ld)?;
+    Ok(())
+}
+
+/// An IPv6 virtual service as an operator writes it for Debian's ldirectord (`virtual6=`,
+/// `real6=`, an address in brackets), driving lbctl on the dual-stack topology with real IPv6
+/// clients: start installs both services (`-A -t [v6]:80`, `-a … -r [v6]:80 -g -w N`, read
+/// back through ldirectord's `-L -n` regexes: it sees no unknown line), `:80` is checked by
+/// ldirectord's default for port 80, an HTTP check (LWP, which needs Net::INET6Glue for an
+/// IPv6 real server), `:81` is persistent with `netmask=64` (`-M 64`, `mask 64`); a real
+/// server whose HTTP check fails is quiesced and new clients avoid it; recovered, its weight
+/// is restored; stop removes everything.
+#[test]
+fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
+    if !require_ldirectord("ldirectord_ipv6_virtual_installs_quiesces_and_restores") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    let mut web = Vec::new();
+    for b in &lb.topo.backends {
+        web.push(serve(b, &[80], false)?);
+        serve(b, &[81, 9000], false)?;
+    }
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=2\nnegotiatetimeout=2\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate 1\n\treal6={rs2}:80 gate 2\n\treal6={rs3}:80 gate 3\n\
+         \trequest=\"/\"\n\treceive=\"^rs\"\n\tquiescent=yes\n\
+         virtual6={vip}:81\n\treal6={rs1}:81 gate\n\treal6={rs2}:81 gate\n\
+         \tchecktype=connect\n\tcheckport=9000\n\tscheduler=rr\n\tpersistent=300\n\tnetmask=64\n"
+    );
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    let (s80, s81) = (
+        format!("TCP {vip}:80 wrr"),
+        format!("TCP {vip}:81 rr persistent 300 mask 64"),
+    );
+    let p = |a: &str, port: u16| format!("{a}:{port}");
+    let (r80, r81) = (
+        [p(&rs1, 80), p(&rs2, 80), p(&rs3, 80)],
+        [p(&rs1, 81), p(&rs2, 81)],
+    );
+    let want = |w2: u32| {
+        table(&[
+            (&s80, &[(&r80[0], 1), (&r80[1], w2), (&r80[2], 3)]),
+            (&s81, &[(&r81[0], 1), (&r81[1], 1)]),
+        ])
+    };
+    wait_table(&lb, &mut ld, &want(2), START)?;
+    logged(
+        &ld,
+        &[
+            format!("Added virtual server: {vip}:80"),
+            format!("Added virtual server: {vip}:81"),
+            format!("Restored real server: {rs3}:80 ({vip}:80) (Weight set to 3)"),
+        ],
+    )?;
+    let gets = |port: u16, n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(port),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    let counts = gets(80, 30)?;
+    ensure!(
+        counts.len() == 3,
+        "not every real gets IPv6 clients: {counts:?}"
+    );
+    // -M 64: one client's connections stay on one real.
+    let counts = gets(81, 10)?;
+    ensure!(counts.len() == 1, "persistence over a /64: {counts:?}");
+
+    // rs2's web server stops: its HTTP check fails, it is quiesced, new clients avoid it.
+    web[1].kill()?;
+    wait_table(&lb, &mut ld, &want(0), CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"
+        )],
+    )?;
+    let counts = gets(80, 30)?;
+    ensure!(
+        !counts.contains_key("rs2") && counts.values().sum::<usize>() == 30,
+        "a quiesced IPv6 real gets new clients: {counts:?}"
+    );
+
+    // rs2 recovers: its weight (2) is restored and it gets clients again.
+    web[1] = serve(&lb.topo.backends[1], &[80], false)?;
+    wait_table(&lb, &mut ld, &want(2), CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Restored real server: {rs2}:80 ({vip}:80) (Weight set to 2)"
+        )],
+    )?;
+    ensure!(gets(80, 30)?.contains_key("rs2"));
+
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    logged(&ld, &[format!("Purged virtual server (stop): {vip}:80")])?;
     no_failed_command(&ld)?;
     Ok(())
 }
