@@ -103,12 +103,34 @@ pub fn netmask_from_addr(a: &Addr, v6: bool) -> IpAddr {
     }
 }
 
+/// An address as glibc's `inet_ntop` writes it (ipvsadm's text): for IPv6
+/// Rust's compressed form, except that an IPv4-compatible address (the
+/// first 96 bits zero, the next 16 not) ends in a dotted quad, as in
+/// `::192.0.2.1` (Rust writes `::c000:201`).
+pub struct Ntop(pub IpAddr);
+
+impl std::fmt::Display for Ntop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(a) => {
+                let w = a.segments();
+                if w[..6] == [0; 6] && w[6] != 0 {
+                    write!(f, "::{}", Ipv4Addr::from(u128::from(a) as u32))
+                } else {
+                    write!(f, "{a}")
+                }
+            }
+            IpAddr::V4(a) => write!(f, "{a}"),
+        }
+    }
+}
+
 /// The address and port as ipvsadm prints them numerically: `a.b.c.d:port`
 /// or `[v6]:port`.
 pub fn addr_port(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V6(_) => format!("[{}]:{port}", Ntop(ip)),
     }
 }
 
@@ -213,6 +235,41 @@ mod tests {
             }
         }
         assert_eq!(fwmark_ip(1, true), IpAddr::V6(v6("0:1::")));
+    }
+
+    /// glibc's `inet_ntop6`: the longest run of two or more zero groups
+    /// (the first of equal runs) is `::`; a dotted tail for IPv4-mapped
+    /// and IPv4-compatible addresses only.
+    #[test]
+    fn text_is_glibcs() {
+        for (a, text) in [
+            ("2001:db8::1", "2001:db8::1"),
+            ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+            ("2001:db8:0:1:0:0:0:1", "2001:db8:0:1::1"),
+            ("2001:0:0:1:0:0:1:1", "2001::1:0:0:1:1"),
+            ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),
+            ("0:1::", "0:1::"),
+            ("1::", "1::"),
+            ("102:304::", "102:304::"),
+            ("::", "::"),
+            ("::1", "::1"),
+            ("::101", "::101"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::0.1.0.0", "::0.1.0.0"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1:0:0:0", "::1:0:0:0"),
+            (
+                "2001:DB8:AAAA:BBBB:CCCC:DDDD:EEEE:11",
+                "2001:db8:aaaa:bbbb:cccc:dddd:eeee:11",
+            ),
+        ] {
+            assert_eq!(Ntop(a.parse().unwrap()).to_string(), text, "{a}");
+        }
+        assert_eq!(Ntop("192.0.2.1".parse().unwrap()).to_string(), "192.0.2.1");
+        assert_eq!(
+            addr_port("::192.0.2.1".parse().unwrap(), 80),
+            "[::192.0.2.1]:80"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::{fmt::Write as _, net::IpAddr};
 
-use crate::addr::{host_words, is_full_netmask, v6_prefix_len};
+use crate::addr::{Ntop, host_words, is_full_netmask, v6_prefix_len};
 
 use crate::model::{ConnView, Proto, RealView, ServiceView, Thresholds, Timeouts};
 use crate::resolve::Resolver;
@@ -356,7 +356,7 @@ fn addrport_into(
         // At most 47 bytes: nothing to cut.
         let _ = match addr {
             IpAddr::V4(a) => write!(out, "{a}:{port}"),
-            IpAddr::V6(a) => write!(out, "[{a}]:{port}"),
+            IpAddr::V6(_) => write!(out, "[{}]:{port}", Ntop(addr)),
         };
     } else {
         out.push_str(&addrport(addr, port, proto, numeric, names));
@@ -372,7 +372,7 @@ fn addrport(addr: IpAddr, port: u16, proto: Proto, numeric: bool, names: &Resolv
     } else {
         let host = names
             .host_name(addr)
-            .map_or_else(|| addr.to_string(), str::to_owned);
+            .map_or_else(|| Ntop(addr).to_string(), str::to_owned);
         let service = names
             .service_name(port, proto)
             .map_or_else(|| port.to_string(), str::to_owned);
@@ -1467,6 +1467,98 @@ mod tests {
                 "-r [2001:db8:aaaa::11]:80 -g -w 1\n-a -t [2001:db8::1]:80 -r [2001:db8::11]:80"
             ),
             "{saved}"
+        );
+    }
+
+    /// `--rate`, `--thresholds`, `--persistent-conn` and names (no `-n`)
+    /// of IPv6 services, each line as ipvsadm's `printf` writes it.
+    #[test]
+    fn ipv6_rate_thresholds_persistent_conn_and_names() {
+        let mut web6 = svc(Proto::Tcp, "2001:db8::1", 80, Sched::Wrr, None);
+        let mut short = real("2001:db8::11", 80, 2, 2, 1);
+        short.rates = Rates {
+            cps: 1,
+            inpps: 20,
+            outpps: 0,
+            inbps: 3000,
+            outbps: 0,
+        };
+        short.spec.thresholds = Thresholds {
+            upper: 100,
+            lower: 50,
+        };
+        short.persist_conns = 7;
+        let mut long = real("2001:db8:aaaa:bbbb:cccc:dddd:eeee:11", 80, 1, 0, 0);
+        long.rates = Rates {
+            cps: 1,
+            inpps: 20,
+            outpps: 0,
+            inbps: 300_000_000,
+            outbps: 0,
+        };
+        web6.rates = short.rates;
+        web6.reals = vec![long, short];
+        // (aaaa0000 - 0 is negative as an int: the long one sorts first.)
+        let numeric = |f: fn(&mut ListFormat)| {
+            let mut opts = ListFormat {
+                numeric: true,
+                ..ListFormat::default()
+            };
+            f(&mut opts);
+            list_service_with(&web6, &opts, &Resolver::new())
+        };
+        assert_eq!(
+            numeric(|o| o.rate = true),
+            concat!(
+                "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  [2001:db8::1]:80                    1       20        0     3000        0\n",
+                "  -> [2001:db8:aaaa:bbbb:cccc:dddd:eeee:11]:80        1       20        0  300000K        0\n",
+                "  -> [2001:db8::11]:80                   1       20        0     3000        0\n",
+            )
+        );
+        assert_eq!(
+            numeric(|o| o.thresholds = true),
+            concat!(
+                "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  [2001:db8::1]:80 wrr\n",
+                "  -> [2001:db8:aaaa:bbbb:cccc:dddd:eeee:11]:80 0          0          0          0         \n",
+                "  -> [2001:db8::11]:80            100        50         2          1         \n",
+            )
+        );
+        assert!(numeric(|o| o.persistent_conn = true).contains(
+            "\n  -> [2001:db8::11]:80            2         7           2          1         \n"
+        ));
+        // Without -n: names from the hosts file, still in brackets.
+        let names =
+            Resolver::from_text("2001:db8::1 v6host\n2001:db8::11 v6real\n", "http 80/tcp\n");
+        web6.reals.remove(0);
+        let listed = list_service_with(&web6, &ListFormat::default(), &names);
+        assert!(
+            listed.ends_with(concat!(
+                "TCP  [v6host]:http wrr\n",
+                "  -> [v6real]:http                Route   2      2          1         \n",
+            )),
+            "{listed}"
+        );
+        assert_eq!(
+            save_with(std::slice::from_ref(&web6), false, &names),
+            "-A -t [v6host]:http -s wrr\n-a -t [v6host]:http -r [v6real]:http -g -w 2 -x 100 -y 50\n"
+        );
+        // A fwmark template's virtual address: the mark in the first word.
+        let rows = [conn(
+            Proto::Fwm,
+            300,
+            "ASSURED",
+            ("2001:db8:1:2::", 0),
+            ("102:304::", 0),
+            ("2001:db8::11", 0),
+        )];
+        assert!(
+            list_conns_with(&rows, &ListFormat::default(), &names).ends_with(
+                "IP  05:00  ASSURED     [2001:db8:1:2::]:0 [102:304::]:0      [v6real]:0\n"
+            )
         );
     }
 

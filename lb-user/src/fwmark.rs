@@ -2,9 +2,9 @@
 //! and their projection onto the `FWMARK` map (docs/SEMANTICS.md "fwmark
 //! services").
 //!
-//! A rule is what an iptables mangle rule `-p tcp -d ADDR/PLEN [--dport
-//! LO[:HI]] -j MARK --set-mark MARK` says: a protocol, a destination prefix
-//! and port range, and a mark. The projection (`project`) gives each
+//! A rule is what an iptables (or ip6tables) mangle rule `-p tcp -d
+//! ADDR/PLEN [--dport LO[:HI]] -j MARK --set-mark MARK` says: a protocol, a
+//! destination prefix (IPv4 or IPv6) and port range, and a mark. The projection (`project`) gives each
 //! (protocol, prefix) that has rules of its own one `FwmarkRules` value
 //! holding its rules and those of every shorter prefix covering it, most
 //! specific first (longest prefix, then an explicit port range before any
@@ -12,21 +12,29 @@
 //! path's single longest-prefix lookup and first matching range give the
 //! most specific rule. Pure: `table/fwmark.rs` writes what it computes.
 
-use std::{collections::BTreeMap, fmt, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use lb_common::{
     FWMARK_F_CLASSIFY, FWMARK_F_WIDE, FWMARK_FILTER_MIN_PLEN, FWMARK_RULES_PER_PREFIX, FwmarkKey,
-    FwmarkRule as MapRule, FwmarkRules, MAX_FWMARK_PREFIXES, addr_is_v4, addr_low32,
+    FwmarkRule as MapRule, FwmarkRules, MAX_FWMARK_PREFIXES, addr_is_v4,
 };
 
-use crate::{addr::v4_to_addr, model::Proto};
+use crate::{
+    addr::{Ntop, from_addr, to_addr},
+    model::Proto,
+};
 
 /// What a rule matches: protocol, destination prefix (address bits past
-/// `plen` are zero), destination ports (`None`: any port).
+/// `plen` are zero; `plen` up to 32 for IPv4, 128 for IPv6), destination
+/// ports (`None`: any port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwmarkMatch {
     pub proto: Proto,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub plen: u8,
     pub ports: Option<(u16, u16)>,
 }
@@ -60,19 +68,20 @@ pub enum FwmarkError {
 impl FwmarkMatch {
     /// The match of `addr/plen` (the address masked to the prefix, as
     /// iptables does with `-d`).
-    pub fn new(proto: Proto, addr: Ipv4Addr, plen: u8, ports: Option<(u16, u16)>) -> FwmarkMatch {
-        let plen = plen.min(32);
+    pub fn new(proto: Proto, addr: IpAddr, plen: u8, ports: Option<(u16, u16)>) -> FwmarkMatch {
+        let plen = plen.min(max_plen(addr));
         FwmarkMatch {
             proto,
-            addr: Ipv4Addr::from(u32::from(addr) & mask(plen)),
+            addr: masked(addr, plen),
             plen,
             ports: ports.filter(|&(lo, hi)| (lo, hi) != (0, u16::MAX)),
         }
     }
 
-    /// Whether this match's prefix covers `addr` (same protocol assumed).
-    fn covers(&self, addr: Ipv4Addr) -> bool {
-        u32::from(addr) & mask(self.plen) == u32::from(self.addr)
+    /// Whether this match's prefix covers `addr` (same protocol assumed;
+    /// never an address of the other family).
+    fn covers(&self, addr: IpAddr) -> bool {
+        addr.is_ipv6() == self.addr.is_ipv6() && masked(addr, self.plen) == self.addr
     }
 
     /// The port range, 0..=65535 for any port.
@@ -93,11 +102,39 @@ impl FwmarkMatch {
     }
 }
 
-fn mask(plen: u8) -> u32 {
-    match plen {
-        0 => 0,
-        p => u32::MAX << (32 - u32::from(p.min(32))),
+/// The longest prefix of `addr`'s family: 32 or 128.
+fn max_plen(addr: IpAddr) -> u8 {
+    if addr.is_ipv6() { 128 } else { 32 }
+}
+
+/// `addr` with the bits past `plen` cleared.
+fn masked(addr: IpAddr, plen: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(plen.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(plen.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
     }
+}
+
+/// The IPv4-mapped addresses `::ffff:0.0.0.0/96`, where the trie keeps the
+/// IPv4 prefixes.
+const V4_MAPPED_NET: Ipv6Addr = Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0);
+
+/// Whether an IPv6 prefix shares addresses with `::ffff:0.0.0.0/96`: its
+/// entry would then match IPv4 packets (or be an IPv4 prefix in IPv6
+/// words), so it is refused.
+pub fn overlaps_v4_mapped(addr: Ipv6Addr, plen: u8) -> bool {
+    let common = plen.min(96);
+    masked(IpAddr::V6(addr), common) == masked(IpAddr::V6(V4_MAPPED_NET), common)
 }
 
 impl fmt::Display for FwmarkMatch {
@@ -107,7 +144,7 @@ impl fmt::Display for FwmarkMatch {
             Proto::Udp => "udp",
             _ => "tcp",
         };
-        write!(f, "-p {proto} -d {}/{}", self.addr, self.plen)?;
+        write!(f, "-p {proto} -d {}/{}", Ntop(self.addr), self.plen)?;
         match self.ports {
             None => Ok(()),
             Some((lo, hi)) if lo == hi => write!(f, " --dport {lo}"),
@@ -130,7 +167,7 @@ impl fmt::Display for FwmarkRule {
 pub fn project(
     rules: &[FwmarkRule],
 ) -> Result<BTreeMap<(u32, FwmarkKey), FwmarkRules>, FwmarkError> {
-    let mut prefixes: Vec<(Proto, Ipv4Addr, u8)> = rules
+    let mut prefixes: Vec<(Proto, IpAddr, u8)> = rules
         .iter()
         .map(|r| (r.matches.proto, r.matches.addr, r.matches.plen))
         .collect();
@@ -148,7 +185,7 @@ pub fn project(
             })
             .collect();
         if applying.len() > FWMARK_RULES_PER_PREFIX {
-            return Err(FwmarkError::TooManyRules(format!("{addr}/{plen}")));
+            return Err(FwmarkError::TooManyRules(format!("{}/{plen}", Ntop(addr))));
         }
         applying.sort_by_key(|r| r.matches.specificity());
         let mut value = FwmarkRules {
@@ -174,23 +211,32 @@ pub fn project(
 /// `/p` is the trie's `/(96 + p)`.
 const V4_MAPPED_BITS: u32 = 96;
 
-/// The `FWMARK` key of an IPv4 prefix.
-pub fn key_of(proto: Proto, addr: Ipv4Addr, plen: u8) -> (u32, FwmarkKey) {
+/// The `FWMARK` key of a prefix: an IPv6 prefix `/p` is the trie's
+/// `FWMARK_KEY_FIXED_BITS + p`, an IPv4 one that of its IPv4-mapped prefix,
+/// `FWMARK_KEY_FIXED_BITS + 96 + p`.
+pub fn key_of(proto: Proto, addr: IpAddr, plen: u8) -> (u32, FwmarkKey) {
+    let family_bits = if addr.is_ipv4() { V4_MAPPED_BITS } else { 0 };
     (
-        lb_common::FWMARK_KEY_FIXED_BITS + V4_MAPPED_BITS + u32::from(plen),
+        lb_common::FWMARK_KEY_FIXED_BITS + family_bits + u32::from(plen),
         FwmarkKey {
             proto: proto.number(),
             _pad: [0; 3],
-            addr: v4_to_addr(addr),
+            addr: to_addr(addr),
         },
     )
 }
 
-/// The IPv4 prefix of an `FWMARK` key, `None` for another family.
-fn v4_prefix(prefix_bits: u32, key: &FwmarkKey) -> Option<(Ipv4Addr, u8)> {
-    let plen = prefix_bits.checked_sub(lb_common::FWMARK_KEY_FIXED_BITS + V4_MAPPED_BITS)?;
-    (addr_is_v4(&key.addr) && plen <= 32)
-        .then(|| (Ipv4Addr::from(addr_low32(&key.addr)), plen as u8))
+/// The prefix of an `FWMARK` key: IPv4 when its address is IPv4-mapped
+/// and the prefix covers the mapping (no IPv6 prefix overlaps it), else
+/// IPv6.
+fn prefix_of(prefix_bits: u32, key: &FwmarkKey) -> Option<(IpAddr, u8)> {
+    let plen = prefix_bits.checked_sub(lb_common::FWMARK_KEY_FIXED_BITS)?;
+    if addr_is_v4(&key.addr) && plen >= V4_MAPPED_BITS {
+        let plen = plen - V4_MAPPED_BITS;
+        return (plen <= 32).then(|| (from_addr(&key.addr), plen as u8));
+    }
+    let addr = IpAddr::V6(Ipv6Addr::from(lb_common::addr_octets(&key.addr)));
+    (plen <= 128).then_some((addr, plen as u8))
 }
 
 /// The rules an `FWMARK` entry holds as its own (those of its prefix
@@ -199,7 +245,7 @@ pub fn own_rules(prefix_bits: u32, key: &FwmarkKey, value: &FwmarkRules) -> Vec<
     let Some(proto) = Proto::from_number(key.proto).filter(|p| *p != Proto::Fwm) else {
         return Vec::new();
     };
-    let Some((addr, plen)) = v4_prefix(prefix_bits, key) else {
+    let Some((addr, plen)) = prefix_of(prefix_bits, key) else {
         return Vec::new();
     };
     let n = (value.count as usize).min(FWMARK_RULES_PER_PREFIX);
@@ -214,19 +260,30 @@ pub fn own_rules(prefix_bits: u32, key: &FwmarkKey, value: &FwmarkRules) -> Vec<
 }
 
 /// The addresses the VIP filter must let through for `rules` (those of
-/// prefixes at least `FWMARK_FILTER_MIN_PLEN` long), and whether some rule
-/// is wider than that (`FWMARK_F_WIDE`).
-pub fn filter_addresses(rules: &[FwmarkRule]) -> (Vec<Ipv4Addr>, bool) {
+/// prefixes of at most `32 - FWMARK_FILTER_MIN_PLEN` host bits: an IPv4
+/// /24, an IPv6 /120), and whether some rule is wider than that
+/// (`FWMARK_F_WIDE`).
+pub fn filter_addresses(rules: &[FwmarkRule]) -> (Vec<IpAddr>, bool) {
+    let max_host_bits = 32 - u32::from(FWMARK_FILTER_MIN_PLEN);
     let mut addrs = Vec::new();
     let mut wide = false;
     for r in rules {
-        if r.matches.plen < FWMARK_FILTER_MIN_PLEN {
+        let host_bits = u32::from(max_plen(r.matches.addr) - r.matches.plen);
+        if host_bits > max_host_bits {
             wide = true;
             continue;
         }
-        let base = u32::from(r.matches.addr);
-        let n = 1u32 << (32 - u32::from(r.matches.plen));
-        addrs.extend((0..n).map(|i| Ipv4Addr::from(base | i)));
+        let n = 1u32 << host_bits;
+        match r.matches.addr {
+            IpAddr::V4(a) => {
+                let base = u32::from(a);
+                addrs.extend((0..n).map(|i| IpAddr::V4(Ipv4Addr::from(base | i))));
+            }
+            IpAddr::V6(a) => {
+                let base = u128::from(a);
+                addrs.extend((0..n).map(|i| IpAddr::V6(Ipv6Addr::from(base | u128::from(i)))));
+            }
+        }
     }
     addrs.sort();
     addrs.dedup();
@@ -272,13 +329,15 @@ pub fn settings_flags(any_fwmark_service: bool, any_rule: bool, wide: bool, curr
 pub fn classify(
     map: &BTreeMap<(u32, FwmarkKey), FwmarkRules>,
     proto: Proto,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
 ) -> u32 {
     map.iter()
         .filter(|((bits, k), _)| {
-            v4_prefix(*bits, k).is_some_and(|(prefix, plen)| {
-                k.proto == proto.number() && u32::from(addr) & mask(plen) == u32::from(prefix)
+            prefix_of(*bits, k).is_some_and(|(prefix, plen)| {
+                k.proto == proto.number()
+                    && prefix.is_ipv6() == addr.is_ipv6()
+                    && masked(addr, plen) == prefix
             })
         })
         .max_by_key(|((bits, _), _)| *bits)
@@ -298,17 +357,22 @@ pub fn parse_mark(s: &str) -> Option<u32> {
     (v != 0).then_some(v)
 }
 
-/// `-d ADDR[/PLEN]`: a dotted quad and an optional prefix length 0..=32.
-pub fn parse_destination(s: &str) -> Option<(Ipv4Addr, u8)> {
+/// `-d ADDR[/PLEN]`: a dotted quad and an optional prefix length 0..=32,
+/// or an IPv6 address and an optional prefix length 0..=128.
+pub fn parse_destination(s: &str) -> Option<(IpAddr, u8)> {
     let (a, p) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
     };
-    let addr: Ipv4Addr = a.parse().ok()?;
+    let addr: IpAddr = match a.parse::<Ipv4Addr>() {
+        Ok(v4) => IpAddr::V4(v4),
+        Err(_) => IpAddr::V6(a.parse::<Ipv6Addr>().ok()?),
+    };
+    let max = max_plen(addr);
     let plen = match p {
-        None => 32,
-        Some(p) if !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse::<u8>().ok().filter(|n| *n <= 32)?
+        None => max,
+        Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u8>().ok().filter(|n| *n <= max)?
         }
         Some(_) => return None,
     };
@@ -423,7 +487,12 @@ mod tests {
         assert!(project(&many[1..]).is_ok());
         let hosts: Vec<FwmarkRule> = (0..=MAX_FWMARK_PREFIXES)
             .map(|i| FwmarkRule {
-                matches: FwmarkMatch::new(Proto::Udp, Ipv4Addr::from(0xc633_6400 + i), 32, None),
+                matches: FwmarkMatch::new(
+                    Proto::Udp,
+                    IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i)),
+                    32,
+                    None,
+                ),
                 mark: 1,
             })
             .collect();
@@ -453,11 +522,22 @@ mod tests {
             parse_destination("203.0.113.0/24"),
             Some(("203.0.113.0".parse().unwrap(), 24))
         );
+        assert_eq!(
+            parse_destination("2001:db8::1"),
+            Some(("2001:db8::1".parse().unwrap(), 128))
+        );
+        assert_eq!(
+            parse_destination("2001:db8::/64"),
+            Some(("2001:db8::".parse().unwrap(), 64))
+        );
         for bad in [
             "203.0.113.0/33",
             "203.0.113.0/",
             "example.com",
-            "2001:db8::1",
+            "2001:db8::/129",
+            "2001:db8::/0064",
+            "[2001:db8::1]",
+            "2001:db8::/",
         ] {
             assert_eq!(parse_destination(bad), None, "{bad}");
         }
@@ -492,6 +572,82 @@ mod tests {
         assert_eq!(addrs.len(), 5);
         let (_, wide) = filter_addresses(&[rule(Proto::Tcp, "198.51.100.0/23", None, 1)]);
         assert!(wide);
+    }
+
+    /// IPv6 prefixes live in the same trie, at `FIXED + plen`; an IPv4
+    /// prefix at `FIXED + 96 + plen`: neither family's rules reach the
+    /// other's packets.
+    #[test]
+    fn ipv6_prefixes_classify_their_family_only() {
+        let rules = [
+            rule(Proto::Tcp, "2001:db8::/32", None, 1),
+            rule(Proto::Tcp, "2001:db8::/64", Some("80"), 2),
+            rule(Proto::Tcp, "2001:db8::1", Some("443"), 3),
+            rule(Proto::Tcp, "203.0.113.0/24", None, 4),
+            rule(Proto::Udp, "2001:db8::/64", Some("53"), 5),
+        ];
+        let m = |proto, a, p| mark_of(&rules, proto, a, p);
+        assert_eq!(m(Proto::Tcp, "2001:db8::1", 443), 3);
+        assert_eq!(m(Proto::Tcp, "2001:db8::1", 80), 2);
+        assert_eq!(m(Proto::Tcp, "2001:db8::2", 80), 2);
+        assert_eq!(m(Proto::Tcp, "2001:db8:0:1::2", 80), 1);
+        assert_eq!(m(Proto::Tcp, "2001:db9::1", 80), 0);
+        assert_eq!(m(Proto::Udp, "2001:db8::9", 53), 5);
+        assert_eq!(m(Proto::Tcp, "203.0.113.9", 80), 4);
+        let map = project(&rules).unwrap();
+        let fixed = lb_common::FWMARK_KEY_FIXED_BITS;
+        assert_eq!(
+            key_of(Proto::Tcp, "2001:db8::".parse().unwrap(), 64).0,
+            fixed + 64
+        );
+        assert_eq!(
+            key_of(Proto::Tcp, "203.0.113.0".parse().unwrap(), 24).0,
+            fixed + 96 + 24
+        );
+        // The /128 holds its own rule and those of the /64 and /32.
+        assert_eq!(
+            map[&key_of(Proto::Tcp, "2001:db8::1".parse().unwrap(), 128)].count,
+            3
+        );
+        let mut back: Vec<FwmarkRule> = map
+            .iter()
+            .flat_map(|((bits, k), v)| own_rules(*bits, k, v))
+            .collect();
+        back.sort();
+        let mut want = rules.to_vec();
+        want.sort();
+        assert_eq!(back, want);
+        assert_eq!(
+            rules[1].to_string(),
+            "fwmark add -p tcp -d 2001:db8::/64 --dport 80 --set-mark 2"
+        );
+        // The filter: a /120 or longer lists its addresses, a wider one is wide.
+        let (addrs, wide) = filter_addresses(&rules[2..3]);
+        assert_eq!(
+            (addrs, wide),
+            (vec![IpAddr::V6("2001:db8::1".parse().unwrap())], false)
+        );
+        let (addrs, wide) = filter_addresses(&[rule(Proto::Tcp, "2001:db8::/120", None, 1)]);
+        assert_eq!((addrs.len(), wide), (256, false));
+        assert!(filter_addresses(&[rule(Proto::Tcp, "2001:db8::/119", None, 1)]).1);
+        // Prefixes sharing addresses with ::ffff:0.0.0.0/96 are refused by
+        // the command line.
+        for (a, plen, overlaps) in [
+            ("::", 0, true),
+            ("::", 80, true),
+            ("::ffff:0.0.0.0", 96, true),
+            ("::ffff:192.0.2.0", 120, true),
+            ("::", 96, false),
+            ("::1", 128, false),
+            ("2001:db8::", 32, false),
+            ("8000::", 1, false),
+        ] {
+            assert_eq!(
+                overlaps_v4_mapped(a.parse().unwrap(), plen),
+                overlaps,
+                "{a}/{plen}"
+            );
+        }
     }
 
     #[test]

@@ -10,11 +10,15 @@
 //! by the next `lbctl -e` of that real or `lbctl attach`, and by the XDP
 //! program (`bpf_fib_lookup` on the real's next new flow), which the kernel
 //! answers only where forwarding is on for the ingress interface
-//! (`net.ipv4.conf.IFACE.forwarding=1`; otherwise `FWD_DISABLED`).
+//! (`net.ipv4.conf.IFACE.forwarding=1`, `net.ipv6.conf.IFACE.forwarding=1`
+//! for IPv6; otherwise `FWD_DISABLED`).
+//!
+//! Both families: an IPv6 real server's route and neighbour entry are
+//! asked with `AF_INET6` (its neighbour discovery is the kernel's).
 //!
 //! Every socket is opened in the calling thread's network namespace.
 
-use std::{io, net::Ipv4Addr};
+use std::{io, net::IpAddr};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -45,7 +49,7 @@ pub struct Route {
     /// The output interface.
     pub oif: u32,
     /// The gateway, when the address is not on a directly connected network.
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     /// The address is one of this host's (`RTN_LOCAL`).
     pub local: bool,
 }
@@ -53,7 +57,7 @@ pub struct Route {
 /// A neighbour entry of the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Neighbour {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub ifindex: u32,
     /// The link-layer address, when the entry has one.
     pub mac: Option<[u8; 6]>,
@@ -84,16 +88,22 @@ impl Neighbour {
         self.state & (NUD_PERMANENT | NUD_NOARP) != 0
     }
 
-    /// Parses an `RTM_NEWNEIGH` message (a reply or an event) for IPv4.
+    /// Parses an `RTM_NEWNEIGH` message (a reply or an event) for IPv4 or
+    /// IPv6.
     pub fn from_message(m: &NeighbourMessage) -> Option<Neighbour> {
-        if m.header.family != AddressFamily::Inet {
+        if !matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6) {
             return None;
         }
         let mut addr = None;
         let mut mac = None;
         for a in &m.attributes {
             match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => addr = Some(*ip),
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                    addr = Some(IpAddr::V4(*ip));
+                }
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+                    addr = Some(IpAddr::V6(*ip));
+                }
                 NeighbourAttribute::LinkLayerAddress(l) => mac = <[u8; 6]>::try_from(&l[..]).ok(),
                 _ => {}
             }
@@ -122,7 +132,7 @@ pub enum Lookup {
 /// through a gateway (docs/SEMANTICS.md §7: direct routing changes only the
 /// destination MAC, so the real server must be on a directly connected
 /// network).
-pub fn gateway_error(real: Ipv4Addr, gateway: Ipv4Addr, dev: &str) -> String {
+pub fn gateway_error(real: IpAddr, gateway: IpAddr, dev: &str) -> String {
     format!(
         "real server {real} is not on a directly connected network: the kernel routes it \
          via gateway {gateway} (dev {dev}); direct routing (-g) rewrites only the destination \
@@ -135,7 +145,7 @@ pub fn gateway_error(real: Ipv4Addr, gateway: Ipv4Addr, dev: &str) -> String {
 /// route: one of its addresses, loopback, `0.0.0.0`). IPVS serves such a real server on
 /// the director (`Local`, the kernel's `inet_addr_type` test); direct routing cannot
 /// (docs/SEMANTICS.md §7).
-pub fn local_error(real: Ipv4Addr) -> String {
+pub fn local_error(real: IpAddr) -> String {
     format!("real server {real} is the director itself: lbctl forwards by direct routing (-g) only")
 }
 
@@ -216,12 +226,21 @@ impl Netlink {
 
     /// The kernel's route to `addr` (`ip route get ADDR`); `None` when it
     /// has none.
-    pub fn route(&mut self, addr: Ipv4Addr) -> io::Result<Option<Route>> {
+    pub fn route(&mut self, addr: IpAddr) -> io::Result<Option<Route>> {
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
-        m.header.destination_prefix_length = 32;
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
+        m.header.address_family = family(addr);
+        match addr {
+            IpAddr::V4(a) => {
+                m.header.destination_prefix_length = 32;
+                m.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet(a)));
+            }
+            IpAddr::V6(a) => {
+                m.header.destination_prefix_length = 128;
+                m.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet6(a)));
+            }
+        }
         let replies = match self.request(RouteNetlinkMessage::GetRoute(m), 0) {
             Ok(r) => r,
             Err(e)
@@ -249,7 +268,12 @@ impl Netlink {
             for a in &r.attributes {
                 match a {
                     RouteAttribute::Oif(i) => route.oif = *i,
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(*g),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                        route.gateway = Some(IpAddr::V4(*g));
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                        route.gateway = Some(IpAddr::V6(*g));
+                    }
                     _ => {}
                 }
             }
@@ -259,14 +283,12 @@ impl Netlink {
     }
 
     /// The kernel's neighbour entry for `addr` on `ifindex`, if any.
-    pub fn neighbour(&mut self, addr: Ipv4Addr, ifindex: u32) -> io::Result<Option<Neighbour>> {
+    pub fn neighbour(&mut self, addr: IpAddr, ifindex: u32) -> io::Result<Option<Neighbour>> {
         let mut m = NeighbourMessage::default();
-        m.header.family = AddressFamily::Inet;
+        m.header.family = family(addr);
         m.header.ifindex = ifindex;
         m.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-                addr,
-            )));
+            .push(NeighbourAttribute::Destination(neigh_addr(addr)));
         match self.request(RouteNetlinkMessage::GetNeighbour(m), 0) {
             Ok(replies) => Ok(replies.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewNeighbour(n) => Neighbour::from_message(n),
@@ -278,20 +300,18 @@ impl Netlink {
     }
 
     /// Asks the kernel to resolve `addr` on `ifindex` (`ip neigh add ADDR
-    /// dev DEV use managed`): it sends an ARP request now and, where the
-    /// kernel has managed entries (Linux 5.16), keeps the entry fresh. Never
-    /// called on a static entry.
-    pub fn ask_resolve(&mut self, addr: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+    /// dev DEV use managed`): it sends an ARP request (an IPv6 neighbour
+    /// solicitation) now and, where the kernel has managed entries (Linux
+    /// 5.16), keeps the entry fresh. Never called on a static entry.
+    pub fn ask_resolve(&mut self, addr: IpAddr, ifindex: u32) -> io::Result<()> {
         let msg = |managed: bool| {
             let mut m = NeighbourMessage::default();
-            m.header.family = AddressFamily::Inet;
+            m.header.family = family(addr);
             m.header.ifindex = ifindex;
             m.header.state = NeighbourState::None;
             m.header.flags = NeighbourFlags::Use;
             m.attributes
-                .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-                    addr,
-                )));
+                .push(NeighbourAttribute::Destination(neigh_addr(addr)));
             if managed {
                 m.attributes
                     .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
@@ -381,7 +401,7 @@ impl Netlink {
     /// [`local_error`]). Never waits: when the MAC
     /// is not known, the kernel is asked to resolve it and `Pending` comes
     /// back at once.
-    pub fn next_hop(&mut self, addr: Ipv4Addr) -> io::Result<Result<Lookup, String>> {
+    pub fn next_hop(&mut self, addr: IpAddr) -> io::Result<Result<Lookup, String>> {
         let Some(route) = self.route(addr)? else {
             return Ok(Ok(Lookup::NoRoute));
         };
@@ -408,6 +428,22 @@ impl Netlink {
             self.ask_resolve(addr, route.oif)?;
         }
         Ok(Ok(Lookup::Pending))
+    }
+}
+
+/// rtnetlink's family of an address.
+fn family(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// A neighbour message's destination.
+fn neigh_addr(addr: IpAddr) -> NeighbourAddress {
+    match addr {
+        IpAddr::V4(a) => NeighbourAddress::Inet(a),
+        IpAddr::V6(a) => NeighbourAddress::Inet6(a),
     }
 }
 
@@ -440,10 +476,11 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn entry(state: u16, mac: Option<[u8; 6]>) -> Neighbour {
         Neighbour {
-            addr: Ipv4Addr::new(198, 51, 100, 11),
+            addr: Ipv4Addr::new(198, 51, 100, 11).into(),
             ifindex: 2,
             mac,
             state,
@@ -478,10 +515,18 @@ mod tests {
         m.attributes
             .push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 1, 2, 3, 4]));
         let n = Neighbour::from_message(&m).unwrap();
-        assert_eq!(n.addr, Ipv4Addr::new(198, 51, 100, 12));
+        assert_eq!(n.addr, IpAddr::from(Ipv4Addr::new(198, 51, 100, 12)));
         assert_eq!((n.ifindex, n.state), (7, NUD_STALE));
         assert_eq!(n.usable_mac(), Some([2, 0, 1, 2, 3, 4]));
+        // IPv6 entries too.
         m.header.family = AddressFamily::Inet6;
+        m.attributes[0] = NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+            "2001:db8::11".parse().unwrap(),
+        ));
+        let n = Neighbour::from_message(&m).unwrap();
+        assert_eq!(n.addr, "2001:db8::11".parse::<IpAddr>().unwrap());
+        assert_eq!(n.usable_mac(), Some([2, 0, 1, 2, 3, 4]));
+        m.header.family = AddressFamily::Bridge;
         assert_eq!(Neighbour::from_message(&m), None);
     }
 
@@ -498,7 +543,7 @@ mod tests {
         // `lbctl -a` refuses loopback reals before it asks the kernel (the command line's
         // check); the same words either way.
         assert_eq!(
-            local_error(Ipv4Addr::new(198, 51, 100, 2)),
+            local_error(Ipv4Addr::new(198, 51, 100, 2).into()),
             "real server 198.51.100.2 is the director itself: lbctl forwards by direct \
              routing (-g) only"
         );
@@ -507,8 +552,8 @@ mod tests {
     #[test]
     fn the_gateway_error_names_the_real_and_the_gateway() {
         let e = gateway_error(
-            Ipv4Addr::new(192, 0, 2, 20),
-            Ipv4Addr::new(198, 51, 100, 1),
+            Ipv4Addr::new(192, 0, 2, 20).into(),
+            Ipv4Addr::new(198, 51, 100, 1).into(),
             "eth0",
         );
         assert!(e.contains("real server 192.0.2.20"), "{e}");

@@ -171,9 +171,9 @@ struct FwmarkRuleArgs {
     /// tcp or udp
     #[arg(short = 'p', long = "protocol", value_name = "PROTO", value_parser = parse_fwmark_proto)]
     proto: Proto,
-    /// The destination address, or a prefix (ADDR/PLEN)
+    /// The destination address, or a prefix (ADDR/PLEN), IPv4 or IPv6
     #[arg(short = 'd', long = "destination", value_name = "ADDR[/PLEN]", value_parser = parse_fwmark_dest)]
-    dest: (std::net::Ipv4Addr, u8),
+    dest: (std::net::IpAddr, u8),
     /// The destination port or port range (LO:HI); default: any port
     #[arg(long = "dport", alias = "destination-port", value_name = "PORT[:PORT]", value_parser = parse_fwmark_ports)]
     dport: Option<(u16, u16)>,
@@ -205,10 +205,19 @@ fn parse_fwmark_proto(v: &str) -> Result<Proto, CliError> {
     })
 }
 
-fn parse_fwmark_dest(v: &str) -> Result<(std::net::Ipv4Addr, u8), CliError> {
-    crate::fwmark::parse_destination(v).ok_or(CliError::IllegalValue {
-        what: "fwmark rule destination (an IPv4 address or ADDR/PLEN)",
-    })
+fn parse_fwmark_dest(v: &str) -> Result<(std::net::IpAddr, u8), CliError> {
+    let dest = crate::fwmark::parse_destination(v).ok_or(CliError::IllegalValue {
+        what: "fwmark rule destination (an IPv4 or IPv6 address or ADDR/PLEN)",
+    })?;
+    // The trie keeps IPv4 prefixes as IPv4-mapped IPv6 ones.
+    if let (std::net::IpAddr::V6(a), plen) = dest
+        && crate::fwmark::overlaps_v4_mapped(a, plen)
+    {
+        return Err(CliError::IllegalValue {
+            what: "fwmark rule destination (an IPv6 prefix sharing addresses with                    ::ffff:0.0.0.0/96; give IPv4 rules as IPv4 prefixes)",
+        });
+    }
+    Ok(dest)
 }
 
 fn parse_fwmark_ports(v: &str) -> Result<(u16, u16), CliError> {

@@ -12,7 +12,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io,
-    net::Ipv4Addr,
+    net::IpAddr,
     path::PathBuf,
     time::Duration,
 };
@@ -49,7 +49,7 @@ fn subscribe() -> io::Result<AsyncFd<Socket>> {
 
 /// An address and the (MAC, ifindex) of its neighbour entry, `None` when
 /// the entry has no usable MAC.
-type Event = (Ipv4Addr, Option<([u8; 6], u32)>);
+type Event = (IpAddr, Option<([u8; 6], u32)>);
 
 /// The neighbour entries in one datagram of events.
 fn parse_events(buf: &[u8], out: &mut Vec<Event>) {
@@ -89,7 +89,7 @@ pub fn start(pin_dir: PathBuf, log: Logger) {
 
 async fn follow(sock: AsyncFd<Socket>, pin_dir: PathBuf, log: Logger) {
     // What was last applied, per address: only changes reach the table.
-    let mut known: HashMap<Ipv4Addr, ([u8; 6], u32)> = HashMap::new();
+    let mut known: HashMap<IpAddr, ([u8; 6], u32)> = HashMap::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let mut events = Vec::new();
@@ -130,7 +130,7 @@ async fn follow(sock: AsyncFd<Socket>, pin_dir: PathBuf, log: Logger) {
                 }
             }
         }
-        let mut todo: BTreeMap<Ipv4Addr, ([u8; 6], u32)> = BTreeMap::new();
+        let mut todo: BTreeMap<IpAddr, ([u8; 6], u32)> = BTreeMap::new();
         for (addr, entry) in events {
             match entry {
                 Some(e) if known.get(&addr) != Some(&e) => {
@@ -172,7 +172,7 @@ async fn follow(sock: AsyncFd<Socket>, pin_dir: PathBuf, log: Logger) {
 }
 
 /// An address and the (MAC, ifindex) of its neighbour entry.
-type Entry = (Ipv4Addr, ([u8; 6], u32));
+type Entry = (IpAddr, ([u8; 6], u32));
 
 /// Writes the new next hops through the table. Returns the entries of real
 /// servers' addresses and one log line per address whose dests changed.
@@ -203,8 +203,8 @@ fn apply(dir: &std::path::Path, hops: &[Entry]) -> Result<(Vec<Entry>, Vec<Strin
     }
     let mut t = Table::new(Pins::open(dir, None)?);
     let found = t.set_next_hops(&next)?;
-    let entry = |a: Ipv4Addr| hops.iter().find(|(h, _)| *h == a).copied();
-    let mut changed: Vec<Ipv4Addr> = found.iter().filter(|f| f.1).map(|f| f.0).collect();
+    let entry = |a: IpAddr| hops.iter().find(|(h, _)| *h == a).copied();
+    let mut changed: Vec<IpAddr> = found.iter().filter(|f| f.1).map(|f| f.0).collect();
     changed.sort_unstable();
     changed.dedup();
     let known = found.iter().filter_map(|f| entry(f.0)).collect();
@@ -230,6 +230,7 @@ mod tests {
         AddressFamily,
         neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     };
+    use std::net::Ipv4Addr;
 
     fn event(addr: Ipv4Addr, state: NeighbourState, mac: Option<[u8; 6]>) -> Vec<u8> {
         let mut n = NeighbourMessage::default();
@@ -263,6 +264,6 @@ mod tests {
         buf.extend(event(b, NeighbourState::Failed, None));
         let mut out = Vec::new();
         parse_events(&buf, &mut out);
-        assert_eq!(out, vec![(a, Some((mac, 3))), (b, None)]);
+        assert_eq!(out, vec![(a.into(), Some((mac, 3))), (b.into(), None)]);
     }
 }

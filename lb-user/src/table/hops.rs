@@ -1,7 +1,7 @@
 //! Next hops of direct-routing real servers, asked of the kernel over
 //! netlink (docs/SEMANTICS.md §7), and followed when they change.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use lb_common::{DEST_F_IN_USE, DEST_F_RESOLVED, Dest, FWD_ROUTE};
 
@@ -19,16 +19,12 @@ impl Table {
     /// gateway, `None` when its MAC is not known yet (the kernel was asked to
     /// resolve it; the XDP program asks `bpf_fib_lookup` on its next new flow
     /// and `lbctl daemon` fills it in when the kernel learns it).
-    /// IPv4 only for now: an IPv6 real server has no next hop here (the
-    /// XDP program asks `bpf_fib_lookup`).
+    /// Both families (IPv6 with `AF_INET6` routes and neighbours).
     pub(super) fn next_hop(&mut self, addr: IpAddr) -> Result<Option<NextHop>, Error> {
         if let Some(known) = self.hops.get(&addr) {
             return known.clone().map_err(Error::Invalid);
         }
-        let IpAddr::V4(v4) = addr else {
-            return Ok(None);
-        };
-        let hop = self.ask_next_hop(v4);
+        let hop = self.ask_next_hop(addr);
         match &hop {
             Ok(h) => self.hops.insert(addr, Ok(*h)),
             Err(Error::Invalid(refused)) => self.hops.insert(addr, Err(refused.clone())),
@@ -37,7 +33,7 @@ impl Table {
         hop
     }
 
-    fn ask_next_hop(&mut self, addr: Ipv4Addr) -> Result<Option<NextHop>, Error> {
+    fn ask_next_hop(&mut self, addr: IpAddr) -> Result<Option<NextHop>, Error> {
         if self.nl.is_none() {
             self.nl = neigh::Netlink::open().ok();
         }
@@ -80,16 +76,14 @@ impl Table {
     /// of every dest found, and whether it changed.
     pub fn set_next_hops(
         &mut self,
-        hops: &[(Ipv4Addr, NextHop)],
-    ) -> Result<Vec<(Ipv4Addr, bool)>, Error> {
+        hops: &[(IpAddr, NextHop)],
+    ) -> Result<Vec<(IpAddr, bool)>, Error> {
         let mut found = Vec::new();
         for (i, mut d) in self.dest_table()?.into_iter().enumerate() {
             if d.flags & DEST_F_IN_USE == 0 || d.fwd != FWD_ROUTE {
                 continue;
             }
-            let IpAddr::V4(addr) = from_addr(&d.addr) else {
-                continue;
-            };
+            let addr = from_addr(&d.addr);
             let Some((_, hop)) = hops.iter().find(|(a, _)| *a == addr) else {
                 continue;
             };

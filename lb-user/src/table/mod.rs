@@ -406,7 +406,7 @@ impl Table {
             }
         }
         let (addrs, _) = crate::fwmark::filter_addresses(&self.fwmark_rules()?);
-        addrs.into_iter().map(IpAddr::V4).for_each(&mut set);
+        addrs.into_iter().for_each(&mut set);
         let m = &self.pins.vips;
         let mut have = batch::entries(m, || {
             m.iter()

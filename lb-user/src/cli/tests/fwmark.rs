@@ -300,3 +300,47 @@ fn a_fwmark_template_is_listed_with_protocol_ip() {
         "IP  04:58  ASSURED     192.0.2.7:0        0.0.0.1:0          198.51.100.12:0\n"
     );
 }
+
+/// IPv6 prefixes, as ip6tables writes them; none that shares addresses
+/// with the IPv4-mapped ::ffff:0.0.0.0/96 (where IPv4 rules live).
+#[test]
+fn the_fwmark_word_takes_ipv6_prefixes() {
+    let want = rule(Proto::Tcp, "2001:db8::", 64, Some((80, 80)), 1);
+    assert_eq!(
+        p("fwmark add -p tcp -d 2001:db8::/64 --dport 80 --set-mark 1"),
+        Ok(Command::Fwmark(FwmarkCmd::Add(want)))
+    );
+    // Host bits dropped, as ip6tables does.
+    assert_eq!(
+        p("fwmark del -p tcp -d 2001:db8::77/64 --dport 80 --set-mark 1"),
+        Ok(Command::Fwmark(FwmarkCmd::Del(want)))
+    );
+    assert_eq!(
+        p("fwmark add -p udp -d 2001:db8::1 --set-mark 2"),
+        Ok(Command::Fwmark(FwmarkCmd::Add(rule(
+            Proto::Udp,
+            "2001:db8::1",
+            128,
+            None,
+            2
+        ))))
+    );
+    assert_eq!(
+        r_line("fwmark add -p tcp -d 2001:db8::/64 --dport 80 --set-mark 1"),
+        Ok(Some(Command::Fwmark(FwmarkCmd::Add(want))))
+    );
+    for line in [
+        "fwmark add -p tcp -d ::/0 --set-mark 1",
+        "fwmark add -p tcp -d ::ffff:203.0.113.10 --set-mark 1",
+        "fwmark add -p tcp -d 2001:db8::/129 --set-mark 1",
+    ] {
+        let e = p(line).unwrap_err();
+        assert!(e.to_string().contains("destination"), "{line}: {e}");
+    }
+    assert!(
+        p("fwmark add -p tcp -d ::/0 --set-mark 1")
+            .unwrap_err()
+            .to_string()
+            .contains("::ffff:0.0.0.0/96")
+    );
+}
