@@ -493,7 +493,12 @@ fn prepare_fwmark(plane: &mut Plane) -> Result<()> {
         t.add_real(&id, &real(i, 0, 1))?;
     }
     t.add_fwmark_rule(&lb_user::fwmark::FwmarkRule {
-        matches: lb_user::fwmark::FwmarkMatch::new(Proto::Tcp, VIP, 32, Some((FWM_PORT, FWM_PORT))),
+        matches: lb_user::fwmark::FwmarkMatch::new(
+            Proto::Tcp,
+            VIP.into(),
+            32,
+            Some((FWM_PORT, FWM_PORT)),
+        ),
         mark: 1,
     })?;
     Ok(())
