@@ -1196,3 +1196,71 @@ fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
     ensure!(weights(&lb)?.is_empty());
     Ok(())
 }
+
+/// The daemon follows the kernel's IPv6 neighbour entries: when an IPv6
+/// real server's MAC changes (a replaced machine: its new MAC in the
+/// director's neighbour table, as an unsolicited neighbour advertisement
+/// puts it) the dest follows and new IPv6 clients still reach it (with the
+/// old MAC their frames would go nowhere).
+#[test]
+fn ipv6_real_whose_mac_changes_is_followed() -> Result<()> {
+    if !require_root("ipv6_real_whose_mac_changes_is_followed") {
+        return Ok(());
+    }
+    let cfg = TopoConfig::new(1).dual_stack().without_lb_neighbours();
+    let mut lb = LbTopology::with_config(&cfg)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let rs1 = lb.topo.backends[0].addr6.expect("dual stack");
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\ncleanstop=no\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:80\n\treal6=[{rs1}]:80 gate\n\tchecktype=connect\n\tscheduler=rr\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let mac = |m: &[u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    // Up, and its MAC known (from the kernel, which resolves it for the
+    // daemon's checks): IPv6 clients reach it.
+    let sock = lb.topo.vip6_sock(80);
+    poll(
+        "an IPv6 client reaches rs1",
+        Duration::from_secs(5) + SLACK,
+        || {
+            Ok(
+                (client::http_try(&lb.topo.client.ns, sock, client::DEFAULT_TIMEOUT)?
+                    == Outcome::Answered("rs1".into()))
+                .then_some(()),
+            )
+        },
+    )
+    .with_context(|| format!("log:\n{}", d.log()))?;
+
+    let mac2 = [0x02, 0x00, 0x00, 0x00, 0x06, 0x02];
+    let rs = &lb.topo.backends[0];
+    rs.ns
+        .ip(&["link", "set", "dev", "eth0", "address", &mac(&mac2)])?;
+    lb.topo.lb.ns.ip(&[
+        "-6",
+        "neigh",
+        "replace",
+        &rs1.to_string(),
+        "lladdr",
+        &mac(&mac2),
+        "dev",
+        "eth0",
+        "nud",
+        "stale",
+    ])?;
+    d.wait_log(
+        &format!("Real server {rs1}: next hop {}", mac(&mac2)),
+        Duration::from_secs(10),
+    )?;
+    ensure!(client::http_get(&lb.topo.client.ns, sock, client::DEFAULT_TIMEOUT)? == "rs1");
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
+    Ok(())
+}
