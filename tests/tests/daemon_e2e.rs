@@ -1264,3 +1264,67 @@ fn ipv6_real_whose_mac_changes_is_followed() -> Result<()> {
     ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
     Ok(())
 }
+
+/// The negotiate checks other than HTTP over IPv6: `service=https`
+/// (ldirectord's default for port 443; TLS to `[2001:db8::11]:443`, no
+/// SNI for an address) and `simpletcp`, each bringing IPv6 reals up, and a
+/// simpletcp check that stops being answered quiescing its real.
+#[test]
+fn ipv6_https_and_simpletcp_checks() -> Result<()> {
+    if !require_root("ipv6_https_and_simpletcp_checks") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(2).dual_stack())?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2) = (a6(0), a6(1));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let mut plain = Vec::new();
+    let mut tls = Vec::new();
+    for (i, b) in lb.topo.backends.iter().enumerate() {
+        let name = format!("rs{}", i + 1);
+        tls.push(b.ns.spawn(&[SRV, "--name", &name, "--listen", "[::]:443", "--tls"])?);
+        plain.push(b.ns.spawn(&[SRV, "--name", &name, "--listen", "[::]:8000"])?);
+    }
+    let conf = format!(
+        "checkinterval=1\nnegotiatetimeout=2\nfailurecount=1\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:443\n\treal6={rs1}:443 gate\n\treal6={rs2}:443 gate\n\
+         \trequest=\"/health\"\n\treceive=\"^rs[0-9]+$\"\n\tscheduler=rr\n\tquiescent=yes\n\
+         virtual6={vip}:8000\n\treal6={rs1}:8000 gate\n\treal6={rs2}:8000 gate\n\
+         \tservice=simpletcp\n\trequest=\"HOLD\\n\"\n\treceive=\"^rs[0-9]+\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(3) + SLACK;
+    let wait = |d: &Daemon, w1: u32| -> Result<()> {
+        let wanted: BTreeMap<String, u32> = [
+            (format!("{rs1}:443"), 1),
+            (format!("{rs2}:443"), 1),
+            (format!("{rs1}:8000"), w1),
+            (format!("{rs2}:8000"), 1),
+        ]
+        .into_iter()
+        .collect();
+        let mut last = BTreeMap::new();
+        poll(&format!("weights {wanted:?}"), limit, || {
+            last = weights(&lb)?;
+            Ok((last == wanted).then_some(()))
+        })
+        .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
+    };
+    wait(&d, 1)?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:443 ({vip}:443): HTTP/1.0 200 OK"),
+        limit,
+    )?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:8000 ({vip}:8000): rs1"),
+        limit,
+    )?;
+    // rs1's simpletcp service goes away: quiesced; its HTTPS stays up.
+    plain[0].kill()?;
+    wait(&d, 0)?;
+    d.wait_log(&format!("Real server down: {rs1}:8000 ({vip}:8000)"), limit)?;
+    d.stop()?;
+    drop((plain, tls));
+    Ok(())
+}
