@@ -1328,3 +1328,71 @@ fn ipv6_https_and_simpletcp_checks() -> Result<()> {
     drop((plain, tls));
     Ok(())
 }
+
+/// `virtual6=1`: an IPv6 fwmark service (`-f 1 -6`) over an `lbctl fwmark`
+/// rule for the IPv6 VIP's port 80, its `real6=` reals without a port
+/// checked on `checkport=`; a failed one is quiesced and IPv6 clients
+/// classified by the rule go to the other.
+#[test]
+fn an_ipv6_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
+    if !require_root("an_ipv6_fwmark_virtual_is_checked_and_quiesced") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::with_config(&TopoConfig::new(2).dual_stack())?;
+    let servers = lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2) = (a6(0), a6(1));
+    let vip6 = lb.topo.vip6.expect("dual stack").to_string();
+    lb.lbctl_ok(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip6,
+        "--dport",
+        "80",
+        "--set-mark",
+        "1",
+    ])?;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nlogfile=\"@LOG@\"\n\
+         virtual6=1\n\treal6={rs1} gate\n\treal6={rs2} gate\n\
+         \tchecktype=connect\n\tcheckport=80\n\tscheduler=rr\n"
+    );
+    let d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    let wait = |pairs: &[(&str, u32)]| -> Result<()> {
+        let wanted: BTreeMap<String, u32> =
+            pairs.iter().map(|(a, w)| (format!("{a}:0"), *w)).collect();
+        poll(&format!("weights {wanted:?}"), limit, || {
+            Ok((weights(&lb)? == wanted).then_some(()))
+        })
+        .with_context(|| format!("log:\n{}", d.log()))
+    };
+    wait(&[(&rs1, 1), (&rs2, 1)])?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    ensure!(listed.contains("\nFWM  1 IPv6 rr\n"), "{listed}");
+    ensure!(
+        d.log()
+            .contains(&format!("Restored real server: {rs1}:0 (fwmark 1 IPv6)")),
+        "{}",
+        d.log()
+    );
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(80),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    ensure!(gets(10)?.len() == 2);
+    // rs1's service (its check port) stops: quiesced, IPv6 traffic goes on.
+    servers[0].kill()?;
+    wait(&[(&rs1, 0), (&rs2, 1)])?;
+    ensure!(gets(5)? == BTreeMap::from([("rs2".to_string(), 5)]));
+    Ok(())
+}
