@@ -848,7 +848,9 @@ fn ldirectord_fork_yes_changes_the_table_from_many_processes_at_once() -> Result
 /// clients: start installs both services (`-A -t [v6]:80`, `-a … -r [v6]:80 -g -w N`, read
 /// back through ldirectord's `-L -n` regexes: it sees no unknown line), `:80` is checked by
 /// ldirectord's default for port 80, an HTTP check (LWP, which needs Net::INET6Glue for an
-/// IPv6 real server), `:81` is persistent with `netmask=64` (`-M 64`, `mask 64`); a real
+/// IPv6 real server), `:81` is persistent with `netmask=64` (`-M 64`, `mask 64`),
+/// `virtual6=1` is an IPv6 fwmark service (`-A -f 1 -6`, `FWM  1 IPv6`) over an `lbctl
+/// fwmark` rule for port 82; a real
 /// server whose HTTP check fails is quiesced and new clients avoid it; recovered, its weight
 /// is restored; stop removes everything.
 #[test]
@@ -860,7 +862,7 @@ fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
     let mut web = Vec::new();
     for b in &lb.topo.backends {
         web.push(serve(b, &[80], false)?);
-        serve(b, &[81, 9000], false)?;
+        serve(b, &[81, 82, 9000], false)?;
     }
     let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
     let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
@@ -870,14 +872,30 @@ fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
          virtual6={vip}:80\n\treal6={rs1}:80 gate 1\n\treal6={rs2}:80 gate 2\n\treal6={rs3}:80 gate 3\n\
          \trequest=\"/\"\n\treceive=\"^rs\"\n\tquiescent=yes\n\
          virtual6={vip}:81\n\treal6={rs1}:81 gate\n\treal6={rs2}:81 gate\n\
-         \tchecktype=connect\n\tcheckport=9000\n\tscheduler=rr\n\tpersistent=300\n\tnetmask=64\n"
+         \tchecktype=connect\n\tcheckport=9000\n\tscheduler=rr\n\tpersistent=300\n\tnetmask=64\n\
+         virtual6=1\n\treal6={rs1} gate\n\treal6={rs2} gate\n\tchecktype=connect\n\tcheckport=9000\n"
     );
+    let vip6 = lb.topo.vip6.expect("dual stack").to_string();
+    lb.lbctl_ok(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip6,
+        "--dport",
+        "82",
+        "--set-mark",
+        "1",
+    ])?;
     let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
-    let (s80, s81) = (
+    let (s80, s81, sfwm) = (
         format!("TCP {vip}:80 wrr"),
         format!("TCP {vip}:81 rr persistent 300 mask 64"),
+        "FWM 1 IPv6 wrr".to_string(),
     );
     let p = |a: &str, port: u16| format!("{a}:{port}");
+    let (f1, f2) = (p(&rs1, 0), p(&rs2, 0));
     let (r80, r81) = (
         [p(&rs1, 80), p(&rs2, 80), p(&rs3, 80)],
         [p(&rs1, 81), p(&rs2, 81)],
@@ -886,6 +904,7 @@ fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
         table(&[
             (&s80, &[(&r80[0], 1), (&r80[1], w2), (&r80[2], 3)]),
             (&s81, &[(&r81[0], 1), (&r81[1], 1)]),
+            (&sfwm, &[(&f1, 1), (&f2, 1)]),
         ])
     };
     wait_table(&lb, &mut ld, &want(2), START)?;
@@ -915,6 +934,9 @@ fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
     // -M 64: one client's connections stay on one real.
     let counts = gets(81, 10)?;
     ensure!(counts.len() == 1, "persistence over a /64: {counts:?}");
+    // The IPv6 fwmark service takes what the rule marks.
+    let counts = gets(82, 10)?;
+    ensure!(counts.len() == 2, "the IPv6 fwmark service: {counts:?}");
 
     // rs2's web server stops: its HTTP check fails, it is quiesced, new clients avoid it.
     web[1].kill()?;
