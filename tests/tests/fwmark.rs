@@ -42,7 +42,7 @@ fn rule(
     mark: u32,
 ) -> FwmarkRule {
     FwmarkRule {
-        matches: FwmarkMatch::new(proto, addr, plen, ports),
+        matches: FwmarkMatch::new(proto, addr.into(), plen, ports),
         mark,
     }
 }

@@ -490,8 +490,8 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             2,
         ),
         (
-            "-A -t [2001:db8::1]:80 -s rr",
-            "lbctl: line 3: IPv6 is not supported yet\n",
+            "-a -t 203.0.113.10:82 -r [2001:db8::11]:82",
+            "lbctl: line 3: Different address family is allowed only for tunneling servers\n",
             2,
         ),
         (

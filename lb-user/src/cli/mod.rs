@@ -16,8 +16,8 @@
 //! * value errors are reported in argument order, then leftover words, then the
 //!   command/option table (`commands_v_options`), then the post-checks (zero
 //!   port, list conflicts), with ipvsadm's own messages;
-//! * features that ipvsadm has and lbctl does not yet (IPv6 and SCTP
-//!   services, NAT and tunnelling, ...) are
+//! * features that ipvsadm has and lbctl does not yet (SCTP services, NAT
+//!   and tunnelling, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.
@@ -475,13 +475,13 @@ pub fn usage(program: &str) -> String {
     s.push('\n');
     s.push_str(&version_text()[IPVSADM_VERSION_LINE.len()..]);
     s.push_str(
-        "It implements the commands and options above for IPv4 TCP, UDP and fwmark\n\
-         services (-f, marks given by `lbctl fwmark') with direct routing (-g), and also\n\
-         the scheduler twos, -X for --exact and -v|--version. Not implemented (refused\n\
-         with an error, nothing changes): IPv6 (-6), --sctp-service, --pe, -i and -m\n\
-         with the --tun-* options and --tun-info, the sync daemon (--start-daemon,\n\
-         --stop-daemon, --daemon and its options), and -b's flag-1..flag-3 (sh and mh\n\
-         take sh-fallback,sh-port and mh-fallback,mh-port).\n\
+        "It implements the commands and options above for IPv4 and IPv6 TCP, UDP and\n\
+         fwmark services (-f, -6, marks given by `lbctl fwmark') with direct routing\n\
+         (-g), and also the scheduler twos, -X for --exact and -v|--version. Not\n\
+         implemented (refused with an error, nothing changes): --sctp-service, --pe,\n\
+         -i and -m with the --tun-* options and --tun-info, the sync daemon\n\
+         (--start-daemon, --stop-daemon, --daemon and its options), and -b's\n\
+         flag-1..flag-3 (sh and mh take sh-fallback,sh-port and mh-fallback,mh-port).\n\
          \n\
          Usage:\n",
     );

@@ -214,7 +214,8 @@ fn parse_fwmark_dest(v: &str) -> Result<(std::net::IpAddr, u8), CliError> {
         && crate::fwmark::overlaps_v4_mapped(a, plen)
     {
         return Err(CliError::IllegalValue {
-            what: "fwmark rule destination (an IPv6 prefix sharing addresses with                    ::ffff:0.0.0.0/96; give IPv4 rules as IPv4 prefixes)",
+            what: "fwmark rule destination (an IPv6 prefix sharing addresses with \
+                   ::ffff:0.0.0.0/96; give IPv4 rules as IPv4 prefixes)",
         });
     }
     Ok(dest)
