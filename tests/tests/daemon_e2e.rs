@@ -1112,13 +1112,12 @@ fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
         listed.contains(&format!("\nTCP  {vip}:80 rr\n")),
         "{listed}"
     );
-    let log = d.log();
     for line in [
         format!("Added virtual server: {vip}:80"),
         format!("Real server up: {rs2}:80 ({vip}:80): HTTP/1.0 200 OK"),
         format!("Restored real server: {rs2}:80 ({vip}:80) (Weight set to 1)"),
     ] {
-        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+        d.wait_log(&line, limit)?;
     }
     let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
         Ok(
@@ -1136,12 +1135,11 @@ fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
     // rs2's server stops: quiesced, new IPv6 clients avoid it.
     lb.topo.backends[1].stop_servers()?;
     wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 0)], limit)?;
-    let log = d.log();
     for line in [
         format!("Real server down: {rs2}:80 ({vip}:80)"),
         format!("Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"),
     ] {
-        ensure!(log.contains(&line), "{line:?} missing from the log:\n{log}");
+        d.wait_log(&line, limit)?;
     }
     ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
     let (code, text) = d.status()?;
@@ -1172,13 +1170,10 @@ fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
     lb.topo.backends[0].stop_servers()?;
     lb.topo.backends[1].stop_servers()?;
     wait_weights(&lb, &d, &[(&rs1, 0), (&rs2, 0), (&rs3, 1)], limit)?;
-    ensure!(
-        d.log().contains(&format!(
-            "Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"
-        )),
-        "{}",
-        d.log()
-    );
+    d.wait_log(
+        &format!("Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"),
+        limit,
+    )?;
     ensure!(gets(10)? == BTreeMap::from([("rs3".to_string(), 10)]));
     // One back: the fallback leaves.
     lb.topo.backends[0].start_server(Path::new(SRV), 80, false)?;
@@ -1373,12 +1368,11 @@ fn an_ipv6_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
     wait(&[(&rs1, 1), (&rs2, 1)])?;
     let listed = lb.lbctl_ok(&["-L", "-n"])?;
     ensure!(listed.contains("\nFWM  1 IPv6 rr\n"), "{listed}");
-    ensure!(
-        d.log()
-            .contains(&format!("Restored real server: {rs1}:0 (fwmark 1 IPv6)")),
-        "{}",
-        d.log()
-    );
+    let restored = format!("Restored real server: {rs1}:0 (fwmark 1 IPv6)");
+    poll(&format!("log line {restored:?}"), limit, || {
+        Ok(d.log().contains(&restored).then_some(()))
+    })
+    .with_context(|| format!("log:\n{}", d.log()))?;
     let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
         Ok(client::http_get_many(
             &lb.topo.client.ns,

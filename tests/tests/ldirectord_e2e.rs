@@ -104,15 +104,16 @@ fn no_failed_command(ld: &Ldirectord) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless every line in `lines` is in ldirectord's log.
+/// Fails unless every line in `lines` is in ldirectord's log within [`CHANGE`]: ldirectord
+/// logs a change after the ipvsadm command that made it, and at start it adds each real with
+/// its weight, then quiesces it until its first check restores it, so the table may show a
+/// weight before the line that a test looks for is written.
 fn logged(ld: &Ldirectord, lines: &[String]) -> Result<()> {
-    let log = ld.log();
     for l in lines {
-        ensure!(
-            log.contains(l.as_str()),
-            "{l:?} missing from the log:\n{}",
-            ld.log()
-        );
+        wait_for(&format!("log line {l:?}"), CHANGE, || {
+            Ok(ld.log().contains(l.as_str()).then_some(()))
+        })
+        .with_context(|| format!("{l:?} missing from the log:\n{}", ld.log()))?;
     }
     Ok(())
 }
