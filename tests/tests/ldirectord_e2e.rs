@@ -972,3 +972,74 @@ fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
     no_failed_command(&ld)?;
     Ok(())
 }
+
+/// `fallback6=` under Debian's ldirectord (`quiescent=no`): failed IPv6 reals are deleted
+/// (`-d -t [v6]:80 -r [v6]:80`); with none left the IPv6 fallback is added with weight 1 and
+/// takes the IPv6 clients; the first real back is added again and the fallback deleted.
+#[test]
+fn ldirectord_ipv6_fallback6_comes_and_goes() -> Result<()> {
+    if !require_ldirectord("ldirectord_ipv6_fallback6_comes_and_goes") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    let servers: Vec<NsChild> = lb
+        .topo
+        .backends
+        .iter()
+        .map(|b| serve(b, &[80], false))
+        .collect::<Result<_>>()?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=no\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate\n\treal6={rs2}:80 gate\n\
+         \tfallback6={rs3}:80 gate\n\tchecktype=connect\n\tscheduler=rr\n"
+    );
+    let svc = format!("TCP {vip}:80 rr");
+    let only = |reals: &[&str]| {
+        let reals: Vec<(String, u32)> = reals.iter().map(|a| (format!("{a}:80"), 1)).collect();
+        let reals: Vec<(&str, u32)> = reals.iter().map(|(a, w)| (a.as_str(), *w)).collect();
+        table(&[(&svc, &reals)])
+    };
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(80),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    wait_table(&lb, &mut ld, &only(&[&rs1, &rs2]), START)?;
+
+    servers[0].kill()?;
+    servers[1].kill()?;
+    wait_table(&lb, &mut ld, &only(&[&rs3]), CHANGE)?;
+    logged(
+        &ld,
+        &[
+            format!("Deleted real server: {rs1}:80 ({vip}:80)"),
+            format!("Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"),
+        ],
+    )?;
+    ensure!(gets(10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+
+    serve(&lb.topo.backends[0], &[80], false)?;
+    wait_table(&lb, &mut ld, &only(&[&rs1]), CHANGE)?;
+    logged(
+        &ld,
+        &[
+            format!("Added real server: {rs1}:80 ({vip}:80) (Weight set to 1)"),
+            format!("Deleted fallback server: {rs3}:80 ({vip}:80)"),
+        ],
+    )?;
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    no_failed_command(&ld)?;
+    Ok(())
+}
