@@ -63,6 +63,13 @@ pub enum FwmarkError {
          of the shorter prefixes that cover it"
     )]
     TooManyRules(String),
+    /// An IPv6 prefix sharing addresses with `::ffff:0.0.0.0/96`, where the
+    /// trie keeps the IPv4 prefixes: its entry would classify IPv4 packets.
+    #[error(
+        "fwmark rule destination {0} shares addresses with ::ffff:0.0.0.0/96 (give IPv4 rules \
+         as IPv4 prefixes)"
+    )]
+    V4MappedPrefix(String),
 }
 
 impl FwmarkMatch {
@@ -173,6 +180,15 @@ pub fn project(
         .collect();
     prefixes.sort();
     prefixes.dedup();
+    if let Some((_, addr, plen)) = prefixes.iter().find(|(_, a, p)| match a {
+        IpAddr::V6(v6) => overlaps_v4_mapped(*v6, *p),
+        IpAddr::V4(_) => false,
+    }) {
+        return Err(FwmarkError::V4MappedPrefix(format!(
+            "{}/{plen}",
+            Ntop(*addr)
+        )));
+    }
     if prefixes.len() > MAX_FWMARK_PREFIXES as usize {
         return Err(FwmarkError::TooManyPrefixes);
     }
@@ -648,6 +664,11 @@ mod tests {
                 "{a}/{plen}"
             );
         }
+        // The projection refuses them too, whoever asks.
+        assert_eq!(
+            project(&[rule(Proto::Tcp, "::/0", None, 1)]),
+            Err(FwmarkError::V4MappedPrefix("::/0".into()))
+        );
     }
 
     #[test]

@@ -140,6 +140,27 @@ fn mixed_family_rules_restore_save_and_list_as_ipvsadm() -> Result<()> {
         "{stats}"
     );
 
+    // whereis and drain take IPv6 services, reals and clients too.
+    let w = lb.lbctl_ok(&["whereis", "-t", "[2001:db8::2]:0", "[2001:db8:5::7]:4000"])?;
+    assert_eq!(w, "real=[2001:db8:0:1::12]:0 by=sh template=none\n");
+    let w = lb.lbctl_ok(&["whereis", "-f", "3", "-6", "2001:db8:5::7"])?;
+    assert!(
+        w.lines().all(|l| l.contains(" real=[2001:db8:0:1::1")
+            && l.ends_with(" by=wrr next=yes template=none")),
+        "{w}"
+    );
+    let d = lb.lbctl_ok(&[
+        "drain",
+        "-t",
+        "[2001:db8::1]:443",
+        "-r",
+        "[2001:db8:0:1::12]:443",
+        "--timeout",
+        "0",
+    ])?;
+    assert!(d.contains("drained [2001:db8:0:1::12]:443 in "), "{d}");
+    assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, saved);
+
     // -S | -C | -R: the same tables, both families.
     lb.lbctl_ok(&["-C"])?;
     assert_eq!(lb.lbctl_ok(&["-S", "-n"])?, "");
@@ -178,6 +199,12 @@ fn ipv6_errors_are_ipvsadms_and_change_nothing() -> Result<()> {
         "-A -t [2001:db8::1]:80 -s wrr\n\
          -a -t [2001:db8::1]:80 -r [2001:db8:0:1::11]:80 -g -w 2\n\
          -a -t [2001:db8::1]:80 -r [2001:db8:0:1::12]:80 -g -w 1\n"
+    );
+    // Without -n: the port by its name (netbase's /etc/services), the address in brackets.
+    let named = lb.lbctl_ok(&["-S"])?;
+    assert!(
+        named.starts_with("-A -t [2001:db8::1]:http -s wrr\n"),
+        "{named}"
     );
     let invalid = "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
     let gateway = "lbctl: real server 2001:db8:99::5 is not on a directly connected network: the \

@@ -334,3 +334,36 @@ fn words_take_ipv6_too() {
         Err(CliError::Addr(_))
     ));
 }
+
+/// The commands ldirectord 4.12 runs for `virtual6=`/`real6=` (its
+/// `ld_setup`, `_restore_service`, quiesce and remove), word for word.
+#[test]
+fn ldirectords_ipv6_commands_parse() {
+    let svc = tcp("2001:db8::1", 80);
+    assert_eq!(
+        p("-A -t [2001:db8::1]:80 -s wrr -p 300 -M 64 "),
+        add(svc, Sched::Wrr, Some(300), V6_64)
+    );
+    let f6 = ServiceId::fwmark_of_family(1, true);
+    assert_eq!(p("-A -f 1 -6 -s wrr "), add(f6, Sched::Wrr, None, V6_ALL));
+    assert_eq!(
+        p("-a -t [2001:db8::1]:80 -x 0 -y 0 -r [2001:db8::11]:80 -g -w 1"),
+        add_real(svc, "2001:db8::11", 80, 1)
+    );
+    assert_eq!(
+        p("-a -f 1 -6 -x 0 -y 0 -r [2001:db8::11]:0 -g -w 1"),
+        add_real(f6, "2001:db8::11", 0, 1)
+    );
+    assert_eq!(
+        p("-e -t [2001:db8::1]:80 -r [2001:db8::11]:80 -g -w 0"),
+        Ok(Command::EditReal {
+            service: svc,
+            real: real("2001:db8::11", 80, 0)
+        })
+    );
+    assert!(matches!(
+        p("-d -t [2001:db8::1]:80 -r [2001:db8::11]:80"),
+        Ok(Command::DeleteReal { .. })
+    ));
+    assert_eq!(p("-D -f 1 -6"), Ok(Command::DeleteService(f6)));
+}
