@@ -314,6 +314,56 @@ impl HoldConn {
         self.writer.local_addr()
     }
 
+    /// The next sequence number the client expects from the server: its receive queue's
+    /// `TCP_QUEUE_SEQ`, read in repair mode (`TCP_REPAIR`, needs `CAP_NET_ADMIN`). Once the
+    /// client has acknowledged everything, it is the server's `snd_una` and `snd_nxt`: the
+    /// sequence number an ICMP error about the server's next segment quotes.
+    pub fn server_next_seq(&self) -> io::Result<u32> {
+        use std::os::fd::AsRawFd as _;
+        /// `TCP_RECV_QUEUE` of `TCP_REPAIR_QUEUE` (linux/tcp.h).
+        const TCP_RECV_QUEUE: libc::c_int = 1;
+        let fd = self.writer.as_raw_fd();
+        let set = |opt: libc::c_int, val: libc::c_int| -> io::Result<()> {
+            // SAFETY: an int option of a socket this connection owns.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_TCP,
+                    opt,
+                    (&raw const val).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        set(libc::TCP_REPAIR, 1)?;
+        let seq = set(libc::TCP_REPAIR_QUEUE, TCP_RECV_QUEUE).and_then(|()| {
+            let mut seq: u32 = 0;
+            let mut len = size_of::<u32>() as libc::socklen_t;
+            // SAFETY: a u32 out-parameter of the right length.
+            let rc = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_TCP,
+                    libc::TCP_QUEUE_SEQ,
+                    (&raw mut seq).cast(),
+                    &raw mut len,
+                )
+            };
+            if rc == 0 {
+                Ok(seq)
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+        set(libc::TCP_REPAIR, 0)?;
+        seq
+    }
+
     /// Sends a line and waits up to `timeout` for the answer.
     ///
     /// [`Outcome::Answered`] (the real server's name), [`Outcome::TimedOut`] (hang),

@@ -27,10 +27,8 @@
 //!   the VIP carry the LB's MAC and it never asks ND for the VIP. Real servers hold the IPv6
 //!   VIP on `lo` (/128). They need nothing like `arp_ignore`: IPv6 neighbour discovery only
 //!   answers for addresses of the interface the solicitation came in on, so a VIP on `lo` is
-//!   never advertised on `eth0` (checked by `tests/ipv6_e2e.rs`). The LB has IPv6 forwarding on
-//!   its `eth0` only (`net.ipv6.conf.eth0.forwarding=1`; `all` stays 0, so its kernel routes
-//!   nothing): `bpf_fib_lookup` answers only on an interface with forwarding on, and the XDP
-//!   program asks it for the MAC of an IPv6 real server the controller did not resolve.
+//!   never advertised on `eth0` (checked by `tests/ipv6_e2e.rs`). The LB's permanent
+//!   neighbour entries cover both addresses of every real server.
 //!
 //! Only documentation addresses are used (198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) and every interface
 //! lives inside a namespace owned by the topology, so nothing leaves the test. Several
@@ -366,8 +364,6 @@ impl DrTopology {
                  route add {vip6_net}/64 via {LB_ADDR6} dev {IFNAME}\n",
                 format_mac(&mac_for(LB_ADDR))
             ))?;
-            // bpf_fib_lookup answers on an interface with forwarding on; `all` stays 0.
-            lb.sysctl(&format!("net.ipv6.conf.{IFNAME}.forwarding"), "1")?;
             for ns in &backend_ns {
                 ns.ip(&["addr", "add", &format!("{vip6}/128"), "dev", "lo", "nodad"])?;
             }
