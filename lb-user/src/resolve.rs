@@ -65,6 +65,16 @@ impl Resolver {
         })
     }
 
+    /// `getaddrinfo(name, AF_INET6)` restricted to the hosts file: the first
+    /// IPv6 entry of the name (ldirectord's `ld_gethostbyname` of a
+    /// `virtual6=`/`real6=`/`fallback6=` host).
+    pub fn host_addr6(&self, name: &str) -> Option<std::net::Ipv6Addr> {
+        self.hosts.iter().find_map(|(addr, names)| match addr {
+            IpAddr::V6(a) if names.iter().any(|n| n.eq_ignore_ascii_case(name)) => Some(*a),
+            _ => None,
+        })
+    }
+
     /// `gethostbyaddr` restricted to the hosts file (either family).
     pub fn host_name(&self, addr: IpAddr) -> Option<&str> {
         self.hosts

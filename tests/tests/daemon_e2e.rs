@@ -23,6 +23,7 @@ use lb_tests::{
     lb::{LbTopology, lbctl_path},
     netns::{BpfPinDir, Scratch},
     require_root,
+    topo::TopoConfig,
 };
 use nix::{
     sys::signal::{Signal, kill},
@@ -1072,5 +1073,320 @@ fn a_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
     servers[0].kill()?;
     wait(&[(&rs1, 0), (&rs2, 1)])?;
     ensure!(lb.gets(80, 3)? == BTreeMap::from([("rs2".to_string(), 3)]));
+    Ok(())
+}
+
+/// IPv6 end to end (`virtual6=`, `real6=`, `fallback6=`), on the dual-stack
+/// topology: the daemon checks the reals over IPv6 (HTTP, `Host:
+/// [2001:db8::12]`), a failing IPv6 real is quiesced and restored while
+/// real IPv6 clients go through the XDP director, the log, `daemon-status`
+/// and the metrics name it `[2001:db8::12]:80`, and with every real down
+/// the IPv6 fallback takes the clients.
+#[test]
+fn ipv6_virtual_quiesces_restores_and_falls_back() -> Result<()> {
+    if !require_root("ipv6_virtual_quiesces_restores_and_falls_back") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let vip_sock = lb.topo.vip6_sock(80);
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nnegotiatetimeout=1\nfailurecount=2\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate\n\treal6={rs2}:80 gate\n\tfallback6={rs3}:80 gate\n\
+         \tservice=http\n\tchecktype=negotiate\n\trequest=\"/\"\n\treceive=\"^rs[0-9]+$\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(
+        &lb.topo.lb.ns,
+        lb.pins.path(),
+        &conf,
+        &["--metrics", "127.0.0.1:9471"],
+    )?;
+    let limit = Duration::from_secs(2 + 1) + SLACK;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    ensure!(
+        listed.contains(&format!("\nTCP  {vip}:80 rr\n")),
+        "{listed}"
+    );
+    for line in [
+        format!("Added virtual server: {vip}:80"),
+        format!("Real server up: {rs2}:80 ({vip}:80): HTTP/1.0 200 OK"),
+        format!("Restored real server: {rs2}:80 ({vip}:80) (Weight set to 1)"),
+    ] {
+        d.wait_log(&line, limit)?;
+    }
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(
+            client::http_get_many(&lb.topo.client.ns, vip_sock, n, client::DEFAULT_TIMEOUT)?
+                .into_iter()
+                .collect(),
+        )
+    };
+    let counts = gets(20)?;
+    ensure!(
+        counts.keys().collect::<Vec<_>>() == ["rs1", "rs2"],
+        "IPv6 clients: {counts:?}"
+    );
+
+    // rs2's server stops: quiesced, new IPv6 clients avoid it.
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 0)], limit)?;
+    for line in [
+        format!("Real server down: {rs2}:80 ({vip}:80)"),
+        format!("Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"),
+    ] {
+        d.wait_log(&line, limit)?;
+    }
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+    let (code, text) = d.status()?;
+    ensure!(code == 0, "daemon-status exit {code}: {text}");
+    ensure!(text.contains(&format!("TCP  {vip}:80 rr")), "{text}");
+    let w = status_words(&text, &rs2);
+    ensure!(w.get(2).map(String::as_str) == Some("down"), "{text}");
+    let m = scrape(&lb, 9471)?;
+    let svc = format!("service=\"TCP {vip}:80\"");
+    for line in [
+        format!("lbctl_real_up{{{svc},real=\"{rs2}:80\"}} 0"),
+        format!("lbctl_real_up{{{svc},real=\"{rs1}:80\"}} 1"),
+        format!("lbctl_real_weight{{{svc},real=\"{rs2}:80\"}} 0"),
+    ] {
+        ensure!(
+            m.lines().any(|l| l == line),
+            "{line:?} missing from the metrics:\n{m}"
+        );
+    }
+
+    // rs2 comes back: restored, it gets IPv6 clients again.
+    lb.topo.backends[1].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 1)], limit)?;
+    ensure!(gets(20)?.contains_key("rs2"));
+
+    // Every real down: the IPv6 fallback comes in with weight 1 and takes
+    // the clients; the reals stay, quiesced.
+    lb.topo.backends[0].stop_servers()?;
+    lb.topo.backends[1].stop_servers()?;
+    wait_weights(&lb, &d, &[(&rs1, 0), (&rs2, 0), (&rs3, 1)], limit)?;
+    d.wait_log(
+        &format!("Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"),
+        limit,
+    )?;
+    ensure!(gets(10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+    // One back: the fallback leaves.
+    lb.topo.backends[0].start_server(Path::new(SRV), 80, false)?;
+    wait_weights(&lb, &d, &[(&rs1, 1), (&rs2, 0)], limit)?;
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
+
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
+    ensure!(
+        d.log()
+            .contains(&format!("Purged virtual server (stop): {vip}:80")),
+        "{}",
+        d.log()
+    );
+    ensure!(weights(&lb)?.is_empty());
+    Ok(())
+}
+
+/// The daemon follows the kernel's IPv6 neighbour entries: when an IPv6
+/// real server's MAC changes (a replaced machine: its new MAC in the
+/// director's neighbour table, as an unsolicited neighbour advertisement
+/// puts it) the dest follows and new IPv6 clients still reach it (with the
+/// old MAC their frames would go nowhere).
+#[test]
+fn ipv6_real_whose_mac_changes_is_followed() -> Result<()> {
+    if !require_root("ipv6_real_whose_mac_changes_is_followed") {
+        return Ok(());
+    }
+    let cfg = TopoConfig::new(1).dual_stack().without_lb_neighbours();
+    let mut lb = LbTopology::with_config(&cfg)?;
+    lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let rs1 = lb.topo.backends[0].addr6.expect("dual stack");
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\ncleanstop=no\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:80\n\treal6=[{rs1}]:80 gate\n\tchecktype=connect\n\tscheduler=rr\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let mac = |m: &[u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    // Up, and its MAC known (from the kernel, which resolves it for the
+    // daemon's checks): IPv6 clients reach it.
+    let sock = lb.topo.vip6_sock(80);
+    poll(
+        "an IPv6 client reaches rs1",
+        Duration::from_secs(5) + SLACK,
+        || {
+            Ok(
+                (client::http_try(&lb.topo.client.ns, sock, client::DEFAULT_TIMEOUT)?
+                    == Outcome::Answered("rs1".into()))
+                .then_some(()),
+            )
+        },
+    )
+    .with_context(|| format!("log:\n{}", d.log()))?;
+
+    let mac2 = [0x02, 0x00, 0x00, 0x00, 0x06, 0x02];
+    let rs = &lb.topo.backends[0];
+    rs.ns
+        .ip(&["link", "set", "dev", "eth0", "address", &mac(&mac2)])?;
+    lb.topo.lb.ns.ip(&[
+        "-6",
+        "neigh",
+        "replace",
+        &rs1.to_string(),
+        "lladdr",
+        &mac(&mac2),
+        "dev",
+        "eth0",
+        "nud",
+        "stale",
+    ])?;
+    d.wait_log(
+        &format!("Real server {rs1}: next hop {}", mac(&mac2)),
+        Duration::from_secs(10),
+    )?;
+    ensure!(client::http_get(&lb.topo.client.ns, sock, client::DEFAULT_TIMEOUT)? == "rs1");
+    let st = d.stop()?;
+    ensure!(st.success(), "daemon exit {st}; log:\n{}", d.log());
+    Ok(())
+}
+
+/// The negotiate checks other than HTTP over IPv6: `service=https`
+/// (ldirectord's default for port 443; TLS to `[2001:db8::11]:443`, no
+/// SNI for an address) and `simpletcp`, each bringing IPv6 reals up, and a
+/// simpletcp check that stops being answered quiescing its real.
+#[test]
+fn ipv6_https_and_simpletcp_checks() -> Result<()> {
+    if !require_root("ipv6_https_and_simpletcp_checks") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(2).dual_stack())?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2) = (a6(0), a6(1));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let mut plain = Vec::new();
+    let mut tls = Vec::new();
+    for (i, b) in lb.topo.backends.iter().enumerate() {
+        let name = format!("rs{}", i + 1);
+        tls.push(b.ns.spawn(&[SRV, "--name", &name, "--listen", "[::]:443", "--tls"])?);
+        plain.push(b.ns.spawn(&[SRV, "--name", &name, "--listen", "[::]:8000"])?);
+    }
+    let conf = format!(
+        "checkinterval=1\nnegotiatetimeout=2\nfailurecount=1\nlogfile=\"@LOG@\"\n\
+         virtual6={vip}:443\n\treal6={rs1}:443 gate\n\treal6={rs2}:443 gate\n\
+         \trequest=\"/health\"\n\treceive=\"^rs[0-9]+$\"\n\tscheduler=rr\n\tquiescent=yes\n\
+         virtual6={vip}:8000\n\treal6={rs1}:8000 gate\n\treal6={rs2}:8000 gate\n\
+         \tservice=simpletcp\n\trequest=\"HOLD\\n\"\n\treceive=\"^rs[0-9]+\"\n\
+         \tscheduler=rr\n\tquiescent=yes\n"
+    );
+    let mut d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(3) + SLACK;
+    let wait = |d: &Daemon, w1: u32| -> Result<()> {
+        let wanted: BTreeMap<String, u32> = [
+            (format!("{rs1}:443"), 1),
+            (format!("{rs2}:443"), 1),
+            (format!("{rs1}:8000"), w1),
+            (format!("{rs2}:8000"), 1),
+        ]
+        .into_iter()
+        .collect();
+        let mut last = BTreeMap::new();
+        poll(&format!("weights {wanted:?}"), limit, || {
+            last = weights(&lb)?;
+            Ok((last == wanted).then_some(()))
+        })
+        .with_context(|| format!("table has {last:?}; log:\n{}", d.log()))
+    };
+    wait(&d, 1)?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:443 ({vip}:443): HTTP/1.0 200 OK"),
+        limit,
+    )?;
+    d.wait_log(
+        &format!("Real server up: {rs1}:8000 ({vip}:8000): rs1"),
+        limit,
+    )?;
+    // rs1's simpletcp service goes away: quiesced; its HTTPS stays up.
+    plain[0].kill()?;
+    wait(&d, 0)?;
+    d.wait_log(&format!("Real server down: {rs1}:8000 ({vip}:8000)"), limit)?;
+    d.stop()?;
+    drop((plain, tls));
+    Ok(())
+}
+
+/// `virtual6=1`: an IPv6 fwmark service (`-f 1 -6`) over an `lbctl fwmark`
+/// rule for the IPv6 VIP's port 80, its `real6=` reals without a port
+/// checked on `checkport=`; a failed one is quiesced and IPv6 clients
+/// classified by the rule go to the other.
+#[test]
+fn an_ipv6_fwmark_virtual_is_checked_and_quiesced() -> Result<()> {
+    if !require_root("an_ipv6_fwmark_virtual_is_checked_and_quiesced") {
+        return Ok(());
+    }
+    let mut lb = LbTopology::with_config(&TopoConfig::new(2).dual_stack())?;
+    let servers = lb.topo.start_servers(Path::new(SRV), 80, false)?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2) = (a6(0), a6(1));
+    let vip6 = lb.topo.vip6.expect("dual stack").to_string();
+    lb.lbctl_ok(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip6,
+        "--dport",
+        "80",
+        "--set-mark",
+        "1",
+    ])?;
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nlogfile=\"@LOG@\"\n\
+         virtual6=1\n\treal6={rs1} gate\n\treal6={rs2} gate\n\
+         \tchecktype=connect\n\tcheckport=80\n\tscheduler=rr\n"
+    );
+    let d = Daemon::start(&lb.topo.lb.ns, lb.pins.path(), &conf, &[])?;
+    let limit = Duration::from_secs(2) + SLACK;
+    let wait = |pairs: &[(&str, u32)]| -> Result<()> {
+        let wanted: BTreeMap<String, u32> =
+            pairs.iter().map(|(a, w)| (format!("{a}:0"), *w)).collect();
+        poll(&format!("weights {wanted:?}"), limit, || {
+            Ok((weights(&lb)? == wanted).then_some(()))
+        })
+        .with_context(|| format!("log:\n{}", d.log()))
+    };
+    wait(&[(&rs1, 1), (&rs2, 1)])?;
+    let listed = lb.lbctl_ok(&["-L", "-n"])?;
+    ensure!(listed.contains("\nFWM  1 IPv6 rr\n"), "{listed}");
+    let restored = format!("Restored real server: {rs1}:0 (fwmark 1 IPv6)");
+    poll(&format!("log line {restored:?}"), limit, || {
+        Ok(d.log().contains(&restored).then_some(()))
+    })
+    .with_context(|| format!("log:\n{}", d.log()))?;
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(80),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    ensure!(gets(10)?.len() == 2);
+    // rs1's service (its check port) stops: quiesced, IPv6 traffic goes on.
+    servers[0].kill()?;
+    wait(&[(&rs1, 0), (&rs2, 1)])?;
+    ensure!(gets(5)? == BTreeMap::from([("rs2".to_string(), 5)]));
     Ok(())
 }

@@ -28,7 +28,7 @@ use lb_tests::{
     lb::{LbTopology, lbctl_path, wait_for},
     ldirectord::{Ldirectord, require_ldirectord},
     netns::NsChild,
-    topo::{LB_ADDR, Node, is_listening},
+    topo::{LB_ADDR, Node, TopoConfig, is_listening},
 };
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -104,15 +104,16 @@ fn no_failed_command(ld: &Ldirectord) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless every line in `lines` is in ldirectord's log.
+/// Fails unless every line in `lines` is in ldirectord's log within [`CHANGE`]: ldirectord
+/// logs a change after the ipvsadm command that made it, and at start it adds each real with
+/// its weight, then quiesces it until its first check restores it, so the table may show a
+/// weight before the line that a test looks for is written.
 fn logged(ld: &Ldirectord, lines: &[String]) -> Result<()> {
-    let log = ld.log();
     for l in lines {
-        ensure!(
-            log.contains(l.as_str()),
-            "{l:?} missing from the log:\n{}",
-            ld.log()
-        );
+        wait_for(&format!("log line {l:?}"), CHANGE, || {
+            Ok(ld.log().contains(l.as_str()).then_some(()))
+        })
+        .with_context(|| format!("{l:?} missing from the log:\n{}", ld.log()))?;
     }
     Ok(())
 }
@@ -137,7 +138,13 @@ fn hold_on(lb: &LbTopology, port: u16, name: &str) -> Result<HoldConn> {
 /// One lb-testsrv on every port of `ports` (TCP, or UDP with `udp`) in `node`'s namespace,
 /// answering with the node's name; the namespace's guard kills it.
 fn serve(node: &Node, ports: &[u16], udp: bool) -> Result<NsChild> {
-    let listen: Vec<String> = ports.iter().map(|p| format!("0.0.0.0:{p}")).collect();
+    // On a dual-stack host `[::]` takes both families.
+    let any = if node.addr6.is_some() {
+        "[::]"
+    } else {
+        "0.0.0.0"
+    };
+    let listen: Vec<String> = ports.iter().map(|p| format!("{any}:{p}")).collect();
     let mut argv = vec![SRV, "--name", node.name.as_str()];
     for l in &listen {
         argv.extend(["--listen", l.as_str()]);
@@ -830,6 +837,206 @@ fn ldirectord_fork_yes_changes_the_table_from_many_processes_at_once() -> Result
     wait_table(&lb, &mut ld, &all(2), CHANGE)?;
     ensure!(lb.gets(1011, 6)?.len() == 2);
 
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    no_failed_command(&ld)?;
+    Ok(())
+}
+
+/// An IPv6 virtual service as an operator writes it for Debian's ldirectord (`virtual6=`,
+/// `real6=`, an address in brackets), driving lbctl on the dual-stack topology with real IPv6
+/// clients: start installs both services (`-A -t [v6]:80`, `-a … -r [v6]:80 -g -w N`, read
+/// back through ldirectord's `-L -n` regexes: it sees no unknown line), `:80` is checked by
+/// ldirectord's default for port 80, an HTTP check (LWP, which needs Net::INET6Glue for an
+/// IPv6 real server), `:81` is persistent with `netmask=64` (`-M 64`, `mask 64`),
+/// `virtual6=1` is an IPv6 fwmark service (`-A -f 1 -6`, `FWM  1 IPv6`) over an `lbctl
+/// fwmark` rule for port 82; a real
+/// server whose HTTP check fails is quiesced and new clients avoid it; recovered, its weight
+/// is restored; stop removes everything.
+#[test]
+fn ldirectord_ipv6_virtual_installs_quiesces_and_restores() -> Result<()> {
+    if !require_ldirectord("ldirectord_ipv6_virtual_installs_quiesces_and_restores") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    let mut web = Vec::new();
+    for b in &lb.topo.backends {
+        web.push(serve(b, &[80], false)?);
+        serve(b, &[81, 82, 9000], false)?;
+    }
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=2\nnegotiatetimeout=2\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate 1\n\treal6={rs2}:80 gate 2\n\treal6={rs3}:80 gate 3\n\
+         \trequest=\"/\"\n\treceive=\"^rs\"\n\tquiescent=yes\n\
+         virtual6={vip}:81\n\treal6={rs1}:81 gate\n\treal6={rs2}:81 gate\n\
+         \tchecktype=connect\n\tcheckport=9000\n\tscheduler=rr\n\tpersistent=300\n\tnetmask=64\n\
+         virtual6=1\n\treal6={rs1} gate\n\treal6={rs2} gate\n\tchecktype=connect\n\tcheckport=9000\n"
+    );
+    let vip6 = lb.topo.vip6.expect("dual stack").to_string();
+    lb.lbctl_ok(&[
+        "fwmark",
+        "add",
+        "-p",
+        "tcp",
+        "-d",
+        &vip6,
+        "--dport",
+        "82",
+        "--set-mark",
+        "1",
+    ])?;
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    let (s80, s81, sfwm) = (
+        format!("TCP {vip}:80 wrr"),
+        format!("TCP {vip}:81 rr persistent 300 mask 64"),
+        "FWM 1 IPv6 wrr".to_string(),
+    );
+    let p = |a: &str, port: u16| format!("{a}:{port}");
+    let (f1, f2) = (p(&rs1, 0), p(&rs2, 0));
+    let (r80, r81) = (
+        [p(&rs1, 80), p(&rs2, 80), p(&rs3, 80)],
+        [p(&rs1, 81), p(&rs2, 81)],
+    );
+    let want = |w2: u32| {
+        table(&[
+            (&s80, &[(&r80[0], 1), (&r80[1], w2), (&r80[2], 3)]),
+            (&s81, &[(&r81[0], 1), (&r81[1], 1)]),
+            (&sfwm, &[(&f1, 1), (&f2, 1)]),
+        ])
+    };
+    wait_table(&lb, &mut ld, &want(2), START)?;
+    logged(
+        &ld,
+        &[
+            format!("Added virtual server: {vip}:80"),
+            format!("Added virtual server: {vip}:81"),
+            format!("Restored real server: {rs3}:80 ({vip}:80) (Weight set to 3)"),
+        ],
+    )?;
+    let gets = |port: u16, n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(port),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    let counts = gets(80, 30)?;
+    ensure!(
+        counts.len() == 3,
+        "not every real gets IPv6 clients: {counts:?}"
+    );
+    // -M 64: one client's connections stay on one real.
+    let counts = gets(81, 10)?;
+    ensure!(counts.len() == 1, "persistence over a /64: {counts:?}");
+    // The IPv6 fwmark service takes what the rule marks.
+    let counts = gets(82, 10)?;
+    ensure!(counts.len() == 2, "the IPv6 fwmark service: {counts:?}");
+
+    // rs2's web server stops: its HTTP check fails, it is quiesced, new clients avoid it.
+    web[1].kill()?;
+    wait_table(&lb, &mut ld, &want(0), CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Quiescent real server: {rs2}:80 ({vip}:80) (Weight set to 0)"
+        )],
+    )?;
+    let counts = gets(80, 30)?;
+    ensure!(
+        !counts.contains_key("rs2") && counts.values().sum::<usize>() == 30,
+        "a quiesced IPv6 real gets new clients: {counts:?}"
+    );
+
+    // rs2 recovers: its weight (2) is restored and it gets clients again.
+    web[1] = serve(&lb.topo.backends[1], &[80], false)?;
+    wait_table(&lb, &mut ld, &want(2), CHANGE)?;
+    logged(
+        &ld,
+        &[format!(
+            "Restored real server: {rs2}:80 ({vip}:80) (Weight set to 2)"
+        )],
+    )?;
+    ensure!(gets(80, 30)?.contains_key("rs2"));
+
+    let st = ld.stop()?;
+    ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
+    ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);
+    logged(&ld, &[format!("Purged virtual server (stop): {vip}:80")])?;
+    no_failed_command(&ld)?;
+    Ok(())
+}
+
+/// `fallback6=` under Debian's ldirectord (`quiescent=no`): failed IPv6 reals are deleted
+/// (`-d -t [v6]:80 -r [v6]:80`); with none left the IPv6 fallback is added with weight 1 and
+/// takes the IPv6 clients; the first real back is added again and the fallback deleted.
+#[test]
+fn ldirectord_ipv6_fallback6_comes_and_goes() -> Result<()> {
+    if !require_ldirectord("ldirectord_ipv6_fallback6_comes_and_goes") {
+        return Ok(());
+    }
+    let lb = LbTopology::with_config(&TopoConfig::new(3).dual_stack())?;
+    let servers: Vec<NsChild> = lb
+        .topo
+        .backends
+        .iter()
+        .map(|b| serve(b, &[80], false))
+        .collect::<Result<_>>()?;
+    let a6 = |i: usize| format!("[{}]", lb.topo.backends[i].addr6.expect("dual stack"));
+    let (rs1, rs2, rs3) = (a6(0), a6(1), a6(2));
+    let vip = format!("[{}]", lb.topo.vip6.expect("dual stack"));
+    let conf = format!(
+        "checkinterval=1\nchecktimeout=1\nquiescent=no\n\
+         virtual6={vip}:80\n\treal6={rs1}:80 gate\n\treal6={rs2}:80 gate\n\
+         \tfallback6={rs3}:80 gate\n\tchecktype=connect\n\tscheduler=rr\n"
+    );
+    let svc = format!("TCP {vip}:80 rr");
+    let only = |reals: &[&str]| {
+        let reals: Vec<(String, u32)> = reals.iter().map(|a| (format!("{a}:80"), 1)).collect();
+        let reals: Vec<(&str, u32)> = reals.iter().map(|(a, w)| (a.as_str(), *w)).collect();
+        table(&[(&svc, &reals)])
+    };
+    let gets = |n: usize| -> Result<BTreeMap<String, usize>> {
+        Ok(client::http_get_many(
+            &lb.topo.client.ns,
+            lb.topo.vip6_sock(80),
+            n,
+            client::DEFAULT_TIMEOUT,
+        )?
+        .into_iter()
+        .collect())
+    };
+    let mut ld = Ldirectord::start(&lb.topo.lb.ns, lb.pins.path(), &conf)?;
+    wait_table(&lb, &mut ld, &only(&[&rs1, &rs2]), START)?;
+
+    servers[0].kill()?;
+    servers[1].kill()?;
+    wait_table(&lb, &mut ld, &only(&[&rs3]), CHANGE)?;
+    logged(
+        &ld,
+        &[
+            format!("Deleted real server: {rs1}:80 ({vip}:80)"),
+            format!("Added fallback server: {rs3}:80 ({vip}:80) (Weight set to 1)"),
+        ],
+    )?;
+    ensure!(gets(10)? == BTreeMap::from([("rs3".to_string(), 10)]));
+
+    serve(&lb.topo.backends[0], &[80], false)?;
+    wait_table(&lb, &mut ld, &only(&[&rs1]), CHANGE)?;
+    logged(
+        &ld,
+        &[
+            format!("Added real server: {rs1}:80 ({vip}:80) (Weight set to 1)"),
+            format!("Deleted fallback server: {rs3}:80 ({vip}:80)"),
+        ],
+    )?;
+    ensure!(gets(10)? == BTreeMap::from([("rs1".to_string(), 10)]));
     let st = ld.stop()?;
     ensure!(st.success(), "ldirectord's exit {st}; log:\n{}", ld.log());
     ensure!(listing(&lb)?.is_empty(), "left behind: {:?}", listing(&lb)?);

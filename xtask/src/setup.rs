@@ -101,6 +101,14 @@ const NEEDS: &[Need] = &[
         present: || cmd::which("ipvsadm").is_some(),
         recommends: false,
     },
+    // ldirectord's http/https checks of an IPv6 real server `require` Net::INET6Glue
+    // (not among the package's Depends): without it the check process dies.
+    Need {
+        package: "libnet-inet6glue-perl",
+        why: "Net::INET6Glue, which ldirectord's HTTP checks need for IPv6 real servers (the ldirectord suite's IPv6 virtual)",
+        present: || Path::new("/usr/share/perl5/Net/INET6Glue/INET_is_INET6.pm").exists(),
+        recommends: false,
+    },
 ];
 
 /// Needed only to build bpf-linker (the package names carry [`LLVM_MAJOR`]).
@@ -334,7 +342,7 @@ mod tests {
         let missing: Vec<&Need> = NEEDS.iter().collect();
         let lines = apt_install_lines(&missing);
         assert!(
-            lines.contains("--no-install-recommends ldirectord ipvsadm"),
+            lines.contains("--no-install-recommends ldirectord ipvsadm libnet-inet6glue-perl"),
             "{lines}"
         );
         assert!(lines.contains("install -y rustc-web"), "{lines}");

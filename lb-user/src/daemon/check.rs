@@ -16,7 +16,7 @@
 //! and back-references are refused when the configuration is read).
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
     time::Duration,
@@ -190,7 +190,11 @@ pub fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Outcome {
 
 /// Where an HTTP check goes: `request` as a path on the real server's check
 /// port, or an absolute `http[s]://host[:port]/path` (ldirectord's per-real
-/// override). Returns (address, default Host header, path).
+/// override; an IPv6 host in brackets, `http://[2001:db8::11]:8080/x`).
+/// Returns (address, default Host header, path). The default Host header
+/// is the real's address as ldirectord's URL has it: an IPv6 one in
+/// brackets (`Host: [2001:db8::11]`, as LWP sends for
+/// `http://[2001:db8::11]:80/`).
 pub fn http_target(
     request: &str,
     real: &Real,
@@ -203,7 +207,7 @@ pub fn http_target(
     let Some(rest) = rest else {
         return Ok((
             real.check_addr(),
-            real.id.addr.to_string(),
+            url_host(real.id.addr),
             request.to_string(),
         ));
     };
@@ -212,6 +216,7 @@ pub fn http_target(
         None => (rest, "/".to_string()),
     };
     let (host, port) = match hostport.rsplit_once(':') {
+        _ if hostport.ends_with(']') => (hostport, default_port),
         Some((h, p)) => (
             h,
             p.parse::<u16>()
@@ -219,12 +224,27 @@ pub fn http_target(
         ),
         None => (hostport, default_port),
     };
-    let addr = host
-        .parse::<Ipv4Addr>()
-        .ok()
-        .or_else(|| names.host_addr(host))
-        .ok_or_else(|| format!("cannot resolve {host} (from {request}) in /etc/hosts"))?;
-    Ok((SocketAddr::new(addr.into(), port), host.to_string(), path))
+    let addr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+        None => host.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+    };
+    // A name: from /etc/hosts, in the real server's family first.
+    let v4 = || names.host_addr(host).map(IpAddr::V4);
+    let v6 = || names.host_addr6(host).map(IpAddr::V6);
+    let addr = match real.id.addr {
+        IpAddr::V4(_) => addr.or_else(v4).or_else(v6),
+        IpAddr::V6(_) => addr.or_else(v6).or_else(v4),
+    }
+    .ok_or_else(|| format!("cannot resolve {host} (from {request}) in /etc/hosts"))?;
+    Ok((SocketAddr::new(addr, port), host.to_string(), path))
+}
+
+/// An address as a URL's host has it: an IPv6 one in brackets.
+pub fn url_host(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
 }
 
 /// The first line of an answer, for messages.
@@ -449,9 +469,10 @@ async fn simpletcp_check(addr: SocketAddr, request: &str, receive: Option<&Recei
 
 /// ldirectord's `_check_real_for_maintenance`: the first of `IP:PORT`, `IP`,
 /// `NAME:PORT`, `NAME`, `SHORT:PORT`, `SHORT` present in `dir` (NAME from
-/// `/etc/hosts`, SHORT its first label; PORT as the `real=` line gave it).
+/// `/etc/hosts`, SHORT its first label; PORT as the `real=` line gave it;
+/// an IPv6 IP in brackets, `[2001:db8::11]:80`, as ldirectord names it).
 pub fn maintenance_file(dir: &Path, real: &Real, names: &Resolver) -> Option<PathBuf> {
-    let ip = real.id.addr.to_string();
+    let ip = url_host(real.id.addr);
     let port = real.port_given;
     let mut candidates = vec![format!("{ip}:{port}"), ip.clone()];
     if let Some(name) = names.host_name(real.id.addr) {
@@ -757,5 +778,114 @@ mod tests {
         let (a, host, path) = http_target("/status", &r, &names).unwrap();
         assert_eq!(a, "198.51.100.11:443".parse().unwrap());
         assert_eq!((host.as_str(), path.as_str()), ("198.51.100.11", "/status"));
+    }
+
+    /// An HTTP server on `[::1]` answering `answer` to `n` requests; the
+    /// port and the requests it saw.
+    async fn serve_v6(
+        n: usize,
+        answer: &'static str,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let l = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                // (A connect check resets its connection.)
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(answer.as_bytes()).await;
+                seen.push(String::from_utf8_lossy(&got).into_owned());
+            }
+            seen
+        });
+        (port, h)
+    }
+
+    /// Every check type over IPv6, to a real server on `[::1]`: connect,
+    /// HTTP (its Host header the bracketed address, as LWP sends for
+    /// `http://[::1]:PORT/`), the combined check, simpletcp.
+    #[tokio::test]
+    async fn checks_reach_an_ipv6_real() {
+        let (port, seen) = serve_v6(3, "HTTP/1.0 200 OK\r\n\r\nok\n").await;
+        let mut j = job(CheckType::Negotiate, port);
+        j.real = real("::1", 0, port);
+        j.check.virtualhost = None;
+        assert!(j.run(&mut 0).await.ok);
+        // An absolute URL with a bracketed address and port.
+        j.real.request = Some(format!("http://[::1]:{port}/health"));
+        j.real.receive = Some(receive("^ok"));
+        assert!(j.run(&mut 0).await.ok);
+        j.real.request = None;
+        j.real.receive = None;
+        // checktype=1: a connect check, then a negotiate one.
+        j.check.kind = CheckType::Combined(1);
+        let mut c = 0;
+        let o = j.run(&mut c).await;
+        assert!(
+            o.ok && o.detail == format!("connected to [::1]:{port}"),
+            "{o:?}"
+        );
+        let reqs = seen.await.unwrap();
+        assert!(reqs[0].contains("\r\nHost: [::1]\r\n"), "{}", reqs[0]);
+        assert!(
+            reqs[1].starts_with("GET /health HTTP/1.0\r\n") && reqs[1].contains("Host: [::1]\r\n"),
+            "{}",
+            reqs[1]
+        );
+        // simpletcp.
+        let l = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(b"+OK\r\n").await.unwrap();
+        });
+        let mut j = job(CheckType::Negotiate, port);
+        j.real = real("::1", 0, port);
+        j.check.service = CheckService::SimpleTcp;
+        j.check.request = "/PING".into();
+        j.check.receive = Some(receive("^\\+OK"));
+        assert!(j.run(&mut 0).await.ok);
+    }
+
+    #[test]
+    fn ipv6_http_targets_and_maintenance_files_are_bracketed() {
+        let names = Resolver::from_text("2001:db8::50 web6\n198.51.100.50 web6\n", "");
+        let r = real("2001:db8::11", 0, 8080);
+        let (a, host, path) = http_target("/x", &r, &names).unwrap();
+        assert_eq!(a, "[2001:db8::11]:8080".parse().unwrap());
+        assert_eq!((host.as_str(), path.as_str()), ("[2001:db8::11]", "/x"));
+        let (a, host, _) = http_target("http://[2001:db8::60]:81/y", &r, &names).unwrap();
+        assert_eq!(a, "[2001:db8::60]:81".parse().unwrap());
+        assert_eq!(host, "[2001:db8::60]");
+        let (a, _, _) = http_target("https://[2001:db8::60]/y", &r, &names).unwrap();
+        assert_eq!(a, "[2001:db8::60]:443".parse().unwrap());
+        // A name: the real's family first.
+        let (a, _, _) = http_target("http://web6/", &r, &names).unwrap();
+        assert_eq!(a, "[2001:db8::50]:80".parse().unwrap());
+        let (a, _, _) = http_target("http://web6/", &real("198.51.100.11", 0, 80), &names).unwrap();
+        assert_eq!(a, "198.51.100.50:80".parse().unwrap());
+        assert!(http_target("http://[2001:db8::zz]/", &r, &names).is_err());
+
+        let dir = std::env::temp_dir().join(format!("lbctl-maint6-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = real("2001:db8::11", 80, 80);
+        for f in ["[2001:db8::11]:80", "[2001:db8::11]"] {
+            std::fs::write(dir.join(f), "").unwrap();
+            assert_eq!(maintenance_file(&dir, &r, &names), Some(dir.join(f)), "{f}");
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("2001:db8::11"), "").unwrap();
+        assert_eq!(maintenance_file(&dir, &r, &names), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

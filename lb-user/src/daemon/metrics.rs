@@ -30,8 +30,12 @@ use tokio::{
     sync::{Semaphore, watch},
 };
 
-use super::{Logger, runner::CheckCounters, status::Status};
-use crate::{Pins, Table, model::ServiceView};
+use super::{
+    Logger,
+    runner::CheckCounters,
+    status::{Status, service_text},
+};
+use crate::{Pins, Table, addr::addr_port, model::ServiceView};
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,7 +143,7 @@ pub fn render(views: &[ServiceView], status: &Status) -> String {
         "1 while the fallback server is in the service.",
     );
     for s in &status.services {
-        let svc = format!("{} {}:{}", s.proto, s.addr, s.port);
+        let svc = format!("{} {}", s.proto, service_text(&s.proto, s.addr, s.port));
         let sl = format!("service=\"{}\"", escape(&svc));
         let view = views.iter().find(|v| {
             v.spec.id.proto.name() == s.proto
@@ -154,7 +158,7 @@ pub fn render(views: &[ServiceView], status: &Status) -> String {
                 .push((format!("{{{sl}}}"), v.stats.inbytes));
         }
         for r in &s.reals {
-            let labels = format!("{{{sl},real=\"{}:{}\"}}", r.addr, r.port);
+            let labels = format!("{{{sl},real=\"{}\"}}", addr_port(r.addr, r.port));
             up.samples.push((labels.clone(), r.up as u64));
             fails.samples.push((labels.clone(), r.failures.into()));
             let rv = view.and_then(|v| {
@@ -172,7 +176,7 @@ pub fn render(views: &[ServiceView], status: &Status) -> String {
             }
         }
         if let Some(f) = &s.fallback {
-            let labels = format!("{{{sl},real=\"{}:{}\"}}", f.addr, f.port);
+            let labels = format!("{{{sl},real=\"{}\"}}", addr_port(f.addr, f.port));
             fallback.samples.push((labels, f.weight.is_some() as u64));
         }
     }
@@ -406,11 +410,12 @@ mod tests {
         assert!(check_addr(&"198.51.100.2:9469".parse().unwrap(), true).is_ok());
     }
 
-    #[test]
-    fn exposition_text() {
+    /// The exposition of one service `vip`:80 with real `rs`:80 and
+    /// fallback `fb`:80.
+    fn exposition(vip: &str, rs: &str, fb: &str) -> String {
         let id = ServiceId {
             proto: Proto::Tcp,
-            addr: "203.0.113.10".parse().unwrap(),
+            addr: vip.parse().unwrap(),
             port: 80,
         };
         let stats = |c, p, b| Stats {
@@ -433,7 +438,7 @@ mod tests {
             reals: vec![RealView {
                 spec: RealSpec {
                     id: RealId {
-                        addr: "198.51.100.11".parse().unwrap(),
+                        addr: rs.parse().unwrap(),
                         port: 80,
                     },
                     fwd: Fwd::Route,
@@ -464,7 +469,7 @@ mod tests {
                 present: true,
                 quiescent: true,
                 reals: vec![RealStatus {
-                    addr: "198.51.100.11".parse().unwrap(),
+                    addr: rs.parse().unwrap(),
                     port: 80,
                     check_port: 80,
                     configured_weight: 1,
@@ -475,13 +480,18 @@ mod tests {
                     last_check: None,
                 }],
                 fallback: Some(FallbackStatus {
-                    addr: "198.51.100.20".parse().unwrap(),
+                    addr: fb.parse().unwrap(),
                     port: 80,
                     weight: Some(1),
                 }),
             }],
         };
-        let text = render(&views, &status);
+        render(&views, &status)
+    }
+
+    #[test]
+    fn exposition_text() {
+        let text = exposition("203.0.113.10", "198.51.100.11", "198.51.100.20");
         for line in [
             "# TYPE lbctl_service_connections_total counter",
             "lbctl_service_connections_total{service=\"TCP 203.0.113.10:80\"} 7",
@@ -503,6 +513,24 @@ mod tests {
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "{l}");
+        }
+    }
+
+    /// IPv6 services and reals are labelled as ipvsadm prints them:
+    /// `[2001:db8::1]:80`.
+    #[test]
+    fn exposition_labels_ipv6_addresses_in_brackets() {
+        let text = exposition("2001:db8::1", "2001:db8::11", "2001:db8::20");
+        for line in [
+            "lbctl_service_connections_total{service=\"TCP [2001:db8::1]:80\"} 7",
+            "lbctl_real_weight{service=\"TCP [2001:db8::1]:80\",real=\"[2001:db8::11]:80\"} 0",
+            "lbctl_real_up{service=\"TCP [2001:db8::1]:80\",real=\"[2001:db8::11]:80\"} 0",
+            "lbctl_fallback_active{service=\"TCP [2001:db8::1]:80\",real=\"[2001:db8::20]:80\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
         }
     }
 }

@@ -433,7 +433,11 @@ impl Daemon {
         }
         for (job, interval, members) in groups.into_values() {
             let what = match &members[..] {
-                [(svc, real)] => format!("{}:{} ({})", real.addr, real.port, service_label(svc)),
+                [(svc, real)] => format!(
+                    "{} ({})",
+                    crate::addr::addr_port(real.addr, real.port),
+                    service_label(svc)
+                ),
                 m => format!(
                     "{} (checked for {} virtual services)",
                     job.real.check_addr(),
@@ -531,7 +535,11 @@ impl Daemon {
             if t == Transition::None {
                 continue;
             }
-            let rl = format!("{}:{} ({})", real.addr, real.port, service_label(svc));
+            let rl = format!(
+                "{} ({})",
+                crate::addr::addr_port(real.addr, real.port),
+                service_label(svc)
+            );
             match t {
                 Transition::None => {}
                 Transition::SoftFailure { n, of } => self.log.log(&format!(

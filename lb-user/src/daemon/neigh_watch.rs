@@ -230,17 +230,17 @@ mod tests {
         AddressFamily,
         neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
     };
-    use std::net::Ipv4Addr;
 
-    fn event(addr: Ipv4Addr, state: NeighbourState, mac: Option<[u8; 6]>) -> Vec<u8> {
+    fn event(addr: IpAddr, state: NeighbourState, mac: Option<[u8; 6]>) -> Vec<u8> {
         let mut n = NeighbourMessage::default();
-        n.header.family = AddressFamily::Inet;
+        let (family, dest) = match addr {
+            IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+            IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+        };
+        n.header.family = family;
         n.header.ifindex = 3;
         n.header.state = state;
-        n.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-                addr,
-            )));
+        n.attributes.push(NeighbourAttribute::Destination(dest));
         if let Some(m) = mac {
             n.attributes
                 .push(NeighbourAttribute::LinkLayerAddress(m.to_vec()));
@@ -255,15 +255,27 @@ mod tests {
         b
     }
 
+    /// The same events of either family: IPv4 (ARP) and IPv6 (neighbour
+    /// discovery) entries of real servers, in one datagram.
     #[test]
     fn events_give_usable_entries_and_lost_ones() {
-        let a = Ipv4Addr::new(198, 51, 100, 11);
-        let b = Ipv4Addr::new(198, 51, 100, 12);
-        let mac = [2, 0, 198, 51, 100, 11];
-        let mut buf = event(a, NeighbourState::Reachable, Some(mac));
-        buf.extend(event(b, NeighbourState::Failed, None));
-        let mut out = Vec::new();
-        parse_events(&buf, &mut out);
-        assert_eq!(out, vec![(a.into(), Some((mac, 3))), (b.into(), None)]);
+        for (a, b) in [
+            ("198.51.100.11", "198.51.100.12"),
+            ("2001:db8::11", "2001:db8::12"),
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            let b: IpAddr = b.parse().unwrap();
+            let mac = [2, 0, 198, 51, 100, 11];
+            let mut buf = event(a, NeighbourState::Reachable, Some(mac));
+            buf.extend(event(b, NeighbourState::Failed, None));
+            buf.extend(event(b, NeighbourState::Stale, Some(mac)));
+            let mut out = Vec::new();
+            parse_events(&buf, &mut out);
+            assert_eq!(
+                out,
+                vec![(a, Some((mac, 3))), (b, None), (b, Some((mac, 3)))],
+                "{a}"
+            );
+        }
     }
 }

@@ -98,12 +98,14 @@ pub enum Mode {
     Health,
 }
 
-/// ldirectord's name of a service in logs: `ADDR:PORT` (UDP ones with a
-/// `/udp` suffix).
+/// ldirectord's name of a service in logs: `ADDR:PORT` (an IPv6 ADDR in
+/// brackets; UDP ones with a `/udp` suffix), `fwmark N` (`fwmark N IPv6`
+/// for `virtual6=N`).
 pub fn service_label(id: &ServiceId) -> String {
     match id.proto {
         Proto::Tcp => addr_port(id.addr, id.port),
         Proto::Udp => format!("{}/udp", addr_port(id.addr, id.port)),
+        Proto::Fwm if id.is_v6() => format!("fwmark {} IPv6", id.mark().unwrap_or(0)),
         Proto::Fwm => format!("fwmark {}", id.mark().unwrap_or(0)),
     }
 }

@@ -246,6 +246,18 @@ pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// A service's address as the status and the metrics name it: `ADDR:PORT`
+/// (an IPv6 ADDR in brackets, as ipvsadm prints it), and for an IPv6
+/// fwmark service (`virtual6=MARK`) `MARK IPv6` (ipvsadm's `FWM  1 IPv6`).
+/// An IPv4 fwmark service keeps its `0.0.0.MARK:0`.
+pub fn service_text(proto: &str, addr: IpAddr, port: u16) -> String {
+    if proto == crate::model::Proto::Fwm.name() && addr.is_ipv6() {
+        format!("{} IPv6", crate::addr::fwmark_of(addr))
+    } else {
+        crate::addr::addr_port(addr, port)
+    }
+}
+
 fn ago(now: u64, t: u64) -> String {
     format!("{}s ago", now.saturating_sub(t))
 }
@@ -281,10 +293,9 @@ pub fn format(s: &Status, running: bool, now: u64) -> String {
             "  [not in the table]"
         };
         out.push_str(&format!(
-            "{:<4} {}:{} {}{} checktype={} service={} quiescent={}{}\n",
+            "{:<4} {} {}{} checktype={} service={} quiescent={}{}\n",
             v.proto,
-            v.addr,
-            v.port,
+            service_text(&v.proto, v.addr, v.port),
             v.scheduler,
             persist,
             v.checktype,
@@ -313,7 +324,7 @@ pub fn format(s: &Status, running: bool, now: u64) -> String {
             };
             out.push_str(&format!(
                 "  -> {:<21} {:<4} {}{}  {}\n",
-                format!("{}:{}", r.addr, r.port),
+                crate::addr::addr_port(r.addr, r.port),
                 if r.up { "up" } else { "down" },
                 weight,
                 fails,
@@ -323,7 +334,7 @@ pub fn format(s: &Status, running: bool, now: u64) -> String {
         if let Some(f) = &v.fallback {
             out.push_str(&format!(
                 "  -> {:<21} fallback {}\n",
-                format!("{}:{}", f.addr, f.port),
+                crate::addr::addr_port(f.addr, f.port),
                 match f.weight {
                     Some(w) => format!("in use (weight {w})"),
                     None => "not in use".to_string(),
@@ -408,6 +419,36 @@ mod tests {
              \x20 -> 198.51.100.20:80      fallback not in use\n"
         );
         assert!(format(&sample(), false, 1100).contains("is not running: stale status of pid 42"));
+    }
+
+    /// IPv6 addresses in brackets, as ipvsadm prints them; an IPv6 fwmark
+    /// service as `MARK IPv6`.
+    #[test]
+    fn status_text_of_ipv6_services() {
+        let mut s = sample();
+        let v = &mut s.services[0];
+        v.addr = "2001:db8::1".parse().unwrap();
+        v.reals[0].addr = "2001:db8::11".parse().unwrap();
+        v.reals.truncate(1);
+        v.fallback.as_mut().unwrap().addr = "2001:db8::20".parse().unwrap();
+        let mut fwm = v.clone();
+        fwm.proto = "FWM".into();
+        fwm.addr = crate::addr::fwmark_ip(7, true);
+        fwm.port = 0;
+        fwm.fallback = None;
+        s.services.push(fwm);
+        let text = format(&s, true, 1100);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "TCP  [2001:db8::1]:80 wrr persistent 300 checktype=negotiate service=http quiescent=yes",
+                "  -> [2001:db8::11]:80     up   weight 2/2  last check 1s ago: ok (HTTP/1.0 200 OK)",
+                "  -> [2001:db8::20]:80     fallback not in use",
+                "FWM  7 IPv6 wrr persistent 300 checktype=negotiate service=http quiescent=yes",
+                "  -> [2001:db8::11]:80     up   weight 2/2  last check 1s ago: ok (HTTP/1.0 200 OK)",
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! The format:
 //!
 //! * global directives start in the first column (`checktimeout=3`);
-//! * `virtual=ADDR:PORT` starts a virtual service; its directives follow on
+//! * `virtual=ADDR:PORT` starts a virtual service (`virtual6=[ADDR]:PORT` an
+//!   IPv6 one, whose reals are `real6=` and fallback `fallback6=`, as in
+//!   ldirectord; `virtual=MARK`/`virtual6=MARK` a fwmark one); its directives follow on
 //!   lines indented by at least 4 spaces or a tab (`real=`, `service=`, ...);
 //!   the block ends at the first non-blank, non-comment line that is not
 //!   indented that far;
@@ -25,18 +27,20 @@
 //! traffic: e-mail alerts, `callback`, `monitorfile`, a loopback fallback
 //! server), or refused with an error naming the file, the line and the
 //! reason (it would change traffic in a way lbctl cannot reproduce: NAT or
-//! tunnelling, IPv6, fwmark services, ping and external checks, protocol
-//! checks other than HTTP and simpletcp, schedulers other than rr/wrr,
-//! one-packet scheduling, `execute`). Hosts are IPv4 addresses or names from
-//! `/etc/hosts`; ports are numbers or names from `/etc/services` (never DNS).
+//! tunnelling, ping and external checks, protocol checks other than HTTP and
+//! simpletcp, `execute`). Hosts are addresses (IPv6 ones in brackets) or
+//! names from `/etc/hosts` (an entry of the virtual service's family);
+//! ports are numbers or names from `/etc/services` (never DNS).
 //!
 //! The module's parts: [`types`] (what a configuration is, with ldirectord's
 //! defaults), [`parser`] (the file's grammar, line by line), and the tests in
-//! `tests.rs`. The daemon reads this module only through the names below.
+//! `tests.rs` (IPv6 in `tests_v6.rs`). The daemon reads this module only through the names below.
 
 mod parser;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v6;
 mod types;
 
 use std::path::Path;

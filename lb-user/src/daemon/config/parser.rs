@@ -3,7 +3,7 @@
 //! `finish` resolves them (names, ports, defaults) into a [`Config`].
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -11,10 +11,14 @@ use std::{
 use lb_common::{MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT};
 use regex::Regex;
 
+mod hosts;
 mod reals;
+
+use hosts::{is_port_word, split_port, wrong_family};
 
 use super::types::*;
 use crate::{
+    addr::{addr_port, full_netmask, v6_netmask},
     model::{MAX_THRESHOLD, Proto, RealId, Sched, ServiceId, ServiceSpec, Thresholds},
     resolve::Resolver,
 };
@@ -40,6 +44,8 @@ struct Globals {
     checkinterval: Option<u32>,
     failurecount: Option<u32>,
     fallback: Option<(usize, Option<FallbackSpec>)>,
+    /// `fallback6=`: the fallback of IPv6 virtual services.
+    fallback6: Option<(usize, Option<FallbackSpec>)>,
     fallbackcommand: Option<String>,
     autoreload: Option<bool>,
     logfile: Option<LogTarget>,
@@ -50,7 +56,7 @@ struct Globals {
     maintenancedir: Option<PathBuf>,
 }
 
-/// `fallback=host[:port] [gate]`, not resolved yet.
+/// `fallback[6]=host[:port] [gate]`, not resolved yet.
 #[derive(Clone)]
 struct FallbackSpec {
     host: String,
@@ -60,6 +66,8 @@ struct FallbackSpec {
 /// A virtual block as written.
 struct RawVirtual {
     line: usize,
+    /// `virtual6=`: an IPv6 service (its reals and fallback are IPv6 too).
+    v6: bool,
     /// `virtual=MARK`: a fwmark service (`host` and `port` are then empty).
     fwmark: Option<u32>,
     host: String,
@@ -78,7 +86,7 @@ struct RawVirtual {
     /// The line of `ops=yes`: one-packet scheduling (ipvsadm `-o`).
     ops: Option<usize>,
     persistent: Option<u32>,
-    netmask: Option<Ipv4Addr>,
+    netmask: Option<IpAddr>,
     protocol: Option<Proto>,
     service: Option<(usize, String)>,
     httpmethod: Option<String>,
@@ -179,13 +187,7 @@ impl Parser<'_> {
                     block.push((i + 1, strip_comment(raw).trim().to_string()));
                     i += 1;
                 }
-                if name == "virtual6" {
-                    return self.err(
-                        lineno,
-                        "IPv6 virtual services (virtual6) are not supported yet",
-                    );
-                }
-                self.virtual_block(lineno, value, &block)?;
+                self.virtual_block(lineno, value, name == "virtual6", &block)?;
                 continue;
             }
             self.global(lineno, name, value)?;
@@ -279,14 +281,13 @@ impl Parser<'_> {
                     Some(self.positive(line, value, "failure count value")?)
             }
             "fallback" => {
-                let fb = self.fallback(line, value)?;
+                let fb = self.fallback(line, value, false)?;
                 self.globals.fallback = Some((line, fb));
             }
-            "fallback6" => self.ignored(
-                line,
-                "fallback6",
-                "it only applies to IPv6 virtual services",
-            ),
+            "fallback6" => {
+                let fb = self.fallback(line, value, true)?;
+                self.globals.fallback6 = Some((line, fb));
+            }
             "fallbackcommand" => {
                 let v = Self::unquote(value);
                 if v.is_empty() {
@@ -345,8 +346,8 @@ impl Parser<'_> {
                     "timeout directive deprecated in favour of checktimeout and negotiatetimeout",
                 );
             }
-            "real" | "request" | "receive" | "service" | "scheduler" | "checktype" | "protocol"
-            | "persistent" | "netmask" | "checkport" | "virtualhost" => {
+            "real" | "real6" | "request" | "receive" | "service" | "scheduler" | "checktype"
+            | "protocol" | "persistent" | "netmask" | "checkport" | "virtualhost" => {
                 return self.err(
                     line,
                     format!("{name}= must be inside a virtual= block, indented by at least 4 spaces or a tab"),
@@ -357,10 +358,16 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// `fallback=host[:port] [gate|masq|ipip]`. A loopback fallback (the
-    /// director itself, as in ldirectord's sample) cannot be reached by
+    /// `fallback=host[:port] [gate|masq|ipip]` (`fallback6=` when `v6`, its
+    /// IPv6 address in brackets: `[2001:db8::99]:80`). A loopback fallback
+    /// (the director itself, as in ldirectord's sample) cannot be reached by
     /// direct routing: ignored with a warning (`None`).
-    fn fallback(&mut self, line: usize, value: &str) -> Result<Option<FallbackSpec>, ConfigError> {
+    fn fallback(
+        &mut self,
+        line: usize,
+        value: &str,
+        v6: bool,
+    ) -> Result<Option<FallbackSpec>, ConfigError> {
         let mut words = value.split_whitespace();
         let Some(target) = words.next() else {
             return self.err(line, format!("invalid fallback server: {value}"));
@@ -377,14 +384,9 @@ impl Parser<'_> {
         if let Some(extra) = words.next() {
             return self.err(line, format!("invalid fallback server, around \"{extra}\""));
         }
-        if target.starts_with('[') {
-            return self.err(line, "IPv6 fallback servers are not supported yet");
-        }
-        let (host, port) = match target.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.to_string())),
-            None => (target.to_string(), None),
-        };
-        let addr = self.host(line, &host, "fallback server")?;
+        let (host, port) = split_port(target);
+        let (host, port) = (host.to_string(), port.map(str::to_string));
+        let addr = self.fallback_host(line, &host, v6)?;
         if addr.is_loopback() || addr.is_unspecified() {
             self.warn(
                 line,
@@ -399,67 +401,48 @@ impl Parser<'_> {
         Ok(Some(FallbackSpec { host, port }))
     }
 
-    fn host(&self, line: usize, host: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
-        if let Ok(a) = host.parse::<Ipv4Addr>() {
-            return Ok(a);
-        }
-        if host.contains(':') || host.starts_with('[') {
-            return self.err(
-                line,
-                format!("IPv6 addresses are not supported yet ({what} {host})"),
-            );
-        }
-        match self.names.host_addr(host) {
-            Some(a) => Ok(a),
-            None => self.err(
-                line,
-                format!(
-                    "invalid address ({host}) for {what} (could not resolve host from /etc/hosts)"
-                ),
-            ),
-        }
-    }
-
-    fn port(&self, line: usize, port: &str, proto: Proto, what: &str) -> Result<u16, ConfigError> {
-        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-            return match port.parse::<u16>() {
-                Ok(p) => Ok(p),
-                Err(_) => self.err(line, format!("invalid port ({port}) for {what}")),
-            };
-        }
-        let other = match proto {
-            Proto::Tcp | Proto::Fwm => Proto::Udp,
-            Proto::Udp => Proto::Tcp,
-        };
-        match self
-            .names
-            .service_port(port, proto)
-            .or_else(|| self.names.service_port(port, other))
-        {
-            Some(p) => Ok(p),
-            None => self.err(
-                line,
-                format!(
-                    "invalid port ({port}) for {what} (could not resolve port from /etc/services)"
-                ),
-            ),
-        }
-    }
-
+    /// A `virtual=` (`virtual6=` when `v6`) line and its block.
     fn virtual_block(
         &mut self,
         line: usize,
         value: &str,
+        v6: bool,
         block: &[(usize, String)],
     ) -> Result<(), ConfigError> {
         let value = value.trim();
-        if value.starts_with('[') {
-            return self.err(
-                line,
-                "cannot specify an IPv6 address here. please use \"virtual6\" instead (IPv6 is not supported yet)",
-            );
-        }
+        // ldirectord's patterns, in its order: an IPv6 address goes in
+        // brackets, and only after `virtual6`.
+        let bracketed = value.strip_prefix('[').and_then(|v| v.split_once("]:"));
         let (host, port, fwmark) = match value.rsplit_once(':') {
+            _ if value.starts_with('[') && !v6 && bracketed.is_some() => {
+                return self.err(
+                    line,
+                    "cannot specify an IPv6 address here. please use \"virtual6\" instead.",
+                );
+            }
+            _ if value.starts_with('[') => match bracketed {
+                Some((a, p))
+                    if !a.is_empty()
+                        && a.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+                        && !p.is_empty()
+                        && is_port_word(p) =>
+                {
+                    if a.parse::<Ipv6Addr>().is_err() {
+                        return self.err(line, "invalid ipv6 address for virtual server");
+                    }
+                    (format!("[{a}]"), p.to_string(), None)
+                }
+                _ => return self.err(line, "invalid address for virtual server"),
+            },
+            // A name (no colon in it) and a port; an IPv6 address without
+            // brackets is not an address for ldirectord (it would read the
+            // name `2001` and the port `db8`).
+            Some((h, _)) if v6 && h.contains(':') => {
+                return self.err(
+                    line,
+                    "invalid address for virtual server (an IPv6 address is written in brackets: virtual6=[2001:db8::1]:80)",
+                );
+            }
             Some((h, p)) if !h.is_empty() && !p.is_empty() => (h.to_string(), p.to_string(), None),
             // ldirectord's `virtual=MARK` (a number): `-f MARK`.
             _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
@@ -477,6 +460,7 @@ impl Parser<'_> {
         };
         let mut v = RawVirtual {
             line,
+            v6,
             fwmark,
             host,
             port,
@@ -509,10 +493,10 @@ impl Parser<'_> {
                 return self.err(l, format!("Unknown command \"{text}\""));
             };
             match name {
-                "real" => v.reals.push((l, value.to_string())),
-                "real6" => {
-                    return self.err(l, "cannot specify \"real6\" here.  please use \"real\" instead (IPv6 is not supported yet)");
+                "real" | "real6" if (name == "real6") != v6 => {
+                    return self.err(l, wrong_family(name, "real", v6));
                 }
+                "real" | "real6" => v.reals.push((l, value.to_string())),
                 "request" => {
                     let r = self.quoted(l, "request", value)?;
                     v.request = Some(if r.starts_with('/') { r } else { format!("/{r}") });
@@ -576,6 +560,17 @@ impl Parser<'_> {
                         );
                     }
                 },
+                "netmask" if v6 => match value.parse::<u8>() {
+                    Ok(n @ 1..=128) if value.bytes().all(|b| b.is_ascii_digit()) => {
+                        v.netmask = Some(v6_netmask(n).into())
+                    }
+                    _ => {
+                        return self.err(
+                            l,
+                            "invalid netmask: a prefix length between 1 and 128 is required",
+                        );
+                    }
+                },
                 "netmask" => {
                     let Ok(m) = value.parse::<Ipv4Addr>() else {
                         return self.err(l, "invalid netmask: dotted quad notation is required");
@@ -584,7 +579,7 @@ impl Parser<'_> {
                     if bits.leading_ones() + bits.trailing_zeros() != 32 {
                         return self.err(l, format!("invalid netmask: {m} is not contiguous"));
                     }
-                    v.netmask = Some(m);
+                    v.netmask = Some(m.into());
                 }
                 "protocol" => {
                     v.protocol = Some(match (value, v.fwmark) {
@@ -627,12 +622,12 @@ impl Parser<'_> {
                     }
                     v.virtualhost = Some(h.to_string());
                 }
-                "fallback" => {
-                    let fb = self.fallback(l, value)?;
-                    v.fallback = Some((l, fb));
+                "fallback" | "fallback6" if (name == "fallback6") != v6 => {
+                    return self.err(l, wrong_family(name, "fallback", v6));
                 }
-                "fallback6" => {
-                    return self.err(l, "cannot specify \"fallback6\" here.  please use \"fallback\" instead");
+                "fallback" | "fallback6" => {
+                    let fb = self.fallback(l, value, v6)?;
+                    v.fallback = Some((l, fb));
                 }
                 "fallbackcommand" => {
                     let c = Self::unquote(value);
@@ -728,16 +723,15 @@ impl Parser<'_> {
         };
         let (id, addr, port) = match raw.fwmark {
             Some(mark) => {
-                let id = ServiceId::fwmark(mark);
+                let id = ServiceId::fwmark_of_family(mark, raw.v6);
                 (id, id.addr, 0)
             }
             None => {
-                let addr = self.host(line, &raw.host, "virtual service")?;
+                let addr = self.host(line, &raw.host, "virtual service", raw.v6)?;
                 let port = self.port(line, &raw.port, proto, "virtual service")?;
                 if port == 0 && raw.persistent.is_none() {
                     return self.err(line, "Zero port specified for non-persistent service");
                 }
-                let addr = IpAddr::V4(addr);
                 (ServiceId { proto, addr, port }, addr, port)
             }
         };
@@ -753,8 +747,8 @@ impl Parser<'_> {
             sched,
             persistent: raw.persistent,
             netmask: match raw.persistent {
-                Some(_) => raw.netmask.unwrap_or(Ipv4Addr::BROADCAST).into(),
-                None => Ipv4Addr::BROADCAST.into(),
+                Some(_) => raw.netmask.unwrap_or(full_netmask(addr)),
+                None => full_netmask(addr),
             },
             // ldirectord passes -o for ops=yes; ipvsadm refuses it but for UDP.
             // A fwmark service: ldirectord passes -o for protocol udp only,
@@ -824,7 +818,10 @@ impl Parser<'_> {
             Some((l, _)) => {
                 self.warn(
                     l,
-                    format!("checkinterval in virtual service {addr}:{port} ignored when fork=no"),
+                    format!(
+                        "checkinterval in virtual service {} ignored when fork=no",
+                        addr_port(addr, port)
+                    ),
                 );
                 global_interval
             }
@@ -833,7 +830,7 @@ impl Parser<'_> {
         // Real servers.
         let mut reals = Vec::new();
         for (l, text) in &raw.reals {
-            self.reals(*l, text, proto, port, &mut reals)?;
+            self.reals(*l, text, raw.v6, proto, port, &mut reals)?;
         }
         for r in &mut reals {
             r.check_port = raw
@@ -846,28 +843,36 @@ impl Parser<'_> {
             // with none of them a check that connects has nowhere to go.
             let connects = kind.connects() || (kind.negotiates() && service != CheckService::None);
             if r.check_port == 0 && connects {
+                let (directive, host) = match r.id.addr {
+                    IpAddr::V4(a) => ("real", a.to_string()),
+                    IpAddr::V6(a) => ("real6", format!("[{a}]")),
+                };
                 return self.err(r.line, format!(
-                    "real server {} of fwmark virtual service {}: its check needs a port: give the real a port (real={}:PORT) or the virtual service checkport=",
-                    r.id.addr, raw.fwmark.unwrap_or(0), r.id.addr
+                    "real server {host} of fwmark virtual service {}: its check needs a port: give the real a port ({directive}={host}:PORT) or the virtual service checkport=",
+                    raw.fwmark.unwrap_or(0)
                 ));
             }
         }
-        // Fallback: the virtual's, else the global one.
-        let fallback = match raw.fallback.as_ref().or(g.fallback.as_ref()) {
+        // Fallback: the virtual's, else the global one of its family
+        // (ldirectord's `fallback_find`).
+        let global = if raw.v6 { &g.fallback6 } else { &g.fallback };
+        let fallback = match raw.fallback.as_ref().or(global.as_ref()) {
             Some((l, Some(fb))) => {
-                let a = self.host(*l, &fb.host, "fallback server")?;
+                let a = self.fallback_host(*l, &fb.host, raw.v6)?;
                 if let Some(p) = &fb.port {
                     self.port(*l, p, proto, "fallback server")?;
                 }
-                let fid = RealId {
-                    addr: a.into(),
-                    port,
-                };
+                let fid = RealId { addr: a, port };
                 if let Some(r) = reals.iter().find(|r| r.id == fid) {
-                    return self.err(*l, format!(
-                        "fallback {a}:{port} is also a real server of virtual service {}:{} (line {})",
-                        id.addr, id.port, r.line
-                    ));
+                    return self.err(
+                        *l,
+                        format!(
+                            "fallback {} is also a real server of virtual service {} (line {})",
+                            addr_port(a, port),
+                            addr_port(id.addr, id.port),
+                            r.line
+                        ),
+                    );
                 }
                 Some(fid)
             }

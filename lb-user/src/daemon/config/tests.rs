@@ -395,11 +395,6 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
         ),
         ("virtual=0\n".into(), 1, "invalid fwmark value"),
         (
-            "virtual6=[2001:db8::1]:80\n".into(),
-            1,
-            "IPv6 virtual services (virtual6) are not supported",
-        ),
-        (
             "virtual=[2001:db8::1]:80\n".into(),
             1,
             "cannot specify an IPv6 address here",
@@ -678,7 +673,11 @@ fn tolerated_directives_warn() {
         .collect();
     assert_eq!(msgs.len(), 6, "{msgs:?}");
     assert!(msgs[0].1.starts_with("connecttimeout is deprecated"));
-    assert!(msgs[1].1.starts_with("fallback6 is not supported"));
+    assert!(
+        msgs[1]
+            .1
+            .starts_with("fallback [::1]:80 is the director itself")
+    );
     assert!(msgs[2].1.contains("bare supervised"));
     assert_eq!(msgs[3].0, 10); // checkcount
     assert_eq!(msgs[4].0, 11); // smtp

@@ -64,11 +64,13 @@ impl Parser<'_> {
     }
 
     /// `real=host[->host2][:port] gate [weight] ["request", "receive"]
-    /// [l:LOWER] [u:UPPER]`.
+    /// [l:LOWER] [u:UPPER]`; `real6=` when `v6`, the host an IPv6 address in
+    /// brackets (`[2001:db8::11]:80`) or a name, and no range.
     pub(super) fn reals(
         &self,
         line: usize,
         text: &str,
+        v6: bool,
         proto: Proto,
         vport: u16,
         out: &mut Vec<Real>,
@@ -83,10 +85,9 @@ impl Parser<'_> {
                 );
             }
         };
-        if target.contains('[') {
-            return self.err(line, "IPv6 real servers are not supported yet");
-        }
         let (hosts, port) = match target.rsplit_once(':') {
+            // `[2001:db8::11]` has no port.
+            _ if target.ends_with(']') => (target, None),
             Some((h, p)) if !p.is_empty() => (h, Some(p)),
             Some(_) => return self.err(line, "invalid address for real server (wrong format)"),
             None => (target, None),
@@ -96,16 +97,24 @@ impl Parser<'_> {
             None => 0,
         };
         let (first, last) = match hosts.split_once("->") {
+            Some(_) if v6 => {
+                return self.err(line, "Address range for IPv6 is not supported yet");
+            }
             Some((a, b)) => (
-                self.host(line, a, "real server")?,
-                self.host(line, b, "real server")?,
+                self.host(line, a, "real server", v6)?,
+                self.host(line, b, "real server", v6)?,
             ),
             None => {
-                let a = self.host(line, hosts, "real server")?;
+                let a = self.host(line, hosts, "real server", v6)?;
                 (a, a)
             }
         };
-        if u32::from(first) > u32::from(last) {
+        // A range is IPv4 (`u32`); an IPv6 real is one address.
+        let range = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a), u32::from(b)),
+            _ => (0, 0),
+        };
+        if range.0 > range.1 {
             return self.err(line, format!(
                 "Invalid Range: {first}-{last}: the first address must not be greater than the second"
             ));
@@ -161,7 +170,7 @@ impl Parser<'_> {
             );
             receive = Some(self.regex(line, &rcv)?);
         }
-        let count = u32::from(last) - u32::from(first) + 1;
+        let count = range.1 - range.0 + 1;
         if out.len() + count as usize > MAX_SERVICE_DESTS {
             return self.err(
                 line,
@@ -170,11 +179,21 @@ impl Parser<'_> {
                 ),
             );
         }
-        for a in u32::from(first)..=u32::from(last) {
-            let addr = Ipv4Addr::from(a);
+        let addrs: Box<dyn Iterator<Item = IpAddr>> = match first {
+            IpAddr::V4(_) => Box::new((range.0..=range.1).map(|a| Ipv4Addr::from(a).into())),
+            IpAddr::V6(_) => Box::new(std::iter::once(first)),
+        };
+        for addr in addrs {
             if addr.is_loopback() || addr.is_unspecified() {
                 return self.err(line, format!(
                     "real server {addr} is the director itself: lbctl forwards by direct routing only"
+                ));
+            }
+            if let IpAddr::V6(a) = addr
+                && (a.is_multicast() || a.segments()[0] & 0xffc0 == 0xfe80)
+            {
+                return self.err(line, format!(
+                    "real server {addr} is not a global unicast address: IPVS refuses link-local and multicast real servers"
                 ));
             }
             // A fwmark service's real keeps its own port (ldirectord forces
@@ -184,13 +203,11 @@ impl Parser<'_> {
             } else {
                 vport
             };
-            let id = RealId {
-                addr: addr.into(),
-                port: rport,
-            };
+            let id = RealId { addr, port: rport };
             if let Some(prev) = out.iter().find(|r| r.id == id) {
                 return self.err(line, format!(
-                    "duplicate real server {addr}:{rport} (also on line {}; direct routing keeps the service's port)",
+                    "duplicate real server {} (also on line {}; direct routing keeps the service's port)",
+                    addr_port(addr, rport),
                     prev.line
                 ));
             }
