@@ -2,8 +2,9 @@
 //!
 //! The packet path, top to bottom, one file per stage (docs/ARCHITECTURE.md):
 //!
-//! 1. `parse.rs`: Ethernet, IPv4, TCP/UDP (or an ICMP error about a flow)
-//!    into a `Packet`; anything else passes to the kernel.
+//! 1. `parse.rs`: Ethernet, IPv4 or IPv6, TCP/UDP (or an ICMP/ICMPv6 error
+//!    about a flow) into the per-CPU `Packet`; anything else passes to the
+//!    kernel.
 //! 2. `lookup.rs`: the VIP filter (`maybe_vip`), later the service lookup,
 //!    which asks `classify.rs` for the packet's fwmark first (as IPVS looks
 //!    at `skb->mark` first); `classify.rs` also lets through a packet the

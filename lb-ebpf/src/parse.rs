@@ -1,6 +1,6 @@
 //! Parsing: Ethernet, IPv4 (with options) or IPv6 (with extension
 //! headers), TCP and UDP, every access bounds-checked right before use
-//! (docs/SEMANTICS.md §1.1, "IPv6").
+//! (docs/SEMANTICS.md §17).
 //!
 //! Policy: the program acts only on packets it fully understands. Anything
 //! else — not IP, 802.1Q/802.1ad tagged, fragments, a malformed IP header,
@@ -225,7 +225,7 @@ fn ipv6(ctx: &XdpContext, out: &mut Packet) -> Result<(L3, u32), Verdict> {
     if martian_v6(&out.key.caddr) || addr_is_v4(&out.key.vaddr) {
         return Err(Verdict::Pass(REASON_PASS_BAD_IP));
     }
-    let (proto, l4) = ext_headers(ctx, unsafe { (*ip).nexthdr }, ETH_LEN + IPV6_LEN)?;
+    let (proto, l4) = ext_headers::<false>(ctx, unsafe { (*ip).nexthdr }, ETH_LEN + IPV6_LEN)?;
     let end = ETH_LEN + IPV6_LEN + payload;
     if l4 > end {
         return Err(Verdict::Pass(REASON_PASS_TRUNCATED));
@@ -248,19 +248,39 @@ fn martian_v6(a: &Addr) -> bool {
     first == 0xff || unspecified_or_loopback || addr_is_v4(a)
 }
 
-/// Walks the extension headers from `nexthdr` at `off`: the transport
-/// protocol and its offset. A fragment header, or a chain longer than
-/// `MAX_EXT_HEADERS`, passes the packet to the kernel.
+/// Walks the extension headers from `nexthdr` at `start`: the transport
+/// protocol and its offset. A hop-by-hop header anywhere but first is
+/// malformed (the kernel drops such a packet), a fragment header or a chain
+/// longer than `MAX_EXT_HEADERS` passes the packet to the kernel. In the
+/// packet an ICMPv6 error quotes (`QUOTED`), a first fragment's header is
+/// walked over as `ipv6_find_hdr` does, so an error about a first fragment
+/// is about its flow; a later fragment carries no ports.
 #[inline(always)]
-fn ext_headers(ctx: &XdpContext, mut nexthdr: u8, mut off: usize) -> Result<(u8, usize), Verdict> {
-    for _ in 0..MAX_EXT_HEADERS {
+fn ext_headers<const QUOTED: bool>(
+    ctx: &XdpContext,
+    mut nexthdr: u8,
+    start: usize,
+) -> Result<(u8, usize), Verdict> {
+    let mut off = start;
+    for i in 0..MAX_EXT_HEADERS {
         match nexthdr {
+            NEXTHDR_HOP if i != 0 => return Err(Verdict::Pass(REASON_PASS_BAD_IP)),
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
                 let h: *const [u8; 2] =
                     ptr_at(ctx, off).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
                 let (next, len) = unsafe { ((*h)[0], (*h)[1]) };
                 nexthdr = next;
                 off += (len as usize + 1) * 8;
+            }
+            NEXTHDR_FRAGMENT if QUOTED => {
+                let h: *const [u8; 4] =
+                    ptr_at(ctx, off).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
+                let (next, frag_off) = unsafe { ((*h)[0], u16::from_be_bytes([(*h)[2], (*h)[3]])) };
+                if frag_off & !7 != 0 {
+                    return Err(Verdict::Pass(REASON_PASS_FRAGMENT));
+                }
+                nexthdr = next;
+                off += 8;
             }
             NEXTHDR_FRAGMENT => return Err(Verdict::Pass(REASON_PASS_FRAGMENT)),
             _ => return Ok((nexthdr, off)),
@@ -326,10 +346,9 @@ const ICMP_PARAMETERPROB: u8 = 12;
 const ICMPV6_INFOMSG_MASK: u8 = 0x80;
 
 /// The quoted flow of an ICMP error, turned around: the client is the
-/// quoted destination, the VIP the quoted source.
+/// quoted destination, the VIP the quoted source. The caller has put the
+/// quoted source in `key.vaddr` and the quoted destination in `key.caddr`.
 #[inline(always)]
-/// The caller has put the quoted source (the VIP) in `key.vaddr` and the
-/// quoted destination (the client) in `key.caddr`.
 fn quoted_flow(out: &mut Packet, proto: u8, ports: [u8; 4]) {
     out.key.cport = [ports[2], ports[3]];
     out.key.vport = [ports[0], ports[1]];
@@ -383,16 +402,22 @@ fn icmpv6_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Ver
     if unsafe { (*inner).vtc_flow[0] } >> 4 != 6 {
         return Err(other);
     }
-    let (proto, inner_l4) = match ext_headers(ctx, unsafe { (*inner).nexthdr }, l4 + 8 + IPV6_LEN) {
-        Ok(p) => p,
-        Err(_) => return Err(other),
-    };
+    let (proto, inner_l4) =
+        match ext_headers::<true>(ctx, unsafe { (*inner).nexthdr }, l4 + 8 + IPV6_LEN) {
+            Ok(p) => p,
+            Err(_) => return Err(other),
+        };
     if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
         return Err(other);
     }
     let ports: *const [u8; 4] = ptr_at(ctx, inner_l4).ok_or(other)?;
     out.key.vaddr = addr_from_octets(unsafe { (*inner).saddr });
     out.key.caddr = addr_from_octets(unsafe { (*inner).daddr });
+    // An IPv4-mapped address is the maps' IPv4 form: such a quote is no
+    // IPv6 flow's, and must not reach an IPv4 one.
+    if addr_is_v4(&out.key.vaddr) || addr_is_v4(&out.key.caddr) {
+        return Err(other);
+    }
     quoted_flow(out, proto, unsafe { *ports });
     Ok(())
 }
