@@ -81,6 +81,13 @@ pub struct Placement {
 pub enum WhereisError {
     #[error("{sched} hashes the client's port ({sched}-port): give the client as ADDRESS:PORT")]
     PortNeeded { sched: &'static str },
+    #[error(
+        "client {client} is not of the service's family: no packet of it can reach an {family} service"
+    )]
+    OtherFamily {
+        client: IpAddr,
+        family: &'static str,
+    },
     #[error(transparent)]
     Table(#[from] Error),
 }
@@ -154,6 +161,10 @@ impl Table {
         client: IpAddr,
         port: Option<u16>,
     ) -> Result<Vec<Placement>, WhereisError> {
+        if client.is_ipv6() != sid.is_v6() {
+            let family = if sid.is_v6() { "IPv6" } else { "IPv4" };
+            return Err(WhereisError::OtherFamily { client, family });
+        }
         let pins = &self.pins;
         let svc = match pins.services.get(&service_key(sid), 0) {
             Ok(s) => s,

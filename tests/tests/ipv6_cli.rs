@@ -143,6 +143,13 @@ fn mixed_family_rules_restore_save_and_list_as_ipvsadm() -> Result<()> {
     // whereis and drain take IPv6 services, reals and clients too.
     let w = lb.lbctl_ok(&["whereis", "-t", "[2001:db8::2]:0", "[2001:db8:5::7]:4000"])?;
     assert_eq!(w, "real=[2001:db8:0:1::12]:0 by=sh template=none\n");
+    // A client of the other family: no such packet can reach the service.
+    let o = lb.lbctl(&["whereis", "-t", "[2001:db8::2]:0", "192.0.2.9:4000"])?;
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "lbctl: client 192.0.2.9 is not of the service's family: no packet of it can reach an IPv6 service\n"
+    );
     let w = lb.lbctl_ok(&["whereis", "-f", "3", "-6", "2001:db8:5::7"])?;
     assert!(
         w.lines().all(|l| l.contains(" real=[2001:db8:0:1::1")
