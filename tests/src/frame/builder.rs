@@ -181,7 +181,10 @@ impl Frame {
     /// Appends an IPv6 fragment header (44): `offset` in bytes (a multiple
     /// of 8), `more` the M flag, identification 1.
     pub fn ipv6_fragment(mut self, offset: u16, more: bool) -> Self {
-        assert!(offset.is_multiple_of(8), "fragment offset must be a multiple of 8");
+        assert!(
+            offset.is_multiple_of(8),
+            "fragment offset must be a multiple of 8"
+        );
         let fo = offset | u16::from(more);
         let mut h = vec![0u8; 8];
         h[2..4].copy_from_slice(&fo.to_be_bytes());
