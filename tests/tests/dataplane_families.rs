@@ -1273,3 +1273,72 @@ lab_test!(ipv6_reals_are_resolved_by_the_programs_fib_lookup, |dp| {
     assert_eq!(dp.run(&syn)?.frame, routed(&syn, 42));
     Ok(())
 });
+
+// --- live counts (docs/SEMANTICS.md §6.4), the counts suite's twins ---------
+
+/// (ActiveConn, InActConn) of real `i` of `id`, as `-L` shows them.
+fn shown(dp: &Dataplane, fam: Family, id: &ServiceId, i: u8) -> Result<(u64, u64)> {
+    let views = dp.table.views(None)?;
+    let v = views.iter().find(|v| v.spec.id == *id).expect("listed");
+    let r = v
+        .reals
+        .iter()
+        .find(|r| r.spec.id.addr == fam.rs(i))
+        .expect("real listed");
+    Ok((r.active_conns, r.inactive_conns))
+}
+
+/// The program's counts equal the entries of the table, slot by slot.
+fn consistent(dp: &Dataplane) -> Result<()> {
+    let n = dp.table.dest_table()?.len() as u32;
+    let kept = dp.table.dest_conns(n)?;
+    let walked = dp.table.walked_dest_conns(n)?;
+    anyhow::ensure!(kept == walked, "counts {kept:?} but entries {walked:?}");
+    Ok(())
+}
+
+family_test!(counts_follow_states_removal_and_the_sweeper, |dp, fam| {
+    let t = fam.sid(Proto::Tcp, 80);
+    add_service(&mut dp, fam, t, Sched::Rr, None)?;
+    dp.table.add_real(&t, &fam.real(11, 80, 1))?;
+    dp.table.add_real(&t, &fam.real(12, 80, 1))?;
+    let r = real_of(&dp.run(&tcp(fam, 40000).syn().build())?).expect("routed");
+    assert_eq!(shown(&dp, fam, &t, r)?, (1, 0));
+    dp.run(&tcp(fam, 40000).ack().build())?;
+    assert_eq!(shown(&dp, fam, &t, r)?, (1, 0));
+    dp.run(&tcp(fam, 40000).fin().ack().build())?;
+    assert_eq!(shown(&dp, fam, &t, r)?, (0, 1));
+    consistent(&dp)?;
+    // Removed with expire_nodest_conn=1: the entry and its count go.
+    dp.table.set_sysctl("expire_nodest_conn", 1)?;
+    dp.run(&tcp(fam, 40001).syn().build())?;
+    dp.table.delete_real(&t, &fam.rid(r, 80))?;
+    dp.run(&tcp(fam, 40000).ack().build())?;
+    consistent(&dp)?;
+    // UDP entries are inactive, and the sweeper expires them on its own.
+    let u = fam.sid(Proto::Udp, 53);
+    add_service(&mut dp, fam, u, Sched::Rr, None)?;
+    dp.table.add_real(&u, &fam.real(11, 53, 1))?;
+    dp.table.add_real(&u, &fam.real(12, 53, 1))?;
+    dp.table.set_timeouts(&Timeouts {
+        tcp: 900,
+        tcpfin: 120,
+        udp: 1,
+    })?;
+    dp.arm_sweeper()?;
+    for port in 0..20 {
+        real_of(&dp.run(&udp(fam, 50000 + port).build())?).expect("routed");
+    }
+    assert_eq!(shown(&dp, fam, &u, 11)?, (0, 10));
+    assert_eq!(shown(&dp, fam, &u, 12)?, (0, 10));
+    consistent(&dp)?;
+    lb_tests::lb::wait_for(
+        "the udp entries and counts expired",
+        std::time::Duration::from_secs(5),
+        || {
+            let gone = shown(&dp, fam, &u, 11)? == (0, 0) && shown(&dp, fam, &u, 12)? == (0, 0);
+            Ok(gone.then_some(()))
+        },
+    )?;
+    consistent(&dp)
+});
