@@ -277,11 +277,12 @@ fn tcp_reset_v4(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     Verdict::Tx(REASON_TX_RST_NODEST)
 }
 
-/// The most an ICMPv6 error quotes: the IPv6 header, its extension headers
-/// and the first 8 bytes of TCP/UDP, as the IPv4 reply quotes the header
-/// and 8 bytes (the kernel's quotes up to 1,232 bytes; these are what the
-/// client's stack reads).
-const MAX_QUOTE6: usize = 256;
+/// The most an ICMPv6 error quotes, as `icmp6_send`: 1,280 (the IPv6
+/// minimum MTU) - 40 - 8 bytes. It quotes the IPv6 header, its extension
+/// headers and the first 8 bytes of TCP/UDP (what the client's stack
+/// reads), as the IPv4 reply quotes the header and 8 bytes, cut at this
+/// bound when the extension headers are longer.
+const MAX_QUOTE6: usize = 1232;
 const ICMPV6_DEST_UNREACH: u8 = 1;
 const ICMPV6_PORT_UNREACH: u8 = 4;
 const IPPROTO_ICMPV6: u8 = 58;
@@ -329,9 +330,11 @@ fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Drop(REASON_DROP_REPLY_RATE);
     }
     let quote = pkt.l3_len as usize + 8;
-    if quote > MAX_QUOTE6 || quote < IPV6_LEN + 8 {
+    if quote < IPV6_LEN + 8 {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     }
+    // A multiple of 8 either way (extension headers are).
+    let quote = if quote > MAX_QUOTE6 { MAX_QUOTE6 } else { quote };
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };

@@ -139,7 +139,8 @@ fn assert_port_unreachable(fam: Family, r: &RunResult, input: &[u8]) {
     assert_eq!(r.action, XDP_TX);
     let p = frame::parse(&r.frame).expect("valid lengths and checksums");
     assert_eq!((p.dst_mac, p.src_mac), (CLIENT_MAC, LB_MAC));
-    let quote = &input[14..14 + l3_len(input) + 8];
+    // IPv6: as icmp6_send, at most 1,232 bytes (the reply fits 1,280).
+    let quote = &input[14..(14 + l3_len(input) + 8).min(14 + 1232)];
     let icmp = p.icmp().expect("icmp");
     match fam {
         Family::V4 => {
@@ -947,6 +948,31 @@ lab_test!(ipv6_extension_headers_are_walked_up_to_four, |dp| {
     dp.table.add_real(&u, &fam.real(12, 53, 1))?;
     let q = udp(fam, 5000).ipv6_ext(0, 0).ipv6_ext(60, 0).build();
     assert_eq!(dp.run(&q)?.frame, routed(&q, 12));
+    Ok(())
+});
+
+lab_test!(ipv6_port_unreachable_quotes_long_extension_headers, |dp| {
+    // Extension headers of any length within the bound are quoted whole
+    // with 8 bytes of TCP, up to the 1,232 bytes icmp6_send quotes at most.
+    let fam = Family::V6;
+    add_service(&mut dp, fam, fam.sid(Proto::Tcp, 80), Sched::Rr, None)?;
+    for (n, chain) in [
+        vec![(60u8, 40u8)],
+        vec![(0, 26), (60, 0)],
+        vec![(0, 60), (43, 60), (60, 60), (60, 60)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut syn = tcp6(40000 + n as u16).syn();
+        for (ty, len) in chain {
+            syn = syn.ipv6_ext(ty, len);
+        }
+        let syn = syn.build();
+        let (r, moved) = run_counted(&dp, &syn)?;
+        assert_eq!(moved, only(REASON_TX_ICMP_UNREACH), "chain {n}");
+        assert_port_unreachable(fam, &r, &syn);
+    }
     Ok(())
 });
 
