@@ -145,7 +145,9 @@ pub(super) fn check(
                     "ICMP reply {src} -> {dst} proto {proto}, expected VIP -> client, ICMP"
                 ));
             }
-            if ttl == 0 || len != ip_len + 8 + p.ihl + 8 || r.frame.len() != 14 + len {
+            // ICMPv6 quotes at most 1,232 bytes (icmp6_send).
+            let quote = if v6 { (p.ihl + 8).min(1232) } else { p.ihl + 8 };
+            if ttl == 0 || len != ip_len + 8 + quote || r.frame.len() != 14 + len {
                 return Err(format!("ICMP reply ttl {ttl} length {len}"));
             }
             let icmp = parsed.icmp().ok_or("no ICMP message")?;
@@ -153,7 +155,7 @@ pub(super) fn check(
             if (icmp.ty, icmp.code) != want || icmp.rest != [0; 4] {
                 return Err(format!("ICMP type {} code {}", icmp.ty, icmp.code));
             }
-            if icmp.payload != input[14..14 + p.ihl + 8] {
+            if icmp.payload != input[14..14 + quote] {
                 return Err("ICMP reply does not quote the IP header(s) and 8 bytes".into());
             }
             Ok((REASON_TX_ICMP_UNREACH, None))

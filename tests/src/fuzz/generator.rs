@@ -73,13 +73,25 @@ fn client_of(rng: &mut Rng, vip: IpAddr) -> IpAddr {
     }
 }
 
+/// The largest frame `BPF_PROG_TEST_RUN` hands the program whole: a page
+/// less its head- and tailroom (the rest would go into fragments, which
+/// the program does not see).
+pub(super) const MAX_FRAME: usize = 3500;
+
 /// Well-formed IPv6 extension headers (hop-by-hop, routing, destination
-/// options), mostly within the program's bound of 4, sometimes past it.
-fn v6_extensions(r: &mut Rng, mut f: Frame) -> Frame {
+/// options), mostly within the program's bound of 4, sometimes past it;
+/// with `long`, some of up to 320 bytes (a reply's quote of 1,232 bytes
+/// is then cut).
+fn v6_extensions(r: &mut Rng, mut f: Frame, long: bool) -> Frame {
     let most = if r.chance(1, 5) { 6 } else { 4 };
     let n = 1 + r.upto(most);
     for _ in 0..n {
-        f = f.ipv6_ext(r.pick(&[0, 43, 60]), r.below(3) as u8);
+        let len = if long && r.chance(1, 4) {
+            r.below(40) as u8
+        } else {
+            r.below(3) as u8
+        };
+        f = f.ipv6_ext(r.pick(&[0, 43, 60]), len);
     }
     f
 }
@@ -178,14 +190,18 @@ impl Gen {
         } else {
             Frame::udp_ip(flow.client, flow.vip)
         };
+        let body = payload(r);
+        // Long extension headers (up to 6 x 320 bytes) with a payload of
+        // at most 1,400 bytes: the frame stays within `MAX_FRAME`.
+        let long_ok = body.len() <= 1400;
         f = f
             .ports(flow.cport, flow.vport)
-            .payload(&payload(r))
+            .payload(&body)
             .ident(r.next_u64() as u16)
             .ttl(1 + r.byte() / 2);
         if v6 {
             if r.chance(1, 8) {
-                f = v6_extensions(r, f);
+                f = v6_extensions(r, f, long_ok);
             }
             if r.chance(1, 50) {
                 f = f.ipv6_fragment(8 * r.below(3) as u16, r.chance(1, 2));
@@ -319,7 +335,7 @@ impl Gen {
             Frame::udp_ip(flow.vip, flow.client).ports(flow.vport, flow.cport)
         };
         let orig = if flow.vip.is_ipv6() && r.chance(1, 4) {
-            v6_extensions(r, orig)
+            v6_extensions(r, orig, false)
         } else {
             orig
         };
@@ -803,6 +819,12 @@ mod tests {
             let (x, y) = (a.next(), b.next());
             assert_eq!(x.frame, y.frame);
             assert!(x.frame.len() >= 14);
+            assert!(
+                x.frame.len() <= MAX_FRAME,
+                "{} bytes: {}",
+                x.frame.len(),
+                x.how
+            );
             let _ = classify(&x.frame);
         }
     }
