@@ -53,7 +53,7 @@ mod model;
 mod rng;
 mod runner;
 
-pub use config::{NOT_VIP, VIP_A, VIP_B, configure};
+pub use config::{NOT_VIP, NOT_VIP6, VIP_A, VIP_B, VIP6_A, VIP6_B, configure};
 pub use flood::{FloodConfig, FloodReport, Rig, flood};
 pub use rng::Rng;
 pub use runner::{FuzzConfig, Report, Violation, check_one, hex, run, run_in_lab, unhex};
