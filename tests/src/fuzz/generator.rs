@@ -405,6 +405,7 @@ impl Gen {
                 g
             }
         };
+        debug_assert!(g.frame.len() <= MAX_FRAME, "{}: {}", g.frame.len(), g.how);
         // test_run refuses frames shorter than an Ethernet header.
         if g.frame.len() < 14 {
             g.frame.resize(14, 0);
