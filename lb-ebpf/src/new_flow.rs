@@ -8,10 +8,11 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, programs::XdpContext};
 use lb_common::{
     CONN_F_CONTROLLED, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, CONN_S_NONE, CONN_S_UDP,
-    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NO_DEST, NS_PER_SEC, REASON_DROP_CONN_RACE,
-    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW, REASON_FWD_ONE_PACKET,
-    REASON_FWD_TEMPLATE, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, Service, ServiceDest,
-    Settings, ShTable, TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing, counted_for,
+    COUNTED_INACTIVE, Conn, ConnKey, DestConns, MhTable, NO_DEST, NS_PER_SEC,
+    REASON_DROP_CONN_RACE, REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NEW,
+    REASON_FWD_ONE_PACKET, REASON_FWD_TEMPLATE, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0,
+    Service, ServiceDest, Settings, ShTable, TEMPLATE_PUSH_SLACK_NS, conn_state_is_closing,
+    counted_for,
 };
 use lb_ebpf::{
     schedulers::{self, Client, Nodes},
@@ -33,7 +34,13 @@ const EEXIST: i32 = 17;
 /// Schedules the flow of `pkt` to a real server of `svc`, makes its conn
 /// entry and forwards the packet.
 #[inline(always)]
-pub fn schedule(ctx: &XdpContext, pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> Verdict {
+pub fn schedule(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    svc: &Service,
+    cfg: &Settings,
+    now: u64,
+) -> Verdict {
     let chosen = choose(pkt, svc, cfg, now);
     if chosen == NO_CHOICE {
         return reply::port_unreachable(ctx, pkt);

@@ -217,8 +217,7 @@ fn ipv6(ctx: &XdpContext, out: &mut Packet) -> Result<(L3, u32), Verdict> {
     let ip: *const Ipv6Hdr = ptr_at(ctx, ETH_LEN).ok_or(Verdict::Pass(REASON_PASS_TRUNCATED))?;
     let payload = u16::from_be_bytes(unsafe { (*ip).payload_len }) as usize;
     let frame_ip_len = ctx.data_end() - ctx.data() - ETH_LEN;
-    if unsafe { (*ip).vtc_flow[0] } >> 4 != 6 || payload == 0 || IPV6_LEN + payload > frame_ip_len
-    {
+    if unsafe { (*ip).vtc_flow[0] } >> 4 != 6 || payload == 0 || IPV6_LEN + payload > frame_ip_len {
         return Err(Verdict::Pass(REASON_PASS_BAD_IP));
     }
     out.key.caddr = addr_from_octets(unsafe { (*ip).saddr });
@@ -384,8 +383,7 @@ fn icmpv6_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Ver
     if unsafe { (*inner).vtc_flow[0] } >> 4 != 6 {
         return Err(other);
     }
-    let (proto, inner_l4) = match ext_headers(ctx, unsafe { (*inner).nexthdr }, l4 + 8 + IPV6_LEN)
-    {
+    let (proto, inner_l4) = match ext_headers(ctx, unsafe { (*inner).nexthdr }, l4 + 8 + IPV6_LEN) {
         Ok(p) => p,
         Err(_) => return Err(other),
     };

@@ -41,26 +41,8 @@ fn ip_header(pkt: &Packet, tot_len: u16, tos: u8, proto: u8) -> [u8; IP_LEN] {
     let l = tot_len.to_be_bytes();
     let (vip, client) = (addr_low32(&pkt.key.vaddr), addr_low32(&pkt.key.caddr));
     let mut h = [
-        0x45,
-        tos,
-        l[0],
-        l[1],
-        0,
-        0,
-        0,
-        0,
-        64,
-        proto,
-        0,
-        0,
-        vip[0],
-        vip[1],
-        vip[2],
-        vip[3],
-        client[0],
-        client[1],
-        client[2],
-        client[3],
+        0x45, tos, l[0], l[1], 0, 0, 0, 0, 64, proto, 0, 0, vip[0], vip[1], vip[2], vip[3],
+        client[0], client[1], client[2], client[3],
     ];
     let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
     h[10] = c[0];
@@ -316,7 +298,11 @@ fn write_ipv6_header(ip: *mut Ipv6Hdr, pkt: &Packet, payload_len: u16, nexthdr: 
 /// `nexthdr` from the VIP to the client (RFC 8200 §8.1).
 #[inline(always)]
 fn pseudo_v6(pkt: &Packet, len: u32, nexthdr: u8) -> u32 {
-    addr_sum(&pkt.key.vaddr) + addr_sum(&pkt.key.caddr) + (len >> 16) + (len & 0xffff) + nexthdr as u32
+    addr_sum(&pkt.key.vaddr)
+        + addr_sum(&pkt.key.caddr)
+        + (len >> 16)
+        + (len & 0xffff)
+        + nexthdr as u32
 }
 
 /// An ICMPv6 destination unreachable / port unreachable to the client
@@ -334,7 +320,11 @@ fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     }
     // A multiple of 8 either way (extension headers are).
-    let quote = if quote > MAX_QUOTE6 { MAX_QUOTE6 } else { quote };
+    let quote = if quote > MAX_QUOTE6 {
+        MAX_QUOTE6
+    } else {
+        quote
+    };
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
@@ -386,7 +376,18 @@ fn port_unreachable_v6(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     let Some(icmp) = ptr_at_mut::<[u8; ICMP_LEN]>(ctx, icmp_off) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
-    unsafe { *icmp = [ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, c[0], c[1], 0, 0, 0, 0] };
+    unsafe {
+        *icmp = [
+            ICMPV6_DEST_UNREACH,
+            ICMPV6_PORT_UNREACH,
+            c[0],
+            c[1],
+            0,
+            0,
+            0,
+            0,
+        ]
+    };
     Verdict::Tx(REASON_TX_ICMP_UNREACH)
 }
 

@@ -6,8 +6,8 @@
 use lb_common::{
     Addr, CONN_F_FWMARK, CONN_F_OPEN, CONN_F_PORT0, Conn, Dest, NS_PER_SEC, ServiceKey, Settings,
     TEMPLATE_PUSH_SLACK_NS, TMPL_F_INVALID, TMPL_INVALID_PORT, TMPL_S_ASSURED, TMPL_S_NONE,
-    Template, TemplateKey, addr_masked, conn_state_is_closing, fwmark_addr, fwmark_service_key, template_dest_valid,
-    template_expiry, template_usable,
+    Template, TemplateKey, addr_masked, conn_state_is_closing, fwmark_addr, fwmark_service_key,
+    template_dest_valid, template_expiry, template_usable,
 };
 
 use crate::{
