@@ -780,6 +780,63 @@ family_test!(an_ipv4_and_an_ipv6_service_side_by_side, |dp, fam| {
     Ok(())
 });
 
+family_test!(
+    reals_behind_another_interface_are_reached_by_redirect,
+    |dp, fam| {
+        // Frames arriving on lo, reals behind lab0: redirect out of lab0 with
+        // lab0's MAC as source (IPv4: the controller's next hop; IPv6: the
+        // program's fib lookup).
+        let s = fam.sid(Proto::Tcp, 80);
+        add_service(&mut dp, fam, s, Sched::Wrr, None)?;
+        dp.table.add_real(&s, &fam.real(11, 80, 1))?;
+        dp.set_ingress("lo")?;
+        let syn = tcp(fam, 40000).syn().build();
+        let r = dp.run(&syn)?;
+        assert_eq!(r.action, lb_tests::lb::XDP_REDIRECT);
+        let lab0 = lb_user::neigh::if_mac("lab0").expect("lab0 mac");
+        let mut want = syn.clone();
+        want[0..6].copy_from_slice(&real_mac(11));
+        want[6..12].copy_from_slice(&lab0);
+        assert_eq!(r.frame, want);
+        Ok(())
+    }
+);
+
+family_test!(
+    icmp_errors_are_rate_limited_with_the_other_familys,
+    |dp, fam| {
+        // One bucket for ICMP and ICMPv6, as the kernel's global limit: a burst
+        // of 50 in all, whichever family asks, then one per ms.
+        let other = match fam {
+            Family::V4 => Family::V6,
+            Family::V6 => Family::V4,
+        };
+        add_service(&mut dp, fam, fam.sid(Proto::Tcp, 80), Sched::Wrr, None)?;
+        add_service(&mut dp, other, other.sid(Proto::Tcp, 80), Sched::Wrr, None)?;
+        let (mut sent, mut held) = (0u64, 0u64);
+        let start = std::time::Instant::now();
+        for p in 0..200u16 {
+            let f = if p % 2 == 0 { fam } else { other };
+            let r = dp.run(&tcp(f, 30000 + p).syn().build())?;
+            match r.action {
+                XDP_TX => sent += 1,
+                XDP_DROP => held += 1,
+                a => panic!("unexpected action {a}"),
+            }
+        }
+        let refill = start.elapsed().as_millis() as u64 + 5;
+        assert!(
+            sent >= 50 && sent <= 50 + refill,
+            "{sent} sent in {refill} ms"
+        );
+        if refill < 150 {
+            assert!(held > 0, "the limit held some back");
+        }
+        assert_eq!(dp.reasons()?[REASON_DROP_REPLY_RATE as usize], held);
+        Ok(())
+    }
+);
+
 // --- the hashing schedulers: the kernel's fold, computed here -----------------
 
 /// What the kernel hashes for an address (`ntohl(addr_fold)`): the IPv4
