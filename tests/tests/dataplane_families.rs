@@ -837,6 +837,66 @@ family_test!(
     }
 );
 
+family_test!(
+    quiescing_with_the_sysctl_on_flushes_templates_at_once,
+    |dp, fam| {
+        let s = persistent(&mut dp, fam, fam.group_mask())?;
+        dp.table.set_sysctl("expire_quiescent_template", 1)?;
+        let first = real_of(&dp.run(&tcp(fam, 40000).syn().build())?).expect("routed");
+        dp.table.edit_real(&s, &fam.real(first, 80, 0))?;
+        // Even with its weight back, the flushed template is not used again.
+        dp.table.set_sysctl("expire_quiescent_template", 0)?;
+        dp.table.edit_real(&s, &fam.real(first, 80, 1))?;
+        let (_, moved) = run_counted(&dp, &syn_from(fam, fam.neighbour(5), 1))?;
+        assert_eq!(
+            moved,
+            only(REASON_FWD_NEW),
+            "rescheduled, not by the old template"
+        );
+        Ok(())
+    }
+);
+
+family_test!(
+    template_lives_while_its_connections_do_and_no_longer,
+    |dp, fam| {
+        let s = fam.sid(Proto::Tcp, 80);
+        dp.table.add_service(&ServiceSpec {
+            id: s,
+            sched: Sched::Rr,
+            persistent: Some(2),
+            netmask: fam.group_mask(),
+            one_packet: false,
+        })?;
+        dp.table.add_real(&s, &fam.real(11, 80, 1))?;
+        dp.table.add_real(&s, &fam.real(12, 80, 1))?;
+        dp.table.set_timeouts(&Timeouts {
+            tcp: 0,
+            tcpfin: 1,
+            udp: 0,
+        })?;
+        let template_secs = |dp: &Dataplane| -> Result<Option<u64>> {
+            Ok(dp
+                .table
+                .conn_rows()?
+                .iter()
+                .find(|c| c.cport == 0)
+                .map(|c| c.expire_secs))
+        };
+        let first = real_of(&dp.run(&tcp(fam, 40000).syn().build())?).expect("routed");
+        dp.run(&tcp(fam, 40000).ack().build())?;
+        assert!(template_secs(&dp)?.expect("template") > 800);
+        dp.run(&tcp(fam, 40000).fin().ack().build())?;
+        assert!(template_secs(&dp)?.expect("template") <= 2);
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(template_secs(&dp)?, None, "expired");
+        let (r, moved) = run_counted(&dp, &syn_from(fam, fam.neighbour(7), 2))?;
+        assert_eq!(moved, only(REASON_FWD_NEW), "scheduled afresh");
+        assert_ne!(real_of(&r), Some(first), "rr moved on");
+        Ok(())
+    }
+);
+
 // --- the hashing schedulers: the kernel's fold, computed here -----------------
 
 /// What the kernel hashes for an address (`ntohl(addr_fold)`): the IPv4
