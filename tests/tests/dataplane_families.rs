@@ -942,6 +942,44 @@ family_test!(sh_hashes_a_client_as_the_kernel_folds_it, |dp, fam| {
     Ok(())
 });
 
+family_test!(sh_fallback_probes_from_the_folded_bucket, |dp, fam| {
+    let s = fam.sid(Proto::Tcp, 80);
+    let sh = |f: &[u32]| Sched::Sh(SchedFlags(f.iter().fold(0, |a, b| a | b)));
+    add_service(&mut dp, fam, s, sh(&[]), None)?;
+    for i in [11, 12, 13] {
+        dp.table.add_real(&s, &fam.real(i, 80, 1))?;
+    }
+    let list = [13, 12, 11];
+    let client = fam.client();
+    let owner = sh_expected(&list, client, 0);
+    dp.table.edit_real(&s, &fam.real(owner, 80, 0))?;
+    // The client's bucket's real is quiescent: port unreachable.
+    let syn = tcp(fam, 40000).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_port_unreachable(fam, &r, &syn);
+    assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+    // sh-fallback: the first available real probing from the bucket of the
+    // folded address, as the kernel probes.
+    dp.table.edit_service(&ServiceSpec {
+        id: s,
+        sched: sh(&[SVC_F_SCHED_FALLBACK]),
+        persistent: None,
+        netmask: fam.host_mask(),
+        one_packet: false,
+    })?;
+    let fold = kernel_fold(client);
+    let b = sh_bucket(fold, 0);
+    let want = (0..256)
+        .map(|i| list[sh_bucket(fold, (i + b) % 256) as usize % 3])
+        .find(|&r| r != owner)
+        .expect("an available real");
+    let syn = tcp(fam, 40001).syn().build();
+    let (r, moved) = run_counted(&dp, &syn)?;
+    assert_eq!(r.frame, routed(&syn, want));
+    assert_eq!(moved, only(REASON_FWD_NEW));
+    Ok(())
+});
+
 lab_test!(ipv6_clients_of_equal_folds_share_an_sh_real, |dp| {
     let fam = Family::V6;
     let s = fam.sid(Proto::Tcp, 80);
