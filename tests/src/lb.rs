@@ -424,19 +424,61 @@ macro_rules! lab_test {
     };
 }
 
+/// Like [`lab_test!`], the body run once per address family: the test
+/// `NAME` becomes `NAME::ipv4` and `NAME::ipv6`, with `$fam` the
+/// [`crate::fixture::Family`].
+#[macro_export]
+macro_rules! family_test {
+    ($name:ident, |$dp:ident, $fam:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            fn body(fam: $crate::fixture::Family) -> ::anyhow::Result<()> {
+                if !$crate::netns::require_root(&format!("{}::{fam:?}", stringify!($name))) {
+                    return Ok(());
+                }
+                $crate::lb::in_lab(|| {
+                    let mut $dp = $crate::lb::Dataplane::new()?;
+                    $dp.set_ingress("lab0")?;
+                    let $fam = fam;
+                    (|| -> ::anyhow::Result<()> { $body })()
+                })
+            }
+
+            #[test]
+            fn ipv4() -> ::anyhow::Result<()> {
+                body($crate::fixture::Family::V4)
+            }
+
+            #[test]
+            fn ipv6() -> ::anyhow::Result<()> {
+                body($crate::fixture::Family::V6)
+            }
+        }
+    };
+}
+
 /// A private network namespace for `Dataplane` fixtures: a veth interface
-/// on 198.51.100.0/24 with permanent neighbour entries for the real servers
-/// 198.51.100.11..=.250 (MAC 02:00:c6:33:64:NN), so the controller resolves
-/// their MACs at once and nothing is ever sent anywhere.
+/// on 198.51.100.0/24 and 2001:db8:0:1::/64 with permanent neighbour entries
+/// for the real servers 198.51.100.11..=.250 and 2001:db8:0:1::b..=::fa (MAC
+/// 02:00:c6:33:64:NN for both), so the controller (IPv4) or the program's
+/// `bpf_fib_lookup` (IPv6: the controller does not resolve IPv6 reals yet)
+/// finds their MACs at once and nothing is ever sent anywhere. IPv6
+/// forwarding is on (`bpf_fib_lookup` answers only a forwarding interface).
 pub fn in_lab<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     let ns = crate::Netns::new("dp")?;
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     let mut batch = String::from(
-        "link add lab0 type veth peer name lab1\naddr add 198.51.100.2/24 dev lab0\nlink set lab1 up\nlink set lab0 up\n",
+        "link add lab0 type veth peer name lab1\naddr add 198.51.100.2/24 dev lab0\naddr add 2001:db8:0:1::2/64 dev lab0 nodad\nlink set lab1 up\nlink set lab0 up\n",
     );
     for i in 11..=250u8 {
+        let mac = crate::netns::format_mac(&real_mac(i));
         batch.push_str(&format!(
-            "neigh replace 198.51.100.{i} lladdr {} dev lab0 nud permanent\n",
-            crate::netns::format_mac(&real_mac(i))
+            "neigh replace 198.51.100.{i} lladdr {mac} dev lab0 nud permanent\n"
+        ));
+        batch.push_str(&format!(
+            "neigh replace {} lladdr {mac} dev lab0 nud permanent\n",
+            crate::fixture::rs6(i)
         ));
     }
     ns.ip_batch(&batch)?;

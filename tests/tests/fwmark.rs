@@ -434,3 +434,131 @@ lab_test!(
         Ok(())
     }
 );
+
+/// Writes an IPv6 prefix's rules into `FWMARK` directly: the trie key of
+/// `2001:db8::/plen` is `FWMARK_KEY_FIXED_BITS + plen` bits of (protocol,
+/// the 16 address bytes). (What `lbctl fwmark add -d 2001:db8::/64` writes;
+/// the dataplane's IPv6 classification is checked here apart from the
+/// command line.)
+fn put_v6_rules(
+    dp: &mut Dataplane,
+    proto: Proto,
+    prefix: std::net::Ipv6Addr,
+    plen: u8,
+    rules: &[(u16, u16, u32)],
+) -> Result<()> {
+    use aya::maps::lpm_trie::Key;
+    let mut value = FwmarkRules::default();
+    for (i, &(lo, hi, mark)) in rules.iter().enumerate() {
+        value.rules[i] = lb_common::FwmarkRule {
+            port_lo: lo,
+            port_hi: hi,
+            mark,
+            plen,
+            _pad: [0; 3],
+        };
+    }
+    value.count = rules.len() as u32;
+    let key = Key::new(
+        FWMARK_KEY_FIXED_BITS + u32::from(plen),
+        FwmarkKey {
+            proto: proto.number(),
+            _pad: [0; 3],
+            addr: lb_user::addr::to_addr(prefix.into()),
+        },
+    );
+    dp.table.pins.fwmark.insert(&key, value, 0)?;
+    Ok(())
+}
+
+lab_test!(ipv6_packets_are_classified_by_their_ipv6_prefix, |dp| {
+    use lb_tests::fixture::{CLIENT6, VIP6, rs6};
+    let v6_real = |i: u8| lb_user::model::RealSpec {
+        id: RealId {
+            addr: rs6(i).into(),
+            port: 0,
+        },
+        ..real(i, 0, 1)
+    };
+    // `-A -f 1 -6 -p 300 -M 64` (reals 11, 13) and `-A -f 1` (real 12):
+    // two services of one mark, one per family.
+    let fwm6 = ServiceId::fwmark_of_family(1, true);
+    dp.table.add_service(&ServiceSpec {
+        netmask: "ffff:ffff:ffff:ffff::"
+            .parse::<std::net::Ipv6Addr>()?
+            .into(),
+        ..spec(fwm6, Sched::Rr, Some(300))
+    })?;
+    dp.table.add_real(&fwm6, &v6_real(11))?;
+    dp.table.add_real(&fwm6, &v6_real(13))?;
+    fwm(&mut dp, 1, 12, None)?;
+    // An IPv6 service of the VIP (port 443) puts it in the VIP filter.
+    let https6 = ServiceId {
+        proto: Proto::Tcp,
+        addr: VIP6.into(),
+        port: 443,
+    };
+    dp.table.add_service(&ServiceSpec {
+        netmask: std::net::Ipv6Addr::from(u128::MAX).into(),
+        ..spec(https6, Sched::Rr, None)
+    })?;
+    dp.table.add_real(&https6, &v6_real(14))?;
+    // Rules: IPv4 VIP:80 and 2001:db8::/64 port 80 get mark 1.
+    dp.table
+        .add_fwmark_rule(&rule(Proto::Tcp, VIP, 32, Some((80, 80)), 1))?;
+    put_v6_rules(
+        &mut dp,
+        Proto::Tcp,
+        "2001:db8::".parse()?,
+        64,
+        &[(80, 80, 1)],
+    )?;
+    let syn6 = |src: std::net::Ipv6Addr, sport: u16, dport: u16| {
+        Frame::ipv6_tcp(src, VIP6)
+            .src_mac(CLIENT_MAC)
+            .dst_mac(LB_MAC)
+            .ports(sport, dport)
+            .syn()
+            .build()
+    };
+    // IPv6 to port 80: the IPv6 fwmark service, not the IPv4 one.
+    let f = syn6(CLIENT6, 40000, 80);
+    let before = dp.reasons()?;
+    let r = dp.run(&f)?;
+    let first = real_of(&r).expect("routed");
+    assert!([11, 13].contains(&first), "{first}");
+    assert_eq!(&r.frame[12..], &f[12..]);
+    let after = dp.reasons()?;
+    assert_eq!(
+        after[REASON_FWD_NEW as usize] - before[REASON_FWD_NEW as usize],
+        1
+    );
+    // IPv4 to port 80: the IPv4 one.
+    assert_eq!(to(&dp, Proto::Tcp, VIP, 40000, 80)?, Some(12));
+    // Its template is keyed by the mark: a neighbour of the client's /64
+    // follows it; the template's virtual address is the mark's (`0:1::`).
+    let neighbour: std::net::Ipv6Addr = "2001:db8:1:1::99".parse()?;
+    for sport in [1, 2, 3] {
+        assert_eq!(real_of(&dp.run(&syn6(neighbour, sport, 80))?), Some(first));
+    }
+    let rows = dp.table.conn_rows()?;
+    let t = rows
+        .iter()
+        .find(|c| c.cport == 0 && c.caddr.is_ipv6())
+        .expect("the IPv6 template");
+    assert_eq!(t.caddr, "2001:db8:1:1::".parse::<std::net::IpAddr>()?);
+    assert_eq!(t.vaddr, "0:1::".parse::<std::net::IpAddr>()?);
+    // Another port of the prefix: no rule, no service (443 has its own).
+    for (dport, want) in [(81, None), (443, Some(14))] {
+        let r = dp.run(&syn6(CLIENT6, 40001, dport))?;
+        assert_eq!(real_of(&r), want, "port {dport}");
+    }
+    // Another /64: not classified.
+    let other = Frame::ipv6_tcp(CLIENT6, "2001:db8:0:2::10".parse()?)
+        .dst_mac(LB_MAC)
+        .ports(1, 80)
+        .syn()
+        .build();
+    assert_eq!(dp.run(&other)?.action, XDP_PASS);
+    Ok(())
+});

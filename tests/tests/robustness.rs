@@ -99,8 +99,24 @@ fn frames_not_addressed_to_the_director_are_left_to_the_stack() -> Result<()> {
         let mut dp = lb_tests::lb::Dataplane::new()?;
         dp.set_ingress("lab0")?;
         fuzz::configure(&mut dp)?;
-        for dst in [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 1]] {
-            let f = lb_tests::frame::Frame::tcp("192.0.2.1".parse()?, fuzz::VIP_A)
+        // IPv4 and IPv6 SYNs to a service, to broadcast and multicast MACs
+        // (IPv6 multicast: 33:33:...).
+        let v4 = (
+            "192.0.2.1".parse::<std::net::IpAddr>()?,
+            std::net::IpAddr::from(fuzz::VIP_A),
+        );
+        let v6 = (
+            "2001:db8:1:1::1".parse::<std::net::IpAddr>()?,
+            std::net::IpAddr::from(fuzz::VIP6_A),
+        );
+        for ((src, vip), dst) in [
+            (v4, [0xff; 6]),
+            (v4, [0x01, 0x00, 0x5e, 0, 0, 1]),
+            (v6, [0xff; 6]),
+            (v6, [0x33, 0x33, 0, 0, 0, 1]),
+            (v6, [0x33, 0x33, 0xff, 0, 0, 0x10]),
+        ] {
+            let f = lb_tests::frame::Frame::tcp_ip(src, vip)
                 .ports(1024, 80)
                 .syn()
                 .dst_mac(dst)

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod control;
 pub mod daemon;
 pub mod packet;
+pub mod packet6;
 pub mod plane;
 pub mod report;
 pub mod scale;

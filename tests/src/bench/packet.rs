@@ -567,6 +567,7 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
     let mut hash_keys = [Vec::with_capacity(n), Vec::with_capacity(n)];
     let mut fwm_frames = Vec::with_capacity(n);
     let mut fwm_keys = Vec::with_capacity(n);
+    let (new6_frames, new6_keys): (Vec<_>, Vec<_>) = (0..n).map(super::packet6::new_flow6).unzip();
     for i in 0..n {
         // Same clients, a new source port each frame.
         let (c, port) = (
@@ -681,6 +682,28 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             what: "SYN of a new client, classified: fwmark service, wrr over 16 reals",
         },
         Case {
+            name: "established6",
+            plane: 3,
+            prog: PROG_LB,
+            frames: vec![super::packet6::data_segment6()],
+            action: XDP_TX,
+            reason: Some(REASON_FWD_CONN),
+            expect: Expect::Routed,
+            creates: vec![],
+            what: "IPv6: data segment of a flow in CONNS",
+        },
+        Case {
+            name: "new6",
+            plane: 3,
+            prog: PROG_LB,
+            frames: new6_frames,
+            action: XDP_TX,
+            reason: Some(REASON_FWD_NEW),
+            expect: Expect::Routed,
+            creates: new6_keys,
+            what: "IPv6: SYN of a new client, wrr over 16 reals",
+        },
+        Case {
             name: "full",
             plane: 1,
             prog: PROG_LB,
@@ -695,7 +718,9 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
 
     let mut c = Plane::new(opts.sizes)?;
     prepare_fwmark(&mut c)?;
-    let mut planes = vec![a, b, c];
+    let mut d = Plane::new(opts.sizes)?;
+    super::packet6::prepare6(&mut d)?;
+    let mut planes = vec![a, b, c, d];
     let insns = instructions(&planes[0])?;
     let mut results: Vec<CaseResult> = cases
         .iter()

@@ -9,7 +9,7 @@
 //! frames' ingress, so direct routing answers `XDP_TX` (one-armed LVS-DR).
 
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, AsRawFd, BorrowedFd},
     path::Path,
 };
@@ -42,9 +42,27 @@ pub fn real_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, FIRST_REAL + i as u8)
 }
 
+/// IPv6 address of lab real server `i` (0-based): 2001:db8:0:1::(11 + i),
+/// with the MAC of the IPv4 real `i` (`mac_for(real_addr(i))`).
+pub fn real_addr6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0,
+        1,
+        0,
+        0,
+        0,
+        u16::from(FIRST_REAL) + i as u16,
+    )
+}
+
 /// A private network namespace: `lab0` (a veth, its peer up so that it has
-/// carrier) on 198.51.100.0/24 with permanent neighbour entries for every
-/// lab real server (MAC `mac_for(addr)`). Nothing is ever sent anywhere.
+/// carrier) on 198.51.100.0/24 and 2001:db8:0:1::/64 with permanent
+/// neighbour entries for every lab real server of both families (MAC
+/// `mac_for(addr)` of the IPv4 address), IPv6 forwarding on (the program
+/// resolves IPv6 reals with `bpf_fib_lookup`, which answers only on a
+/// forwarding interface). Nothing is ever sent anywhere.
 pub struct Lab {
     ns: Netns,
 }
@@ -52,15 +70,21 @@ pub struct Lab {
 impl Lab {
     pub fn new() -> Result<Lab> {
         let ns = Netns::new("bench")?;
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         let mut batch = format!(
             "link add {LAB_IF} type veth peer name lab1\naddr add {LAB_ADDR}/24 dev {LAB_IF}\n\
+             addr add 2001:db8:0:1::2/64 dev {LAB_IF} nodad\n\
              link set lab1 up\nlink set {LAB_IF} up\n"
         );
         for i in 0..LAB_REALS as usize {
             let a = real_addr(i);
+            let mac = format_mac(&mac_for(a));
             batch.push_str(&format!(
-                "neigh replace {a} lladdr {} dev {LAB_IF} nud permanent\n",
-                format_mac(&mac_for(a))
+                "neigh replace {a} lladdr {mac} dev {LAB_IF} nud permanent\n"
+            ));
+            batch.push_str(&format!(
+                "neigh replace {} lladdr {mac} dev {LAB_IF} nud permanent\n",
+                real_addr6(i)
             ));
         }
         ns.ip_batch(&batch)?;

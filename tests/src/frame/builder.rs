@@ -2,7 +2,7 @@
 //! with the IPv4 header and L4 checksums computed by its own RFC 1071 routine
 //! ([`checksum`]), and [`quote_ipv4`] for the quoted part of an ICMP error.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{
     ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, DOC_DST_MAC, DOC_SRC_MAC, ETH_P_8021Q, ETH_P_ARP,
@@ -70,6 +70,9 @@ pub struct Frame {
     tcp_options: Vec<u8>,
     icmp_rest: [u8; 4],
     arp_target_mac: Option<[u8; 6]>,
+    /// IPv6 extension headers, in order: (header type, its bytes; the
+    /// first byte, the next header, is filled in by `build`).
+    ext_headers: Vec<(u8, Vec<u8>)>,
     payload: Vec<u8>,
 }
 
@@ -98,6 +101,7 @@ impl Frame {
             tcp_options: Vec::new(),
             icmp_rest: [0; 4],
             arp_target_mac: None,
+            ext_headers: Vec::new(),
             payload: Vec::new(),
         }
     }
@@ -138,6 +142,55 @@ impl Frame {
     /// An ICMPv6 message of `ty`/`code`.
     pub fn icmpv6(src: Ipv6Addr, dst: Ipv6Addr, ty: u8, code: u8) -> Self {
         Self::base(Addrs::V6(src, dst), Kind::Icmp { ty, code })
+    }
+
+    /// A TCP segment of either family (both addresses of one family).
+    pub fn tcp_ip(src: IpAddr, dst: IpAddr) -> Self {
+        Self::base(addrs(src, dst), Kind::Tcp)
+    }
+
+    /// A UDP datagram of either family.
+    pub fn udp_ip(src: IpAddr, dst: IpAddr) -> Self {
+        Self::base(addrs(src, dst), Kind::Udp).dport(53)
+    }
+
+    /// An ICMP (IPv4) or ICMPv6 (IPv6) message of either family.
+    pub fn icmp_ip(src: IpAddr, dst: IpAddr, ty: u8, code: u8) -> Self {
+        Self::base(addrs(src, dst), Kind::Icmp { ty, code })
+    }
+
+    /// An IP packet of either family with `protocol` (IPv4) or next header
+    /// (IPv6) and the payload as is.
+    pub fn ip_any(src: IpAddr, dst: IpAddr, protocol: u8) -> Self {
+        Self::base(addrs(src, dst), Kind::RawIp { protocol })
+    }
+
+    /// Appends an IPv6 extension header of type `ty` (hop-by-hop 0, routing
+    /// 43, destination options 60, or any other number) of `(len + 1) * 8`
+    /// bytes: next header, `len`, then a PadN option filling the rest.
+    pub fn ipv6_ext(mut self, ty: u8, len: u8) -> Self {
+        let n = (usize::from(len) + 1) * 8;
+        let mut h = vec![0u8; n];
+        h[1] = len;
+        h[2] = 1; // PadN
+        h[3] = (n - 4) as u8;
+        self.ext_headers.push((ty, h));
+        self
+    }
+
+    /// Appends an IPv6 fragment header (44): `offset` in bytes (a multiple
+    /// of 8), `more` the M flag, identification 1.
+    pub fn ipv6_fragment(mut self, offset: u16, more: bool) -> Self {
+        assert!(
+            offset.is_multiple_of(8),
+            "fragment offset must be a multiple of 8"
+        );
+        let fo = offset | u16::from(more);
+        let mut h = vec![0u8; 8];
+        h[2..4].copy_from_slice(&fo.to_be_bytes());
+        h[4..8].copy_from_slice(&1u32.to_be_bytes());
+        self.ext_headers.push((44, h));
+        self
     }
 
     /// An ARP request "who has `target_ip`? tell `sender_ip`" from the source MAC, to
@@ -328,6 +381,10 @@ impl Frame {
             }
             (Kind::Arp { .. }, Addrs::V6(..)) => unreachable!("ARP frames are built from IPv4"),
             (_, Addrs::V4(src, dst)) => {
+                assert!(
+                    self.ext_headers.is_empty(),
+                    "extension headers are IPv6 only"
+                );
                 out.extend_from_slice(&ETH_P_IP.to_be_bytes());
                 let l4 = self.l4(&pseudo_v4(*src, *dst, self.protocol()));
                 out.extend_from_slice(&self.ipv4_header(*src, *dst, l4.len()));
@@ -341,15 +398,20 @@ impl Frame {
                 );
                 out.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
                 let l4 = self.l4(&pseudo_v6(*src, *dst, self.protocol()));
-                let len = u16::try_from(l4.len()).expect("IPv6 payload longer than 65535");
-                out.extend_from_slice(&ipv6_header(
-                    self.tos,
-                    len,
-                    self.protocol(),
-                    self.ttl,
-                    *src,
-                    *dst,
-                ));
+                let mut ext = Vec::new();
+                for (i, (_, h)) in self.ext_headers.iter().enumerate() {
+                    let next = match self.ext_headers.get(i + 1) {
+                        Some((ty, _)) => *ty,
+                        None => self.protocol(),
+                    };
+                    ext.push(next);
+                    ext.extend_from_slice(&h[1..]);
+                }
+                let first = self.ext_headers.first().map_or(self.protocol(), |e| e.0);
+                let len =
+                    u16::try_from(ext.len() + l4.len()).expect("IPv6 payload longer than 65535");
+                out.extend_from_slice(&ipv6_header(self.tos, len, first, self.ttl, *src, *dst));
+                out.extend_from_slice(&ext);
                 out.extend_from_slice(&l4);
             }
         }
@@ -465,6 +527,14 @@ impl Frame {
         a.extend_from_slice(&self.arp_target_mac.unwrap_or([0; 6]));
         a.extend_from_slice(&target.octets());
         a
+    }
+}
+
+fn addrs(src: IpAddr, dst: IpAddr) -> Addrs {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Addrs::V4(s, d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Addrs::V6(s, d),
+        _ => panic!("a frame's addresses are of one family: {src}, {dst}"),
     }
 }
 

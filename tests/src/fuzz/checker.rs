@@ -1,7 +1,7 @@
 //! Checking one result: the program's verdict and output frame against the model's
 //! expectation, with the frames it builds checked by the independent parser.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use lb_common::{
     REASON_DROP_REPLY_RATE, REASON_NAMES, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
@@ -13,9 +13,32 @@ use crate::{
     lb::{RunResult, XDP_DROP, XDP_PASS, XDP_TX, real_mac},
 };
 
-pub(super) fn ip_of(f: &[u8]) -> Ipv4Addr {
-    let ip = &f[14..];
-    Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])
+/// The IP header of a reply the program built: (source, destination,
+/// protocol / next header, IP length, TTL / hop limit), either family.
+fn reply_ip(parsed: &frame::Parsed) -> Result<(IpAddr, IpAddr, u8, usize, u8), String> {
+    if let Some(ip) = parsed.ipv4() {
+        return Ok((
+            ip.src.into(),
+            ip.dst.into(),
+            ip.protocol,
+            usize::from(ip.total_len),
+            ip.ttl,
+        ));
+    }
+    let ip = parsed.ipv6().ok_or("reply is neither IPv4 nor IPv6")?;
+    if (ip.traffic_class, ip.flow_label) != (0, 0) {
+        return Err(format!(
+            "IPv6 reply with traffic class {} flow label {}",
+            ip.traffic_class, ip.flow_label
+        ));
+    }
+    Ok((
+        ip.src.into(),
+        ip.dst.into(),
+        ip.next_header,
+        40 + usize::from(ip.payload_len),
+        ip.hop_limit,
+    ))
 }
 
 /// Checks the program's result against the expectation; on success returns
@@ -88,14 +111,11 @@ pub(super) fn check(
                 ));
             };
             if !reals.contains(&i) {
-                let names: Vec<String> = reals
-                    .iter()
-                    .map(|&j| format!("198.51.100.{}", s.reals[j].last))
-                    .collect();
+                let names: Vec<String> = reals.iter().map(|&j| real_name(s, j)).collect();
                 return Err(format!(
-                    "{} to 198.51.100.{}, which may not take it (allowed: {})",
+                    "{} to {}, which may not take it (allowed: {})",
                     REASON_NAMES[*reason as usize],
-                    s.reals[i].last,
+                    real_name(s, i),
                     names.join(", ")
                 ));
             }
@@ -117,22 +137,26 @@ pub(super) fn check(
             if parsed.dst_mac != input[6..12] || parsed.src_mac != input[0..6] {
                 return Err("ICMP reply MACs are not the input's, swapped".into());
             }
-            let ip = parsed.ipv4().ok_or("ICMP reply is not IPv4")?;
-            if (ip.src, ip.dst, ip.protocol) != (ip_of_dst(input), ip_of(input), 1) {
+            let (src, dst, proto, len, ttl) = reply_ip(&parsed)?;
+            let (v6, ip_len) = (p.saddr.is_ipv6(), if p.saddr.is_ipv6() { 40 } else { 20 });
+            let want_proto = if v6 { 58 } else { 1 };
+            if (src, dst, proto) != (p.daddr, p.saddr, want_proto) {
                 return Err(format!(
-                    "ICMP reply {} -> {} proto {}, expected VIP -> client, ICMP",
-                    ip.src, ip.dst, ip.protocol
+                    "ICMP reply {src} -> {dst} proto {proto}, expected VIP -> client, ICMP"
                 ));
             }
-            if ip.ttl == 0 || usize::from(ip.total_len) != 20 + 8 + p.ihl + 8 {
-                return Err(format!("ICMP reply ttl {} length {}", ip.ttl, ip.total_len));
+            // ICMPv6 quotes at most 1,232 bytes (icmp6_send).
+            let quote = if v6 { (p.ihl + 8).min(1232) } else { p.ihl + 8 };
+            if ttl == 0 || len != ip_len + 8 + quote || r.frame.len() != 14 + len {
+                return Err(format!("ICMP reply ttl {ttl} length {len}"));
             }
             let icmp = parsed.icmp().ok_or("no ICMP message")?;
-            if (icmp.ty, icmp.code) != (3, 3) {
+            let want = if v6 { (1, 4) } else { (3, 3) };
+            if (icmp.ty, icmp.code) != want || icmp.rest != [0; 4] {
                 return Err(format!("ICMP type {} code {}", icmp.ty, icmp.code));
             }
-            if icmp.payload != input[14..14 + p.ihl + 8] {
-                return Err("ICMP reply does not quote the IP header and 8 bytes".into());
+            if icmp.payload != input[14..14 + quote] {
+                return Err("ICMP reply does not quote the IP header(s) and 8 bytes".into());
             }
             Ok((REASON_TX_ICMP_UNREACH, None))
         }
@@ -145,14 +169,14 @@ pub(super) fn check(
             if parsed.dst_mac != input[6..12] || parsed.src_mac != input[0..6] {
                 return Err("RST MACs are not the input's, swapped".into());
             }
-            let ip = parsed.ipv4().ok_or("RST is not IPv4")?;
-            if (ip.src, ip.dst, ip.protocol, ip.total_len)
-                != (ip_of_dst(input), ip_of(input), 6, 40)
-                || ip.ttl == 0
+            let (src, dst, proto, len, ttl) = reply_ip(&parsed)?;
+            let ip_len = if p.saddr.is_ipv6() { 40 } else { 20 };
+            if (src, dst, proto, len) != (p.daddr, p.saddr, 6, ip_len + 20)
+                || ttl == 0
+                || r.frame.len() != 14 + len
             {
                 return Err(format!(
-                    "RST {} -> {} proto {} length {} ttl {}",
-                    ip.src, ip.dst, ip.protocol, ip.total_len, ip.ttl
+                    "RST {src} -> {dst} proto {proto} length {len} ttl {ttl}"
                 ));
             }
             let t = parsed.tcp().ok_or("no TCP segment")?;
@@ -183,9 +207,10 @@ pub(super) fn check(
     }
 }
 
-pub(super) fn ip_of_dst(f: &[u8]) -> Ipv4Addr {
-    let ip = &f[14..];
-    Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])
+/// Real `i` of a service, as reports name it.
+fn real_name(s: &super::model::SvcM, i: usize) -> String {
+    let def = &super::config::SERVICES[s.def];
+    super::config::real_addr(def, s.reals[i].last).to_string()
 }
 
 #[cfg(test)]
@@ -196,6 +221,7 @@ mod tests {
         fuzz::{config::VIP_A, model::classify},
     };
     use lb_common::REASON_PASS_NO_SERVICE;
+    use std::net::Ipv4Addr;
 
     /// The checker rejects what the program must never do (so a clean run
     /// means something).

@@ -3,13 +3,13 @@
 
 use std::{
     collections::VecDeque,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
 use lb_user::model::Proto;
 
 use super::{
-    config::{NOT_VIP, PORTS, SERVICES, VIP_A, VIP_B},
+    config::{NOT_VIP, NOT_VIP6, PORTS, SERVICES, VIP_A, VIP_B, VIP6_A, VIP6_B},
     model::be16,
     rng::Rng,
 };
@@ -22,9 +22,9 @@ pub(super) const CLIENT_MAC: [u8; 6] = frame::DOC_SRC_MAC;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct FlowSpec {
     pub(super) tcp: bool,
-    pub(super) client: Ipv4Addr,
+    pub(super) client: IpAddr,
     pub(super) cport: u16,
-    pub(super) vip: Ipv4Addr,
+    pub(super) vip: IpAddr,
     pub(super) vport: u16,
 }
 
@@ -47,6 +47,53 @@ pub(super) fn client_addr(rng: &mut Rng) -> Ipv4Addr {
     } else {
         Ipv4Addr::new(198, 51, 100, 150 + rng.below(21) as u8)
     }
+}
+
+/// An IPv6 client: 2001:db8:N:M::H, so that `-M 64` and `-M 48` group
+/// some of them.
+pub(super) fn client_addr6(rng: &mut Rng) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        1 + rng.below(2) as u16,
+        1 + rng.below(3) as u16,
+        0,
+        0,
+        0,
+        1 + rng.below(40) as u16,
+    )
+}
+
+/// A client of `vip`'s family.
+fn client_of(rng: &mut Rng, vip: IpAddr) -> IpAddr {
+    if vip.is_ipv6() {
+        client_addr6(rng).into()
+    } else {
+        client_addr(rng).into()
+    }
+}
+
+/// The largest frame `BPF_PROG_TEST_RUN` hands the program whole: a page
+/// less its head- and tailroom (the rest would go into fragments, which
+/// the program does not see).
+pub(super) const MAX_FRAME: usize = 3500;
+
+/// Well-formed IPv6 extension headers (hop-by-hop, routing, destination
+/// options), mostly within the program's bound of 4, sometimes past it;
+/// with `long`, some of up to 320 bytes (a reply's quote of 1,232 bytes
+/// is then cut).
+fn v6_extensions(r: &mut Rng, mut f: Frame, long: bool) -> Frame {
+    let most = if r.chance(1, 5) { 6 } else { 4 };
+    let n = 1 + r.upto(most);
+    for _ in 0..n {
+        let len = if long && r.chance(1, 4) {
+            r.below(40) as u8
+        } else {
+            r.below(3) as u8
+        };
+        f = f.ipv6_ext(r.pick(&[0, 43, 60]), len);
+    }
+    f
 }
 
 pub(super) fn tcp_flag_mix(rng: &mut Rng) -> u8 {
@@ -108,7 +155,7 @@ impl Gen {
         };
         FlowSpec {
             tcp: d.proto == Proto::Tcp,
-            client: client_addr(r),
+            client: client_of(r, d.vip),
             cport: 1024 + r.below(48) as u16,
             vip: d.vip,
             vport,
@@ -130,8 +177,9 @@ impl Gen {
             f
         };
         let r = &mut self.rng;
+        let v6 = flow.vip.is_ipv6();
         let mut f = if flow.tcp {
-            let mut f = Frame::tcp(flow.client, flow.vip)
+            let mut f = Frame::tcp_ip(flow.client, flow.vip)
                 .flags(tcp_flag_mix(r))
                 .seq(r.next_u64() as u32)
                 .ack_seq(r.next_u64() as u32);
@@ -140,18 +188,31 @@ impl Gen {
             }
             f
         } else {
-            Frame::udp(flow.client, flow.vip)
+            Frame::udp_ip(flow.client, flow.vip)
         };
+        let body = payload(r);
+        // Long extension headers (up to 6 x 320 bytes) with a payload of
+        // at most 1,400 bytes: the frame stays within `MAX_FRAME`.
+        let long_ok = body.len() <= 1400;
         f = f
             .ports(flow.cport, flow.vport)
-            .payload(&payload(r))
+            .payload(&body)
             .ident(r.next_u64() as u16)
             .ttl(1 + r.byte() / 2);
-        if r.chance(1, 8) {
-            f = f.ip_options(&ip_options(r));
-        }
-        if r.chance(1, 10) {
-            f = f.df(false);
+        if v6 {
+            if r.chance(1, 8) {
+                f = v6_extensions(r, f, long_ok);
+            }
+            if r.chance(1, 50) {
+                f = f.ipv6_fragment(8 * r.below(3) as u16, r.chance(1, 2));
+            }
+        } else {
+            if r.chance(1, 8) {
+                f = f.ip_options(&ip_options(r));
+            }
+            if r.chance(1, 10) {
+                f = f.df(false);
+            }
         }
         let (src, dst) = if r.chance(1, 10) {
             (random_mac(r), random_mac(r))
@@ -185,6 +246,7 @@ impl Gen {
         let vip = r.pick(&[VIP_A, VIP_B, NOT_VIP]);
         let port = r.pick(PORTS);
         let v6 = |r: &mut Rng| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1 + r.below(100) as u16);
+        let vip6 = r.pick(&[VIP6_A, VIP6_B, NOT_VIP6]);
         let (frame, how) = match r.below(9) {
             0 => (
                 Frame::tcp(c, vip)
@@ -226,17 +288,18 @@ impl Gen {
             ),
             5 => (
                 {
-                    let f = Frame::ipv6_tcp(v6(r), "2001:db8::10".parse().expect("address"))
-                        .ports(40000, 80)
-                        .syn()
+                    let f = Frame::ipv6_tcp(v6(r), vip6)
+                        .ports(40000, port)
+                        .flags(tcp_flag_mix(r))
                         .build();
                     ipv6_with_extensions(r, f)
                 },
                 "ipv6 tcp with extension headers",
             ),
             6 => (
-                Frame::ipv6_udp(v6(r), "2001:db8::10".parse().expect("address"))
-                    .ports(40000, 53)
+                Frame::ipv6_udp(v6(r), vip6)
+                    .ports(40000, port)
+                    .payload(&payload(r))
                     .build(),
                 "ipv6 udp",
             ),
@@ -256,9 +319,70 @@ impl Gen {
         }
     }
 
+    /// An ICMP (ICMPv6) message quoting a packet of a recent flow from the
+    /// VIP to the client, as a router on the way would send: errors the
+    /// program hands to the flow's real, and others it must pass.
+    pub(super) fn icmp_about_flow(&mut self) -> Generated {
+        let Some(&flow) = self.recent.get(self.rng.upto(self.recent.len().max(1))) else {
+            return self.service_frame();
+        };
+        let r = &mut self.rng;
+        let orig = if flow.tcp {
+            Frame::tcp_ip(flow.vip, flow.client)
+                .ports(flow.vport, flow.cport)
+                .ack()
+        } else {
+            Frame::udp_ip(flow.vip, flow.client).ports(flow.vport, flow.cport)
+        };
+        let orig = if flow.vip.is_ipv6() && r.chance(1, 4) {
+            v6_extensions(r, orig, false)
+        } else {
+            orig
+        };
+        let orig = orig.payload(&payload(r)).build();
+        let (router, ty, code, quote): (IpAddr, u8, u8, Vec<u8>) = if flow.vip.is_ipv6() {
+            let ty = r.pick(&[2, 2, 1, 3, 4, 100, 128, 129, 135]);
+            // ICMPv6 quotes as much as fits in 1,280 bytes; sometimes less.
+            let n = if r.chance(1, 4) {
+                r.upto(orig.len() - 14)
+            } else {
+                (orig.len() - 14).min(1232)
+            };
+            let router = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+            (router.into(), ty, 0, orig[14..14 + n].to_vec())
+        } else {
+            let ty = r.pick(&[3, 3, 11, 12, 5, 0]);
+            let n = r.pick(&[8, 8, 4, 2]);
+            let quote = frame::quote_ipv4(&orig, n).unwrap_or_default();
+            (
+                Ipv4Addr::new(192, 0, 2, 254).into(),
+                ty,
+                r.pick(&[1, 3, 4]),
+                quote,
+            )
+        };
+        let frame = Frame::icmp_ip(router, flow.vip, ty, code)
+            .icmp_rest([0, 0, 0x05, 0x00])
+            .payload(&quote)
+            .build();
+        Generated {
+            frame,
+            how: format!(
+                "icmp type {ty} about {} {}:{} -> {}:{} ({} bytes quoted)",
+                if flow.tcp { "tcp" } else { "udp" },
+                flow.client,
+                flow.cport,
+                flow.vip,
+                flow.vport,
+                quote.len()
+            ),
+        }
+    }
+
     pub(super) fn next(&mut self) -> Generated {
         let mut g = match self.rng.below(20) {
-            0..=8 => self.service_frame(),
+            0..=7 => self.service_frame(),
+            8 => self.icmp_about_flow(),
             9..=10 => self.other_frame(),
             // Mutated frames: mostly of services.
             n => {
@@ -269,13 +393,19 @@ impl Gen {
                 };
                 let k = 1 + self.rng.upto(3);
                 for _ in 0..k {
-                    let what = mutate(&mut self.rng, &mut g.frame);
+                    let v6 = g.frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+                    let what = if v6 && self.rng.chance(2, 3) {
+                        mutate_v6(&mut self.rng, &mut g.frame)
+                    } else {
+                        mutate(&mut self.rng, &mut g.frame)
+                    };
                     g.how.push_str(", ");
                     g.how.push_str(&what);
                 }
                 g
             }
         };
+        debug_assert!(g.frame.len() <= MAX_FRAME, "{}: {}", g.frame.len(), g.how);
         // test_run refuses frames shorter than an Ethernet header.
         if g.frame.len() < 14 {
             g.frame.resize(14, 0);
@@ -307,7 +437,7 @@ pub(super) fn ipv6_with_extensions(r: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
         };
         f.splice(54..54, ext);
         f[14 + 6] = ty;
-        let len = u16::from_be_bytes([f[18], f[19]]) + 8;
+        let len = u16::from_be_bytes([f[18], f[19]]).wrapping_add(8);
         f[18..20].copy_from_slice(&len.to_be_bytes());
     }
     f
@@ -526,6 +656,157 @@ pub(super) fn mutate(r: &mut Rng, f: &mut Vec<u8>) -> String {
     }
 }
 
+/// The transport header's offset of an IPv6 frame, walking hop-by-hop,
+/// routing and destination options headers as far as the frame goes.
+fn v6_l4(f: &[u8]) -> usize {
+    let (mut next, mut off) = (f.get(20).copied().unwrap_or(6), 54);
+    for _ in 0..8 {
+        if !matches!(next, 0 | 43 | 60 | 44) {
+            break;
+        }
+        let (Some(&n), Some(&len)) = (f.get(off), f.get(off + 1)) else {
+            break;
+        };
+        next = n;
+        off += if next == 44 {
+            8
+        } else {
+            (usize::from(len) + 1) * 8
+        };
+    }
+    off
+}
+
+/// Applies one random IPv6 mutation; returns its description.
+pub(super) fn mutate_v6(r: &mut Rng, f: &mut Vec<u8>) -> String {
+    let l4 = v6_l4(f);
+    let set_payload = |f: &mut Vec<u8>, v: u16| {
+        if let Some(b) = f.get_mut(18..20) {
+            b.copy_from_slice(&v.to_be_bytes());
+        }
+    };
+    match r.below(9) {
+        0 => {
+            let cuts = [
+                14,
+                15,
+                14 + 39,
+                54,
+                55,
+                l4 - 1,
+                l4,
+                l4 + 1,
+                l4 + 4,
+                l4 + 7,
+                l4 + 8,
+                l4 + 19,
+                l4 + 20,
+                f.len().saturating_sub(1),
+            ];
+            let at = r.pick(&cuts).min(f.len());
+            f.truncate(at);
+            let agree = r.chance(1, 2) && at >= 54;
+            if agree {
+                set_payload(f, (at - 54) as u16);
+            }
+            format!(
+                "truncated to {at}{}",
+                if agree { " (payload length fixed)" } else { "" }
+            )
+        }
+        1 => {
+            let actual = f.len().saturating_sub(54);
+            let any = r.upto(0x10000);
+            let v = r.pick(&[
+                0,
+                1,
+                7,
+                8,
+                19,
+                20,
+                (l4 - 54).saturating_sub(1),
+                l4 - 54,
+                l4 - 54 + 7,
+                l4 - 54 + 19,
+                actual.saturating_sub(1),
+                actual + 1,
+                0xffff,
+                any,
+            ]) as u16;
+            set_payload(f, v);
+            format!("payload length {v}")
+        }
+        2 => {
+            let any = r.byte();
+            let v = r.pick(&[0u8, 43, 44, 60, 51, 50, 59, 58, 6, 17, any]);
+            if let Some(b) = f.get_mut(20) {
+                *b = v;
+            }
+            format!("next header {v}")
+        }
+        3 if f.len() >= 54 => {
+            let g = std::mem::take(f);
+            *f = ipv6_with_extensions(r, g);
+            "extension headers inserted".into()
+        }
+        4 => {
+            let a: Ipv6Addr = r.pick(&[
+                Ipv6Addr::UNSPECIFIED,
+                Ipv6Addr::LOCALHOST,
+                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201),
+                Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+                Ipv6Addr::new(0x2001, 0xdb8, 1, 1, 0, 0, 0, 1),
+            ]);
+            if let Some(b) = f.get_mut(22..38) {
+                b.copy_from_slice(&a.octets());
+            }
+            format!("source {a}")
+        }
+        5 => {
+            let a: Ipv6Addr = r.pick(&[
+                VIP6_A,
+                VIP6_B,
+                NOT_VIP6,
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xcb00, 0x710a),
+                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+            ]);
+            let port = r.pick(PORTS);
+            if let Some(b) = f.get_mut(38..54) {
+                b.copy_from_slice(&a.octets());
+            }
+            if let Some(b) = f.get_mut(l4 + 2..l4 + 4) {
+                b.copy_from_slice(&port.to_be_bytes());
+            }
+            format!("retargeted to [{a}]:{port}")
+        }
+        6 => {
+            let v = r.below(16) as u8;
+            if let Some(b) = f.get_mut(14) {
+                *b = (*b & 0x0f) | (v << 4);
+            }
+            format!("ip version {v}")
+        }
+        7 if l4 > 54 => {
+            // The first extension header's length byte.
+            let v = r.byte();
+            if let Some(b) = f.get_mut(55) {
+                *b = v;
+            }
+            format!("extension header length {v}")
+        }
+        _ => {
+            let end = (l4 + 20).min(f.len());
+            let at = 14 + r.upto(end.saturating_sub(14).max(1));
+            let bit = r.below(8);
+            if let Some(b) = f.get_mut(at) {
+                *b ^= 1 << bit;
+            }
+            format!("bit {bit} of byte {at} flipped")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +820,12 @@ mod tests {
             let (x, y) = (a.next(), b.next());
             assert_eq!(x.frame, y.frame);
             assert!(x.frame.len() >= 14);
+            assert!(
+                x.frame.len() <= MAX_FRAME,
+                "{} bytes: {}",
+                x.frame.len(),
+                x.how
+            );
             let _ = classify(&x.frame);
         }
     }

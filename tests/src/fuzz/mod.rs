@@ -3,12 +3,15 @@
 //! It generates frames — valid ones for every service, protocol and connection
 //! state, then mutated: truncated at every header boundary, bits flipped in
 //! every header field, wrong lengths, IP options, fragments, VLAN tags, IPv6
-//! extension headers, TCP flag combinations — runs each through the loaded
+//! extension headers and payload lengths, TCP flag combinations, ICMP and
+//! ICMPv6 errors about live flows — for IPv4 and IPv6 services alike (the
+//! report gives the IPv6 share) — runs each through the loaded
 //! program, and checks invariants on every result:
 //!
 //! - a frame that matches no service, or that the program must not act on
-//!   (malformed, tagged, fragmented, not TCP/UDP over IPv4), leaves unchanged
-//!   with `XDP_PASS`;
+//!   (malformed, tagged, fragmented, an IPv6 chain of extension headers past
+//!   the bound, not TCP/UDP over IPv4 or IPv6), leaves unchanged with
+//!   `XDP_PASS`;
 //! - a forwarded frame goes to a real server of its service that may take it
 //!   (weight > 0 and in the service for a new flow, the template's real for a
 //!   client with a valid persistence template, the flow's own real for an
@@ -50,7 +53,7 @@ mod model;
 mod rng;
 mod runner;
 
-pub use config::{NOT_VIP, VIP_A, VIP_B, configure};
+pub use config::{NOT_VIP, NOT_VIP6, VIP_A, VIP_B, VIP6_A, VIP6_B, configure};
 pub use flood::{FloodConfig, FloodReport, Rig, flood};
 pub use rng::Rng;
 pub use runner::{FuzzConfig, Report, Violation, check_one, hex, run, run_in_lab, unhex};

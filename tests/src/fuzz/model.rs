@@ -3,7 +3,10 @@
 //! connection entries with the INPUT-ONLY TCP state machine, persistence templates, the
 //! sysctls) that tracks what the program must have done.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use lb_common::{
     CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_NONE, CONN_S_SYN_RECV,
@@ -11,9 +14,8 @@ use lb_common::{
     REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_PASS_BAD_IP, REASON_PASS_EXT_HEADERS,
     REASON_PASS_FRAGMENT, REASON_PASS_NO_CONN, REASON_PASS_NO_SERVICE, REASON_PASS_NOT_FOR_US,
     REASON_PASS_NOT_IP, REASON_PASS_NOT_L4, REASON_PASS_TRUNCATED, REASON_PASS_VLAN, TemplateKey,
-    addr_v4,
 };
-use lb_user::model::Sched;
+use lb_user::{addr::to_addr, model::Sched};
 
 use super::config::SERVICES;
 use crate::frame::tcp_flags;
@@ -21,10 +23,13 @@ use crate::frame::tcp_flags;
 /// What the checker needs of a frame the program must act on.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Pkt {
+    /// Bytes from the IP header to the transport header (IPv4 header
+    /// length, or 40 + IPv6 extension headers): what an ICMP error quotes
+    /// besides 8 bytes.
     pub(super) ihl: usize,
     pub(super) proto: u8,
-    pub(super) saddr: [u8; 4],
-    pub(super) daddr: [u8; 4],
+    pub(super) saddr: IpAddr,
+    pub(super) daddr: IpAddr,
     pub(super) sport: u16,
     pub(super) dport: u16,
     pub(super) flags: u8,
@@ -43,8 +48,8 @@ impl Pkt {
     }
     pub(super) fn key(&self) -> ConnKey {
         ConnKey {
-            caddr: addr_v4(self.saddr),
-            vaddr: addr_v4(self.daddr),
+            caddr: to_addr(self.saddr),
+            vaddr: to_addr(self.daddr),
             cport: self.sport.to_be_bytes(),
             vport: self.dport.to_be_bytes(),
             proto: self.proto,
@@ -80,7 +85,7 @@ pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
         return Err(REASON_PASS_NOT_FOR_US);
     }
     if ethertype == 0x86dd {
-        return Err(ipv6_outcome(f));
+        return classify_v6(f);
     }
     let ip = &f[14..];
     if ip.len() < 20 {
@@ -101,7 +106,8 @@ pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
     if saddr[0] == 0 || saddr[0] == 127 || saddr[0] >= 224 {
         return Err(REASON_PASS_BAD_IP);
     }
-    let daddr = [ip[16], ip[17], ip[18], ip[19]];
+    let saddr = IpAddr::from(saddr);
+    let daddr = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
     let l4_len = tot_len - ihl;
     let l4 = &ip[ihl..];
     match proto {
@@ -150,64 +156,145 @@ pub(super) fn classify(f: &[u8]) -> Result<Pkt, u32> {
     }
 }
 
-/// What the program does with an IPv6 frame (lb-ebpf's parse stage doc):
-/// the fuzzer's services and flows are all IPv4, so a packet it parses is
-/// for no service (`pass_no_service`), and an ICMPv6 error, about a flow
-/// or not, finds no conn (`pass_not_tcp_udp`); else the first rule of the
-/// IPv6 policy it breaks.
-fn ipv6_outcome(f: &[u8]) -> u32 {
+/// The IPv6 policy (lb-ebpf's parse stage doc): a payload length that fits
+/// the frame (not 0: no jumbograms), no unspecified, loopback, multicast or
+/// IPv4-mapped source, no IPv4-mapped destination, at most 4 hop-by-hop,
+/// routing or destination options headers (more: `pass_ext_headers`), no
+/// fragment header, then TCP or UDP as for IPv4 within the payload length,
+/// or an ICMPv6 error (type < 128) quoting a TCP/UDP packet.
+fn classify_v6(f: &[u8]) -> Result<Pkt, u32> {
     const ETH: usize = 14;
     const IPV6: usize = 40;
     let Some(ip) = f.get(ETH..ETH + IPV6) else {
-        return REASON_PASS_TRUNCATED;
+        return Err(REASON_PASS_TRUNCATED);
     };
     let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
     if ip[0] >> 4 != 6 || payload == 0 || IPV6 + payload > f.len() - ETH {
-        return REASON_PASS_BAD_IP;
+        return Err(REASON_PASS_BAD_IP);
     }
     let (src, dst) = (&ip[8..24], &ip[24..40]);
     let mapped = |a: &[u8]| a[..10] == [0; 10] && a[10..12] == [0xff, 0xff];
     let unspecified_or_loopback = src[..15] == [0; 15] && src[15] <= 1;
     if src[0] == 0xff || unspecified_or_loopback || mapped(src) || mapped(dst) {
-        return REASON_PASS_BAD_IP;
+        return Err(REASON_PASS_BAD_IP);
     }
-    let (proto, l4) = match ext_headers(f, ip[6], ETH + IPV6) {
-        Ok(p) => p,
-        Err(reason) => return reason,
-    };
+    let v6 = |a: &[u8]| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(a).expect("16 bytes")));
+    let (proto, l4) = ext_headers(f, ip[6], ETH + IPV6, false)?;
     let end = ETH + IPV6 + payload;
     if l4 > end {
-        return REASON_PASS_TRUNCATED;
+        return Err(REASON_PASS_TRUNCATED);
     }
     let l4_len = end - l4;
+    let ihl = l4 - ETH;
     match proto {
-        6 => match f.get(l4..l4 + 20) {
-            Some(tcp) => {
-                let doff = usize::from(tcp[12] >> 4) * 4;
-                if doff < 20 || doff > l4_len {
-                    REASON_PASS_TRUNCATED
-                } else {
-                    REASON_PASS_NO_SERVICE
-                }
+        6 => {
+            let tcp = f.get(l4..l4 + 20).ok_or(REASON_PASS_TRUNCATED)?;
+            let doff = usize::from(tcp[12] >> 4) * 4;
+            if doff < 20 || doff > l4_len {
+                return Err(REASON_PASS_TRUNCATED);
             }
-            None => REASON_PASS_TRUNCATED,
-        },
-        17 if f.len() >= l4 + 8 && l4_len >= 8 => REASON_PASS_NO_SERVICE,
-        17 => REASON_PASS_TRUNCATED,
-        _ => REASON_PASS_NOT_L4,
+            Ok(Pkt {
+                ihl,
+                proto,
+                saddr: v6(src),
+                daddr: v6(dst),
+                sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+                dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+                flags: tcp[13],
+                seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+                ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+                payload: (l4_len - doff) as u32,
+                icmp: false,
+            })
+        }
+        17 => {
+            let udp = f.get(l4..l4 + 8).ok_or(REASON_PASS_TRUNCATED)?;
+            if l4_len < 8 {
+                return Err(REASON_PASS_TRUNCATED);
+            }
+            Ok(Pkt {
+                ihl,
+                proto,
+                saddr: v6(src),
+                daddr: v6(dst),
+                sport: u16::from_be_bytes([udp[0], udp[1]]),
+                dport: u16::from_be_bytes([udp[2], udp[3]]),
+                flags: 0,
+                seq: 0,
+                ack: 0,
+                payload: 0,
+                icmp: false,
+            })
+        }
+        58 => icmpv6_error(f, l4, ihl).ok_or(REASON_PASS_NOT_L4),
+        _ => Err(REASON_PASS_NOT_L4),
     }
+}
+
+/// An ICMPv6 error (any type below 128, as `ip_vs_in_icmp_v6`) quoting an
+/// IPv6 TCP or UDP packet, its extension headers walked as the outer ones,
+/// as the flow it is about, seen from the client. Bounds are the frame's.
+fn icmpv6_error(f: &[u8], l4: usize, ihl: usize) -> Option<Pkt> {
+    let icmp = f.get(l4..l4 + 8)?;
+    if icmp[0] >= 128 {
+        return None;
+    }
+    let inner = f.get(l4 + 8..l4 + 48)?;
+    if inner[0] >> 4 != 6 {
+        return None;
+    }
+    let (proto, at) = ext_headers(f, inner[6], l4 + 48, true).ok()?;
+    if proto != 6 && proto != 17 {
+        return None;
+    }
+    let ports = f.get(at..at + 4)?;
+    // A quote with an IPv4-mapped address is no flow's (the maps' IPv4 form).
+    let mapped = |a: &[u8]| a[..10] == [0; 10] && a[10..12] == [0xff, 0xff];
+    if mapped(&inner[8..24]) || mapped(&inner[24..40]) {
+        return None;
+    }
+    let v6 = |a: &[u8]| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(a).expect("16 bytes")));
+    Some(Pkt {
+        ihl,
+        proto,
+        saddr: v6(&inner[24..40]),
+        daddr: v6(&inner[8..24]),
+        sport: u16::from_be_bytes([ports[2], ports[3]]),
+        dport: u16::from_be_bytes([ports[0], ports[1]]),
+        flags: 0,
+        seq: 0,
+        ack: 0,
+        payload: 0,
+        icmp: true,
+    })
 }
 
 /// lb-ebpf's walk of IPv6 extension headers (hop-by-hop, routing,
 /// destination options; at most 4) from `next` at frame offset `off`: the
-/// transport protocol and its offset, or why the frame is passed.
-fn ext_headers(f: &[u8], mut next: u8, mut off: usize) -> Result<(u8, usize), u32> {
+/// transport protocol and its offset, or why the frame is passed. A
+/// hop-by-hop header anywhere but first is malformed; in a quoted packet
+/// (`quoted`) a first fragment's header is walked over, a later fragment's
+/// is not.
+fn ext_headers(f: &[u8], mut next: u8, mut off: usize, quoted: bool) -> Result<(u8, usize), u32> {
     const MAX_EXT_HEADERS: usize = 4;
+    const HOP: u8 = 0;
     const FRAGMENT: u8 = 44;
     let walked = |n: u8| matches!(n, 0 | 43 | 60);
-    for _ in 0..MAX_EXT_HEADERS {
+    for i in 0..MAX_EXT_HEADERS {
+        if next == HOP && i != 0 {
+            return Err(REASON_PASS_BAD_IP);
+        }
         if next == FRAGMENT {
-            return Err(REASON_PASS_FRAGMENT);
+            if !quoted {
+                return Err(REASON_PASS_FRAGMENT);
+            }
+            let h = f.get(off..off + 4).ok_or(REASON_PASS_TRUNCATED)?;
+            if u16::from_be_bytes([h[2], h[3]]) & !7 != 0 {
+                return Err(REASON_PASS_FRAGMENT);
+            }
+            next = h[0];
+            off += 8;
+            continue;
         }
         if !walked(next) {
             return Ok((next, off));
@@ -246,8 +333,8 @@ pub(super) fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
     Some(Pkt {
         ihl,
         proto,
-        saddr: [inner[16], inner[17], inner[18], inner[19]],
-        daddr: [inner[12], inner[13], inner[14], inner[15]],
+        saddr: IpAddr::from([inner[16], inner[17], inner[18], inner[19]]),
+        daddr: IpAddr::from([inner[12], inner[13], inner[14], inner[15]]),
         sport: u16::from_be_bytes([ports[2], ports[3]]),
         dport: u16::from_be_bytes([ports[0], ports[1]]),
         flags: 0,
@@ -256,6 +343,15 @@ pub(super) fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
         payload: 0,
         icmp: true,
     })
+}
+
+/// `addr & mask`, both of one family (`-M`: the client's network).
+pub(super) fn masked(addr: IpAddr, mask: IpAddr) -> IpAddr {
+    match (addr, mask) {
+        (IpAddr::V4(a), IpAddr::V4(m)) => Ipv4Addr::from(u32::from(a) & u32::from(m)).into(),
+        (IpAddr::V6(a), IpAddr::V6(m)) => Ipv6Addr::from(u128::from(a) & u128::from(m)).into(),
+        _ => panic!("a {addr} client of a service of the other family"),
+    }
 }
 
 /// The INPUT-ONLY TCP state machine of a direct-routing director
@@ -311,11 +407,11 @@ pub(super) struct RealM {
 pub(super) struct SvcM {
     pub(super) def: usize,
     pub(super) proto: u8,
-    pub(super) vip: [u8; 4],
+    pub(super) vip: IpAddr,
     pub(super) port: u16,
     pub(super) sched: Sched,
     pub(super) persistent: bool,
-    pub(super) netmask: [u8; 4],
+    pub(super) netmask: IpAddr,
     pub(super) reals: Vec<RealM>,
 }
 
@@ -384,11 +480,11 @@ impl Model {
             .map(|(i, d)| SvcM {
                 def: i,
                 proto: d.proto.number(),
-                vip: d.vip.octets(),
+                vip: d.vip,
                 port: d.port,
                 sched: d.sched,
                 persistent: d.persistent,
-                netmask: d.netmask.octets(),
+                netmask: d.netmask,
                 reals: d
                     .reals
                     .iter()
@@ -424,13 +520,9 @@ impl Model {
     /// port-0 service), protocol.
     pub(super) fn template_key(&self, svc: usize, p: &Pkt) -> TemplateKey {
         let s = &self.svcs[svc];
-        let mut caddr = p.saddr;
-        for (b, m) in caddr.iter_mut().zip(s.netmask) {
-            *b &= m;
-        }
         TemplateKey {
-            caddr: addr_v4(caddr),
-            vaddr: addr_v4(p.daddr),
+            caddr: to_addr(masked(p.saddr, s.netmask)),
+            vaddr: to_addr(p.daddr),
             vport: if s.port == 0 {
                 [0, 0]
             } else {
@@ -666,18 +758,42 @@ mod tests {
         assert_eq!(classify(&frag).unwrap_err(), REASON_PASS_FRAGMENT);
     }
 
-    /// The fuzzer's services are IPv4: an IPv6 packet the program parses is
-    /// for no service; a broken one is passed for its first broken rule.
+    /// An IPv6 packet the program parses is for its service or for none;
+    /// a broken one is passed for its first broken rule.
     #[test]
-    fn ipv6_frames_are_for_no_service_or_broken() {
-        let (c, v) = (
-            "2001:db8::1".parse().unwrap(),
-            "2001:db8::10".parse().unwrap(),
+    fn ipv6_frames_follow_the_ipv6_policy() {
+        use crate::fuzz::config::{NOT_VIP6, VIP6_A};
+        let c: Ipv6Addr = "2001:db8:1:1::1".parse().unwrap();
+        let model = Model::new();
+        let udp = Frame::ipv6_udp(c, NOT_VIP6).build();
+        let (svc, _, plan) = model.expect_for(&udp);
+        assert_eq!(
+            (svc, plan.expect),
+            (None, Expect::Pass(REASON_PASS_NO_SERVICE))
         );
-        let udp = Frame::ipv6_udp(c, v).build();
-        assert_eq!(classify(&udp).unwrap_err(), REASON_PASS_NO_SERVICE);
-        let syn = Frame::ipv6_tcp(c, v).syn().build();
-        assert_eq!(classify(&syn).unwrap_err(), REASON_PASS_NO_SERVICE);
+        let syn = Frame::ipv6_tcp(c, VIP6_A).ports(1024, 443).syn().build();
+        let p = classify(&syn).expect("acts on a valid syn");
+        assert_eq!((p.ihl, p.dport, p.saddr), (40, 443, IpAddr::V6(c)));
+        let s = model.lookup(&p).expect("the IPv6 service");
+        assert_eq!(model.svcs[s].vip, IpAddr::V6(VIP6_A));
+        // -M 64: the template key is the client's /64.
+        let k = model.template_key(s, &p);
+        assert_eq!(k.caddr, to_addr("2001:db8:1:1::".parse().unwrap()));
+        let ext = Frame::ipv6_tcp(c, VIP6_A)
+            .ipv6_ext(0, 0)
+            .ipv6_ext(60, 1)
+            .build();
+        assert_eq!(classify(&ext).unwrap().ihl, 40 + 8 + 16);
+        let mut five = Frame::ipv6_tcp(c, VIP6_A);
+        for _ in 0..5 {
+            five = five.ipv6_ext(60, 0);
+        }
+        assert_eq!(
+            classify(&five.build()).unwrap_err(),
+            REASON_PASS_EXT_HEADERS
+        );
+        let frag = Frame::ipv6_tcp(c, VIP6_A).ipv6_fragment(0, true).build();
+        assert_eq!(classify(&frag).unwrap_err(), REASON_PASS_FRAGMENT);
         let mut cut = syn.clone();
         cut.truncate(14 + 39);
         assert_eq!(classify(&cut).unwrap_err(), REASON_PASS_TRUNCATED);
@@ -686,8 +802,16 @@ mod tests {
         assert_eq!(classify(&short).unwrap_err(), REASON_PASS_BAD_IP);
         let mapped = Frame::ipv6_udp(c, "::ffff:203.0.113.10".parse().unwrap()).build();
         assert_eq!(classify(&mapped).unwrap_err(), REASON_PASS_BAD_IP);
-        let echo = Frame::icmpv6(c, v, 128, 0).build();
+        let echo = Frame::icmpv6(c, VIP6_A, 128, 0).build();
         assert_eq!(classify(&echo).unwrap_err(), REASON_PASS_NOT_L4);
+        // A Packet Too Big quoting the VIP's reply: the flow, turned around.
+        let reply = Frame::ipv6_tcp(VIP6_A, c).ports(443, 1024).build();
+        let ptb = Frame::icmpv6("2001:db8:ff::1".parse().unwrap(), VIP6_A, 2, 0)
+            .payload(&reply[14..])
+            .build();
+        let q = classify(&ptb).expect("an error about a flow");
+        assert!(q.icmp);
+        assert_eq!(q.key(), p.key());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::{
     collections::VecDeque,
     fmt::Write as _,
-    net::Ipv4Addr,
     time::{Duration, Instant},
 };
 
@@ -14,7 +13,9 @@ use lb_user::model::{RealId, Sched, ServiceSpec};
 
 use super::{
     checker::check,
-    config::{FLOW_LIMIT, HOST, PERSIST_SECS, SERVICES, configure, real_spec, service_id},
+    config::{
+        FLOW_LIMIT, PERSIST_SECS, SERVICES, configure, host_mask, real_addr, real_spec, service_id,
+    },
     generator::Gen,
     model::Model,
     rng::Rng,
@@ -76,6 +77,9 @@ pub struct Report {
     pub elapsed: Duration,
     /// Time spent in `test_run` alone.
     pub in_test_run: Duration,
+    /// Of the frames checked, those of IPv6 per outcome reason (the share
+    /// of the run that covers the IPv6 path).
+    pub reasons_v6: Vec<u64>,
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -160,6 +164,19 @@ impl Report {
                 let _ = writeln!(s, "  {:<18} {n}", REASON_NAMES[i]);
             }
         }
+        let v6: Vec<String> = self
+            .reasons_v6
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| format!("{} {n}", REASON_NAMES[i]))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  of which IPv6: {} frames ({})",
+            self.reasons_v6.iter().sum::<u64>(),
+            v6.join(", ")
+        );
         for v in &self.violations {
             s.push_str(&v.render(self.seed));
         }
@@ -227,13 +244,13 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
                 m.tmpl_epoch += 1;
             }
             m.weight = w;
-            Ok(format!("-e {id:?} 198.51.100.{} -w {w}", real.last))
+            Ok(format!("-e {id:?} {} -w {w}", real_addr(def, real.last)))
         }
         3 if real.available => {
             dp.table.delete_real(
                 &id,
                 &RealId {
-                    addr: Ipv4Addr::new(198, 51, 100, real.last).into(),
+                    addr: real_addr(def, real.last),
                     port: def.port,
                 },
             )?;
@@ -242,7 +259,7 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
             if model.expire_nodest_conn {
                 m.incarnation += 1;
             }
-            Ok(format!("-d {id:?} 198.51.100.{}", real.last))
+            Ok(format!("-d {id:?} {}", real_addr(def, real.last)))
         }
         0..=3 => {
             let w = r.pick(&[0, 1, 1, 2]);
@@ -250,7 +267,7 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
             let m = &mut model.svcs[si].reals[ri];
             m.available = true;
             m.weight = w;
-            Ok(format!("-a {id:?} 198.51.100.{} -w {w}", real.last))
+            Ok(format!("-a {id:?} {} -w {w}", real_addr(def, real.last)))
         }
         8 | 9 => {
             // `-E` re-sends every setting (ipvsadm does): flip one of them.
@@ -264,17 +281,17 @@ pub(super) fn control(dp: &mut Dataplane, model: &mut Model, r: &mut Rng) -> Res
             } else if m.port != 0 {
                 m.persistent = !m.persistent;
             } else {
-                m.netmask = if m.netmask == HOST.octets() {
-                    def.netmask.octets()
+                m.netmask = if m.netmask == host_mask(def.vip) {
+                    def.netmask
                 } else {
-                    HOST.octets()
+                    host_mask(def.vip)
                 };
             }
             let spec = ServiceSpec {
                 id,
                 sched: m.sched,
                 persistent: m.persistent.then_some(PERSIST_SECS),
-                netmask: Ipv4Addr::from(m.netmask).into(),
+                netmask: m.netmask,
                 one_packet: false,
             };
             dp.table.edit_service(&spec)?;
@@ -318,6 +335,7 @@ pub fn run(dp: &mut Dataplane, cfg: &FuzzConfig) -> Result<Report> {
     let mut ctl_rng = Rng::new(cfg.seed ^ 0xc0a7_7201);
     let mut report = Report {
         seed: cfg.seed,
+        reasons_v6: vec![0; REASON_COUNT as usize],
         ..Report::default()
     };
     let mut expected = vec![(0u64, 0u64); REASON_COUNT as usize];
@@ -351,6 +369,9 @@ pub fn run(dp: &mut Dataplane, cfg: &FuzzConfig) -> Result<Report> {
         let mut violated = None;
         match outcome {
             Ok((reason, chosen)) => {
+                if g.frame.get(12..14) == Some(&[0x86, 0xdd][..]) {
+                    report.reasons_v6[reason as usize] += 1;
+                }
                 expected[reason as usize].0 += 1;
                 expected[reason as usize].1 += g.frame.len() as u64;
                 if let (Some(s), Some(p)) = (svc, pkt.as_ref()) {
