@@ -1485,9 +1485,11 @@ lab_test!(ipv6_icmp_errors_that_quote_no_flow_are_the_kernels, |dp| {
     };
     let mut v4_inner = reply[14..].to_vec();
     v4_inner[0] = 0x45;
+    // A later fragment (a first one is walked over: its error is about the
+    // flow, see ipv6_icmp_error_about_a_first_fragment_reaches_the_real).
     let mut frag_inner = Frame::tcp_ip(fam.vip(), fam.client())
         .ports(80, 40000)
-        .ipv6_fragment(0, true)
+        .ipv6_fragment(8, false)
         .build()[14..]
         .to_vec();
     frag_inner.truncate(40 + 8 + 8);
@@ -1499,7 +1501,7 @@ lab_test!(ipv6_icmp_errors_that_quote_no_flow_are_the_kernels, |dp| {
             err(&reply[14..14 + 39]),
         ),
         ("quote of version 4", err(&v4_inner)),
-        ("quote of a fragment", err(&frag_inner)),
+        ("quote of a later fragment", err(&frag_inner)),
         ("quote of an icmpv6 packet", err(&icmp_inner)),
     ] {
         let (r, moved) = run_counted(&dp, &f)?;
