@@ -18,7 +18,7 @@
 
 use aya_ebpf::btf_maps::lpm_trie::Key;
 use lb_common::{
-    Addr, FWMARK_F_WIDE, FWMARK_KEY_FIXED_BITS, FwmarkKey, REASON_PASS_NO_SERVICE, fwmark_match,
+    FWMARK_F_WIDE, FWMARK_KEY_FIXED_BITS, FwmarkKey, REASON_PASS_NO_SERVICE, fwmark_match,
 };
 
 use crate::{Verdict, maps::FWMARK, parse::Packet, settings::settings};
@@ -26,7 +26,7 @@ use crate::{Verdict, maps::FWMARK, parse::Packet, settings::settings};
 /// The packet's mark by the classifier's rules, or 0 (no rule matches).
 #[inline(always)]
 pub fn mark(pkt: &Packet) -> u32 {
-    let w = words(&pkt.key.vaddr);
+    let w = &pkt.key.vaddr;
     lb_classify(
         ((pkt.key.proto as u32) << 16) | u16::from_be_bytes(pkt.key.vport) as u32,
         w[0],
@@ -36,21 +36,9 @@ pub fn mark(pkt: &Packet) -> u32 {
     )
 }
 
-/// An address's four words as arguments of the global functions (which
-/// take scalars).
-#[inline(always)]
-pub fn words(a: &Addr) -> [u32; 4] {
-    *a
-}
-
-/// The inverse of [`words`].
-#[inline(always)]
-pub fn unwords(w0: u32, w1: u32, w2: u32, w3: u32) -> Addr {
-    [w0, w1, w2, w3]
-}
-
 /// The mark of (protocol << 16 | destination port in host order,
-/// destination address as the four words of [`words`]), or 0.
+/// destination address as its four `Addr` words: the arguments of a global
+/// function are scalars), or 0.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn lb_classify(proto_port: u32, a0: u32, a1: u32, a2: u32, a3: u32) -> u32 {
@@ -60,7 +48,7 @@ pub extern "C" fn lb_classify(proto_port: u32, a0: u32, a1: u32, a2: u32, a3: u3
         FwmarkKey {
             proto: (proto_port >> 16) as u8,
             _pad: [0; 3],
-            addr: unwords(a0, a1, a2, a3),
+            addr: [a0, a1, a2, a3],
         },
     );
     match FWMARK.get(&key) {

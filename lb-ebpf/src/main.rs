@@ -93,22 +93,6 @@ impl Verdict {
     }
 }
 
-impl Verdict {
-    /// As one register, for a subprogram's return value (a BPF function
-    /// returns one register; a struct would take a sixth, stack argument).
-    #[inline(always)]
-    pub const fn pack(self) -> u64 {
-        ((self.action as u64) << 32) | self.reason as u64
-    }
-    #[inline(always)]
-    pub const fn unpack(v: u64) -> Verdict {
-        Verdict {
-            action: (v >> 32) as u32,
-            reason: v as u32,
-        }
-    }
-}
-
 /// The load balancer.
 #[xdp]
 pub fn lb_xdp(ctx: XdpContext) -> u32 {

@@ -46,6 +46,9 @@ pub fn schedule(
         return reply::port_unreachable(ctx, pkt);
     }
     let (dest_id, reason) = ((chosen >> 32) as u32, chosen as u32);
+    if dest_id == NO_DEST {
+        return Verdict::Drop(reason);
+    }
     let Some(dest) = DESTS.get_ptr_mut(dest_id) else {
         return Verdict::Drop(REASON_DROP_INTERNAL);
     };
@@ -69,6 +72,8 @@ pub fn schedule(
 
 /// [`choose`]: no real server can take the flow.
 const NO_CHOICE: u64 = u64::MAX;
+/// [`choose`]: an internal failure (no dest, the reason `drop_internal`).
+const CHOICE_FAILED: u64 = ((NO_DEST as u64) << 32) | REASON_DROP_INTERNAL as u64;
 
 /// What a new conn of `pkt` starts as: its state, its timeout in seconds,
 /// when it expires, and whether it counts as open in its template (TCP
@@ -88,10 +93,11 @@ fn first_state(pkt: &Packet, cfg: &Settings, now: u64) -> (u8, u32, u64, bool) {
 
 /// The flow's dest: the client's template if it may be used, else the
 /// scheduler's pick (and a persistent service makes the client's
-/// template). Packed as `dest << 32 | reason`, or [`NO_CHOICE`]. The
-/// template's work is two subprograms: the template key (16-byte
-/// addresses) would not fit the program's frame beside the scheduler's
-/// chain (the BPF stack is 512 bytes for the whole chain of calls).
+/// template). Packed as `dest << 32 | reason`, or [`NO_CHOICE`], or
+/// [`CHOICE_FAILED`]. The template's work is two subprograms: the template
+/// key (16-byte addresses) would not fit the program's frame beside the
+/// scheduler's chain (the BPF stack is 512 bytes for the whole chain of
+/// calls).
 #[inline(always)]
 fn choose(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u64 {
     let persistent = svc.flags & SVC_F_PERSISTENT != 0;
@@ -102,7 +108,7 @@ fn choose(pkt: &Packet, svc: &Service, cfg: &Settings, now: u64) -> u64 {
         }
     }
     let Some(st) = SCHED.get_ptr_mut(svc.id) else {
-        return NO_CHOICE;
+        return CHOICE_FAILED;
     };
     let client = Client {
         addr: pkt.key.caddr,
@@ -280,13 +286,13 @@ extern "C" fn loop_step<S: schedulers::scan::Steps>(i: u32, ctx: *mut core::ffi:
 /// BPF function: the verifier checks it once, on its own, whatever the
 /// paths of `schedule` that reach it (a static subprogram is checked again
 /// for each). Its arguments are a pointer the verifier takes as possibly
-/// null and the packet's destination address (as `classify::words`); the
+/// null and the packet's destination address (its four `Addr` words); the
 /// pick comes back packed (`u64::MAX`: none).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn lb_pick_local(svc: *const Service, a0: u32, a1: u32, a2: u32, a3: u32) -> u64 {
     let nodes = MapNodes {
-        daddr: crate::classify::unwords(a0, a1, a2, a3),
+        daddr: [a0, a1, a2, a3],
     };
     // Sound: the caller passes a reference to a live `Service`.
     match unsafe { svc.as_ref() } {
@@ -361,7 +367,7 @@ impl Nodes for MapNodes {
 
     #[inline(always)]
     fn pick_local(&self, svc: &Service) -> u64 {
-        let w = crate::classify::words(&self.daddr);
+        let w = &self.daddr;
         lb_pick_local(svc, w[0], w[1], w[2], w[3])
     }
 

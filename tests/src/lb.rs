@@ -511,6 +511,44 @@ pub fn real_mac(i: u8) -> [u8; 6] {
     [0x02, 0x00, 0xc6, 0x33, 0x64, i]
 }
 
+/// The frame direct routing must produce from a client's `input`: the same
+/// bytes with real `i`'s MAC as destination and the load balancer's
+/// (`frame::DOC_DST_MAC`) as source.
+pub fn routed(input: &[u8], i: u8) -> Vec<u8> {
+    let mut out = input.to_vec();
+    out[0..6].copy_from_slice(&real_mac(i));
+    out[6..12].copy_from_slice(&crate::frame::DOC_DST_MAC);
+    out
+}
+
+/// Which real (last address byte) a forwarded frame went to.
+pub fn real_of(r: &RunResult) -> Option<u8> {
+    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
+}
+
+/// Runs the frame and returns how each outcome counter moved.
+pub fn run_counted(dp: &Dataplane, f: &[u8]) -> Result<(RunResult, Vec<u64>)> {
+    let before = dp.reasons()?;
+    let r = dp.run(f)?;
+    let after = dp.reasons()?;
+    Ok((r, after.iter().zip(&before).map(|(a, b)| a - b).collect()))
+}
+
+/// The counter moves of one packet counted under `reason`.
+pub fn only(reason: u32) -> Vec<u64> {
+    let mut v = vec![0; REASON_COUNT as usize];
+    v[reason as usize] = 1;
+    v
+}
+
+/// The only real server in per-real connection counts.
+pub fn sole_real(counts: &std::collections::HashMap<String, usize>) -> Result<String> {
+    match counts.keys().collect::<Vec<_>>()[..] {
+        [one] => Ok(one.clone()),
+        _ => bail!("connections went to several real servers: {counts:?}"),
+    }
+}
+
 /// One row of `ipvsadm -L -c -n` (`lbctl -L -c -n`): a connection entry, or a persistence
 /// template (client port 0). Addresses are `SocketAddrV4` ([`parse_conn_listing`]) or, for a
 /// listing with IPv6 rows, `SocketAddr` ([`parse_conn_listing_as`]).

@@ -13,7 +13,7 @@ use lb_common::*;
 use lb_tests::fixture::{CLIENT, VIP, real, rs, sid};
 use lb_tests::{
     frame::{self, Frame},
-    lb::{Dataplane, RunResult, TEST_SIZES, XDP_DROP, XDP_TX, in_lab, real_mac, wait_for},
+    lb::{Dataplane, TEST_SIZES, XDP_DROP, XDP_TX, in_lab, real_of, wait_for},
     require_root,
 };
 use lb_user::model::{Proto, Sched, ServiceId, ServiceSpec, Timeouts};
@@ -40,11 +40,6 @@ fn udp(client: Ipv4Addr, sport: u16) -> Frame {
         .src_mac(frame::DOC_SRC_MAC)
         .dst_mac(frame::DOC_DST_MAC)
         .ports(sport, 53)
-}
-
-/// Which real (last address byte) a forwarded frame went to.
-fn real_of(r: &RunResult) -> Option<u8> {
-    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
 }
 
 /// (ActiveConn, InActConn) of real `i` of `id`, as `-L` shows them.

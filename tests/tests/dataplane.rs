@@ -11,7 +11,7 @@ use lb_tests::fixture::{CLIENT, VIP, real, rs, sid};
 use lb_tests::{
     frame::{self, Frame, mutate},
     lab_test,
-    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, real_mac},
+    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, only, real_of, routed, run_counted},
 };
 use lb_user::model::{Proto, RealId, Sched, ServiceId, ServiceSpec};
 
@@ -48,34 +48,6 @@ fn tcp(sport: u16) -> Frame {
         .src_mac(CLIENT_MAC)
         .dst_mac(LB_MAC)
         .ports(sport, 80)
-}
-
-/// The frame direct routing must produce: the same bytes with the real's
-/// MAC as destination and ours as source.
-fn routed(input: &[u8], i: u8) -> Vec<u8> {
-    let mut out = input.to_vec();
-    out[0..6].copy_from_slice(&real_mac(i));
-    out[6..12].copy_from_slice(&LB_MAC);
-    out
-}
-
-/// Which real (last address byte) a forwarded frame went to.
-fn real_of(r: &RunResult) -> Option<u8> {
-    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
-}
-
-/// Runs the case and returns how each outcome counter moved.
-fn run_counted(dp: &Dataplane, f: &[u8]) -> Result<(RunResult, Vec<u64>)> {
-    let before = dp.reasons()?;
-    let r = dp.run(f)?;
-    let after = dp.reasons()?;
-    Ok((r, after.iter().zip(&before).map(|(a, b)| a - b).collect()))
-}
-
-fn only(reason: u32) -> Vec<u64> {
-    let mut v = vec![0; REASON_COUNT as usize];
-    v[reason as usize] = 1;
-    v
 }
 
 /// The ICMP port unreachable the kernel would send (§1.3), checked field by

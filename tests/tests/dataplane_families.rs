@@ -16,7 +16,10 @@ use lb_tests::{
     family_test,
     frame::{self, Frame},
     lab_test,
-    lb::{Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, real_mac},
+    lb::{
+        Dataplane, RunResult, XDP_DROP, XDP_PASS, XDP_TX, only, real_mac, real_of, routed,
+        run_counted,
+    },
 };
 use lb_user::model::{Proto, Sched, SchedFlags, ServiceId, ServiceSpec, Timeouts};
 
@@ -64,30 +67,6 @@ fn udp(fam: Family, sport: u16) -> Frame {
         .dst_mac(LB_MAC)
         .ports(sport, 53)
         .payload(b"query")
-}
-
-fn routed(input: &[u8], i: u8) -> Vec<u8> {
-    let mut out = input.to_vec();
-    out[0..6].copy_from_slice(&real_mac(i));
-    out[6..12].copy_from_slice(&LB_MAC);
-    out
-}
-
-fn real_of(r: &RunResult) -> Option<u8> {
-    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
-}
-
-fn run_counted(dp: &Dataplane, f: &[u8]) -> Result<(RunResult, Vec<u64>)> {
-    let before = dp.reasons()?;
-    let r = dp.run(f)?;
-    let after = dp.reasons()?;
-    Ok((r, after.iter().zip(&before).map(|(a, b)| a - b).collect()))
-}
-
-fn only(reason: u32) -> Vec<u64> {
-    let mut v = vec![0; REASON_COUNT as usize];
-    v[reason as usize] = 1;
-    v
 }
 
 // --- this file's own checksum over the IPv6 pseudo-header --------------------

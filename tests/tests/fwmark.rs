@@ -13,7 +13,7 @@ use lb_tests::fixture::{CLIENT, VIP, real, rs};
 use lb_tests::{
     frame::{self, Frame},
     lab_test,
-    lb::{Dataplane, RunResult, XDP_PASS, XDP_TX, real_mac},
+    lb::{Dataplane, XDP_PASS, real_of},
     require_root,
 };
 use lb_user::{
@@ -64,11 +64,6 @@ fn syn(proto: Proto, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
         .dst_mac(LB_MAC)
         .ports(sport, dport)
         .build()
-}
-
-/// Which real (last address byte) a forwarded frame went to.
-fn real_of(r: &RunResult) -> Option<u8> {
-    (r.action == XDP_TX && r.frame[0..5] == real_mac(0)[0..5]).then(|| r.frame[5])
 }
 
 fn to(dp: &Dataplane, proto: Proto, dst: Ipv4Addr, sport: u16, dport: u16) -> Result<Option<u8>> {

@@ -24,7 +24,7 @@ use lb_common::{
     REASON_PASS_EXT_HEADERS, REASON_TX_ICMP_UNREACH, REASON_TX_RST_NODEST,
 };
 use lb_tests::client::{self, HoldConn, Outcome};
-use lb_tests::lb::{ConnRow, LbTopology, real_line};
+use lb_tests::lb::{ConnRow, LbTopology, real_line, sole_real};
 use lb_tests::require_root;
 use lb_tests::topo::{CLIENT_ADDR6, DrTopology, TopoConfig};
 
@@ -114,14 +114,6 @@ fn get6_from(lb: &LbTopology, from: Ipv6Addr) -> Result<String> {
     match client::http_try_from(&lb.topo.client.ns, local, lb.topo.vip6_sock(80), T)? {
         Outcome::Answered(name) => Ok(name),
         other => bail!("GET from {from}: {other}"),
-    }
-}
-
-/// The only real server in `counts`.
-fn only(counts: &HashMap<String, usize>) -> Result<String> {
-    match counts.keys().collect::<Vec<_>>()[..] {
-        [one] => Ok(one.clone()),
-        _ => bail!("connections went to several real servers: {counts:?}"),
     }
 }
 
@@ -321,7 +313,7 @@ fn ipv6_persistence_groups_a_64_and_holds_through_quiescing() -> Result<()> {
         "{saved}"
     );
 
-    let x = only(&gets6_from(&lb, CLIENT_ADDR6, 3)?)?;
+    let x = sole_real(&gets6_from(&lb, CLIENT_ADDR6, 3)?)?;
     // Another client of the same /64 goes through the same template.
     for _ in 0..3 {
         assert_eq!(get6_from(&lb, SAME_NET)?, x, "a client of the same /64");
@@ -364,7 +356,7 @@ fn ipv6_persistence_groups_a_64_and_holds_through_quiescing() -> Result<()> {
     let x_addr = real6_named(&lb, &x, 80)?.to_string();
     lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_addr, "-w", "0"])?;
     let counts = gets6_from(&lb, CLIENT_ADDR6, 4)?;
-    assert_eq!(only(&counts)?, x, "the template ignored: {counts:?}");
+    assert_eq!(sole_real(&counts)?, x, "the template ignored: {counts:?}");
     assert_eq!(get6_from(&lb, SAME_NET)?, x);
     assert_eq!(get6_from(&lb, OTHER_NET)?, y);
     assert_eq!(placed(&lb)?, (2, 12));
@@ -388,7 +380,7 @@ fn ipv6_expire_quiescent_template_moves_the_64_to_another_real() -> Result<()> {
     let vip = service6(&lb, "-t", 80, "rr", &["-p", "30", "-M", "64"], &[1, 1])?;
     lb.topo.add_client_address(IpAddr::V6(SAME_NET))?;
     lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_quiescent_template=1"])?;
-    let x = only(&gets6_from(&lb, CLIENT_ADDR6, 3)?)?;
+    let x = sole_real(&gets6_from(&lb, CLIENT_ADDR6, 3)?)?;
     assert_eq!(placed(&lb)?, (1, 2));
     let x_addr = real6_named(&lb, &x, 80)?.to_string();
     lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_addr, "-w", "0"])?;
@@ -399,7 +391,7 @@ fn ipv6_expire_quiescent_template_moves_the_64_to_another_real() -> Result<()> {
     assert_eq!(placed(&lb)?, (2, 2));
     // The new template holds the whole /64.
     let counts = gets6_from(&lb, CLIENT_ADDR6, 3)?;
-    assert_eq!(only(&counts)?, y, "{counts:?}");
+    assert_eq!(sole_real(&counts)?, y, "{counts:?}");
     assert_eq!(placed(&lb)?, (2, 5));
     let valid: Vec<ConnRow<SocketAddr>> = templates(&lb)?
         .into_iter()
@@ -469,7 +461,7 @@ fn ipv6_removed_real_resets_its_connections_with_expire_nodest_conn() -> Result<
     assert_eq!(held.ask(T), Outcome::Reset);
     assert_eq!(reason(&lb, REASON_TX_RST_NODEST)?, 1);
     let counts = gets6(&lb, 4)?;
-    assert_ne!(only(&counts)?, x, "{counts:?}");
+    assert_ne!(sole_real(&counts)?, x, "{counts:?}");
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use lb_common::{REASON_FWD_NEW, REASON_FWD_TEMPLATE};
 use lb_tests::client::{self, Outcome};
-use lb_tests::lb::{ConnRow, LbTopology, wait_for};
+use lb_tests::lb::{ConnRow, LbTopology, sole_real, wait_for};
 use lb_tests::require_root;
 
 const SRV: &str = env!("CARGO_BIN_EXE_lb-testsrv");
@@ -58,14 +58,6 @@ fn add_second_client_address(lb: &LbTopology) -> Result<()> {
     Ok(())
 }
 
-/// The only real server in `counts`.
-fn only(counts: &HashMap<String, usize>) -> Result<String> {
-    match counts.keys().collect::<Vec<_>>()[..] {
-        [one] => Ok(one.clone()),
-        _ => bail!("connections went to several real servers: {counts:?}"),
-    }
-}
-
 fn real_sock(lb: &LbTopology, name: &str, port: u16) -> Result<SocketAddrV4> {
     let b = lb
         .topo
@@ -100,7 +92,7 @@ fn persistent_service_keeps_a_client_on_one_real_and_lists_its_template() -> Res
     }
     let (lb, vip) = persistent("30", &[])?;
     let counts = gets(&lb, 20)?;
-    let x = only(&counts)?;
+    let x = sole_real(&counts)?;
     assert_eq!(counts[&x], 20);
     let reasons = lb.reasons()?;
     assert_eq!(reasons[REASON_FWD_NEW as usize], 1, "{reasons:?}");
@@ -151,14 +143,14 @@ fn quiescent_real_keeps_its_persistent_clients_by_default() -> Result<()> {
     }
     let (lb, vip) = persistent("30", &[])?;
     add_second_client_address(&lb)?;
-    let x = only(&gets(&lb, 3)?)?;
+    let x = sole_real(&gets(&lb, 3)?)?;
     let x_addr = real_sock(&lb, &x, 80)?.ip().to_string();
     lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_addr, "-w", "0"])?;
 
     // expire_quiescent_template=0 (default): the template still holds, so the client's new
     // connections go on to the quiescent real server (§3.1).
     let counts = gets(&lb, 10)?;
-    assert_eq!(only(&counts)?, x, "{counts:?}");
+    assert_eq!(sole_real(&counts)?, x, "{counts:?}");
     assert_eq!((scheduled(&lb)?, by_template(&lb)?), (1, 12));
     // A client without a template is scheduled among the others only, and then sticks.
     let y = get_from_second_address(&lb)?;
@@ -197,7 +189,7 @@ fn expire_quiescent_template_moves_the_client_to_another_real() -> Result<()> {
     }
     let (lb, vip) = persistent("30", &[])?;
     lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_quiescent_template=1"])?;
-    let x = only(&gets(&lb, 3)?)?;
+    let x = sole_real(&gets(&lb, 3)?)?;
     let x_sock = real_sock(&lb, &x, 80)?;
     lb.lbctl_ok(&["-e", "-t", &vip, "-r", &x_sock.ip().to_string(), "-w", "0"])?;
     // Until a new connection of the client finds it invalid, -L -c shows the
@@ -210,7 +202,7 @@ fn expire_quiescent_template_moves_the_client_to_another_real() -> Result<()> {
     // The template to the quiescent real is expired when next used: the client is
     // scheduled afresh, gets a new template, and sticks to its new real server.
     let counts = gets(&lb, 6)?;
-    let y = only(&counts)?;
+    let y = sole_real(&counts)?;
     assert_ne!(y, x, "{counts:?}");
     assert_eq!((scheduled(&lb)?, by_template(&lb)?), (2, 7));
     let tmpl = templates(&lb)?;
@@ -246,7 +238,7 @@ fn persistence_netmask_groups_the_clients_of_a_network() -> Result<()> {
         )),
         "{listing}"
     );
-    let x = only(&gets(&lb, 2)?)?;
+    let x = sole_real(&gets(&lb, 2)?)?;
     // Another client of the same /24 shares the template.
     for _ in 0..3 {
         assert_eq!(get_from_second_address(&lb)?, x);
@@ -294,7 +286,7 @@ fn template_outlives_its_timeout_while_it_controls_connections() -> Result<()> {
     let tmpl = templates(&lb)?;
     assert_eq!(tmpl.len(), 1, "{tmpl:?}");
     assert_eq!(tmpl[0].dest, real_sock(&lb, &x, 80)?, "{tmpl:?}");
-    assert_eq!(only(&gets(&lb, 1)?)?, x);
+    assert_eq!(sole_real(&gets(&lb, 1)?)?, x);
     assert_eq!((scheduled(&lb)?, by_template(&lb)?), (1, 1));
     Ok(())
 }
@@ -310,7 +302,7 @@ fn template_expires_with_its_timeout_once_its_connections_are_gone() -> Result<(
     }
     let (lb, _vip) = persistent("3", &[])?;
     lb.lbctl_ok(&["--set", "0", "1", "0"])?;
-    only(&gets(&lb, 1)?)?;
+    sole_real(&gets(&lb, 1)?)?;
     expect_template_gone_at_its_timeout(&lb)
 }
 
@@ -354,7 +346,7 @@ fn expect_template_gone_at_its_timeout(lb: &LbTopology) -> Result<()> {
     )
     .with_context(|| format!("template right after the connection closed: {listed:?}"))?;
     let before = scheduled(lb)?;
-    only(&gets(lb, 1)?)?;
+    sole_real(&gets(lb, 1)?)?;
     assert_eq!(scheduled(lb)?, before + 1, "the client is scheduled afresh");
     assert!(
         listed.iter().all(|t| t.expire_secs <= 3),
