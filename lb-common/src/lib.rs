@@ -28,7 +28,7 @@ pub use fwmark::*;
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -376,6 +376,30 @@ pub const DEST_F_WARNED: u32 = 1 << 3;
 
 /// Forwarding method: direct routing (`-g`, "Route").
 pub const FWD_ROUTE: u8 = 0;
+/// Forwarding method: tunnelling (`-i`, "Tunnel"): the packet is
+/// encapsulated towards the real server (`Dest::tun_type`).
+pub const FWD_TUNNEL: u8 = 1;
+/// Forwarding method: masquerading (`-m`, "Masq"): the destination is
+/// rewritten to the real server's address and port, its replies come back
+/// through the director and are rewritten to come from the VIP.
+pub const FWD_MASQ: u8 = 2;
+
+/// `Dest::tun_type` (ipvsadm's `--tun-type`, the kernel's
+/// `IP_VS_CONN_F_TUNNEL_TYPE_*`): IPIP (IPv4-in-IPv4, IPv6-in-IPv6, and the
+/// mixed pairs), the default.
+pub const TUN_TYPE_IPIP: u8 = 0;
+/// GUE: outer UDP to `Dest::tun_port`, a 4-byte GUE header.
+pub const TUN_TYPE_GUE: u8 = 1;
+/// GRE: a 4-byte GRE header (8 with `--tun-csum`).
+pub const TUN_TYPE_GRE: u8 = 2;
+/// `Dest::tun_flags` (the kernel's `IP_VS_TUNNEL_ENCAP_FLAG_*`, an index:
+/// ipvsadm prints `-c`, `+c`, `r+c`): no outer checksum (the default).
+pub const TUN_F_NOCSUM: u8 = 0;
+/// `--tun-csum`: an outer UDP (GUE) or GRE checksum.
+pub const TUN_F_CSUM: u8 = 1;
+/// `--tun-remcsum` (GUE only): on forwarded packets the same as `TUN_F_CSUM`
+/// on the wire (docs/SEMANTICS.md).
+pub const TUN_F_REMCSUM: u8 = 2;
 
 /// Value of `DESTS`: one real server of one service.
 #[repr(C)]
@@ -417,8 +441,21 @@ pub struct Dest {
     pub u_threshold: u32,
     /// Lower connection threshold (`-y`, 0 = ¾ of the upper).
     pub l_threshold: u32,
+    /// `FWD_TUNNEL`: the outer source address, the director's address on
+    /// the route to the real server (of the real's family). Else zero.
+    pub saddr: Addr,
+    /// The MTU of the route to the real server (0: unknown, no check): the
+    /// limit of `-i` (less the encapsulation) and `-m` packets.
+    pub mtu: u32,
+    /// `FWD_TUNNEL`: `TUN_TYPE_*`.
+    pub tun_type: u8,
+    /// `FWD_TUNNEL`: `TUN_F_*` (GUE and GRE).
+    pub tun_flags: u8,
+    /// `FWD_TUNNEL` + `TUN_TYPE_GUE`: the outer UDP destination port,
+    /// network order.
+    pub tun_port: [u8; 2],
 }
-const _: () = assert!(size_of::<Dest>() == 88);
+const _: () = assert!(size_of::<Dest>() == 112);
 
 // ---------------------------------------------------------------------------
 // DEST_CONNS: Array<DestConns>, indexed like DESTS
@@ -594,7 +631,11 @@ pub struct Conn {
     pub state: u8,
     /// `CONN_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// `FWD_*`: the forwarding method, bound when the conn is made (as
+    /// IPVS's `ip_vs_bind_xmit`): editing a dest's method changes only new
+    /// conns; a tunnel's details are read from the dest at each packet.
+    pub fwd: u8,
+    pub _pad: u8,
     /// Which `DEST_CONNS` count of `dest` holds this conn (`COUNTED_*`).
     /// Changed only by atomic exchanges, so that of two CPUs moving or
     /// removing the same conn at once exactly one moves its count.
@@ -1060,6 +1101,16 @@ pub struct Settings {
     /// coarse monotonic clock instead.
     pub clock_ns_per_jiffy: u64,
     pub clock_offset: u64,
+    /// `net.ipv4.vs.pmtu_disc` (default 1): with 0, IPv4 packets too big
+    /// for a tunnel are sent fragmented instead of answered (docs/SEMANTICS.md).
+    pub pmtu_disc: u32,
+    /// `net.ipv4.vs.nat_icmp_send` (default 0): a reply from a masqueraded
+    /// real server that matches no conn gets ICMP port unreachable.
+    pub nat_icmp_send: u32,
+    /// Non-zero when some `-m` dest exists: only then does the packet path
+    /// look up the replies of masqueraded flows.
+    pub has_masq: u32,
+    pub _pad: u32,
 }
 
 impl Settings {
@@ -1077,6 +1128,10 @@ impl Settings {
         fwmark: 0,
         clock_ns_per_jiffy: 0,
         clock_offset: 0,
+        pmtu_disc: 1,
+        nat_icmp_send: 0,
+        has_masq: 0,
+        _pad: 0,
     };
 }
 
@@ -1085,13 +1140,16 @@ impl Settings {
 // ---------------------------------------------------------------------------
 
 /// Per-service and per-dest counters (`SVC_STATS`, `DEST_STATS`, per CPU).
-/// Direct routing never sees replies, so there are no outgoing counters.
+/// Only masquerading sees replies: `outpkts`/`outbytes` stay 0 for direct
+/// routing and tunnelling, as in IPVS.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct ServiceStats {
     pub conns: u64,
     pub inpkts: u64,
     pub inbytes: u64,
+    pub outpkts: u64,
+    pub outbytes: u64,
 }
 
 /// One outcome counter (`STATS`, per CPU, indexed by `REASON_*`).
@@ -1139,7 +1197,23 @@ pub const REASON_FWD_ONE_PACKET: u32 = 21;
 /// An IPv6 packet with more extension headers before its transport header
 /// than the program walks (lb-ebpf's `MAX_EXT_HEADERS`): passed.
 pub const REASON_PASS_EXT_HEADERS: u32 = 22;
-pub const REASON_COUNT: u32 = 23;
+/// A packet for a `-i`/`-m` real server too big for the route once
+/// encapsulated (or rewritten), with DF or IPv6: answered with ICMP
+/// "fragmentation needed" / ICMPv6 "packet too big" from the VIP.
+pub const REASON_TX_ICMP_TOO_BIG: u32 = 23;
+/// A packet for a `-i`/`-m` real server whose TTL / hop limit would reach
+/// 0: answered with ICMP time exceeded, as IPVS's `decrement_ttl`.
+pub const REASON_TX_ICMP_TIME_EXCEEDED: u32 = 24;
+/// A real server's reply to a masqueraded flow, rewritten to come from
+/// the VIP and forwarded to the client.
+pub const REASON_FWD_NAT_REPLY: u32 = 25;
+/// An ICMP error from the real servers' side about a masqueraded flow,
+/// translated and forwarded to the client.
+pub const REASON_FWD_NAT_ICMP: u32 = 26;
+/// A packet for a `-i`/`-m` real server dropped because the route's MTU
+/// leaves less than the minimum (68, IPv6 1280) once encapsulated, as IPVS.
+pub const REASON_DROP_MTU: u32 = 27;
+pub const REASON_COUNT: u32 = 28;
 /// Names for listings and logs.
 pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "pass_not_ip",
@@ -1165,6 +1239,11 @@ pub const REASON_NAMES: [&str; REASON_COUNT as usize] = [
     "drop_conn_race",
     "fwd_one_packet",
     "pass_ext_headers",
+    "tx_icmp_too_big",
+    "tx_icmp_time_exceeded",
+    "fwd_nat_reply",
+    "fwd_nat_icmp",
+    "drop_mtu",
 ];
 
 /// Words of `VIPS`: a 65,536-bit filter of the addresses of all services.

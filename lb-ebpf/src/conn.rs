@@ -89,7 +89,14 @@ pub fn icmp_error(ctx: &XdpContext, pkt: &Packet) -> Verdict {
         return other;
     }
     stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
-    forward::direct_route(ctx, dest, dest_id, REASON_FWD_ICMP)
+    forward::xmit(
+        ctx,
+        pkt,
+        unsafe { (*c).fwd },
+        dest,
+        dest_id,
+        REASON_FWD_ICMP,
+    )
 }
 
 #[inline(always)]
@@ -173,5 +180,6 @@ fn existing(
         template::keep(pkt, c, assured);
     }
     stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
-    Existing::Done(forward::direct_route(ctx, dest, dest_id, REASON_FWD_CONN))
+    let fwd = unsafe { (*c).fwd };
+    Existing::Done(forward::xmit(ctx, pkt, fwd, dest, dest_id, REASON_FWD_CONN))
 }

@@ -1,7 +1,9 @@
-//! Direct routing (`-g`, docs/SEMANTICS.md §7): the IP packet is left untouched,
-//! only the destination MAC becomes the real server's. Out of the interface
-//! the packet came in on with `XDP_TX` (source MAC = ours, i.e. the frame's
-//! old destination), or redirected to another interface.
+//! Sending a flow's packet to its real server by the flow's forwarding
+//! method (`xmit`): tunnelling (`tunnel.rs`), masquerading (`nat.rs`), or
+//! direct routing here (`-g`, docs/SEMANTICS.md §7): the IP packet is left
+//! untouched, only the destination MAC becomes the real server's. Out of the
+//! interface the packet came in on with `XDP_TX` (source MAC = ours, i.e.
+//! the frame's old destination), or redirected to another interface.
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams},
@@ -9,13 +11,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lb_common::{
-    DEST_F_RESOLVED, DEST_F_WARNED, Dest, IPPROTO_TCP, REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH,
-    addr_is_v4, addr_low32, addr_octets,
+    DEST_F_RESOLVED, DEST_F_WARNED, Dest, FWD_MASQ, FWD_TUNNEL, IPPROTO_TCP, REASON_DROP_INTERNAL,
+    REASON_DROP_NO_NEIGH, addr_is_v4, addr_low32, addr_octets,
 };
 
 use crate::{
-    Verdict,
-    parse::{EthHdr, ptr_at_mut},
+    Verdict, nat,
+    parse::{EthHdr, Packet, ptr_at_mut},
+    tunnel,
 };
 
 const AF_INET: u8 = 2;
@@ -33,6 +36,25 @@ macro_rules! log_real {
     }};
 }
 const AF_INET6: u8 = 10;
+
+/// Sends `pkt` to the real server `dest` by the forwarding method `fwd`
+/// (`FWD_*`: the conn's, bound when it was made; the dest's for a packet
+/// with no conn entry).
+#[inline(always)]
+pub fn xmit(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    fwd: u8,
+    dest: *mut Dest,
+    dest_id: u32,
+    reason: u32,
+) -> Verdict {
+    match fwd {
+        FWD_TUNNEL => tunnel::xmit(ctx, pkt, dest, reason),
+        FWD_MASQ => nat::request(ctx, pkt, dest, reason),
+        _ => direct_route(ctx, dest, dest_id, reason),
+    }
+}
 
 #[inline(always)]
 pub fn direct_route(ctx: &XdpContext, dest: *mut Dest, _dest_id: u32, reason: u32) -> Verdict {

@@ -15,8 +15,10 @@
 //! 4. `new_flow.rs`: a new connection (`ip_vs_schedule`): the client's
 //!    persistence template (`template.rs`) or the service's scheduler
 //!    (`schedulers/`: `rr.rs`, `wrr.rs`), then a new conn entry.
-//! 5. `forward.rs` (direct routing) or `reply.rs` (ICMP port unreachable,
-//!    TCP RST).
+//! 5. `forward.rs` by the flow's method: direct routing there, tunnelling
+//!    (`tunnel.rs`) or masquerading (`nat.rs`, which also rewrites the real
+//!    servers' replies); or `reply.rs` (ICMP port unreachable, TCP RST,
+//!    ICMP too big and time exceeded).
 //! 6. `stats.rs`: every outcome counted under a reason, and the ipvsadm
 //!    counters.
 //!
@@ -40,6 +42,7 @@ mod counts;
 mod forward;
 mod lookup;
 mod maps;
+mod nat;
 mod new_flow;
 mod parse;
 mod reply;
@@ -47,6 +50,7 @@ mod settings;
 mod stats;
 mod sweep;
 mod template;
+mod tunnel;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 

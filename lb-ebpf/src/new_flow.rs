@@ -67,7 +67,8 @@ pub fn schedule(
         reason
     };
     stats::traffic(svc.id, dest_id, pkt.tot_len as u64, true);
-    forward::direct_route(ctx, dest, dest_id, reason)
+    let fwd = unsafe { (*dest).fwd };
+    forward::xmit(ctx, pkt, fwd, dest, dest_id, reason)
 }
 
 /// [`choose`]: no real server can take the flow.
@@ -224,7 +225,8 @@ fn entry(
         svc: svc.id,
         state,
         flags,
-        _pad: [0; 2],
+        fwd: unsafe { (*dest).fwd },
+        _pad: 0,
         counted: counted_for(state),
     }
 }

@@ -21,6 +21,8 @@ fn sum(values: &PerCpuValues<ServiceStats>) -> ServiceStats {
             conns: a.conns + v.conns,
             inpkts: a.inpkts + v.inpkts,
             inbytes: a.inbytes + v.inbytes,
+            outpkts: a.outpkts + v.outpkts,
+            outbytes: a.outbytes + v.outbytes,
         })
 }
 
@@ -29,8 +31,8 @@ fn to_stats(s: ServiceStats) -> Stats {
         conns: s.conns,
         inpkts: s.inpkts,
         inbytes: s.inbytes,
-        outpkts: 0,
-        outbytes: 0,
+        outpkts: s.outpkts,
+        outbytes: s.outbytes,
     }
 }
 

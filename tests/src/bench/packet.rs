@@ -187,7 +187,8 @@ pub fn fill(plane: &mut Plane, conns: usize, templates: usize, tmpl_port0: u16) 
                 svc: 0,
                 state: CONN_S_ESTABLISHED,
                 flags: 0,
-                _pad: [0; 2],
+                fwd: lb_common::FWD_ROUTE,
+                _pad: 0,
                 counted: COUNTED_ACTIVE,
             });
         }
