@@ -106,6 +106,21 @@ pub fn port_unreachable(ctx: &XdpContext, pkt: &Packet) -> Verdict {
     }
 }
 
+/// Turns the frame into an ICMP "fragmentation needed" (ICMPv6 "packet too
+/// big") to the client, from the VIP, carrying `mtu`: the largest packet
+/// the client may send (IPVS's `ensure_mtu_is_adequate`).
+#[inline(always)]
+pub fn too_big(_ctx: &XdpContext, _pkt: &Packet, _mtu: u32) -> Verdict {
+    Verdict::Drop(REASON_DROP_INTERNAL)
+}
+
+/// Turns the frame into an ICMP (ICMPv6) time exceeded to the client, from
+/// the VIP: its TTL (hop limit) would reach 0 (IPVS's `decrement_ttl`).
+#[inline(always)]
+pub fn time_exceeded(_ctx: &XdpContext, _pkt: &Packet) -> Verdict {
+    Verdict::Drop(REASON_DROP_INTERNAL)
+}
+
 /// Turns the frame into the reset the client's stack accepts.
 #[inline(always)]
 pub fn tcp_reset(ctx: &XdpContext, pkt: &Packet) -> Verdict {
