@@ -387,10 +387,50 @@ pub struct ServiceSpec {
     pub one_packet: bool,
 }
 
-/// Forwarding method (`-g` only for now).
+/// Forwarding method of a real server (`-g`, `-i`, `-m`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fwd {
+    /// `-g`: direct routing.
     Route,
+    /// `-i`: tunnelling, with its `--tun-*` settings.
+    Tunnel(Tunnel),
+    /// `-m`: masquerading (NAT).
+    Masq,
+}
+
+/// A tunnelling real server's `--tun-type`, `--tun-port` and checksum
+/// option (ipvsadm sends all three with every `-a`/`-e`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub kind: TunType,
+    /// `--tun-port` (GUE only; 0 otherwise).
+    pub port: u16,
+    pub csum: TunCsum,
+}
+
+impl Tunnel {
+    /// `-i` alone: IPIP.
+    pub const IPIP: Tunnel = Tunnel {
+        kind: TunType::Ipip,
+        port: 0,
+        csum: TunCsum::NoCsum,
+    };
+}
+
+/// `--tun-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunType {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+/// `--tun-nocsum` (the default), `--tun-csum`, `--tun-remcsum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunCsum {
+    NoCsum,
+    Csum,
+    RemCsum,
 }
 
 impl Fwd {
@@ -398,12 +438,56 @@ impl Fwd {
     pub fn name(self) -> &'static str {
         match self {
             Fwd::Route => "Route",
+            Fwd::Tunnel(_) => "Tunnel",
+            Fwd::Masq => "Masq",
         }
     }
     /// As `--save` prints it.
     pub fn switch(self) -> &'static str {
         match self {
             Fwd::Route => "-g",
+            Fwd::Tunnel(_) => "-i",
+            Fwd::Masq => "-m",
+        }
+    }
+    /// Its words in a `Dest`: `fwd`, `tun_type`, `tun_flags`, `tun_port`.
+    pub fn to_dest(self, d: &mut lb_common::Dest) {
+        let (fwd, t) = match self {
+            Fwd::Route => (lb_common::FWD_ROUTE, None),
+            Fwd::Tunnel(t) => (lb_common::FWD_TUNNEL, Some(t)),
+            Fwd::Masq => (lb_common::FWD_MASQ, None),
+        };
+        d.fwd = fwd;
+        d.tun_type = match t.map(|t| t.kind) {
+            Some(TunType::Gue) => lb_common::TUN_TYPE_GUE,
+            Some(TunType::Gre) => lb_common::TUN_TYPE_GRE,
+            _ => lb_common::TUN_TYPE_IPIP,
+        };
+        d.tun_flags = match t.map(|t| t.csum) {
+            Some(TunCsum::Csum) => lb_common::TUN_F_CSUM,
+            Some(TunCsum::RemCsum) => lb_common::TUN_F_REMCSUM,
+            _ => lb_common::TUN_F_NOCSUM,
+        };
+        d.tun_port = t.map_or(0, |t| t.port).to_be_bytes();
+    }
+    /// Read back from a `Dest` (`to_dest`'s inverse).
+    pub fn of_dest(d: &lb_common::Dest) -> Fwd {
+        match d.fwd {
+            lb_common::FWD_TUNNEL => Fwd::Tunnel(Tunnel {
+                kind: match d.tun_type {
+                    lb_common::TUN_TYPE_GUE => TunType::Gue,
+                    lb_common::TUN_TYPE_GRE => TunType::Gre,
+                    _ => TunType::Ipip,
+                },
+                port: u16::from_be_bytes(d.tun_port),
+                csum: match d.tun_flags {
+                    lb_common::TUN_F_CSUM => TunCsum::Csum,
+                    lb_common::TUN_F_REMCSUM => TunCsum::RemCsum,
+                    _ => TunCsum::NoCsum,
+                },
+            }),
+            lb_common::FWD_MASQ => Fwd::Masq,
+            _ => Fwd::Route,
         }
     }
 }

@@ -20,10 +20,10 @@ use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd};
 use aya::maps::{IterableMap, PerCpuValues};
 use lb_common::{
     CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_UDP, DEST_F_AVAILABLE, DEST_F_IN_USE,
-    DEST_F_RESOLVED, Dest, FWD_ROUTE, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS,
-    MAP_SVC_DESTS, MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT,
-    REASON_NAMES, SCHED_MH, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK,
-    Service, ServiceDest, ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
+    DEST_F_RESOLVED, Dest, MAP_DEST_STATS, MAP_DESTS, MAP_SERVICES, MAP_STATS, MAP_SVC_DESTS,
+    MAP_SVC_STATS, MAP_VIPS, MAX_SERVICE_DESTS, MAX_TIMEOUT, MAX_WEIGHT, REASON_NAMES, SCHED_MH,
+    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_PORT0, SVC_F_SCHED_MASK, Service, ServiceDest,
+    ServiceKey, ServiceStats, Settings, VIP_FILTER_WORDS, vip_bit,
 };
 
 mod fwmark;
@@ -263,7 +263,7 @@ impl Table {
                         addr: from_addr(&d.addr),
                         port: u16::from_be_bytes(d.port),
                     },
-                    fwd: Fwd::Route,
+                    fwd: Fwd::of_dest(&d),
                     weight: sd.weight,
                     thresholds: Thresholds {
                         upper: d.u_threshold,
@@ -563,7 +563,7 @@ impl Table {
         let (slot, mut d, kind) = self.find_slot(&key, &real.id)?;
         d.addr = to_addr(real.id.addr);
         d.port = real.id.port.to_be_bytes();
-        d.fwd = FWD_ROUTE;
+        real.fwd.to_dest(&mut d);
         d.svc = key;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
         if let Some(hop) = self.next_hop(real.id.addr)? {
@@ -586,7 +586,23 @@ impl Table {
             self.zero_stats(None, Some(slot))?;
         }
         self.write_dest(slot, &d)?;
-        self.write_list(sid, &mut svc, list)
+        self.write_list(sid, &mut svc, list)?;
+        self.note_masq(real.fwd)
+    }
+
+    /// Turns on the packet path's lookup of masqueraded replies
+    /// (`Settings::has_masq`) with the first `-m` real server. It stays on
+    /// (a lookup that finds nothing) until the tables are made again.
+    fn note_masq(&mut self, fwd: Fwd) -> Result<(), Error> {
+        if fwd != Fwd::Masq {
+            return Ok(());
+        }
+        let mut s = self.pins.settings()?;
+        if s.has_masq == 0 {
+            s.has_masq = 1;
+            self.pins.set_settings(&s)?;
+        }
+        Ok(())
     }
 
     /// A slot for (service, real): the same real server's old slot if it is
@@ -665,6 +681,10 @@ impl Table {
         let was = d.weight;
         set_weight(&mut list, pos, &mut d, real.weight, false);
         set_thresholds(&mut d, real);
+        // The whole dest is replaced, method and tunnel settings included
+        // (ipvsadm sends them with every `-e`); conns keep the method they
+        // were bound with.
+        real.fwd.to_dest(&mut d);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
             d.tmpl_epoch = d.tmpl_epoch.wrapping_add(1);
@@ -675,7 +695,8 @@ impl Table {
             set_hop(&mut d, &hop);
         }
         self.write_dest(slot, &d)?;
-        self.write_list(sid, &mut svc, list)
+        self.write_list(sid, &mut svc, list)?;
+        self.note_masq(real.fwd)
     }
 
     /// `-d`.

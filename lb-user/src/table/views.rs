@@ -98,7 +98,7 @@ impl Table {
                             addr: crate::addr::from_addr(&d.addr),
                             port: u16::from_be_bytes(d.port),
                         },
-                        fwd: Fwd::Route,
+                        fwd: Fwd::of_dest(d),
                         weight: sd.weight,
                         thresholds: Thresholds {
                             upper: d.u_threshold,
