@@ -156,7 +156,9 @@ fn loader(dir: &Path) -> EbpfLoader<'static> {
     loader
 }
 
-fn load(dir: &Path) -> Result<aya::Ebpf, DecapError> {
+/// Loads the decapsulator's object with its maps pinned in `dir` (made if
+/// absent); its program is not loaded yet.
+pub fn load(dir: &Path) -> Result<aya::Ebpf, DecapError> {
     let obj = object()?;
     loader(dir)
         .load(obj)
