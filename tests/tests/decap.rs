@@ -376,3 +376,222 @@ root_test!(a_vlan_tag_is_kept, {
     assert_eq!(moved, only(DECAP_REASON_IPIP_V4));
     Ok(())
 });
+
+/// A real server's namespace (`rs`: VIPs on lo, its address on `dcr0`)
+/// and the director's side of its link (`dir`, `dcd0`), no program yet.
+struct Link {
+    rs: lb_tests::Netns,
+    dir: lb_tests::Netns,
+    pins: lb_tests::BpfPinDir,
+}
+
+impl Link {
+    fn new() -> Result<Link> {
+        let rs = lb_tests::Netns::new("dcrs")?;
+        let dir = lb_tests::Netns::new("dcdir")?;
+        rs.ip_batch(&format!(
+            "link add dcr0 type veth peer name dcd0 netns {dirns}\n\
+             link set lo up\n\
+             addr add {VIP4}/32 dev lo\n\
+             addr add {VIP6}/128 dev lo\n\
+             addr add {RIP4}/24 dev dcr0\n\
+             addr add {RIP6}/64 dev dcr0 nodad\n\
+             link set dcr0 up\n\
+             route add default via {DIRECTOR4}\n\
+             route add default via {DIRECTOR6}\n",
+            dirns = dir.name()
+        ))?;
+        dir.ip_batch(&format!(
+            "addr add {DIRECTOR4}/24 dev dcd0\n\
+             addr add {DIRECTOR6}/64 dev dcd0 nodad\n\
+             link set dcd0 up\n"
+        ))?;
+        Ok(Link {
+            rs,
+            dir,
+            pins: lb_tests::BpfPinDir::new()?,
+        })
+    }
+
+    /// `lbctl ARGS` in the real server's namespace.
+    fn lbctl(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut cmd = self.rs.nsenter_cmd(lb_tests::lb::lbctl_path()?);
+        cmd.args(args).env("LB_PIN_PATH", self.pins.path());
+        Ok(cmd.output()?)
+    }
+
+    fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.lbctl(args)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "lbctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+/// The packets counted under `name` in `lbctl decap status`.
+fn status_count(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+root_test!(
+    lbctl_decap_attach_delivers_tunnelled_datagrams_to_the_vip,
+    {
+        let link = Link::new()?;
+        link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+        let status = link.lbctl_ok(&["decap", "status"])?;
+        assert!(
+            status.contains("dcr0: gue-port 6080 inner destination any local address"),
+            "{status}"
+        );
+        // Sockets bound on the VIPs, in the real server's namespace.
+        let (s4, s6) = link.rs.run_in(|| -> Result<_> {
+            let s4 = std::net::UdpSocket::bind((ip(VIP4), 9000))?;
+            let s6 = std::net::UdpSocket::bind((ip(VIP6), 9000))?;
+            Ok((s4, s6))
+        })??;
+        for s in [&s4, &s6] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        }
+        let rs_mac = link.rs.mac("dcr0")?;
+        let dir_mac = link.dir.mac("dcd0")?;
+        let sender = link.dir.run_in(|| -> Result<FrameSender> {
+            let ifindex = lb_user::neigh::ifindex("dcd0").expect("dcd0");
+            FrameSender::new(ifindex)
+        })??;
+        let cases = [
+            (Tun::Ipip, false, false),
+            (Tun::Gue(DEFAULT_GUE_PORT), false, false),
+            (Tun::Gre { csum: true }, false, false),
+            (Tun::Gue(DEFAULT_GUE_PORT), true, true),
+            (Tun::Ipip, true, false),
+            (Tun::Gre { csum: false }, false, true),
+        ];
+        for (n, (tun, outer6, inner6)) in cases.into_iter().enumerate() {
+            let (director, rip, vip) = addrs(outer6, inner6);
+            let payload = format!("datagram {n} through {tun:?}");
+            let client = if inner6 { ip(CLIENT6) } else { ip(CLIENT4) };
+            let inner = Frame::udp_ip(client, vip)
+                .ports(33000 + n as u16, 9000)
+                .payload(payload.as_bytes())
+                .build();
+            let frame = encapsulate(&inner, director, rip, tun, 0);
+            sender.send(&with_macs(&frame, rs_mac, dir_mac))?;
+            let sock = if inner6 { &s6 } else { &s4 };
+            let mut buf = [0u8; 256];
+            let (len, from) = sock
+                .recv_from(&mut buf)
+                .map_err(|e| anyhow::anyhow!("{tun:?} outer v6 {outer6} inner v6 {inner6}: {e}"))?;
+            assert_eq!(&buf[..len], payload.as_bytes());
+            assert_eq!(from, std::net::SocketAddr::new(client, 33000 + n as u16));
+        }
+        let status = link.lbctl_ok(&["decap", "status"])?;
+        for (name, want) in [
+            ("decap_ipip_v4", 1),
+            ("decap_ipip_v6", 1),
+            ("decap_gue_v4", 1),
+            ("decap_gue_v6", 1),
+            ("decap_gre_v4", 2),
+        ] {
+            assert_eq!(status_count(&status, name), want, "{name} in\n{status}");
+        }
+        link.lbctl_ok(&["decap", "detach", "dcr0"])?;
+        let status = link.lbctl_ok(&["decap", "status"])?;
+        assert!(
+            status.starts_with("The decapsulator is not attached"),
+            "{status}"
+        );
+        Ok(())
+    }
+);
+
+root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
+    let link = Link::new()?;
+    link.lbctl_ok(&[
+        "decap",
+        "attach",
+        "dcr0",
+        "--vip",
+        VIP4,
+        "--gue-port",
+        "5555",
+    ])?;
+    let before = link.lbctl_ok(&["decap", "status"])?;
+    assert!(
+        before.contains(&format!(
+            "dcr0: gue-port 5555 inner destination vip {VIP4}\n"
+        )),
+        "{before}"
+    );
+    for (args, message) in [
+        (
+            &["decap", "attach", "nosuch0"][..],
+            "interface nosuch0 not found",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--vip", "203.0.113.300"],
+            "not an IPv4 or IPv6 address",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--vip", "::ffff:203.0.113.10"],
+            "not a unicast address",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--gue-port", "0"],
+            "a port is 1 to 65535",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--gue-port", "65536"],
+            "a port is 1 to 65535",
+        ),
+        (
+            &["decap", "detach", "lo"],
+            "the decapsulator is not attached to lo",
+        ),
+        (
+            &["decap", "detach", "nosuch0"],
+            "the decapsulator is not attached to nosuch0",
+        ),
+        (&["decap", "frobnicate"], "unrecognized subcommand"),
+    ] {
+        let out = link.lbctl(args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(
+            link.lbctl_ok(&["decap", "status"])?,
+            before,
+            "{args:?} changed something"
+        );
+    }
+    // Attaching again replaces the settings (and re-reads the addresses).
+    link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+    let after = link.lbctl_ok(&["decap", "status"])?;
+    assert!(
+        after.contains("dcr0: gue-port 6080 inner destination any local address"),
+        "{after}"
+    );
+    // A VIP that is not on the host is taken, with a warning.
+    let out = link.lbctl(&["decap", "attach", "dcr0", "--vip", "203.0.113.77"])?;
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("203.0.113.77 is not an address of this host"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = link.lbctl_ok(&["decap", "attach", "--help"])?;
+    assert!(
+        help.contains("--gue-port") && help.contains("--vip"),
+        "{help}"
+    );
+    Ok(())
+});
