@@ -246,6 +246,10 @@ root_test!(bad_outer_headers_pass_untouched, {
     let mut f = good.clone();
     f[14] = 0x44;
     passes_untouched(&d, &f, DECAP_REASON_PASS_BAD_OUTER, "ihl 4")?;
+    // Another version under the IPv4 EtherType.
+    let mut f = good.clone();
+    f[14] = 0x65;
+    passes_untouched(&d, &f, DECAP_REASON_PASS_BAD_OUTER, "version 6")?;
     // GUE with a UDP length longer than the packet.
     let gue = encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Gue(6080), 0);
     let mut f = gue.clone();
@@ -503,6 +507,40 @@ root_test!(
         ] {
             assert_eq!(status_count(&status, name), want, "{name} in\n{status}");
         }
+        // A VIP added after the attach is not known until the next attach,
+        // which reads the host's addresses again.
+        const LATE: &str = "203.0.113.12";
+        link.rs
+            .ip(&["addr", "add", &format!("{LATE}/32"), "dev", "lo"])?;
+        let late = link
+            .rs
+            .run_in(|| std::net::UdpSocket::bind((ip(LATE), 9000)))??;
+        late.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        let inner = Frame::udp_ip(ip(CLIENT4), ip(LATE))
+            .ports(34000, 9000)
+            .payload(b"late")
+            .build();
+        let frame = with_macs(
+            &encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Ipip, 0),
+            rs_mac,
+            dir_mac,
+        );
+        sender.send(&frame)?;
+        // The frame is handled by the veth's NAPI poll, after the send.
+        lb_tests::lb::wait_for(
+            "the late VIP's frame counted as pass_inner_not_local",
+            std::time::Duration::from_secs(5),
+            || {
+                let status = link.lbctl_ok(&["decap", "status"])?;
+                Ok((status_count(&status, "pass_inner_not_local") == 1).then_some(()))
+            },
+        )?;
+        link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+        sender.send(&frame)?;
+        let mut buf = [0u8; 64];
+        let (len, _) = late.recv_from(&mut buf)?;
+        assert_eq!(&buf[..len], b"late");
+
         link.lbctl_ok(&["decap", "detach", "dcr0"])?;
         let status = link.lbctl_ok(&["decap", "status"])?;
         assert!(
@@ -524,7 +562,16 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
         "--gue-port",
         "5555",
     ])?;
-    let before = link.lbctl_ok(&["decap", "status"])?;
+    // The settings, without the counters (the link's own traffic, IPv6
+    // multicast listener reports, moves them).
+    let settings = |status: String| -> String {
+        status
+            .split("Outcome")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = settings(link.lbctl_ok(&["decap", "status"])?);
     assert!(
         before.contains(&format!(
             "dcr0: gue-port 5555 inner destination vip {VIP4}\n"
@@ -567,7 +614,7 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(message), "{args:?}: {err}");
         assert_eq!(
-            link.lbctl_ok(&["decap", "status"])?,
+            settings(link.lbctl_ok(&["decap", "status"])?),
             before,
             "{args:?} changed something"
         );
