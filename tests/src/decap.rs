@@ -98,6 +98,12 @@ impl Decap {
 
     /// Runs the program once on `frame`, arriving on `lo`.
     pub fn run(&self, frame: &[u8]) -> Result<RunResult> {
+        self.run_on(self.ifindex, frame)
+    }
+
+    /// Runs the program once on `frame`, arriving on `ifindex` (of the
+    /// calling thread's namespace).
+    pub fn run_on(&self, ifindex: u32, frame: &[u8]) -> Result<RunResult> {
         let prog: &Xdp = self
             .ebpf
             .program(DECAP_PROGRAM_NAME)
@@ -105,7 +111,7 @@ impl Decap {
             .try_into()?;
         let mut md = [0u8; 24];
         md[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        md[12..16].copy_from_slice(&self.ifindex.to_ne_bytes());
+        md[12..16].copy_from_slice(&ifindex.to_ne_bytes());
         let mut out = vec![0u8; frame.len() + 256];
         let r = prog.test_run(TestRunOptions {
             data_in: Some(frame),

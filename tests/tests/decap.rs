@@ -642,3 +642,48 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
     );
     Ok(())
 });
+
+root_test!(each_interface_has_its_own_settings, {
+    lb_tests::lb::in_lab(|| -> Result<()> {
+        // lo: the defaults; lab0: GUE on 5555 and one VIP.
+        let mut d = Decap::new(&DecapSettings::default())?;
+        let lab0 = lb_user::neigh::ifindex("lab0").expect("lab0");
+        d.pins.set_iface(
+            lab0,
+            &DecapSettings {
+                vips: vec![ip(VIP4)],
+                gue_port: 5555,
+            },
+        )?;
+        let to = |dst: &str, port: u16| {
+            let inner = inner_udp(ip(dst), 0).build();
+            (
+                encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Gue(port), 0),
+                inner,
+            )
+        };
+        let (vip_5555, inner) = to(VIP4, 5555);
+        let (vip_6080, _) = to(VIP4, 6080);
+        let (other_5555, _) = to(OTHER4, 5555);
+        assert_eq!(d.run_on(lab0, &vip_5555)?.frame, inner, "lab0, 5555");
+        assert_eq!(d.run_on(lab0, &vip_6080)?.frame, vip_6080, "lab0, 6080");
+        assert_eq!(
+            d.run_on(lab0, &other_5555)?.frame,
+            other_5555,
+            "lab0, not its VIP"
+        );
+        assert_eq!(d.run_on(d.ifindex, &vip_5555)?.frame, vip_5555, "lo, 5555");
+        assert_eq!(d.run_on(d.ifindex, &vip_6080)?.frame, inner, "lo, 6080");
+        // Forgetting lab0 leaves lo's settings.
+        d.pins.clear_iface(lab0)?;
+        let (r, moved) = d.run_counted(&vip_6080)?;
+        assert_eq!(r.frame, inner);
+        assert_eq!(moved, only(DECAP_REASON_GUE_V4));
+        let before = d.counters()?;
+        assert_eq!(d.run_on(lab0, &vip_5555)?.frame, vip_5555);
+        let after = d.counters()?;
+        let moved: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(moved, only(DECAP_REASON_PASS_NOT_CONFIGURED));
+        Ok(())
+    })
+});
