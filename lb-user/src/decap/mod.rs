@@ -622,3 +622,32 @@ pub fn run(cmd: DecapCmd) -> Result<(String, Vec<String>), DecapError> {
         DecapCmd::Status => Ok((status(&dir)?, Vec::new())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_keyed_as_the_program_looks_them_up() {
+        let k = prefix_key("203.0.113.77".parse().unwrap(), 25);
+        assert_eq!(k.prefix_len(), 96 + 25);
+        assert_eq!(
+            k.data().addr,
+            crate::addr::to_addr("203.0.113.0".parse().unwrap())
+        );
+        let k = prefix_key("2001:db8::1".parse().unwrap(), 128);
+        assert_eq!(k.prefix_len(), 128);
+        assert_eq!(
+            k.data().addr,
+            crate::addr::to_addr("2001:db8::1".parse().unwrap())
+        );
+        let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert!(prefix_holds(v4("203.0.113.128"), 25, v4("203.0.113.200")));
+        assert!(!prefix_holds(v4("203.0.113.128"), 25, v4("203.0.113.10")));
+        assert!(prefix_holds(v4("127.0.0.0"), 8, v4("127.1.2.3")));
+        assert!(prefix_holds(v4("2001:db8::"), 64, v4("2001:db8::10")));
+        // Never across families, even where the IPv4-mapped bits would agree.
+        assert!(!prefix_holds(v4("::"), 0, v4("192.0.2.1")));
+        assert!(!prefix_holds(v4("0.0.0.0"), 0, v4("2001:db8::1")));
+    }
+}
