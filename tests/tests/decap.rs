@@ -628,6 +628,35 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
             "{args:?} changed something"
         );
     }
+    // Missing capabilities are named before anything is touched: none as
+    // nobody; CAP_PERFMON (loading the program) as root bounded to
+    // CAP_BPF and CAP_NET_ADMIN.
+    let lbctl = lb_tests::lb::lbctl_path()?;
+    for (setpriv, missing) in [
+        (
+            vec!["--reuid=65534", "--regid=65534", "--clear-groups"],
+            "CAP_BPF",
+        ),
+        (vec!["--bounding-set=-all,+bpf,+net_admin"], "CAP_PERFMON"),
+    ] {
+        let out = link
+            .rs
+            .nsenter_cmd("setpriv")
+            .args(&setpriv)
+            .arg("--")
+            .arg(&lbctl)
+            .args(["decap", "attach", "dcr0"])
+            .env("LB_PIN_PATH", link.pins.path())
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{setpriv:?} succeeded");
+        assert!(err.contains(missing), "{setpriv:?}: {err}");
+        assert_eq!(
+            settings(link.lbctl_ok(&["decap", "status"])?),
+            before,
+            "{setpriv:?} changed something"
+        );
+    }
     // Attaching again replaces the settings (and re-reads the addresses).
     link.lbctl_ok(&["decap", "attach", "dcr0"])?;
     let after = link.lbctl_ok(&["decap", "status"])?;
