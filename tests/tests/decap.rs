@@ -657,6 +657,22 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
             "{setpriv:?} changed something"
         );
     }
+    // The folder is this namespace's: from another one it is refused.
+    for args in [&["decap", "status"][..], &["decap", "attach", "dcd0"]] {
+        let out = link
+            .dir
+            .nsenter_cmd(&lbctl)
+            .args(args)
+            .env("LB_PIN_PATH", link.pins.path())
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} from another namespace");
+        assert!(
+            err.contains("belong to another network namespace"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(settings(link.lbctl_ok(&["decap", "status"])?), before);
     // Attaching again replaces the settings (and re-reads the addresses).
     link.lbctl_ok(&["decap", "attach", "dcr0"])?;
     let after = link.lbctl_ok(&["decap", "status"])?;

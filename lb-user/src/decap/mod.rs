@@ -107,10 +107,30 @@ pub enum DecapError {
          ({MAX_DECAP_LOCAL})"
     )]
     TooManyLocal(usize),
+    #[error(
+        "the decapsulator's pins in {} belong to another network namespace (its interfaces \
+         and addresses are that namespace's): set LB_PIN_PATH to a pin directory of this \
+         namespace's own",
+        .0.display()
+    )]
+    OtherNamespace(PathBuf),
     #[error("reading the host's local addresses")]
     Local(#[source] std::io::Error),
     #[error(transparent)]
     Lib(#[from] Error),
+}
+
+/// The calling thread's network namespace: the inode number of
+/// `/proc/thread-self/ns/net`.
+fn this_netns() -> Result<u64, DecapError> {
+    use std::os::unix::fs::MetadataExt;
+    let p = "/proc/thread-self/ns/net";
+    std::fs::metadata(p).map(|m| m.ino()).map_err(|e| {
+        DecapError::Lib(Error::Io {
+            what: format!("reading {p}"),
+            source: e,
+        })
+    })
 }
 
 /// The decapsulator's pin folder: `decap` inside the load balancer's pin
@@ -271,7 +291,11 @@ impl DecapPins {
             stats,
             _lock: lock,
         };
+        let netns = this_netns()?;
         for (ifindex, v) in pins.iface_settings()? {
+            if v.netns != netns {
+                return Err(DecapError::OtherNamespace(dir.to_path_buf()));
+            }
             if v.layout != DECAP_LAYOUT_VERSION {
                 return Err(stale(
                     dir,
@@ -368,6 +392,7 @@ impl DecapPins {
                 .map_err(map_err(MAP_DECAP_VIPS))?;
         }
         let v = DecapIface {
+            netns: this_netns()?,
             layout: DECAP_LAYOUT_VERSION,
             flags: if s.vips.is_empty() { 0 } else { DECAP_F_VIPS },
             gue_port: s.gue_port.to_be_bytes(),
