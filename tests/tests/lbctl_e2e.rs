@@ -484,9 +484,8 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             2,
         ),
         (
-            "-a -t 203.0.113.10:82 -r 198.51.100.12 -m -w 1",
-            "lbctl: line 3: forwarding method masquerading (-m) is not supported yet; \
-             only direct routing (-g)\n",
+            "-a -t 203.0.113.10:82 -r 198.51.100.12 -i --tun-type gue -w 1",
+            "lbctl: line 3: You need to supply the 'tun-port' option for the 'gue' tunnel type\n",
             2,
         ),
         (
