@@ -913,6 +913,8 @@ fn sysctl_and_timeouts_use_the_kernel_names_and_values() -> Result<()> {
             "net.ipv4.vs.conn_reuse_mode = 1\n",
             "net.ipv4.vs.expire_nodest_conn = 0\n",
             "net.ipv4.vs.expire_quiescent_template = 0\n",
+            "net.ipv4.vs.nat_icmp_send = 0\n",
+            "net.ipv4.vs.pmtu_disc = 1\n",
         )
     );
     lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_nodest_conn=1"])?;
@@ -924,6 +926,8 @@ fn sysctl_and_timeouts_use_the_kernel_names_and_values() -> Result<()> {
             "net.ipv4.vs.conn_reuse_mode = 3\n",
             "net.ipv4.vs.expire_nodest_conn = 1\n",
             "net.ipv4.vs.expire_quiescent_template = 1\n",
+            "net.ipv4.vs.nat_icmp_send = 0\n",
+            "net.ipv4.vs.pmtu_disc = 1\n",
         )
     );
     assert_eq!(
