@@ -171,7 +171,9 @@ pub fn gateway_error(real: IpAddr, gateway: IpAddr, dev: &str) -> String {
 /// the director (`Local`, the kernel's `inet_addr_type` test); direct routing cannot
 /// (docs/SEMANTICS.md §7).
 pub fn local_error(real: IpAddr) -> String {
-    format!("real server {real} is the director itself: lbctl forwards by direct routing (-g) only")
+    format!(
+        "real server {real} is the director itself: lbctl cannot deliver to a server on the director"
+    )
 }
 
 /// A synchronous rtnetlink socket.
@@ -689,8 +691,8 @@ mod tests {
         // check); the same words either way.
         assert_eq!(
             local_error(Ipv4Addr::new(198, 51, 100, 2).into()),
-            "real server 198.51.100.2 is the director itself: lbctl forwards by direct \
-             routing (-g) only"
+            "real server 198.51.100.2 is the director itself: lbctl cannot deliver to \
+             a server on the director"
         );
     }
 

@@ -284,14 +284,14 @@ fn ipv6_errors_are_ipvsadms_and_change_nothing() -> Result<()> {
         ),
         (
             &["-a", "-t", "[2001:db8::1]:80", "-r", "[2001:db8:0:1::1]:80"],
-            "lbctl: real server 2001:db8:0:1::1 is the director itself: lbctl forwards by \
-             direct routing (-g) only\n",
+            "lbctl: real server 2001:db8:0:1::1 is the director itself: lbctl cannot \
+             deliver to a server on the director\n",
             1,
         ),
         (
             &["-a", "-t", "[2001:db8::1]:80", "-r", "[::1]:80"],
-            "lbctl: real server ::1 is the director itself: lbctl forwards by direct \
-             routing (-g) only\n",
+            "lbctl: real server ::1 is the director itself: lbctl cannot deliver \
+             to a server on the director\n",
             2,
         ),
         (

@@ -149,8 +149,8 @@ fn errors_are_printed_as_ipvsadm_prints_them() {
     assert_eq!(
         shown("-a -t 10.0.0.1:80 -r 127.0.0.1"),
         (
-            "lbctl: real server 127.0.0.1 is the director itself: lbctl forwards by direct \
-             routing (-g) only\n"
+            "lbctl: real server 127.0.0.1 is the director itself: lbctl cannot deliver to \
+             a server on the director\n"
                 .into(),
             2
         )

@@ -277,7 +277,7 @@ fn the_loopback_real_is_the_director_itself() {
     let err = p("-a -t [2001:db8::1]:80 -r [::1]:80").unwrap_err();
     assert_eq!(
         err.render("lbctl"),
-        "lbctl: real server ::1 is the director itself: lbctl forwards by direct routing (-g) only\n"
+        "lbctl: real server ::1 is the director itself: lbctl cannot deliver to a server on the director\n"
     );
     // `::`, link-local and multicast reals reach the table, which refuses
     // them as the kernel does (EINVAL).

@@ -359,6 +359,12 @@ fn ipvsadms_checks_come_before_lbctls_local_real() {
         p("-a -t 10.0.0.100:80 -r 127.0.0.1 -m"),
         Err(CliError::LocalReal(ip("127.0.0.1")))
     );
+    // The words fit every method, not only direct routing.
+    assert_eq!(
+        CliError::LocalReal(ip("127.0.0.1")).to_string(),
+        "real server 127.0.0.1 is the director itself: lbctl cannot deliver to a server on \
+         the director"
+    );
 }
 
 #[test]
