@@ -11,7 +11,9 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use crate::addr::{Ntop, host_words, is_full_netmask, v6_prefix_len};
 
-use crate::model::{ConnView, Proto, RealView, ServiceView, Thresholds, Timeouts};
+use crate::model::{
+    ConnView, Fwd, Proto, RealView, ServiceView, Thresholds, Timeouts, TunCsum, TunType,
+};
 use crate::resolve::Resolver;
 
 /// IPVS version ipvsadm reports in the header (that of every kernel since
@@ -38,6 +40,9 @@ pub struct ListFormat {
     pub exact: bool,
     /// `--nosort`: services and reals in the order given.
     pub nosort: bool,
+    /// `--tun-info`: a TunnelInfo column after Forward (the other formats
+    /// win over it).
+    pub tun_info: bool,
 }
 
 /// Names used when a listing is numeric: none are looked up.
@@ -202,12 +207,12 @@ pub fn save_with(views: &[ServiceView], numeric: bool, names: &Resolver) -> Stri
         for real in sorted_reals(&view.reals, false) {
             let r = &real.spec;
             let dname = addrport(r.id.addr, r.id.port, proto, numeric, names);
-            // "-a %s -r %s %s -w %d\n", with " -x %u -y %u" before the
-            // newline when a threshold is set (not in ipvsadm: see above).
+            // "-a %s -r %s %s -w %d\n" (print_tunnel_rule's forms for a
+            // tunnelling real), with " -x %u -y %u" before the newline when
+            // a threshold is set (not in ipvsadm: see above).
             out.push_str(&format!(
-                "-a {svc_name} -r {dname} {} -w {}",
-                r.fwd.switch(),
-                r.weight
+                "-a {svc_name} -r {dname} {}",
+                fwd_rule(r.fwd, r.weight)
             ));
             let t = r.thresholds;
             if t != Thresholds::NONE {
@@ -434,10 +439,58 @@ fn print_title(out: &mut String, opts: &ListFormat) {
             "{PROT:<33} {:<9} {:<11} {:<10} {:<10}\n{REMOTE}",
             "Weight", "PersistConn", "ActiveConn", "InActConn"
         ));
+    } else if opts.tun_info {
+        out.push_str(
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
+        );
     } else {
         out.push_str(
             "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
         );
+    }
+}
+
+/// ipvsadm's `fwd_tun_info`: `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS` (FLAGS
+/// `-c`, `+c` or `r+c`) for a tunnelling real, `None` for the others.
+fn tun_info(fwd: Fwd) -> Option<String> {
+    let Fwd::Tunnel(t) = fwd else {
+        return None;
+    };
+    // tunflags[] = { "-c", "+c", "r+c" }
+    let flags = match t.csum {
+        TunCsum::NoCsum => "-c",
+        TunCsum::Csum => "+c",
+        TunCsum::RemCsum => "r+c",
+    };
+    Some(match t.kind {
+        TunType::Ipip => "ipip".to_owned(),
+        // snprintf(info, 16, "%s:%d:%s", "gue", ntohs(e->tun_port), ...):
+        // at most 15 characters, which "gue:65535:r+c" is not over.
+        TunType::Gue => format!("gue:{}:{flags}", t.port),
+        TunType::Gre => format!("gre:{flags}"),
+    })
+}
+
+/// The `-S` options of a real's method: ipvsadm's `print_tunnel_rule` for
+/// a tunnelling real (its defaults made explicit), `fwd_switch` for the
+/// others.
+fn fwd_rule(fwd: Fwd, weight: u32) -> String {
+    let Fwd::Tunnel(t) = fwd else {
+        return format!("{} -w {weight}", fwd.switch());
+    };
+    // tun_flags_opts[] = { "--tun-nocsum", "--tun-csum", "--tun-remcsum" }
+    let csum = match t.csum {
+        TunCsum::NoCsum => "--tun-nocsum",
+        TunCsum::Csum => "--tun-csum",
+        TunCsum::RemCsum => "--tun-remcsum",
+    };
+    match t.kind {
+        // "%s -w %d --tun-type %s"
+        TunType::Ipip => format!("-i -w {weight} --tun-type ipip"),
+        // "%s -w %d --tun-type %s --tun-port %d %s"
+        TunType::Gue => format!("-i -w {weight} --tun-type gue --tun-port {} {csum}", t.port),
+        // "%s -w %d --tun-type %s %s"
+        TunType::Gre => format!("-i -w {weight} --tun-type gre {csum}"),
     }
 }
 
@@ -531,6 +584,16 @@ fn print_service_entry(out: &mut String, view: &ServiceView, opts: &ListFormat, 
             out.push_str(&format!(
                 "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}\n",
                 r.weight, real.persist_conns, real.active_conns, real.inactive_conns
+            ));
+        } else if opts.tun_info {
+            // "  -> %-28s %-7s %-13s %-6d %-10u %-10u\n", ti ? : NA
+            out.push_str(&format!(
+                "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}\n",
+                r.fwd.name(),
+                tun_info(r.fwd).as_deref().unwrap_or("n/a"),
+                r.weight,
+                real.active_conns,
+                real.inactive_conns
             ));
         } else {
             // "  -> %-28s %-7s %-6d %-10u %-10u\n"

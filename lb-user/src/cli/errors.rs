@@ -91,8 +91,32 @@ pub enum CliError {
     /// services only).
     #[error("One-Packet Scheduling is only for UDP virtual services")]
     OnePacketNotUdp,
+    /// A `--tun-*` option with `-g` or `-m` (or no method).
     #[error("Tunnel options conflict with forward method")]
     TunnelOptionsConflict,
+    /// `-i --tun-type gue` without `--tun-port` (ipvsadm's
+    /// `tunnel_opt_check`).
+    #[error("You need to supply the '{option}' option for the '{tunnel}' tunnel type")]
+    MissingTunnelOption {
+        option: &'static str,
+        tunnel: &'static str,
+    },
+    /// A `--tun-*` option the tunnel type does not take (`--tun-port` with
+    /// ipip or gre, a checksum option with ipip, `--tun-remcsum` with gre).
+    #[error("Illegal '{option}' option with the '{tunnel}' tunnel type")]
+    IllegalTunnelOption {
+        option: &'static str,
+        tunnel: &'static str,
+    },
+    /// Two checksum options (`option` the later in ipvsadm's column order).
+    #[error(
+        "The option '{option}' conflicts with the '{other}' option in the '{tunnel}' tunnel type"
+    )]
+    ConflictingTunnelOptions {
+        option: &'static str,
+        other: &'static str,
+        tunnel: &'static str,
+    },
     /// ipvsadm's message ends in its own newline, so a blank line follows.
     #[error("-6 used before -f\n")]
     Ipv6BeforeFwmark,
@@ -123,12 +147,10 @@ pub enum CliError {
     /// `-b` names another scheduler's flag (`sh-port` without `-s sh`).
     #[error("incompatible scheduler flag `{0}'")]
     IncompatibleSchedFlag(String),
-    /// `-i` or `-m`.
-    #[error("forwarding method {0} is not supported yet; only direct routing (-g)")]
-    ForwardingUnsupported(&'static str),
     /// `-a`/`-e` of a loopback or unspecified real server: IPVS serves it on the director
-    /// (`Local`, e.g. ldirectord's `fallback=127.0.0.1:80`); direct routing cannot.
-    #[error("real server {0} is the director itself: lbctl forwards by direct routing (-g) only")]
+    /// (`Local`, e.g. ldirectord's `fallback=127.0.0.1:80`); lbctl cannot. The same words
+    /// as the table's refusal of the director's other addresses.
+    #[error("{}", crate::neigh::local_error(*.0))]
     LocalReal(IpAddr),
     /// Any other ipvsadm feature that lbctl does not implement yet.
     #[error("{0} is not supported yet")]
@@ -147,7 +169,7 @@ pub enum CliError {
     InvalidInterface(String),
     #[error(
         "unknown sysctl `{0}' (known: expire_nodest_conn, expire_quiescent_template, \
-         conn_reuse_mode)"
+         conn_reuse_mode, pmtu_disc, nat_icmp_send)"
     )]
     UnknownSysctl(String),
     #[error("invalid value `{value}' for {name} (expected {expected})")]
@@ -196,7 +218,6 @@ impl CliError {
                 | CliError::NonContiguousNetmask(_)
                 | CliError::Addr(_)
                 | CliError::SchedulerUnsupported(_)
-                | CliError::ForwardingUnsupported(_)
                 | CliError::LocalReal(_)
                 | CliError::Unsupported(_)
                 | CliError::NotAllowedInRestore(_)

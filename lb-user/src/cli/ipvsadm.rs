@@ -19,7 +19,7 @@ use crate::addr::{checked, full_netmask, v6_netmask};
 use crate::format::ListFormat;
 use crate::model::{
     Fwd, MAX_THRESHOLD, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds,
-    Timeouts,
+    Timeouts, TunCsum, TunType, Tunnel,
 };
 use crate::resolve::Resolver;
 /// A service or real address that lbctl can use, or the error that explains
@@ -30,7 +30,6 @@ pub(super) enum Usable<T> {
     No(CliError),
 }
 
-#[derive(Default)]
 pub(super) struct State {
     options: u64,
     /// Protocol for port names (`-f` sets TCP, as ipvsadm does).
@@ -59,13 +58,53 @@ pub(super) struct State {
     /// `-x`, `-y` (0 when omitted, as ipvsadm sends them).
     u_threshold: Option<u32>,
     l_threshold: Option<u32>,
-    tunnel_opts: bool,
+    /// `-g`, `-i` or `-m` (ipvsadm's `conn_flags`, direct routing when
+    /// none is given); `-i`'s settings come from the `--tun-*` fields.
+    fwd: Fwd,
+    /// `--tun-type` (ipip when omitted, as ipvsadm's default).
+    tun_type: TunType,
+    /// `--tun-port` (0 when omitted).
+    tun_port: u16,
+    /// The last of `--tun-nocsum`, `--tun-csum`, `--tun-remcsum` (two of
+    /// them are refused by `tunnel_opt_check`).
+    tun_csum: TunCsum,
     format: ListFormat,
     /// The first "not supported yet" error, reported after the table check.
     deferred: Option<CliError>,
     /// An unknown scheduler: ipvsadm passes any name on and the kernel
     /// refuses it, so it is reported after every check of the command line.
     sched_not_found: Option<CliError>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            options: 0,
+            svc_proto: None,
+            svc_port: 0,
+            fwmark: false,
+            svc_v6: false,
+            svc: None,
+            real: None,
+            sched: None,
+            sched_name: None,
+            sched_flags: None,
+            one_packet: false,
+            persistent: None,
+            netmask: None,
+            netmask_pending: None,
+            weight: None,
+            u_threshold: None,
+            l_threshold: None,
+            fwd: Fwd::Route,
+            tun_type: TunType::Ipip,
+            tun_port: 0,
+            tun_csum: TunCsum::NoCsum,
+            format: ListFormat::default(),
+            deferred: None,
+            sched_not_found: None,
+        }
+    }
 }
 
 impl State {
@@ -216,21 +255,26 @@ pub(super) fn parse_ipvsadm(
     {
         return Err(CliError::OnePacketNotUdp);
     }
-    if matches!(cmd, Cmd::AddDest | Cmd::EditDest)
-        && let Some(Usable::Yes((addr, _))) = &st.real
-    {
-        // Tunneling (-i) would allow it; lbctl forwards by direct routing.
-        if addr.is_ipv6() != st.svc_v6 {
+    if matches!(cmd, Cmd::AddDest | Cmd::EditDest) {
+        // (The real's port is made the service's for -g and -i by `build`.)
+        let tunnel = matches!(st.fwd, Fwd::Tunnel(_));
+        if let Some(Usable::Yes((addr, _))) = &st.real
+            && addr.is_ipv6() != st.svc_v6
+            && !tunnel
+        {
             return Err(CliError::DifferentFamily);
         }
-        // IPv6's `::` is not unicast: the kernel's refusal (`Table`).
-        if addr.is_loopback() || (addr.is_ipv4() && addr.is_unspecified()) {
+        if st.options & TUN_OPTS != 0 && !tunnel {
+            return Err(CliError::TunnelOptionsConflict);
+        }
+        tunnel_opt_check(st.tun_type, st.options)?;
+        // lbctl's own refusal, after ipvsadm's checks (IPv6's `::` is not
+        // unicast: the kernel's refusal, `Table`).
+        if let Some(Usable::Yes((addr, _))) = &st.real
+            && (addr.is_loopback() || (addr.is_ipv4() && addr.is_unspecified()))
+        {
             return Err(CliError::LocalReal(*addr));
         }
-    }
-    if matches!(cmd, Cmd::AddDest | Cmd::EditDest) && st.tunnel_opts {
-        // Only -g gets here (-i and -m were refused as unsupported).
-        return Err(CliError::TunnelOptionsConflict);
     }
     if cmd == Cmd::List {
         let f = &st.format;
@@ -338,14 +382,17 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                 Err(e) => Usable::No(st.defer(e.into())),
             });
         }
-        Tag::Gatewaying => st.set(Opt::Forward)?,
+        Tag::Gatewaying => {
+            st.set(Opt::Forward)?;
+            st.fwd = Fwd::Route;
+        }
         Tag::Ipip => {
             st.set(Opt::Forward)?;
-            st.defer(CliError::ForwardingUnsupported("ipip (-i)"));
+            st.fwd = Fwd::Tunnel(Tunnel::IPIP);
         }
         Tag::Masquerading => {
             st.set(Opt::Forward)?;
-            st.defer(CliError::ForwardingUnsupported("masquerading (-m)"));
+            st.fwd = Fwd::Masq;
         }
         Tag::Weight => {
             st.set(Opt::Weight)?;
@@ -443,31 +490,38 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::TunInfo => {
             st.set(Opt::TunInfo)?;
-            st.defer(CliError::Unsupported("--tun-info"));
+            st.format.tun_info = true;
         }
         Tag::TunType => {
             st.set(Opt::TunType)?;
-            if arg != "ipip" && arg != "gue" {
-                return Err(CliError::IllegalValue {
-                    what: "tunnel type",
-                });
-            }
-            st.tunnel_opts = true;
+            // parse_tun_type: exact names only.
+            st.tun_type = match arg.as_str() {
+                "ipip" => TunType::Ipip,
+                "gue" => TunType::Gue,
+                "gre" => TunType::Gre,
+                _ => {
+                    return Err(CliError::IllegalValue {
+                        what: "tunnel type",
+                    });
+                }
+            };
         }
         Tag::TunPort => {
             st.set(Opt::TunPort)?;
-            string_to_number(&arg, 1, 65535).ok_or(CliError::IllegalValue {
-                what: "tunnel port",
-            })?;
-            st.tunnel_opts = true;
+            st.tun_port = string_to_number(&arg, 1, 65535)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or(CliError::IllegalValue {
+                    what: "tunnel port",
+                })?;
         }
-        Tag::TunNoCsum | Tag::TunCsum | Tag::TunRemCsum => {
-            st.set(match tag {
-                Tag::TunNoCsum => Opt::TunNoCsum,
-                Tag::TunCsum => Opt::TunCsum,
-                _ => Opt::TunRemCsum,
-            })?;
-            st.tunnel_opts = true;
+        Tag::TunNoCsum => st.set(Opt::TunNoCsum)?,
+        Tag::TunCsum => {
+            st.set(Opt::TunCsum)?;
+            st.tun_csum = TunCsum::Csum;
+        }
+        Tag::TunRemCsum => {
+            st.set(Opt::TunRemCsum)?;
+            st.tun_csum = TunCsum::RemCsum;
         }
         // A command after the first one: ipvsadm's second switch has no case
         // for it.
@@ -487,6 +541,55 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         | Tag::Save
         | Tag::StartDaemon
         | Tag::StopDaemon => return Err(CliError::InvalidOption(word)),
+    }
+    Ok(())
+}
+
+/// The `--tun-*` options that only `-i` takes.
+const TUN_OPTS: u64 = (1 << Opt::TunType as u32)
+    | (1 << Opt::TunPort as u32)
+    | (1 << Opt::TunNoCsum as u32)
+    | (1 << Opt::TunCsum as u32)
+    | (1 << Opt::TunRemCsum as u32);
+
+/// ipvsadm's `tunnel_opt_check` with its `tunnel_types_v_options` table
+/// (columns tun-port, tun-nocsum, tun-csum, tun-remcsum; `+` compulsory,
+/// `x` illegal, `1` exclusive).
+fn tunnel_opt_check(kind: TunType, options: u64) -> Result<(), CliError> {
+    const COLUMNS: [Opt; 4] = [Opt::TunPort, Opt::TunNoCsum, Opt::TunCsum, Opt::TunRemCsum];
+    let (row, tunnel): (&[u8; 4], _) = match kind {
+        TunType::Ipip => (b"xxxx", "ipip"),
+        TunType::Gue => (b"+111", "gue"),
+        TunType::Gre => (b"x11x", "gre"),
+    };
+    let mut last: Option<Opt> = None;
+    for (opt, rule) in COLUMNS.into_iter().zip(row) {
+        let name = OPT_NAMES[opt as usize];
+        match (options & opt.bit() != 0, rule) {
+            (false, b'+') => {
+                return Err(CliError::MissingTunnelOption {
+                    option: name,
+                    tunnel,
+                });
+            }
+            (true, b'x') => {
+                return Err(CliError::IllegalTunnelOption {
+                    option: name,
+                    tunnel,
+                });
+            }
+            (true, b'1') => match last {
+                None => last = Some(opt),
+                Some(l) => {
+                    return Err(CliError::ConflictingTunnelOptions {
+                        option: name,
+                        other: OPT_NAMES[l as usize],
+                        tunnel,
+                    });
+                }
+            },
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -554,15 +657,28 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
     let real_spec = || -> Result<(ServiceId, RealSpec), CliError> {
         let service = st.service(cmd)?;
         let (addr, given_port) = st.real(cmd)?;
-        // Direct routing cannot change the port: ipvsadm forces the service's
-        // port for -g (and -i) on non-fwmark services. A fwmark service's
-        // real keeps the port given (0 when none: the packet's port).
-        let port = if st.fwmark { given_port } else { service.port };
+        // ipvsadm silently makes a -g or -i real's port the service's on
+        // non-fwmark services; a -m real keeps the port given (0 included:
+        // the packet's port), and so does a fwmark service's real (0 when
+        // none).
+        let port = if st.fwmark || st.fwd == Fwd::Masq {
+            given_port
+        } else {
+            service.port
+        };
+        let fwd = match st.fwd {
+            Fwd::Tunnel(_) => Fwd::Tunnel(Tunnel {
+                kind: st.tun_type,
+                port: st.tun_port,
+                csum: st.tun_csum,
+            }),
+            other => other,
+        };
         Ok((
             service,
             RealSpec {
                 id: RealId { addr, port },
-                fwd: Fwd::Route,
+                fwd,
                 weight: st.weight.unwrap_or(DEFAULT_WEIGHT),
                 // ipvsadm sends 0 for an omitted -x/-y, on -e too: the
                 // kernel then clears them (Thresholds::NONE).

@@ -216,14 +216,22 @@ pub enum Sysctl {
     ExpireNodestConn,
     ExpireQuiescentTemplate,
     ConnReuseMode,
+    /// `pmtu_disc`: 1 (the default) answers a tunnelled packet too big for
+    /// the path with ICMP "fragmentation needed" when it has DF set.
+    PmtuDisc,
+    /// `nat_icmp_send`: 1 answers a masqueraded reply without a connection
+    /// with ICMP port unreachable (0, the default, forwards it unchanged).
+    NatIcmpSend,
 }
 
 impl Sysctl {
     /// All knobs, in listing order.
-    pub const ALL: [Sysctl; 3] = [
+    pub const ALL: [Sysctl; 5] = [
         Sysctl::ConnReuseMode,
         Sysctl::ExpireNodestConn,
         Sysctl::ExpireQuiescentTemplate,
+        Sysctl::NatIcmpSend,
+        Sysctl::PmtuDisc,
     ];
 
     /// The name without the `net.ipv4.vs.` prefix.
@@ -232,13 +240,18 @@ impl Sysctl {
             Sysctl::ExpireNodestConn => "expire_nodest_conn",
             Sysctl::ExpireQuiescentTemplate => "expire_quiescent_template",
             Sysctl::ConnReuseMode => "conn_reuse_mode",
+            Sysctl::PmtuDisc => "pmtu_disc",
+            Sysctl::NatIcmpSend => "nat_icmp_send",
         }
     }
 
     /// Largest accepted value (the smallest is 0).
     pub fn max(self) -> u32 {
         match self {
-            Sysctl::ExpireNodestConn | Sysctl::ExpireQuiescentTemplate => 1,
+            Sysctl::ExpireNodestConn
+            | Sysctl::ExpireQuiescentTemplate
+            | Sysctl::PmtuDisc
+            | Sysctl::NatIcmpSend => 1,
             Sysctl::ConnReuseMode => 3,
         }
     }
@@ -255,7 +268,10 @@ impl Sysctl {
 
     fn expected(self) -> &'static str {
         match self {
-            Sysctl::ExpireNodestConn | Sysctl::ExpireQuiescentTemplate => "0 or 1",
+            Sysctl::ExpireNodestConn
+            | Sysctl::ExpireQuiescentTemplate
+            | Sysctl::PmtuDisc
+            | Sysctl::NatIcmpSend => "0 or 1",
             Sysctl::ConnReuseMode => "0, 1, 2 or 3",
         }
     }
@@ -441,7 +457,8 @@ const LBCTL_FORMS: &str =
   lbctl -C
   lbctl -R
   lbctl -S [-n]
-  lbctl -a|e virtual-service -r server-address [-g] [-w weight] [-x upper] [-y lower]
+  lbctl -a|e virtual-service -r server-address [-g|i|m] [-w weight] [-x upper] [-y lower]
+      [--tun-type ipip|gue|gre] [--tun-port port] [--tun-nocsum|--tun-csum|--tun-remcsum]
   lbctl -d virtual-service -r server-address
   lbctl -L|l [virtual-service] [options]
   lbctl -Z [virtual-service]
@@ -477,11 +494,13 @@ pub fn usage(program: &str) -> String {
     s.push_str(
         "It implements the commands and options above for IPv4 and IPv6 TCP, UDP and\n\
          fwmark services (-f, -6, marks given by `lbctl fwmark') with direct routing\n\
-         (-g), and also the scheduler twos, -X for --exact and -v|--version. Not\n\
-         implemented (refused with an error, nothing changes): --sctp-service, --pe,\n\
-         -i and -m with the --tun-* options and --tun-info, the sync daemon\n\
-         (--start-daemon, --stop-daemon, --daemon and its options), and -b's\n\
-         flag-1..flag-3 (sh and mh take sh-fallback,sh-port and mh-fallback,mh-port).\n\
+         (-g), tunnelling (-i with --tun-type ipip|gue|gre and the --tun-* options;\n\
+         real servers decapsulate with `lbctl decap' or the kernel's modules) and\n\
+         masquerading (-m), and also the scheduler twos, -X for --exact and\n\
+         -v|--version. Not implemented (refused with an error, nothing changes):\n\
+         --sctp-service, --pe, the sync daemon (--start-daemon, --stop-daemon,\n\
+         --daemon and its options), and -b's flag-1..flag-3 (sh and mh take\n\
+         sh-fallback,sh-port and mh-fallback,mh-port).\n\
          \n\
          Usage:\n",
     );
@@ -495,7 +514,8 @@ pub fn usage(program: &str) -> String {
          \x20 detach IFACE                detach the load balancer from IFACE\n\
          \x20 sysctl                      list the net.ipv4.vs.* settings\n\
          \x20 sysctl NAME[=VALUE]         show or set one of them: expire_nodest_conn (0|1),\n\
-         \x20                             expire_quiescent_template (0|1), conn_reuse_mode (0-3)\n\
+         \x20                             expire_quiescent_template (0|1), conn_reuse_mode (0-3),\n\
+         \x20                             pmtu_disc (0|1), nat_icmp_send (0|1)\n\
          \x20 daemon CONFIG               check real servers as ldirectord does with CONFIG (an\n\
          \x20                             ldirectord.cf) and keep the table in step; SIGHUP reloads\n\
          \x20 daemon-status [CONFIG]      health of each real server as the daemon last saw it\n\

@@ -312,7 +312,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::Masquerading,
         "",
-        "masquerading (NAT) (not supported by lbctl yet)",
+        "masquerading (NAT): the real server may have another port",
     ),
     spec(
         "ipip",
@@ -320,7 +320,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::Ipip,
         "",
-        "IP-in-IP tunnelling (not supported by lbctl yet)",
+        "tunnelling (ipip, gue or gre encapsulation, --tun-type)",
     ),
     spec(
         "gatewaying",
@@ -528,7 +528,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::TunInfo,
         "",
-        "list tunnel information (not supported by lbctl yet)",
+        "list tunnel information (with -L)",
     ),
     spec(
         "tun-type",
@@ -536,7 +536,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::Required,
         Tag::TunType,
         "type",
-        "tunnel type, ipip or gue (not supported by lbctl yet)",
+        "tunnel type of -i: ipip (the default), gue or gre",
     ),
     spec(
         "tun-port",
@@ -544,7 +544,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::Required,
         Tag::TunPort,
         "port",
-        "tunnel destination port (not supported by lbctl yet)",
+        "tunnel destination port (gue only, required)",
     ),
     spec(
         "tun-nocsum",
@@ -552,7 +552,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::TunNoCsum,
         "",
-        "tunnel without checksums (not supported by lbctl yet)",
+        "tunnel without checksums, the default (gue and gre)",
     ),
     spec(
         "tun-csum",
@@ -560,7 +560,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::TunCsum,
         "",
-        "tunnel with checksums (not supported by lbctl yet)",
+        "tunnel with checksums (gue and gre)",
     ),
     spec(
         "tun-remcsum",
@@ -568,7 +568,7 @@ pub(super) const SPECS: &[Spec] = &[
         ArgKind::None,
         Tag::TunRemCsum,
         "",
-        "tunnel with remote checksum offload (not supported by lbctl yet)",
+        "tunnel with remote checksum offload (gue only)",
     ),
 ];
 

@@ -152,8 +152,6 @@ mod tests {
     fn unsupported_lines_refuse_the_input_and_unknown_schedulers_fail_in_turn() {
         for line in [
             "-A -t [::ffff:203.0.113.10]:80 -s rr",
-            "-a -t 203.0.113.10:80 -r 198.51.100.11 -m -w 1",
-            "-a -t 203.0.113.10:80 -r 198.51.100.11 -i -w 1",
             "-A --sctp-service 203.0.113.10:80 -s rr",
             "-A -t 203.0.113.10:80 -s rr -p 60 --pe sip",
             "-L -n",

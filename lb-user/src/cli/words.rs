@@ -72,7 +72,8 @@ enum Word {
                       net.ipv4.vs. (or net/ipv4/vs/) prefix."
     )]
     Sysctl {
-        /// expire_nodest_conn (0|1), expire_quiescent_template (0|1) or conn_reuse_mode (0-3)
+        /// expire_nodest_conn (0|1), expire_quiescent_template (0|1), conn_reuse_mode (0-3),
+        /// pmtu_disc (0|1) or nat_icmp_send (0|1)
         #[arg(value_name = "NAME[=VALUE]", value_parser = parse_setting)]
         setting: Option<SysctlCmd>,
     },

@@ -509,6 +509,7 @@ mod tests {
                 addr: addr.parse().unwrap(),
                 port: 80,
             },
+            fwd: crate::model::Fwd::Route,
             port_given,
             weight: 1,
             thresholds: crate::model::Thresholds::NONE,

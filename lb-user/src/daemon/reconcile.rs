@@ -39,6 +39,8 @@ pub struct ActualService {
     pub reals: BTreeMap<RealId, u32>,
     /// `-x`/`-y` of the reals that have them (the others have none).
     pub thresholds: BTreeMap<RealId, Thresholds>,
+    /// The method of the reals that are not `-g` (the others are).
+    pub fwds: BTreeMap<RealId, Fwd>,
 }
 
 /// The services in the table.
@@ -59,6 +61,11 @@ pub fn read_actual(t: &Table) -> Result<Actual, Error> {
                         .iter()
                         .filter(|r| r.thresholds != Thresholds::NONE)
                         .map(|r| (r.id, r.thresholds))
+                        .collect(),
+                    fwds: reals
+                        .iter()
+                        .filter(|r| r.fwd != Fwd::Route)
+                        .map(|r| (r.id, r.fwd))
                         .collect(),
                 },
             )
@@ -148,6 +155,7 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             spec: v.spec,
             reals: BTreeMap::new(),
             thresholds: BTreeMap::new(),
+            fwds: BTreeMap::new(),
         };
         let have = match actual.get(&id) {
             Some(a) => {
@@ -170,8 +178,9 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             // deleted it): left alone until the next reload, as ldirectord.
             None => continue,
         };
-        // (real, its thresholds when up, what it should be, fallback)
-        let mut wants: Vec<(RealId, Thresholds, Want, bool)> = Vec::new();
+        // (real, its method, its thresholds when up, what it should be,
+        // fallback)
+        let mut wants: Vec<(RealId, Fwd, Thresholds, Want, bool)> = Vec::new();
         for r in &v.reals {
             let up = health.get(&(id, r.id)).is_some_and(|h| h.up);
             let want = if up {
@@ -183,7 +192,7 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             } else {
                 Want::Absent
             };
-            wants.push((r.id, r.thresholds, want, false));
+            wants.push((r.id, r.fwd, r.thresholds, want, false));
         }
         if let Some(fb) = v.fallback {
             let want = if any_up(cfg, &id, health) {
@@ -191,9 +200,9 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
             } else {
                 Want::Weight(1)
             };
-            wants.push((fb, Thresholds::NONE, want, true));
+            wants.push((fb, v.fallback_fwd, Thresholds::NONE, want, true));
         }
-        for (rid, up_thresholds, want, fallback) in &wants {
+        for (rid, fwd, up_thresholds, want, fallback) in &wants {
             let kind = if *fallback { "fallback" } else { "real" };
             let rl = real_label(rid);
             let cur = have.reals.get(rid).copied();
@@ -202,12 +211,18 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
                 .get(rid)
                 .copied()
                 .unwrap_or(Thresholds::NONE);
+            // ldirectord compares the method by its switch
+            // (`get_forward_flag`): a GUE or GRE real set by hand is `-i`
+            // as its `ipip`, and keeps its settings until an edit (which
+            // sends plain `-i`, as ldirectord's ipvsadm does).
+            let cur_fwd = have.fwds.get(rid).copied().unwrap_or(Fwd::Route);
+            let same_fwd = cur_fwd.switch() == fwd.switch();
             // ldirectord's `_restore_service` passes `-x U -y L` (its `l:`
             // and `u:`); `_remove_service` quiesces and re-adds with `-w 0`
             // alone, which clears them.
             let spec = |weight, thresholds| RealSpec {
                 id: *rid,
-                fwd: Fwd::Route,
+                fwd: *fwd,
                 weight,
                 thresholds,
             };
@@ -216,13 +231,15 @@ pub fn plan(cfg: &Config, health: &HealthMap, actual: &Actual, mode: &Mode) -> V
                     op: Op::AddReal(id, spec(w, *up_thresholds)),
                     log: format!("Added {kind} server: {rl} ({vl}) (Weight set to {w})"),
                 }),
-                (Want::Weight(w), Some(c)) if c != w || cur_thresholds != *up_thresholds => {
+                (Want::Weight(w), Some(c))
+                    if c != w || cur_thresholds != *up_thresholds || !same_fwd =>
+                {
                     steps.push(Step {
                         op: Op::EditReal(id, spec(w, *up_thresholds)),
                         log: format!("Restored {kind} server: {rl} ({vl}) (Weight set to {w})"),
                     })
                 }
-                (Want::Quiescent { .. }, Some(c)) if c != 0 => steps.push(Step {
+                (Want::Quiescent { .. }, Some(c)) if c != 0 || !same_fwd => steps.push(Step {
                     op: Op::EditReal(id, spec(0, Thresholds::NONE)),
                     log: format!("Quiescent {kind} server: {rl} ({vl}) (Weight set to 0)"),
                 }),
@@ -347,6 +364,7 @@ virtual=203.0.113.10:80
                 spec: c.virtuals[0].spec,
                 reals: reals.iter().map(|(r, w)| (rid(*r), *w)).collect(),
                 thresholds: BTreeMap::new(),
+                fwds: BTreeMap::new(),
             },
         );
         a
@@ -553,6 +571,7 @@ virtual=203.0.113.10:80
                 },
                 reals: BTreeMap::new(),
                 thresholds: BTreeMap::new(),
+                fwds: BTreeMap::new(),
             },
         );
         let c2 = cfg(&CONF.replace("198.51.100.12:80 gate 3", "198.51.100.12:80 gate 5"));
@@ -615,6 +634,7 @@ virtual=203.0.113.10:80
                 spec: c.virtuals[1].spec,
                 reals: BTreeMap::new(),
                 thresholds: BTreeMap::new(),
+                fwds: BTreeMap::new(),
             },
         );
         let steps = plan_stop(&c, &a);
@@ -646,6 +666,88 @@ virtual=203.0.113.10:80
                     thresholds: Thresholds::NONE,
                 }
             )
+        );
+    }
+
+    /// `masq` and `ipip` reals go in with their method (and a masq real
+    /// with its own port); a real whose method in the table is another is
+    /// edited, as ldirectord compares `get_forward_flag`s; a GUE real set by
+    /// hand is `-i` as `ipip` is, and is left alone.
+    #[test]
+    fn methods_are_applied_and_compared_by_switch() {
+        use crate::model::{TunCsum, TunType, Tunnel};
+        let c = cfg(
+            "virtual=203.0.113.10:80\n\treal=198.51.100.11:8080 masq 2\n\
+                     \treal=198.51.100.12 ipip 3\n\tchecktype=connect\n",
+        );
+        let masq = RealId {
+            port: 8080,
+            ..rid(11)
+        };
+        let h: HealthMap = [(masq, true), (rid(12), true)]
+            .into_iter()
+            .map(|(r, up)| ((sid(), r), Health::new(up)))
+            .collect();
+        let steps = plan(&c, &h, &Actual::new(), &full());
+        let ops: Vec<&Op> = steps.iter().map(|s| &s.op).collect();
+        let real = |id, fwd, weight| RealSpec {
+            id,
+            fwd,
+            weight,
+            thresholds: Thresholds::NONE,
+        };
+        let ipip = Fwd::Tunnel(Tunnel::IPIP);
+        assert_eq!(
+            ops[1..],
+            [
+                &Op::AddReal(sid(), real(masq, Fwd::Masq, 2)),
+                &Op::AddReal(sid(), real(rid(12), ipip, 3)),
+            ]
+        );
+        assert_eq!(
+            logs(&steps)[1],
+            "Added real server: 198.51.100.11:8080 (203.0.113.10:80) (Weight set to 2)"
+        );
+        // In the table with the right weights but as -g: restored as -m/-i.
+        let mut a = Actual::new();
+        let have = |fwds: &[(RealId, Fwd)]| ActualService {
+            spec: c.virtuals[0].spec,
+            reals: [(masq, 2), (rid(12), 3)].into_iter().collect(),
+            thresholds: BTreeMap::new(),
+            fwds: fwds.iter().copied().collect(),
+        };
+        a.insert(sid(), have(&[]));
+        let steps = plan(&c, &h, &a, &Mode::Health);
+        let ops: Vec<&Op> = steps.iter().map(|s| &s.op).collect();
+        assert_eq!(
+            ops,
+            [
+                &Op::EditReal(sid(), real(masq, Fwd::Masq, 2)),
+                &Op::EditReal(sid(), real(rid(12), ipip, 3)),
+            ]
+        );
+        // The same methods: nothing; a GUE real counts as ipip.
+        let gue = Fwd::Tunnel(Tunnel {
+            kind: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::Csum,
+        });
+        a.insert(sid(), have(&[(masq, Fwd::Masq), (rid(12), gue)]));
+        assert!(plan(&c, &h, &a, &Mode::Health).is_empty());
+        // Quiesced (weight 0) but as another method: edited.
+        let down: HealthMap = [(masq, false), (rid(12), true)]
+            .into_iter()
+            .map(|(r, up)| ((sid(), r), Health::new(up)))
+            .collect();
+        let mut q = have(&[(rid(12), ipip)]);
+        q.reals.insert(masq, 0);
+        a.insert(sid(), q);
+        let steps = plan(&c, &down, &a, &Mode::Health);
+        let ops: Vec<&Op> = steps.iter().map(|s| &s.op).collect();
+        assert_eq!(ops, [&Op::EditReal(sid(), real(masq, Fwd::Masq, 0))]);
+        assert_eq!(
+            logs(&steps),
+            ["Quiescent real server: 198.51.100.11:8080 (203.0.113.10:80) (Weight set to 0)"]
         );
     }
 }

@@ -319,6 +319,7 @@ mod tests {
                     addr: std::net::Ipv4Addr::new(198, 51, 100, 11).into(),
                     port: 80,
                 },
+                fwd: crate::model::Fwd::Route,
                 port_given: 80,
                 weight: 1,
                 thresholds: crate::model::Thresholds::NONE,

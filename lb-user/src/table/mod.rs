@@ -41,7 +41,7 @@ use crate::{
     list_pool::ListPool,
     model::{
         Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds,
-        Timeouts,
+        Timeouts, TunType,
     },
     neigh::{self, NextHop},
     pins::{Pins, map_err},
@@ -546,7 +546,7 @@ impl Table {
 
     /// `-a`.
     pub fn add_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
-        validate_real(real)?;
+        validate_real(sid, real)?;
         let mut svc = self.service(sid)?;
         validate_thresholds(real)?;
         let mut list = self.list(sid, &svc)?;
@@ -668,7 +668,7 @@ impl Table {
 
     /// `-e`.
     pub fn edit_real(&mut self, sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
-        validate_real(real)?;
+        validate_real(sid, real)?;
         let mut svc = self.service(sid)?;
         validate_thresholds(real)?;
         let mut list = self.list(sid, &svc)?;
@@ -775,6 +775,8 @@ impl Table {
             ("conn_reuse_mode", s.conn_reuse_mode),
             ("expire_nodest_conn", s.expire_nodest_conn),
             ("expire_quiescent_template", s.expire_quiescent_template),
+            ("nat_icmp_send", s.nat_icmp_send),
+            ("pmtu_disc", s.pmtu_disc),
         ])
     }
 
@@ -786,6 +788,8 @@ impl Table {
             "expire_nodest_conn" if value <= 1 => s.expire_nodest_conn = value,
             "expire_quiescent_template" if value <= 1 => s.expire_quiescent_template = value,
             "conn_reuse_mode" if value <= 3 => s.conn_reuse_mode = value,
+            "pmtu_disc" if value <= 1 => s.pmtu_disc = value,
+            "nat_icmp_send" if value <= 1 => s.nat_icmp_send = value,
             _ => {
                 return Err(Error::Invalid(format!(
                     "invalid sysctl setting {name}={value}"
@@ -900,10 +904,24 @@ fn real_is_unicast(addr: IpAddr) -> bool {
     }
 }
 
-fn validate_real(real: &RealSpec) -> Result<(), Error> {
+fn validate_real(sid: &ServiceId, real: &RealSpec) -> Result<(), Error> {
     checked(real.id.addr)?;
     if real.weight > MAX_WEIGHT {
         return Err(Error::Invalid("Illegal weight specified".into()));
+    }
+    // ipvsadm's check (the kernel leaves it to the tunnel's route): a real
+    // of the other family is reached by tunnelling only (4in6, 6in4).
+    if real.id.addr.is_ipv6() != sid.is_v6() && !matches!(real.fwd, Fwd::Tunnel(_)) {
+        return Err(Error::Invalid(
+            "Different address family is allowed only for tunneling servers".into(),
+        ));
+    }
+    // The kernel's check (`ip_vs_add_dest`, `ip_vs_edit_dest`).
+    if let Fwd::Tunnel(t) = real.fwd
+        && t.kind == TunType::Gue
+        && t.port == 0
+    {
+        return Err(Error::Invalid("tunnel port is zero".into()));
     }
     Ok(())
 }
@@ -974,6 +992,57 @@ mod tests {
             weight: 1,
             thresholds: Thresholds::NONE,
         };
-        assert!(matches!(validate_real(&real), Err(Error::Addr(_))));
+        assert!(matches!(
+            validate_real(&spec.id, &real),
+            Err(Error::Addr(_))
+        ));
+    }
+
+    /// A real of the other family than its service's is a tunnelling one
+    /// only (ipvsadm's check, for other callers than the parser); a GUE real
+    /// needs its port (the kernel's check).
+    #[test]
+    fn other_family_is_for_tunnels_and_gue_needs_a_port() {
+        use crate::model::{TunCsum, Tunnel};
+        let v4 = ServiceId {
+            proto: Proto::Tcp,
+            addr: "192.0.2.10".parse().unwrap(),
+            port: 80,
+        };
+        let v6_fwm = ServiceId::fwmark_of_family(1, true);
+        let real = |addr: &str, fwd: Fwd| RealSpec {
+            id: RealId {
+                addr: addr.parse().unwrap(),
+                port: 80,
+            },
+            fwd,
+            weight: 1,
+            thresholds: Thresholds::NONE,
+        };
+        let family = "Different address family is allowed only for tunneling servers";
+        for fwd in [Fwd::Route, Fwd::Masq] {
+            for (sid, addr) in [(&v4, "2001:db8::2"), (&v6_fwm, "198.51.100.2")] {
+                match validate_real(sid, &real(addr, fwd)) {
+                    Err(Error::Invalid(m)) => assert_eq!(m, family),
+                    other => panic!("{fwd:?} {addr}: {other:?}"),
+                }
+            }
+        }
+        let ipip = Fwd::Tunnel(Tunnel::IPIP);
+        assert!(validate_real(&v4, &real("2001:db8::2", ipip)).is_ok());
+        assert!(validate_real(&v6_fwm, &real("198.51.100.2", ipip)).is_ok());
+        assert!(validate_real(&v4, &real("198.51.100.2", Fwd::Masq)).is_ok());
+        let gue = |port| {
+            Fwd::Tunnel(Tunnel {
+                kind: TunType::Gue,
+                port,
+                csum: TunCsum::Csum,
+            })
+        };
+        assert!(validate_real(&v4, &real("198.51.100.2", gue(6080))).is_ok());
+        match validate_real(&v4, &real("198.51.100.2", gue(0))) {
+            Err(Error::Invalid(m)) => assert_eq!(m, "tunnel port is zero"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -58,8 +58,8 @@ fn messages() {
         "Scheduler or persistence engine not found"
     );
     assert_eq!(
-        msg("-a -t 10.0.0.1:80 -r 10.0.0.2 -m"),
-        "forwarding method masquerading (-m) is not supported yet; only direct routing (-g)"
+        msg("-a -t 10.0.0.1:80 -r 10.0.0.2 -g --tun-type gre"),
+        "Tunnel options conflict with forward method"
     );
     assert_eq!(
         msg("-A -t [::1]"),

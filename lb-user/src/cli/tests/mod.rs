@@ -104,5 +104,7 @@ mod ipv6;
 mod listing;
 mod manual;
 mod services;
+mod tunnel;
+mod tunnel_listing;
 mod values;
 mod words;

@@ -150,13 +150,26 @@ fn schedulers() {
 
 #[test]
 fn forwarding_methods() {
+    let masq = RealSpec {
+        fwd: Fwd::Masq,
+        ..real("10.0.0.11", 80, 1)
+    };
     assert_eq!(
         p("-a -t 10.0.0.100:80 -r 10.0.0.11 -m"),
-        Err(CliError::ForwardingUnsupported("masquerading (-m)"))
+        Ok(Command::AddReal {
+            service: tcp("10.0.0.100", 80),
+            real: masq
+        })
     );
     assert_eq!(
         p("-e -t 10.0.0.100:80 -r 10.0.0.11 --ipip"),
-        Err(CliError::ForwardingUnsupported("ipip (-i)"))
+        Ok(Command::EditReal {
+            service: tcp("10.0.0.100", 80),
+            real: RealSpec {
+                fwd: Fwd::Tunnel(crate::model::Tunnel::IPIP),
+                ..real("10.0.0.11", 80, 1)
+            }
+        })
     );
     assert_eq!(
         p("-a -t 10.0.0.100:80 -r 10.0.0.11 -g -m"),
@@ -279,7 +292,6 @@ fn unsupported_features() {
         p("-A --sctp-service 10.0.0.100:80"),
         Err(CliError::Unsupported("SCTP services (--sctp-service)"))
     );
-    assert_eq!(p("-L --tun-info"), Err(CliError::Unsupported("--tun-info")));
     assert_eq!(
         p("-L --daemon"),
         Err(CliError::Unsupported("--daemon (sync daemon status)"))
@@ -438,7 +450,7 @@ fn a_real_server_on_the_director_itself_is_refused() {
         p("-a -t 10.0.0.100:80 -r 127.0.0.1:80")
             .unwrap_err()
             .to_string(),
-        "real server 127.0.0.1 is the director itself: lbctl forwards by direct routing (-g) only"
+        crate::neigh::local_error(ip("127.0.0.1"))
     );
     assert!(p("-d -t 10.0.0.100:80 -r 127.0.0.1:80").is_ok());
 }

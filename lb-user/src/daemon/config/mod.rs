@@ -40,6 +40,8 @@ mod parser;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fwd;
+#[cfg(test)]
 mod tests_v6;
 mod types;
 

@@ -19,7 +19,7 @@ use hosts::{is_port_word, split_port, wrong_family};
 use super::types::*;
 use crate::{
     addr::{addr_port, full_netmask, v6_netmask},
-    model::{MAX_THRESHOLD, Proto, RealId, Sched, ServiceId, ServiceSpec, Thresholds},
+    model::{Fwd, MAX_THRESHOLD, Proto, RealId, Sched, ServiceId, ServiceSpec, Thresholds, Tunnel},
     resolve::Resolver,
 };
 
@@ -56,11 +56,12 @@ struct Globals {
     maintenancedir: Option<PathBuf>,
 }
 
-/// `fallback[6]=host[:port] [gate]`, not resolved yet.
+/// `fallback[6]=host[:port] [gate|masq|ipip]`, not resolved yet.
 #[derive(Clone)]
 struct FallbackSpec {
     host: String,
     port: Option<String>,
+    fwd: Fwd,
 }
 
 /// A virtual block as written.
@@ -359,9 +360,10 @@ impl Parser<'_> {
     }
 
     /// `fallback=host[:port] [gate|masq|ipip]` (`fallback6=` when `v6`, its
-    /// IPv6 address in brackets: `[2001:db8::99]:80`). A loopback fallback
-    /// (the director itself, as in ldirectord's sample) cannot be reached by
-    /// direct routing: ignored with a warning (`None`).
+    /// IPv6 address in brackets: `[2001:db8::99]:80`; `gate` when no method
+    /// is given). A loopback fallback (the director itself, as in
+    /// ldirectord's sample) cannot be reached: ignored with a warning
+    /// (`None`).
     fn fallback(
         &mut self,
         line: usize,
@@ -372,15 +374,11 @@ impl Parser<'_> {
         let Some(target) = words.next() else {
             return self.err(line, format!("invalid fallback server: {value}"));
         };
-        match words.next() {
-            None | Some("gate") => {}
-            Some(m @ ("masq" | "ipip")) => {
-                return self.err(line, format!(
-                    "fallback forwarding method {m} is not supported: lbctl forwards by direct routing (gate) only"
-                ));
-            }
-            Some(_) => return self.err(line, "forward method must be gate, masq or ipip"),
-        }
+        let fwd = match words.next().map(reals::forward) {
+            None => Fwd::Route,
+            Some(Some(fwd)) => fwd,
+            Some(None) => return self.err(line, "forward method must be gate, masq or ipip"),
+        };
         if let Some(extra) = words.next() {
             return self.err(line, format!("invalid fallback server, around \"{extra}\""));
         }
@@ -391,14 +389,14 @@ impl Parser<'_> {
             self.warn(
                 line,
                 format!(
-                    "fallback {target} is the director itself: lbctl forwards by direct routing \
-                     only and cannot deliver to a local server, so this fallback is ignored \
-                     (name a server on the segment instead)"
+                    "fallback {target} is the director itself: lbctl cannot deliver to a \
+                     server on the director, so this fallback is ignored (name another server \
+                     instead)"
                 ),
             );
             return Ok(None);
         }
-        Ok(Some(FallbackSpec { host, port }))
+        Ok(Some(FallbackSpec { host, port, fwd }))
     }
 
     /// A `virtual=` (`virtual6=` when `v6`) line and its block.
@@ -856,13 +854,21 @@ impl Parser<'_> {
         // Fallback: the virtual's, else the global one of its family
         // (ldirectord's `fallback_find`).
         let global = if raw.v6 { &g.fallback6 } else { &g.fallback };
+        let mut fallback_fwd = Fwd::Route;
         let fallback = match raw.fallback.as_ref().or(global.as_ref()) {
             Some((l, Some(fb))) => {
                 let a = self.fallback_host(*l, &fb.host, raw.v6)?;
-                if let Some(p) = &fb.port {
-                    self.port(*l, p, proto, "fallback server")?;
-                }
-                let fid = RealId { addr: a, port };
+                // ldirectord's `parse_fallback`/`fallback_find`: the port
+                // given, else the virtual's; ipvsadm then keeps it for masq.
+                let given = match &fb.port {
+                    Some(p) => self.port(*l, p, proto, "fallback server")?,
+                    None => port,
+                };
+                fallback_fwd = fb.fwd;
+                let fid = RealId {
+                    addr: a,
+                    port: reals::real_port(fb.fwd, proto, given, port),
+                };
                 if let Some(r) = reals.iter().find(|r| r.id == fid) {
                     return self.err(
                         *l,
@@ -883,6 +889,7 @@ impl Parser<'_> {
             spec,
             reals,
             fallback,
+            fallback_fwd,
             check: Check {
                 kind,
                 service,

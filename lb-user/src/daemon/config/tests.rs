@@ -379,9 +379,9 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "Unknown command \"checktimeout=3\": an indented directive",
         ),
         (
-            "fallback=198.51.100.9:80 masq\n".into(),
+            "fallback=198.51.100.9:80 nat\n".into(),
             1,
-            "fallback forwarding method masq is not supported",
+            "forward method must be gate, masq or ipip",
         ),
         (
             "virtual=1\n\tchecktype=connect\n\treal=198.51.100.11 gate\n".into(),
@@ -408,16 +408,6 @@ fn mistakes_name_the_file_the_line_and_the_problem() {
             "virtual=203.0.113.10:0\n\treal=198.51.100.11 gate\n".into(),
             1,
             "Zero port specified for non-persistent service",
-        ),
-        (
-            format!("{svc}\treal=198.51.100.12 masq\n"),
-            3,
-            "forwarding method masq is not supported: lbctl forwards by direct routing (gate) only",
-        ),
-        (
-            format!("{svc}\treal=198.51.100.12 ipip\n"),
-            3,
-            "forwarding method ipip is not supported",
         ),
         (
             format!("{svc}\treal=198.51.100.12 route\n"),

@@ -242,8 +242,8 @@ fn ipv6_mistakes_get_ldirectords_messages() {
             "virtual6=[2001:db8::1]:80\n\treal6=[2001:db8::11] gate\n\treal6=[2001:db8::11]:80 gate\n"
                 .into(),
             3,
-            "duplicate real server [2001:db8::11]:80 (also on line 2; direct routing keeps the \
-             service's port)",
+            "duplicate real server [2001:db8::11]:80 (also on line 2; gate and ipip reals have \
+             the service's port)",
         ),
     ];
     for (text, line, msg) in cases {

@@ -5,7 +5,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use regex::Regex;
 
-use crate::model::{RealId, ServiceId, ServiceSpec, Thresholds};
+use crate::model::{Fwd, RealId, ServiceId, ServiceSpec, Thresholds};
 
 /// ldirectord's `$CHECKINTERVAL` default.
 pub const DEFAULT_CHECKINTERVAL: u32 = 10;
@@ -141,8 +141,12 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Real {
     pub line: usize,
-    /// As the dataplane has it: direct routing keeps the service's port.
+    /// As the dataplane has it: `gate` and `ipip` reals of TCP and UDP
+    /// services have the service's port, `masq` ones the port given (0 when
+    /// none: the packet's port).
     pub id: RealId,
+    /// `gate`, `ipip` or `masq`.
+    pub fwd: Fwd,
     /// The port the line gave (0 when none), as ldirectord keeps it.
     pub port_given: u16,
     pub weight: u32,
@@ -171,6 +175,8 @@ pub struct Virtual {
     /// `fallback=` (the virtual's, else the global one), added with weight 1
     /// while no real server is up.
     pub fallback: Option<RealId>,
+    /// The fallback's method (`gate` when it has none).
+    pub fallback_fwd: Fwd,
     pub check: Check,
     /// How often each real server is checked.
     pub checkinterval: Duration,

@@ -63,8 +63,8 @@ impl Parser<'_> {
         Ok((rest, t))
     }
 
-    /// `real=host[->host2][:port] gate [weight] ["request", "receive"]
-    /// [l:LOWER] [u:UPPER]`; `real6=` when `v6`, the host an IPv6 address in
+    /// `real=host[->host2][:port] gate|masq|ipip [weight] ["request",
+    /// "receive"] [l:LOWER] [u:UPPER]`; `real6=` when `v6`, the host an IPv6 address in
     /// brackets (`[2001:db8::11]:80`) or a name, and no range.
     pub(super) fn reals(
         &self,
@@ -124,16 +124,9 @@ impl Parser<'_> {
             Some(i) => (&rest[..i], rest[i..].trim_start()),
             None => (rest, ""),
         };
-        match method {
-            "gate" => {}
-            "masq" | "ipip" => {
-                return self.err(
-                    line,
-                    format!("forwarding method {method} is not supported: lbctl forwards by direct routing (gate) only"),
-                );
-            }
-            _ => return self.err(line, "forward method must be gate, masq or ipip"),
-        }
+        let Some(fwd) = forward(method) else {
+            return self.err(line, "forward method must be gate, masq or ipip");
+        };
         // Weight.
         let mut weight = 1;
         if rest.starts_with(|c: char| c.is_ascii_digit()) {
@@ -186,7 +179,7 @@ impl Parser<'_> {
         for addr in addrs {
             if addr.is_loopback() || addr.is_unspecified() {
                 return self.err(line, format!(
-                    "real server {addr} is the director itself: lbctl forwards by direct routing only"
+                    "real server {addr} is the director itself: lbctl cannot deliver to a server on the director"
                 ));
             }
             if let IpAddr::V6(a) = addr
@@ -196,24 +189,27 @@ impl Parser<'_> {
                     "real server {addr} is not a global unicast address: IPVS refuses link-local and multicast real servers"
                 ));
             }
-            // A fwmark service's real keeps its own port (ldirectord forces
-            // the virtual's port for TCP and UDP services only).
-            let rport = if proto == Proto::Fwm {
-                port_given
-            } else {
-                vport
-            };
+            let rport = real_port(fwd, proto, port_given, vport);
             let id = RealId { addr, port: rport };
             if let Some(prev) = out.iter().find(|r| r.id == id) {
-                return self.err(line, format!(
-                    "duplicate real server {} (also on line {}; direct routing keeps the service's port)",
-                    addr_port(addr, rport),
-                    prev.line
-                ));
+                let why = if proto == Proto::Fwm || fwd == Fwd::Masq {
+                    ""
+                } else {
+                    "; gate and ipip reals have the service's port"
+                };
+                return self.err(
+                    line,
+                    format!(
+                        "duplicate real server {} (also on line {}{why})",
+                        addr_port(addr, rport),
+                        prev.line
+                    ),
+                );
             }
             out.push(Real {
                 line,
                 id,
+                fwd,
                 port_given,
                 weight,
                 thresholds,
@@ -223,6 +219,29 @@ impl Parser<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// ldirectord's `get_forward_flag`: `gate` is `-g`, `ipip` is `-i` (IPIP:
+/// ldirectord has no words for GUE or GRE), `masq` is `-m`.
+pub(super) fn forward(method: &str) -> Option<Fwd> {
+    match method {
+        "gate" => Some(Fwd::Route),
+        "ipip" => Some(Fwd::Tunnel(Tunnel::IPIP)),
+        "masq" => Some(Fwd::Masq),
+        _ => None,
+    }
+}
+
+/// The port a real server (or fallback) gets, as ipvsadm makes it from the
+/// `-r` ldirectord passes: a `masq` real keeps the port given (0 when none:
+/// the packet's port), as does a fwmark service's real; `gate` and `ipip`
+/// reals of TCP and UDP services get the virtual's port.
+pub(super) fn real_port(fwd: Fwd, proto: Proto, port_given: u16, vport: u16) -> u16 {
+    if proto == Proto::Fwm || fwd == Fwd::Masq {
+        port_given
+    } else {
+        vport
     }
 }
 
