@@ -93,7 +93,7 @@ fn ldirectord_drives_gate_masq_and_ipip_reals() -> Result<()> {
     if !require_ldirectord("ldirectord_drives_gate_masq_and_ipip_reals") {
         return Ok(());
     }
-    let lb = MethodsLb::build(&MethodsConfig::new(1, 1, 1), false)?;
+    let lb = MethodsLb::new(&MethodsConfig::new(1, 1, 1))?;
     let (dr, nat, tun) = (&lb.topo.dr[0], &lb.topo.nat[0], &lb.topo.tun[0]);
     serve(dr, &[80])?;
     serve(tun, &[80])?;
