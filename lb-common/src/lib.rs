@@ -26,6 +26,8 @@ use bytemuck::{Pod, Zeroable};
 mod fwmark;
 pub use fwmark::*;
 
+pub mod decap;
+
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
 pub const LAYOUT_VERSION: u32 = 11;

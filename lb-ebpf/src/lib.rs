@@ -4,6 +4,7 @@
 //! table, checksum arithmetic.
 #![cfg_attr(not(test), no_std)]
 
+pub mod decap;
 pub mod schedulers;
 pub mod tcp_state;
 

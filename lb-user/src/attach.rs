@@ -58,6 +58,18 @@ pub fn attach(
         .map_err(prog_err(format!("loading {program}")))?;
     prog.load()
         .map_err(prog_err(format!("verifying {program}")))?;
+    attach_loaded(prog, dir, iface, mode)?;
+    if program == lb_common::PROGRAM_NAME {
+        arm_sweeper(&mut ebpf)?;
+    }
+    Ok(())
+}
+
+/// Attaches a loaded program to `iface` with its link pinned in `dir`
+/// (`link_<iface>`), or swaps it into the link already pinned there: the
+/// interface never runs without a program. Also used by the decapsulator
+/// (`crate::decap`), with its own pin folder.
+pub fn attach_loaded(prog: &mut Xdp, dir: &Path, iface: &str, mode: Mode) -> Result<(), Error> {
     let pin = link_pin(dir, iface);
     if pin.exists() {
         // Atomic replacement: the interface never runs without a program.
@@ -86,9 +98,6 @@ pub fn attach(
             .attach(iface, flags)
             .map_err(prog_err(format!("attaching to {iface}")))?;
         pin_link(prog, id, &pin)?;
-    }
-    if program == lb_common::PROGRAM_NAME {
-        arm_sweeper(&mut ebpf)?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod conns;
 pub mod daemon;
+pub mod decap;
 pub mod dest_slots;
 pub mod drain;
 pub mod error;

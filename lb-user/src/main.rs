@@ -156,6 +156,13 @@ fn run(cmd: Command, program: &str) -> Result<u8, Box<dyn std::error::Error>> {
                 std::process::exit(code);
             }
         }
+        Command::Decap(c) => {
+            let (text, warnings) = lb_user::decap::run(c)?;
+            for w in warnings {
+                eprintln!("lbctl: warning: {w}");
+            }
+            out(&text)?;
+        }
         Command::Restore => {
             // Parse everything first: a line that cannot be parsed or that
             // lbctl does not implement changes nothing. Then each line in
@@ -282,6 +289,7 @@ fn apply(t: &mut Table, cmd: Command) -> Result<(), Box<dyn std::error::Error>> 
         | Command::Detach { .. }
         | Command::Daemon { .. }
         | Command::DaemonStatus { .. }
+        | Command::Decap(_)
         | Command::Drain(_) => {
             return Err(format!("{cmd:?} is not allowed here").into());
         }

@@ -172,7 +172,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
 
 /// Makes sure a bpffs is mounted where the pin directory lives (the default
 /// `/sys/fs/bpf`, as ipvsadm users expect things to just work).
-fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
+pub(crate) fn ensure_bpffs(dir: &Path) -> Result<(), Error> {
     let parent = dir.parent().unwrap_or(Path::new("/"));
     if is_bpffs(parent) || is_bpffs(dir) {
         return Ok(());
@@ -218,7 +218,7 @@ fn is_bpffs(path: &Path) -> bool {
 /// Takes the exclusive lock on the pin directory (waiting for another
 /// `lbctl` to finish). A directory this user may not open is named with its
 /// owner, whose the pins are.
-fn lock_dir(dir: &Path) -> Result<File, Error> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, Error> {
     let f = File::open(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             return Error::PinAccess {

@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod daemon_lab;
+pub mod decap;
 pub mod fixture;
 pub mod frame;
 pub mod fuzz;

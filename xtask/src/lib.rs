@@ -37,6 +37,9 @@ pub const BPF_LOCKFILE: &str = "lb-ebpf/Cargo.lock";
 pub const BPF_LIB_SOURCE: &str = "lb-ebpf/src/lib.rs";
 /// Name of lb-ebpf's `[[bin]]`: the BPF program itself.
 pub const BPF_BIN_NAME: &str = "lb-ebpf";
+/// Name of lb-ebpf's second `[[bin]]`: the real servers' decapsulator
+/// (`lbctl decap`), built in the same cargo run.
+pub const DECAP_BIN_NAME: &str = "lb-decap";
 /// Lockfile of the host workspace (lb-common, lb-user, xtask, tests).
 pub const HOST_LOCKFILE: &str = "Cargo.lock";
 
@@ -49,6 +52,9 @@ pub const BPF_HOST_TARGET_DIR: &str = "target/bpf-host";
 pub const BPF_CLIPPY_TARGET_DIR: &str = "target/bpf-clippy";
 /// Where xtask copies the finished BPF object; `LB_BPF_OBJECT` points here.
 pub const BPF_OBJECT: &str = "target/bpf/lb-ebpf.o";
+/// Where xtask copies the decapsulator's object: next to [`BPF_OBJECT`],
+/// where `lb-user/build.rs` looks for it (by this file name).
+pub const DECAP_OBJECT: &str = "target/bpf/lb-decap.o";
 
 /// The userspace package and its binary.
 pub const USER_PACKAGE: &str = "lb-user";
@@ -119,6 +125,10 @@ mod tests {
         assert!(LLVM_PREFIX.ends_with(&format!("-{LLVM_MAJOR}")));
         assert_eq!(BPF_LINKER_FEATURE, format!("llvm-{LLVM_MAJOR}"));
         assert!(BPF_OBJECT.starts_with(BPF_TARGET_DIR));
+        assert_eq!(
+            std::path::Path::new(DECAP_OBJECT).parent(),
+            std::path::Path::new(BPF_OBJECT).parent()
+        );
         for dir in [BPF_HOST_TARGET_DIR, BPF_CLIPPY_TARGET_DIR] {
             assert!(dir.starts_with("target/") && dir != BPF_TARGET_DIR);
         }

@@ -142,7 +142,7 @@ fn checks(root: &Path) -> Result<Vec<Check>> {
         );
     }
     checks.push(Check {
-        what: format!("clippy: lb-ebpf bin for {BPF_TARGET} ({DEBIAN_CLIPPY_DRIVER})"),
+        what: format!("clippy: lb-ebpf bins for {BPF_TARGET} ({DEBIAN_CLIPPY_DRIVER})"),
         cmd: bpf_clippy(root),
         kind: Kind::Cargo,
     });
@@ -164,7 +164,8 @@ fn bpf_clippy(root: &Path) -> Command {
         cargo.arg("--locked");
     }
     cargo
-        .args(["--target", BPF_TARGET, "--bin", xtask::BPF_BIN_NAME])
+        // Both objects: the load balancer and the decapsulator.
+        .args(["--target", BPF_TARGET, "--bins"])
         .arg("--message-format=json")
         .arg("--manifest-path")
         .arg(root.join(BPF_MANIFEST))

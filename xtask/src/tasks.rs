@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use xtask::{
     BENCH_BIN_NAME, BPF_BIN_NAME, BPF_HOST_TARGET_DIR, BPF_LIB_SOURCE, BPF_LOCKFILE, BPF_MANIFEST,
     BPF_OBJECT, BPF_OBJECT_ENV, BPF_RUSTFLAGS, BPF_TARGET, BPF_TARGET_DIR, DEBIAN_RUSTC,
-    DEMO_BIN_NAME, HOST_LOCKFILE, LBCTL_BIN_NAME, LBCTL_ENV, TESTS_PACKAGE, USER_PACKAGE, artifact,
-    elf, lockfile,
+    DECAP_BIN_NAME, DECAP_OBJECT, DEMO_BIN_NAME, HOST_LOCKFILE, LBCTL_BIN_NAME, LBCTL_ENV,
+    TESTS_PACKAGE, USER_PACKAGE, artifact, elf, lockfile,
 };
 
 use crate::cmd::{self, step};
@@ -60,8 +60,9 @@ pub fn build(root: &Path, debug_bpf: bool) -> Result<Built> {
     Ok(Built { object, lbctl })
 }
 
-/// Builds lb-ebpf with Debian's rustc for bpfel-unknown-none, checks the object,
-/// and copies it to [`BPF_OBJECT`]; returns that path (absolute).
+/// Builds lb-ebpf with Debian's rustc for bpfel-unknown-none, checks the objects,
+/// and copies them to [`BPF_OBJECT`] and [`DECAP_OBJECT`] (the decapsulator, which
+/// `lb-user/build.rs` finds next to the first); returns the first path (absolute).
 fn build_bpf(root: &Path, debug: bool) -> Result<PathBuf> {
     let manifest = root.join(BPF_MANIFEST);
     if !manifest.exists() {
@@ -72,7 +73,7 @@ fn build_bpf(root: &Path, debug: bool) -> Result<PathBuf> {
     }
     let profile = if debug { "dev profile" } else { "release" };
     step(format!(
-        "building BPF object ({BPF_BIN_NAME}, {BPF_TARGET}, {profile})"
+        "building BPF objects ({BPF_BIN_NAME}, {DECAP_BIN_NAME}, {BPF_TARGET}, {profile})"
     ));
 
     let mut cargo = Command::new("cargo");
@@ -99,13 +100,20 @@ fn build_bpf(root: &Path, debug: bool) -> Result<PathBuf> {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", BPF_RUSTFLAGS);
     let messages = cmd::stdout(&mut cargo)?;
-    let built = artifact::find(&messages, BPF_BIN_NAME, "bin")?;
+    let dest = install_object(root, &messages, BPF_BIN_NAME, BPF_OBJECT)?;
+    install_object(root, &messages, DECAP_BIN_NAME, DECAP_OBJECT)?;
+    Ok(dest)
+}
 
+/// Checks the object cargo built for the bin `name` and copies it to `rel`
+/// (under the root); returns that path (absolute).
+fn install_object(root: &Path, messages: &str, name: &str, rel: &str) -> Result<PathBuf> {
+    let built = artifact::find(messages, name, "bin")?;
     let bytes = fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
     elf::check_bpf_object(&bytes)
         .with_context(|| format!("{} is not a usable BPF object", built.display()))?;
 
-    let dest = root.join(BPF_OBJECT);
+    let dest = root.join(rel);
     // Rewrite only on change: build.rs reruns on the file's mtime, and an unchanged
     // program should not relink lbctl.
     if fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {

@@ -158,6 +158,8 @@ pub enum Command {
     /// `lbctl fwmark [list]`, `lbctl fwmark add|del RULE`: the fwmark
     /// classifier's rules.
     Fwmark(FwmarkCmd),
+    /// `lbctl decap attach|detach|status`: the real servers' decapsulator.
+    Decap(crate::decap::DecapCmd),
     /// `lbctl whereis -t|-u VIP:PORT CLIENT[:PORT]`: where a new connection
     /// of the client would go now, and why.
     Whereis {

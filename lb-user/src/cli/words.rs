@@ -1,5 +1,5 @@
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `drain`, `whereis`, `fwmark`, `version`, `help`, `completions`), on clap: each has
+//! `daemon-status`, `decap`, `drain`, `whereis`, `fwmark`, `version`, `help`, `completions`), on clap: each has
 //! `--help`, and a mistyped word or option gets clap's "similar ... exists"
 //! tip. Values are checked by lbctl's own parsers, so a bad interface name,
 //! table size, sysctl or metrics address gets the same [`CliError`] as ever.
@@ -135,6 +135,12 @@ enum Word {
     Fwmark {
         #[command(subcommand)]
         action: Option<FwmarkAction>,
+    },
+    /// The real servers' decapsulator of tunnelled packets (IPIP, GUE, GRE)
+    #[command(long_about = crate::decap::words::ABOUT)]
+    Decap {
+        #[command(subcommand)]
+        action: crate::decap::words::DecapAction,
     },
     /// Display the version
     Version,
@@ -444,6 +450,7 @@ impl Word {
             Word::Counters => Command::Counters,
             Word::Daemon(d) => d.into_command()?,
             Word::DaemonStatus { config } => Command::DaemonStatus { config },
+            Word::Decap { action } => Command::Decap(action.into_cmd()),
             Word::Version => Command::Version,
             Word::Help { word: None } => Command::Help,
             Word::Help { word: Some(w) } => {
