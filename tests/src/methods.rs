@@ -111,6 +111,36 @@ impl MethodsLb {
         ok(out, args).with_context(|| format!("on {}", self.topo.tun[i].name))
     }
 
+    /// The decapsulator's packet counters on tunnelled real `i` (`lbctl decap status`), by
+    /// outcome (`decap_ipip_v4`, ...).
+    pub fn decap_counts(&self, i: usize) -> Result<BTreeMap<String, u64>> {
+        let text = self.decap_ok(i, &["decap", "status"])?;
+        let mut out = BTreeMap::new();
+        let rows = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Outcome"))
+            .skip(1);
+        for l in rows {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let [name, packets, _bytes] = f[..] {
+                out.insert(name.to_owned(), packets.parse()?);
+            }
+        }
+        if out.is_empty() {
+            bail!("no counters in `lbctl decap status`:\n{text}");
+        }
+        Ok(out)
+    }
+
+    /// `outcome`'s packets summed over every tunnelled real.
+    pub fn decapped(&self, outcome: &str) -> Result<u64> {
+        let mut sum = 0;
+        for i in 0..self.topo.tun.len() {
+            sum += self.decap_counts(i)?.get(outcome).copied().unwrap_or(0);
+        }
+        Ok(sum)
+    }
+
     /// Packets counted under each `REASON_*` on the director, summed over CPUs.
     pub fn reasons(&self) -> Result<Vec<u64>> {
         let pins = Pins::open(self.pins.path(), None)?;

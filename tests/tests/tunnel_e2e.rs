@@ -131,8 +131,17 @@ fn tunnelled_reals_behind_a_router_are_balanced_over_ipip_gue_and_gre() -> Resul
         for (what, port, vip, opts) in &kinds {
             let what = format!("{what} over {fam}");
             let svc = tunnel_service(&lb, v6, *vip, *port, &[], opts, &reals)?;
+            let kind = what.split(' ').next().unwrap_or_default();
+            let outcome = format!("decap_{kind}_{}", if v6 { "v6" } else { "v4" });
+            let decapped = lb.decapped(&outcome)?;
             let counts = lb.gets(lb.topo.vip_sock(v6, *vip, *port), N)?;
             balanced(&counts, &reals, N, &what);
+            // Three packets at least from the client on each connection, each decapsulated.
+            let now = lb.decapped(&outcome)?;
+            assert!(
+                now >= decapped + 3 * N as u64,
+                "{what}: {outcome} {decapped} -> {now}"
+            );
             let listing = lb.lbctl_ok(&["-L", "-n", "-t", &svc])?;
             for name in reals {
                 let line = real_line(&listing, &rip(&lb, name, v6, *port)?)
