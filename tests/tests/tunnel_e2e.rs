@@ -262,7 +262,10 @@ fn tunnel_persistence_quiescing_and_removal_over_both_families() -> Result<()> {
             Some(&6),
             "{fam}: the template ignored: {counts:?}"
         );
-        let templates = lb.conn_rows()?.into_iter().filter(|r| r.source.port() == 0);
+        let templates = lb
+            .conn_rows()?
+            .into_iter()
+            .filter(|r| r.source.port() == 0 && r.virt == sticky);
         assert_eq!(templates.count(), 1, "{fam}: one template");
 
         // Quiescing.
