@@ -8,7 +8,7 @@
 //! (ldirectord's `real=RIP masq`: the service's port), `--stats` counting both directions;
 //! persistence and quiescing; removal under both `expire_nodest_conn` values; and the
 //! connection states of `-L -c` following both sides (IPVS's NAT table: the client's FIN
-//! first gives `CLOSE_WAIT`, the real's first `FIN_WAIT`).
+//! first gives `CLOSE_WAIT`, the real's first `FIN_WAIT`), and UDP.
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr};
@@ -332,6 +332,53 @@ fn nat_connection_states_follow_both_sides() -> Result<()> {
         c.shutdown(Shutdown::Both)?;
         state_of(&lb, source, "TIME_WAIT")?;
         drop((c, s));
+    }
+    Ok(())
+}
+
+/// UDP through NAT (VIP:53 -> RIP:5353) over both families: every datagram answered from the
+/// VIP's port (the client's connected socket takes nothing else), entries in state `UDP`
+/// counted inactive, replies counted out.
+#[test]
+fn nat_udp_changes_the_port_over_both_families() -> Result<()> {
+    if !require_root("nat_udp_changes_the_port_over_both_families") {
+        return Ok(());
+    }
+    let mut lb = MethodsLb::new(&MethodsConfig::new(0, 2, 0))?;
+    for n in lb.topo.nat.iter_mut() {
+        n.start_server(Path::new(SRV), 5353, true)?;
+    }
+    for v6 in [false, true] {
+        let fam = family(v6);
+        let svc = lb.topo.vip_sock(v6, 0, 53).to_string();
+        lb.lbctl_ok(&["-A", "-u", &svc, "-s", "rr"])?;
+        for name in ["nat1", "nat2"] {
+            lb.lbctl_ok(&["-a", "-u", &svc, "-r", &rip(&lb, name, v6, 5353)?, "-m"])?;
+        }
+        let counts = client::udp_ask_many(&lb.topo.client.ns, lb.topo.vip_sock(v6, 0, 53), 12, T)?;
+        assert_eq!(counts.values().sum::<usize>(), 12, "{fam}: {counts:?}");
+        assert_eq!(counts.len(), 2, "{fam}: {counts:?}");
+        let rows: Vec<_> = lb
+            .conn_rows()?
+            .into_iter()
+            .filter(|r| r.virt == lb.topo.vip_sock(v6, 0, 53))
+            .collect();
+        assert_eq!(rows.len(), 12, "{fam}: {rows:?}");
+        assert!(
+            rows.iter()
+                .all(|r| r.proto == "UDP" && r.state == "UDP" && r.dest.port() == 5353),
+            "{fam}: {rows:?}"
+        );
+        let stats = lb.lbctl_ok(&["-L", "-n", "--stats", "-u", &svc])?;
+        let listing = lb.lbctl_ok(&["-L", "-n", "-u", &svc])?;
+        for name in ["nat1", "nat2"] {
+            let r = rip(&lb, name, v6, 5353)?;
+            let s = real_line(&stats, &r).with_context(|| stats.clone())?;
+            assert_ne!(s[4], "0", "{fam}: OutPkts of {name}:\n{stats}");
+            let l = real_line(&listing, &r).with_context(|| listing.clone())?;
+            assert_eq!(l[4], "0", "{fam}: UDP is never active:\n{listing}");
+            assert_ne!(l[5], "0", "{fam}: InActConn:\n{listing}");
+        }
     }
     Ok(())
 }
