@@ -8,6 +8,107 @@ pub mod decap;
 pub mod schedulers;
 pub mod tcp_state;
 
+/// Header arithmetic of tunnelling (docs/SEMANTICS.md §18), shared with
+/// the tests' expectations.
+pub mod encap {
+    /// The lowest and highest+1 GUE UDP source port: Linux's default
+    /// `net.ipv4.ip_local_port_range` (32768 60999), which
+    /// `udp_flow_src_port` maps a flow's hash into.
+    pub const GUE_PORT_MIN: u32 = 32768;
+    pub const GUE_PORT_MAX: u32 = 60999;
+
+    /// A flow's 32-bit hash from the words of its 5-tuple (addresses,
+    /// ports and protocol as they are in memory): each word mixed in with
+    /// the murmur3 step, then murmur3's finaliser. Stable per flow; not
+    /// the kernel's (which is seeded at random per boot).
+    #[inline(always)]
+    pub fn flow_hash(words: &[u32]) -> u32 {
+        let mut h: u32 = 0x6c62_7463;
+        for w in words {
+            let mut k = w.wrapping_mul(0xcc9e_2d51);
+            k = k.rotate_left(15).wrapping_mul(0x1b87_3593);
+            h ^= k;
+            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        }
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+
+    /// The GUE source port of a flow's hash, by `udp_flow_src_port`'s
+    /// formula: `hash ^= hash << 16`, then scaled into
+    /// [`GUE_PORT_MIN`, `GUE_PORT_MAX`).
+    #[inline(always)]
+    pub fn gue_source_port(hash: u32) -> u16 {
+        let h = hash ^ (hash << 16);
+        (((h as u64 * (GUE_PORT_MAX - GUE_PORT_MIN) as u64) >> 32) as u32 + GUE_PORT_MIN) as u16
+    }
+
+    /// The outer TOS / traffic class of an inner one
+    /// (`INET_ECN_encapsulate(inner, inner)`): copied, except that
+    /// congestion experienced (CE, 3) becomes ECT(0) (2).
+    #[inline(always)]
+    pub fn ecn_encapsulate(inner: u8) -> u8 {
+        if inner & 3 == 3 { inner & !1 } else { inner }
+    }
+
+    /// The IPv4 header checksum once the TTL is one less
+    /// (`ip_decrease_ttl`: `check += htons(0x0100)` with the end-around
+    /// carry), from and to its wire bytes.
+    #[inline(always)]
+    pub fn checksum_after_ttl_decrement(check: [u8; 2]) -> [u8; 2] {
+        let c = u16::from_be_bytes(check) as u32 + 0x0100;
+        let c = c + (c >= 0xffff) as u32;
+        (c as u16).to_be_bytes()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::csum;
+
+        #[test]
+        fn gue_ports_stay_in_the_kernels_range() {
+            for h in [0, 1, 0xffff, 0x1_0000, 0xdead_beef, u32::MAX, 0x8000_0000] {
+                let p = u32::from(gue_source_port(h));
+                assert!((GUE_PORT_MIN..GUE_PORT_MAX).contains(&p), "{h:#x} -> {p}");
+            }
+            assert_eq!(gue_source_port(0), 32768);
+            assert_ne!(flow_hash(&[1, 2, 3]), flow_hash(&[1, 2, 4]));
+            assert_eq!(flow_hash(&[1, 2, 3]), flow_hash(&[1, 2, 3]));
+        }
+
+        #[test]
+        fn ce_becomes_ect0_and_the_rest_is_copied() {
+            assert_eq!(ecn_encapsulate(0xb8), 0xb8);
+            assert_eq!(ecn_encapsulate(0xb9), 0xb9);
+            assert_eq!(ecn_encapsulate(0xba), 0xba);
+            assert_eq!(ecn_encapsulate(0xbb), 0xba);
+            assert_eq!(ecn_encapsulate(0x03), 0x02);
+        }
+
+        #[test]
+        fn the_decremented_ttl_keeps_the_checksum_valid() {
+            let mut hdr = [
+                0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 0xac, 0x10,
+                0x0a, 0x63, 0xac, 0x10, 0x0a, 0x0c,
+            ];
+            for ttl in [64u8, 2, 255, 0x01 + 1] {
+                hdr[8] = ttl;
+                hdr[10] = 0;
+                hdr[11] = 0;
+                let c = csum::fold(csum::add_bytes(0, &hdr)).to_be_bytes();
+                let after = checksum_after_ttl_decrement(c);
+                hdr[8] = ttl - 1;
+                hdr[10..12].copy_from_slice(&after);
+                assert_eq!(csum::fold(csum::add_bytes(0, &hdr)), 0, "ttl {ttl}");
+            }
+        }
+    }
+}
+
 /// Internet checksum arithmetic (RFC 1071), shared by the reply builders.
 pub mod csum {
     /// Folds a 32-bit one's-complement sum into 16 bits and complements it.

@@ -21,16 +21,18 @@
 use std::{io, net::IpAddr};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressMessage, AddressScope},
     link::{LinkAttribute, LinkMessage},
     neighbour::{
         NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
         NeighbourState,
     },
-    route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -52,6 +54,29 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     /// The address is one of this host's (`RTN_LOCAL`).
     pub local: bool,
+    /// The source address the kernel would use (`RTA_PREFSRC`).
+    pub prefsrc: Option<IpAddr>,
+    /// The route's MTU (`RTAX_MTU`: set on the route or learned by path MTU
+    /// discovery), 0 when it has none (the interface's applies).
+    pub mtu: u32,
+}
+
+/// The way to a tunnelling or masquerading real server (docs/SEMANTICS.md
+/// §18): its next hop (the real server itself or the route's gateway),
+/// the director's source address on that route, and the route's MTU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// `None` while the next hop's MAC is not known (the kernel was asked
+    /// to resolve it).
+    pub hop: Option<NextHop>,
+    /// The route's preferred source, else an address of the egress
+    /// interface of the real server's family.
+    pub saddr: Option<IpAddr>,
+    /// The route's MTU, else the egress interface's.
+    pub mtu: u32,
+    /// The address whose neighbour entry gives the MAC (the gateway or
+    /// the real server).
+    pub neighbour: IpAddr,
 }
 
 /// A neighbour entry of the kernel.
@@ -261,6 +286,8 @@ impl Netlink {
                 oif: 0,
                 gateway: None,
                 local: r.header.kind == RouteType::Local,
+                prefsrc: None,
+                mtu: 0,
             };
             if !matches!(r.header.kind, RouteType::Unicast | RouteType::Local) {
                 return Ok(None);
@@ -273,6 +300,19 @@ impl Netlink {
                     }
                     RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
                         route.gateway = Some(IpAddr::V6(*g));
+                    }
+                    RouteAttribute::PrefSource(RouteAddress::Inet(a)) => {
+                        route.prefsrc = Some(IpAddr::V4(*a));
+                    }
+                    RouteAttribute::PrefSource(RouteAddress::Inet6(a)) => {
+                        route.prefsrc = Some(IpAddr::V6(*a));
+                    }
+                    RouteAttribute::Metrics(metrics) => {
+                        for m in metrics {
+                            if let RouteMetric::Mtu(mtu) = m {
+                                route.mtu = *mtu;
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -428,6 +468,111 @@ impl Netlink {
             self.ask_resolve(addr, route.oif)?;
         }
         Ok(Ok(Lookup::Pending))
+    }
+
+    /// The way to a tunnelling (`-i`) or masquerading (`-m`) real server:
+    /// as IPVS's `__ip_vs_get_out_rt`, any route will do (through a gateway
+    /// too) but a local one (`Err`, as [`local_error`] for direct routing);
+    /// `None` without a route. Never waits: an unknown MAC is asked of the
+    /// kernel and `hop` is `None`.
+    pub fn path(&mut self, addr: IpAddr) -> io::Result<Result<Option<Path>, String>> {
+        let Some(route) = self.route(addr)? else {
+            return Ok(Ok(None));
+        };
+        if route.local {
+            return Ok(Err(local_error(addr)));
+        }
+        if route.oif == 0 {
+            return Ok(Ok(None));
+        }
+        let neighbour = route.gateway.unwrap_or(addr);
+        let saddr = match route.prefsrc {
+            Some(a) => Some(a),
+            None => self.if_addr(route.oif, addr.is_ipv6())?,
+        };
+        let mtu = match route.mtu {
+            0 => self.if_mtu(route.oif)?.unwrap_or(0),
+            m => m,
+        };
+        let entry = self.neighbour(neighbour, route.oif)?;
+        let hop = match entry.and_then(|n| n.usable_mac()) {
+            Some(mac) => Some(NextHop {
+                mac,
+                ifindex: route.oif,
+                smac: self.if_mac_by_index(route.oif)?.unwrap_or([0; 6]),
+            }),
+            None => {
+                if !entry.is_some_and(|n| n.is_static()) {
+                    self.ask_resolve(neighbour, route.oif)?;
+                }
+                None
+            }
+        };
+        Ok(Ok(Some(Path {
+            hop,
+            saddr,
+            mtu,
+            neighbour,
+        })))
+    }
+
+    /// The MTU of interface `index`.
+    pub fn if_mtu(&mut self, index: u32) -> io::Result<Option<u32>> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(replies) => Ok(replies.iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                }),
+                _ => None,
+            })),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EINVAL)) => Ok(None),
+            Err(e) => Err(nl_err("interface MTU", e)),
+        }
+    }
+
+    /// An address of interface `index` of the family (IPv6 when `v6`): the
+    /// first of global scope, else the first.
+    pub fn if_addr(&mut self, index: u32, v6: bool) -> io::Result<Option<IpAddr>> {
+        let mut m = AddressMessage::default();
+        m.header.family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        m.header.index = index;
+        let replies = self
+            .request(RouteNetlinkMessage::GetAddress(m), NLM_F_DUMP | NLM_F_ACK)
+            .map_err(|e| nl_err("interface addresses", e))?;
+        let mut found: Vec<(bool, IpAddr)> = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewAddress(a) = r else {
+                continue;
+            };
+            if a.header.index != index {
+                continue;
+            }
+            let addr = a.attributes.iter().find_map(|at| match at {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = addr.or_else(|| {
+                a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(ip) = addr.filter(|ip| ip.is_ipv6() == v6) {
+                found.push((a.header.scope == AddressScope::Universe, ip));
+            }
+        }
+        Ok(found
+            .iter()
+            .find(|(global, _)| *global)
+            .or(found.first())
+            .map(|(_, ip)| *ip))
     }
 }
 

@@ -30,8 +30,6 @@ mod fwmark;
 mod hops;
 mod views;
 
-use hops::set_hop;
-
 use crate::{
     addr::{checked, from_addr, netmask_from_addr, netmask_to_addr, to_addr, v6_prefix_len},
     batch,
@@ -566,9 +564,7 @@ impl Table {
         real.fwd.to_dest(&mut d);
         d.svc = key;
         d.flags = (d.flags & DEST_F_RESOLVED) | DEST_F_IN_USE | DEST_F_AVAILABLE;
-        if let Some(hop) = self.next_hop(real.id.addr)? {
-            set_hop(&mut d, &hop);
-        }
+        self.route_dest(&mut d)?;
         // Newest first, as the kernel's list: the new dest is ranked after
         // every other from the tail, so no other rank changes.
         d.rank = list.len() as u32;
@@ -691,9 +687,7 @@ impl Table {
         }
         // Re-resolved: a real server whose MAC changed is followed (an
         // unknown MAC keeps the last one; the kernel is asked to resolve).
-        if let Some(hop) = self.next_hop(real.id.addr)? {
-            set_hop(&mut d, &hop);
-        }
+        self.route_dest(&mut d)?;
         self.write_dest(slot, &d)?;
         self.write_list(sid, &mut svc, list)?;
         self.note_masq(real.fwd)

@@ -22,7 +22,9 @@ use lb_tests::{
 };
 use lb_user::{
     Sizes,
-    model::{Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds},
+    model::{
+        Fwd, Proto, RealId, RealSpec, Sched, SchedFlags, ServiceId, ServiceSpec, Thresholds, Tunnel,
+    },
     table::service_key,
 };
 
@@ -49,6 +51,9 @@ pub const MH_PORT: u16 = 8002;
 /// The port of the `new-fwm` case: a rule gives it mark 1, the fwmark
 /// service of 16 reals (wrr) takes it.
 pub const FWM_PORT: u16 = 8003;
+/// Port of the tunnelling service of the `established-tun` case: one real
+/// (real 0) with `-i` (IPIP).
+pub const TUN_PORT: u16 = 8004;
 /// Real servers per service.
 pub const REALS: usize = 16;
 /// Clients with a persistence template in the `template` case.
@@ -298,6 +303,9 @@ enum Expect {
     Routed,
     /// Direct routing to the given real for frame `i` (`reals[i % len]`).
     RoutedTo(Vec<usize>),
+    /// IPIP to one of the reals: 20 bytes of outer IPv4 header in front,
+    /// the inner packet with its TTL one less (checksum updated).
+    Tunnelled,
 }
 
 struct Case {
@@ -355,6 +363,18 @@ pub struct PacketReport {
 fn check_output(e: &Expect, i: usize, input: &[u8], out: &[u8], hist: &mut [u64]) -> Result<()> {
     let same_tail = out.len() == input.len() && out[12..] == input[12..];
     let ok = match e {
+        Expect::Tunnelled => {
+            let inner = out.get(34..).unwrap_or_default();
+            out.len() == input.len() + 20
+                && real_of(out).is_some()
+                && out[6..12] == LB_MAC
+                && out[12..14] == [8, 0]
+                && out[14 + 9] == 4
+                && inner[..8] == input[14..22]
+                && inner[8] + 1 == input[22]
+                && inner[9] == input[23]
+                && inner[12..] == input[26..]
+        }
         Expect::Unchanged => out == input,
         Expect::Swapped => same_tail && out[0..6] == input[6..12] && out[6..12] == input[0..6],
         Expect::Routed | Expect::RoutedTo(_) => {
@@ -447,7 +467,34 @@ fn prepare(plane: &mut Plane) -> Result<Vec<usize>> {
             t.add_real(&id, &real(i, port, 1))?;
         }
     }
+    // The tunnelling service of the `established-tun` case.
+    let tun = ServiceId {
+        port: TUN_PORT,
+        ..web()
+    };
+    t.add_service(&ServiceSpec {
+        id: tun,
+        sched: Sched::Wrr,
+        persistent: None,
+        netmask: Ipv4Addr::BROADCAST.into(),
+        one_packet: false,
+    })?;
+    t.add_real(
+        &tun,
+        &RealSpec {
+            fwd: Fwd::Tunnel(Tunnel::IPIP),
+            ..real(0, TUN_PORT, 1)
+        },
+    )?;
     let mut lb = plane.runner(PROG_LB)?;
+    // The established tunnelled flow.
+    for f in [
+        tcp(CLIENT, 40000, VIP, TUN_PORT).syn().build(),
+        data_segment(CLIENT, 40000, TUN_PORT),
+    ] {
+        let (a, _) = lb.run(&f)?;
+        ensure!(a == XDP_TX, "the tunnelled flow not forwarded ({a})");
+    }
     // The established flow: SYN (scheduled), then its ACK.
     let syn = tcp(CLIENT, 40000, VIP, WEB_PORT).syn().build();
     let (a, _) = lb.run(&syn)?;
@@ -626,6 +673,17 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             expect: Expect::Routed,
             creates: vec![],
             what: "data segment of a flow in CONNS",
+        },
+        Case {
+            name: "established-tun",
+            plane: 0,
+            prog: PROG_LB,
+            frames: vec![data_segment(CLIENT, 40000, TUN_PORT)],
+            action: XDP_TX,
+            reason: Some(REASON_FWD_CONN),
+            expect: Expect::Tunnelled,
+            creates: vec![],
+            what: "data segment of a tunnelled flow (-i, IPIP) in CONNS",
         },
         Case {
             name: "template",
