@@ -114,6 +114,20 @@ fn ports(ctx: &XdpContext, l4: usize) -> Option<*mut [[u8; 2]; 2]> {
 /// side about the flow is translated (`ip_vs_nat_icmp`, out -> in).
 #[inline(always)]
 pub fn request(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest, reason: u32) -> Verdict {
+    match rewrite(ctx, pkt, dest) {
+        0 => forward::direct_route(ctx, dest, 0, reason),
+        packed => reply::unpack(packed),
+    }
+}
+
+/// The rewrite of [`request`]: 0 when the packet is ready to go, else the
+/// verdict that ends it, packed (`reply::pack`; never 0: no such verdict
+/// is XDP_ABORTED). A function of its own, so that its stack frame is not
+/// added to every caller's (the verifier's 512-byte limit on a call chain:
+/// an ICMP error about a flow goes through `conn::icmp_error`, then either
+/// this or `forward::resolve`, or the tunnel's encapsulation).
+#[inline(never)]
+fn rewrite(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> u64 {
     let r = if pkt.icmp_error {
         icmp_to_real(ctx, pkt, dest)
     } else if pkt.v6 {
@@ -122,8 +136,8 @@ pub fn request(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest, reason: u32) -> 
         request_v4(ctx, pkt, dest)
     };
     match r {
-        Ok(()) => forward::direct_route(ctx, dest, 0, reason),
-        Err(v) => v,
+        Ok(()) => 0,
+        Err(v) => reply::pack(v),
     }
 }
 
