@@ -25,7 +25,7 @@ use crate::{
 pub struct DrainSpec {
     pub service: ServiceId,
     /// The real server's address; its port is the service's when not given
-    /// (direct routing keeps the service's port).
+    /// (as `-r` without a port; a `-m` real with another port needs it).
     pub addr: IpAddr,
     pub port: Option<u16>,
     /// Give up after this long (`None`: wait as long as it takes).

@@ -628,12 +628,12 @@ fn reload_applies_only_the_difference() -> Result<()> {
     still_answered(&mut held, "")?;
 
     // A bad file is refused with its line; the old configuration stays.
-    d.rewrite(&format!("{}\treal={rs3}:80 masq\n", conf(Some(3), "no")))?;
+    d.rewrite(&format!("{}\treal={rs3}:80 nat\n", conf(Some(3), "no")))?;
     d.signal(Signal::SIGHUP)?;
     let bad_line = conf(Some(3), "no").lines().count() + 1;
     d.wait_log(
         &format!(
-            "{}:{bad_line}: forwarding method masq is not supported",
+            "{}:{bad_line}: forward method must be gate, masq or ipip",
             d.conf().display()
         ),
         limit,
@@ -688,9 +688,9 @@ fn a_bad_configuration_changes_nothing() -> Result<()> {
     let conf = scratch.0.join("bad.cf");
     let cases = [
         (
-            "virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treal=198.51.100.12 masq\n",
+            "virtual=203.0.113.10:80\n\treal=198.51.100.11 gate\n\treal=198.51.100.12 nat\n",
             3,
-            "forwarding method masq is not supported",
+            "forward method must be gate, masq or ipip",
         ),
         (
             "checkinterval=1\nemail=x\n",

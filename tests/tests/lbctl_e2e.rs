@@ -484,9 +484,8 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             2,
         ),
         (
-            "-a -t 203.0.113.10:82 -r 198.51.100.12 -m -w 1",
-            "lbctl: line 3: forwarding method masquerading (-m) is not supported yet; \
-             only direct routing (-g)\n",
+            "-a -t 203.0.113.10:82 -r 198.51.100.12 -i --tun-type gue -w 1",
+            "lbctl: line 3: You need to supply the 'tun-port' option for the 'gue' tunnel type\n",
             2,
         ),
         (
@@ -914,6 +913,8 @@ fn sysctl_and_timeouts_use_the_kernel_names_and_values() -> Result<()> {
             "net.ipv4.vs.conn_reuse_mode = 1\n",
             "net.ipv4.vs.expire_nodest_conn = 0\n",
             "net.ipv4.vs.expire_quiescent_template = 0\n",
+            "net.ipv4.vs.nat_icmp_send = 0\n",
+            "net.ipv4.vs.pmtu_disc = 1\n",
         )
     );
     lb.lbctl_ok(&["sysctl", "net.ipv4.vs.expire_nodest_conn=1"])?;
@@ -925,6 +926,8 @@ fn sysctl_and_timeouts_use_the_kernel_names_and_values() -> Result<()> {
             "net.ipv4.vs.conn_reuse_mode = 3\n",
             "net.ipv4.vs.expire_nodest_conn = 1\n",
             "net.ipv4.vs.expire_quiescent_template = 1\n",
+            "net.ipv4.vs.nat_icmp_send = 0\n",
+            "net.ipv4.vs.pmtu_disc = 1\n",
         )
     );
     assert_eq!(

@@ -30,6 +30,7 @@ pub(super) enum Usable<T> {
     No(CliError),
 }
 
+#[derive(Default)]
 pub(super) struct State {
     options: u64,
     /// Protocol for port names (`-f` sets TCP, as ipvsadm does).
@@ -58,53 +59,22 @@ pub(super) struct State {
     /// `-x`, `-y` (0 when omitted, as ipvsadm sends them).
     u_threshold: Option<u32>,
     l_threshold: Option<u32>,
-    /// `-g`, `-i` or `-m` (ipvsadm's `conn_flags`, direct routing when
-    /// none is given); `-i`'s settings come from the `--tun-*` fields.
-    fwd: Fwd,
-    /// `--tun-type` (ipip when omitted, as ipvsadm's default).
-    tun_type: TunType,
+    /// `-g`, `-i` or `-m` (ipvsadm's `conn_flags`; `None`: direct routing,
+    /// its default); `-i`'s settings come from the `--tun-*` fields.
+    fwd: Option<Fwd>,
+    /// `--tun-type` (`None`: ipip, ipvsadm's default).
+    tun_type: Option<TunType>,
     /// `--tun-port` (0 when omitted).
     tun_port: u16,
-    /// The last of `--tun-nocsum`, `--tun-csum`, `--tun-remcsum` (two of
-    /// them are refused by `tunnel_opt_check`).
-    tun_csum: TunCsum,
+    /// `--tun-csum` or `--tun-remcsum` (`None`: nocsum; two checksum options
+    /// are refused by `tunnel_opt_check`).
+    tun_csum: Option<TunCsum>,
     format: ListFormat,
     /// The first "not supported yet" error, reported after the table check.
     deferred: Option<CliError>,
     /// An unknown scheduler: ipvsadm passes any name on and the kernel
     /// refuses it, so it is reported after every check of the command line.
     sched_not_found: Option<CliError>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            options: 0,
-            svc_proto: None,
-            svc_port: 0,
-            fwmark: false,
-            svc_v6: false,
-            svc: None,
-            real: None,
-            sched: None,
-            sched_name: None,
-            sched_flags: None,
-            one_packet: false,
-            persistent: None,
-            netmask: None,
-            netmask_pending: None,
-            weight: None,
-            u_threshold: None,
-            l_threshold: None,
-            fwd: Fwd::Route,
-            tun_type: TunType::Ipip,
-            tun_port: 0,
-            tun_csum: TunCsum::NoCsum,
-            format: ListFormat::default(),
-            deferred: None,
-            sched_not_found: None,
-        }
-    }
 }
 
 impl State {
@@ -257,7 +227,7 @@ pub(super) fn parse_ipvsadm(
     }
     if matches!(cmd, Cmd::AddDest | Cmd::EditDest) {
         // (The real's port is made the service's for -g and -i by `build`.)
-        let tunnel = matches!(st.fwd, Fwd::Tunnel(_));
+        let tunnel = matches!(st.fwd, Some(Fwd::Tunnel(_)));
         if let Some(Usable::Yes((addr, _))) = &st.real
             && addr.is_ipv6() != st.svc_v6
             && !tunnel
@@ -267,7 +237,7 @@ pub(super) fn parse_ipvsadm(
         if st.options & TUN_OPTS != 0 && !tunnel {
             return Err(CliError::TunnelOptionsConflict);
         }
-        tunnel_opt_check(st.tun_type, st.options)?;
+        tunnel_opt_check(st.tun_type.unwrap_or(TunType::Ipip), st.options)?;
         // lbctl's own refusal, after ipvsadm's checks (IPv6's `::` is not
         // unicast: the kernel's refusal, `Table`).
         if let Some(Usable::Yes((addr, _))) = &st.real
@@ -384,15 +354,15 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         }
         Tag::Gatewaying => {
             st.set(Opt::Forward)?;
-            st.fwd = Fwd::Route;
+            st.fwd = Some(Fwd::Route);
         }
         Tag::Ipip => {
             st.set(Opt::Forward)?;
-            st.fwd = Fwd::Tunnel(Tunnel::IPIP);
+            st.fwd = Some(Fwd::Tunnel(Tunnel::IPIP));
         }
         Tag::Masquerading => {
             st.set(Opt::Forward)?;
-            st.fwd = Fwd::Masq;
+            st.fwd = Some(Fwd::Masq);
         }
         Tag::Weight => {
             st.set(Opt::Weight)?;
@@ -495,7 +465,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         Tag::TunType => {
             st.set(Opt::TunType)?;
             // parse_tun_type: exact names only.
-            st.tun_type = match arg.as_str() {
+            st.tun_type = Some(match arg.as_str() {
                 "ipip" => TunType::Ipip,
                 "gue" => TunType::Gue,
                 "gre" => TunType::Gre,
@@ -504,7 +474,7 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
                         what: "tunnel type",
                     });
                 }
-            };
+            });
         }
         Tag::TunPort => {
             st.set(Opt::TunPort)?;
@@ -517,11 +487,11 @@ pub(super) fn apply_option(st: &mut State, found: Found, names: &Resolver) -> Re
         Tag::TunNoCsum => st.set(Opt::TunNoCsum)?,
         Tag::TunCsum => {
             st.set(Opt::TunCsum)?;
-            st.tun_csum = TunCsum::Csum;
+            st.tun_csum = Some(TunCsum::Csum);
         }
         Tag::TunRemCsum => {
             st.set(Opt::TunRemCsum)?;
-            st.tun_csum = TunCsum::RemCsum;
+            st.tun_csum = Some(TunCsum::RemCsum);
         }
         // A command after the first one: ipvsadm's second switch has no case
         // for it.
@@ -661,18 +631,19 @@ pub(super) fn build(cmd: Cmd, st: &State, timeouts: Option<Timeouts>) -> Result<
         // non-fwmark services; a -m real keeps the port given (0 included:
         // the packet's port), and so does a fwmark service's real (0 when
         // none).
-        let port = if st.fwmark || st.fwd == Fwd::Masq {
+        let port = if st.fwmark || st.fwd == Some(Fwd::Masq) {
             given_port
         } else {
             service.port
         };
         let fwd = match st.fwd {
-            Fwd::Tunnel(_) => Fwd::Tunnel(Tunnel {
-                kind: st.tun_type,
+            Some(Fwd::Tunnel(_)) => Fwd::Tunnel(Tunnel {
+                kind: st.tun_type.unwrap_or(TunType::Ipip),
                 port: st.tun_port,
-                csum: st.tun_csum,
+                csum: st.tun_csum.unwrap_or(TunCsum::NoCsum),
             }),
-            other => other,
+            Some(other) => other,
+            None => Fwd::Route,
         };
         Ok((
             service,

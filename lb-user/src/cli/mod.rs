@@ -15,9 +15,10 @@
 //! * the first option must be the command (`ipvsadm -n -L` is refused too);
 //! * value errors are reported in argument order, then leftover words, then the
 //!   command/option table (`commands_v_options`), then the post-checks (zero
-//!   port, list conflicts), with ipvsadm's own messages;
-//! * features that ipvsadm has and lbctl does not yet (SCTP services, NAT
-//!   and tunnelling, ...) are
+//!   port, a real's port by method, family, tunnel options, list conflicts),
+//!   with ipvsadm's own messages;
+//! * features that ipvsadm has and lbctl does not yet (SCTP services, the
+//!   sync daemon, ...) are
 //!   accepted by the parser as ipvsadm accepts them and then refused with a
 //!   clear "not supported yet" error, after the command/option table check, so
 //!   that misplaced options still get ipvsadm's "Illegal ..." message.

@@ -355,7 +355,7 @@ struct DrainArgs {
     service: ServiceArg,
     #[command(flatten)]
     family: FwmarkFamily,
-    /// The real server (host[:port]; the port is the service's)
+    /// The real server (host[:port]; without a port, the service's)
     #[arg(short = 'r', long = "real-server", value_name = "SERVER-ADDRESS")]
     real: String,
     /// Give up after this many seconds (exit 3); default: wait as long as it takes

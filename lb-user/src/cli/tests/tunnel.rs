@@ -336,6 +336,31 @@ fn refusals_as_ipvsadm_words_them() {
     }
 }
 
+/// lbctl's own refusal of a real on the director comes after every check of
+/// ipvsadm's (which would pass such a real to the kernel).
+#[test]
+fn ipvsadms_checks_come_before_lbctls_local_real() {
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 127.0.0.1 -g --tun-type gre"),
+        Err(CliError::TunnelOptionsConflict)
+    );
+    assert_eq!(
+        p("-a -t [2001:db8::1]:80 -r 127.0.0.1 -m"),
+        Err(CliError::DifferentFamily)
+    );
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 127.0.0.1 -i --tun-type gue"),
+        Err(CliError::MissingTunnelOption {
+            option: "tun-port",
+            tunnel: "gue"
+        })
+    );
+    assert_eq!(
+        p("-a -t 10.0.0.100:80 -r 127.0.0.1 -m"),
+        Err(CliError::LocalReal(ip("127.0.0.1")))
+    );
+}
+
 #[test]
 fn tun_info_is_a_listing_format() {
     let t = ListFormat {
