@@ -30,7 +30,7 @@ use lb_ebpf::{
 
 use crate::{
     Verdict, forward,
-    parse::{ETH_LEN, EthHdr, IPV6_LEN, Ipv4Hdr, Ipv6Hdr, Packet, ptr_at, ptr_at_mut},
+    parse::{ETH_LEN, IPV6_LEN, Ipv4Hdr, Ipv6Hdr, Packet, ptr_at, ptr_at_mut},
     reply::{self, addr_sum},
     settings::settings,
 };
@@ -140,23 +140,31 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> u64 {
 
     // The frame ends with the IP packet (no Ethernet padding inside the
     // tunnel), then grows in front by the outer headers.
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return DROP | REASON_DROP_INTERNAL as u64;
-    };
-    let (dst, src) = unsafe { ((*eth).dst, (*eth).src) };
     if !reply::truncate(ctx, ETH_LEN + inner_len) {
         return DROP | REASON_DROP_INTERNAL as u64;
     }
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(grow as i32)) } != 0 {
         return DROP | REASON_DROP_INTERNAL as u64;
     }
-    let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) else {
+    // The MACs move to the new front, in 16-bit words (frames start
+    // 2-byte aligned; the headers grow by even lengths).
+    let (Some(eth), Some(old)) = (
+        ptr_at_mut::<[u16; 7]>(ctx, 0),
+        ptr_at::<[u16; 6]>(ctx, grow),
+    ) else {
         return DROP | REASON_DROP_INTERNAL as u64;
     };
     unsafe {
-        (*eth).dst = dst;
-        (*eth).src = src;
-        (*eth).proto = if outer_v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+        let o = *old;
+        *eth = [
+            o[0],
+            o[1],
+            o[2],
+            o[3],
+            o[4],
+            o[5],
+            u16::from_ne_bytes(if outer_v6 { [0x86, 0xdd] } else { [0x08, 0x00] }),
+        ];
     }
 
     let proto = match tun_type {
@@ -179,20 +187,19 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> u64 {
             (*ip).daddr = addr_octets(&daddr);
         }
     } else {
-        let Some(ip) = ptr_at_mut::<[u8; IP_LEN]>(ctx, ETH_LEN) else {
+        let Some(ip) = ptr_at_mut::<[u16; IP_LEN / 2]>(ctx, ETH_LEN) else {
             return DROP | REASON_DROP_INTERNAL as u64;
         };
-        unsafe {
-            *ip = ipv4_header(
-                ds,
-                (IP_LEN + payload) as u16,
-                df,
-                inner.ttl,
-                proto,
-                &saddr,
-                &daddr,
-            )
-        };
+        let h = ipv4_header(
+            ds,
+            (IP_LEN + payload) as u16,
+            df,
+            inner.ttl,
+            proto,
+            &saddr,
+            &daddr,
+        );
+        unsafe { *ip = h };
     }
     let l4 = ETH_LEN + if outer_v6 { IPV6_LEN } else { IP_LEN };
     let ok = match tun_type {
@@ -253,9 +260,9 @@ fn decrement_ttl(ctx: &XdpContext, pkt: &Packet) -> Result<Inner, u64> {
     }
 }
 
-/// The outer IPv4 header (`ip_vs_tunnel_xmit`), checksummed: ID 0 with DF
-/// (`ip_select_ident`), else random (the kernel's is a hashed counter, as
-/// unpredictable).
+/// The outer IPv4 header (`ip_vs_tunnel_xmit`) as it goes on the wire, in
+/// 16-bit words, checksummed: ID 0 with DF (`ip_select_ident`), else random
+/// (the kernel's is a hashed counter, as unpredictable).
 #[inline(always)]
 fn ipv4_header(
     tos: u8,
@@ -265,39 +272,34 @@ fn ipv4_header(
     proto: u8,
     saddr: &Addr,
     daddr: &Addr,
-) -> [u8; IP_LEN] {
-    let l = tot_len.to_be_bytes();
+) -> [u16; IP_LEN / 2] {
     let id = if df {
-        [0, 0]
+        0
     } else {
-        (unsafe { bpf_get_prandom_u32() } as u16).to_ne_bytes()
+        (unsafe { bpf_get_prandom_u32() }) as u16
     };
-    let (s, d) = (addr_low32(saddr), addr_low32(daddr));
-    let mut h = [
-        0x45,
-        tos,
-        l[0],
-        l[1],
-        id[0],
-        id[1],
-        if df { IP_DF } else { 0 },
+    // Host-order values of the big-endian words.
+    let (s, d) = (u32::from_be(saddr[3]), u32::from_be(daddr[3]));
+    let mut h: [u16; IP_LEN / 2] = [
+        0x4500 | tos as u16,
+        tot_len,
+        id,
+        if df { (IP_DF as u16) << 8 } else { 0 },
+        ((ttl as u16) << 8) | proto as u16,
         0,
-        ttl,
-        proto,
-        0,
-        0,
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
+        (s >> 16) as u16,
+        s as u16,
+        (d >> 16) as u16,
+        d as u16,
     ];
-    let c = csum::fold(csum::add_bytes(0, &h)).to_be_bytes();
-    h[10] = c[0];
-    h[11] = c[1];
+    let mut sum = 0u32;
+    for w in h {
+        sum += w as u32;
+    }
+    h[5] = csum::fold(sum);
+    for w in h.iter_mut() {
+        *w = w.to_be();
+    }
     h
 }
 

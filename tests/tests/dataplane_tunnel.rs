@@ -19,9 +19,12 @@ use lb_tests::{
     lab_test,
     lb::{Dataplane, RunResult, XDP_DROP, XDP_TX, only, real_mac, run_counted},
 };
-use lb_user::model::{
-    Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, TunCsum, TunType,
-    Tunnel,
+use lb_user::{
+    model::{
+        Fwd, Proto, RealId, RealSpec, Sched, ServiceId, ServiceSpec, Thresholds, TunCsum, TunType,
+        Tunnel,
+    },
+    neigh::NextHop,
 };
 
 const LB_MAC: [u8; 6] = frame::DOC_DST_MAC;
@@ -710,6 +713,24 @@ lab_test!(a_tunnel_real_behind_a_gateway_gets_the_gateways_mac, |dp| {
             Family::V6 => &r.frame[14 + 24..14 + 40],
         };
         assert_eq!(daddr, &octets(addr)[..]);
+        // The gateway's MAC changes (a neighbour event, as `lbctl daemon`
+        // applies them): the tunnel real follows it.
+        let gw = match fam {
+            Family::V4 => IpAddr::from(Ipv4Addr::new(198, 51, 100, 11)),
+            Family::V6 => "2001:db8:0:1::b".parse::<IpAddr>()?,
+        };
+        let moved_mac = [0x02, 0, 0, 0, 0, 0x99];
+        let found = dp.table.set_next_hops(&[(
+            gw,
+            NextHop {
+                mac: moved_mac,
+                ifindex: d.ifindex,
+                smac: d.smac,
+            },
+        )])?;
+        assert!(found.contains(&(gw, true)), "{fam:?}: {found:?}");
+        let (r, _) = run_counted(&dp, &tcp(fam, 40001, 80).syn().build())?;
+        assert_eq!(r.frame[0..6], moved_mac, "{fam:?}");
     }
     Ok(())
 });
