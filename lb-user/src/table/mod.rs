@@ -28,6 +28,7 @@ use lb_common::{
 
 mod fwmark;
 mod hops;
+mod masq;
 mod views;
 
 use hops::set_hop;
@@ -535,6 +536,7 @@ impl Table {
     /// can resume if it comes back; `expire_nodest_conn=1` expires them now.
     fn retire_dest(&mut self, i: u32, settings: &Settings) -> Result<(), Error> {
         let mut d = self.dest(i)?;
+        self.count_masq_real(&d, -1)?;
         d.flags &= !DEST_F_AVAILABLE;
         if settings.expire_nodest_conn != 0 {
             d.generation = d.generation.wrapping_add(1);
@@ -587,6 +589,7 @@ impl Table {
         }
         self.write_dest(slot, &d)?;
         self.write_list(sid, &mut svc, list)?;
+        self.count_masq_real(&d, 1)?;
         self.note_masq(real.fwd)
     }
 
@@ -684,6 +687,7 @@ impl Table {
         // The whole dest is replaced, method and tunnel settings included
         // (ipvsadm sends them with every `-e`); conns keep the method they
         // were bound with.
+        let before = d;
         real.fwd.to_dest(&mut d);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
@@ -696,6 +700,8 @@ impl Table {
         }
         self.write_dest(slot, &d)?;
         self.write_list(sid, &mut svc, list)?;
+        self.count_masq_real(&before, -1)?;
+        self.count_masq_real(&d, 1)?;
         self.note_masq(real.fwd)
     }
 
