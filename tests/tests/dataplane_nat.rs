@@ -89,7 +89,7 @@ fn client_side() -> Result<[u8; 6]> {
     else {
         bail!("no MAC for lab0: {text}");
     };
-    Ok(lb_tests::netns::parse_mac(mac)?)
+    lb_tests::netns::parse_mac(mac)
 }
 
 /// A `proto` service on VIP:`vport` with `-m` real servers `reals` (last
