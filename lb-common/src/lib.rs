@@ -56,8 +56,9 @@ pub const MAP_LBLC: &str = "LBLC";
 pub const MAP_SWEEPER: &str = "SWEEPER";
 pub const MAP_FWMARK: &str = "FWMARK";
 pub const MAP_NAT_REPLIES: &str = "NAT_REPLIES";
+pub const MAP_MASQ_REALS: &str = "MASQ_REALS";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 20] = [
+pub const MAP_NAMES: [&str; 21] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -78,6 +79,7 @@ pub const MAP_NAMES: [&str; 20] = [
     MAP_VIPS,
     MAP_FWMARK,
     MAP_NAT_REPLIES,
+    MAP_MASQ_REALS,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -576,6 +578,20 @@ pub struct NatKey {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(size_of::<NatKey>() == size_of::<ConnKey>());
+
+/// Key of `MASQ_REALS`: a `-m` real server as its replies come from it
+/// (address, port, the service's protocol; 0 for a fwmark service's,
+/// which serves both). The value is how many `-m` dests have it (IPVS's
+/// `ip_vs_has_real_service`, for `nat_icmp_send`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct RealKey {
+    pub addr: Addr,
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(size_of::<RealKey>() == 20);
 
 /// Conn flag: created under a persistence template.
 pub const CONN_F_CONTROLLED: u8 = 1 << 0;
@@ -1327,6 +1343,7 @@ mod user {
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for NatKey {}
+    unsafe impl aya::Pod for RealKey {}
     unsafe impl aya::Pod for DestConns {}
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for LblcEntry {}

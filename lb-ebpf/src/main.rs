@@ -120,9 +120,15 @@ fn handle(ctx: &XdpContext, pkt: &mut parse::Packet) -> Verdict {
     // looked up before the VIP filter, only once a -m real exists.
     if let Some(cfg) = settings::settings()
         && cfg.has_masq != 0
-        && let Some(v) = nat::reply(ctx, pkt, cfg)
     {
-        return v;
+        if let Some(v) = nat::reply(ctx, pkt, cfg) {
+            return v;
+        }
+        if cfg.nat_icmp_send != 0
+            && let Some(v) = nat::unmatched(ctx, pkt)
+        {
+            return v;
+        }
     }
     if pkt.icmp_error {
         return conn::icmp_error(ctx, pkt);

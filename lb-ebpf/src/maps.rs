@@ -17,7 +17,7 @@ use aya_ebpf::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
     Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAX_FWMARK_PREFIXES,
-    MAX_IFACES, MhTable, NatKey, REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
+    MAX_IFACES, MhTable, NatKey, REASON_COUNT, RealKey, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service,
     ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE, Template,
     TemplateKey, VIP_FILTER_WORDS,
 };
@@ -71,6 +71,17 @@ pub static NAT_REPLIES: HashMap<
     NatKey,
     ConnKey,
     { DEFAULT_CONNS as usize },
+    { BPF_F_NO_PREALLOC as usize },
+> = HashMap::new();
+
+/// The `-m` real servers (address, port, protocol; 0 for a fwmark
+/// service's) -> how many dests: whether a reply that matches no conn comes
+/// from one (`nat_icmp_send`, `nat.rs`). Written by `Table` only.
+#[btf_map]
+pub static MASQ_REALS: HashMap<
+    RealKey,
+    u32,
+    { DEFAULT_REALS as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();
 

@@ -27,16 +27,16 @@ use aya_ebpf::{
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_ESTABLISHED, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
     DEST_F_IN_USE, Dest, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, NatKey, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, Settings,
+    REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, RealKey, Settings,
 };
 use lb_ebpf::{
     csum::Diff,
-    tcp_state::{Dir, next_state_in},
+    tcp_state::{Dir, TCP_RST, next_state_in},
 };
 
 use crate::{
     Verdict, clock, counts, forward,
-    maps::{CONNS, DESTS, NAT_REPLIES},
+    maps::{CONNS, DESTS, MASQ_REALS, NAT_REPLIES},
     parse::{ETH_LEN, EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, TcpHdr, UdpHdr, ptr_at_mut},
     reply,
     settings::timeout,
@@ -419,6 +419,31 @@ pub extern "C" fn sweep_visit(
 // ---------------------------------------------------------------------------
 // Replies
 // ---------------------------------------------------------------------------
+
+/// A packet that is no conn's reply, with `nat_icmp_send=1`: when it comes
+/// from a `-m` real server's address and port (and is not a TCP reset), an
+/// ICMP port unreachable goes back to the real server instead of the reply
+/// being forwarded untranslated (IPVS's `ip_vs_out`, `ip_vs_has_real_service`).
+/// The ICMP comes from the packet's destination (the client's address);
+/// the kernel's comes from the director's own address.
+#[inline(never)]
+pub fn unmatched(ctx: &XdpContext, pkt: &Packet) -> Option<Verdict> {
+    if pkt.icmp_error || (pkt.is_tcp() && pkt.tcp_flags & TCP_RST != 0) {
+        return None;
+    }
+    let mut k = RealKey {
+        addr: pkt.key.caddr,
+        port: pkt.key.cport,
+        proto: pkt.key.proto,
+        _pad: 0,
+    };
+    if MASQ_REALS.get_ptr(&k).is_none() {
+        // A fwmark service's real serves both protocols.
+        k.proto = 0;
+        MASQ_REALS.get_ptr(&k)?;
+    }
+    Some(reply::port_unreachable(ctx, pkt))
+}
 
 /// A real server's reply to a masqueraded flow, or an ICMP error from its
 /// side about a request: translated and forwarded (`Some`), or `None` when

@@ -89,7 +89,7 @@ fn client_side() -> Result<[u8; 6]> {
     else {
         bail!("no MAC for lab0: {text}");
     };
-    Ok(lb_tests::netns::parse_mac(mac)?)
+    lb_tests::netns::parse_mac(mac)
 }
 
 /// A `proto` service on VIP:`vport` with `-m` real servers `reals` (last
@@ -598,3 +598,60 @@ fn set_quoted(q: &mut [u8], fam: Family, src: bool, addr: IpAddr, port: u16) {
         q[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
     }
 }
+
+/// The `nat_icmp_send` sysctl (default 0) on or off.
+fn set_nat_icmp_send(dp: &mut Dataplane, on: bool) -> Result<()> {
+    let mut s = dp.table.pins.settings()?;
+    s.nat_icmp_send = u32::from(on);
+    dp.table.pins.set_settings(&s)?;
+    Ok(())
+}
+
+// `nat_icmp_send=1`: a reply of no conn from a `-m` real server's address
+// and port gets ICMP port unreachable back (not a TCP reset, not from
+// another port, not once the real is removed); with 0 it passes untouched.
+family_test!(nat_icmp_send_answers_replies_of_no_conn, |dp, fam| {
+    client_side()?;
+    let id = masq_service(&mut dp, fam, Proto::Tcp, 80, &[(11, 8080)])?;
+    let stray = from_real(fam, 11, 8080).ack().build();
+    let (r, moved) = run_counted(&dp, &stray)?;
+    assert_eq!((r.action, &r.frame), (XDP_PASS, &stray));
+    assert_eq!(moved[REASON_TX_ICMP_UNREACH as usize], 0);
+
+    set_nat_icmp_send(&mut dp, true)?;
+    let (r, moved) = run_counted(&dp, &stray)?;
+    assert_eq!(moved, only(REASON_TX_ICMP_UNREACH));
+    assert_eq!(r.action, XDP_TX);
+    let p = frame::parse(&r.frame).expect("valid lengths and checksums");
+    assert_eq!(p.dst_mac, real_mac(11));
+    let icmp = p.icmp().expect("icmp");
+    match fam {
+        Family::V4 => {
+            let ip = p.ipv4().expect("ipv4");
+            assert_eq!(
+                (IpAddr::from(ip.dst), (icmp.ty, icmp.code)),
+                (fam.rs(11), (3, 3))
+            );
+        }
+        Family::V6 => {
+            let ip = p.ipv6().expect("ipv6");
+            assert_eq!(
+                (IpAddr::from(ip.dst), (icmp.ty, icmp.code)),
+                (fam.rs(11), (1, 4))
+            );
+        }
+    }
+    // A reset, another port of the real: passed.
+    for other in [
+        from_real(fam, 11, 8080).rst().build(),
+        from_real(fam, 11, 9999).ack().build(),
+    ] {
+        let r = dp.run(&other)?;
+        assert_eq!((r.action, &r.frame), (XDP_PASS, &other));
+    }
+    // Once the real is removed it is no `-m` real server any more.
+    dp.table.delete_real(&id, &fam.rid(11, 8080))?;
+    let r = dp.run(&stray)?;
+    assert_eq!((r.action, &r.frame), (XDP_PASS, &stray));
+    Ok(())
+});
