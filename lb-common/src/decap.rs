@@ -15,7 +15,7 @@ use crate::Addr;
 
 /// Bumped whenever a decapsulator map type changes size or meaning; stored
 /// in every `DecapIface` entry, which lbctl checks.
-pub const DECAP_LAYOUT_VERSION: u32 = 1;
+pub const DECAP_LAYOUT_VERSION: u32 = 2;
 
 /// Name of the XDP program in the decapsulator's object.
 pub const DECAP_PROGRAM_NAME: &str = "lb_decap";
@@ -54,6 +54,10 @@ pub const DECAP_F_VIPS: u32 = 1 << 0;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct DecapIface {
+    /// The network namespace the interface is in (the inode number of its
+    /// `/proc/PID/ns/net`): the folder belongs to one namespace, whose
+    /// ifindexes and addresses it holds, and lbctl refuses it from another.
+    pub netns: u64,
     /// `DECAP_LAYOUT_VERSION` of the lbctl that wrote it.
     pub layout: u32,
     /// `DECAP_F_*`.
@@ -64,7 +68,7 @@ pub struct DecapIface {
     /// How many `--vip` addresses (for `lbctl decap status`).
     pub vips: u32,
 }
-const _: () = assert!(size_of::<DecapIface>() == 16);
+const _: () = assert!(size_of::<DecapIface>() == 24);
 
 /// Key of `DECAP_LOCAL` (an LPM trie, prefix length first): an address
 /// prefix; an IPv4 `/p` is the IPv4-mapped `/(96 + p)`.

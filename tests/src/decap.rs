@@ -98,6 +98,12 @@ impl Decap {
 
     /// Runs the program once on `frame`, arriving on `lo`.
     pub fn run(&self, frame: &[u8]) -> Result<RunResult> {
+        self.run_on(self.ifindex, frame)
+    }
+
+    /// Runs the program once on `frame`, arriving on `ifindex` (of the
+    /// calling thread's namespace).
+    pub fn run_on(&self, ifindex: u32, frame: &[u8]) -> Result<RunResult> {
         let prog: &Xdp = self
             .ebpf
             .program(DECAP_PROGRAM_NAME)
@@ -105,7 +111,7 @@ impl Decap {
             .try_into()?;
         let mut md = [0u8; 24];
         md[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        md[12..16].copy_from_slice(&self.ifindex.to_ne_bytes());
+        md[12..16].copy_from_slice(&ifindex.to_ne_bytes());
         let mut out = vec![0u8; frame.len() + 256];
         let r = prog.test_run(TestRunOptions {
             data_in: Some(frame),
@@ -216,4 +222,60 @@ pub fn inner_udp(dst: IpAddr, tos: u8) -> Frame {
         .ports(33000, 9000)
         .payload(b"through the tunnel")
         .tos(tos)
+}
+
+/// A raw packet socket that sends whole Ethernet frames out of `ifindex`
+/// (of the namespace it is made in; it stays there when used from
+/// another thread).
+pub struct FrameSender {
+    fd: std::os::fd::OwnedFd,
+    ifindex: u32,
+}
+
+impl FrameSender {
+    /// Made in the calling thread's namespace.
+    pub fn new(ifindex: u32) -> Result<FrameSender> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a plain socket(2) call; the descriptor is owned at once.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(FrameSender { fd, ifindex })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = self.ifindex as i32;
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: the buffer and the address are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const sa).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n != frame.len() as isize {
+            bail!("sending a frame: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// `frame` with its MACs replaced.
+pub fn with_macs(frame: &[u8], dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f
 }

@@ -246,6 +246,10 @@ root_test!(bad_outer_headers_pass_untouched, {
     let mut f = good.clone();
     f[14] = 0x44;
     passes_untouched(&d, &f, DECAP_REASON_PASS_BAD_OUTER, "ihl 4")?;
+    // Another version under the IPv4 EtherType.
+    let mut f = good.clone();
+    f[14] = 0x65;
+    passes_untouched(&d, &f, DECAP_REASON_PASS_BAD_OUTER, "version 6")?;
     // GUE with a UDP length longer than the packet.
     let gue = encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Gue(6080), 0);
     let mut f = gue.clone();
@@ -375,4 +379,365 @@ root_test!(a_vlan_tag_is_kept, {
     assert_eq!((r.action, &r.frame), (XDP_PASS, &inner));
     assert_eq!(moved, only(DECAP_REASON_IPIP_V4));
     Ok(())
+});
+
+/// A real server's namespace (`rs`: VIPs on lo, its address on `dcr0`)
+/// and the director's side of its link (`dir`, `dcd0`), no program yet.
+struct Link {
+    rs: lb_tests::Netns,
+    dir: lb_tests::Netns,
+    pins: lb_tests::BpfPinDir,
+}
+
+impl Link {
+    fn new() -> Result<Link> {
+        let rs = lb_tests::Netns::new("dcrs")?;
+        let dir = lb_tests::Netns::new("dcdir")?;
+        rs.ip_batch(&format!(
+            "link add dcr0 type veth peer name dcd0 netns {dirns}\n\
+             link set lo up\n\
+             addr add {VIP4}/32 dev lo\n\
+             addr add {VIP6}/128 dev lo\n\
+             addr add {RIP4}/24 dev dcr0\n\
+             addr add {RIP6}/64 dev dcr0 nodad\n\
+             link set dcr0 up\n\
+             route add default via {DIRECTOR4}\n\
+             route add default via {DIRECTOR6}\n",
+            dirns = dir.name()
+        ))?;
+        dir.ip_batch(&format!(
+            "addr add {DIRECTOR4}/24 dev dcd0\n\
+             addr add {DIRECTOR6}/64 dev dcd0 nodad\n\
+             link set dcd0 up\n"
+        ))?;
+        Ok(Link {
+            rs,
+            dir,
+            pins: lb_tests::BpfPinDir::new()?,
+        })
+    }
+
+    /// `lbctl ARGS` in the real server's namespace.
+    fn lbctl(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut cmd = self.rs.nsenter_cmd(lb_tests::lb::lbctl_path()?);
+        cmd.args(args).env("LB_PIN_PATH", self.pins.path());
+        Ok(cmd.output()?)
+    }
+
+    fn lbctl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.lbctl(args)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "lbctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+/// The packets counted under `name` in `lbctl decap status`.
+fn status_count(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// `lbctl decap attach dcr0 --mode MODE`, then datagrams in tunnel frames
+/// of every kind and family pair from the director's side reach sockets
+/// bound on the VIPs; a VIP added later is taken after the next attach.
+fn tunnelled_datagrams_reach_the_vip(mode: &str) -> Result<()> {
+    let link = Link::new()?;
+    link.lbctl_ok(&["decap", "attach", "dcr0", "--mode", mode])?;
+    let status = link.lbctl_ok(&["decap", "status"])?;
+    assert!(
+        status.contains("dcr0: gue-port 6080 inner destination any local address"),
+        "{status}"
+    );
+    // Sockets bound on the VIPs, in the real server's namespace.
+    let (s4, s6) = link.rs.run_in(|| -> Result<_> {
+        let s4 = std::net::UdpSocket::bind((ip(VIP4), 9000))?;
+        let s6 = std::net::UdpSocket::bind((ip(VIP6), 9000))?;
+        Ok((s4, s6))
+    })??;
+    for s in [&s4, &s6] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    }
+    let rs_mac = link.rs.mac("dcr0")?;
+    let dir_mac = link.dir.mac("dcd0")?;
+    let sender = link.dir.run_in(|| -> Result<FrameSender> {
+        let ifindex = lb_user::neigh::ifindex("dcd0").expect("dcd0");
+        FrameSender::new(ifindex)
+    })??;
+    let cases = [
+        (Tun::Ipip, false, false),
+        (Tun::Gue(DEFAULT_GUE_PORT), false, false),
+        (Tun::Gre { csum: true }, false, false),
+        (Tun::Gue(DEFAULT_GUE_PORT), true, true),
+        (Tun::Ipip, true, false),
+        (Tun::Gre { csum: false }, false, true),
+    ];
+    for (n, (tun, outer6, inner6)) in cases.into_iter().enumerate() {
+        let (director, rip, vip) = addrs(outer6, inner6);
+        let payload = format!("datagram {n} through {tun:?}");
+        let client = if inner6 { ip(CLIENT6) } else { ip(CLIENT4) };
+        let inner = Frame::udp_ip(client, vip)
+            .ports(33000 + n as u16, 9000)
+            .payload(payload.as_bytes())
+            .build();
+        let frame = encapsulate(&inner, director, rip, tun, 0);
+        sender.send(&with_macs(&frame, rs_mac, dir_mac))?;
+        let sock = if inner6 { &s6 } else { &s4 };
+        let mut buf = [0u8; 256];
+        let (len, from) = sock
+            .recv_from(&mut buf)
+            .map_err(|e| anyhow::anyhow!("{tun:?} outer v6 {outer6} inner v6 {inner6}: {e}"))?;
+        assert_eq!(&buf[..len], payload.as_bytes());
+        assert_eq!(from, std::net::SocketAddr::new(client, 33000 + n as u16));
+    }
+    let status = link.lbctl_ok(&["decap", "status"])?;
+    for (name, want) in [
+        ("decap_ipip_v4", 1),
+        ("decap_ipip_v6", 1),
+        ("decap_gue_v4", 1),
+        ("decap_gue_v6", 1),
+        ("decap_gre_v4", 2),
+    ] {
+        assert_eq!(status_count(&status, name), want, "{name} in\n{status}");
+    }
+    // A VIP added after the attach is not known until the next attach,
+    // which reads the host's addresses again.
+    const LATE: &str = "203.0.113.12";
+    link.rs
+        .ip(&["addr", "add", &format!("{LATE}/32"), "dev", "lo"])?;
+    let late = link
+        .rs
+        .run_in(|| std::net::UdpSocket::bind((ip(LATE), 9000)))??;
+    late.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let inner = Frame::udp_ip(ip(CLIENT4), ip(LATE))
+        .ports(34000, 9000)
+        .payload(b"late")
+        .build();
+    let frame = with_macs(
+        &encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Ipip, 0),
+        rs_mac,
+        dir_mac,
+    );
+    sender.send(&frame)?;
+    // The frame is handled by the veth's NAPI poll, after the send.
+    lb_tests::lb::wait_for(
+        "the late VIP's frame counted as pass_inner_not_local",
+        std::time::Duration::from_secs(5),
+        || {
+            let status = link.lbctl_ok(&["decap", "status"])?;
+            Ok((status_count(&status, "pass_inner_not_local") == 1).then_some(()))
+        },
+    )?;
+    link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+    sender.send(&frame)?;
+    let mut buf = [0u8; 64];
+    let (len, _) = late.recv_from(&mut buf)?;
+    assert_eq!(&buf[..len], b"late");
+
+    link.lbctl_ok(&["decap", "detach", "dcr0"])?;
+    let status = link.lbctl_ok(&["decap", "status"])?;
+    assert!(
+        status.starts_with("The decapsulator is not attached"),
+        "{status}"
+    );
+    Ok(())
+}
+
+root_test!(
+    lbctl_decap_attach_delivers_tunnelled_datagrams_to_the_vip,
+    { tunnelled_datagrams_reach_the_vip("native") }
+);
+
+root_test!(lbctl_decap_attach_generic_delivers_them_too, {
+    tunnelled_datagrams_reach_the_vip("generic")
+});
+
+root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
+    let link = Link::new()?;
+    link.lbctl_ok(&[
+        "decap",
+        "attach",
+        "dcr0",
+        "--vip",
+        VIP4,
+        "--gue-port",
+        "5555",
+    ])?;
+    // The settings, without the counters (the link's own traffic, IPv6
+    // multicast listener reports, moves them).
+    let settings = |status: String| -> String {
+        status
+            .split("Outcome")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = settings(link.lbctl_ok(&["decap", "status"])?);
+    assert!(
+        before.contains(&format!(
+            "dcr0: gue-port 5555 inner destination vip {VIP4}\n"
+        )),
+        "{before}"
+    );
+    for (args, message) in [
+        (
+            &["decap", "attach", "nosuch0"][..],
+            "interface nosuch0 not found",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--vip", "203.0.113.300"],
+            "not an IPv4 or IPv6 address",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--vip", "::ffff:203.0.113.10"],
+            "not a unicast address",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--gue-port", "0"],
+            "a port is 1 to 65535",
+        ),
+        (
+            &["decap", "attach", "dcr0", "--gue-port", "65536"],
+            "a port is 1 to 65535",
+        ),
+        (
+            &["decap", "detach", "lo"],
+            "the decapsulator is not attached to lo",
+        ),
+        (
+            &["decap", "detach", "nosuch0"],
+            "the decapsulator is not attached to nosuch0",
+        ),
+        (&["decap", "frobnicate"], "unrecognized subcommand"),
+    ] {
+        let out = link.lbctl(args)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(
+            settings(link.lbctl_ok(&["decap", "status"])?),
+            before,
+            "{args:?} changed something"
+        );
+    }
+    // Missing capabilities are named before anything is touched: none as
+    // nobody; CAP_PERFMON (loading the program) as root bounded to
+    // CAP_BPF and CAP_NET_ADMIN.
+    let lbctl = lb_tests::lb::lbctl_path()?;
+    for (setpriv, missing) in [
+        (
+            vec!["--reuid=65534", "--regid=65534", "--clear-groups"],
+            "CAP_BPF",
+        ),
+        (vec!["--bounding-set=-all,+bpf,+net_admin"], "CAP_PERFMON"),
+    ] {
+        let out = link
+            .rs
+            .nsenter_cmd("setpriv")
+            .args(&setpriv)
+            .arg("--")
+            .arg(&lbctl)
+            .args(["decap", "attach", "dcr0"])
+            .env("LB_PIN_PATH", link.pins.path())
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{setpriv:?} succeeded");
+        assert!(err.contains(missing), "{setpriv:?}: {err}");
+        assert_eq!(
+            settings(link.lbctl_ok(&["decap", "status"])?),
+            before,
+            "{setpriv:?} changed something"
+        );
+    }
+    // The folder is this namespace's: from another one it is refused.
+    for args in [&["decap", "status"][..], &["decap", "attach", "dcd0"]] {
+        let out = link
+            .dir
+            .nsenter_cmd(&lbctl)
+            .args(args)
+            .env("LB_PIN_PATH", link.pins.path())
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} from another namespace");
+        assert!(
+            err.contains("belong to another network namespace"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(settings(link.lbctl_ok(&["decap", "status"])?), before);
+    // Attaching again replaces the settings (and re-reads the addresses).
+    link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+    let after = link.lbctl_ok(&["decap", "status"])?;
+    assert!(
+        after.contains("dcr0: gue-port 6080 inner destination any local address"),
+        "{after}"
+    );
+    // A VIP that is not on the host is taken, with a warning.
+    let out = link.lbctl(&["decap", "attach", "dcr0", "--vip", "203.0.113.77"])?;
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("203.0.113.77 is not an address of this host"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = link.lbctl_ok(&["decap", "attach", "--help"])?;
+    assert!(
+        help.contains("--gue-port") && help.contains("--vip"),
+        "{help}"
+    );
+    Ok(())
+});
+
+root_test!(each_interface_has_its_own_settings, {
+    lb_tests::lb::in_lab(|| -> Result<()> {
+        // lo: the defaults; lab0: GUE on 5555 and one VIP.
+        let mut d = Decap::new(&DecapSettings::default())?;
+        let lab0 = lb_user::neigh::ifindex("lab0").expect("lab0");
+        d.pins.set_iface(
+            lab0,
+            &DecapSettings {
+                vips: vec![ip(VIP4)],
+                gue_port: 5555,
+            },
+        )?;
+        let to = |dst: &str, port: u16| {
+            let inner = inner_udp(ip(dst), 0).build();
+            (
+                encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Gue(port), 0),
+                inner,
+            )
+        };
+        let (vip_5555, inner) = to(VIP4, 5555);
+        let (vip_6080, _) = to(VIP4, 6080);
+        let (other_5555, _) = to(OTHER4, 5555);
+        assert_eq!(d.run_on(lab0, &vip_5555)?.frame, inner, "lab0, 5555");
+        assert_eq!(d.run_on(lab0, &vip_6080)?.frame, vip_6080, "lab0, 6080");
+        assert_eq!(
+            d.run_on(lab0, &other_5555)?.frame,
+            other_5555,
+            "lab0, not its VIP"
+        );
+        assert_eq!(d.run_on(d.ifindex, &vip_5555)?.frame, vip_5555, "lo, 5555");
+        assert_eq!(d.run_on(d.ifindex, &vip_6080)?.frame, inner, "lo, 6080");
+        // Forgetting lab0 leaves lo's settings.
+        d.pins.clear_iface(lab0)?;
+        let (r, moved) = d.run_counted(&vip_6080)?;
+        assert_eq!(r.frame, inner);
+        assert_eq!(moved, only(DECAP_REASON_GUE_V4));
+        let before = d.counters()?;
+        assert_eq!(d.run_on(lab0, &vip_5555)?.frame, vip_5555);
+        let after = d.counters()?;
+        let moved: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(moved, only(DECAP_REASON_PASS_NOT_CONFIGURED));
+        Ok(())
+    })
 });

@@ -63,7 +63,7 @@ pub fn inner(ctx: &XdpContext, l2: &L2, o: &Outer, t: &Tunnel) -> Verdict {
             ifindex: ctx.ingress_ifindex() as u32,
             addr: daddr,
         };
-        DECAP_VIPS.get_ptr(&key).is_some()
+        DECAP_VIPS.get_ptr(key).is_some()
     } else {
         is_local(daddr)
     };

@@ -32,7 +32,7 @@ pub struct Tunnel {
 pub fn header(ctx: &XdpContext, l2: &L2, o: &Outer) -> Result<Tunnel, Verdict> {
     let ifindex = ctx.ingress_ifindex() as u32;
     // Sound: a copy of the value, read at once.
-    let Some(iface) = (unsafe { DECAP_IFACES.get(&ifindex) }).copied() else {
+    let Some(iface) = (unsafe { DECAP_IFACES.get(ifindex) }).copied() else {
         return Err(Verdict::Pass(DECAP_REASON_PASS_NOT_CONFIGURED));
     };
     let off = l2.len + o.hdr_len;

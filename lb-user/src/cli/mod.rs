@@ -1,6 +1,6 @@
 //! The `lbctl` command line: ipvsadm 1.31's syntax, option for option, plus
 //! lbctl's own words (`attach`, `detach`, `sysctl`, `counters`, `daemon`,
-//! `daemon-status`, `drain`, `whereis`, `version`, `help`, `completions`),
+//! `daemon-status`, `drain`, `whereis`, `decap`, `version`, `help`, `completions`),
 //! which clap reads: a
 //! first argument that starts with `-` is ipvsadm's, any other is a word.
 //!
@@ -530,6 +530,11 @@ pub fn usage(program: &str) -> String {
          \x20 fwmark [list]               the fwmark classifier's rules, as `fwmark add' lines\n\
          \x20 fwmark add|del -p tcp|udp -d ADDR[/PLEN] [--dport PORT[:PORT]] --set-mark MARK\n\
          \x20                             add or delete a rule giving such packets MARK (-f MARK)\n\
+         \x20 decap attach IFACE [--vip ADDR]... [--gue-port N] [--mode native|generic]\n\
+         \x20                             on a real server: strip the director's IPIP, GUE and\n\
+         \x20                             GRE headers (-i) on IFACE, as tunl0/fou/gre0 would\n\
+         \x20 decap detach IFACE          detach the decapsulator from IFACE\n\
+         \x20 decap status                its interfaces, settings and counters\n\
          \x20 version                     display the version\n\
          \x20 completions SHELL           print a completion script for bash, zsh or fish\n\
          \x20 help [WORD]                 display this help message, or WORD's (also WORD --help)\n",

@@ -107,10 +107,30 @@ pub enum DecapError {
          ({MAX_DECAP_LOCAL})"
     )]
     TooManyLocal(usize),
+    #[error(
+        "the decapsulator's pins in {} belong to another network namespace (its interfaces \
+         and addresses are that namespace's): set LB_PIN_PATH to a pin directory of this \
+         namespace's own",
+        .0.display()
+    )]
+    OtherNamespace(PathBuf),
     #[error("reading the host's local addresses")]
     Local(#[source] std::io::Error),
     #[error(transparent)]
     Lib(#[from] Error),
+}
+
+/// The calling thread's network namespace: the inode number of
+/// `/proc/thread-self/ns/net`.
+fn this_netns() -> Result<u64, DecapError> {
+    use std::os::unix::fs::MetadataExt;
+    let p = "/proc/thread-self/ns/net";
+    std::fs::metadata(p).map(|m| m.ino()).map_err(|e| {
+        DecapError::Lib(Error::Io {
+            what: format!("reading {p}"),
+            source: e,
+        })
+    })
 }
 
 /// The decapsulator's pin folder: `decap` inside the load balancer's pin
@@ -271,7 +291,11 @@ impl DecapPins {
             stats,
             _lock: lock,
         };
+        let netns = this_netns()?;
         for (ifindex, v) in pins.iface_settings()? {
+            if v.netns != netns {
+                return Err(DecapError::OtherNamespace(dir.to_path_buf()));
+            }
             if v.layout != DECAP_LAYOUT_VERSION {
                 return Err(stale(
                     dir,
@@ -368,6 +392,7 @@ impl DecapPins {
                 .map_err(map_err(MAP_DECAP_VIPS))?;
         }
         let v = DecapIface {
+            netns: this_netns()?,
             layout: DECAP_LAYOUT_VERSION,
             flags: if s.vips.is_empty() { 0 } else { DECAP_F_VIPS },
             gue_port: s.gue_port.to_be_bytes(),
@@ -620,5 +645,34 @@ pub fn run(cmd: DecapCmd) -> Result<(String, Vec<String>), DecapError> {
             Ok((String::new(), Vec::new()))
         }
         DecapCmd::Status => Ok((status(&dir)?, Vec::new())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_keyed_as_the_program_looks_them_up() {
+        let k = prefix_key("203.0.113.77".parse().unwrap(), 25);
+        assert_eq!(k.prefix_len(), 96 + 25);
+        assert_eq!(
+            k.data().addr,
+            crate::addr::to_addr("203.0.113.0".parse().unwrap())
+        );
+        let k = prefix_key("2001:db8::1".parse().unwrap(), 128);
+        assert_eq!(k.prefix_len(), 128);
+        assert_eq!(
+            k.data().addr,
+            crate::addr::to_addr("2001:db8::1".parse().unwrap())
+        );
+        let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert!(prefix_holds(v4("203.0.113.128"), 25, v4("203.0.113.200")));
+        assert!(!prefix_holds(v4("203.0.113.128"), 25, v4("203.0.113.10")));
+        assert!(prefix_holds(v4("127.0.0.0"), 8, v4("127.1.2.3")));
+        assert!(prefix_holds(v4("2001:db8::"), 64, v4("2001:db8::10")));
+        // Never across families, even where the IPv4-mapped bits would agree.
+        assert!(!prefix_holds(v4("::"), 0, v4("192.0.2.1")));
+        assert!(!prefix_holds(v4("0.0.0.0"), 0, v4("2001:db8::1")));
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Every visible lbctl word (the hidden `manpage` aside).
-pub(super) const WORDS: [&str; 12] = [
+pub(super) const WORDS: [&str; 13] = [
     "attach",
     "detach",
     "sysctl",
@@ -14,6 +14,7 @@ pub(super) const WORDS: [&str; 12] = [
     "drain",
     "whereis",
     "fwmark",
+    "decap",
     "version",
     "help",
     "completions",
