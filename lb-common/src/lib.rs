@@ -30,7 +30,7 @@ pub mod decap;
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -55,8 +55,10 @@ pub const MAP_DEST_CONNS: &str = "DEST_CONNS";
 pub const MAP_LBLC: &str = "LBLC";
 pub const MAP_SWEEPER: &str = "SWEEPER";
 pub const MAP_FWMARK: &str = "FWMARK";
+pub const MAP_NAT_REPLIES: &str = "NAT_REPLIES";
+pub const MAP_MASQ_REALS: &str = "MASQ_REALS";
 /// Every map the program uses, in a fixed order (pinning, checks, listings).
-pub const MAP_NAMES: [&str; 19] = [
+pub const MAP_NAMES: [&str; 21] = [
     MAP_SERVICES,
     MAP_DESTS,
     MAP_SVC_DESTS,
@@ -76,6 +78,8 @@ pub const MAP_NAMES: [&str; 19] = [
     MAP_IFACES,
     MAP_VIPS,
     MAP_FWMARK,
+    MAP_NAT_REPLIES,
+    MAP_MASQ_REALS,
 ];
 /// Name of the XDP program in the object.
 pub const PROGRAM_NAME: &str = "lb_xdp";
@@ -550,6 +554,44 @@ pub struct ConnKey {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(size_of::<ConnKey>() == 40);
+
+// ---------------------------------------------------------------------------
+// NAT_REPLIES: HashMap<NatKey, ConnKey>
+// ---------------------------------------------------------------------------
+
+/// Key of `NAT_REPLIES`: a masqueraded (`-m`) flow as its real server's
+/// replies carry it, RIP:rport -> CIP:cport (IPVS's `ip_vs_conn_out_get`
+/// matches the same tuple; the VIP is not part of it). Laid out as
+/// [`ConnKey`] with source and destination in its places, so a parsed
+/// packet's key is the reply key of the packet (docs/SEMANTICS.md §19).
+/// The value is the conn's key in `CONNS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct NatKey {
+    /// The real server's address (the reply's source).
+    pub raddr: Addr,
+    /// The client's address (the reply's destination).
+    pub caddr: Addr,
+    pub rport: [u8; 2],
+    pub cport: [u8; 2],
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(size_of::<NatKey>() == size_of::<ConnKey>());
+
+/// Key of `MASQ_REALS`: a `-m` real server as its replies come from it
+/// (address, port, the service's protocol; 0 for a fwmark service's,
+/// which serves both). The value is how many `-m` dests have it (IPVS's
+/// `ip_vs_has_real_service`, for `nat_icmp_send`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct RealKey {
+    pub addr: Addr,
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(size_of::<RealKey>() == 20);
 
 /// Conn flag: created under a persistence template.
 pub const CONN_F_CONTROLLED: u8 = 1 << 0;
@@ -1300,6 +1342,8 @@ mod user {
     unsafe impl aya::Pod for ShTable {}
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
+    unsafe impl aya::Pod for NatKey {}
+    unsafe impl aya::Pod for RealKey {}
     unsafe impl aya::Pod for DestConns {}
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for LblcEntry {}

@@ -5,11 +5,11 @@
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_CLOSE, CONN_S_ESTABLISHED, CONN_S_FIN_WAIT, CONN_S_TIME_WAIT,
-    CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, REASON_DROP_INTERNAL,
+    CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE, DEST_F_IN_USE, FWD_MASQ, REASON_DROP_INTERNAL,
     REASON_DROP_NODEST, REASON_FWD_CONN, REASON_FWD_ICMP, REASON_PASS_NO_CONN,
     REASON_PASS_NO_SERVICE, REASON_PASS_NOT_L4, Settings,
 };
-use lb_ebpf::tcp_state::{TCP_RST, TCP_SYN, next_state};
+use lb_ebpf::tcp_state::{Dir, TCP_RST, TCP_SYN, next_state_in};
 
 use crate::{
     Verdict, clock, counts, forward, lookup,
@@ -109,7 +109,7 @@ fn existing(
     now: u64,
     schedulable: bool,
 ) -> Existing {
-    let (dest_id, dest_gen, state, flags, expires, svc_id) = unsafe {
+    let (dest_id, dest_gen, state, flags, expires, svc_id, fwd) = unsafe {
         (
             (*c).dest,
             (*c).dest_gen,
@@ -117,6 +117,7 @@ fn existing(
             (*c).flags,
             (*c).expires(),
             (*c).svc,
+            (*c).fwd,
         )
     };
     if now >= expires {
@@ -139,7 +140,8 @@ fn existing(
         let quiescent_reuse = cfg.expire_nodest_conn != 0 && available && weight == 0;
         let closing = state == CONN_S_TIME_WAIT
             || state == CONN_S_CLOSE
-            || (cfg.conn_reuse_mode & 2 != 0 && state == CONN_S_FIN_WAIT);
+            // FIN_WAIT only for the kernel's NOOUTPUT conns (not -m).
+            || (cfg.conn_reuse_mode & 2 != 0 && state == CONN_S_FIN_WAIT && fwd != FWD_MASQ);
         let reuse = cfg.conn_reuse_mode != 0 && flags & CONN_F_CONTROLLED == 0 && closing;
         if quiescent_reuse || reuse {
             counts::remove(key, c);
@@ -162,8 +164,14 @@ fn existing(
         return Existing::Done(Verdict::Drop(REASON_DROP_NODEST));
     }
 
+    // A masqueraded conn sees both sides: the INPUT table (§19).
+    let dir = if fwd == FWD_MASQ {
+        Dir::Input
+    } else {
+        Dir::InputOnly
+    };
     let new_state = if pkt.is_tcp() {
-        next_state(state, pkt.tcp_flags)
+        next_state_in(dir, state, pkt.tcp_flags)
     } else {
         CONN_S_UDP
     };
@@ -180,6 +188,5 @@ fn existing(
         template::keep(pkt, c, assured);
     }
     stats::traffic(svc_id, dest_id, pkt.tot_len as u64, false);
-    let fwd = unsafe { (*c).fwd };
     Existing::Done(forward::xmit(ctx, pkt, fwd, dest, dest_id, REASON_FWD_CONN))
 }

@@ -125,12 +125,14 @@ pub fn state_changed(c: *mut Conn, state: u8) {
     }
 }
 
-/// Removes the conn `c` of `key` from the table and from its dest's count.
+/// Removes the conn `c` of `key` from the table and from its dest's count,
+/// and a masqueraded conn's reply entry (`nat::forget`).
 /// Whoever takes the count first (the packet path or the sweeper) moves it.
 #[inline(never)]
 pub fn remove(key: &ConnKey, c: *mut Conn) {
     let dest = unsafe { (*c).dest };
     let was = unsafe { atomic_xchg::<u32, { Relaxed }>(&raw mut (*c).counted, COUNTED_NONE) };
+    crate::nat::forget(key, c);
     let _ = CONNS.remove(key);
     if was == COUNTED_ACTIVE || was == COUNTED_INACTIVE {
         unbind(dest, was);

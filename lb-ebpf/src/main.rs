@@ -116,6 +116,20 @@ fn handle(ctx: &XdpContext, pkt: &mut parse::Packet) -> Verdict {
     if let Err(v) = parse::packet(ctx, pkt) {
         return v;
     }
+    // A masqueraded flow's reply is addressed to the client, not a VIP:
+    // looked up before the VIP filter, only once a -m real exists.
+    if let Some(cfg) = settings::settings()
+        && cfg.has_masq != 0
+    {
+        if let Some(v) = nat::reply(ctx, pkt, cfg) {
+            return v;
+        }
+        if cfg.nat_icmp_send != 0
+            && let Some(v) = nat::unmatched(ctx, pkt)
+        {
+            return v;
+        }
+    }
     if pkt.icmp_error {
         return conn::icmp_error(ctx, pkt);
     }

@@ -178,7 +178,12 @@ fn new_conn(pkt: &Packet, svc: &Service, cfg: &Settings, dest_id: u32, now: u64)
         conn_expires,
         open,
     );
-    insert(&pkt.key, &conn)
+    let refused = insert(&pkt.key, &conn);
+    if refused == 0 && conn.fwd == lb_common::FWD_MASQ {
+        // Its replies are found by their own tuple (nat.rs).
+        return crate::nat::track(pkt, dest_id);
+    }
+    refused
 }
 
 /// The new conn entry of a flow of `svc` to `dest_id` in `state`.

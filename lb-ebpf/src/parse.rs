@@ -137,6 +137,10 @@ pub struct Packet {
     /// the key is the quoted flow's, seen from the client (`caddr` = the
     /// client), so it is its conn key.
     pub icmp_error: bool,
+    /// An ICMP error: where the quoted packet's transport header starts,
+    /// from the start of the frame (its IP header is at the outer transport
+    /// header + 8). Masquerading rewrites the quoted ports there.
+    pub quoted_l4: u32,
 }
 
 impl Packet {
@@ -349,7 +353,8 @@ const ICMPV6_INFOMSG_MASK: u8 = 0x80;
 /// quoted destination, the VIP the quoted source. The caller has put the
 /// quoted source in `key.vaddr` and the quoted destination in `key.caddr`.
 #[inline(always)]
-fn quoted_flow(out: &mut Packet, proto: u8, ports: [u8; 4]) {
+fn quoted_flow(out: &mut Packet, proto: u8, ports: [u8; 4], at: usize) {
+    out.quoted_l4 = at as u32;
     out.key.cport = [ports[2], ports[3]];
     out.key.vport = [ports[0], ports[1]];
     out.key.proto = proto;
@@ -382,7 +387,7 @@ fn icmp_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Verdi
     let ports: *const [u8; 4] = ptr_at(ctx, l4 + 8 + ihl).ok_or(other)?;
     out.key.vaddr = addr_v4(unsafe { (*inner).saddr });
     out.key.caddr = addr_v4(unsafe { (*inner).daddr });
-    quoted_flow(out, proto, unsafe { *ports });
+    quoted_flow(out, proto, unsafe { *ports }, l4 + 8 + ihl);
     Ok(())
 }
 
@@ -418,7 +423,7 @@ fn icmpv6_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Ver
     if addr_is_v4(&out.key.vaddr) || addr_is_v4(&out.key.caddr) {
         return Err(other);
     }
-    quoted_flow(out, proto, unsafe { *ports });
+    quoted_flow(out, proto, unsafe { *ports }, inner_l4);
     Ok(())
 }
 

@@ -15,6 +15,24 @@ pub fn count(reason: u32, bytes: u64) {
     }
 }
 
+/// A real server's reply (or an ICMP error about its flow) translated for
+/// the client (`ip_vs_out_stats`); bytes are the IP length.
+#[inline(always)]
+pub fn traffic_out(svc_id: u32, dest: u32, ip_bytes: u64) {
+    if let Some(s) = SVC_STATS.get_ptr_mut(svc_id) {
+        unsafe {
+            (*s).outpkts += 1;
+            (*s).outbytes += ip_bytes;
+        }
+    }
+    if let Some(s) = DEST_STATS.get_ptr_mut(dest) {
+        unsafe {
+            (*s).outpkts += 1;
+            (*s).outbytes += ip_bytes;
+        }
+    }
+}
+
 /// A packet forwarded to a real server; `new_conn` when it opened a conn.
 /// Bytes are the IP length, as IPVS counts them.
 #[inline(always)]

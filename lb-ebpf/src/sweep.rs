@@ -30,7 +30,7 @@ use lb_common::{
 
 use crate::{
     clock, counts,
-    maps::{CONNS, DESTS, SWEEPER},
+    maps::{CONNS, DESTS, NAT_REPLIES, SWEEPER},
     settings::settings,
 };
 
@@ -131,6 +131,15 @@ extern "C" fn run(_map: *mut c_void, _key: *mut u32, s: *mut Sweeper) -> i32 {
             &mut sweep as *mut Sweep as *mut c_void,
             0,
         );
+        if cfg.has_masq != 0 {
+            // Reply entries whose conn left without them (nat.rs).
+            bpf_for_each_map_elem(
+                &NAT_REPLIES as *const _ as *mut c_void,
+                crate::nat::sweep_visit as *mut c_void,
+                core::ptr::null_mut(),
+                0,
+            );
+        }
         let st = &mut (*s).stats;
         st.runs += 1;
         st.expired += sweep.expired;

@@ -26,12 +26,12 @@ use aya::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
     Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAP_CONNS, MAP_DEST_CONNS,
-    MAP_DEST_STATS, MAP_DESTS, MAP_FWMARK, MAP_IFACES, MAP_LBLC, MAP_MH_TABLES, MAP_NAMES,
-    MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS, MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS,
-    MAP_SVC_STATS, MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS, MAX_FWMARK_PREFIXES, MAX_IFACES, MhTable,
-    REASON_COUNT, ReplyRate, SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey,
-    ServiceStats, Settings, ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey,
-    VIP_FILTER_WORDS,
+    MAP_DEST_STATS, MAP_DESTS, MAP_FWMARK, MAP_IFACES, MAP_LBLC, MAP_MASQ_REALS, MAP_MH_TABLES,
+    MAP_NAMES, MAP_NAT_REPLIES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS,
+    MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS,
+    MAX_FWMARK_PREFIXES, MAX_IFACES, MhTable, NatKey, REASON_COUNT, RealKey, ReplyRate,
+    SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
+    ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 use caps::{CapSet, Capability};
@@ -94,10 +94,11 @@ impl Sizes {
     /// fixed size.
     fn of(&self, name: &str) -> Option<u32> {
         match name {
-            MAP_CONNS => Some(self.conns),
+            // A masqueraded conn has one reply entry.
+            MAP_CONNS | MAP_NAT_REPLIES => Some(self.conns),
             MAP_TEMPLATES => Some(self.templates),
             MAP_SERVICES | MAP_SCHED | MAP_SVC_STATS | MAP_LBLC => Some(self.services),
-            MAP_DESTS | MAP_DEST_STATS | MAP_DEST_CONNS => Some(self.reals),
+            MAP_DESTS | MAP_DEST_STATS | MAP_DEST_CONNS | MAP_MASQ_REALS => Some(self.reals),
             MAP_SVC_DESTS => Some(self.svc_dests()),
             // Two keys per service; not preallocated (only sh and mh
             // services hold entries).
@@ -122,6 +123,10 @@ pub struct Pins {
     pub sh_tables: HashMap<MapData, u32, ShTable>,
     pub mh_tables: HashMap<MapData, u32, MhTable>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
+    /// The replies of masqueraded conns: reply tuple -> conn key.
+    pub nat_replies: HashMap<MapData, NatKey, ConnKey>,
+    /// The `-m` real servers (`nat_icmp_send`): how many dests each.
+    pub masq_reals: HashMap<MapData, RealKey, u32>,
     pub templates: HashMap<MapData, TemplateKey, Template>,
     pub sched: PerCpuArray<MapData, SchedState>,
     pub settings: Array<MapData, Settings>,
@@ -149,6 +154,8 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_SH_TABLES => (4, size_of::<ShTable>(), None),
         MAP_MH_TABLES => (4, size_of::<MhTable>(), None),
         MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
+        MAP_NAT_REPLIES => (size_of::<NatKey>(), size_of::<ConnKey>(), None),
+        MAP_MASQ_REALS => (size_of::<RealKey>(), 4, None),
         MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
         MAP_SCHED => (4, size_of::<SchedState>(), None),
         MAP_SETTINGS => (4, size_of::<Settings>(), Some(1)),
@@ -349,6 +356,10 @@ impl Pins {
         let sh_tables = HashMap::try_from(take(MAP_SH_TABLES)).map_err(map_err(MAP_SH_TABLES))?;
         let mh_tables = HashMap::try_from(take(MAP_MH_TABLES)).map_err(map_err(MAP_MH_TABLES))?;
         let conns = HashMap::try_from(take(MAP_CONNS)).map_err(map_err(MAP_CONNS))?;
+        let nat_replies =
+            HashMap::try_from(take(MAP_NAT_REPLIES)).map_err(map_err(MAP_NAT_REPLIES))?;
+        let masq_reals =
+            HashMap::try_from(take(MAP_MASQ_REALS)).map_err(map_err(MAP_MASQ_REALS))?;
         let templates = HashMap::try_from(take(MAP_TEMPLATES)).map_err(map_err(MAP_TEMPLATES))?;
         let sched = PerCpuArray::try_from(take(MAP_SCHED)).map_err(map_err(MAP_SCHED))?;
         let settings = Array::try_from(take(MAP_SETTINGS)).map_err(map_err(MAP_SETTINGS))?;
@@ -370,6 +381,8 @@ impl Pins {
             sh_tables,
             mh_tables,
             conns,
+            nat_replies,
+            masq_reals,
             templates,
             sched,
             settings,

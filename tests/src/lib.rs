@@ -4,6 +4,10 @@
 //!   `Drop`, per-thread `setns`), and [`netns::require_root`] for loud privilege skips.
 //! - [`topo`]: a direct-routing (LVS `-g`) topology on a bridge: client, director (LB) and
 //!   real servers, each in its own namespace, all addresses from documentation ranges.
+//! - [`topo_methods`]: the topology of the three forwarding methods: direct-routing reals
+//!   on the client's segment, NAT reals behind a two-armed director, tunnelled reals behind a
+//!   router; [`methods`]: the load balancer and the decapsulator attached on it, and helpers
+//!   (a bulk upload, the client's path MTU, a server that holds its connection).
 //! - [`client`]: TCP/UDP helpers that run inside the client namespace.
 //! - [`daemon_lab`]: a director for `lbctl daemon` at scale: answering and silent real
 //!   servers behind a veth, the program attached in generic mode.
@@ -33,7 +37,9 @@ pub mod fuzz;
 pub mod lb;
 pub mod ldirectord;
 pub mod logged_child;
+pub mod methods;
 pub mod netns;
 pub mod topo;
+pub mod topo_methods;
 
 pub use netns::{BpfPinDir, Netns, require_root};

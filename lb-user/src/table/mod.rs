@@ -28,6 +28,7 @@ use lb_common::{
 
 mod fwmark;
 mod hops;
+mod masq;
 mod views;
 
 use crate::{
@@ -533,6 +534,7 @@ impl Table {
     /// can resume if it comes back; `expire_nodest_conn=1` expires them now.
     fn retire_dest(&mut self, i: u32, settings: &Settings) -> Result<(), Error> {
         let mut d = self.dest(i)?;
+        self.count_masq_real(&d, -1)?;
         d.flags &= !DEST_F_AVAILABLE;
         if settings.expire_nodest_conn != 0 {
             d.generation = d.generation.wrapping_add(1);
@@ -583,6 +585,7 @@ impl Table {
         }
         self.write_dest(slot, &d)?;
         self.write_list(sid, &mut svc, list)?;
+        self.count_masq_real(&d, 1)?;
         self.note_masq(real.fwd)
     }
 
@@ -680,6 +683,7 @@ impl Table {
         // The whole dest is replaced, method and tunnel settings included
         // (ipvsadm sends them with every `-e`); conns keep the method they
         // were bound with.
+        let before = d;
         real.fwd.to_dest(&mut d);
         if real.weight == 0 && was != 0 && settings.expire_quiescent_template != 0 {
             // Flush this real server's templates, in O(1) whatever their number.
@@ -690,6 +694,8 @@ impl Table {
         self.route_dest(&mut d)?;
         self.write_dest(slot, &d)?;
         self.write_list(sid, &mut svc, list)?;
+        self.count_masq_real(&before, -1)?;
+        self.count_masq_real(&d, 1)?;
         self.note_masq(real.fwd)
     }
 

@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod packet;
 pub mod packet6;
+pub mod packet_nat;
 pub mod plane;
 pub mod report;
 pub mod scale;

@@ -12,8 +12,8 @@ use std::{net::Ipv4Addr, time::Instant};
 use anyhow::{Context, Result, bail, ensure};
 use lb_common::{
     CONN_S_ESTABLISHED, COUNTED_ACTIVE, Conn, ConnKey, IPPROTO_TCP, MAP_CONNS, MAP_TEMPLATES,
-    REASON_COUNT, REASON_FWD_CONN, REASON_FWD_NEW, REASON_FWD_TEMPLATE, REASON_NAMES,
-    REASON_PASS_NO_SERVICE, TMPL_S_NONE, Template, TemplateKey,
+    REASON_COUNT, REASON_FWD_CONN, REASON_FWD_NAT_REPLY, REASON_FWD_NEW, REASON_FWD_TEMPLATE,
+    REASON_NAMES, REASON_PASS_NO_SERVICE, TMPL_S_NONE, Template, TemplateKey,
 };
 use lb_tests::{
     frame::{DOC_DST_MAC, DOC_SRC_MAC, Frame},
@@ -301,6 +301,9 @@ enum Expect {
     /// Direct routing to one of the service's reals: destination MAC the
     /// real's, source ours, the rest untouched.
     Routed,
+    /// Rewritten (masquerading): this destination MAC and these bytes after
+    /// the MACs.
+    Rewritten([u8; 6], Vec<u8>),
     /// Direct routing to the given real for frame `i` (`reals[i % len]`).
     RoutedTo(Vec<usize>),
     /// IPIP to one of the reals: 20 bytes of outer IPv4 header in front,
@@ -376,6 +379,7 @@ fn check_output(e: &Expect, i: usize, input: &[u8], out: &[u8], hist: &mut [u64]
                 && inner[12..] == input[26..]
         }
         Expect::Unchanged => out == input,
+        Expect::Rewritten(mac, rest) => out[0..6] == *mac && out[12..] == rest[..],
         Expect::Swapped => same_tail && out[0..6] == input[6..12] && out[6..12] == input[0..6],
         Expect::Routed | Expect::RoutedTo(_) => {
             let r = real_of(out);
@@ -773,13 +777,43 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
             creates: vec![],
             what: "established, CONNS+TEMPLATES 90% full",
         },
+        Case {
+            name: "nat-request",
+            plane: 4,
+            prog: PROG_LB,
+            frames: vec![super::packet_nat::request()],
+            action: XDP_TX,
+            reason: Some(REASON_FWD_CONN),
+            expect: {
+                let (mac, rest) = super::packet_nat::request_out();
+                Expect::Rewritten(mac, rest)
+            },
+            creates: vec![],
+            what: "-m: data segment of a flow in CONNS, rewritten to RIP:8080",
+        },
+        Case {
+            name: "nat-reply",
+            plane: 4,
+            prog: PROG_LB,
+            frames: vec![super::packet_nat::reply()],
+            action: XDP_TX,
+            reason: Some(REASON_FWD_NAT_REPLY),
+            expect: {
+                let (mac, rest) = super::packet_nat::reply_out();
+                Expect::Rewritten(mac, rest)
+            },
+            creates: vec![],
+            what: "-m: the real's data segment, found in NAT_REPLIES, rewritten to VIP:80, FIB",
+        },
     ];
 
     let mut c = Plane::new(opts.sizes)?;
     prepare_fwmark(&mut c)?;
     let mut d = Plane::new(opts.sizes)?;
     super::packet6::prepare6(&mut d)?;
-    let mut planes = vec![a, b, c, d];
+    let mut e = Plane::new(opts.sizes)?;
+    super::packet_nat::prepare_nat(&mut e)?;
+    let mut planes = vec![a, b, c, d, e];
     let insns = instructions(&planes[0])?;
     let mut results: Vec<CaseResult> = cases
         .iter()

@@ -71,6 +71,9 @@ impl Lab {
     pub fn new() -> Result<Lab> {
         let ns = Netns::new("bench")?;
         ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        // The masquerading cases' replies are forwarded to the client
+        // (198.51.100.10) by `bpf_fib_lookup`.
+        ns.sysctl("net.ipv4.ip_forward", "1")?;
         let mut batch = format!(
             "link add {LAB_IF} type veth peer name lab1\naddr add {LAB_ADDR}/24 dev {LAB_IF}\n\
              addr add 2001:db8:0:1::2/64 dev {LAB_IF} nodad\n\
@@ -87,6 +90,10 @@ impl Lab {
                 real_addr6(i)
             ));
         }
+        batch.push_str(&format!(
+            "neigh replace 198.51.100.10 lladdr {} dev {LAB_IF} nud permanent\n",
+            format_mac(&lb_tests::frame::DOC_SRC_MAC)
+        ));
         ns.ip_batch(&batch)?;
         Ok(Lab { ns })
     }

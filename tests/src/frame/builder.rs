@@ -165,6 +165,14 @@ impl Frame {
         Self::base(addrs(src, dst), Kind::RawIp { protocol })
     }
 
+    /// The same frame between other addresses of its family (a rewritten
+    /// packet as a translator must produce it; `build` computes its
+    /// checksums afresh).
+    pub fn retarget(mut self, src: IpAddr, dst: IpAddr) -> Self {
+        self.addrs = addrs(src, dst);
+        self
+    }
+
     /// Appends an IPv6 extension header of type `ty` (hop-by-hop 0, routing
     /// 43, destination options 60, or any other number) of `(len + 1) * 8`
     /// bytes: next header, `len`, then a PadN option filling the rest.

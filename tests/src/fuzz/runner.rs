@@ -203,6 +203,11 @@ pub(super) fn flush(dp: &mut Dataplane, model: &mut Model) -> Result<()> {
     for k in keys {
         let _ = dp.table.pins.conns.remove(&k);
     }
+    let keys: Vec<lb_common::NatKey> =
+        dp.table.pins.nat_replies.keys().collect::<Result<_, _>>()?;
+    for k in keys {
+        let _ = dp.table.pins.nat_replies.remove(&k);
+    }
     let keys: Vec<TemplateKey> = dp.table.pins.templates.keys().collect::<Result<_, _>>()?;
     for k in keys {
         let _ = dp.table.pins.templates.remove(&k);
