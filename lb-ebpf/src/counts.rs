@@ -105,23 +105,35 @@ pub fn unbind(dest: u32, counted: u32) {
 
 /// The conn `c` entered `state`: its count follows when the state is of
 /// the other kind (`set_tcp_state`'s `IP_VS_CONN_F_INACTIVE` moves).
+///
+/// The kernel changes a conn's state and its count under the conn's lock.
+/// Here two CPUs may change one conn at once (a masqueraded conn's client
+/// packets and replies arrive on different queues), so the count follows
+/// the state as stored, read again after each move: whichever CPU wrote the
+/// state last, the count ends up matching it.
 #[inline(never)]
 pub fn state_changed(c: *mut Conn, state: u8) {
-    let now = counted_for(state);
-    let (was, dest) = unsafe { ((*c).counted, (*c).dest) };
-    if was == now || was == COUNTED_NONE {
-        return;
-    }
-    // Sound: `c` points into the conn's map value.
-    let (_, moved) =
-        unsafe { atomic_cxchg::<u32, { Relaxed }, { Relaxed }>(&raw mut (*c).counted, was, now) };
-    if !moved {
-        // Another CPU moved or removed it first: its count is right.
-        return;
-    }
-    if let Some(dc) = DEST_CONNS.get_ptr_mut(dest) {
-        inc(count(dc, now));
-        dec(count(dc, was));
+    let dest = unsafe { (*c).dest };
+    let mut state = state;
+    // Each round moves the count at most once; a round that finds the count
+    // already right ends. Two CPUs cannot keep each other going for long.
+    for _ in 0..4 {
+        let now = counted_for(state);
+        let was = unsafe { core::ptr::read_volatile(&raw const (*c).counted) };
+        if was == now || was == COUNTED_NONE {
+            return;
+        }
+        // Sound: `c` points into the conn's map value.
+        let (_, moved) = unsafe {
+            atomic_cxchg::<u32, { Relaxed }, { Relaxed }>(&raw mut (*c).counted, was, now)
+        };
+        if moved {
+            if let Some(dc) = DEST_CONNS.get_ptr_mut(dest) {
+                inc(count(dc, now));
+                dec(count(dc, was));
+            }
+        }
+        state = unsafe { core::ptr::read_volatile(&raw const (*c).state) };
     }
 }
 

@@ -6,13 +6,13 @@
 //! the frame's old destination), or redirected to another interface.
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams},
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, bpf_fib_lookup as FibParams},
     helpers::{bpf_fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
 use lb_common::{
-    DEST_F_RESOLVED, DEST_F_WARNED, Dest, FWD_MASQ, FWD_TUNNEL, IPPROTO_TCP, REASON_DROP_INTERNAL,
-    REASON_DROP_NO_NEIGH, addr_is_v4, addr_low32, addr_octets,
+    DEST_F_RESOLVED, DEST_F_WARNED, Dest, FWD_MASQ, FWD_ROUTE, FWD_TUNNEL, IPPROTO_TCP,
+    REASON_DROP_INTERNAL, REASON_DROP_NO_NEIGH, addr_is_v4, addr_low32, addr_octets, addr_v4,
 };
 
 use crate::{
@@ -83,7 +83,7 @@ pub fn direct_route(ctx: &XdpContext, dest: *mut Dest, _dest_id: u32, reason: u3
 /// table) when the controller could not resolve it. Fails while the kernel
 /// has no neighbour entry for it.
 #[inline(never)]
-fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
+pub fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
     let mut p: FibParams = unsafe { core::mem::zeroed() };
     let addr = unsafe { (*dest).addr };
     p.l4_protocol = IPPROTO_TCP;
@@ -95,7 +95,18 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         p.family = AF_INET6;
         p.__bindgen_anon_4.ipv6_dst = addr;
     }
-    let rc = unsafe { bpf_fib_lookup(ctx.ctx as *mut _, &mut p, size_of::<FibParams>() as i32, 0) };
+    // A tunnel's outer source and MTU come with the route (`-i`/`-m` reals
+    // the controller could not route when they were added).
+    let path = unsafe { (*dest).fwd } != FWD_ROUTE;
+    let flags = if path { BPF_FIB_LOOKUP_SRC } else { 0 };
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx as *mut _,
+            &mut p,
+            size_of::<FibParams>() as i32,
+            flags,
+        )
+    };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         // Once per real server until it resolves (the flag is ours: the
         // controller rewrites the flags when it writes the dest).
@@ -116,6 +127,18 @@ fn resolve(ctx: &XdpContext, dest: *mut Dest, ingress: u32) -> bool {
         (*dest).mac = p.dmac;
         (*dest).smac = p.smac;
         (*dest).ifindex = if p.ifindex == ingress { 0 } else { p.ifindex };
+        if path {
+            if (*dest).saddr == [0; 4] {
+                (*dest).saddr = if addr_is_v4(&addr) {
+                    addr_v4(p.__bindgen_anon_3.ipv4_src.to_ne_bytes())
+                } else {
+                    p.__bindgen_anon_3.ipv6_src
+                };
+            }
+            if (*dest).mtu == 0 {
+                (*dest).mtu = u32::from(p.__bindgen_anon_1.mtu_result);
+            }
+        }
         (*dest).flags |= DEST_F_RESOLVED;
         log_real!(
             info,

@@ -20,8 +20,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lb_common::{
-    Addr, Dest, REASON_DROP_INTERNAL, REASON_DROP_MTU, REASON_DROP_REPLY_RATE, TUN_F_NOCSUM,
-    TUN_TYPE_GRE, TUN_TYPE_GUE, addr_is_v4, addr_low32, addr_octets,
+    Addr, Dest, REASON_DROP_INTERNAL, REASON_DROP_MTU, REASON_DROP_NO_NEIGH,
+    REASON_DROP_REPLY_RATE, TUN_F_NOCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, addr_is_v4, addr_low32,
+    addr_octets,
 };
 use lb_ebpf::{
     csum,
@@ -71,6 +72,14 @@ const DROP: u64 = 3 << 32;
 /// Encapsulates `pkt` towards the real server `dest`.
 #[inline(always)]
 pub fn xmit(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest, reason: u32) -> Verdict {
+    // No outer source yet (no route when the real was added, as IPVS finds
+    // none in `__ip_vs_get_out_rt`): ask the kernel, drop meanwhile.
+    if unsafe { (*dest).saddr } == [0; 4] {
+        let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+        if !forward::resolve(ctx, dest, ingress) || unsafe { (*dest).saddr } == [0; 4] {
+            return Verdict::Drop(REASON_DROP_NO_NEIGH);
+        }
+    }
     let r = encapsulate(ctx, pkt, dest);
     let value = r as u32;
     match r & !0xffff_ffff {

@@ -734,3 +734,85 @@ lab_test!(a_tunnel_real_behind_a_gateway_gets_the_gateways_mac, |dp| {
     }
     Ok(())
 });
+
+lab_test!(
+    a_tunnel_real_added_before_its_route_gets_its_source_later,
+    |dp| {
+        // Reals on networks the lab cannot reach yet: `-a` takes them (as
+        // ipvsadm does), their packets are dropped while there is no route (as
+        // IPVS's `__ip_vs_get_out_rt` finds none), and once the route exists
+        // the program learns the outer source and the MTU with the next hop
+        // (`bpf_fib_lookup`, which answers only where forwarding is on).
+        for f in [
+            "/proc/sys/net/ipv4/conf/all/forwarding",
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+        ] {
+            std::fs::write(f, "1")?;
+        }
+        let behind = [
+            (
+                Family::V4,
+                IpAddr::from(Ipv4Addr::new(192, 0, 2, 77)),
+                "192.0.2.0/24",
+                "198.51.100.11",
+            ),
+            (
+                Family::V6,
+                "2001:db8:2::77".parse::<IpAddr>()?,
+                "2001:db8:2::/64",
+                "2001:db8:0:1::b",
+            ),
+        ];
+        for (fam, addr, net, gw) in behind {
+            let sid = fam.sid(Proto::Tcp, 80);
+            dp.table.add_service(&ServiceSpec {
+                id: sid,
+                sched: Sched::Rr,
+                persistent: None,
+                netmask: fam.host_mask(),
+                one_packet: false,
+            })?;
+            dp.table.add_real(
+                &sid,
+                &RealSpec {
+                    id: RealId { addr, port: 80 },
+                    fwd: Fwd::Tunnel(Tunnel::IPIP),
+                    weight: 1,
+                    thresholds: Thresholds::NONE,
+                },
+            )?;
+            let (r, moved) = run_counted(&dp, &tcp(fam, 40000, 80).syn().build())?;
+            assert_eq!(
+                (r.action, moved),
+                (XDP_DROP, only(REASON_DROP_NO_NEIGH)),
+                "{fam:?}: no route yet"
+            );
+            let out = std::process::Command::new("ip")
+                .args(["route", "add", net, "via", gw, "dev", "lab0"])
+                .output()?;
+            ensure!(out.status.success(), "ip route: {out:?}");
+            // A new flow (the first one's conn is bound and waits for its
+            // retransmission like any other).
+            let (r, moved) = run_counted(&dp, &tcp(fam, 40001, 80).syn().build())?;
+            assert_eq!((r.action, moved), (XDP_TX, only(REASON_FWD_NEW)), "{fam:?}");
+            let saddr = match fam {
+                Family::V4 => &r.frame[14 + 12..14 + 16],
+                Family::V6 => &r.frame[14 + 8..14 + 24],
+            };
+            assert_eq!(
+                saddr,
+                &octets(director(fam))[..],
+                "{fam:?}: the outer source"
+            );
+            let d = dp
+                .table
+                .dest_table()?
+                .into_iter()
+                .find(|d| d.flags & DEST_F_IN_USE != 0 && lb_user::addr::from_addr(&d.addr) == addr)
+                .expect("the dest");
+            assert_eq!(d.saddr, lb_user::addr::to_addr(director(fam)), "{fam:?}");
+            assert_eq!(d.mtu as usize, LAB_MTU, "{fam:?}: the route's MTU");
+        }
+        Ok(())
+    }
+);
