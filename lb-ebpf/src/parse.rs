@@ -344,7 +344,7 @@ fn transport(ctx: &XdpContext, out: &mut Packet, l3: &L3) -> Result<(), Verdict>
 const IPPROTO_ICMP: u8 = 1;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
-const ICMP_PARAMETERPROB: u8 = 12;
+const ICMP_SOURCE_QUENCH: u8 = 4;
 /// ICMPv6 types from 128 are informational (echo, neighbour discovery,
 /// router advertisements, MLD): the kernel's.
 const ICMPV6_INFOMSG_MASK: u8 = 0x80;
@@ -366,15 +366,17 @@ fn quoted_flow(out: &mut Packet, proto: u8, ports: [u8; 4], at: usize) {
     out.icmp_error = true;
 }
 
-/// An ICMP error (destination unreachable, time exceeded, parameter
-/// problem) quoting a TCP or UDP packet: the quoted flow, turned around.
-/// Anything else ICMP goes to the kernel as before (`pass_not_tcp_udp`).
+/// An ICMP error of the types IPVS relays (`ip_vs_in_icmp`,
+/// `ip_vs_out_icmp`: destination unreachable, source quench, time
+/// exceeded) quoting the first fragment of a TCP or UDP packet: the quoted
+/// flow, turned around. Anything else ICMP goes to the kernel as before
+/// (`pass_not_tcp_udp`).
 #[inline(always)]
 fn icmp_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Verdict> {
     let other = Verdict::Pass(REASON_PASS_NOT_L4);
     let icmp: *const [u8; 8] = ptr_at(ctx, l4).ok_or(other)?;
     let ty = unsafe { (*icmp)[0] };
-    if ty != ICMP_DEST_UNREACH && ty != ICMP_TIME_EXCEEDED && ty != ICMP_PARAMETERPROB {
+    if ty != ICMP_DEST_UNREACH && ty != ICMP_TIME_EXCEEDED && ty != ICMP_SOURCE_QUENCH {
         return Err(other);
     }
     let inner: *const Ipv4Hdr = ptr_at(ctx, l4 + 8).ok_or(other)?;
@@ -382,6 +384,12 @@ fn icmp_error(ctx: &XdpContext, l4: usize, out: &mut Packet) -> Result<(), Verdi
     let ihl = ((vihl & 0x0f) as usize) * 4;
     let proto = unsafe { (*inner).proto };
     if vihl >> 4 != 4 || ihl < 20 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+        return Err(other);
+    }
+    // A quoted later fragment has no ports to find a flow by (the kernel
+    // ignores it).
+    let frag_off = u16::from_be_bytes(unsafe { (*inner).frag_off });
+    if frag_off & 0x1fff != 0 {
         return Err(other);
     }
     let ports: *const [u8; 4] = ptr_at(ctx, l4 + 8 + ihl).ok_or(other)?;

@@ -662,10 +662,10 @@ family_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp, fam| {
             .build()
     };
     // Fragmentation needed / Packet Too Big above all, and the other errors
-    // IPVS relates (IPv4: dest unreach, time exceeded; IPv6: every type
-    // below 128, parameter problem included).
+    // IPVS relates (IPv4: dest unreach, source quench, time exceeded;
+    // IPv6: every type below 128, parameter problem included).
     let errors: &[(u8, u8)] = match fam {
-        Family::V4 => &[(3, 4), (3, 1), (11, 0)],
+        Family::V4 => &[(3, 4), (3, 1), (4, 0), (11, 0)],
         Family::V6 => &[(2, 0), (1, 4), (1, 3), (3, 0), (4, 0), (100, 0)],
     };
     for &(ty, code) in errors {
@@ -677,6 +677,17 @@ family_test!(icmp_errors_about_a_flow_reach_its_real_server, |dp, fam| {
             "type {ty}: only the MACs change"
         );
         assert_eq!(moved, only(REASON_FWD_ICMP), "type {ty}");
+    }
+    if fam == Family::V4 {
+        // Not IPVS's (`ip_vs_in_icmp` takes 3, 4, 11 only): a parameter
+        // problem, and an error quoting a later fragment (no ports in it).
+        let mut later = quote.to_vec();
+        later[6..8].copy_from_slice(&[0x00, 0x01]);
+        for f in [icmp(quote, 12, 0), icmp(&later, 3, 4)] {
+            let (r, moved) = run_counted(&dp, &f)?;
+            assert_eq!(r.action, XDP_PASS);
+            assert_eq!(moved, only(REASON_PASS_NOT_L4));
+        }
     }
     // The entry is unchanged by them: the flow goes on.
     let (_, moved) = run_counted(&dp, &tcp(fam, 40000).ack().build())?;
