@@ -639,14 +639,15 @@ pub fn attach(
     };
     // An attached program is swapped into its link, which keeps the mode
     // it was made with: another mode is refused, not silently ignored.
-    if let (true, Some(o)) = (was_attached, &old) {
-        if o.iface.mode != want_mode {
-            return Err(DecapError::OtherMode {
-                iface: iface.into(),
-                have: mode_name(o.iface.mode),
-                want: mode_name(want_mode),
-            });
-        }
+    if let Some(o) = old
+        .as_ref()
+        .filter(|o| was_attached && o.iface.mode != want_mode)
+    {
+        return Err(DecapError::OtherMode {
+            iface: iface.into(),
+            have: mode_name(o.iface.mode),
+            want: mode_name(want_mode),
+        });
     }
     let old_local = p.local_keys()?;
     let applied = p
