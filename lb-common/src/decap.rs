@@ -15,7 +15,7 @@ use crate::Addr;
 
 /// Bumped whenever a decapsulator map type changes size or meaning; stored
 /// in every `DecapIface` entry, which lbctl checks.
-pub const DECAP_LAYOUT_VERSION: u32 = 2;
+pub const DECAP_LAYOUT_VERSION: u32 = 3;
 
 /// Name of the XDP program in the decapsulator's object.
 pub const DECAP_PROGRAM_NAME: &str = "lb_decap";
@@ -64,30 +64,51 @@ pub struct DecapIface {
     pub flags: u32,
     /// The GUE UDP port, network order (never 0).
     pub gue_port: [u8; 2],
-    pub _pad: [u8; 2],
+    /// `DECAP_MODE_*`: how the program was attached to the interface.
+    pub mode: u8,
+    pub _pad: u8,
     /// How many `--vip` addresses (for `lbctl decap status`).
     pub vips: u32,
 }
 const _: () = assert!(size_of::<DecapIface>() == 24);
 
-/// Key of `DECAP_LOCAL` (an LPM trie, prefix length first): an address
-/// prefix; an IPv4 `/p` is the IPv4-mapped `/(96 + p)`.
+/// `DecapIface::mode`: attached in the driver (`--mode native`).
+pub const DECAP_MODE_NATIVE: u8 = 1;
+/// `DecapIface::mode`: attached in the generic path (`--mode generic`).
+pub const DECAP_MODE_GENERIC: u8 = 2;
+
+/// `DecapPrefix::family` and `DecapVipKey::family`: an IPv4 address.
+pub const DECAP_FAMILY_V4: u32 = 4;
+/// `DecapPrefix::family` and `DecapVipKey::family`: an IPv6 address.
+pub const DECAP_FAMILY_V6: u32 = 6;
+/// The prefix length of a `DecapPrefix` for one whole address: the family
+/// word (32 bits) and the 128 address bits.
+pub const DECAP_PREFIX_BITS: u32 = 32 + 128;
+
+/// Key of `DECAP_LOCAL` (an LPM trie, prefix length first): the family
+/// (`DECAP_FAMILY_*`, always wholly inside the prefix) and an
+/// address prefix; an IPv4 `/p` is the IPv4-mapped address under
+/// `/(32 + 96 + p)`, an IPv6 `/p` is `/(32 + p)`. The family keeps the two
+/// apart: an IPv6 address `::ffff:a.b.c.d` never matches IPv4 `a.b.c.d`'s
+/// prefixes, nor an IPv4 address an IPv6 prefix such as `::/0`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct DecapPrefix {
+    pub family: u32,
     pub addr: Addr,
 }
-const _: () = assert!(size_of::<DecapPrefix>() == 16);
+const _: () = assert!(size_of::<DecapPrefix>() == 20);
 
-/// Key of `DECAP_VIPS`: one `--vip` address of one interface (value: a
-/// `u32`, 0).
+/// Key of `DECAP_VIPS`: one `--vip` address (of family `DECAP_FAMILY_*`)
+/// of one interface (value: a `u32`, 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct DecapVipKey {
     pub ifindex: u32,
+    pub family: u32,
     pub addr: Addr,
 }
-const _: () = assert!(size_of::<DecapVipKey>() == 20);
+const _: () = assert!(size_of::<DecapVipKey>() == 24);
 
 // Outcomes of the decapsulator (`DECAP_STATS`, per CPU, indexed by these;
 // values are lb-common's `Counters`). Append only.
@@ -135,7 +156,14 @@ pub const DECAP_REASON_PASS_NOT_CONFIGURED: u32 = 16;
 pub const DECAP_REASON_DROP_ECN: u32 = 17;
 /// `bpf_xdp_adjust_head` refused (cannot happen for a valid packet).
 pub const DECAP_REASON_DROP_INTERNAL: u32 = 18;
-pub const DECAP_REASON_COUNT: u32 = 19;
+/// A martian outer packet the kernel drops on a real interface
+/// (`ip_route_input_slow`, `ip6_rcv_core`): a loopback destination
+/// (127.0.0.0/8, `::1`), or a source that is a zero-network, loopback,
+/// multicast or limited-broadcast address (IPv6: `::1`, multicast, `::`).
+pub const DECAP_REASON_PASS_MARTIAN: u32 = 19;
+/// An outer IPv4 header with options (the director never sends them).
+pub const DECAP_REASON_PASS_IP_OPTIONS: u32 = 20;
+pub const DECAP_REASON_COUNT: u32 = 21;
 /// Names for `lbctl decap status`.
 pub const DECAP_REASON_NAMES: [&str; DECAP_REASON_COUNT as usize] = [
     "decap_ipip_v4",
@@ -157,6 +185,8 @@ pub const DECAP_REASON_NAMES: [&str; DECAP_REASON_COUNT as usize] = [
     "pass_not_configured",
     "drop_ecn",
     "drop_internal",
+    "pass_martian",
+    "pass_ip_options",
 ];
 
 #[cfg(feature = "user")]

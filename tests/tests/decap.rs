@@ -255,13 +255,207 @@ root_test!(bad_outer_headers_pass_untouched, {
     let mut f = gue.clone();
     f[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&2000u16.to_be_bytes());
     passes_untouched(&d, &f, DECAP_REASON_PASS_BAD_OUTER, "UDP length")?;
-    // IPv4 options are skipped: the header is stripped with them.
-    let f = Frame::ip(DIRECTOR4.parse()?, RIP4.parse()?, 4)
-        .ip_options(&[1, 1, 1, 1])
-        .payload(ip_packet(&inner))
-        .build();
-    let (r, _) = d.run_counted(&f)?;
-    assert_eq!((r.action, &r.frame), (XDP_PASS, &inner), "options");
+    // IPv4 options: left to the kernel (the director sends none).
+    for opts in [
+        &[1u8, 1, 1, 1][..],
+        &[0x83, 7, 4, 0xc6, 0x33, 0x64, 0x01, 0],
+    ] {
+        let f = Frame::ip(DIRECTOR4.parse()?, RIP4.parse()?, 4)
+            .ip_options(opts)
+            .payload(ip_packet(&inner))
+            .build();
+        passes_untouched(&d, &f, DECAP_REASON_PASS_IP_OPTIONS, "options")?;
+    }
+    Ok(())
+});
+
+root_test!(families_never_match_each_other, {
+    let d = Decap::new(&DecapSettings::default())?;
+    // An IPv6 outer destination ::ffff:RIP4 is not RIP4.
+    let mapped_rip = ip(&format!("::ffff:{RIP4}"));
+    let inner = inner_udp(ip(VIP4), 0).build();
+    let f = encapsulate(&inner, ip(DIRECTOR6), mapped_rip, Tun::Ipip, 0);
+    passes_untouched(&d, &f, DECAP_REASON_PASS_NOT_LOCAL, "outer ::ffff:RIP4")?;
+    // An inner IPv6 destination ::ffff:VIP4 is not VIP4, local or --vip.
+    let mapped_vip = ip(&format!("::ffff:{VIP4}"));
+    let inner6 = inner_udp(mapped_vip, 0).build();
+    let f = encapsulate(&inner6, ip(DIRECTOR6), ip(RIP6), Tun::Ipip, 0);
+    passes_untouched(
+        &d,
+        &f,
+        DECAP_REASON_PASS_INNER_NOT_LOCAL,
+        "inner ::ffff:VIP4",
+    )?;
+    let vips = Decap::new(&DecapSettings {
+        vips: vec![ip(VIP4)],
+        gue_port: DEFAULT_GUE_PORT,
+    })?;
+    passes_untouched(&vips, &f, DECAP_REASON_PASS_INNER_NOT_LOCAL, "--vip VIP4")?;
+    // An IPv6 local route over everything (`ip -6 route add local ::/0
+    // dev lo`, AnyIP) makes no IPv4 address local.
+    let mut anyip = Decap::new(&DecapSettings::default())?;
+    let mut local = local_prefixes();
+    local.push((ip("::"), 0));
+    anyip.pins.set_local(&local)?;
+    let inner = inner_udp(ip(VIP4), 0).build();
+    let f = encapsulate(&inner, ip(DIRECTOR4), ip(ELSEWHERE4), Tun::Ipip, 0);
+    passes_untouched(&anyip, &f, DECAP_REASON_PASS_NOT_LOCAL, "outer v4, ::/0")?;
+    let inner = inner_udp(ip("203.0.113.99"), 0).build();
+    let f = encapsulate(&inner, ip(DIRECTOR4), ip(RIP4), Tun::Ipip, 0);
+    passes_untouched(
+        &anyip,
+        &f,
+        DECAP_REASON_PASS_INNER_NOT_LOCAL,
+        "inner v4, ::/0",
+    )?;
+    // ... while every IPv6 address is.
+    let inner6 = inner_udp(ip("2001:db8:0:2::99"), 0).build();
+    let f = encapsulate(&inner6, ip(DIRECTOR6), ip(ELSEWHERE6), Tun::Ipip, 0);
+    let r = anyip.run(&f)?;
+    assert_eq!((r.action, &r.frame), (XDP_PASS, &inner6), "AnyIP v6");
+    Ok(())
+});
+
+root_test!(martian_outer_packets_pass_untouched, {
+    let d = Decap::new(&DecapSettings::default())?;
+    let inner4 = inner_udp(ip(VIP4), 0).build();
+    let inner6 = inner_udp(ip(VIP6), 0).build();
+    // Loopback destinations are local, but never from a real interface.
+    let f = encapsulate(&inner4, ip(DIRECTOR4), ip("127.0.0.1"), Tun::Ipip, 0);
+    passes_untouched(&d, &f, DECAP_REASON_PASS_MARTIAN, "to 127.0.0.1")?;
+    let f = encapsulate(&inner4, ip(DIRECTOR4), ip("127.1.2.3"), Tun::Ipip, 0);
+    passes_untouched(&d, &f, DECAP_REASON_PASS_MARTIAN, "to 127.1.2.3")?;
+    let f = encapsulate(&inner6, ip(DIRECTOR6), ip("::1"), Tun::Ipip, 0);
+    passes_untouched(&d, &f, DECAP_REASON_PASS_MARTIAN, "to ::1")?;
+    // Martian sources.
+    for src in [
+        "0.0.0.0",
+        "0.1.2.3",
+        "127.0.0.1",
+        "224.0.0.1",
+        "239.1.2.3",
+        "255.255.255.255",
+    ] {
+        let f = encapsulate(&inner4, ip(src), ip(RIP4), Tun::Ipip, 0);
+        passes_untouched(&d, &f, DECAP_REASON_PASS_MARTIAN, src)?;
+    }
+    for src in ["::1", "::", "ff02::1", "ff0e::10"] {
+        let f = encapsulate(&inner6, ip(src), ip(RIP6), Tun::Ipip, 0);
+        passes_untouched(&d, &f, DECAP_REASON_PASS_MARTIAN, src)?;
+    }
+    // An inner loopback destination is not taken either.
+    for (dst, director, rip) in [("127.0.0.1", DIRECTOR4, RIP4), ("::1", DIRECTOR6, RIP6)] {
+        let inner = inner_udp(ip(dst), 0).build();
+        let f = encapsulate(&inner, ip(director), ip(rip), Tun::Ipip, 0);
+        passes_untouched(&d, &f, DECAP_REASON_PASS_INNER_NOT_LOCAL, dst)?;
+    }
+    Ok(())
+});
+
+/// `frame` with its outer IPv4 total length or IPv6 payload length
+/// grown by `more` (the IPv4 header checksum recomputed).
+fn outer_len_plus(frame: &[u8], more: u16) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let at = if f[14] >> 4 == 4 { 14 + 2 } else { 14 + 4 };
+    let n = u16::from_be_bytes([f[at], f[at + 1]]) + more;
+    f[at..at + 2].copy_from_slice(&n.to_be_bytes());
+    if f[14] >> 4 == 4 {
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = lb_tests::frame::checksum(&[&f[14..34]]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+root_test!(the_inner_packet_is_bounded_by_the_outer_datagram, {
+    let d = Decap::new(&DecapSettings::default())?;
+    for (outer6, inner6) in FAMILIES {
+        let (director, rip, vip) = addrs(outer6, inner6);
+        let inner = inner_udp(vip, 0).build();
+        let what = format!("outer v6 {outer6} inner v6 {inner6}");
+        for tun in [
+            Tun::Ipip,
+            Tun::Gue(DEFAULT_GUE_PORT),
+            Tun::Gre { csum: false },
+        ] {
+            let good = encapsulate(&inner, director, rip, tun, 0);
+            // Ethernet padding after the outer packet: cut off.
+            let mut padded = good.clone();
+            padded.extend_from_slice(&[0; 9]);
+            let (r, moved) = d.run_counted(&padded)?;
+            assert_eq!(
+                (r.action, &r.frame),
+                (XDP_PASS, &inner),
+                "{what} {tun:?} padded"
+            );
+            assert_eq!(moved, only(decap_reason(tun, outer6)), "{what}");
+            // Bytes after the inner packet inside the outer one: cut off
+            // (ip_rcv trims the decapsulated packet to its own length).
+            let mut longer = outer_len_plus(&good, 7);
+            longer.extend_from_slice(b"trailer");
+            if let Tun::Gue(_) = tun {
+                // The UDP length covers them too.
+                let at = 14 + if outer6 { 40 } else { 20 } + 4;
+                let n = u16::from_be_bytes([longer[at], longer[at + 1]]) + 7;
+                longer[at..at + 2].copy_from_slice(&n.to_be_bytes());
+            }
+            let (r, moved) = d.run_counted(&longer)?;
+            assert_eq!(
+                (r.action, &r.frame),
+                (XDP_PASS, &inner),
+                "{what} {tun:?} trailer"
+            );
+            assert_eq!(moved, only(decap_reason(tun, outer6)), "{what}");
+            // The inner packet says it is longer than what the outer one
+            // carries: left to the kernel.
+            let inner_ip = ip_packet(&inner);
+            let cut = &inner_ip[..inner_ip.len() - 1];
+            let f = match tun {
+                Tun::Ipip => Frame::ip_any(director, rip, if inner6 { 41 } else { 4 })
+                    .payload(cut)
+                    .build(),
+                Tun::Gue(port) => {
+                    let mut p = vec![0, if inner6 { 41 } else { 4 }, 0, 0];
+                    p.extend_from_slice(cut);
+                    Frame::udp_ip(director, rip)
+                        .ports(40001, port)
+                        .payload(&p)
+                        .build()
+                }
+                Tun::Gre { csum } => {
+                    let mut p = gre_header(cut, inner6, csum);
+                    p.extend_from_slice(cut);
+                    Frame::ip_any(director, rip, 47).payload(&p).build()
+                }
+            };
+            passes_untouched(
+                &d,
+                &f,
+                DECAP_REASON_PASS_BAD_INNER,
+                &format!("{what} {tun:?} cut"),
+            )?;
+        }
+        // GUE: a UDP length shorter than the outer payload bounds the inner
+        // packet; one byte short of it is too short.
+        let good = encapsulate(&inner, director, rip, Tun::Gue(DEFAULT_GUE_PORT), 0);
+        let at = 14 + if outer6 { 40 } else { 20 } + 4;
+        let ulen = u16::from_be_bytes([good[at], good[at + 1]]);
+        let mut f = outer_len_plus(&good, 5);
+        f.extend_from_slice(&[0xee; 5]);
+        let (r, _) = d.run_counted(&f)?;
+        assert_eq!(
+            (r.action, &r.frame),
+            (XDP_PASS, &inner),
+            "{what} UDP length"
+        );
+        f[at..at + 2].copy_from_slice(&(ulen - 1).to_be_bytes());
+        passes_untouched(
+            &d,
+            &f,
+            DECAP_REASON_PASS_BAD_INNER,
+            &format!("{what} UDP short"),
+        )?;
+    }
     Ok(())
 });
 
@@ -454,7 +648,9 @@ fn tunnelled_datagrams_reach_the_vip(mode: &str) -> Result<()> {
     link.lbctl_ok(&["decap", "attach", "dcr0", "--mode", mode])?;
     let status = link.lbctl_ok(&["decap", "status"])?;
     assert!(
-        status.contains("dcr0: gue-port 6080 inner destination any local address"),
+        status.contains(&format!(
+            "dcr0: mode {mode} gue-port 6080 inner destination any local address"
+        )),
         "{status}"
     );
     // Sockets bound on the VIPs, in the real server's namespace.
@@ -536,7 +732,7 @@ fn tunnelled_datagrams_reach_the_vip(mode: &str) -> Result<()> {
             Ok((status_count(&status, "pass_inner_not_local") == 1).then_some(()))
         },
     )?;
-    link.lbctl_ok(&["decap", "attach", "dcr0"])?;
+    link.lbctl_ok(&["decap", "attach", "dcr0", "--mode", mode])?;
     sender.send(&frame)?;
     let mut buf = [0u8; 64];
     let (len, _) = late.recv_from(&mut buf)?;
@@ -583,7 +779,7 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
     let before = settings(link.lbctl_ok(&["decap", "status"])?);
     assert!(
         before.contains(&format!(
-            "dcr0: gue-port 5555 inner destination vip {VIP4}\n"
+            "dcr0: mode native gue-port 5555 inner destination vip {VIP4}\n"
         )),
         "{before}"
     );
@@ -617,6 +813,11 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
             "the decapsulator is not attached to nosuch0",
         ),
         (&["decap", "frobnicate"], "unrecognized subcommand"),
+        // The link keeps the mode it was made with: another is refused.
+        (
+            &["decap", "attach", "dcr0", "--mode", "generic"],
+            "the decapsulator is attached to dcr0 in native mode: detach it first",
+        ),
     ] {
         let out = link.lbctl(args)?;
         let err = String::from_utf8_lossy(&out.stderr);
@@ -677,7 +878,7 @@ root_test!(lbctl_decap_refuses_bad_input_and_changes_nothing, {
     link.lbctl_ok(&["decap", "attach", "dcr0"])?;
     let after = link.lbctl_ok(&["decap", "status"])?;
     assert!(
-        after.contains("dcr0: gue-port 6080 inner destination any local address"),
+        after.contains("dcr0: mode native gue-port 6080 inner destination any local address"),
         "{after}"
     );
     // A VIP that is not on the host is taken, with a warning.
@@ -740,4 +941,49 @@ root_test!(each_interface_has_its_own_settings, {
         assert_eq!(moved, only(DECAP_REASON_PASS_NOT_CONFIGURED));
         Ok(())
     })
+});
+
+root_test!(a_failed_attach_changes_nothing, {
+    use lb_user::attach::Mode;
+    use lb_user::decap::DecapPins;
+    let link = Link::new()?;
+    // A bridge has no native XDP: attaching there in native mode
+    // fails after the settings were checked.
+    link.rs.ip(&["link", "add", "dcx0", "type", "bridge"])?;
+    link.rs.ip(&["link", "set", "dcx0", "up"])?;
+    let dir = link.pins.path().join(DECAP_PIN_SUBDIR);
+    link.rs.run_in(|| -> Result<()> {
+        let dcx0 = lb_user::neigh::ifindex("dcx0").expect("dcx0");
+        // Settings left from before (and a local table other than the
+        // namespace's).
+        let mut p = DecapPins::open(&dir)?;
+        p.set_iface_mode(
+            dcx0,
+            &DecapSettings {
+                vips: vec![ip(VIP6)],
+                gue_port: 7777,
+            },
+            DECAP_MODE_GENERIC,
+        )?;
+        p.set_local(&local_prefixes())?;
+        let before = (p.iface_state(dcx0)?, p.local_keys()?);
+        drop(p);
+        let new = DecapSettings {
+            vips: vec![ip(VIP4)],
+            gue_port: 5555,
+        };
+        let r = lb_user::decap::attach(&dir, "dcx0", Mode::Native, &new);
+        assert!(r.is_err(), "native XDP on a bridge attached");
+        let p = DecapPins::open(&dir)?;
+        let after = (p.iface_state(dcx0)?, p.local_keys()?);
+        assert_eq!(before.0, after.0, "the interface's settings changed");
+        let key = |k: &aya::maps::lpm_trie::Key<DecapPrefix>| (k.prefix_len(), k.data());
+        let mut b: Vec<_> = before.1.iter().map(key).collect();
+        let mut a: Vec<_> = after.1.iter().map(key).collect();
+        b.sort_by_key(|(l, d)| (*l, d.family, d.addr));
+        a.sort_by_key(|(l, d)| (*l, d.family, d.addr));
+        assert_eq!(b, a, "the local addresses changed");
+        Ok(())
+    })??;
+    Ok(())
 });

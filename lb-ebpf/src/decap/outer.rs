@@ -10,9 +10,10 @@ use aya_ebpf::{maps::lpm_trie::Key, programs::XdpContext};
 use lb_common::{
     Addr, addr_from_octets, addr_v4,
     decap::{
-        DECAP_REASON_PASS_BAD_OUTER, DECAP_REASON_PASS_EXT_HEADERS, DECAP_REASON_PASS_FRAGMENT,
-        DECAP_REASON_PASS_NOT_IP, DECAP_REASON_PASS_NOT_LOCAL, DECAP_REASON_PASS_NOT_TUNNEL,
-        DecapPrefix,
+        DECAP_FAMILY_V4, DECAP_FAMILY_V6, DECAP_PREFIX_BITS, DECAP_REASON_PASS_BAD_OUTER,
+        DECAP_REASON_PASS_EXT_HEADERS, DECAP_REASON_PASS_FRAGMENT, DECAP_REASON_PASS_IP_OPTIONS,
+        DECAP_REASON_PASS_MARTIAN, DECAP_REASON_PASS_NOT_IP, DECAP_REASON_PASS_NOT_LOCAL,
+        DECAP_REASON_PASS_NOT_TUNNEL, DecapPrefix,
     },
 };
 use lb_ebpf::csum::fold;
@@ -63,12 +64,44 @@ pub fn ethernet(ctx: &XdpContext) -> Option<L2> {
     Some(L2 { len: 14, proto })
 }
 
-/// Whether `addr` is one of the host's (its local routing table).
+/// Whether `addr` (IPv6 if `v6`, else IPv4-mapped) is one of the host's
+/// (its local routing table), looked up among the prefixes of its own
+/// family only.
 #[inline(always)]
-pub fn is_local(addr: Addr) -> bool {
+pub fn is_local(addr: Addr, v6: bool) -> bool {
+    let family = if v6 { DECAP_FAMILY_V6 } else { DECAP_FAMILY_V4 };
     DECAP_LOCAL
-        .get(&Key::new(128, DecapPrefix { addr }))
+        .get(&Key::new(DECAP_PREFIX_BITS, DecapPrefix { family, addr }))
         .is_some()
+}
+
+/// An IPv4 destination the kernel never takes from a real interface:
+/// loopback (`ipv4_is_loopback`, a martian destination in
+/// `ip_route_input_slow`).
+#[inline(always)]
+pub fn martian_dst_v4(a: [u8; 4]) -> bool {
+    a[0] == 127
+}
+
+/// An IPv6 destination the kernel never takes from a real interface:
+/// `::1` (`ip6_rcv_core`).
+#[inline(always)]
+pub fn martian_dst_v6(a: &[u8; 16]) -> bool {
+    u128::from_be_bytes(*a) == 1
+}
+
+/// An IPv4 source `ip_route_input_slow` refuses (a martian source): the
+/// zero network, loopback, multicast, the limited broadcast.
+#[inline(always)]
+fn martian_src_v4(a: [u8; 4]) -> bool {
+    a[0] == 0 || a[0] == 127 || a[0] & 0xf0 == 0xe0 || a == [255; 4]
+}
+
+/// An IPv6 source `ip6_rcv_core` drops, or one no tunnel peer has:
+/// multicast, `::1`, `::`.
+#[inline(always)]
+fn martian_src_v6(a: &[u8; 16]) -> bool {
+    a[0] == 0xff || u128::from_be_bytes(*a) <= 1
 }
 
 #[inline(always)]
@@ -105,7 +138,11 @@ fn ipv4(ctx: &XdpContext, off: usize) -> Result<Outer, Verdict> {
     if !tunnel_proto(h[9]) {
         return Err(Verdict::Pass(DECAP_REASON_PASS_NOT_TUNNEL));
     }
-    if !is_local(addr_v4([h[16], h[17], h[18], h[19]])) {
+    let daddr = [h[16], h[17], h[18], h[19]];
+    if martian_dst_v4(daddr) || martian_src_v4([h[12], h[13], h[14], h[15]]) {
+        return Err(Verdict::Pass(DECAP_REASON_PASS_MARTIAN));
+    }
+    if !is_local(addr_v4(daddr), false) {
         return Err(Verdict::Pass(DECAP_REASON_PASS_NOT_LOCAL));
     }
     // ip_rcv drops a header whose checksum is wrong.
@@ -115,6 +152,11 @@ fn ipv4(ctx: &XdpContext, off: usize) -> Result<Outer, Verdict> {
     // MF or a fragment offset.
     if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
         return Err(Verdict::Pass(DECAP_REASON_PASS_FRAGMENT));
+    }
+    // Options: the kernel may refuse them (`ip_options_rcv_srr`, source
+    // routes) and the director never sends any; left to the kernel.
+    if hdr_len != 20 {
+        return Err(Verdict::Pass(DECAP_REASON_PASS_IP_OPTIONS));
     }
     Ok(Outer {
         hdr_len,
@@ -172,7 +214,12 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Outer, Verdict> {
     }
     let mut d = [0u8; 16];
     d.copy_from_slice(&h[24..40]);
-    if !is_local(addr_from_octets(d)) {
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    if martian_dst_v6(&d) || martian_src_v6(&src) {
+        return Err(Verdict::Pass(DECAP_REASON_PASS_MARTIAN));
+    }
+    if !is_local(addr_from_octets(d), true) {
         return Err(Verdict::Pass(DECAP_REASON_PASS_NOT_LOCAL));
     }
     if next == NEXTHDR_FRAGMENT {

@@ -5,12 +5,16 @@
 //! inner EtherType (Katran's `decap_v4`/`decap_v6`), and the packet passed
 //! to the stack. Nothing of the inner packet changes but a CE mark.
 
-use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use aya_ebpf::{
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    programs::XdpContext,
+};
 use lb_common::{
     addr_from_octets, addr_v4,
     decap::{
-        DECAP_F_VIPS, DECAP_REASON_DROP_ECN, DECAP_REASON_DROP_INTERNAL,
-        DECAP_REASON_PASS_BAD_INNER, DECAP_REASON_PASS_INNER_NOT_LOCAL, DecapVipKey,
+        DECAP_F_VIPS, DECAP_FAMILY_V4, DECAP_FAMILY_V6, DECAP_REASON_DROP_ECN,
+        DECAP_REASON_DROP_INTERNAL, DECAP_REASON_PASS_BAD_INNER, DECAP_REASON_PASS_INNER_NOT_LOCAL,
+        DecapVipKey,
     },
 };
 use lb_ebpf::decap::{ETH_P_IP, ETH_P_IPV6, Ecn, ecn_decapsulate, ipv4_set_ce};
@@ -18,7 +22,7 @@ use lb_ebpf::decap::{ETH_P_IP, ETH_P_IPV6, Ecn, ecn_decapsulate, ipv4_set_ce};
 use crate::{
     Verdict,
     maps::DECAP_VIPS,
-    outer::{L2, Outer, is_local},
+    outer::{L2, Outer, is_local, martian_dst_v4, martian_dst_v6},
     ptr_at,
     tunnel::Tunnel,
 };
@@ -28,9 +32,10 @@ pub fn inner(ctx: &XdpContext, l2: &L2, o: &Outer, t: &Tunnel) -> Verdict {
     let bad = Verdict::Pass(DECAP_REASON_PASS_BAD_INNER);
     let strip = o.hdr_len + t.len;
     let off = l2.len + strip;
-    // The inner header, within what the outer header carries.
-    let (daddr, ecn) = if t.v6 {
-        if t.len + 40 > o.payload {
+    // The inner header, within what the outer datagram carries; its own
+    // length (`tot_len`, or 40 + `payload_len`) must fit in it too.
+    let (daddr, ecn, inner_len, martian) = if t.v6 {
+        if 40 > t.room {
             return bad;
         }
         let Some(h) = ptr_at::<[u8; 40]>(ctx, off) else {
@@ -43,9 +48,15 @@ pub fn inner(ctx: &XdpContext, l2: &L2, o: &Outer, t: &Tunnel) -> Verdict {
         }
         let mut d = [0u8; 16];
         d.copy_from_slice(&h[24..40]);
-        (addr_from_octets(d), (h[1] >> 4) & 3)
+        let len = 40 + u16::from_be_bytes([h[4], h[5]]) as usize;
+        (
+            addr_from_octets(d),
+            (h[1] >> 4) & 3,
+            len,
+            martian_dst_v6(&d),
+        )
     } else {
-        if t.len + 20 > o.payload {
+        if 20 > t.room {
             return bad;
         }
         let Some(h) = ptr_at::<[u8; 20]>(ctx, off) else {
@@ -53,19 +64,34 @@ pub fn inner(ctx: &XdpContext, l2: &L2, o: &Outer, t: &Tunnel) -> Verdict {
         };
         // Sound: bounds-checked just above.
         let h = unsafe { &*h };
-        if h[0] >> 4 != 4 || h[0] & 0x0f < 5 {
+        let ihl = (h[0] & 0x0f) as usize * 4;
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        if h[0] >> 4 != 4 || ihl < 20 || len < ihl {
             return bad;
         }
-        (addr_v4([h[16], h[17], h[18], h[19]]), h[1] & 3)
+        let d = [h[16], h[17], h[18], h[19]];
+        (addr_v4(d), h[1] & 3, len, martian_dst_v4(d))
     };
-    let wanted = if t.iface.flags & DECAP_F_VIPS != 0 {
+    // Reaching past the outer datagram: left to the kernel (which drops
+    // it). So is an inner IPv6 payload length of 0 (a jumbogram's).
+    if inner_len > t.room || (t.v6 && inner_len == 40) {
+        return bad;
+    }
+    let wanted = if martian {
+        false
+    } else if t.iface.flags & DECAP_F_VIPS != 0 {
         let key = DecapVipKey {
             ifindex: ctx.ingress_ifindex() as u32,
+            family: if t.v6 {
+                DECAP_FAMILY_V6
+            } else {
+                DECAP_FAMILY_V4
+            },
             addr: daddr,
         };
         DECAP_VIPS.get_ptr(key).is_some()
     } else {
-        is_local(daddr)
+        is_local(daddr, t.v6)
     };
     if !wanted {
         return Verdict::Pass(DECAP_REASON_PASS_INNER_NOT_LOCAL);
@@ -88,6 +114,17 @@ pub fn inner(ctx: &XdpContext, l2: &L2, o: &Outer, t: &Tunnel) -> Verdict {
     } else {
         [0; 4]
     };
+    // Whatever follows the inner packet (the rest of the outer datagram,
+    // Ethernet padding) is cut off, as `ip_rcv`/`ipv6_rcv` trim the
+    // decapsulated packet to its own length (`pskb_trim_rcsum`).
+    let frame = ctx.data_end() - ctx.data();
+    let keep = off + inner_len;
+    if frame > keep {
+        let cut = (frame - keep) as i32;
+        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, -cut) } != 0 {
+            return Verdict::Drop(DECAP_REASON_DROP_INTERNAL);
+        }
+    }
     // Shrinking the head cannot fail here (the frame keeps its inner
     // packet); if it did, nothing was changed.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, strip as i32) } != 0 {

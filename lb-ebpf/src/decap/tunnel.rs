@@ -23,6 +23,10 @@ use crate::{
 /// settings.
 pub struct Tunnel {
     pub len: usize,
+    /// The bytes the outer datagram carries after the tunnel header: the
+    /// room for the inner packet (GUE: the UDP length less the UDP and GUE
+    /// headers; otherwise the outer payload less the tunnel header).
+    pub room: usize,
     pub v6: bool,
     pub reason: u32,
     pub iface: DecapIface,
@@ -37,9 +41,21 @@ pub fn header(ctx: &XdpContext, l2: &L2, o: &Outer) -> Result<Tunnel, Verdict> {
     };
     let off = l2.len + o.hdr_len;
     let bad = Verdict::Pass(DECAP_REASON_PASS_BAD_OUTER);
-    let (len, v6, v4_reason, v6_reason) = match o.proto {
-        IPPROTO_IPIP => (0, false, DECAP_REASON_IPIP_V4, DECAP_REASON_IPIP_V6),
-        IPPROTO_IPV6 => (0, true, DECAP_REASON_IPIP_V4, DECAP_REASON_IPIP_V6),
+    let (len, carried, v6, v4_reason, v6_reason) = match o.proto {
+        IPPROTO_IPIP => (
+            0,
+            o.payload,
+            false,
+            DECAP_REASON_IPIP_V4,
+            DECAP_REASON_IPIP_V6,
+        ),
+        IPPROTO_IPV6 => (
+            0,
+            o.payload,
+            true,
+            DECAP_REASON_IPIP_V4,
+            DECAP_REASON_IPIP_V6,
+        ),
         IPPROTO_UDP => {
             let Some(u) = ptr_at::<[u8; 8]>(ctx, off) else {
                 return Err(bad);
@@ -63,6 +79,7 @@ pub fn header(ctx: &XdpContext, l2: &L2, o: &Outer) -> Result<Tunnel, Verdict> {
             };
             (
                 8 + inner.skip as usize,
+                ulen,
                 inner.v6,
                 DECAP_REASON_GUE_V4,
                 DECAP_REASON_GUE_V6,
@@ -81,6 +98,7 @@ pub fn header(ctx: &XdpContext, l2: &L2, o: &Outer) -> Result<Tunnel, Verdict> {
             };
             (
                 inner.skip as usize,
+                o.payload,
                 inner.v6,
                 DECAP_REASON_GRE_V4,
                 DECAP_REASON_GRE_V6,
@@ -88,8 +106,12 @@ pub fn header(ctx: &XdpContext, l2: &L2, o: &Outer) -> Result<Tunnel, Verdict> {
         }
         _ => return Err(Verdict::Pass(DECAP_REASON_PASS_NOT_TUNNEL)),
     };
+    if len > carried {
+        return Err(bad);
+    }
     Ok(Tunnel {
         len,
+        room: carried - len,
         v6,
         reason: if o.v6 { v6_reason } else { v4_reason },
         iface,

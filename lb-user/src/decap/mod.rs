@@ -33,7 +33,8 @@ use aya::{
 use lb_common::{
     Counters,
     decap::{
-        DECAP_F_VIPS, DECAP_LAYOUT_VERSION, DECAP_MAP_NAMES, DECAP_PIN_SUBDIR, DECAP_PROGRAM_NAME,
+        DECAP_F_VIPS, DECAP_FAMILY_V4, DECAP_FAMILY_V6, DECAP_LAYOUT_VERSION, DECAP_MAP_NAMES,
+        DECAP_MODE_GENERIC, DECAP_MODE_NATIVE, DECAP_PIN_SUBDIR, DECAP_PROGRAM_NAME,
         DECAP_REASON_COUNT, DECAP_REASON_NAMES, DecapIface, DecapPrefix, DecapVipKey,
         MAP_DECAP_IFACES, MAP_DECAP_LOCAL, MAP_DECAP_STATS, MAP_DECAP_VIPS, MAX_DECAP_IFACES,
         MAX_DECAP_LOCAL, MAX_DECAP_VIPS,
@@ -114,6 +115,15 @@ pub enum DecapError {
         .0.display()
     )]
     OtherNamespace(PathBuf),
+    #[error(
+        "the decapsulator is attached to {iface} in {have} mode: detach it first to attach it \
+         in {want} mode"
+    )]
+    OtherMode {
+        iface: String,
+        have: &'static str,
+        want: &'static str,
+    },
     #[error("reading the host's local addresses")]
     Local(#[source] std::io::Error),
     #[error(transparent)]
@@ -341,17 +351,26 @@ impl DecapPins {
         }
         let want: Vec<Key<DecapPrefix>> =
             prefixes.iter().map(|(a, p)| prefix_key(*a, *p)).collect();
-        for k in &want {
+        self.set_local_keys(&want)
+    }
+
+    /// The keys `DECAP_LOCAL` holds.
+    pub fn local_keys(&self) -> Result<Vec<Key<DecapPrefix>>, DecapError> {
+        Ok(self
+            .local
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(MAP_DECAP_LOCAL))?)
+    }
+
+    /// Makes `DECAP_LOCAL` hold exactly `want`, as `set_local`.
+    fn set_local_keys(&mut self, want: &[Key<DecapPrefix>]) -> Result<(), DecapError> {
+        for k in want {
             self.local
                 .insert(k, 0, 0)
                 .map_err(map_err(MAP_DECAP_LOCAL))?;
         }
-        let have: Vec<Key<DecapPrefix>> = self
-            .local
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(map_err(MAP_DECAP_LOCAL))?;
-        for k in have {
+        for k in self.local_keys()? {
             let gone = !want
                 .iter()
                 .any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data());
@@ -370,6 +389,17 @@ impl DecapPins {
     /// Gives `ifindex` its settings: its `--vip`s first, then the settings
     /// that make the program look at them.
     pub fn set_iface(&mut self, ifindex: u32, s: &DecapSettings) -> Result<(), DecapError> {
+        self.set_iface_mode(ifindex, s, DECAP_MODE_NATIVE)
+    }
+
+    /// `set_iface`, recording that the program is attached in `mode`
+    /// (`DECAP_MODE_*`).
+    pub fn set_iface_mode(
+        &mut self,
+        ifindex: u32,
+        s: &DecapSettings,
+        mode: u8,
+    ) -> Result<(), DecapError> {
         let others = self
             .vips
             .keys()
@@ -396,13 +426,51 @@ impl DecapPins {
             layout: DECAP_LAYOUT_VERSION,
             flags: if s.vips.is_empty() { 0 } else { DECAP_F_VIPS },
             gue_port: s.gue_port.to_be_bytes(),
-            _pad: [0; 2],
+            mode,
+            _pad: 0,
             vips: s.vips.len() as u32,
         };
         self.ifaces
             .insert(ifindex, v, 0)
             .map_err(map_err(MAP_DECAP_IFACES))?;
         for a in old.iter().filter(|a| !s.vips.contains(a)) {
+            self.vips
+                .remove(&vip_key(ifindex, *a))
+                .map_err(map_err(MAP_DECAP_VIPS))?;
+        }
+        Ok(())
+    }
+
+    /// `ifindex`'s settings and `--vip`s, if it has any.
+    pub fn iface_state(&self, ifindex: u32) -> Result<Option<IfaceState>, DecapError> {
+        let Ok(v) = self.ifaces.get(&ifindex, 0) else {
+            return Ok(None);
+        };
+        Ok(Some(IfaceState {
+            iface: v,
+            vips: self.vips_of(ifindex)?,
+        }))
+    }
+
+    /// Puts back what `iface_state` read (`None`: no settings).
+    pub fn restore_iface(
+        &mut self,
+        ifindex: u32,
+        state: Option<&IfaceState>,
+    ) -> Result<(), DecapError> {
+        let Some(st) = state else {
+            return self.clear_iface(ifindex);
+        };
+        let now = self.vips_of(ifindex)?;
+        for a in &st.vips {
+            self.vips
+                .insert(vip_key(ifindex, *a), 0, 0)
+                .map_err(map_err(MAP_DECAP_VIPS))?;
+        }
+        self.ifaces
+            .insert(ifindex, st.iface, 0)
+            .map_err(map_err(MAP_DECAP_IFACES))?;
+        for a in now.iter().filter(|a| !st.vips.contains(a)) {
             self.vips
                 .remove(&vip_key(ifindex, *a))
                 .map_err(map_err(MAP_DECAP_VIPS))?;
@@ -442,8 +510,24 @@ impl DecapPins {
     }
 }
 
-/// An address and prefix length in the maps' form: IPv4 as the
-/// IPv4-mapped address and prefix (`/(96 + p)`).
+/// One interface's entries, as `iface_state` read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfaceState {
+    pub iface: DecapIface,
+    pub vips: Vec<IpAddr>,
+}
+
+/// The `--mode` word of a `DECAP_MODE_*`.
+fn mode_name(m: u8) -> &'static str {
+    match m {
+        DECAP_MODE_NATIVE => "native",
+        DECAP_MODE_GENERIC => "generic",
+        _ => "unknown",
+    }
+}
+
+/// An address and prefix length in the maps' form (without the family
+/// word): IPv4 as the IPv4-mapped address and prefix (`/(96 + p)`).
 fn mapped(addr: IpAddr, plen: u8) -> (u128, u32) {
     let a = u128::from_be_bytes(lb_common::addr_octets(&crate::addr::to_addr(addr)));
     match addr {
@@ -460,12 +544,23 @@ fn mask(plen: u32) -> u128 {
     }
 }
 
-/// The `DECAP_LOCAL` key of a prefix (bits past the prefix cleared).
+/// `DECAP_FAMILY_*` of an address.
+fn family(a: IpAddr) -> u32 {
+    if a.is_ipv4() {
+        DECAP_FAMILY_V4
+    } else {
+        DECAP_FAMILY_V6
+    }
+}
+
+/// The `DECAP_LOCAL` key of a prefix (bits past the prefix cleared): the
+/// family word, then the address (docs/SEMANTICS.md §20).
 pub fn prefix_key(addr: IpAddr, plen: u8) -> Key<DecapPrefix> {
     let (a, plen) = mapped(addr, plen);
     Key::new(
-        plen,
+        32 + plen,
         DecapPrefix {
+            family: family(addr),
             addr: lb_common::addr_from_octets((a & mask(plen)).to_be_bytes()),
         },
     )
@@ -481,6 +576,7 @@ fn prefix_holds(net: IpAddr, plen: u8, addr: IpAddr) -> bool {
 fn vip_key(ifindex: u32, a: IpAddr) -> DecapVipKey {
     DecapVipKey {
         ifindex,
+        family: family(a),
         addr: crate::addr::to_addr(a),
     }
 }
@@ -536,12 +632,33 @@ pub fn attach(
     }
     let mut p = DecapPins::open(dir)?;
     let was_attached = attach::link_pin(dir, iface).exists();
-    p.set_local(&local)?;
-    p.set_iface(ifindex, s)?;
-    if let Err(e) = attach_program(dir, iface, mode) {
-        if !was_attached {
-            let _ = p.clear_iface(ifindex);
-        }
+    let old = p.iface_state(ifindex)?;
+    let want_mode = match mode {
+        Mode::Native => DECAP_MODE_NATIVE,
+        Mode::Generic => DECAP_MODE_GENERIC,
+    };
+    // An attached program is swapped into its link, which keeps the mode
+    // it was made with: another mode is refused, not silently ignored.
+    if let Some(o) = old
+        .as_ref()
+        .filter(|o| was_attached && o.iface.mode != want_mode)
+    {
+        return Err(DecapError::OtherMode {
+            iface: iface.into(),
+            have: mode_name(o.iface.mode),
+            want: mode_name(want_mode),
+        });
+    }
+    let old_local = p.local_keys()?;
+    let applied = p
+        .set_local(&local)
+        .and_then(|()| p.set_iface_mode(ifindex, s, want_mode))
+        .and_then(|()| attach_program(dir, iface, mode));
+    if let Err(e) = applied {
+        // Nothing changes on an error: the previous settings and local
+        // addresses come back (best effort; the error is the first one).
+        let _ = p.restore_iface(ifindex, old.as_ref());
+        let _ = p.set_local_keys(&old_local);
         return Err(e);
     }
     Ok(warnings)
@@ -601,7 +718,8 @@ pub fn status(dir: &Path) -> Result<String, DecapError> {
                     "any local address".into()
                 };
                 out.push_str(&format!(
-                    "{name}: gue-port {} inner destination {inner}\n",
+                    "{name}: mode {} gue-port {} inner destination {inner}\n",
+                    mode_name(v.mode),
                     u16::from_be_bytes(v.gue_port)
                 ));
             }
@@ -655,13 +773,15 @@ mod tests {
     #[test]
     fn prefixes_are_keyed_as_the_program_looks_them_up() {
         let k = prefix_key("203.0.113.77".parse().unwrap(), 25);
-        assert_eq!(k.prefix_len(), 96 + 25);
+        assert_eq!(k.prefix_len(), 32 + 96 + 25);
+        assert_eq!(k.data().family, DECAP_FAMILY_V4);
         assert_eq!(
             k.data().addr,
             crate::addr::to_addr("203.0.113.0".parse().unwrap())
         );
         let k = prefix_key("2001:db8::1".parse().unwrap(), 128);
-        assert_eq!(k.prefix_len(), 128);
+        assert_eq!(k.prefix_len(), 32 + 128);
+        assert_eq!(k.data().family, DECAP_FAMILY_V6);
         assert_eq!(
             k.data().addr,
             crate::addr::to_addr("2001:db8::1".parse().unwrap())
