@@ -27,7 +27,8 @@ use aya_ebpf::{
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_ESTABLISHED, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
     DEST_F_IN_USE, Dest, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, NatKey, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, RealKey, Settings,
+    REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, RealKey,
+    Settings,
 };
 use lb_ebpf::{
     csum::Diff,
@@ -358,12 +359,13 @@ pub fn track(pkt: &Packet, dest_id: u32) -> u32 {
     let Some(d) = DESTS.get(dest_id) else {
         return REASON_DROP_INTERNAL;
     };
-    let nk = reply_key(&pkt.key, d);
-    if NAT_REPLIES.insert(&nk, &pkt.key, BPF_ANY as u64).is_ok() {
+    let key = &pkt.key;
+    let nk = &reply_key(key, d);
+    if NAT_REPLIES.insert(nk, key, BPF_ANY as u64).is_ok() {
         return 0;
     }
-    if let Some(c) = CONNS.get_ptr_mut(&pkt.key) {
-        counts::remove(&pkt.key, c);
+    if let Some(c) = CONNS.get_ptr_mut(key) {
+        counts::remove(key, c);
     }
     sweep::table_full();
     REASON_DROP_CONN_TABLE
@@ -382,13 +384,13 @@ pub fn forget(key: &ConnKey, c: *const Conn) {
     let Some(d) = DESTS.get(dest) else {
         return;
     };
-    let nk = reply_key(key, d);
-    let mine = match NAT_REPLIES.get_ptr(&nk) {
+    let nk = &reply_key(key, d);
+    let mine = match NAT_REPLIES.get_ptr(nk) {
         Some(v) => unsafe { *v == *key },
         None => false,
     };
     if mine {
-        let _ = NAT_REPLIES.remove(&nk);
+        let _ = NAT_REPLIES.remove(nk);
     }
 }
 
@@ -402,7 +404,8 @@ pub extern "C" fn sweep_visit(
     ck: *mut ConnKey,
     _ctx: *mut c_void,
 ) -> i64 {
-    let live = match unsafe { CONNS.get(&*ck) } {
+    let ckr: &ConnKey = unsafe { &*ck };
+    let live = match unsafe { CONNS.get(ckr) } {
         Some(c) if c.fwd == FWD_MASQ => match DESTS.get(c.dest) {
             Some(d) => d.addr == unsafe { (*key).raddr },
             None => false,
@@ -410,8 +413,10 @@ pub extern "C" fn sweep_visit(
         _ => false,
     };
     if !live {
+        // A copy: the delete must not read the element it removes.
         let k = unsafe { *key };
-        let _ = NAT_REPLIES.remove(&k);
+        let kr = &k;
+        let _ = NAT_REPLIES.remove(kr);
     }
     0
 }
@@ -437,10 +442,12 @@ pub fn unmatched(ctx: &XdpContext, pkt: &Packet) -> Option<Verdict> {
         proto: pkt.key.proto,
         _pad: 0,
     };
-    if MASQ_REALS.get_ptr(&k).is_none() {
+    let kr = &k;
+    if MASQ_REALS.get_ptr(kr).is_none() {
         // A fwmark service's real serves both protocols.
         k.proto = 0;
-        MASQ_REALS.get_ptr(&k)?;
+        let kr = &k;
+        MASQ_REALS.get_ptr(kr)?;
     }
     Some(reply::port_unreachable(ctx, pkt))
 }
@@ -454,8 +461,10 @@ pub fn reply(ctx: &XdpContext, pkt: &mut Packet, cfg: &Settings) -> Option<Verdi
     // (source, destination) is its reply key, and so is the one of an ICMP
     // error quoting a request (the quote turned around).
     let nk: *const NatKey = &raw const pkt.key as *const NatKey;
-    let ck = NAT_REPLIES.get_ptr(unsafe { &*nk })?;
-    let c = CONNS.get_ptr_mut(unsafe { &*ck })?;
+    let nkr: &NatKey = unsafe { &*nk };
+    let ck = NAT_REPLIES.get_ptr(nkr)?;
+    let ckr: &ConnKey = unsafe { &*ck };
+    let c = CONNS.get_ptr_mut(ckr)?;
     let now = clock::now(cfg);
     let (dest_id, dest_gen, expires, fwd, svc_id) =
         unsafe { ((*c).dest, (*c).dest_gen, (*c).expires(), (*c).fwd, (*c).svc) };

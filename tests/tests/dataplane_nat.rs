@@ -655,3 +655,36 @@ family_test!(nat_icmp_send_answers_replies_of_no_conn, |dp, fam| {
     assert_eq!((r.action, &r.frame), (XDP_PASS, &stray));
     Ok(())
 });
+
+// The sweeper removes an expired `-m` conn and its reply entry, and a reply
+// entry left without its conn (here: the conn deleted behind the
+// program's back, as a flush of the tables does).
+lab_test!(the_sweeper_removes_reply_entries_with_their_conns, |dp| {
+    client_side()?;
+    masq_service(&mut dp, Family::V4, Proto::Tcp, 80, &[(11, 8080)])?;
+    dp.arm_sweeper()?;
+    let syn = |port: u16| {
+        Frame::tcp(CLIENT, VIP)
+            .src_mac(CLIENT_MAC)
+            .ports(port, 80)
+            .syn()
+            .build()
+    };
+    dp.run(&syn(40001))?;
+    dp.run(&syn(40002))?;
+    assert_eq!(nat_entries(&dp), 2);
+    let conns = dp.table.conn_entries()?;
+    // The first expires; the second leaves CONNS without the program.
+    let (k, mut c) = conns[0];
+    c.last_seen = 0;
+    c.timeout = 1;
+    dp.table.pins.conns.insert(k, c, 0)?;
+    dp.table.pins.conns.remove(&conns[1].0)?;
+    lb_tests::lb::wait_for(
+        "the reply entries removed by the sweeper",
+        std::time::Duration::from_secs(20),
+        || Ok((nat_entries(&dp) == 0).then_some(())),
+    )?;
+    assert!(dp.table.conn_entries()?.is_empty());
+    Ok(())
+});
