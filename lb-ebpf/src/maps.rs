@@ -17,9 +17,9 @@ use aya_ebpf::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
     Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAX_FWMARK_PREFIXES,
-    MAX_IFACES, MhTable, NatKey, NatReply, REASON_COUNT, RealKey, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
-    Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    MAX_IFACES, MhTable, NatKey, NatReply, REASON_COUNT, RealKey, ReplyRate, SVC_DESTS_PER_REAL,
+    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
+    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
