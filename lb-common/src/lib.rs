@@ -30,7 +30,7 @@ pub mod decap;
 
 /// Bumped whenever a map type below changes size or meaning. The controller
 /// refuses pinned maps of another layout (see `lb-user`'s pin check).
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 
 // ---------------------------------------------------------------------------
 // Map names (at most 15 characters: the kernel keeps no more) and sizes.
@@ -556,7 +556,7 @@ pub struct ConnKey {
 const _: () = assert!(size_of::<ConnKey>() == 40);
 
 // ---------------------------------------------------------------------------
-// NAT_REPLIES: HashMap<NatKey, ConnKey>
+// NAT_REPLIES: HashMap<NatKey, NatReply>
 // ---------------------------------------------------------------------------
 
 /// Key of `NAT_REPLIES`: a masqueraded (`-m`) flow as its real server's
@@ -564,7 +564,7 @@ const _: () = assert!(size_of::<ConnKey>() == 40);
 /// matches the same tuple; the VIP is not part of it). Laid out as
 /// [`ConnKey`] with source and destination in its places, so a parsed
 /// packet's key is the reply key of the packet (docs/SEMANTICS.md §19).
-/// The value is the conn's key in `CONNS`.
+/// The value is a [`NatReply`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct NatKey {
@@ -578,6 +578,26 @@ pub struct NatKey {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(size_of::<NatKey>() == size_of::<ConnKey>());
+
+/// Value of `NAT_REPLIES`: the conn's key in `CONNS` and the way its
+/// request came in, learned from the request that made the conn, so that
+/// the replies go back the same way without a route look-up
+/// (docs/SEMANTICS.md §19).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct NatReply {
+    pub conn: ConnKey,
+    /// The interface the request came in on; 0 = nothing learned (the
+    /// reply is routed by the kernel's FIB).
+    pub ifindex: u32,
+    /// The request's Ethernet source: the client's previous hop, the
+    /// reply's destination MAC.
+    pub hop_mac: [u8; 6],
+    /// The request's Ethernet destination: our MAC on that interface, the
+    /// reply's source MAC.
+    pub our_mac: [u8; 6],
+}
+const _: () = assert!(size_of::<NatReply>() == 56);
 
 /// Key of `MASQ_REALS`: a `-m` real server as its replies come from it
 /// (address, port, the service's protocol; 0 for a fwmark service's,
@@ -1343,6 +1363,7 @@ mod user {
     unsafe impl aya::Pod for MhTable {}
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for NatKey {}
+    unsafe impl aya::Pod for NatReply {}
     unsafe impl aya::Pod for RealKey {}
     unsafe impl aya::Pod for DestConns {}
     unsafe impl aya::Pod for LblcKey {}

@@ -17,9 +17,9 @@ use aya_ebpf::{
 use lb_common::{
     Conn, ConnKey, Counters, DEFAULT_CONNS, DEFAULT_REALS, DEFAULT_SERVICES, DEFAULT_TEMPLATES,
     Dest, DestConns, FwmarkKey, FwmarkRules, Iface, LblcEntry, LblcKey, MAX_FWMARK_PREFIXES,
-    MAX_IFACES, MhTable, NatKey, REASON_COUNT, RealKey, ReplyRate, SVC_DESTS_PER_REAL, SchedState,
-    Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable, TABLES_PER_SERVICE,
-    Template, TemplateKey, VIP_FILTER_WORDS,
+    MAX_IFACES, MhTable, NatKey, NatReply, REASON_COUNT, RealKey, ReplyRate, SVC_DESTS_PER_REAL,
+    SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings, ShTable,
+    TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
 
 #[btf_map]
@@ -62,14 +62,14 @@ pub static MH_TABLES: HashMap<
 pub static CONNS: HashMap<ConnKey, Conn, { DEFAULT_CONNS as usize }> = HashMap::new();
 
 /// The replies of masqueraded (`-m`) conns: the reply's tuple (RIP:rport
-/// -> CIP:cport) -> the conn's key (`nat.rs`). Made with the conn
+/// -> CIP:cport) -> the conn's key and its request's way in (`nat.rs`). Made with the conn
 /// (`new_flow.rs`), removed with it (`counts::remove`); the sweeper removes
 /// any entry left without its conn. Not preallocated: memory follows the
 /// masqueraded conns (none without `-m` real servers). Sized as `CONNS`.
 #[btf_map]
 pub static NAT_REPLIES: HashMap<
     NatKey,
-    ConnKey,
+    NatReply,
     { DEFAULT_CONNS as usize },
     { BPF_F_NO_PREALLOC as usize },
 > = HashMap::new();

@@ -21,14 +21,14 @@ use aya_ebpf::{
         BPF_ANY, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS,
         bpf_fib_lookup as FibParams,
     },
-    helpers::{bpf_csum_diff, bpf_fib_lookup, bpf_redirect},
+    helpers::{bpf_check_mtu, bpf_csum_diff, bpf_fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_ESTABLISHED, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
-    DEST_F_IN_USE, Dest, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, NatKey, REASON_DROP_CONN_TABLE,
-    REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, RealKey,
-    Settings,
+    DEST_F_IN_USE, Dest, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, NatKey, NatReply,
+    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY,
+    REASON_PASS_NOT_L4, RealKey, Settings,
 };
 use lb_ebpf::{
     csum::Diff,
@@ -353,15 +353,29 @@ fn reply_key(key: &ConnKey, dest: &Dest) -> NatKey {
 /// Makes the reply entry of the masqueraded conn just made for `pkt` to
 /// `dest_id`: 0, or the reason to drop the packet (the conn is removed
 /// again when its reply entry cannot be made). The newest conn of a reply
-/// tuple wins (docs/SEMANTICS.md §19).
+/// tuple wins (docs/SEMANTICS.md §19). The entry keeps the way the request
+/// came in (its interface and MACs, read before the request is rewritten):
+/// the replies go back that way (`reply`).
 #[inline(never)]
-pub fn track(pkt: &Packet, dest_id: u32) -> u32 {
+pub fn track(ctx: &XdpContext, pkt: &Packet, dest_id: u32) -> u32 {
     let Some(d) = DESTS.get(dest_id) else {
         return REASON_DROP_INTERNAL;
     };
     let key = &pkt.key;
     let nk = &reply_key(key, d);
-    if NAT_REPLIES.insert(nk, key, BPF_ANY as u64).is_ok() {
+    let mut v = NatReply {
+        conn: *key,
+        ..NatReply::default()
+    };
+    if let Some(eth) = ptr_at_mut::<EthHdr>(ctx, 0) {
+        unsafe {
+            v.ifindex = (*ctx.ctx).ingress_ifindex;
+            v.hop_mac = (*eth).src;
+            v.our_mac = (*eth).dst;
+        }
+    }
+    let vr = &v;
+    if NAT_REPLIES.insert(nk, vr, BPF_ANY as u64).is_ok() {
         return 0;
     }
     if let Some(c) = CONNS.get_ptr_mut(key) {
@@ -386,7 +400,7 @@ pub fn forget(key: &ConnKey, c: *const Conn) {
     };
     let nk = &reply_key(key, d);
     let mine = match NAT_REPLIES.get_ptr(nk) {
-        Some(v) => unsafe { *v == *key },
+        Some(v) => unsafe { (*v).conn == *key },
         None => false,
     };
     if mine {
@@ -401,10 +415,10 @@ pub fn forget(key: &ConnKey, c: *const Conn) {
 pub extern "C" fn sweep_visit(
     _map: *mut c_void,
     key: *mut NatKey,
-    ck: *mut ConnKey,
+    v: *mut NatReply,
     _ctx: *mut c_void,
 ) -> i64 {
-    let ckr: &ConnKey = unsafe { &*ck };
+    let ckr: &ConnKey = unsafe { &(*v).conn };
     let live = match unsafe { CONNS.get(ckr) } {
         Some(c) if c.fwd == FWD_MASQ => match DESTS.get(c.dest) {
             Some(d) => d.addr == unsafe { (*key).raddr },
@@ -462,7 +476,8 @@ pub fn reply(ctx: &XdpContext, pkt: &mut Packet, cfg: &Settings) -> Option<Verdi
     // error quoting a request (the quote turned around).
     let nk: *const NatKey = &raw const pkt.key as *const NatKey;
     let nkr: &NatKey = unsafe { &*nk };
-    let ck = NAT_REPLIES.get_ptr(nkr)?;
+    let entry = NAT_REPLIES.get_ptr(nkr)?;
+    let ck: *const ConnKey = unsafe { &raw const (*entry).conn };
     let ckr: &ConnKey = unsafe { &*ck };
     let c = CONNS.get_ptr_mut(ckr)?;
     let now = clock::now(cfg);
@@ -489,7 +504,10 @@ pub fn reply(ctx: &XdpContext, pkt: &mut Packet, cfg: &Settings) -> Option<Verdi
     } else {
         REASON_FWD_NAT_REPLY
     };
-    let route = route_to_client(ctx, pkt, unsafe { &*ck });
+    let route = match learned_way(ctx, pkt, entry) {
+        Some(r) => r,
+        None => route_to_client(ctx, pkt, unsafe { &*ck }),
+    };
     if route == Route::Untouched {
         // The kernel's forwarding answers it (TTL, too big), before IPVS
         // would have seen it.
@@ -561,6 +579,45 @@ enum Route {
     /// big for the route and may not be fragmented; the kernel's forwarding
     /// answers the real server, as it does before IPVS sees the packet.
     Untouched,
+}
+
+/// The way the conn's request came in, backwards (`NatReply`): out of
+/// the request's interface, to its previous hop's MAC, from our MAC on that
+/// interface (the request's destination MAC). No route look-up: the kernel
+/// would route each reply by its table (docs/SEMANTICS.md §19). A TTL that
+/// runs out leaves the reply to the kernel, as `route_to_client`. `None`
+/// when nothing was learned, or the reply is larger than that interface's
+/// MTU (`bpf_check_mtu`): the FIB decides then (`route_to_client`).
+#[inline(never)]
+fn learned_way(ctx: &XdpContext, pkt: &Packet, entry: *const NatReply) -> Option<Route> {
+    let ifindex = unsafe { (*entry).ifindex };
+    if ifindex == 0 {
+        return None;
+    }
+    let eth = ptr_at_mut::<EthHdr>(ctx, 0)?;
+    let last_hop = if pkt.v6 {
+        let ip = ptr_at_mut::<Ipv6Hdr>(ctx, ETH_LEN)?;
+        unsafe { (*ip).hop_limit <= 1 }
+    } else {
+        let ip = ptr_at_mut::<Ipv4Hdr>(ctx, ETH_LEN)?;
+        unsafe { (*ip).ttl <= 1 }
+    };
+    if last_hop {
+        return Some(Route::Untouched);
+    }
+    let mut mtu: u32 = 0;
+    if unsafe { bpf_check_mtu(ctx.ctx as *mut _, ifindex, &mut mtu, 0, 0) } != 0 {
+        return None;
+    }
+    unsafe {
+        (*eth).dst = (*entry).hop_mac;
+        (*eth).src = (*entry).our_mac;
+    }
+    Some(if ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
+        Route::Tx
+    } else {
+        Route::Redirect(ifindex)
+    })
 }
 
 /// Asks the kernel's FIB for the way to the client (source VIP), and sets

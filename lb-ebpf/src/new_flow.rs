@@ -60,7 +60,12 @@ pub fn schedule(
         counts::unbind(dest_id, COUNTED_INACTIVE);
         REASON_FWD_ONE_PACKET
     } else {
-        let refused = new_conn(pkt, svc, cfg, dest_id, now);
+        let mut refused = new_conn(pkt, svc, cfg, dest_id, now);
+        if refused == 0 && unsafe { (*dest).fwd } == lb_common::FWD_MASQ {
+            // Its replies are found by their own tuple (nat.rs). Here, not
+            // in `new_conn`: the context would be its sixth argument.
+            refused = crate::nat::track(ctx, pkt, dest_id);
+        }
         if refused != 0 {
             return Verdict::Drop(refused);
         }
@@ -178,12 +183,7 @@ fn new_conn(pkt: &Packet, svc: &Service, cfg: &Settings, dest_id: u32, now: u64)
         conn_expires,
         open,
     );
-    let refused = insert(&pkt.key, &conn);
-    if refused == 0 && conn.fwd == lb_common::FWD_MASQ {
-        // Its replies are found by their own tuple (nat.rs).
-        return crate::nat::track(pkt, dest_id);
-    }
-    refused
+    insert(&pkt.key, &conn)
 }
 
 /// The new conn entry of a flow of `svc` to `dest_id` in `state`.

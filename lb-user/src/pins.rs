@@ -29,7 +29,7 @@ use lb_common::{
     MAP_DEST_STATS, MAP_DESTS, MAP_FWMARK, MAP_IFACES, MAP_LBLC, MAP_MASQ_REALS, MAP_MH_TABLES,
     MAP_NAMES, MAP_NAT_REPLIES, MAP_REPLY_RATE, MAP_SCHED, MAP_SERVICES, MAP_SETTINGS,
     MAP_SH_TABLES, MAP_STATS, MAP_SVC_DESTS, MAP_SVC_STATS, MAP_SWEEPER, MAP_TEMPLATES, MAP_VIPS,
-    MAX_FWMARK_PREFIXES, MAX_IFACES, MhTable, NatKey, REASON_COUNT, RealKey, ReplyRate,
+    MAX_FWMARK_PREFIXES, MAX_IFACES, MhTable, NatKey, NatReply, REASON_COUNT, RealKey, ReplyRate,
     SVC_DESTS_PER_REAL, SchedState, Service, ServiceDest, ServiceKey, ServiceStats, Settings,
     ShTable, SweeperValue, TABLES_PER_SERVICE, Template, TemplateKey, VIP_FILTER_WORDS,
 };
@@ -124,7 +124,7 @@ pub struct Pins {
     pub mh_tables: HashMap<MapData, u32, MhTable>,
     pub conns: HashMap<MapData, ConnKey, Conn>,
     /// The replies of masqueraded conns: reply tuple -> conn key.
-    pub nat_replies: HashMap<MapData, NatKey, ConnKey>,
+    pub nat_replies: HashMap<MapData, NatKey, NatReply>,
     /// The `-m` real servers (`nat_icmp_send`): how many dests each.
     pub masq_reals: HashMap<MapData, RealKey, u32>,
     pub templates: HashMap<MapData, TemplateKey, Template>,
@@ -154,7 +154,7 @@ fn expected(name: &str) -> (usize, usize, Option<u32>) {
         MAP_SH_TABLES => (4, size_of::<ShTable>(), None),
         MAP_MH_TABLES => (4, size_of::<MhTable>(), None),
         MAP_CONNS => (size_of::<ConnKey>(), size_of::<Conn>(), None),
-        MAP_NAT_REPLIES => (size_of::<NatKey>(), size_of::<ConnKey>(), None),
+        MAP_NAT_REPLIES => (size_of::<NatKey>(), size_of::<NatReply>(), None),
         MAP_MASQ_REALS => (size_of::<RealKey>(), 4, None),
         MAP_TEMPLATES => (size_of::<TemplateKey>(), size_of::<Template>(), None),
         MAP_SCHED => (4, size_of::<SchedState>(), None),

@@ -19,7 +19,7 @@ use lb_tests::{
     fixture::{CLIENT, Family, VIP},
     frame::{self, Frame},
     lab_test,
-    lb::{Dataplane, XDP_PASS, XDP_TX, only, real_mac, run_counted},
+    lb::{Dataplane, XDP_PASS, XDP_REDIRECT, XDP_TX, only, real_mac, run_counted},
 };
 use lb_user::model::{Fwd, Proto, Sched, ServiceId, ServiceSpec};
 
@@ -148,13 +148,14 @@ fn from_real(fam: Family, i: u8, rport: u16) -> Frame {
 }
 
 /// What the client must receive of `f` (a real's frame): source VIP:`vport`,
-/// TTL one less, the client's (or its router's) MAC.
-fn to_client(f: &Frame, fam: Family, vport: u16, lab: [u8; 6]) -> Vec<u8> {
+/// TTL one less, the client's (or its router's) MAC, from `src`: the MAC
+/// the request came to (the way learned with the conn), or the FIB's.
+fn to_client(f: &Frame, fam: Family, vport: u16, src: [u8; 6]) -> Vec<u8> {
     f.clone()
         .retarget(fam.vip(), fam.client())
         .sport(vport)
         .ttl(63)
-        .src_mac(lab)
+        .src_mac(src)
         .dst_mac(CLIENT_MAC)
         .build()
 }
@@ -199,7 +200,7 @@ fn nat_entries(dp: &Dataplane) -> usize {
 family_test!(
     request_and_reply_are_translated_with_a_port_change,
     |dp, fam| {
-        let lab = client_side()?;
+        client_side()?;
         masq_service(&mut dp, fam, Proto::Tcp, 80, &[(11, 8080)])?;
         let syn = from_client(fam, 80).syn().seq(1000);
         let (r, moved) = run_counted(&dp, &syn.build())?;
@@ -216,7 +217,7 @@ family_test!(
             .payload(b"x");
         let (r, moved) = run_counted(&dp, &synack.build())?;
         assert_eq!(r.action, XDP_TX);
-        assert_frame(&r.frame, &to_client(&synack, fam, 80, lab));
+        assert_frame(&r.frame, &to_client(&synack, fam, 80, LB_MAC));
         assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
 
         // OutPkts/OutBytes: one reply, its IP length, on the real and the service.
@@ -233,13 +234,13 @@ family_test!(
         assert_eq!(moved, only(REASON_FWD_CONN));
         let answer = from_real(fam, 11, 8080).ack().psh().payload(&[b'a'; 300]);
         let (r, _) = run_counted(&dp, &answer.build())?;
-        assert_frame(&r.frame, &to_client(&answer, fam, 80, lab));
+        assert_frame(&r.frame, &to_client(&answer, fam, 80, LB_MAC));
         Ok(())
     }
 );
 
 family_test!(udp_is_translated_both_ways, |dp, fam| {
-    let lab = client_side()?;
+    client_side()?;
     masq_service(&mut dp, fam, Proto::Udp, 53, &[(11, 5353)])?;
     let q = Frame::udp_ip(fam.client(), fam.vip())
         .src_mac(CLIENT_MAC)
@@ -258,7 +259,7 @@ family_test!(udp_is_translated_both_ways, |dp, fam| {
         .payload(b"answer");
     let (r, moved) = run_counted(&dp, &a.build())?;
     assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
-    assert_frame(&r.frame, &to_client(&a, fam, 53, lab));
+    assert_frame(&r.frame, &to_client(&a, fam, 53, LB_MAC));
     assert_eq!(conn_state(&dp)?, ("UDP", (0, 1)));
     Ok(())
 });
@@ -266,7 +267,7 @@ family_test!(udp_is_translated_both_ways, |dp, fam| {
 lab_test!(
     a_port_0_real_keeps_the_port_and_udp_checksum_0_stays_0,
     |dp| {
-        let lab = client_side()?;
+        client_side()?;
         masq_service(&mut dp, Family::V4, Proto::Udp, 53, &[(11, 0)])?;
         // IPv4 UDP without a checksum (0): the kernel would compute one; we
         // leave it 0 (README, "Differences from IPVS").
@@ -289,10 +290,58 @@ lab_test!(
             .payload(b"answer");
         let (r, moved) = run_counted(&dp, &no_csum(a.build()))?;
         assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
-        assert_eq!(r.frame, no_csum(to_client(&a, Family::V4, 53, lab)));
+        assert_eq!(r.frame, no_csum(to_client(&a, Family::V4, 53, LB_MAC)));
         Ok(())
     }
 );
+
+/// Our MAC on the outside interface (lab1 here) of a two-armed director.
+const OUTSIDE_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x77];
+
+// The reply goes back the way its request came (docs/SEMANTICS.md §19): the
+// request came in on lab1 from the client's MAC to our outside MAC; the
+// real's reply comes in on lab0 (the inside) and is redirected to lab1, to
+// the client's MAC, from our outside MAC. The FIB would have sent it out of
+// lab0 (the route to the client) with lab0's MAC.
+family_test!(a_reply_goes_back_the_way_its_request_came, |dp, fam| {
+    client_side()?;
+    masq_service(&mut dp, fam, Proto::Tcp, 80, &[(11, 8080)])?;
+    dp.set_ingress("lab1")?;
+    let syn = from_client(fam, 80).syn().dst_mac(OUTSIDE_MAC);
+    // The real is on lab0: the request is redirected there.
+    let (r, _) = run_counted(&dp, &syn.build())?;
+    assert_eq!(r.action, XDP_REDIRECT);
+    dp.set_ingress("lab0")?;
+    let synack = from_real(fam, 11, 8080).syn().ack();
+    let (r, moved) = run_counted(&dp, &synack.build())?;
+    assert_eq!(r.action, XDP_REDIRECT);
+    assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
+    assert_frame(&r.frame, &to_client(&synack, fam, 80, OUTSIDE_MAC));
+    Ok(())
+});
+
+// A reply larger than the MTU of the interface its request came in on is
+// left to the FIB (`bpf_fib_lookup`): here the route to the client has the
+// same MTU, so the kernel gets it (translated: it may fragment it).
+lab_test!(a_reply_over_the_learned_mtu_goes_by_the_fib, |dp| {
+    client_side()?;
+    masq_service(&mut dp, Family::V4, Proto::Tcp, 80, &[(11, 8080)])?;
+    dp.run(&from_client(Family::V4, 80).syn().build())?;
+    let big = from_real(Family::V4, 11, 8080)
+        .ack()
+        .df(false)
+        .payload(&[b'b'; 1600]);
+    let (r, moved) = run_counted(&dp, &big.build())?;
+    assert_eq!(r.action, XDP_PASS);
+    assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
+    let want = big
+        .clone()
+        .retarget(VIP.into(), CLIENT.into())
+        .sport(80)
+        .build();
+    assert_frame(&r.frame, &want);
+    Ok(())
+});
 
 fn rs(i: u8) -> Ipv4Addr {
     lb_tests::fixture::rs(i)
@@ -390,7 +439,7 @@ family_test!(replies_of_no_conn_pass_untouched, |dp, fam| {
 family_test!(
     a_removed_real_keeps_its_replies_until_its_conns_go,
     |dp, fam| {
-        let lab = client_side()?;
+        client_side()?;
         for expire_nodest_conn in [0, 1] {
             dp.table
                 .set_sysctl("expire_nodest_conn", expire_nodest_conn)?;
@@ -403,7 +452,7 @@ family_test!(
                 // The conn lives on: translated, but counted nowhere (the
                 // kernel counts only while the dest is available).
                 assert_eq!(r.action, XDP_TX);
-                assert_frame(&r.frame, &to_client(&reply, fam, 80, lab));
+                assert_frame(&r.frame, &to_client(&reply, fam, 80, LB_MAC));
                 let v = dp.table.views(None)?;
                 assert_eq!((v[0].stats.outpkts, v[0].stats.outbytes), (0, 0));
             } else {
@@ -440,11 +489,13 @@ family_test!(a_reply_with_ttl_1_is_left_to_the_kernel, |dp, fam| {
     Ok(())
 });
 
-lab_test!(a_reply_without_a_neighbour_is_passed_translated, |dp| {
+// The way back was learned with the conn: a client the kernel has no
+// neighbour entry for (198.51.100.9, on lab0's subnet) gets its replies at
+// once, to the MAC its request came from (the FIB would have had the
+// kernel forward it and resolve the neighbour first).
+lab_test!(a_reply_needs_no_neighbour_when_its_way_was_learned, |dp| {
     client_side()?;
     masq_service(&mut dp, Family::V4, Proto::Tcp, 80, &[(11, 8080)])?;
-    // A client the kernel has no neighbour entry for (198.51.100.9, on
-    // lab0's subnet).
     let other = Ipv4Addr::new(198, 51, 100, 9);
     let syn = Frame::tcp(other, VIP).ports(CPORT, 80).syn();
     dp.run(&syn.build())?;
@@ -454,13 +505,15 @@ lab_test!(a_reply_without_a_neighbour_is_passed_translated, |dp| {
         .syn()
         .ack();
     let (r, moved) = run_counted(&dp, &reply.build())?;
-    assert_eq!(r.action, XDP_PASS);
+    assert_eq!(r.action, XDP_TX);
     assert_eq!(moved, only(REASON_FWD_NAT_REPLY));
-    // Translated, TTL left for the kernel to decrement, MACs untouched.
     let want = reply
         .clone()
         .retarget(IpAddr::V4(VIP), IpAddr::V4(other))
         .sport(80)
+        .ttl(63)
+        .src_mac(LB_MAC)
+        .dst_mac(CLIENT_MAC)
         .build();
     assert_frame(&r.frame, &want);
     Ok(())
@@ -518,7 +571,7 @@ family_test!(
 family_test!(
     icmp_from_the_real_side_reaches_the_client_translated,
     |dp, fam| {
-        let lab = client_side()?;
+        client_side()?;
         masq_service(&mut dp, fam, Proto::Tcp, 80, &[(11, 8080)])?;
         dp.run(&from_client(fam, 80).syn().build())?;
         let forwarded = Frame::tcp_ip(fam.client(), fam.rs(11))
@@ -546,7 +599,7 @@ family_test!(
         let mut want_quote = quote.clone();
         set_quoted(&mut want_quote, fam, false, fam.vip(), 80);
         let want = Frame::icmp_ip(fam.vip(), fam.client(), ty, code)
-            .src_mac(lab)
+            .src_mac(LB_MAC)
             .dst_mac(CLIENT_MAC)
             .ttl(63)
             .payload(&want_quote)

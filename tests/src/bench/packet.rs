@@ -803,7 +803,7 @@ pub fn run(opts: &PacketOpts) -> Result<PacketReport> {
                 Expect::Rewritten(mac, rest)
             },
             creates: vec![],
-            what: "-m: the real's data segment, found in NAT_REPLIES, rewritten to VIP:80, FIB",
+            what: "-m: the real's data segment, found in NAT_REPLIES, rewritten to VIP:80, sent back the request's way",
         },
     ];
 

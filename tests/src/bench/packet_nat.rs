@@ -3,7 +3,8 @@
 //! port 8080 and one established flow; the request direction (a data
 //! segment of the client, rewritten to RIP:8080) and the reply direction
 //! (the real's data segment, found in `NAT_REPLIES`, rewritten to come from
-//! VIP:80 and sent to the client through `bpf_fib_lookup`).
+//! VIP:80 and sent back the way the flow's request came: its interface and
+//! MACs, kept in the entry).
 
 use anyhow::{Context, Result, ensure};
 use lb_tests::{
@@ -68,8 +69,8 @@ pub fn reply_out() -> ([u8; 6], Vec<u8>) {
 }
 
 /// The NAT plane: the service, its `-m` real, the flow established (SYN,
-/// the real's SYN-ACK, the ACK). The lab forwards IPv4 and knows the
-/// client's MAC (`plane.rs`), so replies leave with `XDP_TX`.
+/// the real's SYN-ACK, the ACK). The replies leave with `XDP_TX` to the
+/// MAC the requests came from.
 pub fn prepare_nat(plane: &mut Plane) -> Result<()> {
     let t = plane.table()?;
     t.add_service(&ServiceSpec {
