@@ -27,8 +27,8 @@ use aya_ebpf::{
 use lb_common::{
     CONN_F_CONTROLLED, CONN_S_ESTABLISHED, CONN_S_UDP, Conn, ConnKey, DEST_F_AVAILABLE,
     DEST_F_IN_USE, Dest, FWD_MASQ, IPPROTO_TCP, IPPROTO_UDP, NatKey, NatReply,
-    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_FWD_NAT_ICMP, REASON_FWD_NAT_REPLY,
-    REASON_PASS_NOT_L4, RealKey, Settings,
+    REASON_DROP_CONN_TABLE, REASON_DROP_INTERNAL, REASON_DROP_REPLY_RATE, REASON_FWD_NAT_ICMP,
+    REASON_FWD_NAT_REPLY, REASON_PASS_NOT_L4, RealKey, Settings,
 };
 use lb_ebpf::{
     csum::Diff,
@@ -38,7 +38,7 @@ use lb_ebpf::{
 use crate::{
     Verdict, clock, counts, forward,
     maps::{CONNS, DESTS, MASQ_REALS, NAT_REPLIES},
-    parse::{ETH_LEN, EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, TcpHdr, UdpHdr, ptr_at_mut},
+    parse::{ETH_LEN, EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, TcpHdr, UdpHdr, ptr_at, ptr_at_mut},
     reply,
     settings::timeout,
     stats, sweep, template,
@@ -158,20 +158,24 @@ fn request_v4(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> Result<(), Ver
     if ttl <= 1 {
         return Err(reply::time_exceeded(ctx, pkt));
     }
+    // The TTL first, as `decrement_ttl` before `ensure_mtu_is_adequate`:
+    // a "fragmentation needed" quotes the packet with it lowered.
+    let old_tp = ne16([ttl, proto]);
+    let new_tp = ne16([ttl - 1, proto]);
+    unsafe {
+        (*ip).ttl = ttl - 1;
+        let d = Diff::default().half(old_tp, new_tp);
+        (*ip).check = d.apply(ne16((*ip).check)).to_ne_bytes();
+    }
     let mtu = unsafe { (*dest).mtu };
     if mtu != 0 && pkt.tot_len > mtu && df {
         return Err(reply::too_big(ctx, pkt, mtu));
     }
     let (old_addr, new_addr) = (pkt.key.vaddr[3], unsafe { (*dest).addr[3] });
     let (old_port, new_port) = (pkt.key.vport, real_port(dest, pkt.key.vport));
-    let old_tp = ne16([ttl, proto]);
-    let new_tp = ne16([ttl - 1, proto]);
     unsafe {
         (*ip).daddr = new_addr.to_ne_bytes();
-        (*ip).ttl = ttl - 1;
-        let d = Diff::default()
-            .word(old_addr, new_addr)
-            .half(old_tp, new_tp);
+        let d = Diff::default().word(old_addr, new_addr);
         (*ip).check = d.apply(ne16((*ip).check)).to_ne_bytes();
     }
     let l4 = ETH_LEN + (pkt.l3_len as usize & 0x3f);
@@ -191,16 +195,15 @@ fn request_v6(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> Result<(), Ver
     if hops <= 1 {
         return Err(reply::time_exceeded(ctx, pkt));
     }
+    // The hop limit first (as IPv4's TTL above).
+    unsafe { (*ip).hop_limit = hops - 1 };
     let mtu = unsafe { (*dest).mtu };
     if mtu != 0 && pkt.tot_len > mtu {
         return Err(reply::too_big(ctx, pkt, mtu));
     }
     let new_addr = unsafe { &(*dest).addr };
     let (old_port, new_port) = (pkt.key.vport, real_port(dest, pkt.key.vport));
-    unsafe {
-        put_addr(&raw mut (*ip).daddr, new_addr);
-        (*ip).hop_limit = hops - 1;
-    }
+    unsafe { put_addr(&raw mut (*ip).daddr, new_addr) };
     let l4 = ETH_LEN + (pkt.l3_len as usize & L3_MASK);
     let p = ports(ctx, l4).ok_or(internal)?;
     unsafe { (*p)[1] = new_port };
@@ -215,11 +218,21 @@ fn request_v6(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> Result<(), Ver
 /// in): the outer destination and the quoted source become the real
 /// server's address, the quoted source port its port; the ICMP checksum
 /// follows. The quoted TCP/UDP checksum is left as it was, as the kernel
-/// leaves it. A TTL that would reach 0 leaves the error to the kernel,
-/// which sends no error about an error.
+/// leaves it. An error whose TTL would reach 0 is dropped: the kernel's
+/// `decrement_ttl` refuses it and sends no error about an error.
 #[inline(always)]
 fn icmp_to_real(ctx: &XdpContext, pkt: &Packet, dest: *mut Dest) -> Result<(), Verdict> {
     let internal = Verdict::Drop(REASON_DROP_INTERNAL);
+    let ttl = if pkt.v6 {
+        let ip: *const Ipv6Hdr = ptr_at(ctx, ETH_LEN).ok_or(internal)?;
+        unsafe { (*ip).hop_limit }
+    } else {
+        let ip: *const Ipv4Hdr = ptr_at(ctx, ETH_LEN).ok_or(internal)?;
+        unsafe { (*ip).ttl }
+    };
+    if ttl <= 1 {
+        return Err(Verdict::Drop(REASON_DROP_REPLY_RATE));
+    }
     let raddr = unsafe { &(*dest).addr };
     let rport = real_port(dest, pkt.key.vport);
     let l4 = ETH_LEN + (pkt.l3_len as usize & L3_MASK);

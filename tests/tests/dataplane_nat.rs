@@ -12,14 +12,22 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+/// An address's bytes as they appear in a header.
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 use anyhow::{Result, bail};
 use lb_common::*;
 use lb_tests::{
     family_test,
     fixture::{CLIENT, Family, VIP},
-    frame::{self, Frame},
+    frame::{self, Frame, checksum},
     lab_test,
-    lb::{Dataplane, XDP_PASS, XDP_REDIRECT, XDP_TX, only, real_mac, run_counted},
+    lb::{Dataplane, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, only, real_mac, run_counted},
 };
 use lb_user::model::{Fwd, Proto, Sched, ServiceId, ServiceSpec};
 
@@ -561,6 +569,74 @@ family_test!(
             .payload(&want_quote)
             .build();
         assert_frame(&r.frame, &want);
+        // An error whose TTL would run out is dropped (`decrement_ttl`; no
+        // error about an error), not left to the kernel, which would route
+        // it on to the VIP.
+        let dying = Frame::icmp_ip(fam.client(), fam.vip(), ty, code)
+            .src_mac(CLIENT_MAC)
+            .dst_mac(LB_MAC)
+            .icmp_rest([0, 0, 0x05, 0x00])
+            .ttl(1)
+            .payload(&quote)
+            .build();
+        let (r, moved) = run_counted(&dp, &dying)?;
+        assert_eq!((r.action, moved), (XDP_DROP, only(REASON_DROP_REPLY_RATE)));
+        Ok(())
+    }
+);
+
+// `ip_vs_nat_xmit`: `decrement_ttl` comes before `ensure_mtu_is_adequate`,
+// so a request too big for the route to the real (DF, or any IPv6) gets
+// "fragmentation needed" / "packet too big" from the VIP with the route's
+// MTU, quoting the packet with its TTL (hop limit) already lowered; TTL 1
+// gets time exceeded.
+family_test!(
+    a_too_big_request_is_answered_quoting_the_lowered_ttl,
+    |dp, fam| {
+        masq_service(&mut dp, fam, Proto::Tcp, 80, &[(11, 8080)])?;
+        let mtu = dp
+            .table
+            .dest_table()?
+            .into_iter()
+            .find(|d| d.flags & DEST_F_IN_USE != 0)
+            .expect("the dest")
+            .mtu as usize;
+        assert_ne!(mtu, 0, "the route's MTU");
+        let ip_len = if fam == Family::V4 { 20 } else { 40 };
+        let big = from_client(fam, 80)
+            .syn()
+            .df(true)
+            .payload(&vec![0x5a; mtu + 20 - ip_len - 20])
+            .build();
+        let (r, moved) = run_counted(&dp, &big)?;
+        assert_eq!((r.action, moved), (XDP_TX, only(REASON_TX_ICMP_TOO_BIG)));
+        let icmp = &r.frame[14 + ip_len..];
+        match fam {
+            Family::V4 => {
+                assert_eq!((icmp[0], icmp[1]), (3, 4));
+                assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]) as usize, mtu);
+                let quoted = &icmp[8..28];
+                assert_eq!(quoted[8], 63, "the quoted TTL is lowered");
+                assert_eq!(checksum(&[quoted]), 0, "the quoted header's checksum");
+                assert_eq!(&quoted[16..20], &octets(fam.vip())[..], "not yet rewritten");
+            }
+            Family::V6 => {
+                assert_eq!((icmp[0], icmp[1]), (2, 0));
+                assert_eq!(
+                    u32::from_be_bytes([icmp[4], icmp[5], icmp[6], icmp[7]]) as usize,
+                    mtu
+                );
+                let quoted = &icmp[8..48];
+                assert_eq!(quoted[7], 63, "the quoted hop limit is lowered");
+                assert_eq!(&quoted[24..40], &octets(fam.vip())[..], "not yet rewritten");
+            }
+        }
+        let dying = from_client(fam, 80).syn().ttl(1).build();
+        let (r, moved) = run_counted(&dp, &dying)?;
+        assert_eq!(
+            (r.action, moved),
+            (XDP_TX, only(REASON_TX_ICMP_TIME_EXCEEDED))
+        );
         Ok(())
     }
 );
