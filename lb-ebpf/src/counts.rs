@@ -127,11 +127,9 @@ pub fn state_changed(c: *mut Conn, state: u8) {
         let (_, moved) = unsafe {
             atomic_cxchg::<u32, { Relaxed }, { Relaxed }>(&raw mut (*c).counted, was, now)
         };
-        if moved {
-            if let Some(dc) = DEST_CONNS.get_ptr_mut(dest) {
-                inc(count(dc, now));
-                dec(count(dc, was));
-            }
+        if moved && let Some(dc) = DEST_CONNS.get_ptr_mut(dest) {
+            inc(count(dc, now));
+            dec(count(dc, was));
         }
         state = unsafe { core::ptr::read_volatile(&raw const (*c).state) };
     }
