@@ -351,7 +351,7 @@ impl Gen {
             let router = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
             (router.into(), ty, 0, orig[14..14 + n].to_vec())
         } else {
-            let ty = r.pick(&[3, 3, 11, 12, 5, 0]);
+            let ty = r.pick(&[3, 3, 4, 11, 12, 5, 0]);
             let n = r.pick(&[8, 8, 4, 2]);
             let quote = frame::quote_ipv4(&orig, n).unwrap_or_default();
             (

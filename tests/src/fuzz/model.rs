@@ -312,12 +312,13 @@ fn ext_headers(f: &[u8], mut next: u8, mut off: usize, quoted: bool) -> Result<(
     Ok((next, off))
 }
 
-/// An ICMP error (types 3, 11, 12) quoting a TCP or UDP packet, as the
-/// flow it is about, seen from the client. Bounds are the frame's (the
-/// quote may be cut short by the ICMP sender).
+/// An ICMP error of the types IPVS relays (3, 4, 11: `ip_vs_in_icmp`)
+/// quoting the first fragment of a TCP or UDP packet, as the flow it is
+/// about, seen from the client. Bounds are the frame's (the quote may be
+/// cut short by the ICMP sender).
 pub(super) fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
     let icmp = ip.get(ihl..)?;
-    if icmp.len() < 8 || ![3, 11, 12].contains(&icmp[0]) {
+    if icmp.len() < 8 || ![3, 4, 11].contains(&icmp[0]) {
         return None;
     }
     let inner = &icmp[8..];
@@ -327,6 +328,10 @@ pub(super) fn icmp_error(ip: &[u8], ihl: usize) -> Option<Pkt> {
     let iihl = usize::from(inner[0] & 0x0f) * 4;
     let proto = inner[9];
     if inner[0] >> 4 != 4 || iihl < 20 || (proto != 6 && proto != 17) {
+        return None;
+    }
+    // A later fragment has no ports.
+    if u16::from_be_bytes([inner[6], inner[7]]) & 0x1fff != 0 {
         return None;
     }
     let ports = inner.get(iihl..iihl + 4)?;
