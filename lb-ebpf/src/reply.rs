@@ -211,6 +211,14 @@ fn icmp_error_v4_packed(ctx: &XdpContext, pkt: &Packet, err: &IcmpError) -> u64 
     let Some(sum) = sum_packet(ctx, quote_off as u32, quote as u32) else {
         return pack(Verdict::Drop(REASON_DROP_INTERNAL));
     };
+    write_icmp_header(ctx, icmp_off, err, sum)
+}
+
+/// Writes the ICMP (ICMPv6) header of `err` at `icmp_off`, its checksum
+/// over `sum` (the quote, and for ICMPv6 the pseudo-header) and itself:
+/// the reply is ready to go back.
+#[inline(always)]
+fn write_icmp_header(ctx: &XdpContext, icmp_off: usize, err: &IcmpError, sum: u32) -> u64 {
     let mut icmp = [
         err.ty,
         err.code,
@@ -568,25 +576,12 @@ fn icmp_error_v6_packed(ctx: &XdpContext, pkt: &Packet, err: &IcmpError) -> u64 
     let Some(sum) = sum_packet(ctx, quote_off as u32, quote as u32) else {
         return pack(Verdict::Drop(REASON_DROP_INTERNAL));
     };
-    let mut icmp = [
-        err.ty,
-        err.code,
-        0,
-        0,
-        err.info[0],
-        err.info[1],
-        err.info[2],
-        err.info[3],
-    ];
-    let sum = csum::add_bytes(sum + pseudo_v6(pkt, len, IPPROTO_ICMPV6), &icmp);
-    let c = csum::fold(sum).to_be_bytes();
-    icmp[2] = c[0];
-    icmp[3] = c[1];
-    let Some(icmp_p) = ptr_at_mut::<[u8; ICMP_LEN]>(ctx, icmp_off) else {
-        return pack(Verdict::Drop(REASON_DROP_INTERNAL));
-    };
-    unsafe { *icmp_p = icmp };
-    pack(Verdict::Tx(err.reason))
+    write_icmp_header(
+        ctx,
+        icmp_off,
+        err,
+        sum + pseudo_v6(pkt, len, IPPROTO_ICMPV6),
+    )
 }
 
 /// An ICMPv6 destination unreachable / port unreachable to the client

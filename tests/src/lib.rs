@@ -28,6 +28,7 @@
 //! Nothing here touches the caller's network namespace: every interface, address and route
 //! is created inside namespaces owned by guards.
 
+pub mod cli_lab;
 pub mod client;
 pub mod daemon_lab;
 pub mod decap;

@@ -11,12 +11,12 @@
 
 use std::net::Ipv6Addr;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use lb_common::{DEST_F_IN_USE, DEST_F_RESOLVED, Dest, addr_from_octets};
+use lb_tests::cli_lab::{RS_V6, dual_stack_lab, restore, run, without_comments};
 use lb_tests::lb::LbTopology;
 use lb_tests::netns::format_mac;
 use lb_tests::require_root;
-use lb_tests::topo::TopoConfig;
 use lb_user::{Pins, Table};
 
 /// The rules file: `-S -n` prints it back without its comment line.
@@ -24,43 +24,9 @@ const RULES: &str = include_str!("../fixtures/ipvsadm-ipv6.rules");
 /// `-L -n` of [`RULES`], as ipvsadm 1.31's `printf`s write it.
 const RULES_LIST: &str = include_str!("../fixtures/ipvsadm-ipv6.rules.list");
 
-/// The director's IPv6 address on the real servers' link.
-const LB_V6: &str = "2001:db8:0:1::1";
-/// The real servers' IPv6 addresses (rs1, rs2), on the director's link.
-const RS_V6: [&str; 2] = ["2001:db8:0:1::11", "2001:db8:0:1::12"];
-
-/// The topology with IPv6 on, the director given [`LB_V6`]/64 and permanent neighbour
-/// entries for [`RS_V6`] (the real servers' MACs), and a route to 2001:db8:99::/64 through
-/// a gateway on the link.
+/// [`dual_stack_lab`] with a route to 2001:db8:99::/64 through a gateway on the link.
 fn lab() -> Result<LbTopology> {
-    let lb = LbTopology::with_config(&TopoConfig::new(2).with_ipv6())?;
-    let mut batch = format!("addr add {LB_V6}/64 dev eth0 nodad\n");
-    for (rs, addr) in lb.topo.backends.iter().zip(RS_V6) {
-        batch.push_str(&format!(
-            "neigh replace {addr} lladdr {} dev eth0 nud permanent\n",
-            format_mac(&rs.mac)
-        ));
-    }
-    batch.push_str("route add 2001:db8:99::/64 via 2001:db8:0:1::fe dev eth0\n");
-    lb.topo.lb.ns.ip_batch(&batch)?;
-    Ok(lb)
-}
-
-fn without_comments(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// `lbctl ARGS`: (stdout, stderr, exit status).
-fn run(lb: &LbTopology, args: &[&str]) -> Result<(String, String, i32)> {
-    let o = lb.lbctl(args)?;
-    Ok((
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.code().context("killed by a signal")?,
-    ))
+    dual_stack_lab("route add 2001:db8:99::/64 via 2001:db8:0:1::fe dev eth0\n")
 }
 
 /// The in-use dests of IPv6 address `addr`.
@@ -79,13 +45,7 @@ fn mixed_family_rules_restore_save_and_list_as_ipvsadm() -> Result<()> {
         return Ok(());
     }
     let lb = lab()?;
-    let o = lb.lbctl_stdin(&["-R"], Some(RULES))?;
-    ensure!(
-        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
-        "-R: {} {:?}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    restore(&lb, RULES)?;
     let saved = lb.lbctl_ok(&["-S", "-n"])?;
     assert_eq!(saved, without_comments(RULES));
     let listing = lb.lbctl_ok(&["-L", "-n"])?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use lb_common::{REASON_FWD_CONN, REASON_FWD_NEW, REASON_TX_ICMP_UNREACH};
+use lb_tests::cli_lab::without_comments;
 use lb_tests::client::{self, HoldConn, Outcome, UdpFlow};
 use lb_tests::lb::{ConnRow, LbTopology, real_line, wait_for};
 use lb_tests::require_root;
@@ -667,15 +668,6 @@ const RULES_LIST: &str = include_str!("../fixtures/ipvsadm.rules.list");
 /// them: ports by their `/etc/services` name, no thresholds, and no fwmark
 /// rules (the marks come from the operator's iptables).
 const IPVSADM_SAVE: &str = include_str!("../fixtures/ipvsadm-save.rules");
-
-/// `text` without its comment lines: what `-S` prints of a saved file
-/// (the init script's `# ipvsadm.rules` heading is not `-S` output).
-fn without_comments(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
 /// The real-server lines of `listing` under the service line `service`.
 fn reals_of<'a>(listing: &'a str, service: &str) -> Vec<&'a str> {

@@ -14,12 +14,11 @@
 
 use std::net::IpAddr;
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Context as _, Result};
 use lb_common::{CONN_S_ESTABLISHED, CONN_S_UDP, COUNTED_NONE, Conn, ConnKey, DEST_F_IN_USE};
+use lb_tests::cli_lab::{dual_stack_lab, restore, run, without_comments};
 use lb_tests::lb::LbTopology;
-use lb_tests::netns::format_mac;
 use lb_tests::require_root;
-use lb_tests::topo::TopoConfig;
 use lb_user::{Pins, Table};
 
 /// The rules file: `-S -n` prints it back without its comment line.
@@ -29,53 +28,8 @@ const RULES_LIST: &str = include_str!("../fixtures/ipvsadm-tunnel.rules.list");
 /// `-L -n --tun-info` of [`RULES`].
 const RULES_TUN_INFO: &str = include_str!("../fixtures/ipvsadm-tunnel.rules.tun-info");
 
-/// The director's IPv6 address on the real servers' link.
-const LB_V6: &str = "2001:db8:0:1::1";
-/// The real servers' IPv6 addresses (rs1, rs2), on the director's link.
-const RS_V6: [&str; 2] = ["2001:db8:0:1::11", "2001:db8:0:1::12"];
-
-/// The topology with IPv6 on, the director given [`LB_V6`]/64 and permanent neighbour
-/// entries for [`RS_V6`] (the real servers' MACs): every real server is on the director's
-/// link, of either family.
 fn lab() -> Result<LbTopology> {
-    let lb = LbTopology::with_config(&TopoConfig::new(2).with_ipv6())?;
-    let mut batch = format!("addr add {LB_V6}/64 dev eth0 nodad\n");
-    for (rs, addr) in lb.topo.backends.iter().zip(RS_V6) {
-        batch.push_str(&format!(
-            "neigh replace {addr} lladdr {} dev eth0 nud permanent\n",
-            format_mac(&rs.mac)
-        ));
-    }
-    lb.topo.lb.ns.ip_batch(&batch)?;
-    Ok(lb)
-}
-
-fn without_comments(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// `lbctl ARGS`: (stdout, stderr, exit status).
-fn run(lb: &LbTopology, args: &[&str]) -> Result<(String, String, i32)> {
-    let o = lb.lbctl(args)?;
-    Ok((
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.code().context("killed by a signal")?,
-    ))
-}
-
-fn restore(lb: &LbTopology, rules: &str) -> Result<()> {
-    let o = lb.lbctl_stdin(&["-R"], Some(rules))?;
-    ensure!(
-        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
-        "-R: {} {:?}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Ok(())
+    dual_stack_lab("")
 }
 
 #[test]
